@@ -91,7 +91,11 @@ class Signature(_Strict):
     features: list[Feature]
     classes: list[str] | None = Field(default=None, description="Class labels, in output order.")
     allow_non_finite: bool = Field(
-        default=False, description="Whether NaN/inf inputs are accepted (the model imputes them)."
+        default=False,
+        description=(
+            "Whether NaN (a missing value) is accepted in numeric inputs: the model imputes it."
+            " Infinities are never valid input."
+        ),
     )
 
 
@@ -110,8 +114,15 @@ class Parity(_Strict):
     rows_checked: int
     max_abs_diff: float
     labels_identical: bool
-    tolerance: float
-    sample_inputs: list[list[float | str]] = Field(description="Held-out rows, features in order.")
+    tolerance: float = Field(
+        description=(
+            "Classification: the largest allowed probability difference. Regression: the largest"
+            " allowed absolute difference of a prediction, in target units."
+        )
+    )
+    sample_inputs: list[list[float | str | None]] = Field(
+        description="Held-out rows, features in order; None is a missing numeric value (NaN)."
+    )
     sample_outputs: list[str | float] = Field(description="The model's predictions on them.")
     sample_probabilities: list[list[float]] | None = None
 
@@ -120,14 +131,21 @@ class Lineage(_Strict):
     """Everything needed to trace and re-create the model."""
 
     dataset_uri: str
-    dataset_sha256: str
+    dataset_sha256: str = Field(description="The data version: sha256 of the canonical content.")
     dataset_rows: int
     dataset_columns: int
+    dataset_key: str | None = Field(
+        default=None, description="Where the dataset snapshot lives in the artifact store."
+    )
     target: str
+    categorical: list[str] = Field(default_factory=list, description="Columns one-hot encoded.")
     estimator: str
-    params: dict[str, object]
+    params: dict[str, object] = Field(description="Every parameter given to the estimator.")
     seed: int
     test_size: float
+    cv_folds: int = Field(default=0, description="0 when no cross-validation ran.")
+    scaling: Literal["standard", "none"] = "none"
+    imputation: Literal["median", "mean", "none"] = "none"
     image: str | None = None
     code_version: str
     training_job: str | None = None
