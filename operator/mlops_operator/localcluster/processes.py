@@ -86,16 +86,26 @@ class ManagedProcess:
             self.pid_file.unlink(missing_ok=True)
             return False
         _signal_group(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_seconds
-        while time.monotonic() < deadline and self.pid() is not None:
-            time.sleep(0.1)
-        if self.pid() is not None:
+        if not _wait_gone(pid, grace_seconds):
             _signal_group(pid, signal.SIGKILL)
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and self.pid() is not None:
-                time.sleep(0.05)
+            _wait_gone(pid, 5)
         self.pid_file.unlink(missing_ok=True)
         return True
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    # The exe link vanishes while a process exits, before its /proc entry does.
+    # "Gone" means no entry at all, or a zombie that is someone else's to reap; a
+    # zombie child of ours is reaped here (a multi-threaded one only becomes
+    # reapable once all its threads have exited, hence the loop).
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not Path(f"/proc/{pid}").exists():
+            return True
+        if _is_zombie(pid) and (_parent(pid) != os.getpid() or _reap(pid)):
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
@@ -116,9 +126,18 @@ def _is_zombie(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] == "Z"
 
 
-def _reap(pid: int) -> None:
-    # Only our own children can be reaped; anything else is reaped by init.
+def _parent(pid: int) -> int | None:
     try:
-        os.waitpid(pid, os.WNOHANG)
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[-1].split()[1])
+
+
+def _reap(pid: int) -> bool:
+    """Reap a zombie child; True once it is reaped (by us or by anyone else)."""
+    try:
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
-        pass
+        return True
+    return reaped == pid

@@ -1,0 +1,54 @@
+"""Test helpers that talk to the real API server through the cluster's own kubectl."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from mlops_operator.localcluster.binaries import KUBERNETES
+
+T = TypeVar("T")
+
+KUBECTL = KUBERNETES.path("kubectl")
+
+
+def kubectl(
+    kubeconfig: Path, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run the cluster's kubectl; raise with its stderr when `check` and it fails."""
+    proc = subprocess.run(
+        [str(KUBECTL), f"--kubeconfig={kubeconfig}", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
+    return proc
+
+
+def get_json(kubeconfig: Path, *args: str) -> Any:
+    """`kubectl get ... -o json`, parsed."""
+    return json.loads(kubectl(kubeconfig, "get", *args, "-o", "json").stdout)
+
+
+def wait_for(
+    probe: Callable[[], T | None], timeout: float = 120, interval: float = 0.25, what: str = ""
+) -> T:
+    """Poll `probe` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(
+        f"timed out after {timeout:.0f}s waiting for {what or probe}; last: {last!r}"
+    )
