@@ -1,0 +1,59 @@
+"""``mlops serve``: the inference server on a model directory, with or without a cluster."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["register"]
+
+# Flags that map one-to-one onto ServingSettings fields (env MLOPS_<FIELD>).
+_OPTIONS: tuple[tuple[str, type, str], ...] = (
+    ("model-name", str, "name served under /v2/models/{name} (default: the card's)"),
+    ("model-version", str, "version on every response and metric (default: sha256 prefix)"),
+    ("host", str, "address to listen on (default 0.0.0.0)"),
+    ("port", int, "port to listen on (default 8080)"),
+    ("workers", int, "worker processes sharing the port (default: one per whole CPU)"),
+    ("intra-op-threads", int, "onnxruntime threads per worker (default: CPU limit / workers)"),
+    ("cpu-limit", float, "CPUs available (default: the cgroup limit)"),
+    ("max-batch-rows", int, "most rows merged into one onnxruntime call"),
+    ("batch-delay-ms", float, "how long a micro-batch waits for more requests (default 0)"),
+    ("max-body-bytes", int, "largest request body"),
+    ("max-rows", int, "most rows in one request"),
+    ("shadow-url", str, "mirror each request to this base URL, fire-and-forget"),
+    ("payload-log-uri", str, "write sampled payloads as JSON lines under this URI"),
+    ("payload-log-sample-rate", float, "share of requests logged (0..1)"),
+    ("drain-seconds", float, "after SIGTERM, serve this long while not ready"),
+    ("log-level", str, "logging level (default INFO)"),
+)
+
+
+def register(subparsers: Any) -> None:
+    """Add ``mlops serve`` to the ``mlops`` command."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "serve",
+        help="serve an ONNX model directory over HTTP (KServe V2, /predict, /metrics)",
+        description=(
+            "Serve the model that `mlops train --output DIR` wrote. Every flag also reads "
+            "from its MLOPS_* environment variable (e.g. MLOPS_PORT)."
+        ),
+    )
+    parser.add_argument(
+        "--model-dir", required=True, help="directory or fsspec URI with model.onnx and its card"
+    )
+    for flag, kind, text in _OPTIONS:
+        parser.add_argument(f"--{flag}", type=kind, default=None, help=text)
+    parser.set_defaults(func=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    # Imported here so `mlops` stays fast for commands that never serve.
+    from mlops_operator.serving.server import run
+    from mlops_operator.serving.settings import ServingSettings
+
+    given = {
+        name: value
+        for name, value in vars(args).items()
+        if value is not None and name in ServingSettings.model_fields
+    }
+    return run(ServingSettings(**given))

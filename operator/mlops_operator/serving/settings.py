@@ -1,0 +1,83 @@
+"""The serving container's interface: every knob of the inference server, from ``MLOPS_*`` env vars.
+
+The operator's Deployment builder renders this class into env vars and the
+server reads them back, so the container interface is defined once.
+``mlops serve`` flags map onto the same fields.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ServingSettings"]
+
+
+class ServingSettings(BaseSettings):
+    """Configuration of the inference server (env prefix ``MLOPS_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="MLOPS_", extra="forbid", frozen=True)
+
+    model_dir: str = Field(
+        description="Directory or fsspec URI holding model.onnx and model-card.json."
+    )
+    model_name: str | None = Field(
+        default=None, description="Name served under /v2/models/{name}; default: the card's."
+    )
+    model_version: str | None = Field(
+        default=None,
+        description="Version reported on every response and metric; default: sha256 prefix.",
+    )
+    host: str = Field(default="0.0.0.0", description="Address to listen on.")
+    port: int = Field(default=8080, ge=0, le=65535, description="Port to listen on.")
+    workers: int = Field(
+        default=0, ge=0, description="Worker processes sharing the port; 0 = one per whole CPU."
+    )
+    intra_op_threads: int = Field(
+        default=0, ge=0, description="onnxruntime threads per worker; 0 = CPU limit / workers."
+    )
+    cpu_limit: float | None = Field(
+        default=None, gt=0, description="CPUs available; default: read from the cgroup."
+    )
+    max_batch_rows: int = Field(
+        default=256, ge=1, description="Most rows merged into one onnxruntime call."
+    )
+    batch_delay_ms: float = Field(
+        default=0.0,
+        ge=0,
+        description="How long a batch waits for more requests; 0 takes whatever is queued.",
+    )
+    offload_inference: bool = Field(
+        default=True,
+        description="Run onnxruntime in a thread so the event loop keeps parsing meanwhile.",
+    )
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1, description="Largest request body.")
+    max_rows: int = Field(default=10_000, ge=1, description="Most rows in one request.")
+    feedback_window: int = Field(
+        default=100_000, ge=1, description="Recent requests kept for /feedback by request id."
+    )
+    shadow_url: str | None = Field(
+        default=None, description="Base URL that receives a fire-and-forget copy of each request."
+    )
+    shadow_queue_size: int = Field(default=1024, ge=1, description="Mirror backlog before drops.")
+    payload_log_uri: str | None = Field(
+        default=None, description="Directory or fsspec URI for sampled JSON-lines payload logs."
+    )
+    payload_log_sample_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Share of requests logged."
+    )
+    payload_log_max_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=1, description="Most bytes one worker logs in its lifetime."
+    )
+    drain_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description=(
+            "After SIGTERM, how long to keep serving while reporting not ready (so endpoints "
+            "are removed) before the listener closes."
+        ),
+    )
+    shutdown_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Most time in-flight requests get to finish on shutdown."
+    )
+    log_level: str = Field(default="INFO", description="Python logging level.")

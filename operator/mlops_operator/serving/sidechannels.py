@@ -1,0 +1,143 @@
+"""Hooks that see traffic without ever slowing it: shadow mirroring and payload logging.
+
+Both take records through ``offer`` which never blocks and never raises: the
+record joins a bounded queue or is dropped (and counted). Background tasks do
+the I/O, so the caller's latency does not depend on the shadow or the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import random
+import socket
+from typing import Any
+
+import aiohttp
+import orjson
+
+from mlops_operator.serving.metrics import ServingMetrics
+from mlops_operator.storage.keys import InvalidKeyError
+from mlops_operator.storage.store import ArtifactStore, StorageError
+
+__all__ = ["PayloadLogger", "ShadowMirror"]
+
+log = logging.getLogger(__name__)
+
+_SHADOW_TIMEOUT = aiohttp.ClientTimeout(total=5)
+
+
+class ShadowMirror:
+    """Sends a copy of each request to a shadow server, fire-and-forget."""
+
+    def __init__(self, base_url: str, metrics: ServingMetrics, *, queue_size: int) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._metrics = metrics
+        self._queue: asyncio.Queue[tuple[str, bytes, str]] = asyncio.Queue(queue_size)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the sending task on the running loop."""
+        self._task = asyncio.get_running_loop().create_task(self._send_all(), name="shadow")
+
+    def offer(self, path: str, body: bytes, request_id: str) -> None:
+        """Queue a copy of a request, or drop it when the shadow is behind."""
+        try:
+            self._queue.put_nowait((path, body, request_id))
+        except asyncio.QueueFull:
+            self._metrics.observe_side_channel("shadow", "dropped")
+
+    async def stop(self) -> None:
+        """Stop sending; copies still queued are dropped (they are best effort)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _send_all(self) -> None:
+        async with aiohttp.ClientSession(timeout=_SHADOW_TIMEOUT) as session:
+            while True:
+                path, body, request_id = await self._queue.get()
+                headers = {
+                    "Content-Type": "application/json",
+                    "X-Request-ID": request_id,
+                    "X-Mlops-Shadow": "1",
+                }
+                try:
+                    async with session.post(self._base_url + path, data=body, headers=headers) as r:
+                        await r.read()
+                        outcome = "sent" if r.status < 500 else "failed"
+                except (aiohttp.ClientError, TimeoutError):
+                    outcome = "failed"
+                self._metrics.observe_side_channel("shadow", outcome)
+
+
+class PayloadLogger:
+    """Writes a sample of requests and responses as JSON lines to the artifact store.
+
+    Bounded three ways: the share of requests sampled, the records waiting in
+    memory, and the bytes one worker writes in its lifetime.
+    """
+
+    _FLUSH_SECONDS = 5.0
+    _QUEUE_RECORDS = 10_000
+
+    def __init__(
+        self, uri: str, metrics: ServingMetrics, *, sample_rate: float, max_bytes: int
+    ) -> None:
+        model = metrics.model
+        self._store = ArtifactStore(uri)
+        self._prefix = f"{model.name}/{model.version}"
+        self._metrics = metrics
+        self._sample_rate = sample_rate
+        self._budget = max_bytes
+        self._pending: list[bytes] = []
+        self._file_index = 0
+        self._task: asyncio.Task[None] | None = None
+        self._writer = f"{socket.gethostname()}-{os.getpid()}"
+
+    def start(self) -> None:
+        """Start the flushing task on the running loop."""
+        self._task = asyncio.get_running_loop().create_task(self._flush_forever(), name="payloads")
+
+    def sampled(self) -> bool:
+        """Whether the current request should be logged."""
+        return self._sample_rate > 0 and random.random() < self._sample_rate
+
+    def offer(self, record: dict[str, Any]) -> None:
+        """Queue one record, or drop it when the queue or the byte budget is full."""
+        line = orjson.dumps(record) + b"\n"
+        if len(self._pending) >= self._QUEUE_RECORDS or len(line) > self._budget:
+            self._metrics.observe_side_channel("payload_log", "dropped")
+            return
+        self._budget -= len(line)
+        self._pending.append(line)
+
+    async def stop(self) -> None:
+        """Write what is pending, then stop."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Write the pending records to a new file in the store."""
+        if not self._pending:
+            return
+        lines, self._pending = self._pending, []
+        day = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
+        self._file_index += 1
+        key = f"{self._prefix}/{day}/{self._writer}-{self._file_index:06d}.jsonl"
+        try:
+            await asyncio.to_thread(self._store.put_bytes, key, b"".join(lines))
+        except (StorageError, InvalidKeyError, OSError) as error:
+            log.warning("payload log: cannot write %s: %s", key, error)
+            self._metrics.observe_side_channel("payload_log", "failed", len(lines))
+            return
+        self._metrics.observe_side_channel("payload_log", "written", len(lines))
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._FLUSH_SECONDS)
+            await self.flush()
