@@ -31,6 +31,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
+.PHONY: crds
+crds: $(STAMP) ## Regenerate crds/*.yaml and the Helm chart's CRD templates from operator/mlops_operator/api.
+	$(PY) -m mlops_operator.crdgen --write
+
 .PHONY: binaries
 binaries: $(STAMP) ## Build (first run only) and cache the control-plane binaries.
 	$(MLOPS) cluster build

@@ -1,0 +1,360 @@
+"""DriftPolicy (``dp``): watch a ModelDeployment and retrain when its data or quality drifts.
+
+Every `interval` the operator evaluates the triggers over the last `window`
+(feature and prediction drift as PSI against the training distribution,
+accuracy or RMSE from labelled feedback, custom PromQL, a cron schedule).
+When one fires on `consecutiveBreaches` evaluations in a row, and the cooldown
+and the budget allow, it creates a TrainingJob from `retrain.template`; the
+new version then goes through the same gates and rollout as any other.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from mlops_operator.api.fields import ColumnName, Duration, Fraction, ObjectName
+from mlops_operator.api.gates import ComparisonOp
+from mlops_operator.api.model import CamelModel, Rule
+from mlops_operator.api.resource import CustomResource, PrinterColumn, ResourceStatus
+from mlops_operator.api.trainingjob import TrainingJobTemplate
+
+__all__ = [
+    "AccuracyTrigger",
+    "Budget",
+    "CustomTrigger",
+    "DriftAction",
+    "DriftPolicy",
+    "DriftPolicySpec",
+    "DriftPolicyStatus",
+    "FeatureDriftTrigger",
+    "LastRetrain",
+    "PredictionDriftTrigger",
+    "PrometheusSource",
+    "Retrain",
+    "RmseTrigger",
+    "TriggerState",
+    "Triggers",
+]
+
+CRON_PATTERN = (
+    r"^(@(yearly|annually|monthly|weekly|daily|hourly)"
+    r"|([0-9*/,\-]+\s+){4}[0-9A-Za-z*/,\-]+)$"
+)
+
+
+class FeatureDriftTrigger(CamelModel):
+    """Population stability index of each input feature against its training distribution."""
+
+    psi_threshold: float = Field(
+        default=0.25,
+        gt=0.0,
+        le=10.0,
+        description="A feature drifts when its PSI reaches this (0.1 moderate, 0.25 major shift).",
+    )
+    features: list[ColumnName] | None = Field(
+        default=None,
+        max_length=1000,
+        description="Features to watch; default: all.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    min_samples: int = Field(
+        default=1000, ge=1, le=100_000_000, description="Requests needed in the window to judge."
+    )
+    min_drifted_share: float = Field(
+        default=0.5,
+        gt=0.0,
+        le=1.0,
+        description="Fire when at least this share of the watched features drift.",
+    )
+
+
+class PredictionDriftTrigger(CamelModel):
+    """PSI of the model's predictions against their training distribution."""
+
+    psi_threshold: float = Field(
+        default=0.25, gt=0.0, le=10.0, description="Fire when the prediction PSI reaches this."
+    )
+    min_samples: int = Field(
+        default=1000, ge=1, le=100_000_000, description="Predictions needed in the window."
+    )
+
+
+class AccuracyTrigger(CamelModel):
+    """Live accuracy from labelled feedback (classification)."""
+
+    floor: Fraction = Field(description="Fire when live accuracy falls below this.")
+    min_samples: int = Field(
+        default=100, ge=1, le=100_000_000, description="Labelled requests needed in the window."
+    )
+
+
+class RmseTrigger(CamelModel):
+    """Live RMSE from labelled feedback (regression)."""
+
+    ceiling: float = Field(gt=0.0, description="Fire when live RMSE rises above this.")
+    min_samples: int = Field(
+        default=100, ge=1, le=100_000_000, description="Labelled requests needed in the window."
+    )
+
+
+class CustomTrigger(CamelModel):
+    """A PromQL query whose value is compared with a threshold."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="Name of the trigger, unique in the policy.",
+    )
+    query: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="PromQL returning one number; `$window` is replaced by `spec.window`.",
+    )
+    op: ComparisonOp = Field(default=ComparisonOp.GT, description="Fire when `value op threshold`.")
+    threshold: float = Field(description="The value compared with.")
+
+
+class Triggers(CamelModel):
+    """What starts a retrain; at least one must be set."""
+
+    cel_rules = (
+        Rule(
+            "has(self.featureDrift) || has(self.predictionDrift) || has(self.accuracy)"
+            " || has(self.rmse) || (has(self.custom) && size(self.custom) > 0)"
+            " || has(self.schedule)",
+            "at least one trigger must be set",
+        ),
+        Rule(
+            "!(has(self.accuracy) && has(self.rmse))",
+            "`accuracy` and `rmse` must not both be set: a model is a classifier or a regressor",
+            field_path=".rmse",
+            reason="FieldValueForbidden",
+        ),
+    )
+
+    feature_drift: FeatureDriftTrigger | None = Field(
+        default=None, description="Input feature drift."
+    )
+    prediction_drift: PredictionDriftTrigger | None = Field(
+        default=None, description="Prediction drift."
+    )
+    accuracy: AccuracyTrigger | None = Field(
+        default=None, description="Accuracy decay (classification)."
+    )
+    rmse: RmseTrigger | None = Field(default=None, description="Error growth (regression).")
+    custom: list[CustomTrigger] | None = Field(
+        default=None,
+        max_length=16,
+        description="PromQL triggers.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    schedule: str | None = Field(
+        default=None,
+        max_length=128,
+        pattern=CRON_PATTERN,
+        description="Retrain on a cron schedule (5 fields, UTC) regardless of drift, e.g."
+        " `0 3 * * 0`; cooldown and budget still apply.",
+    )
+
+
+class Budget(CamelModel):
+    """At most `count` retrains per `period`."""
+
+    cel_rules = (
+        Rule(
+            "duration(self.period) >= duration('1m')",
+            "`period` must be at least 1m",
+            field_path=".period",
+        ),
+    )
+
+    count: int = Field(default=1, ge=1, le=100, description="Retrains allowed per period.")
+    period: Duration = Field(default="24h", description="Length of the sliding period.")
+
+
+class DriftAction(StrEnum):
+    """What a fired trigger does."""
+
+    RETRAIN = "Retrain"
+    ALERT = "Alert"
+
+
+class Retrain(CamelModel):
+    """The TrainingJob created when a trigger fires."""
+
+    cel_rules = (
+        Rule(
+            "self.useLoggedData != has(self.template.dataset)",
+            "`template.dataset` must be set unless `useLoggedData` is true, and must not be set"
+            " when it is",
+            field_path=".template.dataset",
+        ),
+    )
+
+    template: TrainingJobTemplate = Field(description="Spec of the TrainingJob to create.")
+    use_logged_data: bool = Field(
+        default=False,
+        description="Train on the target's payload log joined with labelled feedback"
+        " (`dataset.fromPayloadLog` of the target) instead of `template.dataset`.",
+    )
+
+
+class PrometheusSource(CamelModel):
+    """Where the live metrics come from."""
+
+    url: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=r"^https?://\S+$",
+        description="Prometheus base URL; default: scrape the serving pods directly.",
+    )
+    timeout_seconds: int = Field(
+        default=10, ge=1, le=300, description="Timeout of one query or scrape."
+    )
+
+
+class DriftPolicySpec(CamelModel):
+    """Desired behaviour of a DriftPolicy."""
+
+    cel_rules = (
+        Rule(
+            "duration(self.cooldown) >= duration(self.interval)",
+            "`cooldown` must not be shorter than `interval`",
+            field_path=".cooldown",
+        ),
+        Rule(
+            "duration(self.window) >= duration(self.interval)",
+            "`window` must not be shorter than `interval`",
+            field_path=".window",
+        ),
+        Rule(
+            "duration(self.interval) >= duration('10s')",
+            "`interval` must be at least 10s",
+            field_path=".interval",
+        ),
+        Rule(
+            "self.action != 'Retrain' || has(self.retrain)",
+            "`retrain` must be set when `action` is Retrain",
+            field_path=".retrain",
+            reason="FieldValueRequired",
+        ),
+    )
+
+    deployment: ObjectName = Field(description="The ModelDeployment to watch.")
+    interval: Duration = Field(default="5m", description="How often to evaluate (at least 10s).")
+    window: Duration = Field(
+        default="1h", description="Time range each evaluation looks back over."
+    )
+    triggers: Triggers = Field(description="What starts a retrain.")
+    consecutive_breaches: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="Evaluations in a row a trigger must fire before acting (hysteresis).",
+    )
+    cooldown: Duration = Field(
+        default="24h", description="Least time between two retrains; not shorter than `interval`."
+    )
+    budget: Budget = Field(
+        default=Budget(),
+        description="Most retrains per period.",
+    )
+    action: DriftAction = Field(
+        default=DriftAction.RETRAIN,
+        description="`Retrain`: create a TrainingJob; `Alert`: only report (conditions, Events).",
+    )
+    retrain: Retrain | None = Field(
+        default=None, description="What to train; required with `action: Retrain`."
+    )
+    prometheus: PrometheusSource = Field(
+        default=PrometheusSource(),
+        description="Where live metrics come from.",
+    )
+    suspend: bool = Field(default=False, description="Stop evaluating until set back to false.")
+
+
+class TriggerState(CamelModel):
+    """The last evaluation of one trigger."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=80,
+        description="`featureDrift`, `predictionDrift`, `accuracy`, `rmse`, `schedule` or"
+        " `custom/<name>`.",
+    )
+    value: float | None = Field(default=None, description="Measured value; absent if unknown.")
+    threshold: float | None = Field(default=None, description="Threshold it was compared with.")
+    fired: bool = Field(default=False, description="Whether it crossed the threshold.")
+    consecutive: int = Field(default=0, ge=0, description="Evaluations in a row it fired.")
+    samples: int | None = Field(default=None, ge=0, description="Samples in the window.")
+    message: str = Field(default="", max_length=1024, description="Detail for humans.")
+
+
+class LastRetrain(CamelModel):
+    """The most recent retrain the policy started."""
+
+    time: datetime = Field(description="When the TrainingJob was created.")
+    reason: str = Field(min_length=1, max_length=1024, description="Which trigger, and its value.")
+    training_job: ObjectName = Field(description="The TrainingJob created.")
+    resulting_version: ObjectName | None = Field(
+        default=None, description="The ModelVersion it produced, once known."
+    )
+
+
+class DriftPolicyStatus(ResourceStatus):
+    """Observed state: conditions `Ready`, `DriftDetected` and `SourceReachable`."""
+
+    last_evaluation_time: datetime | None = Field(
+        default=None, description="When the triggers were last evaluated."
+    )
+    triggers: list[TriggerState] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Last value of each trigger.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    headline: TriggerState | None = Field(
+        default=None,
+        description="The trigger closest to firing (largest value relative to its threshold),"
+        " shown by `kubectl get dp`.",
+    )
+    last_retrain: LastRetrain | None = Field(default=None, description="The latest retrain.")
+    retrains_in_period: int = Field(
+        default=0, ge=0, description="Retrains within the current `budget.period`."
+    )
+
+
+class DriftPolicy(
+    CustomResource,
+    kind="DriftPolicy",
+    plural="driftpolicies",
+    short_names=("dp",),
+    printer_columns=(
+        PrinterColumn("Target", "string", ".spec.deployment", "ModelDeployment watched."),
+        PrinterColumn("Trigger", "string", ".status.headline.name", "Trigger closest to firing."),
+        PrinterColumn("Value", "number", ".status.headline.value", "Its last value."),
+        PrinterColumn("Threshold", "number", ".status.headline.threshold", "Its threshold."),
+        PrinterColumn(
+            "Last Retrain", "date", ".status.lastRetrain.time", "Time since the last retrain."
+        ),
+        PrinterColumn(
+            "Drift",
+            "string",
+            '.status.conditions[?(@.type=="DriftDetected")].status',
+            "Whether a trigger fired at the last evaluation.",
+            priority=1,
+        ),
+        PrinterColumn("Age", "date", ".metadata.creationTimestamp", "Time since creation."),
+    ),
+):
+    """A DriftPolicy watches a ModelDeployment's live data and quality and retrains the
+    model when drift, accuracy decay, a custom query or a schedule says so."""
+
+    spec: DriftPolicySpec = Field(description="Desired behaviour.")
+    status: DriftPolicyStatus | None = Field(
+        default=None, description="Observed state, written by the operator."
+    )

@@ -1,0 +1,120 @@
+"""Field types shared by the four kinds: names, durations, quantities, URIs, compute resources.
+
+Each type carries its wire constraints (pattern, length, format) so that
+pydantic and the API server accept exactly the same values. Patterns are
+RE2-compatible: the API server evaluates them with Go's regexp.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, WithJsonSchema
+
+from mlops_operator.api.model import CamelModel, Rule
+
+__all__ = [
+    "DURATION_PATTERN",
+    "QUANTITY_PATTERN",
+    "ColumnName",
+    "Duration",
+    "Fraction",
+    "Image",
+    "MetricName",
+    "ModelName",
+    "ObjectName",
+    "Quantity",
+    "ResourceRequirements",
+    "Sha256",
+    "StorageUri",
+]
+
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+# Go's time.ParseDuration units that people use for operations (no ns/us): CEL's
+# duration() parses exactly this syntax, so rules can compare two durations.
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+
+# Kubernetes' own pattern for resource.Quantity.
+QUANTITY_PATTERN = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]"
+    r"|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+_QUANTITY = re.compile(QUANTITY_PATTERN)
+
+ModelName = Annotated[str, Field(min_length=1, max_length=50, pattern=DNS_LABEL_PATTERN)]
+"""A model's name: a DNS label short enough to suffix with ``-v<version>``."""
+
+ObjectName = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)]
+"""The name of another object in the same namespace."""
+
+MetricName = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z][a-z0-9_]*$")]
+"""A metric name as the trainer reports it (``accuracy``, ``f1_macro``, ``rmse`` …)."""
+
+ColumnName = Annotated[str, Field(min_length=1, max_length=256)]
+"""A column of a tabular dataset."""
+
+Duration = Annotated[
+    str, Field(max_length=32, pattern=DURATION_PATTERN, json_schema_extra={"format": "duration"})
+]
+"""A duration such as ``30s``, ``5m``, ``1h30m`` or ``1.5h``."""
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+"""A number between 0 and 1 inclusive."""
+
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", min_length=64, max_length=64)]
+"""A lowercase hex SHA-256 digest."""
+
+StorageUri = Annotated[
+    str, Field(min_length=1, max_length=2048, pattern=r"^[a-z][a-z0-9+.-]*://\S+$")
+]
+"""A URI that fsspec can open (``file://``, ``s3://``, ``gs://`` …)."""
+
+Image = Annotated[str, Field(min_length=1, max_length=512, pattern=r"^\S+$")]
+"""A container image reference."""
+
+
+def _check_quantity(value: int | str) -> int | str:
+    if isinstance(value, str) and (len(value) > 64 or not _QUANTITY.match(value)):
+        raise ValueError(f"{value!r} is not a Kubernetes quantity (such as 500m, 2, 1Gi or 1.5G)")
+    return value
+
+
+Quantity = Annotated[
+    int | str,
+    AfterValidator(_check_quantity),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "maxLength": 64,
+            "pattern": QUANTITY_PATTERN,
+            "x-kubernetes-int-or-string": True,
+        }
+    ),
+]
+"""A Kubernetes resource quantity: ``500m``, ``2``, ``1Gi``."""
+
+_ResourceList = Annotated[dict[str, Quantity], Field(max_length=16)]
+
+
+class ResourceRequirements(CamelModel):
+    """Compute resources of the pods, as in a container's ``resources``."""
+
+    cel_rules = (
+        Rule(
+            "!has(self.requests) || !has(self.limits) || self.requests.all(k, !(k in self.limits)"
+            " || quantity(string(self.limits[k])).compareTo(quantity(string(self.requests[k]))) >= 0)",
+            "`limits` must not be less than `requests` for any resource",
+            field_path=".limits",
+        ),
+    )
+
+    requests: _ResourceList | None = Field(
+        default=None,
+        description="Minimum resources the scheduler reserves, e.g. `{cpu: 500m, memory: 1Gi}`.",
+    )
+    limits: _ResourceList | None = Field(
+        default=None, description="Maximum resources the pod may use, e.g. `{memory: 2Gi}`."
+    )
