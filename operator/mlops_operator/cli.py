@@ -17,7 +17,11 @@ from mlops_operator import __version__
 __all__ = ["main"]
 
 # Modules that add subcommands; each defines `register(subparsers)`.
-_COMMAND_MODULES = ("mlops_operator.crdgen.commands", "mlops_operator.localcluster.commands")
+_COMMAND_MODULES = (
+    "mlops_operator.crdgen.commands",
+    "mlops_operator.localcluster.commands",
+    "mlops_operator.trainer.commands",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
