@@ -43,6 +43,7 @@ binaries: $(STAMP) ## Build (first run only) and cache the control-plane binarie
 lint: $(STAMP) ## ruff (lint and format) and the import-layer contracts.
 	$(VENV)/bin/ruff check operator tests benchmarks
 	$(VENV)/bin/ruff format --check operator tests benchmarks
+	$(VENV)/bin/lint-imports
 
 .PHONY: typecheck
 typecheck: $(STAMP) ## mypy --strict over the package.

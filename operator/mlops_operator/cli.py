@@ -20,6 +20,7 @@ __all__ = ["main"]
 _COMMAND_MODULES = (
     "mlops_operator.crdgen.commands",
     "mlops_operator.localcluster.commands",
+    "mlops_operator.runtime.commands",
     "mlops_operator.trainer.commands",
 )
 

@@ -1,0 +1,79 @@
+"""Kopf's own configuration, applied when the operator starts.
+
+The choices, and why:
+
+- **Events are posted only on purpose.** Kopf turns every log record at or above
+  ``posting.level`` into a Kubernetes Event, which means one "Handler succeeded"
+  Event per handler run at the default INFO. Handlers here post the few Events a
+  human should see (a decision, a rejected spec) with ``kopf.event`` and a stable
+  reason; everything else goes to the logs, the conditions and the metrics, the
+  way controller-runtime's operators behave.
+- **Progress and the last-handled state live in annotations** under ``mlops.dev``.
+  Kopf's default also writes ``status.kopf``, which our typed status schema
+  prunes, so every write there would be wasted.
+- **One login for Kopf and for the handlers' client**: the service account in a
+  pod, the kubeconfig (``KUBECONFIG`` or ``~/.kube/config``) outside one, as
+  `kopf.ConnectionInfo`, handed to both. Kopf's own minimal kubeconfig reader is
+  used, so exec-plugin credentials (cloud CLIs) are not supported out of cluster.
+- **Watches are re-established every few minutes** and connections time out,
+  so a watch silently dropped by a proxy or load balancer costs minutes, not
+  forever.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from mlops_operator.handlers.context import OperatorContext
+
+__all__ = ["ANNOTATION_PREFIX", "configure", "configure_kopf", "login"]
+
+ANNOTATION_PREFIX = "mlops.dev"
+
+# Above CRITICAL: no log record becomes an Event; `kopf.event` still posts.
+_NO_LOG_EVENTS = logging.CRITICAL + 10
+
+
+def configure_kopf(settings: kopf.OperatorSettings) -> None:
+    """Set Kopf's settings for this operator (see the module docstring for why)."""
+    settings.posting.level = _NO_LOG_EVENTS
+    settings.posting.reporting_component = "mlops-operator"
+    settings.posting.event_name_prefix = "mlops-operator-"
+
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix=ANNOTATION_PREFIX
+    )
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{ANNOTATION_PREFIX}/finalizer"
+
+    # The API server ends each watch after server_timeout; the client gives up a
+    # little later if even that end never arrives.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 30
+    settings.networking.request_timeout = 60
+    settings.networking.connect_timeout = 30
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    """Kopf's startup hook: apply `configure_kopf`."""
+    configure_kopf(settings)
+
+
+@kopf.on.login()
+async def login(
+    settings: kopf.OperatorSettings, memo: OperatorContext, **_: Any
+) -> kopf.ConnectionInfo | None:
+    """Kopf's login hook (also on re-login): resolve credentials and share them with `memo.kube`."""
+    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
+        settings=settings
+    )
+    if info is not None:
+        await memo.kube.connect(info)
+    return info

@@ -1,0 +1,168 @@
+"""What every kind's handler shares: registration, parsing the body, reporting the spec's fate.
+
+A handler is registered for the three moments its object may need work: created,
+its spec changed, or found again when the operator (re)starts. It first parses
+the body into the kind's pydantic model. A spec the API server accepted but the
+model refuses (a rule the CRD cannot express, or a CRD older than the operator)
+can never reconcile until someone edits it: the handler records that in status
+(the kind's top condition False with reason ``InvalidSpec`` and the validation
+errors), posts one Warning Event, and raises `kopf.PermanentError` so Kopf stops
+retrying until the next spec change.
+
+Handlers return None: Kopf would store a return value under ``status.<handler>``,
+which the typed status schema prunes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import kopf
+from pydantic import ValidationError
+
+from mlops_operator.api.conditions import (
+    Condition,
+    ConditionStatus,
+    ConditionType,
+    Reason,
+    set_condition,
+)
+from mlops_operator.api.resource import GROUP, VERSION, CustomResource
+from mlops_operator.runtime.metrics import reconciler
+
+__all__ = [
+    "MAX_MESSAGE",
+    "acceptance_status",
+    "current_conditions",
+    "parse",
+    "reconciles",
+    "report_acceptance",
+    "validation_message",
+]
+
+R = TypeVar("R", bound=CustomResource)
+Handler = Callable[..., Awaitable[None]]
+
+MAX_MESSAGE = 2048
+"""Validation messages are cut here: a condition is read in `kubectl describe`, not a log."""
+
+
+def _now() -> datetime:
+    # Whole seconds, as Kubernetes writes metav1.Time.
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def reconciles(
+    kind: type[CustomResource],
+) -> Callable[[Handler], Callable[..., Coroutine[Any, Any, None]]]:
+    """Register the decorated coroutine as `kind`'s reconciler, measured under its lowercase kind."""
+
+    def register(handler: Handler) -> Callable[..., Coroutine[Any, Any, None]]:
+        measured = reconciler(kind.crd.singular)(handler)
+        plural = kind.crd.plural
+        kopf.on.resume(GROUP, VERSION, plural)(measured)
+        kopf.on.create(GROUP, VERSION, plural)(measured)
+        kopf.on.update(GROUP, VERSION, plural, field="spec")(measured)
+        return measured
+
+    return register
+
+
+def validation_message(error: ValidationError) -> str:
+    """Pydantic's errors as one line a user can act on: ``spec.fieldName: what is wrong; …``."""
+    parts = [
+        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"]
+        for e in error.errors(include_url=False)
+    ]
+    message = "; ".join(parts)
+    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 1] + "…"
+
+
+def current_conditions(body: Mapping[str, Any]) -> list[Condition]:
+    """The conditions in the body's status; entries that do not parse are dropped (they are rewritten)."""
+    status = body.get("status") or {}
+    found = []
+    for raw in status.get("conditions") or []:
+        try:
+            found.append(Condition.model_validate(raw))
+        except ValidationError:
+            continue
+    return found
+
+
+def acceptance_status(
+    conditions: Sequence[Condition],
+    *,
+    condition_type: ConditionType,
+    generation: int | None,
+    error: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The status fields that say whether the spec of `generation` was accepted.
+
+    Accepted: the top condition is Unknown (nothing acts on the spec yet), reason
+    `Reason.RECONCILED`. Refused: False with reason `Reason.INVALID_SPEC` and `error`.
+    """
+    if error is None:
+        status, reason = ConditionStatus.UNKNOWN, Reason.RECONCILED
+        message = "The spec is valid; no controller acts on this kind yet."
+    else:
+        status, reason, message = ConditionStatus.FALSE, Reason.INVALID_SPEC, error
+    updated = set_condition(
+        conditions,
+        type_=condition_type,
+        status=status,
+        reason=reason,
+        message=message,
+        observed_generation=generation,
+        now=now,
+    )
+    return {
+        "observedGeneration": generation,
+        "conditions": [
+            c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in updated
+        ],
+    }
+
+
+def _merge_status(body: Mapping[str, Any], patch: kopf.Patch, status: Mapping[str, Any]) -> bool:
+    """Put the fields of `status` that differ from the body's into `patch`; whether any did."""
+    current = body.get("status") or {}
+    changed = {key: value for key, value in status.items() if current.get(key) != value}
+    patch.status.update(changed)
+    return bool(changed)
+
+
+def parse(kind: type[R], body: kopf.Body, patch: kopf.Patch, condition_type: ConditionType) -> R:
+    """`body` as `kind`'s model; a refused spec is reported (status, one Event) and made permanent."""
+    try:
+        # The status is the operator's to write; a stale or foreign one must not block the spec.
+        return kind.model_validate({key: value for key, value in body.items() if key != "status"})
+    except ValidationError as exc:
+        error = validation_message(exc)
+    status = acceptance_status(
+        current_conditions(body),
+        condition_type=condition_type,
+        generation=body.metadata.get("generation"),
+        error=error,
+        now=_now(),
+    )
+    if _merge_status(body, patch, status):
+        kopf.event(body, type="Warning", reason=Reason.INVALID_SPEC.value, message=error)
+    raise kopf.PermanentError(f"invalid spec: {error}")
+
+
+def report_acceptance(
+    resource: CustomResource, body: kopf.Body, patch: kopf.Patch, condition_type: ConditionType
+) -> None:
+    """Record in status that `resource`'s current spec was accepted (no-op when already recorded)."""
+    status = acceptance_status(
+        current_conditions(body),
+        condition_type=condition_type,
+        generation=resource.generation,
+        error=None,
+        now=_now(),
+    )
+    _merge_status(body, patch, status)

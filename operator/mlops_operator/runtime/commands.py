@@ -1,0 +1,81 @@
+"""`mlops operator run`: the operator in the foreground (what its container runs).
+
+Every flag maps onto a field of `OperatorSettings` and wins over the matching
+``MLOPS_*`` variable; flags left out fall back to the variables, then the defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlops_operator.runtime.settings import OperatorSettings
+
+__all__ = ["register", "settings_from"]
+
+
+def settings_from(args: argparse.Namespace) -> OperatorSettings:
+    """The operator's settings: the flags given in `args` over the environment."""
+    from mlops_operator.runtime.settings import OperatorSettings
+
+    fields = OperatorSettings.model_fields
+    given = {name: value for name, value in vars(args).items() if name in fields}
+    overrides = {name: value for name, value in given.items() if value not in (None, [])}
+    if args.all_namespaces:
+        overrides["namespaces"] = []
+    return OperatorSettings(**overrides)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from mlops_operator.runtime import main
+
+    try:
+        settings = settings_from(args)
+    except ValidationError as exc:
+        print(f"mlops operator run: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    return main.run(settings)
+
+
+def register(subparsers: Any) -> None:
+    """Add `mlops operator ...` to the CLI."""
+    operator = subparsers.add_parser("operator", help="the Kubernetes operator")
+    actions = operator.add_subparsers(dest="action", metavar="ACTION", required=True)
+    run = actions.add_parser(
+        "run",
+        help="run the operator in the foreground (stops on SIGTERM/SIGINT)",
+        description="Run the operator. Each flag overrides its MLOPS_* environment variable.",
+    )
+    scope = run.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        dest="namespaces",
+        action="append",
+        metavar="NS",
+        help="watch this namespace (repeatable; MLOPS_NAMESPACES=a,b); default: cluster-wide",
+    )
+    scope.add_argument(
+        "-A",
+        "--all-namespaces",
+        action="store_true",
+        help="watch every namespace, even if MLOPS_NAMESPACES is set",
+    )
+    run.add_argument("--bind-address", help="address of the probe and metrics endpoints")
+    run.add_argument("--liveness-port", type=int, help="port of GET /healthz (default 8081)")
+    run.add_argument("--metrics-port", type=int, help="port of GET /metrics (default 8080)")
+    run.add_argument("--log-format", choices=["json", "text"], help="default json")
+    run.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    run.add_argument("--artifact-store-uri", help="fsspec URI of the artifact store")
+    run.add_argument("--artifact-pvc", help="PVC that holds a file:// artifact store")
+    run.add_argument("--trainer-image", help="image of training pods")
+    run.add_argument("--server-image", help="image of inference-server pods")
+    run.add_argument("--operator-image", help="this operator's own image")
+    run.add_argument(
+        "--peering", help="KopfPeering name to coordinate replicas; default: standalone"
+    )
+    run.set_defaults(func=_run)

@@ -1,0 +1,85 @@
+"""What the operator is told: one pydantic-settings class read from ``MLOPS_*`` variables.
+
+The same names are flags of ``mlops operator run`` (a flag wins over its variable),
+and the Helm chart and kustomize manifests set the variables. Defaults fit one
+replica in a cluster: cluster-wide, standalone (no peering), probes and metrics on
+controller-runtime's usual ports so existing probe and scrape configurations fit.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from mlops_operator import __version__
+
+__all__ = ["LogFormat", "LogLevel", "OperatorSettings", "default_image"]
+
+LogFormat = Literal["json", "text"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+def default_image(component: str) -> str:
+    """The image this release of the project builds for `component` (operator, trainer, server)."""
+    return f"mlops-operator/{component}:{__version__}"
+
+
+class OperatorSettings(BaseSettings):
+    """Everything the operator process is configured with."""
+
+    model_config = SettingsConfigDict(env_prefix="MLOPS_", frozen=True, extra="ignore")
+
+    namespaces: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Namespaces to watch (comma-separated in MLOPS_NAMESPACES); empty: cluster-wide.",
+    )
+    artifact_store_uri: str = Field(
+        default="file:///var/lib/mlops/artifacts",
+        description="Where trainers write and servers read artifacts (an fsspec URI).",
+    )
+    artifact_pvc: str | None = Field(
+        default=None,
+        description="PersistentVolumeClaim mounted at the artifact store's path in training "
+        "and serving pods, when the store is a file:// path shared through a volume.",
+    )
+    operator_image: str = Field(default_factory=lambda: default_image("operator"))
+    trainer_image: str = Field(default_factory=lambda: default_image("trainer"))
+    server_image: str = Field(default_factory=lambda: default_image("server"))
+    bind_address: str = Field(
+        default="0.0.0.0",
+        description="Address the liveness and metrics endpoints listen on.",
+    )
+    liveness_port: Port = Field(default=8081, description="Port of GET /healthz (Kopf's probe).")
+    metrics_port: Port = Field(default=8080, description="Port of GET /metrics (Prometheus).")
+    log_format: LogFormat = "json"
+    log_level: LogLevel = "INFO"
+    peering: str | None = Field(
+        default=None,
+        description="Name of the KopfPeering to coordinate replicas through; none: standalone "
+        "(one replica, no peering objects needed).",
+    )
+
+    @field_validator("namespaces", mode="before")
+    @classmethod
+    def _split_namespaces(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> OperatorSettings:
+        if self.liveness_port == self.metrics_port:
+            raise ValueError(
+                f"liveness_port and metrics_port are both {self.metrics_port}; "
+                "the probe and the metrics endpoint need a port each"
+            )
+        return self
+
+    @property
+    def clusterwide(self) -> bool:
+        """Whether the operator watches every namespace."""
+        return not self.namespaces

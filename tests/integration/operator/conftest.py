@@ -1,0 +1,135 @@
+"""Fixtures for the operator against the session's real API server: CRDs, a namespace, a running operator."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.kube import kubectl, wait_for
+
+REPO = Path(__file__).resolve().parents[3]
+CRDS = sorted((REPO / "crds").glob("mlops.dev_*.yaml"))
+MLOPS = Path(sys.executable).with_name("mlops")
+
+
+@pytest.fixture(scope="session")
+def crds(kubeconfig: Path) -> list[Path]:
+    """The generated CRDs, applied and Established."""
+    if not CRDS:
+        pytest.fail(f"no generated CRDs in {REPO / 'crds'}")
+    kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", *(f"-f={p}" for p in CRDS))
+    names = [f"crd/{p.stem.split('_', 1)[1]}.mlops.dev" for p in CRDS]
+    kubectl(kubeconfig, "wait", "--for=condition=Established", "--timeout=60s", *names)
+    return CRDS
+
+
+@pytest.fixture
+def namespace(kubeconfig: Path) -> Iterator[str]:
+    """A fresh namespace, deleted afterwards (without waiting for it to go)."""
+    name = f"op-it-{uuid.uuid4().hex[:8]}"
+    kubectl(kubeconfig, "create", "namespace", name)
+    yield name
+    kubectl(kubeconfig, "delete", "namespace", name, "--wait=false", check=False)
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def http_get(url: str) -> tuple[int, str] | None:
+    """Status and body of GET `url`, or None while nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None
+
+
+@dataclass
+class RunningOperator:
+    """`mlops operator run` in a subprocess, with its endpoints and its log."""
+
+    process: subprocess.Popen[bytes]
+    liveness_url: str
+    metrics_url: str
+    log: Path
+
+    def metrics(self) -> str:
+        """The current scrape."""
+        answer = http_get(self.metrics_url)
+        assert answer is not None, "the metrics endpoint did not answer"
+        status, body = answer
+        assert status == 200, f"metrics answered {status}: {body}"
+        return body
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM, then the exit status (killed and failed if it does not exit in time)."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"no exit {timeout:.0f}s after SIGTERM; log: {self.log}") from None
+
+
+def start_operator(kubeconfig: Path, namespace: str, log: Path) -> RunningOperator:
+    """Start the operator watching `namespace`; return once its liveness probe answers."""
+    liveness, metrics = free_port(), free_port()
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    command = [
+        str(MLOPS),
+        "operator",
+        "run",
+        f"--namespace={namespace}",
+        "--bind-address=127.0.0.1",
+        f"--liveness-port={liveness}",
+        f"--metrics-port={metrics}",
+    ]
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    running = RunningOperator(
+        process,
+        f"http://127.0.0.1:{liveness}/healthz",
+        f"http://127.0.0.1:{metrics}/metrics",
+        log,
+    )
+
+    def live() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(
+                f"the operator exited with {process.returncode}: {log.read_text()}"
+            )
+        answer = http_get(running.liveness_url)
+        return answer is not None and answer[0] == 200
+
+    wait_for(live, timeout=60, what="the operator's liveness probe")
+    return running
+
+
+@pytest.fixture
+def operator(
+    kubeconfig: Path, crds: list[Path], namespace: str, tmp_path: Path
+) -> Iterator[RunningOperator]:
+    """The operator, running against `namespace` for one test, then stopped."""
+    running = start_operator(kubeconfig, namespace, tmp_path / "operator.log")
+    yield running
+    if running.process.poll() is None:
+        running.stop()

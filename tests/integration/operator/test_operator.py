@@ -1,0 +1,148 @@
+"""`mlops operator run` against the real API server.
+
+Aspects: it answers its liveness probe and serves controller-runtime's metrics;
+it observes each of the four kinds (observedGeneration, the top condition) and
+follows a spec change; it writes its bookkeeping to annotations, not status,
+and posts no Event for a valid object; it exits 0 soon after SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.integration.operator.conftest import REPO, RunningOperator, http_get, start_operator
+from tests.kube import get_json, kubectl, wait_for
+
+EXAMPLES = REPO / "manifests" / "examples"
+KINDS = {
+    "trainingjob": ("trainingjobs.mlops.dev", "Succeeded"),
+    "modelversion": ("modelversions.mlops.dev", "Ready"),
+    "modeldeployment": ("modeldeployments.mlops.dev", "Ready"),
+    "driftpolicy": ("driftpolicies.mlops.dev", "Ready"),
+}
+
+
+def _example(kind: str, namespace: str) -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load((EXAMPLES / f"{kind}.yaml").read_text())
+    doc["metadata"]["namespace"] = namespace
+    return doc
+
+
+def _observed(kubeconfig: Path, resource: str, name: str, namespace: str, condition: str) -> Any:
+    """The object once its status describes its current generation, else None."""
+    obj = get_json(kubeconfig, resource, name, "-n", namespace)
+    status = obj.get("status") or {}
+    if status.get("observedGeneration") != obj["metadata"]["generation"]:
+        return None
+    conditions = {c["type"]: c for c in status.get("conditions", [])}
+    found = conditions.get(condition)
+    if found is None or found.get("observedGeneration") != obj["metadata"]["generation"]:
+        return None
+    return obj
+
+
+def _reconciles(scrape: str, controller: str, result: str = "success") -> float:
+    pattern = (
+        rf'^controller_runtime_reconcile_total\{{controller="{controller}",'
+        rf'result="{result}"\}} (\S+)$'
+    )
+    found = re.search(pattern, scrape, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_answers_liveness_and_serves_its_metrics(operator: RunningOperator) -> None:
+    answer = http_get(operator.liveness_url)
+    assert answer is not None
+    assert answer[0] == 200
+    scrape = operator.metrics()
+    for controller in KINDS:
+        assert (
+            f'controller_runtime_reconcile_total{{controller="{controller}",result="success"}}'
+            in scrape
+        )
+        assert (
+            f'controller_runtime_reconcile_time_seconds_count{{controller="{controller}"}}'
+            in scrape
+        )
+        assert f'controller_runtime_reconcile_errors_total{{controller="{controller}"}}' in scrape
+
+
+def _apply(kubeconfig: Path, doc: dict[str, Any]) -> None:
+    kubectl(kubeconfig, "apply", "-f", "-", stdin=json.dumps(doc))
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_observes_each_kind(
+    kind: str, operator: RunningOperator, kubeconfig: Path, namespace: str
+) -> None:
+    resource, condition = KINDS[kind]
+    doc = _example(kind, namespace)
+    name = doc["metadata"]["name"]
+    _apply(kubeconfig, doc)
+
+    obj = wait_for(
+        lambda: _observed(kubeconfig, resource, name, namespace, condition),
+        timeout=60,
+        what=f"{kind} {name} observed",
+    )
+    top = next(c for c in obj["status"]["conditions"] if c["type"] == condition)
+    assert (top["status"], top["reason"]) == ("Unknown", "Reconciled")
+    assert "kopf" not in obj["status"]
+    annotations = obj["metadata"].get("annotations", {})
+    assert any(key.startswith("mlops.dev/") for key in annotations), annotations
+    assert _reconciles(operator.metrics(), kind) >= 1
+
+    events = get_json(kubeconfig, "events", "-n", namespace)["items"]
+    ours = [e for e in events if e.get("source", {}).get("component") == "mlops-operator"]
+    assert ours == [], "a valid object must not produce Events"
+
+
+# A field each kind lets change after creation (ModelVersion's spec is immutable).
+SPEC_CHANGES = {
+    "trainingjob": {"ttlSecondsAfterFinished": 3600},
+    "modeldeployment": {"replicas": 2},
+    "driftpolicy": {"suspend": True},
+}
+
+
+@pytest.mark.parametrize("kind", list(SPEC_CHANGES))
+def test_follows_spec_changes(
+    kind: str, operator: RunningOperator, kubeconfig: Path, namespace: str
+) -> None:
+    resource, condition = KINDS[kind]
+    doc = _example(kind, namespace)
+    name = doc["metadata"]["name"]
+    _apply(kubeconfig, doc)
+    first = wait_for(
+        lambda: _observed(kubeconfig, resource, name, namespace, condition),
+        timeout=60,
+        what=f"{kind} {name} observed",
+    )
+
+    doc["spec"] |= SPEC_CHANGES[kind]
+    _apply(kubeconfig, doc)
+    changed = wait_for(
+        lambda: _observed(kubeconfig, resource, name, namespace, condition),
+        timeout=60,
+        what=f"{kind} {name} observed after a spec change",
+    )
+    assert changed["metadata"]["generation"] > first["metadata"]["generation"]
+    assert all(changed["spec"][key] == value for key, value in SPEC_CHANGES[kind].items())
+
+
+def test_exits_cleanly_on_sigterm(
+    kubeconfig: Path, crds: list[Path], namespace: str, tmp_path: Path
+) -> None:
+    running = start_operator(kubeconfig, namespace, tmp_path / "operator.log")
+    assert running.stop(timeout=30) == 0
+    log = running.log.read_text()
+    assert "Traceback" not in log, log
+    records = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert records, f"no JSON log records: {log}"
+    assert records[-1]["message"] == "operator stopped", records[-1]

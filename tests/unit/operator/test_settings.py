@@ -1,0 +1,63 @@
+"""The operator's settings: environment variables, flags over them, and refusals.
+
+Aspects: MLOPS_NAMESPACES as a comma list (empty: cluster-wide); a flag wins over
+its variable and an absent flag does not; -A clears the namespaces; the default
+images carry the release; two endpoints on one port are refused with a message.
+"""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from mlops_operator import __version__
+from mlops_operator.cli import build_parser
+from mlops_operator.runtime.commands import settings_from
+from mlops_operator.runtime.settings import OperatorSettings
+
+
+def _settings(*argv: str) -> OperatorSettings:
+    return settings_from(build_parser().parse_args(["operator", "run", *argv]))
+
+
+def test_defaults_watch_the_whole_cluster_standalone() -> None:
+    settings = OperatorSettings()
+    assert settings.namespaces == []
+    assert settings.clusterwide
+    assert settings.peering is None
+    assert (settings.metrics_port, settings.liveness_port) == (8080, 8081)
+    assert settings.trainer_image == f"mlops-operator/trainer:{__version__}"
+    assert settings.server_image == f"mlops-operator/server:{__version__}"
+
+
+def test_namespaces_come_from_a_comma_separated_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOPS_NAMESPACES", "team-a, team-b,,")
+    settings = OperatorSettings()
+    assert settings.namespaces == ["team-a", "team-b"]
+    assert not settings.clusterwide
+
+
+def test_flags_win_over_variables_and_absent_flags_do_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOPS_METRICS_PORT", "9100")
+    monkeypatch.setenv("MLOPS_LIVENESS_PORT", "9101")
+    monkeypatch.setenv("MLOPS_NAMESPACES", "from-env")
+    settings = _settings("--metrics-port", "9200", "-n", "ns1", "--namespace", "ns2")
+    assert settings.metrics_port == 9200
+    assert settings.liveness_port == 9101
+    assert settings.namespaces == ["ns1", "ns2"]
+
+
+def test_all_namespaces_overrides_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOPS_NAMESPACES", "team-a")
+    assert _settings("--all-namespaces").clusterwide
+
+
+def test_one_port_for_both_endpoints_is_refused() -> None:
+    with pytest.raises(ValidationError, match="liveness_port and metrics_port are both 8080"):
+        OperatorSettings(liveness_port=8080, metrics_port=8080)
+
+
+def test_the_cli_reports_invalid_settings_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    args = build_parser().parse_args(["operator", "run", "--metrics-port", "70000"])
+    assert args.func(args) == 2
+    assert "metrics_port" in capsys.readouterr().err
