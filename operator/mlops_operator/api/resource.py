@@ -14,7 +14,7 @@ A kind is declared once, as a subclass that names its CRD-level metadata
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -130,18 +130,21 @@ class CustomResource(CamelModel):
         super().__init_subclass__(**kwargs)
         cls.crd = CrdInfo(kind, plural, short_names, printer_columns, scale)
 
-    @model_validator(mode="after")
-    def _check_type(self) -> Self:
-        """Fill in ``kind``, and refuse a body of another kind or API version."""
-        expected = type(self).crd.kind
-        if not self.kind:
-            self.kind = expected
-        if (self.api_version, self.kind) != (API_VERSION, expected):
+    @model_validator(mode="before")
+    @classmethod
+    def _check_type(cls, data: Any) -> Any:
+        """Fill in ``kind``; refuse a body of another kind or version before reading its spec."""
+        if not isinstance(data, dict):
+            return data
+        expected = cls.crd.kind
+        version = data.get("apiVersion", data.get("api_version", API_VERSION))
+        found = (version, data.get("kind", expected))
+        if found != (API_VERSION, expected):
             raise ValueError(
                 f"expected apiVersion {API_VERSION} and kind {expected},"
-                f" got {self.api_version} and {self.kind}"
+                f" got {found[0]} and {found[1]}"
             )
-        return self
+        return {**data, "kind": expected}
 
     @property
     def name(self) -> str:

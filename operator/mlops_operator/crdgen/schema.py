@@ -133,8 +133,6 @@ def _check(node: dict[str, Any], path: str) -> None:
     unknown = set(node) - _ALLOWED
     if unknown:
         raise SchemaError(f"{path}: keywords a CRD schema does not support: {sorted(unknown)}")
-    if "anyOf" in node and not node.get("x-kubernetes-int-or-string"):
-        raise SchemaError(f"{path}: anyOf is only allowed for int-or-string: {node['anyOf']}")
     if "type" not in node and not (
         node.get("x-kubernetes-int-or-string") or node.get("x-kubernetes-preserve-unknown-fields")
     ):
