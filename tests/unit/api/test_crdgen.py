@@ -208,3 +208,15 @@ def test_bridge_refuses_unions_and_undocumented_fields() -> None:
         to_structural(Tagged.model_json_schema())
     with pytest.raises(SchemaError, match=r"\.value: every field needs a description"):
         to_structural(Undocumented.model_json_schema())
+
+
+def test_docs_list_every_validation_rule() -> None:
+    documented = (ROOT / "docs" / "api.md").read_text()
+    messages = {
+        rule["message"]
+        for kind in KINDS
+        for _, node in _nodes(_schema(kind))
+        for rule in node.get("x-kubernetes-validations", [])
+    }
+    missing = sorted(m for m in messages if m not in documented)
+    assert missing == [], "add these rules to docs/api.md"
