@@ -71,8 +71,9 @@ def _reader_for(uri: str) -> Callable[[Any], pd.DataFrame]:
     if name.endswith(_PARQUET_SUFFIXES):
         return lambda handle: pd.read_parquet(handle)
     if name.endswith(_CSV_SUFFIXES):
-        # Exact float parsing: the same numbers must give the same data version as from Parquet.
-        return lambda handle: pd.read_csv(handle, float_precision="round_trip")
+        # pandas >= 3 parses floats exactly by default, so CSV and Parquet of the same numbers
+        # give the same data version (pandas 2's default parser could be off by one ulp).
+        return lambda handle: pd.read_csv(handle)
     raise TrainingError(
         Reason.INVALID_DATASET,
         f"dataset {uri} has an unsupported extension {suffix or '(none)'!r};"

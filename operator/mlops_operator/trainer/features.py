@@ -88,7 +88,8 @@ def _require_columns(frame: pd.DataFrame, names: Sequence[str], what: str) -> No
 
 def _numeric(column: pd.Series, name: str, *, imputation: bool) -> pd.Series:
     if column.dtype == object:
-        example = next((v for v in column if v is not None), None)
+        not_numbers = column[pd.to_numeric(column, errors="coerce").isna() & column.notna()]
+        example = not_numbers.iloc[0] if len(not_numbers) else None
         raise TrainingError(
             Reason.INVALID_DATASET,
             f"column {name!r} holds text (for example {example!r}) where numbers are needed;"

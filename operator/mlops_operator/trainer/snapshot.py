@@ -102,17 +102,15 @@ def _canonical_column(column: pd.Series) -> pd.Series:
         ):
             return pd.Series(values.astype("int64"), dtype="int64")
         return pd.Series(np.where(np.isnan(values), np.nan, values + 0.0), dtype="float64")
-    if ptypes.is_datetime64_any_dtype(column):
-        text = column.map(lambda value: None if pd.isna(value) else value.isoformat())
-        return pd.Series(text.to_numpy(dtype=object), dtype=object)
-    return pd.Series(
-        [None if _is_missing(value) else str(value) for value in column.to_numpy(dtype=object)],
-        dtype=object,
-    )
+    return pd.Series([_text(value) for value in column.to_numpy(dtype=object)], dtype=object)
 
 
-def _is_missing(value: object) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
+def _text(value: object) -> str | None:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value.isoformat() if isinstance(value, pd.Timestamp) else str(value)
 
 
 def _kind(column: pd.Series) -> ColumnKind:
