@@ -127,9 +127,7 @@ def export_model(
             sample_outputs=sample_outputs,
             sample_probabilities=probabilities,
         ),
-        reference={
-            f: _reference(x[:, i].astype(np.float64)) for i, f in enumerate(feature_names)
-        },
+        reference={f: _reference(x[:, i].astype(np.float64)) for i, f in enumerate(feature_names)},
         prediction_reference=prediction_reference,
     )
     (directory / MODEL_CARD_FILE).write_text(card.model_dump_json(indent=2))

@@ -1,0 +1,49 @@
+"""Micro-batching: concurrent requests share onnxruntime calls and each gets its own rows back."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris
+
+from mlops_operator.serving.batching import MicroBatcher
+from mlops_operator.serving.loading import load_model
+from mlops_operator.serving.metrics import ServingMetrics
+from mlops_operator.serving.validation import Batch
+from tests.unit.serving.conftest import ModelDir
+
+
+@pytest.mark.parametrize("offload", [True, False])
+async def test_queued_requests_merge_up_to_the_row_cap(iris_lr: ModelDir, offload: bool) -> None:
+    model = load_model(str(iris_lr.path), threads=1)
+    metrics = ServingMetrics(model)
+    batcher = MicroBatcher(model, metrics, max_rows=5, delay_seconds=0, offload=offload)
+    batcher.start()
+    rows = load_iris().data[::10].astype(np.float32)  # 15 distinct rows
+    sizes = [1, 2, 1, 3, 1, 2, 3, 2]
+    starts = np.cumsum([0, *sizes[:-1]])
+    batches = [Batch({"X": rows[s : s + n]}, n) for s, n in zip(starts, sizes, strict=True)]
+    results = await asyncio.gather(*(batcher.predict(b) for b in batches))
+    await batcher.stop()
+    expected = model.run({"X": rows})
+    for start, size, outputs in zip(starts, sizes, results, strict=True):
+        np.testing.assert_array_equal(outputs[0], expected[0][start : start + size])
+        np.testing.assert_allclose(outputs[1], expected[1][start : start + size], rtol=1e-6)
+    batch_rows = metrics.registry.get_sample_value(
+        "mlops_batch_rows_count", {"model": model.name, "model_version": model.version}
+    )
+    # 15 rows in requests of 1–3 under a cap of 5: at least 3 and far fewer than 8 calls.
+    assert batch_rows is not None
+    assert 3 <= batch_rows <= 5
+
+
+async def test_a_lone_request_is_answered_without_waiting_for_company(iris_lr: ModelDir) -> None:
+    model = load_model(str(iris_lr.path), threads=1)
+    batcher = MicroBatcher(model, ServingMetrics(model), max_rows=64, delay_seconds=0, offload=True)
+    batcher.start()
+    row = load_iris().data[:1].astype(np.float32)
+    outputs = await asyncio.wait_for(batcher.predict(Batch({"X": row}, 1)), timeout=30)
+    await batcher.stop()
+    assert outputs[0].tolist() == [0]
