@@ -118,7 +118,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, help="Seed of the split and the estimator (default 0).")
     parser.add_argument("--cv-folds", type=int, help="k-fold cross-validation (default 0: none).")
     parser.add_argument("--scaling", choices=("auto", "standard", "none"))
-    parser.add_argument("--imputation", choices=("median", "mean", "none"))
+    parser.add_argument("--imputation", choices=("auto", "median", "mean", "none"))
     parser.add_argument("--model-name", help="Name in the artifact store (default 'model').")
     parser.add_argument("--output", required=True, type=Path, metavar="DIR", help="Model folder.")
     parser.add_argument(

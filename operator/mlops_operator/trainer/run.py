@@ -97,7 +97,11 @@ def train(settings: TrainerSettings) -> TrainingOutcome:
         cv_folds=settings.cv_folds,
     )
     scale = settings.scaling == "standard" or (settings.scaling == "auto" and spec.scale_sensitive)
-    pipeline = build_pipeline(estimator, table, scale=scale, imputation=settings.imputation)
+    imputation = settings.imputation
+    if imputation == "auto":
+        # Fitting an imputer costs as much as fitting a linear model on wide data: only when needed.
+        imputation = "median" if table.has_missing else "none"
+    pipeline = build_pipeline(estimator, table, scale=scale, imputation=imputation)
 
     with _phase(seconds, "fit"):
         try:
@@ -141,9 +145,7 @@ def train(settings: TrainerSettings) -> TrainingOutcome:
     card = ModelCard(
         model_name=settings.model_name,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        signature=signature_of(
-            model, table, spec.task, classes, imputes=settings.imputation != "none"
-        ),
+        signature=signature_of(model, table, spec.task, classes, imputes=imputation != "none"),
         metrics=metrics,
         lineage=Lineage(
             dataset_uri=settings.dataset_uri,
@@ -159,7 +161,7 @@ def train(settings: TrainerSettings) -> TrainingOutcome:
             test_size=settings.test_size,
             cv_folds=settings.cv_folds,
             scaling="standard" if scale else "none",
-            imputation=settings.imputation,
+            imputation=imputation,
             image=settings.image,
             code_version=__version__,
             training_job=settings.training_job,

@@ -56,8 +56,12 @@ class TrainerSettings(BaseSettings):
             " (never for trees, whose float32 thresholds would lose parity)."
         ),
     )
-    imputation: Literal["median", "mean", "none"] = Field(
-        default="median", description="How missing numeric values are filled, inside the model."
+    imputation: Literal["auto", "median", "mean", "none"] = Field(
+        default="auto",
+        description=(
+            "How missing numeric values are filled, inside the model; auto: the median when the"
+            " training data has any (the served model then accepts NaN), else no imputation."
+        ),
     )
     model_name: str = Field(
         default="model",

@@ -15,7 +15,7 @@ from mlops_operator.trainer.estimators import ESTIMATORS, build_estimator, resol
 from mlops_operator.trainer.run import train
 from tests.unit.trainer.conftest import MakeSettings
 
-_QUICK = {"n_estimators": 10, "max_iter": 200, "hidden_layer_sizes": [16]}
+_QUICK = {"n_estimators": 10, "hidden_layer_sizes": [16]}
 
 
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))

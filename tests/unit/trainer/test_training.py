@@ -89,6 +89,8 @@ def test_each_bundled_dataset_trains_into_a_true_model_card(
     assert card.lineage.estimator == estimator
     assert card.lineage.dataset_sha256 == outcome.result.dataset_sha256
     assert card.lineage.dataset_rows > card.parity.rows_checked > 0
+    # Complete data: imputation "auto" adds no imputer, so the model does not take NaN.
+    assert (card.lineage.imputation, card.signature.allow_non_finite) == ("none", False)
     if task == "classification":
         assert set(card.metrics) == CLASSIFICATION_METRICS
         assert card.metrics["accuracy"] > 0.8
@@ -231,3 +233,18 @@ def test_report_writes_a_small_termination_message_and_exits_zero(
     assert isinstance(result, TrainingSucceeded)
     assert result.metrics["cv_accuracy_mean"] > 0.8
     assert json.loads(capsys.readouterr().out) == json.loads(text)
+
+
+def test_imputation_asked_for_on_complete_data_makes_the_model_take_nan(
+    make_settings: MakeSettings,
+) -> None:
+    settings = make_settings(imputation="mean")
+
+    card = train(settings).card
+
+    assert (card.lineage.imputation, card.signature.allow_non_finite) == ("mean", True)
+    labels, probabilities = _session(settings.output_dir).run(
+        None, {"input": np.array([[5.0, np.nan, 1.4, 0.2]], dtype=np.float32)}
+    )
+    assert labels[0] == 0
+    assert np.isfinite(probabilities).all()
