@@ -31,6 +31,8 @@ from mlops_operator.handlers.context import OperatorContext
 
 __all__ = ["ANNOTATION_PREFIX", "configure", "configure_kopf", "login"]
 
+logger = logging.getLogger(__name__)
+
 ANNOTATION_PREFIX = "mlops.dev"
 
 # Above CRITICAL: no log record becomes an Event; `kopf.event` still posts.
@@ -74,6 +76,11 @@ async def login(
     info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
         settings=settings
     )
-    if info is not None:
-        await memo.kube.connect(info)
+    if info is None:
+        logger.error(
+            "no Kubernetes credentials: no service-account token (not in a pod?) and no "
+            "kubeconfig; set KUBECONFIG or create ~/.kube/config"
+        )
+        return None
+    await memo.kube.connect(info)
     return info

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 
 import kopf
 
@@ -64,5 +65,15 @@ async def run_operator(settings: OperatorSettings) -> None:
 def run(settings: OperatorSettings) -> int:
     """Run the operator in this process until it stops; the process's exit status."""
     configure_logging(settings.log_format, settings.log_level)
-    asyncio.run(run_operator(settings))
+    try:
+        asyncio.run(run_operator(settings))
+    except kopf.LoginError:
+        # Kopf's own message suggests installing client libraries, which is not the fix here.
+        print(
+            "mlops operator run: no valid Kubernetes credentials; expected the service account's"
+            " token in a pod, or a kubeconfig the API server accepts (KUBECONFIG or"
+            " ~/.kube/config) outside one",
+            file=sys.stderr,
+        )
+        return 1
     return 0
