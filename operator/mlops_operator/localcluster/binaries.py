@@ -26,8 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "COREDNS",
     "COREDNS_VERSION",
+    "ETCD",
     "ETCD_VERSION",
+    "KUBERNETES",
     "KUBERNETES_VERSION",
     "Component",
     "cache_root",
@@ -37,7 +40,7 @@ __all__ = [
 
 KUBERNETES_VERSION = "v1.36.3"
 ETCD_VERSION = "v3.6.16"
-COREDNS_VERSION = "v1.12.4"
+COREDNS_VERSION = "v1.14.7"
 
 KUBERNETES_COMMANDS = (
     "kube-apiserver",
@@ -74,6 +77,7 @@ class Component:
 
 KUBERNETES = Component("kubernetes", KUBERNETES_VERSION, KUBERNETES_COMMANDS)
 ETCD = Component("etcd", ETCD_VERSION, ("etcd", "etcdctl"))
+COREDNS = Component("coredns", COREDNS_VERSION, ("coredns",))
 
 
 def cache_root() -> Path:
@@ -109,11 +113,10 @@ def _go_env() -> dict[str, str]:
     return env
 
 
-def _run(args: Sequence[str], cwd: Path) -> str:
+def _run(args: Sequence[str], cwd: Path, extra_env: dict[str, str] | None = None) -> str:
     started = time.monotonic()
-    proc = subprocess.run(
-        list(args), cwd=cwd, env=_go_env(), capture_output=True, text=True, check=False
-    )
+    env = {**_go_env(), **(extra_env or {})}
+    proc = subprocess.run(list(args), cwd=cwd, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(
             f"`{' '.join(args)}` failed with exit code {proc.returncode}:\n{proc.stderr[-4000:]}"
@@ -237,10 +240,33 @@ def _build_etcd(go: str, workdir: Path, out: Path) -> None:
         )
 
 
-_BUILDERS = {KUBERNETES.name: _build_kubernetes, ETCD.name: _build_etcd}
+def _build_coredns(go: str, workdir: Path, out: Path) -> None:
+    # CoreDNS's go.mod has no replace directives, so `go install pkg@version` works.
+    workdir.mkdir(parents=True, exist_ok=True)
+    env_out = {"GOBIN": str(out)}
+    _log("compiling coredns")
+    _run(
+        [
+            go,
+            "install",
+            "-trimpath",
+            "-ldflags",
+            "-s -w",
+            f"github.com/coredns/coredns@{COREDNS.version}",
+        ],
+        workdir,
+        env_out,
+    )
 
 
-def ensure_binaries(components: Sequence[Component] = (ETCD, KUBERNETES)) -> None:
+_BUILDERS = {
+    KUBERNETES.name: _build_kubernetes,
+    ETCD.name: _build_etcd,
+    COREDNS.name: _build_coredns,
+}
+
+
+def ensure_binaries(components: Sequence[Component] = (ETCD, KUBERNETES, COREDNS)) -> None:
     """Build every component that is not cached yet; print progress while doing so."""
     for component in components:
         if component.is_built():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shlex
 import shutil
 import ssl
+import subprocess
 import sys
 import time
 import urllib.error
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlops_operator.localcluster import binaries, pki
+from mlops_operator.localcluster import addons, binaries, network, pki, prerequisites
 from mlops_operator.localcluster.controlplane import (
     CLIENTS,
     ClusterLayout,
@@ -43,13 +44,27 @@ class _Component:
     command: CommandBuilder
     health_url: Callable[[Ports], str]
     timeout: float
+    # Writes the component's configuration files before it starts.
+    configure: Callable[[ClusterLayout, Ports], None] | None = None
 
 
 def _kube(binary: str, build: Callable[[Path, ClusterLayout, Ports], list[str]]) -> CommandBuilder:
     return lambda layout, ports: build(binaries.KUBERNETES.path(binary), layout, ports)
 
 
-_COMPONENTS = (
+def _write_corefile(layout: ClusterLayout, ports: Ports) -> None:
+    (layout.root / "Corefile").write_text(addons.corefile(layout, ports))
+
+
+def _write_prometheus_config(layout: ClusterLayout, ports: Ports) -> None:
+    (layout.root / "prometheus.yml").write_text(addons.prometheus_config(ports))
+
+
+def _prometheus(layout: ClusterLayout, ports: Ports) -> list[str]:
+    return addons.prometheus_command(shutil.which("prometheus") or "prometheus", layout, ports)
+
+
+_CONTROL_PLANE = (
     _Component(
         "etcd",
         lambda layout, ports: etcd_command(binaries.ETCD.path("etcd"), layout, ports),
@@ -76,6 +91,37 @@ _COMPONENTS = (
     ),
 )
 
+_NODE = (
+    _Component(
+        "local-node",
+        lambda layout, ports: addons.node_command(layout, ports, binaries.KUBERNETES_VERSION),
+        lambda p: f"http://127.0.0.1:{p.node_health}/healthz",
+        60,
+    ),
+    _Component(
+        "kube-proxy",
+        _kube("kube-proxy", addons.kube_proxy_command),
+        lambda p: f"http://127.0.0.1:{p.kube_proxy_health}/healthz",
+        60,
+    ),
+    _Component(
+        "coredns",
+        lambda layout, _ports: addons.coredns_command(binaries.COREDNS.path("coredns"), layout),
+        lambda p: f"http://127.0.0.1:{p.coredns_health}/health",
+        60,
+        _write_corefile,
+    ),
+    _Component(
+        "prometheus",
+        _prometheus,
+        lambda p: f"http://127.0.0.1:{p.prometheus}/-/ready",
+        60,
+        _write_prometheus_config,
+    ),
+)
+
+_COMPONENTS = _CONTROL_PLANE + _NODE
+
 
 @dataclass(frozen=True)
 class ComponentStatus:
@@ -90,11 +136,37 @@ def _progress(message: str) -> None:
     print(f"[cluster] {message}", file=sys.stderr, flush=True)
 
 
-class LocalCluster:
-    """One local cluster, identified by its state directory."""
+# The node's network (bridge, pod CIDR, namespaces) is machine-wide: one owner at a time.
+_NODE_OWNER = Path("/run/mlops-operator-local-node.owner")
 
-    def __init__(self, state_dir: Path | None = None) -> None:
+
+class LocalCluster:
+    """One local cluster, identified by its state directory.
+
+    ``with_node=False`` runs the control plane alone (no pods run): several such
+    clusters can share a machine, while only one cluster at a time owns the node.
+    """
+
+    def __init__(self, state_dir: Path | None = None, with_node: bool = True) -> None:
         self.layout = ClusterLayout((state_dir or default_state_dir()).resolve())
+        self._components = _CONTROL_PLANE + (_NODE if with_node else ())
+        self._with_node = with_node
+
+    def is_running(self) -> bool:
+        """Whether any component of this cluster runs."""
+        return any(self._process(c.name).pid() for c in self._components)
+
+    def _claim_node(self) -> None:
+        try:
+            owner = Path(_NODE_OWNER.read_text().strip())
+        except FileNotFoundError:
+            owner = self.layout.root
+        if owner != self.layout.root and ManagedProcess("local-node", owner).pid() is not None:
+            raise RuntimeError(
+                f"the local node's network is in use by the cluster in {owner}; "
+                f"stop it first: mlops cluster --state-dir {owner} down"
+            )
+        _NODE_OWNER.write_text(f"{self.layout.root}\n")
 
     def _process(self, name: str) -> ManagedProcess:
         return ManagedProcess(name, self.layout.root)
@@ -158,7 +230,7 @@ class LocalCluster:
         pki.ensure_serving_cert(
             directory,
             "apiserver",
-            ips=["127.0.0.1", "10.96.0.1"],
+            ips=["127.0.0.1", "10.96.0.1", network.GATEWAY],
             dns_names=[
                 "kubernetes",
                 "localhost",
@@ -173,23 +245,55 @@ class LocalCluster:
             path.write_text(kubeconfig(self.layout, ports, identity))
             path.chmod(0o600)
 
-    def up(self) -> Ports:
-        """Start whatever is not running; return once every component is healthy."""
-        binaries.ensure_binaries()
-        started = time.monotonic()
-        ports = self.layout.load_ports()
-        if ports is None or not any(self._process(c.name).pid() for c in _COMPONENTS):
-            ports = Ports.allocate()
-            shutil.rmtree(self.layout.etcd_data, ignore_errors=True)
-            self.layout.save_ports(ports)
-        self._prepare(ports)
-        for component in _COMPONENTS:
+    def _start(self, components: tuple[_Component, ...], ports: Ports) -> None:
+        for component in components:
             process = self._process(component.name)
             if process.pid() is None:
                 _progress(f"starting {component.name}")
+                if component.configure:
+                    component.configure(self.layout, ports)
                 process.start(component.command(self.layout, ports))
             self._wait_healthy(component, ports)
+
+    def _bootstrap(self) -> None:
+        kubectl = binaries.KUBERNETES.path("kubectl")
+        proc = subprocess.run(
+            [
+                str(kubectl),
+                f"--kubeconfig={self.layout.admin_kubeconfig}",
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "--field-manager=mlops-local-cluster",
+                "-f",
+                "-",
+            ],
+            input=addons.bootstrap_manifest(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"bootstrap objects were refused: {proc.stderr.strip()}")
+
+    def up(self) -> Ports:
+        """Start whatever is not running; return once every component is healthy."""
+        binaries.ensure_binaries()
+        prerequisites.ensure_packages()
+        started = time.monotonic()
+        ports = self.layout.load_ports()
+        if ports is None or not self.is_running():
+            ports = Ports.allocate()
+            for throwaway in (self.layout.etcd_data, self.layout.prometheus_data):
+                shutil.rmtree(throwaway, ignore_errors=True)
+            self.layout.save_ports(ports)
+        self._prepare(ports)
+        self._start(_CONTROL_PLANE, ports)
         self._wait_default_service_account(ports)
+        if self._with_node:
+            self._claim_node()
+            self._bootstrap()
+            self._start(_NODE, ports)
         _progress(
             f"ready in {time.monotonic() - started:.1f}s; kubeconfig: {self.layout.admin_kubeconfig}"
         )
@@ -197,15 +301,28 @@ class LocalCluster:
 
     def down(self) -> list[str]:
         """Stop every component (reverse order); return the names of those stopped."""
-        stopped = [c.name for c in reversed(_COMPONENTS) if self._process(c.name).stop()]
-        shutil.rmtree(self.layout.etcd_data, ignore_errors=True)
+        # The node gets the longest grace: it stops its pods' processes first.
+        stopped = [
+            c.name
+            for c in reversed(self._components)
+            if self._process(c.name).stop(grace_seconds=30 if c.name == "local-node" else 10)
+        ]
+        if self._with_node and _owner_is(self.layout.root):
+            network.remove_bridge()
+            _NODE_OWNER.unlink(missing_ok=True)
+        for throwaway in (
+            self.layout.etcd_data,
+            self.layout.prometheus_data,
+            self.layout.data_root,
+        ):
+            shutil.rmtree(throwaway, ignore_errors=True)
         return stopped
 
     def status(self) -> list[ComponentStatus]:
         """Each component's PID (if running) and health."""
         ports = self.layout.load_ports()
         result = []
-        for component in _COMPONENTS:
+        for component in self._components:
             pid = self._process(component.name).pid()
             healthy = bool(pid and ports and self._healthy(component.health_url(ports)))
             result.append(ComponentStatus(component.name, pid, healthy))
@@ -213,8 +330,11 @@ class LocalCluster:
 
     def env(self) -> dict[str, str]:
         """The variables that point a shell at this cluster."""
+        ports = self.layout.load_ports()
+        prometheus = f"http://127.0.0.1:{ports.prometheus}" if ports else ""
         return {
             "KUBECONFIG": str(self.layout.admin_kubeconfig),
+            "PROMETHEUS_URL": prometheus,
             "MLOPS_CLUSTER_DIR": str(self.layout.root),
             "PATH": f"{binaries.KUBERNETES.directory}:$PATH",
         }
@@ -228,9 +348,31 @@ class LocalCluster:
             lines.append(f"export {key}={quoted}")
         return "\n".join(lines) + "\n"
 
-    def log_file(self, component: str) -> Path:
-        """The log file of a control-plane component."""
+    def log_file(self, component: str) -> Path | None:
+        """The log file of a component, or None if there is no such component."""
+        if component not in {c.name for c in _COMPONENTS}:
+            return None
         return self._process(component).log_file
+
+    def pod_log_file(self, namespace: str, pod: str, container: str | None) -> Path | None:
+        """A container's log on the local node (the newest pod of that name)."""
+        pods = sorted(
+            (self.layout.data_root / "pods").glob(f"{namespace}_{pod}_*"),
+            key=lambda p: p.stat().st_mtime,
+        )
+        if not pods:
+            return None
+        logs = sorted((pods[-1] / "logs").glob("*.log"))
+        if container:
+            return pods[-1] / "logs" / f"{container}.log"
+        return logs[0] if logs else None
+
+
+def _owner_is(root: Path) -> bool:
+    try:
+        return Path(_NODE_OWNER.read_text().strip()) == root
+    except FileNotFoundError:
+        return True
 
 
 def _tail(path: Path, lines: int = 20) -> str:

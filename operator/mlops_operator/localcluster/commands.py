@@ -53,9 +53,16 @@ def _env(args: argparse.Namespace) -> int:
 
 
 def _logs(args: argparse.Namespace) -> int:
-    path: Path = _cluster(args).log_file(args.name)
-    if not path.exists():
-        print(f"no logs for {args.name!r} at {path}", file=sys.stderr)
+    cluster = _cluster(args)
+    path: Path | None = cluster.log_file(args.name)
+    if path is None or not path.exists():
+        path = cluster.pod_log_file(args.namespace, args.name, args.container)
+    if path is None or not path.exists():
+        print(
+            f"no logs for {args.name!r} (neither a component nor a pod in namespace "
+            f"{args.namespace!r} on the local node)",
+            file=sys.stderr,
+        )
         return 1
     lines = path.read_text(errors="replace").splitlines()
     print("\n".join(lines[-args.tail :] if args.tail else lines))
@@ -83,7 +90,9 @@ def register(subparsers: Any) -> None:
     actions.add_parser("env", help='shell exports: eval "$(mlops cluster env)"').set_defaults(
         func=_env
     )
-    logs = actions.add_parser("logs", help="a component's log")
-    logs.add_argument("name", help="component name, e.g. kube-apiserver")
+    logs = actions.add_parser("logs", help="a component's or a pod's log")
+    logs.add_argument("name", help="a component (e.g. kube-apiserver) or a pod on the local node")
+    logs.add_argument("-n", "--namespace", default="default", help="the pod's namespace")
+    logs.add_argument("-c", "--container", default=None, help="the container (default: the first)")
     logs.add_argument("--tail", type=int, default=0, help="only the last N lines")
     logs.set_defaults(func=_logs)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import yaml
@@ -37,8 +37,14 @@ SERVICE_CIDR = "10.96.0.0/16"
 ADMIN = ClientIdentity("admin", "mlops-admin", ("system:masters",))
 CONTROLLER_MANAGER = ClientIdentity("controller-manager", "system:kube-controller-manager")
 SCHEDULER = ClientIdentity("scheduler", "system:kube-scheduler")
+NODE_NAME = "local-0"
+NODE = ClientIdentity("node", f"system:node:{NODE_NAME}", ("system:nodes",))
+PROVISIONER = ClientIdentity("provisioner", "mlops:local-provisioner")
+KUBE_PROXY = ClientIdentity("kube-proxy", "system:kube-proxy")
+COREDNS = ClientIdentity("coredns", "mlops:coredns")
 # Every identity that gets a client certificate and a kubeconfig of its own.
-CLIENTS = (ADMIN, CONTROLLER_MANAGER, SCHEDULER)
+CLIENTS = (ADMIN, CONTROLLER_MANAGER, SCHEDULER, NODE, PROVISIONER, KUBE_PROXY, COREDNS)
+DNS_SERVICE_IP = "10.96.0.10"
 
 
 def default_state_dir() -> Path:
@@ -67,12 +73,17 @@ class Ports:
     apiserver: int
     controller_manager: int
     scheduler: int
+    node_health: int
+    kube_proxy_health: int
+    kube_proxy_metrics: int
+    coredns_health: int
+    prometheus: int
 
     @classmethod
     def allocate(cls) -> Ports:
         """Pick a free port for every server (distinct from each other)."""
         chosen: list[int] = []
-        while len(chosen) < 5:
+        while len(chosen) < len(fields(cls)):
             port = free_port()
             if port not in chosen:
                 chosen.append(port)
@@ -94,6 +105,16 @@ class ClusterLayout:
     def etcd_data(self) -> Path:
         """etcd's data directory: throw-away, removed by `down`."""
         return self.root / "etcd-data"
+
+    @property
+    def data_root(self) -> Path:
+        """The node's data: pod directories, volumes, address leases."""
+        return self.root / "node"
+
+    @property
+    def prometheus_data(self) -> Path:
+        """Prometheus's TSDB (throw-away, like etcd's data)."""
+        return self.root / "prometheus-data"
 
     @property
     def state_file(self) -> Path:

@@ -10,29 +10,12 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import yaml
 
 from mlops_operator.localcluster.binaries import KUBERNETES_VERSION
 from tests.kube import KUBECTL, get_json, kubectl, wait_for
-
-
-@pytest.fixture
-def namespace(kubeconfig: Path) -> Iterator[str]:
-    """A fresh namespace, deleted afterwards (without waiting)."""
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    kubectl(kubeconfig, "create", "namespace", name)
-    wait_for(
-        lambda: (
-            kubectl(kubeconfig, "-n", name, "get", "sa", "default", check=False).returncode == 0
-        ),
-        what="the namespace's default ServiceAccount",
-    )
-    yield name
-    kubectl(kubeconfig, "delete", "namespace", name, "--wait=false", check=False)
 
 
 def test_readyz_and_versions(kubeconfig: Path) -> None:

@@ -1,7 +1,7 @@
 """`up` is idempotent and `down` leaves nothing behind.
 
-Runs a second, private cluster so that the session's shared cluster is not
-disturbed.
+Runs a second, private control plane (no node: the node's network belongs to
+the session's cluster) so that the shared cluster is not disturbed.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ def _listening(port: int) -> bool:
 
 
 def test_up_twice_then_down_leaves_nothing(tmp_path: Path) -> None:
-    cluster = LocalCluster(tmp_path / "cluster")
+    cluster = LocalCluster(tmp_path / "cluster", with_node=False)
     try:
         ports = cluster.up()
         first = {s.name: s.pid for s in cluster.status()}

@@ -1,0 +1,111 @@
+"""The first process of every container on the local node.
+
+The node starts it as root inside the pod's network namespace (``ip netns
+exec``, which also gives it a private mount namespace and the pod's
+``/etc/resolv.conf``). It then does what a container runtime does before
+handing over: bind-mounts the pod's volumes at their mount paths, makes the
+project's Python environment reachable for an unprivileged user, drops to the
+pod's user and groups, and ``exec``s the container's command. Its only input
+is a JSON spec file, written by the node.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+_MS_RDONLY = 1
+_MS_REMOUNT = 32
+_MS_BIND = 4096
+_MS_REC = 16384
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str = "") -> None:
+    result = _libc.mount(
+        source.encode() if source else None,
+        target.encode(),
+        fstype.encode() if fstype else None,
+        ctypes.c_ulong(flags),
+        data.encode() if data else None,
+    )
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"mount {source} -> {target}: {os.strerror(errno)}")
+
+
+def _bind(source: str, target: str, read_only: bool) -> None:
+    src = Path(source)
+    dst = Path(target)
+    if src.is_dir():
+        dst.mkdir(parents=True, exist_ok=True)
+    else:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if not dst.exists():
+            dst.touch()
+    _mount(source, target, None, _MS_BIND | _MS_REC)
+    if read_only:
+        _mount(None, target, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY)
+
+
+def _unmask(directory: str, keep: list[str], staging: str) -> None:
+    """Hide a directory the pod's user cannot traverse behind a tmpfs, keeping some paths.
+
+    The Python environment may live under a private home (``/root`` is 0700),
+    which an unprivileged pod process could not reach. Chmod would change the
+    host; a tmpfs over the directory inside this mount namespace does not.
+    """
+    staged = []
+    for index, path in enumerate(keep):
+        stage = Path(staging) / str(index)
+        stage.mkdir(parents=True, exist_ok=True)
+        _mount(path, str(stage), None, _MS_BIND | _MS_REC)
+        staged.append((stage, path))
+    _mount("tmpfs", directory, "tmpfs", 0, "mode=0755")
+    for stage, path in staged:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        _mount(str(stage), path, None, _MS_BIND | _MS_REC)
+
+
+def _drop_privileges(spec: dict[str, Any]) -> None:
+    uid, gid = spec.get("uid"), spec.get("gid")
+    groups = [int(g) for g in spec.get("groups", [])]
+    if uid is None:
+        return
+    os.setgroups(groups)
+    os.setgid(int(gid if gid is not None else uid))
+    os.setuid(int(uid))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Prepare the mount namespace and identity, then become the container's command."""
+    args = argv if argv is not None else sys.argv[1:]
+    spec: dict[str, Any] = json.loads(Path(args[0]).read_text())
+    # Volumes first: their sources may sit under a directory that a mask then hides.
+    for mount in spec.get("mounts", []):
+        _bind(mount["source"], mount["target"], bool(mount.get("readOnly")))
+    for mask in spec.get("masks", []):
+        _unmask(mask["directory"], mask["keep"], mask["staging"])
+    _drop_privileges(spec)
+    os.chdir(spec.get("workingDir") or "/")
+    argv_ = [str(a) for a in spec["argv"]]
+    env = {str(k): str(v) for k, v in spec["env"].items()}
+    try:
+        os.execvpe(argv_[0], argv_, env)
+    except OSError as exc:
+        # Exit codes as a container runtime reports them: 127 not found, 126 not executable.
+        message = f"cannot run {argv_[0]!r}: {exc.strerror}"
+        Path(spec["terminationLog"]).write_text(message)
+        print(message, file=sys.stderr)
+        sys.exit(127 if isinstance(exc, FileNotFoundError) else 126)
+
+
+if __name__ == "__main__":
+    main()

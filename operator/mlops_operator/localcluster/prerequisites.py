@@ -1,0 +1,50 @@
+"""Machine packages the local node needs, installed from Debian when missing.
+
+Nothing installed by hand survives to a new machine, so `mlops cluster up`
+installs what it runs: iproute2 (network namespaces), nftables (kube-proxy's
+mode and the containment rule), conntrack, and Prometheus.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+__all__ = ["REQUIRED", "ensure_packages"]
+
+# executable -> Debian package
+REQUIRED = {
+    "ip": "iproute2",
+    "nft": "nftables",
+    "conntrack": "conntrack",
+    "prometheus": "prometheus",
+}
+
+
+def _missing() -> list[str]:
+    return sorted({pkg for exe, pkg in REQUIRED.items() if shutil.which(exe) is None})
+
+
+def ensure_packages() -> None:
+    """Install the missing packages with apt-get (root only); fail clearly otherwise."""
+    missing = _missing()
+    if not missing:
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise RuntimeError(
+            f"the local node needs {', '.join(missing)}: install them (Debian/Ubuntu: "
+            f"apt-get install {' '.join(missing)}) and run this as root"
+        )
+    print(f"[cluster] installing {', '.join(missing)} from Debian", file=sys.stderr, flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    if _missing():
+        raise RuntimeError(f"still missing after apt-get: {', '.join(_missing())}")
