@@ -19,8 +19,10 @@ __all__ = ["main"]
 # Modules that add subcommands; each defines `register(subparsers)`.
 _COMMAND_MODULES = (
     "mlops_operator.crdgen.commands",
+    "mlops_operator.demo",
     "mlops_operator.localcluster.commands",
     "mlops_operator.runtime.commands",
+    "mlops_operator.serving.commands",
     "mlops_operator.trainer.commands",
 )
 

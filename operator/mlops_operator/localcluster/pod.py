@@ -51,6 +51,7 @@ _BACKOFF_START = 2.0
 _BACKOFF_CAP = 60.0
 _TERMINATION_MESSAGE_LIMIT = 4096
 _DNS_SERVICE_IP = "10.96.0.10"
+_FIRST_READY_RETRY = 0.2
 
 
 def _now() -> str:
@@ -525,8 +526,10 @@ class PodWorker:
         period = float(probe.get("periodSeconds", 10))
         await asyncio.sleep(float(probe.get("initialDelaySeconds", 0)))
         successes = failures = 0
+        ever_ready = False
         while container.process is not None:
             ok = await self._probe_once(container, probe)
+            ever_ready = ever_ready or ok
             successes, failures = (successes + 1, 0) if ok else (0, failures + 1)
             if kind == "readinessProbe":
                 if (
@@ -554,7 +557,10 @@ class PodWorker:
                     container, float(probe.get("terminationGracePeriodSeconds", self._grace()))
                 )
                 return
-            await asyncio.sleep(period)
+            # Until a readiness probe first succeeds it is retried within the period, so a
+            # server is Ready as soon as it listens (the kubelet waits a full period).
+            fast = kind == "readinessProbe" and not ever_ready
+            await asyncio.sleep(min(period, _FIRST_READY_RETRY) if fast else period)
 
     # -- stopping ------------------------------------------------------------------------------
 
