@@ -27,8 +27,8 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
-    generate_latest,
     disable_created_metrics,
+    generate_latest,
     multiprocess,
 )
 
@@ -45,7 +45,7 @@ _ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384)
 _MODEL_LABELS = ("model", "model_version")
 
 # The `_created` twin of every series doubles the scrape for no use in PromQL.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class _FeatureCounter:
