@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +38,18 @@ class ModelDir:
 @pytest.fixture(scope="session")
 def models_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def trained_iris(models_root: Path) -> ModelDir:
+    """What the real trainer (`mlops train`) writes, to keep the contract honest."""
+    path = models_root / "trained-iris"
+    subprocess.run(
+        [sys.executable, "-m", "mlops_operator.cli", "train", "--dataset", "sklearn://iris",
+         "--target", "target", "--estimator", "LogisticRegression", "--output", str(path)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    return ModelDir(path, ModelCard.model_validate_json((path / "model-card.json").read_text()))
 
 
 @pytest.fixture(scope="session")

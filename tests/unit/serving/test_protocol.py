@@ -16,7 +16,9 @@ import pytest
 from tests.unit.serving.conftest import IRIS_FEATURES, ModelDir, Serve
 
 
-@pytest.mark.parametrize("model_fixture", ["iris_lr", "iris_forest", "iris_imputing"])
+@pytest.mark.parametrize(
+    "model_fixture", ["trained_iris", "iris_lr", "iris_forest", "iris_imputing"]
+)
 async def test_predict_matches_the_cards_parity_sample(
     serve: Serve, model_fixture: str, request: pytest.FixtureRequest
 ) -> None:
