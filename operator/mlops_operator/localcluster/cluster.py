@@ -284,7 +284,12 @@ class LocalCluster:
         ports = self.layout.load_ports()
         if ports is None or not self.is_running():
             ports = Ports.allocate()
-            for throwaway in (self.layout.etcd_data, self.layout.prometheus_data):
+            # A fresh etcd holds no pods, volumes or leases: the node's old data means nothing.
+            for throwaway in (
+                self.layout.etcd_data,
+                self.layout.prometheus_data,
+                self.layout.data_root,
+            ):
                 shutil.rmtree(throwaway, ignore_errors=True)
             self.layout.save_ports(ports)
         self._prepare(ports)

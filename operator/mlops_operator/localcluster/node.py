@@ -413,7 +413,8 @@ def _clean_stale_namespaces() -> None:
         name = line.split()[0] if line.split() else ""
         if name.startswith("mlops-"):
             subprocess.run(["ip", "netns", "delete", name], check=False)
-            shutil.rmtree(Path("/etc/netns") / name, ignore_errors=True)
+    for leftover in Path("/etc/netns").glob("mlops-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 async def _serve(args: argparse.Namespace) -> None:
