@@ -1,0 +1,58 @@
+"""Read a ``/metrics`` endpoint directly, for when no Prometheus server is configured.
+
+The text is parsed with prometheus_client's own parser; each sample becomes a
+`Sample` whose labels include ``__name__`` (with its ``_total``/``_bucket``
+suffix), the same shape a Prometheus instant query returns.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from mlops_operator.prometheus.client import Sample
+
+__all__ = ["ScrapeError", "parse_exposition", "scrape"]
+
+
+class ScrapeError(Exception):
+    """The endpoint could not be read, or its text is not the Prometheus exposition format."""
+
+
+def parse_exposition(text: str) -> list[Sample]:
+    """Every sample of a Prometheus text exposition."""
+    try:
+        return [
+            Sample(
+                {"__name__": s.name, **s.labels},
+                float(s.value),
+                None if s.timestamp is None else float(s.timestamp),
+            )
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        ]
+    except ValueError as error:
+        raise ScrapeError(f"not the Prometheus text format: {error}") from error
+
+
+_TIMEOUT = aiohttp.ClientTimeout(total=5)
+
+
+async def scrape(url: str, *, session: aiohttp.ClientSession | None = None) -> list[Sample]:
+    """GET `url` (a ``/metrics`` endpoint) and parse it; `ScrapeError` if that fails.
+
+    Without `session` a short-lived one is used, with a 5 s deadline.
+    """
+    own = session is None
+    client = session or aiohttp.ClientSession(timeout=_TIMEOUT)
+    try:
+        async with client.get(url) as response:
+            if response.status != 200:
+                raise ScrapeError(f"{url} answered HTTP {response.status}")
+            text = await response.text()
+    except (aiohttp.ClientError, TimeoutError) as error:
+        raise ScrapeError(f"cannot read {url}: {error}") from error
+    finally:
+        if own:
+            await client.close()
+    return parse_exposition(text)
