@@ -37,14 +37,30 @@ class OperatorSettings(BaseSettings):
         default_factory=list,
         description="Namespaces to watch (comma-separated in MLOPS_NAMESPACES); empty: cluster-wide.",
     )
-    artifact_store_uri: str = Field(
-        default="file:///var/lib/mlops/artifacts",
-        description="Where trainers write and servers read artifacts (an fsspec URI).",
+    artifact_pvc: str = Field(
+        default="mlops-artifacts",
+        min_length=1,
+        description="PersistentVolumeClaim holding the artifact store, mounted at"
+        " /var/lib/mlops/artifacts in training, validation and serving pods; created in a"
+        " namespace when missing (never deleted). Unused when artifact_uri is set.",
     )
-    artifact_pvc: str | None = Field(
+    artifact_uri: str | None = Field(
         default=None,
-        description="PersistentVolumeClaim mounted at the artifact store's path in training "
-        "and serving pods, when the store is a file:// path shared through a volume.",
+        description="An object-store root for artifacts (s3://bucket/prefix); when set, pods use"
+        " it directly and no PersistentVolumeClaim is mounted.",
+    )
+    artifact_pvc_size: str = Field(
+        default="10Gi", description="Storage requested when the operator creates the claim."
+    )
+    artifact_storage_class: str | None = Field(
+        default=None,
+        description="StorageClass of a claim the operator creates; unset: the cluster's default.",
+    )
+    job_ttl_seconds: int = Field(
+        default=3600,
+        ge=0,
+        description="How long a finished trainer Job (and its pod and logs) is kept once its"
+        " outcome is recorded in the TrainingJob's status, which stays.",
     )
     operator_image: str = Field(default_factory=lambda: default_image("operator"))
     trainer_image: str = Field(default_factory=lambda: default_image("trainer"))

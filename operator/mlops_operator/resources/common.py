@@ -1,0 +1,261 @@
+"""What every object the operator creates shares: labels, owner references, pod security, artifacts.
+
+- **Labels.** Everything carries ``app.kubernetes.io/managed-by`` and ``part-of``
+  plus ``mlops.dev/model`` and, where relevant, the TrainingJob, ModelVersion or
+  ModelDeployment it belongs to, so ``kubectl get all -l mlops.dev/model=iris``
+  shows a model's whole footprint. Label values are at most 63 characters, object
+  names up to 253: `label_value` shortens long names with a hash suffix, and
+  lookups by label go through the same function.
+- **Pod security.** Workload pods meet the ``restricted`` Pod Security Standard
+  (non-root as 65532, no privilege escalation, every capability dropped, seccomp
+  ``RuntimeDefault``, read-only root filesystem) with an ``emptyDir`` at ``/tmp``
+  for scratch space, so they run in namespaces that enforce it.
+- **Artifacts.** One convention for every controller (`ArtifactStorage`): either
+  a PersistentVolumeClaim (default ``mlops-artifacts``, created in each namespace
+  that runs workloads when missing, never deleted) mounted at `ARTIFACT_MOUNT`, or
+  an object-store root (``s3://bucket/prefix``) and no volume. Pods find the store
+  in ``MLOPS_STORE_URI``; ModelVersions record ``pvc://<claim>/<key>`` (or the
+  object-store URI of the key), which `resolve_artifact_uri` maps back to the
+  mount inside a pod.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from mlops_operator.api.resource import CustomResource
+
+__all__ = [
+    "ARTIFACT_MOUNT",
+    "ARTIFACT_VOLUME",
+    "COMPONENT_LABEL",
+    "DEPLOYMENT_LABEL",
+    "MANAGED_BY",
+    "MANAGED_BY_LABEL",
+    "MODEL_LABEL",
+    "MODEL_VERSION_LABEL",
+    "PART_OF_LABEL",
+    "PVC_SCHEME",
+    "RUN_AS_USER",
+    "SCRATCH_MOUNT",
+    "SCRATCH_VOLUME",
+    "STORE_URI_ENV",
+    "TRAINING_JOB_LABEL",
+    "UID_ANNOTATION",
+    "ArtifactStorage",
+    "artifact_pvc",
+    "label_value",
+    "labels",
+    "owner_reference",
+    "resolve_artifact_uri",
+    "restricted_container_security_context",
+    "restricted_pod_security_context",
+    "scratch_mount",
+    "scratch_volume",
+]
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+PART_OF_LABEL = "app.kubernetes.io/part-of"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+MANAGED_BY = "mlops-operator"
+MODEL_LABEL = "mlops.dev/model"
+TRAINING_JOB_LABEL = "mlops.dev/training-job"
+MODEL_VERSION_LABEL = "mlops.dev/model-version"
+DEPLOYMENT_LABEL = "mlops.dev/deployment"
+UID_ANNOTATION = "mlops.dev/training-job-uid"
+"""On a ModelVersion: the uid of the TrainingJob that produced it (names can be reused, uids not)."""
+
+RUN_AS_USER = 65532
+SCRATCH_VOLUME = "scratch"
+SCRATCH_MOUNT = "/tmp"
+ARTIFACT_VOLUME = "artifacts"
+ARTIFACT_MOUNT = "/var/lib/mlops/artifacts"
+STORE_URI_ENV = "MLOPS_STORE_URI"
+PVC_SCHEME = "pvc"
+
+_MAX_LABEL_VALUE = 63
+
+
+def label_value(name: str) -> str:
+    """`name` as a label value: unchanged when it fits in 63 characters, else cut with a hash suffix.
+
+    Object names may be 253 characters long; label values only 63. The suffix keeps
+    two long names that share a prefix apart.
+    """
+    if len(name) <= _MAX_LABEL_VALUE:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+    head = name[: _MAX_LABEL_VALUE - len(digest) - 1].rstrip("-.")
+    return f"{head}-{digest}"
+
+
+def labels(
+    model: str,
+    *,
+    component: str | None = None,
+    training_job: str | None = None,
+    model_version: str | None = None,
+    deployment: str | None = None,
+) -> dict[str, str]:
+    """The labels of an object the operator creates for `model` (and for the named parents)."""
+    found = {
+        MANAGED_BY_LABEL: MANAGED_BY,
+        PART_OF_LABEL: MANAGED_BY,
+        MODEL_LABEL: label_value(model),
+    }
+    optional = {
+        COMPONENT_LABEL: component,
+        TRAINING_JOB_LABEL: training_job,
+        MODEL_VERSION_LABEL: model_version,
+        DEPLOYMENT_LABEL: deployment,
+    }
+    found |= {key: label_value(value) for key, value in optional.items() if value is not None}
+    return found
+
+
+def owner_reference(owner: CustomResource, *, controller: bool = True) -> dict[str, Any]:
+    """An owner reference to `owner`: the garbage collector deletes the child with it.
+
+    ``blockOwnerDeletion`` makes a foreground deletion of the owner wait for the child.
+    """
+    uid = owner.metadata.get("uid")
+    if not uid:
+        raise ValueError(
+            f"{owner.crd.kind} {owner.name!r} has no metadata.uid; only an object read back"
+            " from the API server can own children"
+        )
+    return {
+        "apiVersion": owner.api_version,
+        "kind": owner.crd.kind,
+        "name": owner.name,
+        "uid": uid,
+        "controller": controller,
+        "blockOwnerDeletion": True,
+    }
+
+
+def restricted_pod_security_context() -> dict[str, Any]:
+    """The pod-level settings the ``restricted`` Pod Security Standard asks for."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS_USER,
+        "runAsGroup": RUN_AS_USER,
+        "fsGroup": RUN_AS_USER,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def restricted_container_security_context() -> dict[str, Any]:
+    """The container-level settings of the ``restricted`` standard, root filesystem read-only."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def scratch_volume(size_limit: str = "1Gi") -> dict[str, Any]:
+    """The writable ``emptyDir`` a read-only container uses for temporary files."""
+    return {"name": SCRATCH_VOLUME, "emptyDir": {"sizeLimit": size_limit}}
+
+
+def scratch_mount() -> dict[str, Any]:
+    """Where the scratch volume is mounted: ``/tmp``, where Python and libraries expect it."""
+    return {"name": SCRATCH_VOLUME, "mountPath": SCRATCH_MOUNT}
+
+
+@dataclass(frozen=True)
+class ArtifactStorage:
+    """Where workloads read and write artifacts: a PVC (``claim``) or an object store (``uri``).
+
+    ``uri`` wins when both are set: an object-store root needs no volume.
+    """
+
+    claim: str | None = "mlops-artifacts"
+    uri: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.claim and not self.uri:
+            raise ValueError(
+                "the artifact store needs a PersistentVolumeClaim name or an object-store URI"
+            )
+
+    @property
+    def uses_pvc(self) -> bool:
+        """Whether pods mount the claim (no object-store URI is configured)."""
+        return not self.uri
+
+    @property
+    def store_uri(self) -> str:
+        """What a workload pod gets as ``MLOPS_STORE_URI``."""
+        return self.uri.rstrip("/") if self.uri else f"file://{ARTIFACT_MOUNT}"
+
+    def env(self) -> list[dict[str, str]]:
+        """The environment entries that tell a workload where the store is."""
+        return [{"name": STORE_URI_ENV, "value": self.store_uri}]
+
+    def volumes(self) -> list[dict[str, Any]]:
+        """The pod volumes the store needs (none for an object store)."""
+        if not self.uses_pvc:
+            return []
+        return [{"name": ARTIFACT_VOLUME, "persistentVolumeClaim": {"claimName": self.claim}}]
+
+    def mounts(self, *, read_only: bool = False) -> list[dict[str, Any]]:
+        """The container mounts the store needs (none for an object store)."""
+        if not self.uses_pvc:
+            return []
+        return [{"name": ARTIFACT_VOLUME, "mountPath": ARTIFACT_MOUNT, "readOnly": read_only}]
+
+    def uri_of(self, key: str) -> str:
+        """The URI a ModelVersion records for `key`: ``pvc://<claim>/<key>`` or the store's own."""
+        key = key.strip("/")
+        if self.uses_pvc:
+            return f"{PVC_SCHEME}://{self.claim}/{key}"
+        return f"{self.store_uri}/{key}"
+
+
+def artifact_pvc(
+    namespace: str, claim: str, *, size: str = "10Gi", storage_class: str | None = None
+) -> dict[str, Any]:
+    """The artifact PersistentVolumeClaim (the default StorageClass unless one is named).
+
+    ``ReadWriteOnce``: on one node (the local cluster, small clusters) every pod
+    can mount it; clusters that spread trainers and servers over nodes should
+    create the claim themselves, ``ReadWriteMany``, before the operator needs it.
+    """
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": size}},
+    }
+    if storage_class:
+        spec["storageClassName"] = storage_class
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": claim,
+            "namespace": namespace,
+            "labels": {MANAGED_BY_LABEL: MANAGED_BY, PART_OF_LABEL: MANAGED_BY},
+        },
+        "spec": spec,
+    }
+
+
+def resolve_artifact_uri(uri: str, *, mount: str = ARTIFACT_MOUNT) -> str:
+    """Inside a pod, the URI to open for an artifact URI recorded in a ModelVersion.
+
+    ``pvc://<claim>/<key>`` becomes ``file://<mount>/<key>`` (the claim is mounted
+    there); any other URI is returned as it is.
+    """
+    parts = urlsplit(uri)
+    if parts.scheme != PVC_SCHEME:
+        return uri
+    key = parts.path.strip("/")
+    if not parts.netloc or not key:
+        raise ValueError(f"{uri!r} is not an artifact URI; expected pvc://<claim>/<key>")
+    return f"file://{mount.rstrip('/')}/{key}"
