@@ -30,6 +30,8 @@ __all__ = [
     "COREDNS_VERSION",
     "ETCD",
     "ETCD_VERSION",
+    "HELM",
+    "HELM_VERSION",
     "KUBERNETES",
     "KUBERNETES_VERSION",
     "Component",
@@ -41,6 +43,7 @@ __all__ = [
 KUBERNETES_VERSION = "v1.36.3"
 ETCD_VERSION = "v3.6.16"
 COREDNS_VERSION = "v1.14.7"
+HELM_VERSION = "v3.21.4"
 
 KUBERNETES_COMMANDS = (
     "kube-apiserver",
@@ -78,6 +81,8 @@ class Component:
 KUBERNETES = Component("kubernetes", KUBERNETES_VERSION, KUBERNETES_COMMANDS)
 ETCD = Component("etcd", ETCD_VERSION, ("etcd", "etcdctl"))
 COREDNS = Component("coredns", COREDNS_VERSION, ("coredns",))
+# Not part of the cluster: the chart's tests and `make helm` build it on first use.
+HELM = Component("helm", HELM_VERSION, ("helm",))
 
 
 def cache_root() -> Path:
@@ -259,10 +264,43 @@ def _build_coredns(go: str, workdir: Path, out: Path) -> None:
     )
 
 
+def _helm_ldflags(version: str, kubernetes_version: str) -> str:
+    """Helm 3's version, and the Kubernetes version its offline templating and lint assume.
+
+    Without them `helm version` prints nothing useful and `helm template`/`helm lint`
+    assume Kubernetes 1.20 (the defaults in pkg/chartutil and pkg/lint/rules).
+    """
+    major, minor = kubernetes_version.lstrip("v").split(".")[:2]
+    flags = ["-s", "-w", f"-X helm.sh/helm/v3/internal/version.version={version}"]
+    flags.append("-X helm.sh/helm/v3/internal/version.gitTreeState=clean")
+    for pkg in ("helm.sh/helm/v3/pkg/chartutil", "helm.sh/helm/v3/pkg/lint/rules"):
+        flags += [f"-X {pkg}.k8sVersionMajor={major}", f"-X {pkg}.k8sVersionMinor={minor}"]
+    return " ".join(flags)
+
+
+def _build_helm(go: str, workdir: Path, out: Path) -> None:
+    # Helm's go.mod has no replace directives, so `go install pkg@version` works.
+    workdir.mkdir(parents=True, exist_ok=True)
+    _log("compiling helm")
+    _run(
+        [
+            go,
+            "install",
+            "-trimpath",
+            "-ldflags",
+            _helm_ldflags(HELM.version, KUBERNETES.version),
+            f"helm.sh/helm/v3/cmd/helm@{HELM.version}",
+        ],
+        workdir,
+        {"GOBIN": str(out)},
+    )
+
+
 _BUILDERS = {
     KUBERNETES.name: _build_kubernetes,
     ETCD.name: _build_etcd,
     COREDNS.name: _build_coredns,
+    HELM.name: _build_helm,
 }
 
 
