@@ -62,6 +62,11 @@ class OperatorSettings(BaseSettings):
         description="How long a finished trainer Job (and its pod and logs) is kept once its"
         " outcome is recorded in the TrainingJob's status, which stays.",
     )
+    prometheus_url: str | None = Field(
+        default=None,
+        description="Prometheus server queried for rollout analysis and rollback floors; unset: "
+        "the serving pods' /metrics are scraped directly.",
+    )
     operator_image: str = Field(default_factory=lambda: default_image("operator"))
     trainer_image: str = Field(default_factory=lambda: default_image("trainer"))
     server_image: str = Field(default_factory=lambda: default_image("server"))

@@ -18,7 +18,7 @@ from mlops_operator.trainer.estimators import Task
 from mlops_operator.trainer.features import FeatureTable
 from mlops_operator.trainer.pipeline import model_input
 
-__all__ = ["Split", "cross_validation_metrics", "held_out_metrics", "split"]
+__all__ = ["Split", "cross_validation_metrics", "held_out_metrics", "scores", "split"]
 
 _log = logging.getLogger(__name__)
 
@@ -98,25 +98,41 @@ def held_out_metrics(
     features = model_input(table, x_test)
     predicted = pipeline.predict(features)
     if task == "regression":
+        return scores(task, y_test, predicted)
+    return scores(task, y_test, predicted, pipeline.predict_proba(features), pipeline.classes_)
+
+
+def scores(
+    task: Task,
+    y_true: npt.NDArray[Any],
+    predicted: npt.NDArray[Any],
+    probabilities: npt.NDArray[Any] | None = None,
+    classes: npt.NDArray[Any] | None = None,
+) -> dict[str, float]:
+    """The held-out metrics of any model's predictions (the validator scores ONNX models with it).
+
+    Classification needs `probabilities` (one column per entry of `classes`).
+    """
+    if task == "regression":
         return {
-            "rmse": float(metrics.root_mean_squared_error(y_test, predicted)),
-            "mae": float(metrics.mean_absolute_error(y_test, predicted)),
-            "r2": float(metrics.r2_score(y_test, predicted)),
+            "rmse": float(metrics.root_mean_squared_error(y_true, predicted)),
+            "mae": float(metrics.mean_absolute_error(y_true, predicted)),
+            "r2": float(metrics.r2_score(y_true, predicted)),
         }
-    probabilities = pipeline.predict_proba(features)
-    classes = pipeline.classes_
+    if probabilities is None or classes is None:
+        raise ValueError("classification metrics need the probabilities and the classes")
     result = {
-        "accuracy": float(metrics.accuracy_score(y_test, predicted)),
-        "balanced_accuracy": float(metrics.balanced_accuracy_score(y_test, predicted)),
-        "f1_macro": float(metrics.f1_score(y_test, predicted, average="macro")),
-        "log_loss": float(metrics.log_loss(y_test, probabilities, labels=classes)),
+        "accuracy": float(metrics.accuracy_score(y_true, predicted)),
+        "balanced_accuracy": float(metrics.balanced_accuracy_score(y_true, predicted)),
+        "f1_macro": float(metrics.f1_score(y_true, predicted, average="macro")),
+        "log_loss": float(metrics.log_loss(y_true, probabilities, labels=classes)),
     }
     try:
         if len(classes) == 2:
-            auc = metrics.roc_auc_score(y_test == classes[1], probabilities[:, 1])
+            auc = metrics.roc_auc_score(y_true == classes[1], probabilities[:, 1])
         else:
             auc = metrics.roc_auc_score(
-                y_test, probabilities, multi_class="ovr", average="macro", labels=classes
+                y_true, probabilities, multi_class="ovr", average="macro", labels=classes
             )
         result["roc_auc"] = float(auc)
     except ValueError as error:

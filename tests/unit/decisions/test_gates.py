@@ -1,0 +1,179 @@
+"""Gates: thresholds with their direction, the champion comparison, and the verdict."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from mlops_operator.api.gates import (
+    ChampionComparison,
+    ComparisonOp,
+    Gates,
+    MaxRegression,
+    MetricGate,
+)
+from mlops_operator.api.modelversion import Approval, ModelVersionPhase
+from mlops_operator.decisions.gates import (
+    ChampionMetrics,
+    champion_gate,
+    evaluate_gates,
+    higher_is_better,
+    merge_gates,
+    metric_gate,
+    verdict,
+)
+from mlops_operator.validator.report import Check, ValidationReport
+
+METRICS = {"accuracy": 0.93, "log_loss": 0.25}
+
+
+@pytest.mark.parametrize(
+    ("gate", "passed"),
+    [
+        (MetricGate(metric="accuracy", threshold=0.9), True),
+        (MetricGate(metric="accuracy", threshold=0.95), False),
+        (MetricGate(metric="accuracy", op=ComparisonOp.GT, threshold=0.93), False),
+        (MetricGate(metric="log_loss", op=ComparisonOp.LE, threshold=0.3), True),
+        (MetricGate(metric="log_loss", op=ComparisonOp.LT, threshold=0.25), False),
+    ],
+)
+def test_metric_gates_compare_with_their_operator(gate: MetricGate, passed: bool) -> None:
+    result = metric_gate(gate, METRICS)
+    assert result.passed is passed
+    assert (result.metric, result.value, result.threshold) == (
+        gate.metric,
+        METRICS[gate.metric],
+        gate.threshold,
+    )
+
+
+def test_a_missing_metric_fails_and_names_what_exists() -> None:
+    result = metric_gate(MetricGate(metric="r2", threshold=0.5), METRICS)
+    assert not result.passed
+    assert "['accuracy', 'log_loss']" in result.message
+
+
+def test_direction_is_known_per_metric() -> None:
+    assert higher_is_better("accuracy")
+    assert not higher_is_better("log_loss")
+    assert not higher_is_better("rmse")
+    assert higher_is_better("rmse", declared=True)
+
+
+def _compare(regression: MaxRegression, metric: str | None = None) -> ChampionComparison:
+    return ChampionComparison(metric=metric, max_regression=regression)
+
+
+@pytest.mark.parametrize(
+    ("regression", "candidate", "threshold", "passed"),
+    [
+        (MaxRegression(absolute=0.01), 0.895, 0.89, True),
+        (MaxRegression(absolute=0.01), 0.885, 0.89, False),
+        (MaxRegression(absolute=0.0), 0.9, 0.9, True),
+        (MaxRegression(relative=0.1), 0.82, 0.81, True),
+        (MaxRegression(relative=0.1), 0.80, 0.81, False),
+    ],
+)
+def test_champion_comparison_higher_is_better(
+    regression: MaxRegression, candidate: float, threshold: float, passed: bool
+) -> None:
+    result = champion_gate(
+        _compare(regression),
+        primary_metric="accuracy",
+        candidate={"accuracy": candidate},
+        champion=ChampionMetrics("iris-v1", {"accuracy": 0.9}),
+    )
+    assert result.passed is passed
+    assert result.threshold == pytest.approx(threshold)
+    assert (result.champion, result.champion_value, result.value) == ("iris-v1", 0.9, candidate)
+
+
+def test_champion_comparison_lower_is_better() -> None:
+    def judge(value: float) -> bool:
+        return champion_gate(
+            _compare(MaxRegression(relative=0.2), metric="log_loss"),
+            primary_metric="accuracy",
+            candidate={"log_loss": value},
+            champion=ChampionMetrics("iris-v1", {"log_loss": 0.5}),
+        ).passed
+
+    assert judge(0.59)
+    assert not judge(0.61)
+
+
+def test_champion_not_measured_fails() -> None:
+    result = champion_gate(
+        _compare(MaxRegression(absolute=0.0)),
+        primary_metric="accuracy",
+        candidate={"accuracy": 0.9},
+        champion=ChampionMetrics("iris-v1", {}),
+    )
+    assert not result.passed
+    assert "champion iris-v1 has no 'accuracy'" in result.message
+
+
+def _report(**champions: dict[str, float]) -> ValidationReport:
+    return ValidationReport(
+        checks=[Check(name="checksum", passed=True), Check(name="parity", passed=True)],
+        rows=30,
+        candidate_metrics={"accuracy": 0.9},
+        champion_metrics=champions,
+    )
+
+
+def test_evaluate_gates_lists_checks_thresholds_then_champions() -> None:
+    gates = Gates(
+        metrics=[MetricGate(metric="accuracy", threshold=0.9)],
+        compare_to_champion=_compare(MaxRegression(absolute=0.0)),
+    )
+    results = evaluate_gates(
+        gates,
+        metrics=METRICS,
+        primary_metric="accuracy",
+        report=_report(**{"iris-v1": {"accuracy": 0.95}}),
+        champions=["iris-v1"],
+    )
+    assert [(r.gate, r.passed) for r in results] == [
+        ("checksum", True),
+        ("parity", True),
+        ("accuracy >= 0.9", True),
+        ("compareToChampion", False),
+    ]
+    assert verdict(results, require_approval=False, approval=None) is ModelVersionPhase.REJECTED
+
+
+def test_no_champion_passes_the_comparison() -> None:
+    gates = Gates(compare_to_champion=_compare(MaxRegression(absolute=0.0)))
+    results = evaluate_gates(
+        gates, metrics=METRICS, primary_metric="accuracy", report=_report(), champions=[]
+    )
+    assert results[-1].passed
+    assert "no champion" in results[-1].message
+
+
+def test_approval_holds_a_passing_version_until_given() -> None:
+    results = evaluate_gates(
+        Gates(require_approval=True),
+        metrics=METRICS,
+        primary_metric="accuracy",
+        report=_report(),
+    )
+    assert verdict(results, require_approval=True, approval=None) is (
+        ModelVersionPhase.AWAITING_APPROVAL
+    )
+    approval = Approval(by="alice", at=datetime(2025, 1, 1, tzinfo=UTC))
+    assert verdict(results, require_approval=True, approval=approval) is (
+        ModelVersionPhase.VALIDATED
+    )
+
+
+def test_merge_keeps_every_threshold_and_any_approval() -> None:
+    own = Gates(metrics=[MetricGate(metric="accuracy", threshold=0.9)])
+    deployment = Gates(
+        metrics=[MetricGate(metric="log_loss", op=ComparisonOp.LE, threshold=0.3)],
+        require_approval=True,
+    )
+    merged = merge_gates(own, None, deployment)
+    assert [m.metric for m in merged.metrics] == ["accuracy", "log_loss"]
+    assert merged.require_approval
