@@ -35,6 +35,7 @@ from mlops_operator.trainer.features import prepare
 from mlops_operator.trainer.pipeline import build_pipeline, model_input
 from mlops_operator.trainer.reference import feature_references, prediction_reference
 from mlops_operator.trainer.result import (
+    SignatureDigest,
     TrainingFailed,
     TrainingSucceeded,
     render_termination_message,
@@ -215,8 +216,15 @@ def _write(
         model_uri=model_uri,
         model_key=model_key,
         sha256=sha256,
+        size_bytes=card.artifact.size_bytes,
+        opset=card.artifact.opset,
         dataset_sha256=card.lineage.dataset_sha256,
+        dataset_rows=card.lineage.dataset_rows,
+        dataset_columns=card.lineage.dataset_columns,
         metrics=card.metrics,
+        code_version=card.lineage.code_version,
+        libraries=card.lineage.libraries,
+        signature=SignatureDigest.of(card.signature),
     )
 
 
