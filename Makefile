@@ -35,6 +35,17 @@ $(STAMP): pyproject.toml
 crds: $(STAMP) ## Regenerate crds/*.yaml and the Helm chart's CRD templates from operator/mlops_operator/api.
 	$(PY) -m mlops_operator.crdgen --write
 
+HELM = $(shell $(PY) -c 'from mlops_operator.localcluster.binaries import HELM; print(HELM.path("helm"))')
+
+.PHONY: helm
+helm: $(STAMP) ## Build (first run only) and cache Helm from its Go module; prints its path.
+	@$(PY) -c 'from mlops_operator.localcluster.binaries import HELM, ensure_binaries; ensure_binaries((HELM,))'
+	@echo $(HELM)
+
+.PHONY: manifests
+manifests: helm ## Render the kustomize base (manifests/base) from the Helm chart.
+	HELM=$(HELM) manifests/render-base.sh > manifests/base/mlops-operator.yaml
+
 .PHONY: binaries
 binaries: $(STAMP) ## Build (first run only) and cache the control-plane binaries.
 	$(MLOPS) cluster build
