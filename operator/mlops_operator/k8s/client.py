@@ -73,7 +73,7 @@ def _identity(manifest: Mapping[str, Any]) -> tuple[str, str, str, str | None]:
 
 
 class KubeClient:
-    """Apply, create, get, patch status and list, with the credentials Kopf's login resolved.
+    """Apply, create, get, patch (status) and list, with the credentials Kopf's login resolved.
 
     Create it before Kopf starts and hand it the credentials from the login handler
     (`connect`); a re-login replaces them. Kinds are resolved through the API's
@@ -190,6 +190,32 @@ class KubeClient:
         path = rtype.path(namespace, name) + "/status"
         result: dict[str, Any] = await self._request(
             "PATCH", path, body={"status": status}, content_type=_MERGE
+        )
+        return result
+
+    async def patch(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str | None,
+        patch: Mapping[str, Any],
+        *,
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        """JSON-merge-patch the object (or its `subresource`, e.g. ``status``); the object as stored.
+
+        A ``metadata.resourceVersion`` in `patch` makes it conditional: `errors.Conflict`
+        if the object changed since that version was read (optimistic concurrency).
+        """
+        rtype = await self.resource_type(api_version, kind)
+        path = rtype.path(namespace, name) + (f"/{subresource}" if subresource else "")
+        result: dict[str, Any] = await self._request(
+            "PATCH",
+            path,
+            query={"fieldManager": self.field_manager},
+            body=patch,
+            content_type=_MERGE,
         )
         return result
 
