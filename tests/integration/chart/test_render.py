@@ -1,0 +1,171 @@
+"""The chart without a cluster: lint, the schema's messages, RBAC in each mode, monitoring
+objects, the kustomize base it renders, and every overlay builds.
+
+Aspects: `helm lint --strict` is clean; wrong values fail with a message naming the value and
+what was expected; in every RBAC mode no rule is too broad, and the Namespaced mode grants the
+namespaced rules only in the watched namespaces; the CRDs are optional and kept on uninstall
+when asked; the optional monitoring objects render with the configured labels and thresholds;
+the checked-in base is exactly what `make manifests` renders; each overlay builds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from tests.integration.chart.conftest import CHART, KUBECTL, OVERLAYS, Helm, run
+from tests.unit.chart.rendered import BASE, REPO, by_kind, documents, rbac_problems
+
+
+def _template(helm: Helm, *sets: str) -> list[dict]:
+    args = [a for s in sets for a in ("--set", s)]
+    return documents(helm("template", "rel", str(CHART), "--namespace", "ops", *args).stdout)
+
+
+def test_lint_strict_is_clean(helm: Helm) -> None:
+    result = helm("lint", "--strict", str(CHART))
+    assert "0 chart(s) failed" in result.stdout
+    assert "[WARNING]" not in result.stdout
+    assert "[ERROR]" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            ["operator.logLevel=LOUD"],
+            "at '/operator/logLevel': value must be one of 'DEBUG', 'INFO'",
+        ),
+        (["rbac.scope=Namespaced"], "at '/operator/watchNamespaces': minItems: got 0, want 1"),
+        (
+            ["rbac.scope=Everywhere"],
+            "at '/rbac/scope': value must be one of 'Cluster', 'Namespaced'",
+        ),
+        (["images.trainer.digest=latest"], "at '/images/trainer/digest': 'latest' does not match"),
+        (
+            ["operator.watchNamespaces={Team_A}"],
+            "at '/operator/watchNamespaces/0': 'Team_A' does not match",
+        ),
+        (["artifacts.uri=bucket/prefix"], "at '/artifacts/uri': 'bucket/prefix' does not match"),
+        (["operator.extraEnv.LOG=1"], "at '/operator/extraEnv': additional properties 'LOG'"),
+        (["operator.replicas=2"], "additional properties 'replicas' not allowed"),
+        (["operator.metricsPort=8081"], "the probe and the metrics endpoint need a port each"),
+    ],
+)
+def test_wrong_values_fail_with_a_message(helm: Helm, values: list[str], message: str) -> None:
+    args = [a for v in values for a in ("--set", v)]
+    result = helm("template", "rel", str(CHART), *args, check=False)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    "sets",
+    [
+        [],
+        ["operator.watchNamespaces={team-a,team-b}"],
+        ["rbac.scope=Namespaced", "operator.watchNamespaces={team-a,team-b}"],
+    ],
+    ids=["cluster-wide", "cluster-rbac-some-namespaces", "namespaced-rbac"],
+)
+def test_no_rbac_mode_grants_too_much(helm: Helm, sets: list[str]) -> None:
+    docs = _template(helm, *sets)
+    roles = by_kind(docs, "ClusterRole") + by_kind(docs, "Role")
+    assert roles
+    for role in roles:
+        assert rbac_problems(role) == []
+
+
+def test_namespaced_rbac_grants_objects_only_in_the_watched_namespaces(helm: Helm) -> None:
+    docs = _template(helm, "rbac.scope=Namespaced", "operator.watchNamespaces={team-a,team-b}")
+    assert sorted(r["metadata"]["namespace"] for r in by_kind(docs, "Role")) == ["team-a", "team-b"]
+    assert sorted(b["metadata"]["namespace"] for b in by_kind(docs, "RoleBinding")) == [
+        "team-a",
+        "team-b",
+    ]
+    (operator,) = [
+        r for r in by_kind(docs, "ClusterRole") if r["metadata"]["name"] == "rel-mlops-operator"
+    ]
+    assert operator["rules"] == [
+        {
+            "apiGroups": ["apiextensions.k8s.io"],
+            "resources": ["customresourcedefinitions"],
+            "verbs": ["list", "watch"],
+        },
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
+    ]
+    (deployment,) = by_kind(docs, "Deployment")
+    env = {
+        e["name"]: e["value"]
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["MLOPS_NAMESPACES"] == "team-a,team-b"
+
+
+def test_crds_are_optional_and_kept_on_uninstall_when_asked(helm: Helm) -> None:
+    kept = by_kind(_template(helm), "CustomResourceDefinition")
+    assert len(kept) == 4
+    assert all(c["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"} for c in kept)
+    plain = by_kind(_template(helm, "crds.keep=false"), "CustomResourceDefinition")
+    assert all("annotations" not in c["metadata"] for c in plain)
+    assert by_kind(_template(helm, "crds.enabled=false"), "CustomResourceDefinition") == []
+
+
+def test_monitoring_objects_render_when_enabled(helm: Helm) -> None:
+    assert not {"ServiceMonitor", "PodMonitor", "PrometheusRule", "ConfigMap"} & {
+        d["kind"] for d in _template(helm)
+    }
+    docs = _template(
+        helm,
+        "monitoring.serviceMonitor.enabled=true",
+        "monitoring.serviceMonitor.labels.release=kps",
+        "monitoring.podMonitor.enabled=true",
+        "monitoring.prometheusRule.enabled=true",
+        "monitoring.prometheusRule.driftWindow=30m",
+        "monitoring.grafanaDashboard.enabled=true",
+    )
+    (monitor,) = by_kind(docs, "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "kps"
+    (service,) = by_kind(docs, "Service")
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    (rule,) = by_kind(docs, "PrometheusRule")
+    alerts = {r["alert"]: r for r in rule["spec"]["groups"][0]["rules"]}
+    assert set(alerts) == {
+        "MlopsOperatorDown",
+        "MlopsReconcileErrors",
+        "MlopsFeatureDrift",
+        "MlopsInferenceErrors",
+        "MlopsRollback",
+    }
+    assert alerts["MlopsFeatureDrift"]["expr"].rstrip().endswith("> 0.2")
+    assert "increase(mlops_feature_bin_total[30m])" in alerts["MlopsFeatureDrift"]["expr"]
+    assert 'job="rel-mlops-operator-metrics"' in alerts["MlopsOperatorDown"]["expr"]
+    assert all(a["annotations"]["runbook"] for a in alerts.values())
+    (dashboard,) = by_kind(docs, "ConfigMap")
+    panels = json.loads(dashboard["data"]["mlops-operator.json"])["panels"]
+    titles = {p["title"] for p in panels}
+    assert {"Requests per second by version", "PSI per feature over $window"} <= titles
+
+
+def test_the_checked_in_base_is_what_make_manifests_renders(helm_binary: object) -> None:
+    rendered = run(
+        ["bash", str(REPO / "manifests" / "render-base.sh")],
+        env={**os.environ, "HELM": str(helm_binary)},
+    ).stdout
+    assert rendered == BASE.read_text(), "manifests/base is stale: run `make manifests`"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda p: p.name)
+def test_every_overlay_builds(overlay: object) -> None:
+    result = subprocess.run(
+        [str(KUBECTL), "kustomize", str(overlay)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    docs = documents(result.stdout)
+    (deployment,) = by_kind(docs, "Deployment")
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}

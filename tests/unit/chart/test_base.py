@@ -1,0 +1,153 @@
+"""The kustomize base (rendered from the chart): least-privilege RBAC and an operator pod that
+Kopf and the restricted Pod Security Standard accept.
+
+Aspects: every Role and ClusterRole is free of wildcards, cluster-wide Secret access and
+escalating verbs, and the checker itself catches each of those; the operator's rules grant
+exactly the verbs listed here per resource (a new verb is a reviewed change); the Deployment
+runs one replica with the Recreate strategy, probes the liveness endpoint, sets resources, and
+its pod meets `restricted`; the user roles aggregate into view and edit, and only the approver
+role may write the status through which approvals and manual promotions are recorded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.unit.chart.rendered import BASE, by_kind, documents, rbac_problems
+
+DOCS = documents(BASE.read_text())
+ROLES = by_kind(DOCS, "ClusterRole") + by_kind(DOCS, "Role")
+MLOPS = ("trainingjobs", "modelversions", "modeldeployments", "driftpolicies")
+
+# What the controllers use, by (apiGroup, resource). Review any change against the handlers.
+OPERATOR_GRANTS = {
+    **{("mlops.dev", r): {"get", "list", "watch", "patch"} for r in MLOPS},
+    ("mlops.dev", "trainingjobs"): {"get", "list", "watch", "patch", "create", "delete"},
+    ("mlops.dev", "modelversions"): {"get", "list", "watch", "patch", "create"},
+    **{("mlops.dev", f"{r}/status"): {"get", "patch"} for r in MLOPS},
+    ("batch", "jobs"): {"get", "list", "watch", "create", "patch", "delete"},
+    ("", "pods"): {"get", "list", "watch"},
+    ("apps", "deployments"): {"get", "list", "watch", "create", "patch", "delete"},
+    ("", "services"): {"get", "list", "watch", "create", "patch", "delete"},
+    ("", "persistentvolumeclaims"): {"get", "create"},
+    ("", "events"): {"create", "patch"},
+    ("events.k8s.io", "events"): {"create", "patch"},
+    ("monitoring.coreos.com", "servicemonitors"): {
+        "get",
+        "list",
+        "watch",
+        "create",
+        "patch",
+        "delete",
+    },
+    ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
+}
+
+
+def _grants(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
+    grants: dict[tuple[str, str], set[str]] = {}
+    for rule in role["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                grants.setdefault((group, resource), set()).update(rule["verbs"])
+    return grants
+
+
+def _role(name: str) -> dict[str, Any]:
+    (found,) = [r for r in ROLES if r["metadata"]["name"] == name]
+    return found
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda r: f"{r['kind']}/{r['metadata']['name']}")
+def test_no_role_has_wildcards_cluster_wide_secrets_or_escalation(role: dict[str, Any]) -> None:
+    assert rbac_problems(role) == []
+
+
+@pytest.mark.parametrize(
+    ("rule", "problem"),
+    [
+        ({"apiGroups": ["*"], "resources": ["pods"], "verbs": ["get"]}, "wildcard in apiGroups"),
+        ({"apiGroups": [""], "resources": ["*"], "verbs": ["get"]}, "wildcard in resources"),
+        (
+            {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["*"]},
+            "wildcard in verbs",
+        ),
+        ({"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}, "cluster-wide Secret"),
+        (
+            {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["bind"]},
+            "escalating verbs",
+        ),
+        ({"nonResourceURLs": ["/metrics"], "verbs": ["get"]}, "nonResourceURLs"),
+    ],
+)
+def test_the_checker_finds_each_kind_of_problem(rule: dict[str, Any], problem: str) -> None:
+    role = {"kind": "ClusterRole", "metadata": {"name": "bad"}, "rules": [rule]}
+    (found,) = rbac_problems(role)
+    assert problem in found
+
+
+def test_the_operator_gets_exactly_the_verbs_its_controllers_use() -> None:
+    assert _grants(_role("mlops-operator")) == OPERATOR_GRANTS
+
+
+def test_the_operator_role_is_bound_to_its_service_account_only() -> None:
+    (binding,) = by_kind(DOCS, "ClusterRoleBinding")
+    (account,) = by_kind(DOCS, "ServiceAccount")
+    assert binding["roleRef"]["name"] == "mlops-operator"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": "mlops-system"}
+    ]
+
+
+def test_the_deployment_runs_one_kopf_replica_under_restricted() -> None:
+    (deployment,) = by_kind(DOCS, "Deployment")
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}
+    pod = spec["template"]["spec"]
+    assert pod["serviceAccountName"] == "mlops-operator"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 65532
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = pod["containers"]
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
+    assert {"name": "healthz", "containerPort": 8081, "protocol": "TCP"} in container["ports"]
+    assert container["resources"]["requests"]["memory"]
+    assert container["resources"]["limits"]["memory"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["MLOPS_ARTIFACT_PVC"] == "mlops-artifacts"
+    assert env["MLOPS_TRAINER_IMAGE"] == "mlops-operator/trainer:0.1.0"
+
+
+def test_user_roles_join_view_and_edit_and_only_approvers_write_status() -> None:
+    aggregation = "rbac.authorization.k8s.io/aggregate-to-"
+    labels = {r["metadata"]["name"]: r["metadata"]["labels"] for r in ROLES}
+    assert labels["mlops-viewer"][f"{aggregation}view"] == "true"
+    assert labels["mlops-editor"][f"{aggregation}edit"] == "true"
+    assert not any(key.startswith(aggregation) for key in labels["mlops-approver"])
+    writes = {"create", "update", "patch", "delete", "deletecollection"}
+    for name in ("mlops-viewer", "mlops-editor"):
+        for (_, resource), verbs in _grants(_role(name)).items():
+            assert not (resource.endswith("/status") and verbs & writes), (name, resource)
+    approver = _grants(_role("mlops-approver"))
+    assert approver[("mlops.dev", "modelversions/status")] >= {"patch", "update"}
+    assert approver[("mlops.dev", "modeldeployments/status")] >= {"patch", "update"}
+    assert approver[("mlops.dev", "modelversions")] == {"get", "list", "watch"}
+
+
+def test_the_base_carries_the_four_crds_without_helm_metadata() -> None:
+    crds = by_kind(DOCS, "CustomResourceDefinition")
+    assert sorted(c["spec"]["names"]["kind"] for c in crds) == sorted(
+        ["TrainingJob", "ModelVersion", "ModelDeployment", "DriftPolicy"]
+    )
+    text = BASE.read_text()
+    assert "helm.sh/" not in text
+    assert "managed-by: Helm" not in text
