@@ -18,7 +18,15 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["PSI_EPSILON", "bin_counts", "bin_indices", "psi"]
+__all__ = [
+    "PSI_EPSILON",
+    "accuracy",
+    "bin_counts",
+    "bin_indices",
+    "drifted_share",
+    "psi",
+    "rmse",
+]
 
 PSI_EPSILON = 1e-4
 """Floor applied to both proportions of a bin before PSI's logarithm.
@@ -70,3 +78,37 @@ def psi(
         floored = max(expected, epsilon)
         score += (actual - floored) * math.log(actual / floored)
     return score
+
+
+def drifted_share(scores: Sequence[float], threshold: float) -> float:
+    """Share of ``scores`` (one PSI per feature) at or above ``threshold``.
+
+    Raises ``ValueError`` when there are no scores: a share of nothing is undefined.
+    """
+    if not scores:
+        raise ValueError("no feature scores: the share of drifted features needs at least one")
+    return sum(1 for score in scores if score >= threshold) / len(scores)
+
+
+def accuracy(correct: float, total: float) -> float:
+    """Share of labelled predictions that were right: ``correct / total``.
+
+    Raises ``ValueError`` when nothing was labelled or ``correct`` exceeds ``total``.
+    """
+    if total <= 0:
+        raise ValueError("no labelled predictions: accuracy needs at least one")
+    if not 0 <= correct <= total:
+        raise ValueError(f"correct must lie in [0, total={total}]; got {correct}")
+    return correct / total
+
+
+def rmse(squared_error: float, total: float) -> float:
+    """Root mean squared error from the sum of squared errors over ``total`` labelled rows.
+
+    Raises ``ValueError`` when nothing was labelled or the sum is negative.
+    """
+    if total <= 0:
+        raise ValueError("no labelled predictions: RMSE needs at least one")
+    if squared_error < 0:
+        raise ValueError(f"a sum of squared errors is never negative; got {squared_error}")
+    return math.sqrt(squared_error / total)

@@ -290,6 +290,10 @@ class TriggerState(CamelModel):
     threshold: float | None = Field(default=None, description="Threshold it was compared with.")
     fired: bool = Field(default=False, description="Whether it crossed the threshold.")
     consecutive: int = Field(default=0, ge=0, description="Evaluations in a row it fired.")
+    since: datetime | None = Field(
+        default=None,
+        description="When the current run of breaches began (one run retrains at most once).",
+    )
     samples: int | None = Field(default=None, ge=0, description="Samples in the window.")
     message: str = Field(default="", max_length=1024, description="Detail for humans.")
 

@@ -1,0 +1,216 @@
+"""From the counts of a window to one reading per trigger: the maths both sources share.
+
+Prometheus and the direct scrape each produce a `WindowCounts` (how many values
+fell in each reference bin during the window, the reference proportions, and the
+feedback counters' increases); everything after that is this module and
+`mlops_operator.statistics`, so the two sources cannot disagree on the maths.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from dataclasses import replace as _with
+
+from mlops_operator.api.driftpolicy import (
+    AccuracyTrigger,
+    CustomTrigger,
+    FeatureDriftTrigger,
+    PredictionDriftTrigger,
+    RmseTrigger,
+    Triggers,
+)
+from mlops_operator.api.gates import ComparisonOp
+from mlops_operator.decisions.drift import Reading
+from mlops_operator.prometheus import Sample
+from mlops_operator.statistics import accuracy, drifted_share, psi, rmse
+
+__all__ = ["Histogram", "WindowCounts", "assemble", "custom_reading", "measure"]
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Values counted per bin over the window, and each bin's share on the training data."""
+
+    counts: Mapping[str, float]
+    reference: Mapping[str, float]
+
+    @property
+    def total(self) -> float:
+        """Values counted in the window."""
+        return float(sum(self.counts.values()))
+
+    def psi(self) -> float:
+        """PSI of the window against the reference; bins missing on one side count as empty."""
+        bins = sorted(set(self.counts) | set(self.reference))
+        return psi(
+            [self.reference.get(b, 0.0) for b in bins], [self.counts.get(b, 0.0) for b in bins]
+        )
+
+
+@dataclass(frozen=True)
+class WindowCounts:
+    """What a source saw of one served model over the window."""
+
+    features: Mapping[str, Histogram] = field(default_factory=dict)
+    predictions: Histogram | None = None
+    feedback: float = 0.0
+    feedback_correct: float = 0.0
+    feedback_squared_error: float = 0.0
+
+
+def _samples(total: float) -> int:
+    # Prometheus' increase() extrapolates to the window's edges; counts are whole values.
+    return round(total)
+
+
+def _feature_reading(trigger: FeatureDriftTrigger, counts: WindowCounts) -> Reading:
+    watched = trigger.features or sorted(counts.features)
+    missing = [name for name in watched if name not in counts.features]
+    reading = Reading(
+        name="featureDrift",
+        value=None,
+        threshold=trigger.min_drifted_share,
+        op=ComparisonOp.GE,
+        min_samples=trigger.min_samples,
+    )
+    if not watched:
+        return _with(reading, samples=0, message="the server exports no feature metrics yet")
+    if missing:
+        return _with(
+            reading,
+            samples=0,
+            message=f"no metrics for feature(s) {', '.join(missing)}; the model's features are"
+            f" {', '.join(sorted(counts.features)) or 'not exported yet'}",
+        )
+    samples = _samples(min(counts.features[name].total for name in watched))
+    if samples <= 0:
+        return _with(reading, samples=0, message="no requests in the window")
+    scores = {name: counts.features[name].psi() for name in watched}
+    share = drifted_share(list(scores.values()), trigger.psi_threshold)
+    ranked = sorted(scores.items(), key=lambda item: -item[1])
+    message = f"PSI (threshold {trigger.psi_threshold:g}): " + ", ".join(
+        f"{name}={score:.3f}" for name, score in ranked
+    )
+    return _with(reading, value=share, samples=samples, message=message, details=scores)
+
+
+def _prediction_reading(trigger: PredictionDriftTrigger, counts: WindowCounts) -> Reading:
+    reading = Reading(
+        name="predictionDrift",
+        value=None,
+        threshold=trigger.psi_threshold,
+        op=ComparisonOp.GE,
+        min_samples=trigger.min_samples,
+    )
+    if counts.predictions is None or not counts.predictions.reference:
+        return _with(reading, samples=0, message="the server exports no prediction metrics yet")
+    samples = _samples(counts.predictions.total)
+    if samples <= 0:
+        return _with(reading, samples=0, message="no predictions in the window")
+    return _with(reading, value=counts.predictions.psi(), samples=samples)
+
+
+def _accuracy_reading(trigger: AccuracyTrigger, counts: WindowCounts) -> Reading:
+    reading = Reading(
+        name="accuracy",
+        value=None,
+        threshold=trigger.floor,
+        op=ComparisonOp.LT,
+        min_samples=trigger.min_samples,
+    )
+    samples = _samples(counts.feedback)
+    if samples <= 0:
+        return _with(reading, samples=0, message="no labelled feedback in the window")
+    # Extrapolated increases can put `correct` a hair above `total`.
+    value = accuracy(min(counts.feedback_correct, counts.feedback), counts.feedback)
+    return _with(reading, value=value, samples=samples)
+
+
+def _rmse_reading(trigger: RmseTrigger, counts: WindowCounts) -> Reading:
+    reading = Reading(
+        name="rmse",
+        value=None,
+        threshold=trigger.ceiling,
+        op=ComparisonOp.GT,
+        min_samples=trigger.min_samples,
+    )
+    samples = _samples(counts.feedback)
+    if samples <= 0:
+        return _with(reading, samples=0, message="no labelled feedback in the window")
+    value = rmse(max(counts.feedback_squared_error, 0.0), counts.feedback)
+    return _with(reading, value=value, samples=samples)
+
+
+def measure(triggers: Triggers, counts: WindowCounts) -> list[Reading]:
+    """One reading per data trigger the policy sets (custom ones come from `custom_reading`)."""
+    readings = []
+    if triggers.feature_drift is not None:
+        readings.append(_feature_reading(triggers.feature_drift, counts))
+    if triggers.prediction_drift is not None:
+        readings.append(_prediction_reading(triggers.prediction_drift, counts))
+    if triggers.accuracy is not None:
+        readings.append(_accuracy_reading(triggers.accuracy, counts))
+    if triggers.rmse is not None:
+        readings.append(_rmse_reading(triggers.rmse, counts))
+    return readings
+
+
+def custom_reading(trigger: CustomTrigger, value: float | None, message: str = "") -> Reading:
+    """The reading of a custom PromQL trigger whose query returned `value` (None: no result)."""
+    return Reading(
+        name=f"custom/{trigger.name}",
+        value=value,
+        threshold=trigger.threshold,
+        op=trigger.op,
+        message=message or ("" if value is not None else "the query returned no sample"),
+    )
+
+
+def _group(
+    samples: list[Sample], key: str | None, combine: Callable[[float, float], float]
+) -> dict[str, dict[str, float]]:
+    grouped: dict[str, dict[str, float]] = {}
+    for sample in samples:
+        labels, value = sample.labels, sample.value
+        if math.isnan(value) or "bin" not in labels:
+            continue
+        bins = grouped.setdefault(labels.get(key, "") if key else "", {})
+        name = labels["bin"]
+        bins[name] = combine(bins[name], value) if name in bins else value
+    return grouped
+
+
+def _histograms(
+    counts: list[Sample], shares: list[Sample], key: str | None
+) -> dict[str, Histogram]:
+    # Several pods: their counts add up; their (identical) reference shares do not.
+    counted = _group(counts, key, operator.add)
+    return {
+        group: Histogram(counted.get(group, {}), reference)
+        for group, reference in _group(shares, key, max).items()
+    }
+
+
+def assemble(
+    *,
+    feature_bins: list[Sample],
+    feature_reference: list[Sample],
+    prediction_bins: list[Sample],
+    prediction_reference: list[Sample],
+    feedback: Mapping[str, float],
+) -> WindowCounts:
+    """`WindowCounts` from a source's samples; bins without a reference share are ignored.
+
+    `feedback` maps ``total``, ``correct`` and ``squared_error`` to their increases.
+    """
+    predictions = _histograms(prediction_bins, prediction_reference, None).get("")
+    return WindowCounts(
+        features=_histograms(feature_bins, feature_reference, "feature"),
+        predictions=predictions,
+        feedback=feedback.get("total", 0.0),
+        feedback_correct=feedback.get("correct", 0.0),
+        feedback_squared_error=feedback.get("squared_error", 0.0),
+    )

@@ -1,0 +1,151 @@
+"""PromQL over the inference server's metrics (``docs/serving.md``), for any window.
+
+Two kinds of expression. The *count* queries (`feature_bins`, `prediction_bins`,
+`feedback`, the reference gauges) fetch a window's raw counts, from which
+`measure` computes every statistic in Python, exactly as for the direct scrape.
+The *statistic* queries (`feature_psi`, `prediction_psi`, `accuracy`, `rmse`)
+compute the same numbers inside Prometheus, for dashboards, alerts and
+``kubectl``-free debugging; a test checks that both agree on a real Prometheus.
+
+Every expression is scoped by `Scope`: the namespace, the model and, when known,
+the served version, so two deployments of one model name never mix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlops_operator.statistics import PSI_EPSILON
+
+__all__ = [
+    "FEEDBACK_METRICS",
+    "Scope",
+    "accuracy",
+    "custom",
+    "feature_bins",
+    "feature_psi",
+    "feature_reference",
+    "feedback",
+    "prediction_bins",
+    "prediction_psi",
+    "prediction_reference",
+    "rmse",
+]
+
+FEEDBACK_METRICS = {
+    "total": "mlops_feedback_total",
+    "correct": "mlops_feedback_correct_total",
+    "squared_error": "mlops_feedback_squared_error_total",
+}
+"""The feedback counters by the `WindowCounts` field they fill."""
+
+_EPSILON = repr(PSI_EPSILON)
+
+
+def _quote(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which series belong to the watched model: label matchers shared by every query."""
+
+    model: str
+    namespace: str | None = None
+    model_version: str | None = None
+    namespace_label: str = "namespace"
+
+    def matchers(self, *extra: str) -> str:
+        """``{label="value",…}`` for this scope plus `extra` matchers."""
+        parts = [f"model={_quote(self.model)}"]
+        if self.namespace is not None:
+            parts.append(f"{self.namespace_label}={_quote(self.namespace)}")
+        if self.model_version is not None:
+            parts.append(f"model_version={_quote(self.model_version)}")
+        return "{" + ",".join([*parts, *extra]) + "}"
+
+
+def _feature_matchers(features: list[str] | None) -> tuple[str, ...]:
+    if not features:
+        return ()
+    alternatives = "|".join(_regex_literal(f) for f in sorted(features))
+    return (f"feature=~{_quote(alternatives)}",)
+
+
+def _regex_literal(text: str) -> str:
+    return "".join(f"\\{c}" if c in r".^$*+?()[]{}|\\" else c for c in text)
+
+
+def _counts(metric: str, scope: Scope, window: str, group: str, extra: tuple[str, ...]) -> str:
+    return f"sum by ({group}) (increase({metric}{scope.matchers(*extra)}[{window}]))"
+
+
+def _shares(metric: str, scope: Scope, window: str, group: str, extra: tuple[str, ...]) -> str:
+    # max_over_time: the reference of a pod that served during the window but has gone since;
+    # max by: the identical gauges of several pods collapse into one.
+    return f"max by ({group}) (max_over_time({metric}{scope.matchers(*extra)}[{window}]))"
+
+
+def feature_bins(scope: Scope, window: str, features: list[str] | None = None) -> str:
+    """Values per feature and bin that arrived during `window`."""
+    extra = _feature_matchers(features)
+    return _counts("mlops_feature_bin_total", scope, window, "feature, bin", extra)
+
+
+def feature_reference(scope: Scope, window: str, features: list[str] | None = None) -> str:
+    """Each feature bin's training share, from any pod that served during `window`."""
+    extra = _feature_matchers(features)
+    return _shares("mlops_feature_reference_proportion", scope, window, "feature, bin", extra)
+
+
+def prediction_bins(scope: Scope, window: str) -> str:
+    """Predictions per class (or regression bin) made during `window`."""
+    return _counts("mlops_prediction_bin_total", scope, window, "model, bin", ())
+
+
+def prediction_reference(scope: Scope, window: str) -> str:
+    """Each prediction bin's training share."""
+    return _shares("mlops_prediction_reference_proportion", scope, window, "model, bin", ())
+
+
+def feedback(scope: Scope, window: str, which: str) -> str:
+    """The increase over `window` of one feedback counter (a key of `FEEDBACK_METRICS`)."""
+    return f"sum(increase({FEEDBACK_METRICS[which]}{scope.matchers()}[{window}]))"
+
+
+def _psi(counts: str, reference: str, by: str) -> str:
+    # Σ (a − e)·ln(a / e) per group, both shares floored at PSI_EPSILON as statistics.psi does.
+    share = f"clamp_min({counts} / ignoring(bin) group_left sum by ({by}) ({counts}), {_EPSILON})"
+    expected = f"clamp_min({reference}, {_EPSILON})"
+    on = f"on({by}, bin)"
+    return f"sum by ({by}) (({share} - {on} {expected}) * {on} ln({share} / {on} {expected}))"
+
+
+def feature_psi(scope: Scope, window: str, features: list[str] | None = None) -> str:
+    """PSI of each feature over `window`, computed by Prometheus."""
+    return _psi(
+        feature_bins(scope, window, features),
+        feature_reference(scope, window, features),
+        "feature",
+    )
+
+
+def prediction_psi(scope: Scope, window: str) -> str:
+    """PSI of the predictions over `window`, computed by Prometheus."""
+    return _psi(prediction_bins(scope, window), prediction_reference(scope, window), "model")
+
+
+def accuracy(scope: Scope, window: str) -> str:
+    """Share of labelled predictions that were right during `window`."""
+    return f"{feedback(scope, window, 'correct')} / {feedback(scope, window, 'total')}"
+
+
+def rmse(scope: Scope, window: str) -> str:
+    """Root mean squared error of labelled predictions during `window`."""
+    return f"sqrt({feedback(scope, window, 'squared_error')} / {feedback(scope, window, 'total')})"
+
+
+def custom(query: str, window: str) -> str:
+    """A user's query with ``$window`` replaced by the policy's window."""
+    return query.replace("$window", window)

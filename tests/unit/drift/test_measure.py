@@ -1,0 +1,123 @@
+"""From window counts to readings: every trigger, zero traffic, one-class traffic, missing series.
+
+Aspects: feature drift as the share of watched features whose PSI reaches the threshold
+(per-feature PSI in the details), prediction drift, accuracy and RMSE from feedback, the
+sample counts the decision needs, what is said when something is missing, and `assemble`
+adding several pods' counts while taking their identical references once.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from mlops_operator.api.driftpolicy import (
+    AccuracyTrigger,
+    CustomTrigger,
+    FeatureDriftTrigger,
+    PredictionDriftTrigger,
+    RmseTrigger,
+    Triggers,
+)
+from mlops_operator.api.gates import ComparisonOp
+from mlops_operator.drift.measure import Histogram, WindowCounts, assemble, custom_reading, measure
+from mlops_operator.prometheus import Sample
+from mlops_operator.statistics import psi
+
+REFERENCE = {"0": 0.25, "1": 0.25, "2": 0.5}
+
+
+def counts(**features: dict[str, float]) -> WindowCounts:
+    return WindowCounts(
+        features={name: Histogram(c, REFERENCE) for name, c in features.items()},
+        predictions=Histogram({"a": 90.0, "b": 10.0}, {"a": 0.5, "b": 0.5}),
+        feedback=200.0,
+        feedback_correct=150.0,
+        feedback_squared_error=50.0,
+    )
+
+
+def test_feature_drift_is_the_share_of_drifted_features() -> None:
+    window = counts(
+        stable={"0": 25.0, "1": 25.0, "2": 50.0}, shifted={"0": 0.0, "1": 0.0, "2": 100.0}
+    )
+    trigger = FeatureDriftTrigger(psi_threshold=0.25, min_samples=50, min_drifted_share=0.5)
+    (reading,) = measure(Triggers(feature_drift=trigger), window)
+    assert reading.value == 0.5
+    assert reading.samples == 100
+    assert reading.details["stable"] == pytest.approx(0.0)
+    assert reading.details["shifted"] == pytest.approx(psi([0.25, 0.25, 0.5], [0, 0, 100]))
+    assert reading.message.startswith("PSI (threshold 0.25): shifted=")
+
+
+def test_feature_drift_watches_only_the_listed_features() -> None:
+    window = counts(a={"0": 0.0, "1": 0.0, "2": 10.0}, b={"0": 2.5, "1": 2.5, "2": 5.0})
+    (reading,) = measure(Triggers(feature_drift=FeatureDriftTrigger(features=["b"])), window)
+    assert reading.value == 0.0
+    assert list(reading.details) == ["b"]
+
+
+def test_zero_traffic_gives_no_value_and_zero_samples() -> None:
+    window = counts(a={"0": 0.0, "1": 0.0, "2": 0.0})
+    window = WindowCounts(features=window.features, predictions=Histogram({}, {"x": 1.0}))
+    triggers = Triggers(
+        feature_drift=FeatureDriftTrigger(),
+        prediction_drift=PredictionDriftTrigger(),
+        accuracy=AccuracyTrigger(floor=0.9),
+    )
+    readings = measure(triggers, window)
+    assert [(r.value, r.samples) for r in readings] == [(None, 0), (None, 0), (None, 0)]
+    assert [r.enough_samples for r in readings] == [False, False, False]
+
+
+def test_missing_feature_series_are_named() -> None:
+    (reading,) = measure(
+        Triggers(feature_drift=FeatureDriftTrigger(features=["nope"])),
+        counts(a={"0": 1.0, "1": 1.0, "2": 2.0}),
+    )
+    assert reading.value is None
+    assert "no metrics for feature(s) nope; the model's features are a" in reading.message
+
+
+def test_one_class_predictions_drift() -> None:
+    (reading,) = measure(
+        Triggers(prediction_drift=PredictionDriftTrigger(min_samples=10)), counts()
+    )
+    assert reading.value == pytest.approx(psi([0.5, 0.5], [90, 10]))
+    assert reading.samples == 100
+    assert reading.op is ComparisonOp.GE
+
+
+def test_accuracy_and_rmse_from_feedback() -> None:
+    (acc,) = measure(Triggers(accuracy=AccuracyTrigger(floor=0.8, min_samples=100)), counts())
+    assert (acc.value, acc.samples, acc.op, acc.threshold) == (0.75, 200, ComparisonOp.LT, 0.8)
+    (err,) = measure(Triggers(rmse=RmseTrigger(ceiling=1.0)), counts())
+    assert err.value == pytest.approx(0.5)
+    assert err.op is ComparisonOp.GT
+
+
+def test_extrapolated_correct_above_total_is_capped() -> None:
+    window = WindowCounts(feedback=100.2, feedback_correct=100.4)
+    (acc,) = measure(Triggers(accuracy=AccuracyTrigger(floor=0.5)), window)
+    assert acc.value == 1.0
+
+
+def test_custom_reading_without_a_sample_has_no_value() -> None:
+    trigger = CustomTrigger(name="errors", query="x", op=ComparisonOp.GT, threshold=1.0)
+    reading = custom_reading(trigger, None)
+    assert (reading.name, reading.value) == ("custom/errors", None)
+    assert "no sample" in reading.message
+
+
+def test_assemble_adds_pods_counts_and_takes_one_reference() -> None:
+    pod = [Sample({"feature": "f", "bin": "0"}, 3.0), Sample({"feature": "f", "bin": "1"}, 1.0)]
+    ref = [Sample({"feature": "f", "bin": "0"}, 0.5), Sample({"feature": "f", "bin": "1"}, 0.5)]
+    window = assemble(
+        feature_bins=pod + pod,
+        feature_reference=ref + ref,
+        prediction_bins=[Sample({"bin": "a"}, float("nan"))],
+        prediction_reference=[Sample({"bin": "a"}, 1.0)],
+        feedback={"total": 4.0},
+    )
+    assert window.features["f"] == Histogram({"0": 6.0, "1": 2.0}, {"0": 0.5, "1": 0.5})
+    assert window.predictions == Histogram({}, {"a": 1.0})
+    assert window.feedback == 4.0
