@@ -9,7 +9,8 @@ artifact store): the same, plus canonicalizing and hashing the data, the
 preprocessing steps inside the model, metrics, reference distributions, the
 data snapshot, the model card and verified writes. ONNX export and the parity
 check are reported apart: the target is overhead <= 15 % plus the export.
-Timings are the median of the repeats. Prints one line per case; record them
+Timings are the fastest of the repeats (bare and trainer runs alternate), the
+least disturbed estimate on a shared machine. Prints one line per case; record them
 with the date and machine in benchmarks/RESULTS.md.
 """
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import tempfile
 import time
 from dataclasses import dataclass
@@ -128,11 +128,7 @@ def main() -> None:
                 without_export, export = _trainer(case, path, folder / f"run{repeat}")
                 trained.append(without_export)
                 exported.append(export)
-            b, t, e = (
-                statistics.median(bare),
-                statistics.median(trained),
-                statistics.median(exported),
-            )
+            b, t, e = min(bare), min(trained), min(exported)
             label = f"{case.estimator} {case.rows}x{case.features}"
             print(f"{label:<44} {b:>8.2f} {t:>10.2f} {100 * (t - b) / b:>8.1f}% {e:>16.2f}")
 
