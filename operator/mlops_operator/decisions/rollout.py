@@ -1,0 +1,572 @@
+"""What a ModelDeployment should serve next: the rollout as a pure state machine over its status.
+
+Each tick the handler gathers the ModelVersions of the model, the readiness of
+the serving Deployments and, when `analysis_window` says one is due, a
+`Judgement` of the challenger's live metrics; `advance` returns the next status
+and the Deployments that status implies. The status is written before anything
+is applied, and the Deployments follow from the status alone, so an operator
+killed at any line resumes where the status says: no step is skipped or repeated.
+
+The states, per strategy (``R`` = ``spec.replicas``)::
+
+    no champion ──▶ Deploy: the target becomes champion at once
+    champion, new target ──▶ challenger
+        Recreate / rollback ─ Promoting: both at R; when the challenger is ready, it is champion
+        Canary ─ step i, weight w: challenger ceil(R·w/100), champion the rest (≥1 while w<100);
+                 once ready, hold `pause`, then judge the step's window:
+                 passed ▶ next step (after the last: promote) · failed ▶ retry window or withdraw
+        Shadow ─ challenger (1 pod) gets a mirror of the champion's traffic, none of the
+                 Service's; after `shadow.duration`, judged: passed ▶ Promoting · failed ▶ withdraw
+    champion, no challenger, floors breached (Auto) ──▶ Promoting the previous champion (rollback)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from mlops_operator.api.conditions import Condition, ConditionStatus, ConditionType, Reason
+from mlops_operator.api.conditions import set_condition as _set
+from mlops_operator.api.gates import Gates
+from mlops_operator.api.modeldeployment import (
+    Challenger,
+    ChallengerPhase,
+    Champion,
+    HistoryAction,
+    HistoryEntry,
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    Promotion,
+    RolloutStrategy,
+)
+from mlops_operator.api.modelversion import ModelVersionPhase
+from mlops_operator.decisions.analysis import Judgement, Outcome
+from mlops_operator.decisions.gates import metric_gate
+
+__all__ = [
+    "OPERATOR",
+    "Candidate",
+    "Event",
+    "Plan",
+    "Served",
+    "advance",
+    "analysis_window",
+    "canary_replicas",
+    "choose_target",
+    "parse_duration",
+]
+
+OPERATOR = "mlops-operator"
+"""The actor recorded for the operator's own decisions."""
+
+SHADOW_REPLICAS = 1
+"""Pods of a shadowed challenger: it answers a mirror, and one pod shows its behaviour."""
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in an API duration such as ``30s``, ``5m`` or ``1h30m`` (units ms, s, m, h)."""
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    total, number, position = 0.0, "", 0
+    while position < len(text):
+        char = text[position]
+        if char.isdigit() or char == ".":
+            number += char
+            position += 1
+            continue
+        unit = "ms" if text.startswith("ms", position) else char
+        if not number or unit not in units:
+            break
+        total += float(number) * units[unit]
+        number, position = "", position + len(unit)
+    if number or position != len(text) or not text:
+        raise ValueError(f"invalid duration {text!r}; expected e.g. 90s, 5m or 1h30m")
+    return total
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A ModelVersion of the deployment's model, as far as choosing one goes."""
+
+    name: str
+    version: int
+    phase: ModelVersionPhase
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Event:
+    """A Kubernetes Event to post on the ModelDeployment."""
+
+    type: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Served:
+    """One serving Deployment wanted: its version, pods, and whether the Service routes to it."""
+
+    version: int
+    model_version: str
+    replicas: int
+    traffic: bool = True
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The outcome of a tick: the status to record, then the Deployments to converge to."""
+
+    status: ModelDeploymentStatus
+    served: list[Served]
+    mirror_to: Served | None = None
+    """The challenger the champion mirrors its traffic to (shadow), if any."""
+    events: list[Event] = field(default_factory=list)
+
+
+def canary_replicas(replicas: int, weight: int) -> tuple[int, int]:
+    """Challenger and champion pods for `weight` percent: ceil(R·w/100), the rest (≥1 below 100%)."""
+    total = max(replicas, 1)
+    challenger = max(1, math.ceil(total * weight / 100))
+    if weight >= 100:
+        return total, 0
+    return min(challenger, total), max(1, total - challenger)
+
+
+def _passes(gates: Gates | None, candidate: Candidate) -> bool:
+    if gates is None:
+        return True
+    return all(metric_gate(g, candidate.metrics).passed for g in gates.metrics)
+
+
+def choose_target(
+    spec: ModelDeploymentSpec, status: ModelDeploymentStatus, candidates: Sequence[Candidate]
+) -> Candidate | None:
+    """The version the deployment should move to, or None for "nothing new".
+
+    Manual: the pinned version once Validated. Auto: the newest Validated version
+    that passes the deployment's own metric gates and is newer than any version in
+    the history, so a withdrawn or rolled-back version is never retried; a newer one is.
+    """
+    validated = [c for c in candidates if c.phase is ModelVersionPhase.VALIDATED]
+    if spec.promotion is Promotion.MANUAL:
+        return next((c for c in validated if c.version == spec.version), None)
+    seen = [entry.version for entry in status.history]
+    if status.champion is not None:
+        seen.append(status.champion.version)
+    if status.challenger is not None:
+        seen.append(status.challenger.version)
+    newest = max(seen, default=0)
+    fresh = [c for c in validated if c.version > newest and _passes(spec.gates, c)]
+    return max(fresh, key=lambda c: c.version, default=None)
+
+
+def analysis_window(
+    spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: datetime
+) -> float | None:
+    """Seconds of traffic to judge the challenger on, when a judgement is due now; else None."""
+    challenger = status.challenger
+    if challenger is None or challenger.since is None:
+        return None
+    if challenger.phase not in (ChallengerPhase.CANARY, ChallengerPhase.SHADOWING):
+        return None
+    elapsed = (now - challenger.since).total_seconds()
+    return elapsed if elapsed >= _hold(spec, challenger) else None
+
+
+def _hold(spec: ModelDeploymentSpec, challenger: Challenger) -> float:
+    rollout = spec.rollout
+    if challenger.failed_analyses:
+        return parse_duration(rollout.analysis.interval)
+    if challenger.phase is ChallengerPhase.SHADOWING:
+        return parse_duration(rollout.shadow.duration if rollout.shadow else "30m")
+    steps = rollout.canary.steps if rollout.canary else []
+    return parse_duration(steps[challenger.step].pause) if challenger.step < len(steps) else 0.0
+
+
+@dataclass
+class _Tick:
+    """The mutable working copy of one tick."""
+
+    spec: ModelDeploymentSpec
+    status: ModelDeploymentStatus
+    ready: Mapping[int, int]
+    now: datetime
+    generation: int | None
+    actor: str
+    events: list[Event] = field(default_factory=list)
+
+    def record(
+        self,
+        action: HistoryAction,
+        version: int,
+        reason: Reason,
+        message: str,
+        evidence: Mapping[str, float] | None = None,
+        *,
+        actor: str = OPERATOR,
+        warning: bool = False,
+    ) -> None:
+        entry = HistoryEntry(
+            version=version,
+            time=self.now,
+            action=action,
+            reason=reason.value,
+            message=message[:1024],
+            evidence={k: v for k, v in (evidence or {}).items() if math.isfinite(v)},
+            actor=actor,
+        )
+        history = [entry, *self.status.history][: self.spec.history_limit]
+        self.status = self.status.model_copy(update={"history": history})
+        kind = "Warning" if warning else "Normal"
+        self.events.append(Event(kind, reason.value, f"v{version}: {message}"))
+
+    def set(self, **fields: object) -> None:
+        self.status = self.status.model_copy(update=fields)
+
+    def condition(
+        self, type_: ConditionType, status: ConditionStatus, reason: Reason, message: str
+    ) -> None:
+        conditions: list[Condition] = _set(
+            self.status.conditions,
+            type_=type_,
+            status=status,
+            reason=reason,
+            message=message,
+            observed_generation=self.generation,
+            now=self.now,
+        )
+        self.set(conditions=conditions)
+
+    def is_ready(self, version: int, replicas: int) -> bool:
+        return self.ready.get(version, 0) >= replicas
+
+
+def _promote(tick: _Tick, challenger: Challenger, evidence: Mapping[str, float]) -> None:
+    rollback = (
+        tick.status.champion is not None and challenger.version < tick.status.champion.version
+    )
+    action = HistoryAction.ROLLBACK if rollback else HistoryAction.PROMOTE
+    reason = Reason.ROLLED_BACK if rollback else Reason.PROMOTED
+    # A manual rollback is the user's decision; a floor breach in Auto mode is the operator's.
+    actor = tick.actor if rollback and tick.spec.promotion is Promotion.MANUAL else OPERATOR
+    message = (
+        f"rolled back to version {challenger.version}"
+        if rollback
+        else f"version {challenger.version} promoted to champion"
+    )
+    tick.record(action, challenger.version, reason, message, evidence, actor=actor)
+    tick.set(
+        champion=Champion(
+            version=challenger.version, model_version=challenger.model_version, since=tick.now
+        ),
+        challenger=None,
+    )
+    tick.condition(ConditionType.PROGRESSING, ConditionStatus.FALSE, reason, message)
+    tick.condition(ConditionType.DEGRADED, ConditionStatus.FALSE, reason, message)
+
+
+def _withdraw(tick: _Tick, challenger: Challenger, reason: Reason, judgement: Judgement) -> None:
+    message = f"version {challenger.version} withdrawn: {judgement.message}"
+    tick.record(
+        HistoryAction.ABORT, challenger.version, reason, message, judgement.evidence, warning=True
+    )
+    tick.set(challenger=None)
+    tick.condition(ConditionType.PROGRESSING, ConditionStatus.FALSE, reason, message)
+    tick.condition(ConditionType.DEGRADED, ConditionStatus.TRUE, reason, message)
+
+
+def _judge(tick: _Tick, challenger: Challenger, judgement: Judgement | None) -> None:
+    """Act on the judgement of the current step's (or shadow's) window."""
+    if judgement is None or judgement.outcome is Outcome.INCONCLUSIVE:
+        if judgement is not None:
+            tick.condition(
+                ConditionType.PROGRESSING,
+                ConditionStatus.TRUE,
+                Reason.CANARY_STEP,
+                f"version {challenger.version} waiting for traffic to judge: {judgement.message}",
+            )
+        return
+    rollout = tick.spec.rollout
+    if judgement.outcome is Outcome.FAILED:
+        failed = challenger.failed_analyses + 1
+        if failed < rollout.analysis.failure_limit:
+            tick.set(
+                challenger=challenger.model_copy(
+                    update={"failed_analyses": failed, "since": tick.now}
+                )
+            )
+            return
+        if rollout.auto_rollback:
+            _withdraw(tick, challenger, Reason.ANALYSIS_FAILED, judgement)
+            return
+        paused = challenger.model_copy(
+            update={"failed_analyses": failed, "phase": ChallengerPhase.PAUSED}
+        )
+        tick.set(challenger=paused)
+        tick.condition(
+            ConditionType.DEGRADED,
+            ConditionStatus.TRUE,
+            Reason.ANALYSIS_FAILED,
+            f"version {challenger.version} failed analysis and is paused (autoRollback is off):"
+            f" {judgement.message}",
+        )
+        return
+    if challenger.phase is ChallengerPhase.SHADOWING:
+        tick.record(
+            HistoryAction.PROMOTE,
+            challenger.version,
+            Reason.CANARY_STEP,
+            f"shadow of version {challenger.version} passed: {judgement.message}",
+            judgement.evidence,
+        )
+        switched = challenger.model_copy(
+            update={"phase": ChallengerPhase.PROMOTING, "weight": 100, "since": None}
+        )
+        tick.set(challenger=switched)
+        return
+    steps = rollout.canary.steps if rollout.canary else []
+    if challenger.step + 1 >= len(steps):
+        _promote(tick, challenger, judgement.evidence)
+        return
+    following = challenger.step + 1
+    tick.events.append(
+        Event(
+            "Normal",
+            Reason.CANARY_STEP.value,
+            f"v{challenger.version}: step {challenger.step} at {challenger.weight}% passed"
+            f" ({judgement.message}); next {steps[following].weight}%",
+        )
+    )
+    tick.set(
+        challenger=challenger.model_copy(
+            update={
+                "step": following,
+                "weight": steps[following].weight,
+                "since": None,
+                "failed_analyses": 0,
+            }
+        )
+    )
+
+
+def _start(tick: _Tick, champion: Champion, target: Candidate) -> None:
+    strategy = tick.spec.rollout.strategy
+    rollback = target.version < champion.version
+    if rollback or strategy is RolloutStrategy.RECREATE:
+        phase, weight = ChallengerPhase.PROMOTING, 100
+    elif strategy is RolloutStrategy.SHADOW:
+        phase, weight = ChallengerPhase.SHADOWING, 0
+    else:
+        phase = ChallengerPhase.CANARY
+        weight = tick.spec.rollout.canary.steps[0].weight if tick.spec.rollout.canary else 100
+    challenger = Challenger(
+        version=target.version, model_version=target.name, weight=weight, step=0, phase=phase
+    )
+    tick.set(challenger=challenger)
+    what = "rollback to" if rollback else f"{strategy.value} rollout of"
+    message = f"{what} version {target.version} started (champion {champion.version})"
+    tick.condition(ConditionType.PROGRESSING, ConditionStatus.TRUE, Reason.ROLLOUT_STARTED, message)
+    tick.events.append(Event("Normal", Reason.ROLLOUT_STARTED.value, message))
+
+
+def _progress(
+    tick: _Tick, champion: Champion, challenger: Challenger, judgement: Judgement | None
+) -> None:
+    replicas = tick.spec.replicas
+    if challenger.phase is ChallengerPhase.PROMOTING:
+        if tick.is_ready(challenger.version, max(replicas, 1) if replicas else 0):
+            _promote(tick, challenger, {})
+        return
+    if challenger.phase is ChallengerPhase.PAUSED:
+        return
+    wanted = (
+        SHADOW_REPLICAS
+        if challenger.phase is ChallengerPhase.SHADOWING
+        else canary_replicas(replicas, challenger.weight)[0]
+    )
+    if challenger.since is None:
+        if tick.is_ready(challenger.version, wanted):
+            tick.set(challenger=challenger.model_copy(update={"since": tick.now}))
+            what = (
+                "shadowing"
+                if challenger.phase is ChallengerPhase.SHADOWING
+                else (f"at {challenger.weight}% (step {challenger.step})")
+            )
+            tick.condition(
+                ConditionType.PROGRESSING,
+                ConditionStatus.TRUE,
+                Reason.CANARY_STEP,
+                f"version {challenger.version} {what}",
+            )
+        return
+    _judge(tick, challenger, judgement)
+
+
+def _served(
+    spec: ModelDeploymentSpec, status: ModelDeploymentStatus
+) -> tuple[list[Served], Served | None]:
+    champion, challenger = status.champion, status.challenger
+    replicas = spec.replicas
+    if champion is None:
+        return [], None
+    if challenger is None:
+        return [Served(champion.version, champion.model_version, replicas)], None
+    if challenger.phase is ChallengerPhase.SHADOWING:
+        shadow = Served(
+            challenger.version, challenger.model_version, SHADOW_REPLICAS, traffic=False
+        )
+        return [Served(champion.version, champion.model_version, replicas), shadow], shadow
+    if challenger.phase is ChallengerPhase.PROMOTING:
+        return [
+            Served(champion.version, champion.model_version, replicas),
+            Served(challenger.version, challenger.model_version, replicas),
+        ], None
+    ours, theirs = canary_replicas(replicas, challenger.weight)
+    return [
+        Served(champion.version, champion.model_version, theirs),
+        Served(challenger.version, challenger.model_version, ours),
+    ], None
+
+
+def _summarize(tick: _Tick) -> None:
+    champion = tick.status.champion
+    if champion is None:
+        tick.condition(
+            ConditionType.READY,
+            ConditionStatus.FALSE,
+            Reason.NO_VERSION,
+            f"no Validated version of model {tick.spec.model_name} to serve"
+            + (f" (version {tick.spec.version} is pinned)" if tick.spec.version else ""),
+        )
+        return
+    ready = tick.ready.get(champion.version, 0)
+    if tick.status.challenger is not None and tick.status.challenger.phase in (
+        ChallengerPhase.CANARY,
+        ChallengerPhase.PROMOTING,
+    ):
+        ready += tick.ready.get(tick.status.challenger.version, 0)
+    tick.set(replicas=tick.spec.replicas, ready_replicas=ready)
+    if ready >= 1 or tick.spec.replicas == 0:
+        tick.condition(
+            ConditionType.READY,
+            ConditionStatus.TRUE,
+            Reason.AVAILABLE,
+            f"version {champion.version} serving with {ready} ready pod(s)",
+        )
+    else:
+        tick.condition(
+            ConditionType.READY,
+            ConditionStatus.FALSE,
+            Reason.REPLICAS_UNAVAILABLE,
+            f"no pod of version {champion.version} is ready yet",
+        )
+
+
+def advance(
+    spec: ModelDeploymentSpec,
+    status: ModelDeploymentStatus,
+    *,
+    candidates: Sequence[Candidate],
+    ready: Mapping[int, int],
+    now: datetime,
+    generation: int | None = None,
+    judgement: Judgement | None = None,
+    floors: Judgement | None = None,
+    actor: str = "spec",
+) -> Plan:
+    """The next status and the Deployments it implies.
+
+    `ready` maps each version to the ready pods of its Deployment; `judgement` is
+    the challenger's window when `analysis_window` said one was due; `floors` the
+    champion's window against ``spec.rollbackFloors``; `actor` who changed the spec
+    (recorded on manual rollbacks).
+    """
+    tick = _Tick(spec, status, ready, now, generation, actor)
+    target = choose_target(spec, status, candidates)
+    champion, challenger = status.champion, status.challenger
+    if champion is None:
+        if target is not None:
+            tick.set(
+                champion=Champion(version=target.version, model_version=target.name, since=now)
+            )
+            tick.record(
+                HistoryAction.DEPLOY, target.version, Reason.ROLLOUT_STARTED,
+                f"version {target.version} deployed", actor=OPERATOR,
+            )  # fmt: skip
+    elif challenger is not None:
+        superseded = spec.promotion is Promotion.MANUAL and spec.version != challenger.version
+        withdrawn = not any(
+            c.name == challenger.model_version and c.phase is ModelVersionPhase.VALIDATED
+            for c in candidates
+        )
+        if superseded or withdrawn:
+            why = (
+                "the spec now asks for another version"
+                if superseded
+                else ("its ModelVersion is no longer Validated")
+            )
+            _withdraw(
+                tick, challenger, Reason.ROLLED_BACK, Judgement(Outcome.FAILED, {}, message=why)
+            )
+        else:
+            _progress(tick, champion, challenger, judgement)
+    elif target is not None and target.version != champion.version:
+        _start(tick, champion, target)
+    elif floors is not None and floors.outcome is Outcome.FAILED:
+        _breach(tick, champion, floors, candidates)
+    _summarize(tick)
+    served, mirror = _served(spec, tick.status)
+    return Plan(status=tick.status, served=served, mirror_to=mirror, events=tick.events)
+
+
+def _previous(status: ModelDeploymentStatus, champion: Champion) -> HistoryEntry | None:
+    return next(
+        (
+            e
+            for e in status.history
+            if e.version < champion.version
+            and e.action in (HistoryAction.DEPLOY, HistoryAction.PROMOTE, HistoryAction.ROLLBACK)
+        ),
+        None,
+    )
+
+
+def _breach(
+    tick: _Tick, champion: Champion, floors: Judgement, candidates: Sequence[Candidate]
+) -> None:
+    message = f"version {champion.version} breached a rollback floor: {floors.message}"
+    if tick.spec.promotion is Promotion.MANUAL:
+        tick.condition(ConditionType.DEGRADED, ConditionStatus.TRUE, Reason.FLOOR_BREACHED,
+                       message + "; the version is pinned (promotion Manual), so it stays")  # fmt: skip
+        return
+    previous = _previous(tick.status, champion)
+    restore = next(
+        (
+            c
+            for c in candidates
+            if previous is not None
+            and c.version == previous.version
+            and c.phase is ModelVersionPhase.VALIDATED
+        ),
+        None,
+    )
+    if restore is None:
+        tick.condition(ConditionType.DEGRADED, ConditionStatus.TRUE, Reason.FLOOR_BREACHED,
+                       message + "; no earlier Validated version to restore")  # fmt: skip
+        return
+    tick.events.append(Event("Warning", Reason.FLOOR_BREACHED.value, message))
+    tick.record(
+        HistoryAction.ABORT, champion.version, Reason.FLOOR_BREACHED, message, floors.evidence,
+        warning=True,
+    )  # fmt: skip
+    tick.set(
+        challenger=Challenger(
+            version=restore.version,
+            model_version=restore.name,
+            weight=100,
+            phase=ChallengerPhase.PROMOTING,
+        )
+    )
+    tick.condition(ConditionType.DEGRADED, ConditionStatus.TRUE, Reason.FLOOR_BREACHED, message)

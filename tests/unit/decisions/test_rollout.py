@@ -1,0 +1,270 @@
+"""The rollout state machine, tick by tick: deploy, canary steps, promotion, withdrawal, rollback."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from mlops_operator.api.conditions import find_condition
+from mlops_operator.api.modeldeployment import (
+    ChallengerPhase,
+    HistoryAction,
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+)
+from mlops_operator.api.modelversion import ModelVersionPhase
+from mlops_operator.decisions.analysis import Judgement, Outcome
+from mlops_operator.decisions.rollout import (
+    Candidate,
+    Plan,
+    advance,
+    analysis_window,
+    canary_replicas,
+    parse_duration,
+)
+
+T0 = datetime(2025, 3, 4, 14, 3, tzinfo=UTC)
+PASS = Judgement(Outcome.PASSED, {"requests": 120.0, "errorRate": 0.0}, message="fine")
+FAIL = Judgement(Outcome.FAILED, {"requests": 120.0, "p99LatencyMs": 900.0}, ("slow",), "slow")
+
+
+def _spec(**extra: Any) -> ModelDeploymentSpec:
+    body: dict[str, Any] = {"modelName": "iris", "replicas": 2} | extra
+    return ModelDeploymentSpec.model_validate(body)
+
+
+def _canary(failure_limit: int = 1, **extra: Any) -> ModelDeploymentSpec:
+    steps = [{"weight": w, "pause": "10s"} for w in (10, 50, 100)]
+    analysis = {"failureLimit": failure_limit, "interval": "5s"}
+    return _spec(rollout={"strategy": "Canary", "canary": {"steps": steps}, "analysis": analysis},
+                 **extra)  # fmt: skip
+
+
+def _mv(version: int, phase: ModelVersionPhase = ModelVersionPhase.VALIDATED) -> Candidate:
+    return Candidate(f"iris-v{version}", version, phase, {"accuracy": 0.9 + version / 100})
+
+
+def _served(plan: Plan) -> dict[int, tuple[int, bool]]:
+    return {s.version: (s.replicas, s.traffic) for s in plan.served}
+
+
+def _reason(status: ModelDeploymentStatus, kind: str) -> tuple[str, str]:
+    found = find_condition(status.conditions, kind)
+    assert found is not None
+    return found.status.value, found.reason
+
+
+@pytest.mark.parametrize(
+    ("replicas", "weight", "expected"),
+    [(2, 10, (1, 1)), (2, 50, (1, 1)), (2, 100, (2, 0)), (10, 10, (1, 9)), (10, 25, (3, 7)),
+     (1, 10, (1, 1)), (4, 90, (4, 1)), (0, 50, (1, 1))],
+)  # fmt: skip
+def test_canary_replicas_round_up_and_keep_a_champion(
+    replicas: int, weight: int, expected: tuple[int, int]
+) -> None:
+    assert canary_replicas(replicas, weight) == expected
+
+
+def test_durations() -> None:
+    assert parse_duration("1h30m") == 5400
+    assert parse_duration("250ms") == 0.25
+    assert parse_duration("1.5s") == 1.5
+    with pytest.raises(ValueError, match=r"e\.g\. 90s"):
+        parse_duration("5 minutes")
+
+
+def test_first_version_is_deployed_at_once() -> None:
+    plan = advance(_spec(), ModelDeploymentStatus(), candidates=[_mv(1)], ready={}, now=T0)
+    assert plan.status.champion is not None
+    assert plan.status.champion.version == 1
+    assert [(e.action, e.version) for e in plan.status.history] == [(HistoryAction.DEPLOY, 1)]
+    assert _served(plan) == {1: (2, True)}
+    assert _reason(plan.status, "Ready") == ("False", "ReplicasUnavailable")
+    ready = advance(_spec(), plan.status, candidates=[_mv(1)], ready={1: 2}, now=T0)
+    assert _reason(ready.status, "Ready") == ("True", "Available")
+    assert ready.status.ready_replicas == 2
+
+
+def test_nothing_validated_means_nothing_served() -> None:
+    plan = advance(
+        _spec(), ModelDeploymentStatus(),
+        candidates=[_mv(1, ModelVersionPhase.REJECTED), _mv(2, ModelVersionPhase.VALIDATING)],
+        ready={}, now=T0,
+    )  # fmt: skip
+    assert plan.served == []
+    assert _reason(plan.status, "Ready") == ("False", "NoVersion")
+
+
+def _serving_v1(spec: ModelDeploymentSpec) -> ModelDeploymentStatus:
+    first = advance(spec, ModelDeploymentStatus(), candidates=[_mv(1)], ready={}, now=T0)
+    return advance(spec, first.status, candidates=[_mv(1)], ready={1: 2}, now=T0).status
+
+
+def test_canary_walks_every_step_then_promotes() -> None:
+    spec = _canary()
+    mvs = [_mv(1), _mv(2)]
+    now = T0 + timedelta(minutes=1)
+    plan = advance(spec, _serving_v1(spec), candidates=mvs, ready={1: 2}, now=now)
+    challenger = plan.status.challenger
+    assert challenger is not None
+    assert (challenger.version, challenger.step, challenger.weight) == (2, 0, 10)
+    assert _served(plan) == {1: (1, True), 2: (1, True)}
+    assert _reason(plan.status, "Progressing") == ("True", "RolloutStarted")
+    status = plan.status
+    for step, weight, pods in ((0, 10, {1: 1, 2: 1}), (1, 50, {1: 1, 2: 1}), (2, 100, {2: 2})):
+        # Not ready yet: the step's clock does not start.
+        status = advance(spec, status, candidates=mvs, ready={1: 2}, now=now).status
+        assert status.challenger is not None
+        assert status.challenger.since is None
+        status = advance(spec, status, candidates=mvs, ready=pods, now=now).status
+        assert status.challenger is not None
+        assert (status.challenger.step, status.challenger.weight) == (step, weight)
+        assert status.challenger.since == now
+        assert analysis_window(spec, status, now + timedelta(seconds=9)) is None
+        now += timedelta(seconds=10)
+        assert analysis_window(spec, status, now) == 10
+        plan = advance(spec, status, candidates=mvs, ready=pods, now=now, judgement=PASS)
+        status = plan.status
+    assert status.challenger is None
+    assert status.champion is not None
+    assert (status.champion.version, status.champion.since) == (2, now)
+    assert [(e.action, e.version) for e in status.history][:2] == [
+        (HistoryAction.PROMOTE, 2),
+        (HistoryAction.DEPLOY, 1),
+    ]
+    assert status.history[0].evidence == PASS.evidence
+    assert _served(plan) == {2: (2, True)}
+    assert _reason(status, "Progressing") == ("False", "Promoted")
+
+
+def test_failed_analysis_withdraws_at_the_first_step_and_never_retries() -> None:
+    spec = _canary()
+    mvs = [_mv(1), _mv(2)]
+    status = advance(spec, _serving_v1(spec), candidates=mvs, ready={1: 2}, now=T0).status
+    status = advance(spec, status, candidates=mvs, ready={1: 1, 2: 1}, now=T0).status
+    later = T0 + timedelta(seconds=10)
+    plan = advance(spec, status, candidates=mvs, ready={1: 1, 2: 1}, now=later, judgement=FAIL)
+    assert plan.status.challenger is None
+    assert plan.status.champion is not None
+    assert plan.status.champion.version == 1
+    entry = plan.status.history[0]
+    assert (entry.action, entry.version, entry.reason) == (HistoryAction.ABORT, 2, "AnalysisFailed")
+    assert entry.evidence["p99LatencyMs"] == 900.0
+    assert [e.type for e in plan.events] == ["Warning"]
+    assert _served(plan) == {1: (2, True)}
+    assert _reason(plan.status, "Degraded") == ("True", "AnalysisFailed")
+    again = advance(spec, plan.status, candidates=mvs, ready={1: 2}, now=later)
+    assert again.status.challenger is None
+    # A newer version is tried.
+    newer = advance(spec, plan.status, candidates=[*mvs, _mv(3)], ready={1: 2}, now=later)
+    assert newer.status.challenger is not None
+    assert newer.status.challenger.version == 3
+
+
+def test_failures_below_the_limit_open_a_new_window() -> None:
+    spec = _canary(failure_limit=2)
+    mvs = [_mv(1), _mv(2)]
+    status = advance(spec, _serving_v1(spec), candidates=mvs, ready={1: 2}, now=T0).status
+    status = advance(spec, status, candidates=mvs, ready={1: 1, 2: 1}, now=T0).status
+    later = T0 + timedelta(seconds=10)
+    status = advance(
+        spec, status, candidates=mvs, ready={1: 1, 2: 1}, now=later, judgement=FAIL
+    ).status
+    assert status.challenger is not None
+    assert (status.challenger.failed_analyses, status.challenger.since) == (1, later)
+    # The retry window is the analysis interval (5s), not the step's pause.
+    assert analysis_window(spec, status, later + timedelta(seconds=5)) == 5
+    inconclusive = Judgement(Outcome.INCONCLUSIVE, {"requests": 3.0}, message="3 requests")
+    held = advance(
+        spec, status, candidates=mvs, ready={1: 1, 2: 1}, now=later, judgement=inconclusive
+    )
+    assert held.status.challenger == status.challenger
+
+
+def test_manual_rollback_is_one_change_and_records_the_actor() -> None:
+    spec = _spec(promotion="Manual", version=2)
+    mvs = [_mv(1), _mv(2)]
+    status = advance(spec, ModelDeploymentStatus(), candidates=mvs, ready={}, now=T0).status
+    back = _spec(promotion="Manual", version=1)
+    plan = advance(back, status, candidates=mvs, ready={2: 2}, now=T0, actor="alice")
+    assert plan.status.challenger is not None
+    assert plan.status.challenger.phase is ChallengerPhase.PROMOTING
+    assert _served(plan) == {2: (2, True), 1: (2, True)}
+    done = advance(back, plan.status, candidates=mvs, ready={2: 2, 1: 2}, now=T0, actor="alice")
+    assert done.status.champion is not None
+    assert done.status.champion.version == 1
+    entry = done.status.history[0]
+    assert (entry.action, entry.version, entry.actor) == (HistoryAction.ROLLBACK, 1, "alice")
+    assert _served(done) == {1: (2, True)}
+
+
+def test_a_pin_changed_mid_canary_withdraws_the_challenger() -> None:
+    spec = _canary(promotion="Manual", version=1)
+    mvs = [_mv(1), _mv(2)]
+    status = advance(spec, ModelDeploymentStatus(), candidates=mvs, ready={}, now=T0).status
+    up = _canary(promotion="Manual", version=2)
+    status = advance(up, status, candidates=mvs, ready={1: 2}, now=T0).status
+    assert status.challenger is not None
+    plan = advance(spec, status, candidates=mvs, ready={1: 1, 2: 1}, now=T0)
+    assert plan.status.challenger is None
+    assert plan.status.history[0].action is HistoryAction.ABORT
+
+
+def test_shadow_mirrors_then_switches() -> None:
+    spec = _spec(rollout={"strategy": "Shadow", "shadow": {"duration": "20s"}})
+    mvs = [_mv(1), _mv(2)]
+    status = advance(spec, _serving_v1(spec), candidates=mvs, ready={1: 2}, now=T0).status
+    plan = advance(spec, status, candidates=mvs, ready={1: 2, 2: 1}, now=T0)
+    assert plan.mirror_to is not None
+    assert plan.mirror_to.version == 2
+    assert _served(plan) == {1: (2, True), 2: (1, False)}
+    later = T0 + timedelta(seconds=20)
+    assert analysis_window(spec, plan.status, later) == 20
+    switched = advance(
+        spec, plan.status, candidates=mvs, ready={1: 2, 2: 1}, now=later, judgement=PASS
+    )
+    assert switched.status.challenger is not None
+    assert switched.status.challenger.phase is ChallengerPhase.PROMOTING
+    assert switched.mirror_to is None
+    done = advance(spec, switched.status, candidates=mvs, ready={1: 2, 2: 2}, now=later)
+    assert done.status.champion is not None
+    assert done.status.champion.version == 2
+
+
+def test_a_breached_floor_restores_the_previous_champion() -> None:
+    spec = _spec(rollbackFloors={"maxErrorRate": 0.05})
+    mvs = [_mv(1), _mv(2)]
+    status = advance(spec, ModelDeploymentStatus(), candidates=[_mv(1)], ready={}, now=T0).status
+    status = advance(spec, status, candidates=mvs, ready={1: 2}, now=T0).status
+    status = advance(spec, status, candidates=mvs, ready={1: 2, 2: 2}, now=T0).status
+    assert status.champion is not None
+    assert status.champion.version == 2
+    breach = Judgement(Outcome.FAILED, {"errorRate": 0.2}, ("errors",), "error rate 0.2")
+    plan = advance(spec, status, candidates=mvs, ready={2: 2}, now=T0, floors=breach)
+    assert plan.status.challenger is not None
+    assert plan.status.challenger.version == 1
+    assert _reason(plan.status, "Degraded") == ("True", "FloorBreached")
+    done = advance(spec, plan.status, candidates=mvs, ready={2: 2, 1: 2}, now=T0)
+    assert done.status.champion is not None
+    assert done.status.champion.version == 1
+    assert [(e.action, e.version) for e in done.status.history][:2] == [
+        (HistoryAction.ROLLBACK, 1),
+        (HistoryAction.ABORT, 2),
+    ]
+    assert done.status.history[0].actor == "mlops-operator"
+    # v2 is not promoted again.
+    assert (
+        advance(spec, done.status, candidates=mvs, ready={1: 2}, now=T0).status.challenger is None
+    )
+
+
+def test_history_is_bounded_newest_first() -> None:
+    spec = _spec(historyLimit=2)
+    status = ModelDeploymentStatus()
+    for version in (1, 2, 3):
+        mvs = [_mv(v) for v in range(1, version + 1)]
+        status = advance(spec, status, candidates=mvs, ready={version - 1: 2}, now=T0).status
+        status = advance(spec, status, candidates=mvs, ready={version: 2}, now=T0).status
+    assert [e.version for e in status.history] == [3, 2]
