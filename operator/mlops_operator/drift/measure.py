@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from dataclasses import replace as _with
 
@@ -27,7 +27,14 @@ from mlops_operator.decisions.drift import Reading
 from mlops_operator.prometheus import Sample
 from mlops_operator.statistics import accuracy, drifted_share, psi, rmse
 
-__all__ = ["Histogram", "WindowCounts", "assemble", "custom_reading", "measure"]
+__all__ = [
+    "Histogram",
+    "WindowCounts",
+    "assemble",
+    "choose_version",
+    "custom_reading",
+    "measure",
+]
 
 
 @dataclass(frozen=True)
@@ -200,17 +207,53 @@ def assemble(
     feature_reference: list[Sample],
     prediction_bins: list[Sample],
     prediction_reference: list[Sample],
-    feedback: Mapping[str, float],
-) -> WindowCounts:
-    """`WindowCounts` from a source's samples; bins without a reference share are ignored.
+    feedback: Mapping[str, list[Sample]],
+) -> dict[str, WindowCounts]:
+    """`WindowCounts` per served version (label ``model_version``) from a source's samples.
 
-    `feedback` maps ``total``, ``correct`` and ``squared_error`` to their increases.
+    `feedback` maps ``total``, ``correct`` and ``squared_error`` to their increases. Bins
+    without a reference share are ignored; a version without any reference is not served.
     """
-    predictions = _histograms(prediction_bins, prediction_reference, None).get("")
-    return WindowCounts(
-        features=_histograms(feature_bins, feature_reference, "feature"),
-        predictions=predictions,
-        feedback=feedback.get("total", 0.0),
-        feedback_correct=feedback.get("correct", 0.0),
-        feedback_squared_error=feedback.get("squared_error", 0.0),
-    )
+
+    def of(samples: list[Sample], version: str) -> list[Sample]:
+        return [s for s in samples if s.labels.get("model_version", "") == version]
+
+    versions = {
+        s.labels.get("model_version", "") for s in [*feature_reference, *prediction_reference]
+    }
+    counted: dict[str, WindowCounts] = {}
+    for version in sorted(versions):
+        increases = {
+            which: sum(s.value for s in of(samples, version) if not math.isnan(s.value))
+            for which, samples in feedback.items()
+        }
+        counted[version] = WindowCounts(
+            features=_histograms(
+                of(feature_bins, version), of(feature_reference, version), "feature"
+            ),
+            predictions=_histograms(
+                of(prediction_bins, version), of(prediction_reference, version), None
+            ).get(""),
+            feedback=increases.get("total", 0.0),
+            feedback_correct=increases.get("correct", 0.0),
+            feedback_squared_error=increases.get("squared_error", 0.0),
+        )
+    return counted
+
+
+def choose_version(
+    counted: Mapping[str, WindowCounts], preferred: Sequence[str]
+) -> tuple[str, WindowCounts] | None:
+    """The counts of the version to judge: the first of `preferred` that served, else the
+    version that served the most requests in the window; None when nothing served."""
+    for name in preferred:
+        if name in counted:
+            return name, counted[name]
+    if not counted:
+        return None
+
+    def traffic(item: tuple[str, WindowCounts]) -> float:
+        counts = item[1]
+        return counts.predictions.total if counts.predictions else 0.0
+
+    return max(counted.items(), key=traffic)

@@ -39,8 +39,8 @@ class PrometheusSource:
 
     async def window_counts(
         self, scope: promql.Scope, window: str, features: Sequence[str] | None = None
-    ) -> WindowCounts:
-        """The counts of the model in `scope` over `window`."""
+    ) -> dict[str, WindowCounts]:
+        """The counts of the model in `scope` over `window`, per served version."""
         watched = list(features) if features else None
         queries = [
             promql.feature_bins(scope, window, watched),
@@ -61,10 +61,7 @@ class PrometheusSource:
             feature_reference=reference,
             prediction_bins=predictions,
             prediction_reference=prediction_reference,
-            feedback={
-                which: sum(s.value for s in samples if not math.isnan(s.value))
-                for which, samples in zip(promql.FEEDBACK_METRICS, feedback, strict=True)
-            },
+            feedback=dict(zip(promql.FEEDBACK_METRICS, feedback, strict=True)),
         )
 
     async def custom(self, trigger: CustomTrigger, window: str) -> Reading:

@@ -7,8 +7,10 @@ The *statistic* queries (`feature_psi`, `prediction_psi`, `accuracy`, `rmse`)
 compute the same numbers inside Prometheus, for dashboards, alerts and
 ``kubectl``-free debugging; a test checks that both agree on a real Prometheus.
 
-Every expression is scoped by `Scope`: the namespace, the model and, when known,
-the served version, so two deployments of one model name never mix.
+Every expression is scoped by `Scope` (the namespace, the model and optionally
+one served version), so two deployments of one model name never mix, and keeps
+``model_version`` in its result: during a canary the champion and the challenger
+serve side by side, each with its own reference, and are judged apart.
 """
 
 from __future__ import annotations
@@ -90,28 +92,30 @@ def _shares(metric: str, scope: Scope, window: str, group: str, extra: tuple[str
 def feature_bins(scope: Scope, window: str, features: list[str] | None = None) -> str:
     """Values per feature and bin that arrived during `window`."""
     extra = _feature_matchers(features)
-    return _counts("mlops_feature_bin_total", scope, window, "feature, bin", extra)
+    return _counts("mlops_feature_bin_total", scope, window, "model_version, feature, bin", extra)
 
 
 def feature_reference(scope: Scope, window: str, features: list[str] | None = None) -> str:
     """Each feature bin's training share, from any pod that served during `window`."""
     extra = _feature_matchers(features)
-    return _shares("mlops_feature_reference_proportion", scope, window, "feature, bin", extra)
+    group = "model_version, feature, bin"
+    return _shares("mlops_feature_reference_proportion", scope, window, group, extra)
 
 
 def prediction_bins(scope: Scope, window: str) -> str:
     """Predictions per class (or regression bin) made during `window`."""
-    return _counts("mlops_prediction_bin_total", scope, window, "model, bin", ())
+    return _counts("mlops_prediction_bin_total", scope, window, "model_version, bin", ())
 
 
 def prediction_reference(scope: Scope, window: str) -> str:
     """Each prediction bin's training share."""
-    return _shares("mlops_prediction_reference_proportion", scope, window, "model, bin", ())
+    return _shares("mlops_prediction_reference_proportion", scope, window, "model_version, bin", ())
 
 
 def feedback(scope: Scope, window: str, which: str) -> str:
     """The increase over `window` of one feedback counter (a key of `FEEDBACK_METRICS`)."""
-    return f"sum(increase({FEEDBACK_METRICS[which]}{scope.matchers()}[{window}]))"
+    metric = FEEDBACK_METRICS[which]
+    return f"sum by (model_version) (increase({metric}{scope.matchers()}[{window}]))"
 
 
 def _psi(counts: str, reference: str, by: str) -> str:
@@ -127,13 +131,14 @@ def feature_psi(scope: Scope, window: str, features: list[str] | None = None) ->
     return _psi(
         feature_bins(scope, window, features),
         feature_reference(scope, window, features),
-        "feature",
+        "model_version, feature",
     )
 
 
 def prediction_psi(scope: Scope, window: str) -> str:
     """PSI of the predictions over `window`, computed by Prometheus."""
-    return _psi(prediction_bins(scope, window), prediction_reference(scope, window), "model")
+    by = "model_version"
+    return _psi(prediction_bins(scope, window), prediction_reference(scope, window), by)
 
 
 def accuracy(scope: Scope, window: str) -> str:

@@ -121,8 +121,9 @@ class ScrapeHistory:
 
     def window_counts(
         self, scope: promql.Scope, now: datetime, window: timedelta
-    ) -> tuple[WindowCounts, str]:
-        """The counts of the window ending `now`, and a note when it is shorter than asked."""
+    ) -> tuple[dict[str, WindowCounts], str]:
+        """The counts per served version of the window ending `now`, and a note when the
+        window is shorter than asked."""
         collected: dict[str, list[Sample]] = {name: [] for name in {*_COUNTERS.values()}}
         collected |= {name: [] for name in _GAUGES.values()}
         short: list[str] = []
@@ -151,10 +152,7 @@ class ScrapeHistory:
             feature_reference=collected["feature_reference"],
             prediction_bins=collected["prediction_bins"],
             prediction_reference=collected["prediction_reference"],
-            feedback={
-                which: sum(s.value for s in collected[f"feedback:{which}"])
-                for which in promql.FEEDBACK_METRICS
-            },
+            feedback={which: collected[f"feedback:{which}"] for which in promql.FEEDBACK_METRICS},
         )
         note = f"window shorter than asked (scraped only {'; '.join(short)})" if short else ""
         return counts, note

@@ -19,7 +19,14 @@ from mlops_operator.api.driftpolicy import (
     Triggers,
 )
 from mlops_operator.api.gates import ComparisonOp
-from mlops_operator.drift.measure import Histogram, WindowCounts, assemble, custom_reading, measure
+from mlops_operator.drift.measure import (
+    Histogram,
+    WindowCounts,
+    assemble,
+    choose_version,
+    custom_reading,
+    measure,
+)
 from mlops_operator.prometheus import Sample
 from mlops_operator.statistics import psi
 
@@ -108,16 +115,31 @@ def test_custom_reading_without_a_sample_has_no_value() -> None:
     assert "no sample" in reading.message
 
 
-def test_assemble_adds_pods_counts_and_takes_one_reference() -> None:
-    pod = [Sample({"feature": "f", "bin": "0"}, 3.0), Sample({"feature": "f", "bin": "1"}, 1.0)]
-    ref = [Sample({"feature": "f", "bin": "0"}, 0.5), Sample({"feature": "f", "bin": "1"}, 0.5)]
-    window = assemble(
-        feature_bins=pod + pod,
-        feature_reference=ref + ref,
-        prediction_bins=[Sample({"bin": "a"}, float("nan"))],
-        prediction_reference=[Sample({"bin": "a"}, 1.0)],
-        feedback={"total": 4.0},
+def test_assemble_adds_pods_counts_and_takes_one_reference_per_version() -> None:
+    def sample(version: str, bin_: str, value: float, **labels: str) -> Sample:
+        return Sample({"model_version": version, "bin": bin_, **labels}, value)
+
+    pod = [sample("1", "0", 3.0, feature="f"), sample("1", "1", 1.0, feature="f")]
+    ref = [sample("1", "0", 0.5, feature="f"), sample("1", "1", 0.5, feature="f")]
+    counted = assemble(
+        feature_bins=[*pod, *pod, sample("2", "0", 9.0, feature="f")],
+        feature_reference=[*ref, *ref, sample("2", "0", 1.0, feature="f")],
+        prediction_bins=[sample("1", "a", float("nan"))],
+        prediction_reference=[sample("1", "a", 1.0)],
+        feedback={"total": [sample("1", "", 4.0), sample("2", "", 1.0)]},
     )
-    assert window.features["f"] == Histogram({"0": 6.0, "1": 2.0}, {"0": 0.5, "1": 0.5})
-    assert window.predictions == Histogram({}, {"a": 1.0})
-    assert window.feedback == 4.0
+    assert sorted(counted) == ["1", "2"]
+    assert counted["1"].features["f"] == Histogram({"0": 6.0, "1": 2.0}, {"0": 0.5, "1": 0.5})
+    assert counted["1"].predictions == Histogram({}, {"a": 1.0})
+    assert counted["1"].feedback == 4.0
+    assert counted["2"].features["f"] == Histogram({"0": 9.0}, {"0": 1.0})
+    assert counted["2"].predictions is None
+
+
+def test_choose_version_prefers_the_champion_then_the_busiest() -> None:
+    quiet = WindowCounts(predictions=Histogram({"a": 1.0}, {"a": 1.0}))
+    busy = WindowCounts(predictions=Histogram({"a": 50.0}, {"a": 1.0}))
+    counted = {"iris-v1": quiet, "iris-v2": busy}
+    assert choose_version(counted, ["nope", "iris-v1"]) == ("iris-v1", quiet)
+    assert choose_version(counted, []) == ("iris-v2", busy)
+    assert choose_version({}, ["x"]) is None

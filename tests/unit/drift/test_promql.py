@@ -25,11 +25,12 @@ def test_label_values_are_escaped() -> None:
 
 def test_count_queries() -> None:
     assert promql.feature_bins(SCOPE, "5m") == (
-        "sum by (feature, bin) (increase(mlops_feature_bin_total"
+        "sum by (model_version, feature, bin) (increase(mlops_feature_bin_total"
         '{model="iris",namespace="team-a",model_version="3"}[5m]))'
     )
     assert promql.feedback(SCOPE, "1h", "correct") == (
-        'sum(increase(mlops_feedback_correct_total{model="iris",namespace="team-a",'
+        'sum by (model_version) (increase(mlops_feedback_correct_total{model="iris",'
+        'namespace="team-a",'
         'model_version="3"}[1h]))'
     )
     assert "max_over_time(mlops_prediction_reference_proportion" in promql.prediction_reference(
@@ -46,13 +47,15 @@ def test_psi_query_floors_both_shares_at_the_documented_epsilon() -> None:
     query = promql.feature_psi(SCOPE, "10m")
     assert query.count("clamp_min(") == 4
     assert query.count(", 0.0001)") == 4
-    assert query.startswith("sum by (feature) (")
+    assert query.startswith("sum by (model_version, feature) (")
     assert "ln(" in query
 
 
 def test_accuracy_and_rmse_queries() -> None:
     assert promql.accuracy(SCOPE, "5m").count("increase(") == 2
-    assert promql.rmse(SCOPE, "5m").startswith("sqrt(sum(increase(mlops_feedback_squared_error")
+    assert promql.rmse(SCOPE, "5m").startswith(
+        "sqrt(sum by (model_version) (increase(mlops_feedback_squared_error"
+    )
 
 
 def test_custom_query_gets_the_window() -> None:

@@ -61,7 +61,8 @@ def test_window_psi_equals_direct_psi_of_the_values_sent_in_it(
     serve(server_metrics, shifted)  # the window
     history.record(pod, snapshot(server_metrics, T0 + WINDOW))
 
-    window, note = history.window_counts(SCOPE, T0 + WINDOW, WINDOW)
+    counted, note = history.window_counts(SCOPE, T0 + WINDOW, WINDOW)
+    window = counted["1"]
 
     assert note == ""
     reference = iris_model.card.reference["petal_length"]
@@ -77,7 +78,8 @@ def test_pod_started_within_the_window_counts_from_zero(server_metrics: ServingM
     pod = PodTarget("uid-new", "http://pod/metrics", started=T0)
     serve(server_metrics, load_iris().data[:30])
     history.record(pod, snapshot(server_metrics, T0 + timedelta(minutes=1)))
-    window, note = history.window_counts(SCOPE, T0 + timedelta(minutes=1), WINDOW)
+    counted, note = history.window_counts(SCOPE, T0 + timedelta(minutes=1), WINDOW)
+    window = counted["1"]
     assert window.features["sepal_length"].total == 30
     assert note == ""
 
@@ -89,7 +91,8 @@ def test_old_pod_without_a_baseline_gives_a_shorter_window(server_metrics: Servi
     history.record(pod, snapshot(server_metrics, T0))
     serve(server_metrics, load_iris().data[:20])
     history.record(pod, snapshot(server_metrics, T0 + timedelta(minutes=2)))
-    window, note = history.window_counts(SCOPE, T0 + timedelta(minutes=2), WINDOW)
+    counted, note = history.window_counts(SCOPE, T0 + timedelta(minutes=2), WINDOW)
+    window = counted["1"]
     assert window.features["sepal_length"].total == 20
     assert note.startswith("window shorter than asked (scraped only pod uid-old since")
 
@@ -104,7 +107,8 @@ def test_a_counter_reset_counts_the_new_values(
     restarted = ServingMetrics(iris_model)
     serve(restarted, load_iris().data[:7])
     history.record(pod, snapshot(restarted, T0 + WINDOW))
-    window, _ = history.window_counts(SCOPE, T0 + WINDOW, WINDOW)
+    counted, _ = history.window_counts(SCOPE, T0 + WINDOW, WINDOW)
+    window = counted["1"]
     assert window.features["sepal_width"].total == 7
 
 
@@ -127,7 +131,8 @@ def test_forget_keeps_one_baseline_and_drops_gone_pods(server_metrics: ServingMe
     history.record(gone, snapshot(server_metrics, T0))
     now = T0 + timedelta(minutes=19)
     history.forget(["live"], now, WINDOW)
-    window, note = history.window_counts(SCOPE, now, WINDOW)
+    counted, note = history.window_counts(SCOPE, now, WINDOW)
+    window = counted["1"]
     assert note == ""
     assert window.features["sepal_length"].total == 0
     assert len(history._pods) == 1
