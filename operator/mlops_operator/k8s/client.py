@@ -31,7 +31,7 @@ from urllib.parse import quote, urlencode
 import aiohttp
 import kopf
 
-from mlops_operator.k8s.errors import ApiError, error_from
+from mlops_operator.k8s.errors import ApiError, NotFound, error_from
 
 __all__ = ["FIELD_MANAGER", "KubeClient", "ResourceType"]
 
@@ -218,6 +218,24 @@ class KubeClient:
             content_type=_MERGE,
         )
         return result
+
+    async def delete(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str | None = None,
+        *,
+        propagation: str = "Background",
+    ) -> bool:
+        """Delete the object (children by `propagation`); False when it did not exist."""
+        rtype = await self.resource_type(api_version, kind)
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
+        try:
+            await self._request("DELETE", rtype.path(namespace, name), body=body)
+        except NotFound:
+            return False
+        return True
 
     async def list(
         self,
