@@ -1,24 +1,459 @@
-"""The TrainingJob controller's Kopf handlers.
+"""The TrainingJob controller: a trainer Job per TrainingJob, then a ModelVersion.
 
-For now it checks the spec against the model and records the result in
-``status.observedGeneration`` and the ``Succeeded`` condition. Later: build the trainer Job (`resources`), apply it, and follow it to a ModelVersion.
+Two handlers share the work:
+
+- `reconcile_training_job` (TrainingJob created, changed, or found at startup)
+  creates the trainer Job under a deterministic name (an existing Job of that
+  name, owned by this TrainingJob, counts as done: never a second one), makes
+  sure the artifact claim exists, keeps the Job's ``suspend`` in step, and
+  records ``jobName`` and the first phase.
+- `follow_trainer_job` watches the operator's trainer Jobs (labels
+  ``app.kubernetes.io/managed-by=mlops-operator``, ``component=trainer``) and
+  turns each change into the owner TrainingJob's status; once the Job ended it
+  reads the trainer's termination message from the pod, creates the ModelVersion
+  on success, records the outcome, and only then gives the Job its
+  ``ttlSecondsAfterFinished``.
+
+Why a watch on Jobs rather than a timer or daemon per TrainingJob: a watch costs
+one stream per namespace whatever the number of TrainingJobs, and the handler
+runs only when a Job changes, where 1,000 running TrainingJobs would need 1,000
+pollers; and at startup Kopf lists every Job, so a Job that ended while the
+operator was down is handled then. The TTL doubles as the "recorded" mark: a
+Job without it is unfinished business, one with it is skipped without a call.
+Kopf runs one object's events one at a time, and only this handler creates
+ModelVersions, so two runs for one TrainingJob never race each other.
+
+Crash safety, line by line: the Job is created before ``jobName`` is written,
+so a Job missing while ``jobName`` is set was deleted, not forgotten (the
+TrainingJob fails rather than training twice). The ModelVersion is found by
+the TrainingJob's uid before any number is allocated, so a re-run after a crash
+between creating it and writing the status finds it. Version numbers are
+allocated by creating ``<model>-v<N>`` and moving to N+1 on AlreadyExists
+(`mlops_operator.decisions.versions`). Every status write is conditional on
+the resourceVersion read just before (optimistic concurrency), and a finished
+TrainingJob's status is never written back to an unfinished phase.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, cast
 
 import kopf
+from pydantic import ValidationError
 
-from mlops_operator.api.conditions import ConditionType
-from mlops_operator.api.trainingjob import TrainingJob
-from mlops_operator.handlers.reconciling import parse, reconciles, report_acceptance
+from mlops_operator.api.conditions import ConditionType, Reason
+from mlops_operator.api.resource import API_VERSION
+from mlops_operator.api.trainingjob import TrainingJob, TrainingJobPhase
+from mlops_operator.decisions.versions import (
+    candidates,
+    next_version,
+    produced_by,
+    version_name,
+    version_numbers,
+)
+from mlops_operator.handlers.context import OperatorContext
+from mlops_operator.handlers.reconciling import parse, reconciles
+from mlops_operator.k8s import ApiError, Conflict, KubeClient, NotFound
+from mlops_operator.resources.common import (
+    COMPONENT_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    MODEL_LABEL,
+    UID_ANNOTATION,
+    ArtifactStorage,
+    artifact_pvc,
+    label_value,
+)
+from mlops_operator.resources.trainingjob import (
+    CONTAINER,
+    GENERATION_ANNOTATION,
+    TRAINER_COMPONENT,
+    Outcome,
+    UnsupportedSpec,
+    build_job,
+    build_model_version,
+    is_finished,
+    job_name,
+    observe_job,
+    owner_uid,
+    training_status,
+)
+from mlops_operator.runtime.settings import OperatorSettings
+from mlops_operator.trainer.result import TrainingSucceeded
 
-__all__ = ["reconcile_training_job"]
+__all__ = ["follow_trainer_job", "reconcile_training_job", "storage_of"]
+
+logger = logging.getLogger(__name__)
+
+_KIND = "TrainingJob"
+_TERMINAL = (TrainingJobPhase.SUCCEEDED.value, TrainingJobPhase.FAILED.value)
+_STATUS_ATTEMPTS = 5
+_EVENT_ATTEMPTS = 4
+StatusFn = Callable[[Mapping[str, Any]], dict[str, Any] | None]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def storage_of(settings: OperatorSettings) -> ArtifactStorage:
+    """The artifact store the operator's settings describe."""
+    return ArtifactStorage(claim=settings.artifact_pvc, uri=settings.artifact_uri)
+
+
+def _post(obj: Mapping[str, Any], *, type: str, reason: str, message: str) -> None:
+    """Post an Event about a TrainingJob read through the client (not Kopf's own body)."""
+    kopf.event(kopf.Body(cast(kopf.RawBody, dict(obj))), type=type, reason=reason, message=message)
+
+
+def _terminal(body: Mapping[str, Any]) -> bool:
+    return (body.get("status") or {}).get("phase") in _TERMINAL
+
+
+async def _record(
+    kube: KubeClient, namespace: str, name: str, uid: str, compute: StatusFn
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Write the status `compute` derives from the TrainingJob as stored; (before, after).
+
+    None when the TrainingJob is gone, being deleted, another one (uid), or when
+    `compute` returns None (nothing to write). The write is conditional on the
+    resourceVersion just read, and retried from a fresh read when it changed.
+    """
+    for _ in range(_STATUS_ATTEMPTS):
+        try:
+            current = await kube.get(API_VERSION, _KIND, name, namespace)
+        except NotFound:
+            return None
+        metadata = current.get("metadata", {})
+        if metadata.get("uid") != uid or metadata.get("deletionTimestamp"):
+            return None
+        status = compute(current)
+        if status is None:
+            return None
+        previous = current.get("status") or {}
+        changed = {key: value for key, value in status.items() if previous.get(key) != value}
+        if not changed:
+            return current, current
+        patch = {"metadata": {"resourceVersion": metadata["resourceVersion"]}, "status": changed}
+        try:
+            updated = await kube.patch(
+                API_VERSION, _KIND, name, namespace, patch, subresource="status"
+            )
+        except Conflict:
+            continue
+        return current, updated
+    raise kopf.TemporaryError(f"the status of {_KIND} {namespace}/{name} kept changing", delay=2)
+
+
+def _phase(body: Mapping[str, Any]) -> str | None:
+    phase = (body.get("status") or {}).get("phase")
+    return str(phase) if phase is not None else None
+
+
+def _status_for(
+    training: TrainingJob,
+    outcome: Outcome,
+    *,
+    job: str,
+    generation: int | None,
+    model_version: str | None = None,
+) -> StatusFn:
+    """The status of `outcome`, except over a finished TrainingJob unless `outcome` is final too."""
+
+    def compute(current: Mapping[str, Any]) -> dict[str, Any] | None:
+        if _terminal(current) and not outcome.terminal:
+            return None
+        return training_status(
+            training,
+            current.get("status"),
+            outcome,
+            job_name=job,
+            generation=generation,
+            model_version=model_version,
+            now=_now(),
+        )
+
+    return compute
+
+
+async def _ensure_claim(kube: KubeClient, namespace: str, settings: OperatorSettings) -> None:
+    """Create the artifact claim when the namespace has none (it is never deleted)."""
+    try:
+        await kube.get("v1", "PersistentVolumeClaim", settings.artifact_pvc, namespace)
+        return
+    except NotFound:
+        pass
+    claim = artifact_pvc(
+        namespace,
+        settings.artifact_pvc,
+        size=settings.artifact_pvc_size,
+        storage_class=settings.artifact_storage_class,
+    )
+    try:
+        await kube.create(claim)
+    except Conflict:
+        return  # created meanwhile: what matters is that it exists
+
+
+def _fail_outcome(reason: Reason, message: str) -> Outcome:
+    return Outcome(TrainingJobPhase.FAILED, reason, message, finished=_now())
+
+
+async def _fail(
+    kube: KubeClient, training: TrainingJob, reason: Reason, message: str, *, job: str
+) -> None:
+    """Record that `training` failed before its Job could report, with one Warning Event."""
+    outcome = _fail_outcome(reason, message)
+    written = await _record(
+        kube,
+        training.namespace,
+        training.name,
+        str(training.metadata.get("uid")),
+        _status_for(training, outcome, job=job, generation=training.generation),
+    )
+    if written is not None and _phase(written[0]) not in _TERMINAL:
+        _post(written[1], type="Warning", reason=reason.value, message=message)
+
+
+async def _create_job(
+    kube: KubeClient, manifest: dict[str, Any], training: TrainingJob
+) -> tuple[dict[str, Any], bool]:
+    """The trainer Job, created unless it exists; (the Job, whether it was created now)."""
+    try:
+        return await kube.create(manifest), True
+    except Conflict:
+        pass
+    name = manifest["metadata"]["name"]
+    existing = await kube.get("batch/v1", "Job", name, training.namespace)
+    if owner_uid(existing) != training.metadata.get("uid"):
+        raise kopf.TemporaryError(
+            f"Job {name} belongs to an earlier TrainingJob of this name; waiting for the garbage"
+            " collector to delete it",
+            delay=5,
+        )
+    return existing, False
+
+
+async def _sync_job(kube: KubeClient, job: dict[str, Any], training: TrainingJob) -> dict[str, Any]:
+    """Bring the Job's ``suspend`` and generation mark in step with the TrainingJob's spec."""
+    generation = str(training.generation or 0)
+    annotations = job.get("metadata", {}).get("annotations") or {}
+    if (
+        bool(job.get("spec", {}).get("suspend")) == training.spec.suspend
+        and annotations.get(GENERATION_ANNOTATION) == generation
+    ):
+        return job
+    patch = {
+        "metadata": {"annotations": {GENERATION_ANNOTATION: generation}},
+        "spec": {"suspend": training.spec.suspend},
+    }
+    return await kube.patch("batch/v1", "Job", job["metadata"]["name"], training.namespace, patch)
+
+
+async def _start(training: TrainingJob, body: kopf.Body, context: OperatorContext) -> None:
+    kube, settings = context.kube, context.settings
+    name = job_name(training)
+    uid = str(training.metadata.get("uid"))
+    if _terminal(body):
+        if (body.get("status") or {}).get("observedGeneration") != training.generation:
+            await _record(
+                kube,
+                training.namespace,
+                training.name,
+                uid,
+                lambda _: {"observedGeneration": training.generation},
+            )
+        return
+    storage = storage_of(settings)
+    try:
+        manifest = build_job(training, storage, training.spec.image or settings.trainer_image)
+    except UnsupportedSpec as error:
+        await _fail(kube, training, Reason.INVALID_SPEC, str(error), job=name)
+        return
+    if (body.get("status") or {}).get("jobName"):
+        try:
+            await kube.get("batch/v1", "Job", name, training.namespace)
+        except NotFound:
+            message = f"the trainer Job {name} was deleted before it finished; create a new"
+            message += " TrainingJob to train again"
+            await _fail(kube, training, Reason.TRAINING_FAILED, message, job=name)
+            return
+    if storage.uses_pvc:
+        await _ensure_claim(kube, training.namespace, settings)
+    job, created = await _create_job(kube, manifest, training)
+    job = await _sync_job(kube, job, training)
+    if created:
+        kopf.event(body, type="Normal", reason="Started", message=f"created trainer Job {name}")
+    if not is_finished(job):
+        # A finished Job is `follow_trainer_job`'s: it alone creates ModelVersions.
+        outcome = observe_job(job)
+        await _record(
+            kube,
+            training.namespace,
+            training.name,
+            uid,
+            _status_for(training, outcome, job=name, generation=training.generation),
+        )
 
 
 @reconciles(TrainingJob)
-async def reconcile_training_job(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+async def reconcile_training_job(
+    body: kopf.Body, patch: kopf.Patch, memo: OperatorContext, **_: Any
+) -> None:
     """Reconcile a TrainingJob after it was created, changed, or found at startup."""
-    resource = parse(TrainingJob, body, patch, ConditionType.SUCCEEDED)
-    report_acceptance(resource, body, patch, ConditionType.SUCCEEDED)
+    training = parse(TrainingJob, body, patch, ConditionType.SUCCEEDED)
+    await _start(training, body, memo)
+
+
+async def _model_version(
+    kube: KubeClient,
+    training: TrainingJob,
+    result: TrainingSucceeded,
+    *,
+    storage: ArtifactStorage,
+    image: str,
+) -> str:
+    """The name of the ModelVersion `training` produced: found, else created under a new number."""
+    model = training.spec.model_name
+    existing = await kube.list(
+        API_VERSION, "ModelVersion", training.namespace, labels={MODEL_LABEL: label_value(model)}
+    )
+    mine = produced_by(existing, str(training.metadata.get("uid")), UID_ANNOTATION)
+    if mine is not None:
+        return str(mine["metadata"]["name"])
+    for number in candidates(next_version(version_numbers(existing, model))):
+        name = version_name(model, number)
+        manifest = build_model_version(
+            training, result, name=name, version=number, storage=storage, image=image
+        )
+        try:
+            await kube.create(manifest)
+        except Conflict as error:
+            if error.reason == "AlreadyExists":
+                continue  # another TrainingJob took this number first
+            raise
+        return name
+    raise kopf.TemporaryError(f"no free version number for model {model} after {number}", delay=1)
+
+
+def _image_of(job: Mapping[str, Any]) -> str:
+    for container in job["spec"]["template"]["spec"]["containers"]:
+        if container["name"] == CONTAINER:
+            return str(container["image"])
+    raise ValueError(f"Job {job['metadata']['name']} has no {CONTAINER} container")
+
+
+async def _finish(
+    kube: KubeClient,
+    settings: OperatorSettings,
+    training: TrainingJob,
+    job: Mapping[str, Any],
+    generation: int | None,
+) -> None:
+    """Read the ended Job's result, create the ModelVersion, record the outcome, release the Job."""
+    name = job["metadata"]["name"]
+    pods = await kube.list(
+        "v1", "Pod", training.namespace, labels={"batch.kubernetes.io/job-name": name}
+    )
+    outcome = observe_job(job, pods)
+    version = None
+    if outcome.result is not None:
+        try:
+            version = await _model_version(
+                kube, training, outcome.result, storage=storage_of(settings), image=_image_of(job)
+            )
+        except (ValueError, ValidationError) as error:
+            outcome = _fail_outcome(
+                Reason.TRAINING_FAILED,
+                f"the trained model cannot be recorded as a ModelVersion: {error}",
+            )
+    written = await _record(
+        kube,
+        training.namespace,
+        training.name,
+        str(training.metadata.get("uid")),
+        _status_for(training, outcome, job=name, generation=generation, model_version=version),
+    )
+    ttl = {"spec": {"ttlSecondsAfterFinished": settings.job_ttl_seconds}}
+    await kube.patch("batch/v1", "Job", name, training.namespace, ttl)
+    if written is None or _phase(written[0]) in _TERMINAL:
+        return  # recorded by an earlier run, whose Event was posted then
+    if version is not None:
+        message = str(written[1].get("status", {}).get("message") or version)
+        _post(written[1], type="Normal", reason=Reason.TRAINED.value, message=message)
+    else:
+        _post(written[1], type="Warning", reason=outcome.reason.value, message=outcome.message)
+
+
+async def _follow(context: OperatorContext, event_type: str | None, job: Mapping[str, Any]) -> None:
+    kube = context.kube
+    if (job.get("spec") or {}).get("ttlSecondsAfterFinished") is not None:
+        return  # its outcome is recorded
+    uid = owner_uid(job)
+    owner = next(
+        (r for r in job["metadata"].get("ownerReferences") or [] if r.get("uid") == uid), None
+    )
+    if uid is None or owner is None:
+        return
+    namespace = job["metadata"]["namespace"]
+    try:
+        body = await kube.get(API_VERSION, _KIND, owner["name"], namespace)
+    except NotFound:
+        return
+    if body["metadata"].get("uid") != uid or body["metadata"].get("deletionTimestamp"):
+        return
+    try:
+        training = TrainingJob.model_validate({k: v for k, v in body.items() if k != "status"})
+    except ValidationError:
+        return  # the TrainingJob handler reports an invalid spec
+    annotation = (job["metadata"].get("annotations") or {}).get(GENERATION_ANNOTATION)
+    generation = int(annotation) if annotation and annotation.isdigit() else training.generation
+    name = job["metadata"]["name"]
+    if event_type == "DELETED":
+        if not _terminal(body):
+            message = f"the trainer Job {name} was deleted before it finished; create a new"
+            message += " TrainingJob to train again"
+            await _fail(kube, training, Reason.TRAINING_FAILED, message, job=name)
+        return
+    if is_finished(job):
+        await _finish(kube, context.settings, training, job, generation)
+        return
+    outcome = observe_job(job)
+    await _record(
+        kube,
+        namespace,
+        training.name,
+        uid,
+        _status_for(training, outcome, job=name, generation=generation),
+    )
+
+
+@kopf.on.event(
+    "batch",
+    "v1",
+    "jobs",
+    labels={MANAGED_BY_LABEL: MANAGED_BY, COMPONENT_LABEL: TRAINER_COMPONENT},
+)
+async def follow_trainer_job(
+    event: Mapping[str, Any], body: kopf.Body, memo: OperatorContext, **_: Any
+) -> None:
+    """Turn a trainer Job's change into its TrainingJob's status (and, at the end, a version).
+
+    Kopf does not retry event handlers, so transient API errors are retried here
+    a few times; anything left over is handled at the Job's next change or the
+    operator's next start (the Job keeps no TTL until its outcome is recorded).
+    """
+    job = dict(body)
+    for attempt in range(_EVENT_ATTEMPTS):
+        try:
+            await _follow(memo, event.get("type"), job)
+            return
+        except (ApiError, kopf.TemporaryError) as error:
+            retryable = not isinstance(error, ApiError) or error.retryable
+            if not retryable or attempt == _EVENT_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(2**attempt)
