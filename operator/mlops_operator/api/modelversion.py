@@ -28,7 +28,7 @@ from mlops_operator.api.fields import (
 from mlops_operator.api.gates import Gates
 from mlops_operator.api.model import CamelModel, Rule, field_rules
 from mlops_operator.api.resource import CustomResource, PrinterColumn, ResourceStatus
-from mlops_operator.api.trainingjob import EstimatorName, Task
+from mlops_operator.api.trainingjob import EstimatorName, Preprocessing, Task
 
 __all__ = [
     "Approval",
@@ -149,8 +149,24 @@ class Lineage(CamelModel):
     params: dict[str, Any] = Field(
         default_factory=dict, description="The estimator's constructor arguments as given."
     )
+    features: list[ColumnName] | None = Field(
+        default=None,
+        max_length=1000,
+        description="Feature columns as the recipe gave them; absent: every column but the target.",
+    )
+    categorical_features: list[ColumnName] | None = Field(
+        default=None,
+        max_length=1000,
+        description="Columns one-hot encoded as the recipe gave them; absent: the non-numeric ones.",
+    )
     seed: int = Field(ge=0, description="Seed of the split and the estimator.")
     test_size: float = Field(gt=0.0, lt=1.0, description="Share of rows held out.")
+    cv_folds: int | None = Field(
+        default=None, ge=2, le=20, description="Folds of the cross-validation, when it ran."
+    )
+    preprocessing: Preprocessing | None = Field(
+        default=None, description="The preprocessing fitted with the estimator, as given."
+    )
     image: Image | None = Field(default=None, description="Trainer image (ideally by digest).")
     code_version: str = Field(
         min_length=1, max_length=128, description="Version of the trainer code (package or git)."
