@@ -9,11 +9,14 @@ from pathlib import Path
 import pytest
 
 from mlops_operator.localcluster.binaries import HELM, KUBERNETES, ensure_binaries
+from tests.integration.operator.conftest import crds
 from tests.unit.chart.rendered import REPO
 
 CHART = REPO / "charts" / "mlops-operator"
 OVERLAYS = sorted(p.parent for p in (REPO / "manifests" / "overlays").glob("*/kustomization.yaml"))
 KUBECTL = KUBERNETES.path("kubectl")
+
+__all__ = ["CHART", "KUBECTL", "OVERLAYS", "Helm", "crds", "helm", "helm_binary", "run"]
 
 Helm = Callable[..., subprocess.CompletedProcess[str]]
 
