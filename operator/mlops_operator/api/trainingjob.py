@@ -312,7 +312,9 @@ class _TrainingRecipe(CamelModel):
     ttl_seconds_after_finished: int | None = Field(
         default=None,
         ge=0,
-        description="Delete the TrainingJob this long after it finished; its ModelVersion stays.",
+        description="Delete the trainer Job and its pods this long after the outcome was recorded;"
+        " the TrainingJob, its status and its ModelVersion stay. Default: the operator's"
+        " setting (one hour).",
     )
     image: Image | None = Field(
         default=None, description="Trainer image; default: the operator's configured image."

@@ -378,7 +378,8 @@ async def _finish(
         str(training.metadata.get("uid")),
         _status_for(training, outcome, job=name, generation=generation, model_version=version),
     )
-    ttl = {"spec": {"ttlSecondsAfterFinished": settings.job_ttl_seconds}}
+    keep = training.spec.ttl_seconds_after_finished
+    ttl = {"spec": {"ttlSecondsAfterFinished": settings.job_ttl_seconds if keep is None else keep}}
     await kube.patch("batch/v1", "Job", name, training.namespace, ttl)
     if written is None or _phase(written[0]) in _TERMINAL:
         return  # recorded by an earlier run, whose Event was posted then
