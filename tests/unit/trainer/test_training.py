@@ -25,7 +25,11 @@ from mlops_operator.modelcard import (
     ModelCard,
     NumericReference,
 )
-from mlops_operator.trainer.result import TrainingSucceeded, parse_termination_message
+from mlops_operator.trainer.result import (
+    MAX_TERMINATION_MESSAGE_BYTES,
+    TrainingSucceeded,
+    parse_termination_message,
+)
 from mlops_operator.trainer.run import report, train
 from mlops_operator.trainer.snapshot import DATASET_MANIFEST_FILE, DatasetManifest
 from tests.unit.trainer.conftest import MakeSettings
@@ -228,7 +232,7 @@ def test_report_writes_a_small_termination_message_and_exits_zero(
 
     assert settings.termination_message_path is not None
     text = settings.termination_message_path.read_text()
-    assert len(text.encode()) < 2048
+    assert len(text.encode()) <= MAX_TERMINATION_MESSAGE_BYTES
     result = parse_termination_message(text)
     assert isinstance(result, TrainingSucceeded)
     assert result.metrics["cv_accuracy_mean"] > 0.8
