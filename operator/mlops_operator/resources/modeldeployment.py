@@ -1,0 +1,241 @@
+"""The serving children of a ModelDeployment: one Deployment per served version, one Service.
+
+- **Names are deterministic**: ``<mdep>-v<version>`` for each version's
+  Deployment, ``<mdep>`` for the Service, ``<mdep>-shadow`` for the Service a
+  shadowed challenger is reached through. Re-applying after a crash converges.
+- **Traffic** goes to every ready pod whose ``mlops.dev/traffic`` label is
+  ``"true"``: during a canary both versions' pods carry it and the split
+  follows their ready replicas; a shadowed challenger's pods do not, so the
+  Service never routes to them (the champion mirrors to ``<mdep>-shadow``).
+- **Pods** meet the ``restricted`` Pod Security Standard, mount the artifact
+  store read-only, are ready when the server's ``/v2/health/ready`` says so,
+  drain for a few seconds on SIGTERM so endpoints are gone before the listener
+  closes, and carry Prometheus scrape annotations.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlops_operator.api.modeldeployment import ModelDeployment
+from mlops_operator.resources.common import (
+    COMPONENT_LABEL,
+    DEPLOYMENT_LABEL,
+    ArtifactStorage,
+    label_value,
+    labels,
+    owner_reference,
+    resolve_artifact_uri,
+    restricted_container_security_context,
+    restricted_pod_security_context,
+    scratch_mount,
+    scratch_volume,
+)
+from mlops_operator.serving.settings import ServingSettings
+
+__all__ = [
+    "DRAIN_SECONDS",
+    "SERVER_PORT",
+    "SERVICE_PORT",
+    "TRAFFIC_LABEL",
+    "VERSION_LABEL",
+    "deployment_name",
+    "service_monitor",
+    "service_url",
+    "serving_deployment",
+    "serving_env",
+    "serving_selector",
+    "serving_service",
+    "shadow_service",
+    "shadow_service_name",
+]
+
+TRAFFIC_LABEL = "mlops.dev/traffic"
+VERSION_LABEL = "mlops.dev/version"
+SERVER_PORT = 8080
+SERVICE_PORT = 80
+DRAIN_SECONDS = 5.0
+"""How long a stopping server keeps answering while its endpoint is removed everywhere."""
+_COMPONENT = "inference-server"
+
+
+def deployment_name(mdep: str, version: int) -> str:
+    """The Deployment serving `version` for ModelDeployment `mdep`."""
+    return f"{mdep}-v{version}"
+
+
+def shadow_service_name(mdep: str) -> str:
+    """The Service through which the champion mirrors traffic to a shadowed challenger."""
+    return f"{mdep}-shadow"
+
+
+def service_url(mdep: ModelDeployment) -> str:
+    """The in-cluster base URL of the inference endpoint."""
+    return f"http://{mdep.name}.{mdep.namespace}.svc.cluster.local:{SERVICE_PORT}"
+
+
+def _labels(mdep: ModelDeployment, **extra: str | None) -> dict[str, str]:
+    return labels(mdep.spec.model_name, component=_COMPONENT, deployment=mdep.name, **extra)
+
+
+def serving_env(
+    mdep: ModelDeployment, *, version: int, artifact_uri: str, shadow_url: str | None
+) -> list[dict[str, str]]:
+    """The server's settings (`ServingSettings`) rendered as container env entries."""
+    server = mdep.spec.server
+    settings = ServingSettings(
+        model_dir=resolve_artifact_uri(artifact_uri),
+        model_name=mdep.spec.model_name,
+        model_version=str(version),
+        port=SERVER_PORT,
+        workers=server.workers,
+        max_batch_rows=server.max_batch_size,
+        batch_delay_ms=float(server.batch_delay_ms),
+        max_rows=server.max_rows,
+        shadow_url=shadow_url,
+        drain_seconds=DRAIN_SECONDS,
+    )
+    values = settings.model_dump(mode="json", exclude_defaults=True)
+    return [
+        {"name": f"MLOPS_{name.upper()}", "value": str(value)}
+        for name, value in sorted(values.items())
+    ]
+
+
+def serving_deployment(
+    mdep: ModelDeployment,
+    *,
+    version: int,
+    model_version: str,
+    artifact_uri: str,
+    replicas: int,
+    traffic: bool,
+    image: str,
+    storage: ArtifactStorage,
+    shadow_url: str | None = None,
+) -> dict[str, Any]:
+    """The Deployment running the inference server for one version."""
+    selector = _labels(mdep, model_version=model_version) | {VERSION_LABEL: str(version)}
+    pod_labels = selector | {TRAFFIC_LABEL: "true" if traffic else "false"}
+    if not traffic:
+        pod_labels[f"{DEPLOYMENT_LABEL}-shadow"] = label_value(mdep.name)
+    container: dict[str, Any] = {
+        "name": "server",
+        "image": image,
+        "env": [
+            *serving_env(mdep, version=version, artifact_uri=artifact_uri, shadow_url=shadow_url),
+            *storage.env(),
+        ],
+        "ports": [{"name": "http", "containerPort": SERVER_PORT, "protocol": "TCP"}],
+        "readinessProbe": {
+            "httpGet": {"path": "/v2/health/ready", "port": "http"},
+            "periodSeconds": 1,
+            "failureThreshold": 2,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": "/v2/health/live", "port": "http"},
+            "initialDelaySeconds": 10,
+            "periodSeconds": 10,
+            "failureThreshold": 3,
+        },
+        "securityContext": restricted_container_security_context(),
+        "volumeMounts": [scratch_mount(), *storage.mounts(read_only=True)],
+    }
+    if mdep.spec.resources is not None:
+        container["resources"] = mdep.spec.resources.model_dump(
+            mode="json", by_alias=True, exclude_none=True
+        )
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": deployment_name(mdep.name, version),
+            "namespace": mdep.namespace,
+            "labels": selector,
+            "ownerReferences": [owner_reference(mdep)],
+        },
+        "spec": {
+            "replicas": replicas,
+            "revisionHistoryLimit": 2,
+            "selector": {"matchLabels": selector},
+            # A new pod must be ready before an old one goes: no request meets an empty Service.
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+            },
+            "template": {
+                "metadata": {
+                    "labels": pod_labels,
+                    "annotations": {
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(SERVER_PORT),
+                        "prometheus.io/path": "/metrics",
+                    },
+                },
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "securityContext": restricted_pod_security_context(),
+                    "terminationGracePeriodSeconds": 30,
+                    "containers": [container],
+                    "volumes": [scratch_volume(), *storage.volumes()],
+                },
+            },
+        },
+    }
+
+
+def _service(mdep: ModelDeployment, name: str, selector: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": name,
+            "namespace": mdep.namespace,
+            "labels": _labels(mdep),
+            "ownerReferences": [owner_reference(mdep)],
+        },
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector,
+            "ports": [
+                {"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}
+            ],
+        },
+    }
+
+
+def serving_service(mdep: ModelDeployment) -> dict[str, Any]:
+    """The one Service of the ModelDeployment: every ready pod that takes traffic."""
+    selector = {DEPLOYMENT_LABEL: label_value(mdep.name), TRAFFIC_LABEL: "true"}
+    return _service(mdep, mdep.name, selector)
+
+
+def shadow_service(mdep: ModelDeployment) -> dict[str, Any]:
+    """The Service of the shadowed challenger's pods (mirror target, never user traffic)."""
+    selector = {f"{DEPLOYMENT_LABEL}-shadow": label_value(mdep.name), TRAFFIC_LABEL: "false"}
+    return _service(mdep, shadow_service_name(mdep.name), selector)
+
+
+def service_monitor(mdep: ModelDeployment) -> dict[str, Any]:
+    """A Prometheus Operator ServiceMonitor scraping the serving pods through the Service."""
+    settings = mdep.spec.monitoring.service_monitor
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": {
+            "name": mdep.name,
+            "namespace": mdep.namespace,
+            "labels": _labels(mdep) | settings.labels,
+            "ownerReferences": [owner_reference(mdep)],
+        },
+        "spec": {
+            "selector": {"matchLabels": {DEPLOYMENT_LABEL: label_value(mdep.name)}},
+            "endpoints": [{"port": "http", "path": "/metrics", "interval": settings.interval}],
+        },
+    }
+
+
+def serving_selector(mdep: ModelDeployment, version: int | None = None) -> dict[str, str]:
+    """Labels of every serving Deployment and pod of `mdep` (of one `version` when given)."""
+    found = {DEPLOYMENT_LABEL: label_value(mdep.name), COMPONENT_LABEL: _COMPONENT}
+    return found | ({VERSION_LABEL: str(version)} if version is not None else {})

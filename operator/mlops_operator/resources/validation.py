@@ -1,0 +1,134 @@
+"""The validation Job of a ModelVersion: the trainer image running ``python -m mlops_operator.validator``.
+
+One Job per ModelVersion, named ``<mv>-validate`` (shortened with a hash when
+long), owned by the ModelVersion, never retried (a failed check is a result,
+not a flake). The champions it compares with are fixed when the Job is created
+and recorded in its `CHAMPIONS_ANNOTATION`, so the operator judges the gates
+against exactly the versions that were measured, even after a restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from mlops_operator.api.modelversion import ModelVersion
+from mlops_operator.resources.common import (
+    ArtifactStorage,
+    labels,
+    owner_reference,
+    resolve_artifact_uri,
+    restricted_container_security_context,
+    restricted_pod_security_context,
+    scratch_mount,
+    scratch_volume,
+)
+from mlops_operator.validator.report import ValidationReport
+from mlops_operator.validator.settings import ValidatorSettings
+
+__all__ = [
+    "CHAMPIONS_ANNOTATION",
+    "CONTAINER",
+    "TERMINATION_MESSAGE_PATH",
+    "read_report",
+    "validation_job",
+    "validation_job_name",
+]
+
+CHAMPIONS_ANNOTATION = "mlops.dev/champions"
+TERMINATION_MESSAGE_PATH = "/dev/termination-log"
+CONTAINER = "validator"
+_SUFFIX = "-validate"
+_MAX_NAME = 63  # the Job's name becomes a label value on its pods
+
+
+def validation_job_name(model_version: str) -> str:
+    """The Job's deterministic name."""
+    name = model_version + _SUFFIX
+    if len(name) <= _MAX_NAME:
+        return name
+    digest = hashlib.sha256(model_version.encode()).hexdigest()[:8]
+    return f"{model_version[: _MAX_NAME - len(_SUFFIX) - 9].rstrip('-.')}-{digest}{_SUFFIX}"
+
+
+def validation_job(
+    mv: ModelVersion,
+    *,
+    image: str,
+    storage: ArtifactStorage,
+    champions: Mapping[str, str],
+    deadline_seconds: int = 600,
+) -> dict[str, Any]:
+    """The Job validating `mv`; `champions` maps champion ModelVersion names to artifact URIs."""
+    spec = mv.spec
+    signature = spec.signature
+    settings = ValidatorSettings(
+        model_uri=resolve_artifact_uri(spec.artifact.uri),
+        expected_sha256=spec.artifact.sha256,
+        expected_features=[f.name for f in signature.features] if signature else None,
+        expected_classes=signature.classes if signature else None,
+        champions={name: resolve_artifact_uri(uri) for name, uri in champions.items()},
+        store_uri=storage.store_uri,
+        termination_message_path=Path(TERMINATION_MESSAGE_PATH),
+    )
+    job_labels = labels(spec.model_name, component="validator", model_version=mv.name)
+    container = {
+        "name": CONTAINER,
+        "image": image,
+        "command": ["python", "-m", "mlops_operator.validator"],
+        "env": [*settings.to_env(), *storage.env()],
+        "terminationMessagePath": TERMINATION_MESSAGE_PATH,
+        "terminationMessagePolicy": "File",
+        "securityContext": restricted_container_security_context(),
+        "volumeMounts": [scratch_mount(), *storage.mounts(read_only=True)],
+        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}},
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": validation_job_name(mv.name),
+            "namespace": mv.namespace,
+            "labels": job_labels,
+            "annotations": {CHAMPIONS_ANNOTATION: json.dumps(sorted(champions))},
+            "ownerReferences": [owner_reference(mv)],
+        },
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": deadline_seconds,
+            "template": {
+                "metadata": {"labels": job_labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,
+                    "securityContext": restricted_pod_security_context(),
+                    "containers": [container],
+                    "volumes": [scratch_volume(), *storage.volumes()],
+                },
+            },
+        },
+    }
+
+
+def read_report(pods: Sequence[Mapping[str, Any]]) -> ValidationReport | str:
+    """The report in the validator pod's termination message, or why there is none."""
+    for pod in pods:
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            terminated = (status.get("state") or {}).get("terminated")
+            if status.get("name") != CONTAINER or not terminated:
+                continue
+            message = str(terminated.get("message") or "")
+            try:
+                return ValidationReport.model_validate_json(message)
+            except ValidationError:
+                reason = terminated.get("reason") or "Error"
+                return (
+                    f"the validator ended ({reason}, exit code {terminated.get('exitCode')})"
+                    f" without a report: {message[:300]!r}"
+                )
+    return "the validation Job ended without a finished validator pod (deadline or eviction)"
