@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "mlops_operator.crdgen.commands",
     "mlops_operator.demo",
     "mlops_operator.localcluster.commands",
+    "mlops_operator.plugin.commands",
     "mlops_operator.reproduce",
     "mlops_operator.runtime.commands",
     "mlops_operator.serving.commands",
