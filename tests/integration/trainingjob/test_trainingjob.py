@@ -7,7 +7,9 @@ re-creates it; a bad parameter fails at once with the trainer's sentence and
 no ModelVersion; deleting a TrainingJob deletes its Job and pods; SIGKILL of
 the operator between Job and ModelVersion, with two TrainingJobs of one model
 finishing while it is down, still yields one Job and one ModelVersion each,
-with distinct version numbers, and a further restart adds nothing.
+with distinct version numbers, and a further restart adds nothing; a version
+made just before a crash is found by the TrainingJob's uid, not made again; a
+suspended TrainingJob holds its Job and runs once resumed.
 """
 
 from __future__ import annotations
@@ -177,6 +179,12 @@ def test_deleting_a_training_job_removes_its_job_and_pods(
     )
 
 
+def _complete(kubeconfig: Path, namespace: str, name: str) -> bool:
+    job = get_json(kubeconfig, "job", name, "-n", namespace)
+    conditions = job.get("status", {}).get("conditions", [])
+    return any(c["type"] == "Complete" and c["status"] == "True" for c in conditions)
+
+
 def _reconciles(running: RunningOperator) -> float:
     prefix = 'controller_runtime_reconcile_total{controller="trainingjob",result="success"} '
     for line in running.metrics().splitlines():
@@ -199,19 +207,11 @@ def test_sigkill_between_job_and_version_yields_one_of_each(
     kill(operator)
     assert items(kubeconfig, namespace, "modelversions") == []
 
-    def both_complete() -> bool:
-        jobs = items(kubeconfig, namespace, "jobs", *TRAINERS)
-        done = [
-            j
-            for j in jobs
-            if any(
-                c["type"] == "Complete" and c["status"] == "True"
-                for c in j.get("status", {}).get("conditions", [])
-            )
-        ]
-        return len(done) == len(names)
-
-    wait_for(both_complete, timeout=240, what="both Jobs to complete without the operator")
+    wait_for(
+        lambda: all(_complete(kubeconfig, namespace, name) for name in names),
+        timeout=240,
+        what="both Jobs to complete without the operator",
+    )
 
     restarted = start_operator(kubeconfig, namespace, tmp_path / "restarted.log")
     try:
@@ -232,3 +232,81 @@ def test_sigkill_between_job_and_version_yields_one_of_each(
     assert produced == {name: statuses[name]["modelVersion"] for name in names}
     assert sorted(v["spec"]["version"] for v in versions) == [1, 2]
     assert len(items(kubeconfig, namespace, "jobs", *TRAINERS)) == len(names)
+
+
+def test_a_version_made_before_a_crash_is_found_not_made_again(
+    operator: RunningOperator, kubeconfig: Path, namespace: str, tmp_path: Path
+) -> None:
+    apply(kubeconfig, training_job(namespace, "iris-c"))
+    wait_for(lambda: items(kubeconfig, namespace, "jobs", *TRAINERS), timeout=60, what="the Job")
+    kill(operator)
+    wait_for(lambda: _complete(kubeconfig, namespace, "iris-c"), timeout=240, what="the Job")
+    # What a crash right after creating the ModelVersion leaves: the version, no status yet.
+    uid = get_json(kubeconfig, "trainingjob", "iris-c", "-n", namespace)["metadata"]["uid"]
+    version = {
+        "apiVersion": "mlops.dev/v1alpha1",
+        "kind": "ModelVersion",
+        "metadata": {
+            "name": "iris-v7",
+            "namespace": namespace,
+            "labels": {"mlops.dev/model": "iris", "mlops.dev/training-job": "iris-c"},
+            "annotations": {"mlops.dev/training-job-uid": uid},
+        },
+        "spec": {
+            "modelName": "iris",
+            "version": 7,
+            "artifact": {
+                "uri": "pvc://mlops-artifacts/models/iris/x",
+                "sha256": "0" * 64,
+                "sizeBytes": 1,
+                "opset": 17,
+            },
+            "metrics": {"accuracy": 0.9},
+            "primaryMetric": {"name": "accuracy", "value": 0.9},
+        },
+    }
+    apply(kubeconfig, version)
+
+    restarted = start_operator(kubeconfig, namespace, tmp_path / "restarted.log")
+    try:
+        status = wait_finished(kubeconfig, namespace, "iris-c")["status"]
+    finally:
+        restarted.stop()
+    assert (status["phase"], status["modelVersion"]) == ("Succeeded", "iris-v7")
+    assert [v["metadata"]["name"] for v in items(kubeconfig, namespace, "modelversions")] == [
+        "iris-v7"
+    ]
+
+
+def test_a_suspended_training_job_waits_and_then_runs(
+    operator: RunningOperator, kubeconfig: Path, namespace: str
+) -> None:
+    apply(kubeconfig, training_job(namespace, "iris-held", suspend=True))
+
+    def suspended() -> bool:
+        obj = get_json(kubeconfig, "trainingjob", "iris-held", "-n", namespace)
+        conditions = {c["type"]: c for c in (obj.get("status") or {}).get("conditions", [])}
+        held = conditions.get("Suspended")
+        return held is not None and held["status"] == "True"
+
+    wait_for(suspended, timeout=60, what="the Suspended condition")
+    assert get_json(kubeconfig, "job", "iris-held", "-n", namespace)["spec"]["suspend"] is True
+    assert items(kubeconfig, namespace, "pods", "-l", "job-name=iris-held") == []
+
+    kubectl(
+        kubeconfig,
+        "patch",
+        "trainingjob",
+        "iris-held",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"spec": {"suspend": false}}',
+    )
+
+    trained = wait_finished(kubeconfig, namespace, "iris-held")
+    assert trained["status"]["phase"] == "Succeeded"
+    assert trained["status"]["observedGeneration"] == trained["metadata"]["generation"] == 2
+    held = next(c for c in trained["status"]["conditions"] if c["type"] == "Suspended")
+    assert held["status"] == "False"
