@@ -43,7 +43,7 @@ helm: $(STAMP) ## Build (first run only) and cache Helm from its Go module; prin
 	@echo $(HELM)
 
 .PHONY: manifests
-manifests: helm ## Render the kustomize base (manifests/base) from the Helm chart.
+manifests: crds helm ## Render the kustomize base (manifests/base) from the Helm chart (and its CRDs).
 	HELM=$(HELM) manifests/render-base.sh > manifests/base/mlops-operator.yaml
 
 .PHONY: binaries

@@ -2,17 +2,21 @@
 running as a pod under the chart's ServiceAccount and RBAC.
 
 Aspects: the release installs into its own namespace; the operator pod runs on the local node
-as the chart's ServiceAccount, passes its probes (Ready) and reconciles a TrainingJob's status
-in the one namespace it watches, with only the chart's RBAC; the service account may not read
+as the chart's ServiceAccount, passes its probes (Ready) and, with only the chart's RBAC, trains
+a TrainingJob of the one namespace it watches into a ModelVersion (whose lineage `kubectl mlops
+lineage` prints); the service account may not read
 Secrets; the user roles aggregate into view/edit and only an approver may write the status
 through which approvals and manual promotions are recorded; `helm upgrade` to namespaced RBAC
-replaces the pod (Recreate) and the new one still reconciles; `helm uninstall` removes the
+replaces the pod (Recreate) and the new one trains another version; `helm uninstall` removes the
 operator, its RBAC and the user roles and keeps every mlops object.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +26,7 @@ import pytest
 import yaml
 
 from tests.integration.chart.conftest import CHART, Helm
-from tests.kube import get_json, kubectl, wait_for
+from tests.kube import KUBECTL, get_json, kubectl, wait_for
 from tests.unit.chart.rendered import REPO
 
 EXAMPLE = REPO / "manifests" / "examples" / "iris" / "trainingjob.yaml"
@@ -65,19 +69,35 @@ def _operator_pod(kubeconfig: Path, namespace: str) -> dict[str, Any] | None:
     return ready[0] if len(ready) == 1 and len(pods["items"]) == 1 else None
 
 
-def _observed(kubeconfig: Path, namespace: str, name: str) -> dict[str, Any] | None:
+def _trained(kubeconfig: Path, namespace: str, name: str) -> dict[str, Any] | None:
+    """The TrainingJob once it succeeded (failing the wait at once if it failed)."""
     job = get_json(kubeconfig, "trainingjob", name, "-n", namespace)
     status = job.get("status") or {}
-    generation = job["metadata"]["generation"]
     conditions = {c["type"]: c for c in status.get("conditions", [])}
-    succeeded = conditions.get("Succeeded")
-    if (
-        status.get("observedGeneration") == generation
-        and succeeded
-        and (succeeded.get("observedGeneration") == generation)
-    ):
-        return job
-    return None
+    succeeded = conditions.get("Succeeded") or {}
+    if succeeded.get("status") == "False":
+        raise AssertionError(f"TrainingJob {name} failed: {succeeded}")
+    return job if succeeded.get("status") == "True" and status.get("modelVersion") else None
+
+
+def _lineage(kubeconfig: Path, namespace: str, version: str) -> list[str]:
+    """`kubectl mlops lineage` of a ModelVersion, through kubectl's plugin mechanism."""
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        "KUBECTL": str(KUBECTL),
+        "KUBECONFIG": str(kubeconfig),
+    }
+    answer = subprocess.run(
+        [str(KUBECTL), "mlops", "lineage", version, "-n", namespace],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert answer.returncode == 0, answer.stderr
+    return answer.stdout.splitlines()
 
 
 def _apply_training_job(kubeconfig: Path, namespace: str, name: str | None = None) -> str:
@@ -137,11 +157,16 @@ def test_install_upgrade_uninstall(
 
     name = _apply_training_job(kubeconfig, watched)
     job = wait_for(
-        lambda: _observed(kubeconfig, watched, name),
-        timeout=120,
-        what="the operator pod to reconcile the TrainingJob",
+        lambda: _trained(kubeconfig, watched, name),
+        timeout=600,
+        what="the operator pod to train the TrainingJob into a ModelVersion",
     )
-    assert job["metadata"]["annotations"]  # Kopf's bookkeeping: patch on the kind is granted
+    version = get_json(kubeconfig, "modelversion", job["status"]["modelVersion"], "-n", watched)
+    assert version["spec"]["lineage"]["trainingJob"] == name
+    tree = _lineage(kubeconfig, watched, version["metadata"]["name"])
+    assert tree[0].startswith("dataset sklearn://iris  sha256:")
+    assert tree[1].startswith(f"└─ TrainingJob {name}  Succeeded  LogisticRegression seed=42")
+    assert tree[2].startswith(f"   └─ ModelVersion {version['metadata']['name']}  v1  accuracy=")
 
     assert not _can(kubeconfig, account, "get", "secrets", watched)
     assert not _can(kubeconfig, account, "list", "secrets", namespace)
@@ -207,11 +232,12 @@ def test_install_upgrade_uninstall(
     assert _can(kubeconfig, account, "create", "jobs.batch", watched)
     assert not _can(kubeconfig, account, "create", "jobs.batch", namespace)
     second = _apply_training_job(kubeconfig, watched, name="iris-after-upgrade")
-    wait_for(
-        lambda: _observed(kubeconfig, watched, second),
-        timeout=120,
-        what="the upgraded operator to reconcile a new TrainingJob",
+    second_job = wait_for(
+        lambda: _trained(kubeconfig, watched, second),
+        timeout=600,
+        what="the upgraded operator (namespaced RBAC) to train a new TrainingJob",
     )
+    assert second_job["status"]["modelVersion"] != job["status"]["modelVersion"]
 
     helm("uninstall", release, "-n", namespace, "--wait", kubeconfig=kubeconfig)
     assert kubectl(
