@@ -91,16 +91,19 @@ def test_observes_each_kind(
         timeout=60,
         what=f"{kind} {name} observed",
     )
+    # What each controller then does is its own tests' business; the skeleton's contract
+    # is that a valid object is observed, never refused as invalid, and Kopf keeps its
+    # bookkeeping out of the typed status.
     top = next(c for c in obj["status"]["conditions"] if c["type"] == condition)
-    assert (top["status"], top["reason"]) == ("Unknown", "Reconciled")
+    assert top["reason"] != "InvalidSpec", top
     assert "kopf" not in obj["status"]
     annotations = obj["metadata"].get("annotations", {})
     assert any(key.startswith("mlops.dev/") for key in annotations), annotations
     assert _reconciles(operator.metrics(), kind) >= 1
 
     events = get_json(kubeconfig, "events", "-n", namespace)["items"]
-    ours = [e for e in events if e.get("source", {}).get("component") == "mlops-operator"]
-    assert ours == [], "a valid object must not produce Events"
+    refusals = [e for e in events if e.get("reason") == "InvalidSpec"]
+    assert refusals == [], "a valid object must not be refused"
 
 
 # A field each kind lets change after creation (ModelVersion's spec is immutable).
