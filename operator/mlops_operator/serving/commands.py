@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from typing import Any
 
 __all__ = ["register"]
@@ -39,7 +41,9 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument(
-        "--model-dir", required=True, help="directory or fsspec URI with model.onnx and its card"
+        "--model-dir",
+        default=None,
+        help="directory or fsspec URI with model.onnx and its card (or MLOPS_MODEL_DIR)",
     )
     for flag, kind, text in _OPTIONS:
         parser.add_argument(f"--{flag}", type=kind, default=None, help=text)
@@ -51,6 +55,10 @@ def _serve(args: argparse.Namespace) -> int:
     from mlops_operator.serving.server import run
     from mlops_operator.serving.settings import ServingSettings
 
+    if args.model_dir is None and not os.environ.get("MLOPS_MODEL_DIR"):
+        # The operator's pods configure the server through the environment only.
+        print("mlops serve: error: --model-dir (or MLOPS_MODEL_DIR) is required", file=sys.stderr)
+        return 2
     given = {
         name: value
         for name, value in vars(args).items()
