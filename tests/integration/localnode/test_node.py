@@ -173,6 +173,30 @@ def echo_deployment(
     ]
 
 
+def wait_rollout(kubeconfig: Path, namespace: str, deployment: str) -> None:
+    """Wait until the Deployment's rollout has finished."""
+    kubectl(
+        kubeconfig,
+        "-n",
+        namespace,
+        "rollout",
+        "status",
+        f"deployment/{deployment}",
+        "--timeout=120s",
+        timeout=130,
+    )
+
+
+def run_job(kubeconfig: Path, namespace: str, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Apply a Job, wait for it to complete, and return the JSON its pod wrote as termination message."""
+    name = manifest["metadata"]["name"]
+    apply(kubeconfig, namespace, manifest)
+    assert wait_for(lambda: job_condition(kubeconfig, namespace, name), what=name) == "Complete"
+    state = job_pod(kubeconfig, namespace, name)["status"]["containerStatuses"][0]["state"]
+    result: dict[str, Any] = json.loads(state["terminated"]["message"])
+    return result
+
+
 def ready_pods(kubeconfig: Path, namespace: str, app: str) -> list[dict[str, Any]]:
     """The app's pods whose Ready condition is True."""
     items = get_json(kubeconfig, "-n", namespace, "pods", "-l", f"app={app}")["items"]
@@ -245,16 +269,7 @@ def test_deployment_pods_serve_on_their_own_ips_and_are_collected(
     kubeconfig: Path, namespace: str
 ) -> None:
     apply(kubeconfig, namespace, *echo_deployment("echo"))
-    kubectl(
-        kubeconfig,
-        "-n",
-        namespace,
-        "rollout",
-        "status",
-        "deployment/echo",
-        "--timeout=120s",
-        timeout=130,
-    )
+    wait_rollout(kubeconfig, namespace, "echo")
     pods = ready_pods(kubeconfig, namespace, "echo")
     assert len(pods) == 2
     ips = {p["status"]["podIP"] for p in pods}
@@ -291,16 +306,7 @@ def test_service_routes_to_ready_pods_and_a_rollout_loses_nothing(
     kubeconfig: Path, namespace: str
 ) -> None:
     apply(kubeconfig, namespace, *echo_deployment("svc"))
-    kubectl(
-        kubeconfig,
-        "-n",
-        namespace,
-        "rollout",
-        "status",
-        "deployment/svc",
-        "--timeout=120s",
-        timeout=130,
-    )
+    wait_rollout(kubeconfig, namespace, "svc")
     cluster_ip = get_json(kubeconfig, "-n", namespace, "service", "svc")["spec"]["clusterIP"]
     url = f"http://{cluster_ip}/"
     seen = wait_for(
@@ -346,16 +352,7 @@ def test_service_routes_to_ready_pods_and_a_rollout_loses_nothing(
     thread.start()
     try:
         kubectl(kubeconfig, "-n", namespace, "set", "env", "deployment/svc", "ROLL=1")
-        kubectl(
-            kubeconfig,
-            "-n",
-            namespace,
-            "rollout",
-            "status",
-            "deployment/svc",
-            "--timeout=120s",
-            timeout=130,
-        )
+        wait_rollout(kubeconfig, namespace, "svc")
     finally:
         stop.set()
         thread.join()
@@ -442,11 +439,7 @@ open('/dev/termination-log', 'w').write(json.dumps(result))
             {"name": "secret", "secret": {"secretName": "creds"}},
             {"name": "data", "persistentVolumeClaim": {"claimName": "data"}},
         ]
-        apply(kubeconfig, namespace, manifest)
-        assert wait_for(lambda: job_condition(kubeconfig, namespace, name), what=name) == "Complete"
-        state = job_pod(kubeconfig, namespace, name)["status"]["containerStatuses"][0]["state"]
-        result: dict[str, Any] = json.loads(state["terminated"]["message"])
-        return result
+        return run_job(kubeconfig, namespace, manifest)
 
     first = run("first")
     assert first == {
@@ -461,16 +454,7 @@ open('/dev/termination-log', 'w').write(json.dumps(result))
 
 def test_cluster_dns_resolves_services_inside_pods(kubeconfig: Path, namespace: str) -> None:
     apply(kubeconfig, namespace, *echo_deployment("named", replicas=1))
-    kubectl(
-        kubeconfig,
-        "-n",
-        namespace,
-        "rollout",
-        "status",
-        "deployment/named",
-        "--timeout=120s",
-        timeout=130,
-    )
+    wait_rollout(kubeconfig, namespace, "named")
     script = """
 import json, socket, urllib.request
 answers = {
@@ -480,13 +464,7 @@ answers = {
 }
 open('/dev/termination-log', 'w').write(json.dumps(answers))
 """
-    apply(kubeconfig, namespace, job("resolver", script))
-    assert (
-        wait_for(lambda: job_condition(kubeconfig, namespace, "resolver"), what="the Job")
-        == "Complete"
-    )
-    state = job_pod(kubeconfig, namespace, "resolver")["status"]["containerStatuses"][0]["state"]
-    answers = json.loads(state["terminated"]["message"])
+    answers = run_job(kubeconfig, namespace, job("resolver", script))
     assert answers["api"] == "10.96.0.1"
     assert (
         answers["named"]
@@ -499,16 +477,7 @@ def test_prometheus_discovers_and_scrapes_a_pod(
     kubeconfig: Path, namespace: str, local_cluster: LocalCluster
 ) -> None:
     apply(kubeconfig, namespace, *echo_deployment("scraped", replicas=1))
-    kubectl(
-        kubeconfig,
-        "-n",
-        namespace,
-        "rollout",
-        "status",
-        "deployment/scraped",
-        "--timeout=120s",
-        timeout=130,
-    )
+    wait_rollout(kubeconfig, namespace, "scraped")
     prometheus = local_cluster.env()["PROMETHEUS_URL"]
     query = urllib.parse.quote(f'echo_requests_total{{namespace="{namespace}"}}')
 
