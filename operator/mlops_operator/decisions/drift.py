@@ -93,6 +93,7 @@ class Retrain:
     created: datetime
     finished: bool
     model_version: str | None = None
+    reason: str = ""
 
 
 @dataclass(frozen=True)

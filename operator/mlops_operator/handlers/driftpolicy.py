@@ -1,24 +1,180 @@
-"""The DriftPolicy controller's Kopf handlers.
+"""The DriftPolicy controller: one Kopf daemon per policy evaluates it every ``interval``.
 
-For now it checks the spec against the model and records the result in
-``status.observedGeneration`` and the ``Ready`` condition. Later: a timer evaluates the triggers (`decisions`) and creates TrainingJobs.
+A daemon rather than a ``kopf.timer``: a timer's interval is fixed when it is
+registered, while each policy has its own. Each round gathers (`drift.gather`),
+decides (`decisions.drift.evaluate`), creates the TrainingJob when the decision
+says so (`resources.retraining`, a deterministic name per evaluation slot so a
+crash never creates two), writes the status (`drift.status`) and posts an Event
+on a retrain and on each change of the source's reachability. A spec change
+wakes the daemon at once. The daemon is the only writer of the status, except for
+a spec the model refuses, which `parse` reports.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
+from pydantic import ValidationError
 
-from mlops_operator.api.conditions import ConditionType
-from mlops_operator.api.driftpolicy import DriftPolicy
-from mlops_operator.handlers.reconciling import parse, reconciles, report_acceptance
+from mlops_operator.api.conditions import Condition, ConditionType, Reason, find_condition
+from mlops_operator.api.driftpolicy import DriftPolicy, TriggerState
+from mlops_operator.api.resource import API_VERSION, GROUP, VERSION
+from mlops_operator.decisions.drift import Decision, Evaluation, Retrain, evaluate
+from mlops_operator.drift.durations import parse_duration
+from mlops_operator.drift.gather import Gatherer, TargetMissing, parse_time
+from mlops_operator.drift.status import evaluated_status, halted_status
+from mlops_operator.handlers.context import OperatorContext
+from mlops_operator.handlers.reconciling import current_conditions, parse, reconciles
+from mlops_operator.k8s import ApiError, Conflict
+from mlops_operator.resources.retraining import build_retraining_job, retraining_job_name
 
-__all__ = ["reconcile_drift_policy"]
+__all__ = ["evaluate_drift_policy", "reconcile_drift_policy"]
+
+log = logging.getLogger(__name__)
+
+_PLURAL = DriftPolicy.crd.plural
+_wakeups: dict[str, asyncio.Event] = {}
+_RETRY_SECONDS = 10.0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 @reconciles(DriftPolicy)
 async def reconcile_drift_policy(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-    """Reconcile a DriftPolicy after it was created, changed, or found at startup."""
-    resource = parse(DriftPolicy, body, patch, ConditionType.READY)
-    report_acceptance(resource, body, patch, ConditionType.READY)
+    """Check the spec (a refused one is reported and made permanent) and wake the daemon."""
+    parse(DriftPolicy, body, patch, ConditionType.READY)
+    wakeup = _wakeups.get(body.metadata.uid or "")
+    if wakeup is not None:
+        wakeup.set()
+
+
+@kopf.daemon(GROUP, VERSION, _PLURAL, cancellation_timeout=10.0)
+async def evaluate_drift_policy(
+    stopped: kopf.DaemonStopped, body: kopf.Body, memo: OperatorContext, **_: Any
+) -> None:
+    """Evaluate the policy every `spec.interval` until it is deleted or the operator stops."""
+    uid = body.metadata.uid or ""
+    wakeup = _wakeups.setdefault(uid, asyncio.Event())
+    gatherer = Gatherer(memo.kube, memo.settings.prometheus_url)
+    try:
+        while not stopped:
+            wakeup.clear()
+            delay = await _round(body, gatherer)
+            waiter = asyncio.ensure_future(wakeup.wait())
+            try:
+                await asyncio.wait(
+                    [waiter, asyncio.ensure_future(stopped.wait(delay))],
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                waiter.cancel()
+    finally:
+        _wakeups.pop(uid, None)
+        await gatherer.close()
+
+
+async def _round(body: kopf.Body, gatherer: Gatherer) -> float:
+    """One evaluation; the seconds until the next one."""
+    try:
+        policy = DriftPolicy.model_validate({k: v for k, v in body.items() if k != "status"})
+    except ValidationError:
+        return _RETRY_SECONDS  # the reconcile handler reports it; wait for a fixed spec
+    interval = parse_duration(policy.spec.interval)
+    try:
+        await _evaluate(policy, body, gatherer)
+    except ApiError as error:
+        log.warning("DriftPolicy %s/%s: API error: %s", policy.namespace, policy.name, error)
+        return min(interval, _RETRY_SECONDS)
+    return interval
+
+
+async def _write(gatherer: Gatherer, policy: DriftPolicy, status: dict[str, Any]) -> None:
+    await gatherer.kube.patch_status(
+        API_VERSION, "DriftPolicy", policy.name, policy.namespace, status
+    )
+
+
+async def _evaluate(policy: DriftPolicy, body: kopf.Body, gatherer: Gatherer) -> None:
+    now = _now()
+    conditions = current_conditions(body)
+    if policy.spec.suspend:
+        message = "spec.suspend is true: not evaluating"
+        status = halted_status(policy, conditions, Reason.SUSPENDED, message, now)
+        await _write(gatherer, policy, status)
+        return
+    try:
+        target = await gatherer.target(policy)
+    except TargetMissing as error:
+        status = halted_status(policy, conditions, Reason.INVALID_SPEC, str(error), now)
+        await _write(gatherer, policy, status)
+        return
+    gathered = await gatherer.readings(policy, target, now)
+    retrains = await gatherer.retrains(policy)
+    previous_status = body.get("status") or {}
+    last = previous_status.get("lastEvaluationTime") or body.metadata.get("creationTimestamp")
+    decision = evaluate(
+        Evaluation(
+            spec=policy.spec,
+            now=now,
+            readings=gathered.readings,
+            previous=[TriggerState.model_validate(t) for t in previous_status.get("triggers", [])],
+            last_evaluation=parse_time(last) if last else None,
+            retrains=retrains,
+            source_error=gathered.source_error,
+        )
+    )
+    if decision.retrain:
+        retrains.append(await _create_retrain(gatherer, policy, body, decision, now))
+    note = f"judging model_version {gathered.version}" if gathered.version else ""
+    note += f"; {gathered.note}" if gathered.note else ""
+    status = evaluated_status(policy, conditions, decision, retrains, now, note)
+    _report_reachability(body, conditions, decision.source_reachable, decision.message)
+    await _write(gatherer, policy, status)
+
+
+async def _create_retrain(
+    gatherer: Gatherer, policy: DriftPolicy, body: kopf.Body, decision: Decision, now: datetime
+) -> Retrain:
+    name = retraining_job_name(policy.name, now, parse_duration(policy.spec.interval))
+    values = {t.name: t.value for t in decision.triggers if t.value is not None}
+    reason = decision.message
+    manifest = build_retraining_job(policy, name=name, reason=reason, values=values)
+    try:
+        created = await gatherer.kube.create(manifest)
+    except Conflict:
+        # Created by an earlier attempt in this slot (the operator crashed after creating it).
+        created = await gatherer.kube.get(API_VERSION, "TrainingJob", name, policy.namespace)
+    kopf.event(
+        body,
+        type="Normal",
+        reason=Reason.RETRAIN_TRIGGERED.value,
+        message=f"created TrainingJob {name}: {reason}"[:1024],
+    )
+    return Retrain(
+        name=name,
+        created=parse_time(created["metadata"]["creationTimestamp"]),
+        finished=False,
+        reason=reason,
+    )
+
+
+def _report_reachability(
+    body: kopf.Body, conditions: list[Condition], reachable: bool, message: str
+) -> None:
+    before = find_condition(conditions, ConditionType.SOURCE_REACHABLE)
+    was = before is None or before.status == "True"
+    if was and not reachable:
+        kopf.event(body, type="Warning", reason=Reason.SOURCE_UNREACHABLE.value, message=message)
+    elif not was and reachable:
+        kopf.event(
+            body,
+            type="Normal",
+            reason=Reason.SOURCE_REACHABLE.value,
+            message="the metrics source answers again",
+        )

@@ -1,0 +1,205 @@
+"""Everything one evaluation of a DriftPolicy needs, read from the cluster and the metrics.
+
+The I/O half of the controller (the decision is `decisions.drift.evaluate`):
+
+- the target ModelDeployment (its model name; its champion, to judge that version),
+- the TrainingJobs the policy created (cooldown, budget, "one at a time", last retrain),
+- the readings of every data trigger over the window, from Prometheus when a URL is
+  configured (the policy's ``prometheus.url``, else the operator's ``MLOPS_PROMETHEUS_URL``),
+  else from the serving pods' ``/metrics`` scraped directly and differenced over time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+
+from mlops_operator.api.driftpolicy import DriftPolicy
+from mlops_operator.api.resource import API_VERSION
+from mlops_operator.decisions.drift import Reading, Retrain
+from mlops_operator.drift import promql
+from mlops_operator.drift.durations import parse_duration, promql_duration
+from mlops_operator.drift.measure import WindowCounts, choose_version, measure
+from mlops_operator.drift.prometheus import PrometheusSource, SourceError
+from mlops_operator.drift.scrape import PodTarget, ScrapeHistory, scrape
+from mlops_operator.k8s import KubeClient, NotFound
+from mlops_operator.prometheus import PrometheusClient
+from mlops_operator.resources.common import DEPLOYMENT_LABEL, label_value
+from mlops_operator.resources.retraining import POLICY_LABEL, REASON_ANNOTATION
+
+__all__ = ["Gathered", "Gatherer", "TargetMissing", "parse_time"]
+
+_FINISHED = {"Succeeded", "Failed"}
+
+
+class TargetMissing(Exception):
+    """The ModelDeployment the policy watches does not exist."""
+
+
+def parse_time(text: str) -> datetime:
+    """A Kubernetes timestamp (``2026-01-01T00:00:00Z``) as an aware datetime."""
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+@dataclass
+class Gathered:
+    """What one evaluation found."""
+
+    readings: list[Reading] | None
+    retrains: list[Retrain]
+    source_error: str | None = None
+    note: str = ""
+    version: str | None = None
+    counts: WindowCounts | None = None
+
+
+@dataclass
+class Gatherer:
+    """Gathers for one policy; keeps the scrape history the direct fallback needs."""
+
+    kube: KubeClient
+    default_prometheus_url: str | None = None
+    history: ScrapeHistory = field(default_factory=ScrapeHistory)
+    _session: aiohttp.ClientSession | None = None
+    _clients: dict[str, PrometheusClient] = field(default_factory=dict)
+
+    async def close(self) -> None:
+        """Close the HTTP sessions."""
+        if self._session is not None:
+            await self._session.close()
+        for client in self._clients.values():
+            await client.close()
+
+    async def target(self, policy: DriftPolicy) -> dict[str, Any]:
+        """The watched ModelDeployment; `TargetMissing` when it does not exist."""
+        try:
+            return await self.kube.get(
+                API_VERSION, "ModelDeployment", policy.spec.deployment, policy.namespace
+            )
+        except NotFound as error:
+            raise TargetMissing(
+                f"ModelDeployment {policy.spec.deployment} does not exist in namespace"
+                f" {policy.namespace}; create it or fix spec.deployment"
+            ) from error
+
+    async def retrains(self, policy: DriftPolicy) -> list[Retrain]:
+        """The TrainingJobs this policy created, oldest first."""
+        jobs = await self.kube.list(
+            API_VERSION,
+            "TrainingJob",
+            policy.namespace,
+            labels={POLICY_LABEL: label_value(policy.name)},
+        )
+        found = []
+        for job in jobs:
+            status = job.get("status") or {}
+            meta = job["metadata"]
+            found.append(
+                Retrain(
+                    name=meta["name"],
+                    created=parse_time(meta["creationTimestamp"]),
+                    finished=status.get("phase") in _FINISHED,
+                    model_version=status.get("modelVersion"),
+                    reason=(meta.get("annotations") or {}).get(REASON_ANNOTATION, ""),
+                )
+            )
+        return sorted(found, key=lambda r: r.created)
+
+    async def readings(
+        self, policy: DriftPolicy, target: dict[str, Any], now: datetime
+    ) -> Gathered:
+        """The readings of every data trigger over the window (None and why, when unknown)."""
+        spec = policy.spec
+        scope = promql.Scope(model=target["spec"]["modelName"], namespace=policy.namespace)
+        window_seconds = parse_duration(spec.window)
+        url = spec.prometheus.url or self.default_prometheus_url
+        features = spec.triggers.feature_drift.features if spec.triggers.feature_drift else None
+        note = ""
+        try:
+            if url:
+                source = PrometheusSource(self._client(url, spec.prometheus.timeout_seconds))
+                window = promql_duration(window_seconds)
+                counted = await source.window_counts(scope, window, features)
+                custom = [await source.custom(t, window) for t in spec.triggers.custom or []]
+            else:
+                counted, note = await self._scraped(policy, scope, now, window_seconds)
+                custom = [
+                    Reading(
+                        f"custom/{t.name}",
+                        None,
+                        t.threshold,
+                        t.op,
+                        message="custom PromQL needs spec.prometheus.url",
+                    )
+                    for t in spec.triggers.custom or []
+                ]
+        except SourceError as error:
+            return Gathered(None, [], source_error=str(error))
+        chosen = choose_version(counted, _champion_names(target))
+        if chosen is None:
+            return Gathered(None, [], source_error=f"no served version of {scope.matchers()}")
+        version, counts = chosen
+        readings = [*measure(spec.triggers, counts), *custom]
+        return Gathered(readings, [], note=note, version=version, counts=counts)
+
+    def _client(self, url: str, timeout: float) -> PrometheusClient:
+        if url not in self._clients:
+            self._clients[url] = PrometheusClient(url, timeout=timeout)
+        return self._clients[url]
+
+    async def _scraped(
+        self, policy: DriftPolicy, scope: promql.Scope, now: datetime, window: float
+    ) -> tuple[dict[str, WindowCounts], str]:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        targets = await self._pods(policy)
+        snapshots = await scrape(
+            self._session,
+            targets,
+            timeout_seconds=policy.spec.prometheus.timeout_seconds,
+            now=now,
+        )
+        for target, snapshot in snapshots:
+            self.history.record(target, snapshot)
+        span = timedelta(seconds=window)
+        self.history.forget([t.uid for t in targets], now, span)
+        return self.history.window_counts(scope, now, span)
+
+    async def _pods(self, policy: DriftPolicy) -> Sequence[PodTarget]:
+        pods = await self.kube.list(
+            "v1",
+            "Pod",
+            policy.namespace,
+            labels={DEPLOYMENT_LABEL: label_value(policy.spec.deployment)},
+        )
+        targets = []
+        for pod in pods:
+            annotations = pod["metadata"].get("annotations") or {}
+            status = pod.get("status") or {}
+            port = annotations.get("prometheus.io/port")
+            if status.get("phase") != "Running" or not status.get("podIP") or not port:
+                continue
+            path = annotations.get("prometheus.io/path", "/metrics")
+            started = status.get("startTime")
+            targets.append(
+                PodTarget(
+                    uid=pod["metadata"]["uid"],
+                    url=f"http://{status['podIP']}:{port}{path}",
+                    started=parse_time(started) if started else None,
+                )
+            )
+        return targets
+
+
+def _champion_names(target: dict[str, Any]) -> list[str]:
+    # The server's `model_version` label is set by the ModelDeployment controller; accept
+    # the usual spellings of the champion so the policy judges the version serving.
+    champion = (target.get("status") or {}).get("champion") or {}
+    names = [champion.get("modelVersion")]
+    if champion.get("version") is not None:
+        names += [str(champion["version"]), f"v{champion['version']}"]
+    return [n for n in names if n]

@@ -1,0 +1,126 @@
+"""A DriftPolicy's status from one decision: pure, so the controller only writes it.
+
+Conditions: ``SourceReachable`` (did the metrics answer), ``DriftDetected`` (did a
+trigger cross its threshold; its reason says what the chain did about it) and
+``Ready`` (the policy is evaluating). Times are whole seconds, as Kubernetes
+writes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from mlops_operator.api.conditions import Condition, ConditionStatus, ConditionType, Reason
+from mlops_operator.api.conditions import set_condition as _set
+from mlops_operator.api.driftpolicy import DriftPolicy, LastRetrain
+from mlops_operator.decisions.drift import Decision, Retrain
+
+__all__ = ["evaluated_status", "halted_status"]
+
+_DRIFT_STATUS = {
+    Reason.NO_DRIFT: ConditionStatus.FALSE,
+    Reason.INSUFFICIENT_SAMPLES: ConditionStatus.FALSE,
+    Reason.SOURCE_UNREACHABLE: ConditionStatus.UNKNOWN,
+}
+
+
+def _dump(conditions: Sequence[Condition]) -> list[dict[str, Any]]:
+    return [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in conditions]
+
+
+def _last_retrain(retrains: Sequence[Retrain]) -> LastRetrain | None:
+    latest = max(retrains, key=lambda r: r.created, default=None)
+    if latest is None:
+        return None
+    return LastRetrain(
+        time=latest.created,
+        reason=latest.reason or "unknown",
+        training_job=latest.name,
+        resulting_version=latest.model_version,
+    )
+
+
+def evaluated_status(
+    policy: DriftPolicy,
+    conditions: Sequence[Condition],
+    decision: Decision,
+    retrains: Sequence[Retrain],
+    now: datetime,
+    note: str = "",
+) -> dict[str, Any]:
+    """The status after an evaluation; `retrains` includes one created by this decision."""
+    generation = policy.generation
+    reachable = decision.source_reachable
+    updated = _set(
+        conditions,
+        type_=ConditionType.SOURCE_REACHABLE,
+        status=ConditionStatus.TRUE if reachable else ConditionStatus.FALSE,
+        reason=Reason.SOURCE_REACHABLE if reachable else Reason.SOURCE_UNREACHABLE,
+        message=(note or "the metrics source answered") if reachable else decision.message,
+        observed_generation=generation,
+        now=now,
+    )
+    updated = _set(
+        updated,
+        type_=ConditionType.DRIFT_DETECTED,
+        status=_DRIFT_STATUS.get(decision.reason, ConditionStatus.TRUE),
+        reason=decision.reason,
+        message=decision.message,
+        observed_generation=generation,
+        now=now,
+    )
+    updated = _set(
+        updated,
+        type_=ConditionType.READY,
+        status=ConditionStatus.TRUE,
+        reason=Reason.RECONCILED,
+        message=f"evaluating every {policy.spec.interval} over {policy.spec.window}",
+        observed_generation=generation,
+        now=now,
+    )
+    last = _last_retrain(retrains)
+    return {
+        "observedGeneration": generation,
+        "conditions": _dump(updated),
+        "lastEvaluationTime": now.isoformat().replace("+00:00", "Z"),
+        "triggers": [t.model_dump(mode="json", by_alias=True) for t in decision.triggers],
+        "headline": (
+            decision.headline.model_dump(mode="json", by_alias=True) if decision.headline else None
+        ),
+        "lastRetrain": last.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if last
+        else None,
+        "retrainsInPeriod": decision.retrains_in_period,
+    }
+
+
+def halted_status(
+    policy: DriftPolicy,
+    conditions: Sequence[Condition],
+    reason: Reason,
+    message: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """The status of a policy that does not evaluate: suspended, or its target is missing."""
+    updated = _set(
+        conditions,
+        type_=ConditionType.READY,
+        status=ConditionStatus.FALSE,
+        reason=reason,
+        message=message,
+        observed_generation=policy.generation,
+        now=now,
+    )
+    suspended = reason is Reason.SUSPENDED
+    updated = _set(
+        updated,
+        type_=ConditionType.SUSPENDED,
+        status=ConditionStatus.TRUE if suspended else ConditionStatus.FALSE,
+        reason=Reason.SUSPENDED if suspended else Reason.RECONCILED,
+        message="spec.suspend is true" if suspended else "spec.suspend is false",
+        observed_generation=policy.generation,
+        now=now,
+    )
+    return {"observedGeneration": policy.generation, "conditions": _dump(updated)}

@@ -1,0 +1,89 @@
+"""The TrainingJob a DriftPolicy creates when a trigger fires: its template, made concrete.
+
+- **Name.** ``<policy>-<slot>``, where the slot is the evaluation's time divided by the
+  policy's interval: an operator that crashes after creating the job and evaluates
+  again in the same slot asks for the same name and gets ``AlreadyExists``, never a
+  second job. (The decision chain's "no retrain running" check covers later slots.)
+- **Data.** With ``retrain.useLoggedData`` the job trains on what the target served
+  (``dataset.fromPayloadLog`` over the policy's window, the requests joined with their
+  labelled feedback), so the new model learns the new distribution.
+- **Candidate.** ``targetDeployment`` defaults to the watched ModelDeployment, so the
+  version produced is compared with that deployment's champion by its gates.
+- **Record.** Labels tie the job to the policy, the model and the deployment; the
+  annotations keep the reason and the measured values, and the ModelVersion's lineage
+  then points back at the job. No owner reference: deleting the policy must not delete
+  the lineage of versions it produced.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from mlops_operator.api.driftpolicy import DriftPolicy
+from mlops_operator.api.resource import API_VERSION
+from mlops_operator.resources.common import label_value, labels
+
+__all__ = [
+    "POLICY_LABEL",
+    "REASON_ANNOTATION",
+    "VALUES_ANNOTATION",
+    "build_retraining_job",
+    "retraining_job_name",
+]
+
+POLICY_LABEL = "mlops.dev/drift-policy"
+"""On a TrainingJob: the DriftPolicy that created it."""
+REASON_ANNOTATION = "mlops.dev/retrain-reason"
+"""On a TrainingJob: why the policy created it (the triggers and their values)."""
+VALUES_ANNOTATION = "mlops.dev/retrain-values"
+"""On a TrainingJob: the measured values of every trigger at that evaluation, as JSON."""
+
+_NAME_PREFIX = 50
+
+
+def retraining_job_name(policy_name: str, now: datetime, interval_seconds: float) -> str:
+    """``<policy>-<slot>``: the same within one evaluation interval, different after it."""
+    slot = int(now.timestamp() // max(interval_seconds, 1.0))
+    return f"{policy_name[:_NAME_PREFIX].rstrip('-')}-{slot:x}"
+
+
+def build_retraining_job(
+    policy: DriftPolicy,
+    *,
+    name: str,
+    reason: str,
+    values: Mapping[str, float | None],
+) -> dict[str, Any]:
+    """The TrainingJob manifest for `policy`'s retrain template."""
+    spec = policy.spec
+    if spec.retrain is None:
+        raise ValueError(f"DriftPolicy {policy.name} has no `retrain` template to create from")
+    body: dict[str, Any] = spec.retrain.template.model_dump(
+        mode="json", by_alias=True, exclude_none=True
+    )
+    if spec.retrain.use_logged_data:
+        body["dataset"] = {
+            "fromPayloadLog": {"deployment": spec.deployment, "window": spec.window},
+        }
+    body.setdefault("targetDeployment", spec.deployment)
+    model = spec.retrain.template.model_name
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "TrainingJob",
+        "metadata": {
+            "name": name,
+            "namespace": policy.namespace,
+            "labels": {
+                **labels(model, deployment=spec.deployment),
+                POLICY_LABEL: label_value(policy.name),
+            },
+            "annotations": {
+                REASON_ANNOTATION: reason[:1024],
+                VALUES_ANNOTATION: json.dumps(dict(values), sort_keys=True),
+            },
+        },
+        "spec": body,
+    }

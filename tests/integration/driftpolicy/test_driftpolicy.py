@@ -1,0 +1,270 @@
+"""The DriftPolicy controller against the real API server, a real server and real Prometheus.
+
+Aspects: traffic like the reference never retrains; shifted traffic retrains exactly once
+(hysteresis and cooldown hold while the drift lasts), with the reason, the measured values
+and an Event; a Prometheus that does not answer gives SourceReachable=False and no retrain,
+and the condition recovers when a Prometheus starts on that address; the direct-scrape
+fallback and Prometheus measure the same PSI, and Prometheus' own PSI expression agrees;
+the schedule fires on time; suspend stops the evaluations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import signal
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from mlops_operator.drift import promql
+from mlops_operator.drift.durations import parse_duration
+from mlops_operator.drift.prometheus import PrometheusSource
+from mlops_operator.drift.scrape import PodTarget, ScrapeHistory, scrape
+from mlops_operator.localcluster.cluster import LocalCluster
+from mlops_operator.prometheus import PrometheusClient
+from tests.integration.driftpolicy.conftest import (
+    MODEL,
+    Server,
+    Traffic,
+    condition,
+    evaluations,
+    policy,
+    retraining_jobs,
+    status_of,
+)
+from tests.integration.operator.conftest import RunningOperator, free_port
+from tests.kube import get_json, kubectl, wait_for
+
+PETAL = "petal length (cm)"
+DRIFT = {"featureDrift": {"psiThreshold": 0.25, "minSamples": 50, "minDriftedShare": 0.5}}
+
+
+def apply(kubeconfig: Path, manifest: dict[str, object]) -> None:
+    kubectl(kubeconfig, "apply", "-f", "-", stdin=json.dumps(manifest))
+
+
+def test_reference_traffic_never_retrains_and_one_drift_episode_retrains_once(
+    kubeconfig: Path,
+    restricted: str,
+    server: Server,
+    operator_for: RunningOperator,
+    prometheus_url: str,
+) -> None:
+    namespace = restricted
+    apply(kubeconfig, policy(namespace, "drift", DRIFT, prometheus={"url": prometheus_url}))
+    with Traffic(server):
+        wait_for(
+            lambda: (
+                condition(status_of(kubeconfig, namespace, "drift"), "DriftDetected").get("reason")
+                == "NoDrift"
+            ),
+            timeout=120,
+            what="an evaluation on enough reference traffic",
+        )
+        status = evaluations(kubeconfig, namespace, "drift", 4)
+        assert condition(status, "DriftDetected")["reason"] == "NoDrift"
+        assert condition(status, "SourceReachable")["status"] == "True"
+        assert condition(status, "Ready")["status"] == "True"
+        assert retraining_jobs(kubeconfig, namespace, "drift") == []
+
+    with Traffic(server, shift=1.8):
+        job = wait_for(
+            lambda: retraining_jobs(kubeconfig, namespace, "drift"),
+            timeout=180,
+            what="a retrain after the shift",
+        )[0]
+        # The drift goes on: more evaluations, still one retrain.
+        status = evaluations(kubeconfig, namespace, "drift", 4)
+    assert len(retraining_jobs(kubeconfig, namespace, "drift")) == 1
+    assert condition(status, "DriftDetected")["status"] == "True"
+    assert condition(status, "DriftDetected")["reason"] in {"Cooldown", "DriftDetected"}
+    assert status["lastRetrain"]["trainingJob"] == job["metadata"]["name"]
+    assert status["lastRetrain"]["reason"].startswith("triggered by featureDrift")
+    values = json.loads(job["metadata"]["annotations"]["mlops.dev/retrain-values"])
+    assert values["featureDrift"] >= 0.5
+    assert job["spec"]["targetDeployment"] == MODEL
+    assert job["metadata"]["labels"]["mlops.dev/model"] == MODEL
+    feature = next(t for t in status["triggers"] if t["name"] == "featureDrift")
+    assert f"{PETAL}=" in feature["message"]
+    events = get_json(kubeconfig, "events", "-n", namespace)["items"]
+    assert [e["reason"] for e in events if e["reason"] == "RetrainTriggered"] == [
+        "RetrainTriggered"
+    ]
+
+
+@pytest.fixture
+def dead_port() -> int:
+    return free_port()
+
+
+def test_unreachable_prometheus_never_retrains_and_recovers(
+    kubeconfig: Path,
+    restricted: str,
+    server: Server,
+    operator_for: RunningOperator,
+    local_cluster: LocalCluster,
+    dead_port: int,
+    tmp_path: Path,
+) -> None:
+    namespace = restricted
+    url = f"http://127.0.0.1:{dead_port}"
+    apply(kubeconfig, policy(namespace, "blind", DRIFT, prometheus={"url": url}))
+    with Traffic(server, shift=1.8):
+        status = wait_for(
+            lambda: (
+                (s := status_of(kubeconfig, namespace, "blind"))
+                and condition(s, "SourceReachable").get("status") == "False"
+                and s
+            ),
+            timeout=60,
+            what="SourceReachable=False",
+        )
+        assert condition(status, "SourceReachable")["reason"] == "SourceUnreachable"
+        assert (
+            f"cannot query Prometheus at {url}" in condition(status, "SourceReachable")["message"]
+        )
+        assert condition(status, "DriftDetected")["status"] == "Unknown"
+        evaluations(kubeconfig, namespace, "blind", 3)
+        assert retraining_jobs(kubeconfig, namespace, "blind") == []
+
+        # A second Prometheus, with the cluster's configuration, on the address the policy uses.
+        binary = shutil.which("prometheus")
+        assert binary, "Debian's prometheus is needed"
+        process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={local_cluster.layout.root / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{dead_port}",
+                "--log.level=warn",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for(
+                lambda: (
+                    condition(status_of(kubeconfig, namespace, "blind"), "SourceReachable").get(
+                        "status"
+                    )
+                    == "True"
+                ),
+                timeout=120,
+                what="SourceReachable=True once Prometheus answers",
+            )
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+    reasons = [e["reason"] for e in get_json(kubeconfig, "events", "-n", namespace)["items"]]
+    assert "SourceUnreachable" in reasons
+    assert "SourceReachable" in reasons
+
+
+def test_scrape_fallback_and_prometheus_measure_the_same_psi(
+    kubeconfig: Path, restricted: str, server: Server, prometheus_url: str
+) -> None:
+    namespace = restricted
+    pod = get_json(kubeconfig, "pods", "-n", namespace, "-l", f"mlops.dev/deployment={MODEL}")[
+        "items"
+    ][0]
+    target = PodTarget(
+        pod["metadata"]["uid"],
+        f"http://{pod['status']['podIP']}:8080/metrics",
+        datetime.fromisoformat(pod["status"]["startTime"]),
+    )
+    scope = promql.Scope(model=MODEL, namespace=namespace)
+    window = "15m"
+    petal = 'feature="' + PETAL + '"'
+    raw = f"sum(mlops_feature_bin_total{scope.matchers(petal)})"
+
+    async def prometheus_total() -> float | None:
+        client = PrometheusClient(prometheus_url)
+        try:
+            samples = await client.query(raw)
+        finally:
+            await client.close()
+        return samples[0].value if samples else None
+
+    # Prometheus counts from its first scrape (a counter already above zero then adds
+    # nothing to increase()), while the fallback counts a new pod from zero: let Prometheus
+    # see the idle server first.
+    wait_for(lambda: asyncio.run(prometheus_total()) == 0, timeout=60, what="a first scrape")
+    with Traffic(server, shift=1.3) as traffic:
+        wait_for(lambda: traffic.sent >= 400, timeout=120, what="400 rows sent")
+
+    async def measure() -> tuple[float, float, dict[str, float]]:
+        import aiohttp
+
+        history = ScrapeHistory()
+        now = datetime.now(UTC)
+        async with aiohttp.ClientSession() as session:
+            for t, snapshot in await scrape(session, [target], timeout_seconds=5, now=now):
+                history.record(t, snapshot)
+        scraped, _ = history.window_counts(scope, now, timedelta(seconds=parse_duration(window)))
+        client = PrometheusClient(prometheus_url)
+        try:
+            source = PrometheusSource(client)
+
+            # increase() extrapolates to the window's edges, so totals are not whole numbers;
+            # the raw counters say when Prometheus has scraped every row sent.
+            for _ in range(60):  # Prometheus scrapes every 5 s
+                samples = await client.query(raw)
+                if samples and round(samples[0].value) == traffic.sent:
+                    break
+                await asyncio.sleep(1)
+            else:
+                raise AssertionError(f"Prometheus never saw the {traffic.sent} rows sent")
+            queried = await source.window_counts(scope, window)
+            expression = await client.query(promql.feature_psi(scope, window))
+        finally:
+            await client.close()
+        by_prometheus = {s.labels["feature"]: s.value for s in expression}
+        return (
+            scraped["1"].features[PETAL].psi(),
+            queried["1"].features[PETAL].psi(),
+            by_prometheus,
+        )
+
+    from_scrape, from_counts, from_expression = asyncio.run(measure())
+    assert from_scrape > 0.05
+    assert from_counts == pytest.approx(from_scrape, rel=1e-6)
+    assert from_expression[PETAL] == pytest.approx(from_scrape, rel=1e-6)
+
+
+def test_schedule_fires_on_time(
+    kubeconfig: Path, restricted: str, server: Server, operator_for: RunningOperator
+) -> None:
+    namespace = restricted
+    apply(kubeconfig, policy(namespace, "weekly", {"schedule": "* * * * *"}, cooldown="10s"))
+    job = wait_for(
+        lambda: retraining_jobs(kubeconfig, namespace, "weekly"),
+        timeout=90,
+        what="a scheduled retrain",
+    )[0]
+    created = datetime.fromisoformat(job["metadata"]["creationTimestamp"])
+    # Due at the start of a minute; found by the first evaluation after it (interval 10 s).
+    assert created.second <= 12, created
+    assert job["metadata"]["annotations"]["mlops.dev/retrain-reason"].startswith(
+        "triggered by schedule"
+    )
+
+
+def test_suspend_stops_evaluating(
+    kubeconfig: Path, restricted: str, server: Server, operator_for: RunningOperator
+) -> None:
+    namespace = restricted
+    apply(kubeconfig, policy(namespace, "held", DRIFT, suspend=True))
+    status = wait_for(
+        lambda: (
+            condition(status_of(kubeconfig, namespace, "held"), "Suspended").get("status") == "True"
+            and status_of(kubeconfig, namespace, "held")
+        ),
+        timeout=60,
+        what="Suspended=True",
+    )
+    assert condition(status, "Ready")["reason"] == "Suspended"
+    assert "lastEvaluationTime" not in status
