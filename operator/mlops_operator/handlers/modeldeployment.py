@@ -1,24 +1,313 @@
-"""The ModelDeployment controller's Kopf handlers.
+"""The ModelDeployment controller: serve a model and roll new versions out, safely.
 
-For now it checks the spec against the model and records the result in
-``status.observedGeneration`` and the ``Ready`` condition. Later: build the serving Deployment and Service, apply them, and drive rollouts.
+One timer per ModelDeployment ticks every `TICK_SECONDS`; each tick is
+*gather → decide → record → act*:
+
+1. **Gather**: the model's ModelVersions, the ready pods of each serving
+   Deployment and, when `decisions.rollout.analysis_window` says a judgement is
+   due, the challenger's (and champion's) live counts from Prometheus
+   (``MLOPS_PROMETHEUS_URL``) or from the pods' ``/metrics``.
+2. **Decide**: `decisions.rollout.advance` returns the next status and the
+   Deployments it implies.
+3. **Record**: the status is written first (history, conditions, champion,
+   challenger); Events follow.
+4. **Act**: server-side apply of the Service and each version's Deployment
+   (deterministic names), deletion of any serving Deployment the status no longer
+   wants.
+
+Because the Deployments follow from the recorded status alone, an operator
+killed at any line resumes where the status says: a step is recorded before its
+replicas change, and a judgement is taken only once per recorded window.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
 
 import kopf
+from pydantic import ValidationError
 
 from mlops_operator.api.conditions import ConditionType
-from mlops_operator.api.modeldeployment import ModelDeployment
-from mlops_operator.handlers.reconciling import parse, reconciles, report_acceptance
+from mlops_operator.api.modeldeployment import ModelDeployment, ModelDeploymentStatus
+from mlops_operator.api.modelversion import ModelVersion, ModelVersionPhase
+from mlops_operator.api.resource import API_VERSION, GROUP, VERSION
+from mlops_operator.decisions.analysis import (
+    Judgement,
+    LiveCounts,
+    Outcome,
+    judge_challenger,
+    judge_floors,
+)
+from mlops_operator.decisions.rollout import (
+    Candidate,
+    Plan,
+    Served,
+    advance,
+    analysis_window,
+    parse_duration,
+)
+from mlops_operator.handlers.context import OperatorContext
+from mlops_operator.handlers.reconciling import parse
+from mlops_operator.handlers.trainingjob import storage_of
+from mlops_operator.k8s import ApiError, KubeClient
+from mlops_operator.prometheus import PrometheusClient, PrometheusError, ScrapeError
+from mlops_operator.prometheus.live import prometheus_counts, scraped_counts
+from mlops_operator.resources.common import ArtifactStorage
+from mlops_operator.resources.modeldeployment import (
+    SERVER_PORT,
+    VERSION_LABEL,
+    deployment_name,
+    service_monitor,
+    service_url,
+    serving_deployment,
+    serving_selector,
+    serving_service,
+    shadow_service,
+    shadow_service_name,
+)
 
-__all__ = ["reconcile_model_deployment"]
+__all__ = ["REQUESTED_BY", "TICK_SECONDS", "reconcile_model_deployment"]
+
+logger = logging.getLogger(__name__)
+
+TICK_SECONDS = 2.0
+REQUESTED_BY = "mlops.dev/requested-by"
+"""Annotation naming who asked for the current spec (set by ``mlops rollback``/``promote``)."""
+
+_KIND = "ModelDeployment"
+_FLOOR_CHECK_SECONDS = 15.0
+_last_floor_check: dict[str, float] = {}
+_prometheus: dict[str, PrometheusClient] = {}
 
 
-@reconciles(ModelDeployment)
-async def reconcile_model_deployment(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-    """Reconcile a ModelDeployment after it was created, changed, or found at startup."""
-    resource = parse(ModelDeployment, body, patch, ConditionType.READY)
-    report_acceptance(resource, body, patch, ConditionType.READY)
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _status(body: kopf.Body) -> ModelDeploymentStatus:
+    try:
+        return ModelDeploymentStatus.model_validate(dict(body.get("status") or {}))
+    except ValidationError:
+        return ModelDeploymentStatus()
+
+
+def _post(obj: Mapping[str, Any], *, type: str, reason: str, message: str) -> None:
+    kopf.event(kopf.Body(cast(kopf.RawBody, dict(obj))), type=type, reason=reason, message=message)
+
+
+async def _versions(kube: KubeClient, mdep: ModelDeployment) -> dict[str, ModelVersion]:
+    """The ModelVersions of the deployment's model in its namespace, by name."""
+    found = {}
+    for raw in await kube.list(API_VERSION, "ModelVersion", mdep.namespace):
+        try:
+            mv = ModelVersion.model_validate(raw)
+        except ValidationError:
+            continue
+        if mv.spec.model_name == mdep.spec.model_name:
+            found[mv.name] = mv
+    return found
+
+
+def _candidate(mv: ModelVersion) -> Candidate:
+    phase = mv.status.phase if mv.status else ModelVersionPhase.PENDING
+    return Candidate(mv.name, mv.spec.version, phase, dict(mv.spec.metrics))
+
+
+def _ready(deployments: Sequence[Mapping[str, Any]]) -> dict[int, int]:
+    """Ready pods of the current template per version (0 until the Deployment caught up)."""
+    ready: dict[int, int] = {}
+    for deployment in deployments:
+        labels = deployment["metadata"].get("labels") or {}
+        status = deployment.get("status") or {}
+        if deployment.get("metadata", {}).get("deletionTimestamp"):
+            continue
+        try:
+            version = int(labels[VERSION_LABEL])
+        except (KeyError, ValueError):
+            continue
+        current = status.get("observedGeneration", 0) >= deployment["metadata"]["generation"]
+        pods = min(int(status.get("readyReplicas") or 0), int(status.get("updatedReplicas") or 0))
+        ready[version] = pods if current else 0
+    return ready
+
+
+async def _pod_urls(kube: KubeClient, mdep: ModelDeployment, version: int) -> list[str]:
+    pods = await kube.list("v1", "Pod", mdep.namespace, labels=serving_selector(mdep, version))
+    return [
+        f"http://{pod['status']['podIP']}:{SERVER_PORT}/metrics"
+        for pod in pods
+        if (pod.get("status") or {}).get("podIP") and pod["status"].get("phase") == "Running"
+    ]
+
+
+async def _counts(
+    context: OperatorContext, mdep: ModelDeployment, version: int, window: float
+) -> LiveCounts:
+    url = context.settings.prometheus_url
+    if url:
+        client = _prometheus.setdefault(url, PrometheusClient(url))
+        return await prometheus_counts(
+            client,
+            namespace=mdep.namespace,
+            model=mdep.spec.model_name,
+            version=str(version),
+            window=window,
+        )
+    urls = await _pod_urls(context.kube, mdep, version)
+    return await scraped_counts(urls, model=mdep.spec.model_name, version=str(version))
+
+
+async def _judge_challenger(
+    context: OperatorContext, mdep: ModelDeployment, status: ModelDeploymentStatus, window: float
+) -> Judgement:
+    if status.challenger is None or status.champion is None:
+        return Judgement(Outcome.INCONCLUSIVE, {}, message="no challenger to judge")
+    try:
+        challenger = await _counts(context, mdep, status.challenger.version, window)
+        champion = await _counts(context, mdep, status.champion.version, window)
+    except (PrometheusError, ScrapeError) as error:
+        return Judgement(Outcome.INCONCLUSIVE, {}, message=f"metrics unavailable: {error}")
+    return judge_challenger(mdep.spec.rollout.analysis, challenger, champion)
+
+
+async def _judge_floors(
+    context: OperatorContext, mdep: ModelDeployment, status: ModelDeploymentStatus
+) -> Judgement | None:
+    floors = mdep.spec.rollback_floors
+    champion = status.champion
+    if floors is None or champion is None or status.challenger is not None:
+        return None
+    key = str(mdep.metadata.get("uid"))
+    if time.monotonic() - _last_floor_check.get(key, 0.0) < _FLOOR_CHECK_SECONDS:
+        return None
+    _last_floor_check[key] = time.monotonic()
+    window = min(parse_duration(floors.window), (_now() - champion.since).total_seconds())
+    try:
+        counts = await _counts(context, mdep, champion.version, window)
+    except (PrometheusError, ScrapeError) as error:
+        logger.warning("rollback floors of %s not checked: %s", mdep.name, error)
+        return None
+    return judge_floors(floors, counts)
+
+
+def _status_patch(before: Mapping[str, Any], after: ModelDeploymentStatus) -> dict[str, Any]:
+    """A merge patch turning the stored status into `after` (absent fields become null)."""
+    wanted = after.model_dump(mode="json", by_alias=True, exclude_none=True)
+    patch = {key: value for key, value in wanted.items() if before.get(key) != value}
+    patch |= {key: None for key in before if key not in wanted}
+    return patch
+
+
+async def _record(
+    context: OperatorContext, mdep: ModelDeployment, body: kopf.Body, plan: Plan
+) -> None:
+    champion = plan.status.champion
+    status = plan.status.model_copy(
+        update={
+            "observed_generation": mdep.generation,
+            "url": service_url(mdep),
+            "selector": ",".join(
+                f"{k}={v}" for k, v in serving_selector(mdep, champion.version).items()
+            )
+            if champion
+            else "",
+        }
+    )
+    patch = _status_patch(dict(body.get("status") or {}), status)
+    if patch:
+        await context.kube.patch_status(API_VERSION, _KIND, mdep.name, mdep.namespace, patch)
+    for event in plan.events:
+        _post(body, type=event.type, reason=event.reason, message=event.message)
+
+
+async def _converge(
+    context: OperatorContext,
+    mdep: ModelDeployment,
+    plan: Plan,
+    versions: Mapping[str, ModelVersion],
+    existing: Sequence[Mapping[str, Any]],
+) -> None:
+    kube, settings = context.kube, context.settings
+    storage = storage_of(settings)
+    await kube.apply(serving_service(mdep))
+    mirror_url = None
+    if plan.mirror_to is not None:
+        await kube.apply(shadow_service(mdep))
+        mirror_url = f"http://{shadow_service_name(mdep.name)}.{mdep.namespace}.svc:80"
+    wanted: set[str] = set()
+    for served in plan.served:
+        mv = versions.get(served.model_version)
+        if mv is None:
+            logger.warning("ModelVersion %s of %s is gone", served.model_version, mdep.name)
+            continue
+        is_champion = plan.status.champion and served.version == plan.status.champion.version
+        wanted.add(deployment_name(mdep.name, served.version))
+        await kube.apply(_deployment(mdep, served, mv, settings.server_image, storage,
+                                     mirror_url if is_champion else None))  # fmt: skip
+    for deployment in existing:
+        name = deployment["metadata"]["name"]
+        if name not in wanted:
+            await kube.delete("apps/v1", "Deployment", name, mdep.namespace)
+    if plan.mirror_to is None:
+        await kube.delete("v1", "Service", shadow_service_name(mdep.name), mdep.namespace)
+    if mdep.spec.monitoring.service_monitor.enabled:
+        try:
+            await kube.apply(service_monitor(mdep))
+        except ApiError as error:
+            logger.warning("no ServiceMonitor for %s (is the CRD installed?): %s", mdep.name, error)
+
+
+def _deployment(
+    mdep: ModelDeployment,
+    served: Served,
+    mv: ModelVersion,
+    image: str,
+    storage: ArtifactStorage,
+    mirror_url: str | None,
+) -> dict[str, Any]:
+    return serving_deployment(
+        mdep,
+        version=served.version,
+        model_version=served.model_version,
+        artifact_uri=mv.spec.artifact.uri,
+        replicas=served.replicas,
+        traffic=served.traffic,
+        image=image,
+        storage=storage,
+        shadow_url=mirror_url,
+    )
+
+
+@kopf.timer(GROUP, VERSION, "modeldeployments", interval=TICK_SECONDS)
+async def reconcile_model_deployment(
+    body: kopf.Body, patch: kopf.Patch, memo: OperatorContext, **_: Any
+) -> None:
+    """One tick of the ModelDeployment (see the module docstring)."""
+    mdep = parse(ModelDeployment, body, patch, ConditionType.READY)
+    status = _status(body)
+    versions = await _versions(memo.kube, mdep)
+    existing = await memo.kube.list(
+        "apps/v1", "Deployment", mdep.namespace, labels=serving_selector(mdep)
+    )
+    now = _now()
+    window = analysis_window(mdep.spec, status, now)
+    judgement = await _judge_challenger(memo, mdep, status, window) if window else None
+    floors = await _judge_floors(memo, mdep, status)
+    annotations = body.metadata.annotations or {}
+    plan = advance(
+        mdep.spec,
+        status,
+        candidates=[_candidate(mv) for mv in versions.values()],
+        ready=_ready(existing),
+        now=now,
+        generation=mdep.generation,
+        judgement=judgement,
+        floors=floors,
+        actor=annotations.get(REQUESTED_BY) or f"spec generation {mdep.generation}",
+    )
+    await _record(memo, mdep, body, plan)
+    await _converge(memo, mdep, plan, versions, existing)

@@ -1,0 +1,113 @@
+"""One version's live traffic as `LiveCounts`, from Prometheus or from its pods' ``/metrics``.
+
+Prometheus: counter increases over the window (``increase(...[window])``), summed
+over the version's pods. Direct scrape (no Prometheus configured): the counters as
+they stand, summed over the version's pods, that is the window since those pods
+started; a challenger's pods start with its rollout, so for it the two agree.
+Inference endpoints only: ``/feedback`` calls are neither requests nor errors.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+import aiohttp
+
+from mlops_operator.decisions.analysis import LiveCounts
+from mlops_operator.prometheus.client import PrometheusClient, Sample
+from mlops_operator.prometheus.scrape import scrape
+
+__all__ = ["MIN_WINDOW_SECONDS", "counts_from_samples", "prometheus_counts", "scraped_counts"]
+
+MIN_WINDOW_SECONDS = 15.0
+"""Shortest window queried: ``increase`` needs two scrapes in it (a 5 s interval leaves room)."""
+
+_FEEDBACK = "feedback"
+_ERROR = "error"
+
+
+def _le(sample: Sample) -> float:
+    return (
+        math.inf
+        if sample.labels.get("le") in ("+Inf", "Inf", "inf")
+        else float(sample.labels.get("le", "nan"))
+    )
+
+
+def _assemble(
+    outcomes: Iterable[Sample], buckets: Iterable[Sample], feedback: float, correct: float,
+    bins: Iterable[Sample],
+) -> LiveCounts:  # fmt: skip
+    requests = errors = 0.0
+    for sample in outcomes:
+        requests += sample.value
+        if sample.labels.get("outcome") == _ERROR:
+            errors += sample.value
+    latency: dict[float, float] = defaultdict(float)
+    for sample in buckets:
+        latency[_le(sample)] += sample.value
+    predictions: dict[str, float] = defaultdict(float)
+    for sample in bins:
+        predictions[sample.labels.get("bin", "")] += sample.value
+    return LiveCounts(requests, errors, dict(latency), feedback, correct, dict(predictions))
+
+
+def counts_from_samples(samples: Sequence[Sample], *, model: str, version: str) -> LiveCounts:
+    """The counts in scraped exposition samples of one model version (summed over pods)."""
+
+    def of(name: str) -> list[Sample]:
+        return [
+            s
+            for s in samples
+            if s.name == name
+            and s.labels.get("model") == model
+            and s.labels.get("model_version") == version
+            and s.labels.get("endpoint") != _FEEDBACK
+        ]
+
+    return _assemble(
+        of("mlops_requests_total"),
+        of("mlops_request_duration_seconds_bucket"),
+        sum(s.value for s in of("mlops_feedback_total")),
+        sum(s.value for s in of("mlops_feedback_correct_total")),
+        of("mlops_prediction_bin_total"),
+    )
+
+
+async def prometheus_counts(
+    client: PrometheusClient, *, namespace: str, model: str, version: str, window: float
+) -> LiveCounts:
+    """The version's counts over the last `window` seconds, from Prometheus."""
+    seconds = f"{math.ceil(max(window, MIN_WINDOW_SECONDS))}s"
+    match = f'namespace="{namespace}",model="{model}",model_version="{version}"'
+    served = f'{match},endpoint!="{_FEEDBACK}"'
+
+    def total(query: list[Sample]) -> float:
+        return sum(s.value for s in query if math.isfinite(s.value))
+
+    outcomes = await client.query(
+        f"sum by (outcome) (increase(mlops_requests_total{{{served}}}[{seconds}]))"
+    )
+    buckets = await client.query(
+        f"sum by (le) (increase(mlops_request_duration_seconds_bucket{{{served}}}[{seconds}]))"
+    )
+    feedback = await client.query(f"sum(increase(mlops_feedback_total{{{match}}}[{seconds}]))")
+    correct = await client.query(
+        f"sum(increase(mlops_feedback_correct_total{{{match}}}[{seconds}]))"
+    )
+    bins = await client.query(
+        f"sum by (bin) (increase(mlops_prediction_bin_total{{{match}}}[{seconds}]))"
+    )
+    return _assemble(outcomes, buckets, total(feedback), total(correct), bins)
+
+
+async def scraped_counts(
+    urls: Sequence[str], *, model: str, version: str, session: aiohttp.ClientSession | None = None
+) -> LiveCounts:
+    """The version's counts since its pods started, read from each pod's ``/metrics``."""
+    samples: list[Sample] = []
+    for url in urls:
+        samples.extend(await scrape(url, session=session))
+    return counts_from_samples(samples, model=model, version=version)

@@ -1,0 +1,152 @@
+"""ModelDeployment on the local cluster: real servers, real Prometheus, real traffic.
+
+One scenario, in order, as a user would live it: v1 deployed and answering as
+its model card says; v2 canaried 10 → 50 → 100 % with analysis and promoted;
+a slow v3 withdrawn at its first step while v2 keeps serving; a Rejected v4
+never deployed; a manual rollback to v1; the history telling all of it; and the
+deletion cleaning up. A bounded client predicts through the Service throughout
+and no request may fail.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tests.integration.modeldeployment.conftest import model_version, train_into
+from tests.integration.modeldeployment.slow import slow_copy
+from tests.integration.modeldeployment.traffic import Traffic, predict
+from tests.integration.operator.conftest import RunningOperator
+from tests.kube import get_json, kubectl, wait_for
+
+MDEP = "iris"
+CANARY = {
+    "apiVersion": "mlops.dev/v1alpha1",
+    "kind": "ModelDeployment",
+    "metadata": {"name": MDEP},
+    "spec": {
+        "modelName": "iris",
+        "replicas": 2,
+        "rollout": {
+            "strategy": "Canary",
+            "canary": {"steps": [{"weight": w, "pause": "6s"} for w in (10, 50, 100)]},
+            "analysis": {
+                "interval": "5s",
+                "minRequests": 10,
+                "failureLimit": 1,
+                "maxErrorRate": 0.01,
+                "maxP99LatencyMs": 200,
+            },
+        },
+    },
+}
+
+
+def _apply(kubeconfig: Path, ns: str, manifest: dict[str, Any]) -> None:
+    kubectl(kubeconfig, "-n", ns, "apply", "-f", "-", stdin=json.dumps(manifest))
+
+
+def _status(kubeconfig: Path, ns: str) -> dict[str, Any]:
+    return get_json(kubeconfig, "-n", ns, "mdep", MDEP).get("status") or {}
+
+
+def _champion(kubeconfig: Path, ns: str) -> int | None:
+    status = _status(kubeconfig, ns)
+    if status.get("challenger"):
+        return None
+    return (status.get("champion") or {}).get("version")
+
+
+def _validated(kubeconfig: Path, ns: str, name: str) -> str | None:
+    phase = (get_json(kubeconfig, "-n", ns, "mv", name).get("status") or {}).get("phase")
+    return phase if phase in ("Validated", "Rejected") else None
+
+
+def _deployments(kubeconfig: Path, ns: str) -> list[str]:
+    items = get_json(kubeconfig, "-n", ns, "deployments")["items"]
+    return sorted(d["metadata"]["name"] for d in items)
+
+
+def test_canary_promotion_withdrawal_and_rollback(
+    kubeconfig: Path, restricted: str, store: Path, operator: RunningOperator
+) -> None:
+    ns = restricted
+    k1, c1 = train_into(store, "iris", "LogisticRegression", {"C": 0.05, "max_iter": 500})
+    k2, c2 = train_into(store, "iris", "LogisticRegression", {"C": 1.0, "max_iter": 500})
+    c3 = slow_copy(store, k2, "models/iris/slow")
+    k4, c4 = train_into(store, "iris", "DecisionTreeClassifier", {"max_depth": 1})
+    gates = {"metrics": [{"metric": "accuracy", "threshold": 0.6}]}
+
+    # v1: validated, deployed, answering exactly as its card says.
+    _apply(kubeconfig, ns, model_version("iris-v1", "iris", 1, k1, c1, gates))
+    assert wait_for(lambda: _validated(kubeconfig, ns, "iris-v1"), timeout=180) == "Validated"
+    _apply(kubeconfig, ns, CANARY)
+    kubectl(kubeconfig, "-n", ns, "wait", "--for=condition=Ready", f"mdep/{MDEP}",
+            "--timeout=180s", timeout=200)  # fmt: skip
+    assert _deployments(kubeconfig, ns) == ["iris-v1"]
+    slices = get_json(kubeconfig, "-n", ns, "endpointslices",
+                      "-l", f"kubernetes.io/service-name={MDEP}")["items"]  # fmt: skip
+    addresses = [a for s in slices for e in s["endpoints"] for a in e["addresses"]]
+    assert addresses
+    for address in addresses:
+        status, body = predict(f"http://{address}:8080", c1.parity.sample_inputs)
+        assert status == 200, body
+        assert body["labels"] == c1.parity.sample_outputs
+        assert body["model_version"] == "1"
+    service = get_json(kubeconfig, "-n", ns, "service", MDEP)["spec"]["clusterIP"]
+    url = f"http://{service}:80"
+    rows = c1.parity.sample_inputs
+
+    with Traffic(url, rows) as traffic:
+        # v2, better: canary 10 → 50 → 100 with analysis, then promoted.
+        _apply(kubeconfig, ns, model_version("iris-v2", "iris", 2, k2, c2, gates))
+        wait_for(lambda: _champion(kubeconfig, ns) == 2, timeout=300, what="v2 promoted")
+        history = _status(kubeconfig, ns)["history"]
+        assert (history[0]["action"], history[0]["version"]) == ("Promote", 2)
+        assert history[0]["evidence"]["requests"] >= 10
+        events = get_json(kubeconfig, "-n", ns, "events", "--field-selector",
+                          f"involvedObject.name={MDEP}")["items"]  # fmt: skip
+        steps = [e["message"] for e in events if e["reason"] == "CanaryStep"]
+        assert any("step 0 at 10%" in m for m in steps), steps
+        assert any("step 1 at 50%" in m for m in steps), steps
+        wait_for(lambda: _deployments(kubeconfig, ns) == ["iris-v2"], timeout=60)
+
+        # v3, slow: withdrawn at its first step; v2 serves throughout.
+        _apply(kubeconfig, ns, model_version("iris-v3", "iris", 3, "models/iris/slow", c3, gates))
+
+        def withdrawn() -> dict[str, Any] | None:
+            entry = (_status(kubeconfig, ns).get("history") or [{}])[0]
+            return entry if entry.get("version") == 3 else None
+
+        entry = wait_for(withdrawn, timeout=300, what="v3 judged")
+        assert (entry["action"], entry["reason"]) == ("Abort", "AnalysisFailed")
+        assert entry["evidence"]["p99LatencyMs"] > 200
+        assert _champion(kubeconfig, ns) == 2
+        wait_for(lambda: _deployments(kubeconfig, ns) == ["iris-v2"], timeout=60)
+
+    assert traffic.total > 100
+    assert traffic.outcomes[200] == traffic.total, traffic.failures
+    assert set(traffic.versions) <= {"1", "2", "3"}
+    assert traffic.versions["2"] > 0
+
+    # A Rejected version never gets a Deployment.
+    _apply(kubeconfig, ns, model_version("iris-v4", "iris", 4, k4, c4,
+                                         {"metrics": [{"metric": "accuracy", "threshold": 0.9}]}))  # fmt: skip
+    assert wait_for(lambda: _validated(kubeconfig, ns, "iris-v4"), timeout=180) == "Rejected"
+    assert _deployments(kubeconfig, ns) == ["iris-v2"]
+
+    # Manual rollback to v1 in one change.
+    kubectl(kubeconfig, "-n", ns, "patch", "mdep", MDEP, "--type=merge",
+            "-p", json.dumps({"spec": {"promotion": "Manual", "version": 1}}))  # fmt: skip
+    wait_for(lambda: _champion(kubeconfig, ns) == 1, timeout=180, what="rolled back to v1")
+    wait_for(lambda: _deployments(kubeconfig, ns) == ["iris-v1"], timeout=60)
+    history = [(e["action"], e["version"]) for e in _status(kubeconfig, ns)["history"]]
+    assert history == [("Rollback", 1), ("Abort", 3), ("Promote", 2), ("Deploy", 1)]
+
+    kubectl(kubeconfig, "-n", ns, "delete", "mdep", MDEP, "--wait=true", timeout=120)
+    wait_for(lambda: _deployments(kubeconfig, ns) == [], timeout=120, what="Deployments gone")
+    wait_for(
+        lambda: kubectl(kubeconfig, "-n", ns, "get", "service", MDEP, check=False).returncode != 0,
+        timeout=120, what="Service gone",
+    )  # fmt: skip
