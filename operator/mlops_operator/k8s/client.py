@@ -258,3 +258,24 @@ class KubeClient:
             if not token:
                 return items
             query["continue"] = token
+
+    async def readiness_problem(self, wait_seconds: float = 5.0) -> str | None:
+        """None when the API server answers ``GET /readyz`` with 200 within `wait_seconds`, else why not.
+
+        ``/readyz`` fails while the API server cannot reach etcd too, so this covers a lost
+        store as well as a lost server. Every authenticated identity may read it (the
+        built-in ``system:public-info-viewer`` role), so no RBAC rule is needed.
+        """
+        if self._session is None or not self._connected.is_set():
+            return "not logged in to the API server yet"
+        url = self._server + "/readyz"
+        try:
+            async with self._session.get(
+                url, timeout=aiohttp.ClientTimeout(total=wait_seconds)
+            ) as response:
+                if response.status == 200:
+                    return None
+                detail = " ".join((await response.text()).split())[-300:]
+                return f"GET {url} answered {response.status}: {detail}"
+        except (aiohttp.ClientError, TimeoutError) as error:
+            return f"GET {url} failed: {error!r}"

@@ -1,7 +1,8 @@
 """Run the operator: logging, the metrics endpoint, then Kopf with the project's handlers.
 
 Kopf owns the process's lifetime: it installs the SIGINT/SIGTERM handlers, serves
-the liveness probe, and on a signal stops watching, lets running handlers finish
+the liveness probe (whose check, importing `health` registers, is that the API server
+is ready), and on a signal stops watching, lets running handlers finish
 (bounded by its own timeouts) and returns; the metrics endpoint is closed after it.
 """
 
@@ -16,10 +17,10 @@ import kopf
 from mlops_operator import handlers
 from mlops_operator.handlers.context import OperatorContext
 from mlops_operator.k8s import KubeClient
-from mlops_operator.runtime import metrics
+from mlops_operator.runtime import health, metrics
 from mlops_operator.runtime.settings import LogFormat, LogLevel, OperatorSettings
 
-__all__ = ["configure_logging", "run", "run_operator"]
+__all__ = ["configure_logging", "health", "run", "run_operator"]
 
 logger = logging.getLogger(__name__)
 

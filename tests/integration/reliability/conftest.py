@@ -1,0 +1,52 @@
+"""Fixtures of the reliability tests: the TrainingJob fixtures, a private control plane.
+
+The shared cluster carries every helper's tests, so faults that would break it
+(stopping kube-apiserver or etcd) are injected into a private control plane of
+this session's own (`LocalCluster(..., with_node=False)`: no pods run there, so
+those tests use suspended TrainingJobs, whose reconciliation needs no node).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from mlops_operator.localcluster.cluster import LocalCluster
+from tests.integration.operator.conftest import CRDS
+from tests.integration.trainingjob.conftest import (  # noqa: F401  # fixtures
+    crds,
+    namespace,
+    operator,
+)
+from tests.kube import kubectl, wait_for
+
+
+@pytest.fixture(scope="module")
+def private_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A control plane (etcd, API server, controller-manager, scheduler) of this module's own."""
+    cluster = LocalCluster(tmp_path_factory.mktemp("control-plane"), with_node=False)
+    try:
+        cluster.up()
+        config = cluster.layout.admin_kubeconfig
+        kubectl(config, "apply", "--server-side", *(f"-f={p}" for p in CRDS))
+        names = [f"crd/{p.stem.split('_', 1)[1]}.mlops.dev" for p in CRDS]
+        kubectl(config, "wait", "--for=condition=Established", "--timeout=60s", *names)
+        yield cluster
+    finally:
+        cluster.down()
+
+
+@pytest.fixture
+def private_namespace(private_cluster: LocalCluster) -> str:
+    """A fresh restricted namespace on the private control plane (thrown away with it)."""
+    config = private_cluster.layout.admin_kubeconfig
+    name = f"cp-{uuid.uuid4().hex[:8]}"
+    kubectl(config, "create", "namespace", name)
+    kubectl(config, "label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted")
+    wait_for(
+        lambda: kubectl(config, "-n", name, "get", "sa", "default", check=False).returncode == 0,
+        what="the namespace's default ServiceAccount",
+    )
+    return name
