@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "mlops_operator.localcluster.commands",
     "mlops_operator.plugin.commands",
     "mlops_operator.reproduce",
+    "mlops_operator.rollout_commands",
     "mlops_operator.runtime.commands",
     "mlops_operator.serving.commands",
     "mlops_operator.trainer.commands",

@@ -11,13 +11,15 @@ and no request may fail.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
 from tests.integration.modeldeployment.conftest import model_version, train_into
 from tests.integration.modeldeployment.slow import slow_copy
 from tests.integration.modeldeployment.traffic import Traffic, predict
-from tests.integration.operator.conftest import RunningOperator
+from tests.integration.operator.conftest import MLOPS, RunningOperator
 from tests.kube import get_json, kubectl, wait_for
 
 MDEP = "iris"
@@ -61,6 +63,15 @@ def _champion(kubeconfig: Path, ns: str) -> int | None:
 def _validated(kubeconfig: Path, ns: str, name: str) -> str | None:
     phase = (get_json(kubeconfig, "-n", ns, "mv", name).get("status") or {}).get("phase")
     return phase if phase in ("Validated", "Rejected") else None
+
+
+def _mlops(kubeconfig: Path, *args: str) -> str:
+    proc = subprocess.run(
+        [str(MLOPS), *args], env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
 
 
 def _deployments(kubeconfig: Path, ns: str) -> list[str]:
@@ -136,13 +147,23 @@ def test_canary_promotion_withdrawal_and_rollback(
     assert wait_for(lambda: _validated(kubeconfig, ns, "iris-v4"), timeout=180) == "Rejected"
     assert _deployments(kubeconfig, ns) == ["iris-v2"]
 
-    # Manual rollback to v1 in one change.
-    kubectl(kubeconfig, "-n", ns, "patch", "mdep", MDEP, "--type=merge",
-            "-p", json.dumps({"spec": {"promotion": "Manual", "version": 1}}))  # fmt: skip
+    # Manual rollback to v1 in one command, recorded with who asked.
+    assert "version 1 requested by" in _mlops(kubeconfig, "rollback", MDEP, "--to", "1", "-n", ns)
     wait_for(lambda: _champion(kubeconfig, ns) == 1, timeout=180, what="rolled back to v1")
     wait_for(lambda: _deployments(kubeconfig, ns) == ["iris-v1"], timeout=60)
-    history = [(e["action"], e["version"]) for e in _status(kubeconfig, ns)["history"]]
-    assert history == [("Rollback", 1), ("Abort", 3), ("Promote", 2), ("Deploy", 1)]
+    history = _status(kubeconfig, ns)["history"]
+    assert [(e["action"], e["version"]) for e in history] == [
+        ("Rollback", 1), ("Abort", 3), ("Promote", 2), ("Deploy", 1)
+    ]  # fmt: skip
+    assert history[0]["actor"] == "mlops-admin"  # the local cluster's admin certificate
+    table = _mlops(kubeconfig, "history", MDEP, "-n", ns)
+    assert [line.split()[1:3] for line in table.splitlines()[1:]] == [
+        ["Rollback", "1"], ["Abort", "3"], ["Promote", "2"], ["Deploy", "1"]
+    ]  # fmt: skip
+    promoted = history[2]["time"]
+    assert _mlops(kubeconfig, "history", MDEP, "-n", ns, "--at", promoted).startswith(
+        f"version 2 was live at {promoted}: Promote"
+    )
 
     kubectl(kubeconfig, "-n", ns, "delete", "mdep", MDEP, "--wait=true", timeout=120)
     wait_for(lambda: _deployments(kubeconfig, ns) == [], timeout=120, what="Deployments gone")

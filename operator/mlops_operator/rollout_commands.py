@@ -1,0 +1,201 @@
+"""``mlops rollback``, ``mlops promote``, ``mlops history`` and ``mlops approve``.
+
+Each is one change to one object, made with the caller's own credentials (the
+kubeconfig, as kubectl uses it) so RBAC decides who may do it; the caller's
+authenticated user name (asked of the API server with a SelfSubjectReview) is
+recorded beside the change, and the operator writes it into the history.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+__all__ = ["live_at", "register"]
+
+Command = Callable[[Any, str, argparse.Namespace], Awaitable[int]]
+
+
+def live_at(history: list[dict[str, Any]], moment: datetime) -> dict[str, Any] | None:
+    """The history entry that put the version serving at `moment` in place (newest first list)."""
+    changes = ("Deploy", "Promote", "Rollback")
+    for entry in history:
+        if entry.get("action") in changes and datetime.fromisoformat(entry["time"]) <= moment:
+            return entry
+    return None
+
+
+async def _client() -> tuple[Any, str]:
+    import kopf
+
+    from mlops_operator.k8s import KubeClient
+
+    info = kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())
+    if info is None:
+        raise SystemExit("error: no kubeconfig found; set KUBECONFIG or create ~/.kube/config")
+    kube = KubeClient(field_manager="mlops-cli")
+    await kube.connect(info)
+    return kube, info.default_namespace or "default"
+
+
+async def _whoami(kube: Any) -> str:
+    # A review is never stored; the client wants a name on every manifest all the same.
+    review = await kube.create(
+        {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "SelfSubjectReview",
+            "metadata": {"name": "mlops-cli"},
+        }
+    )
+    return str(review.get("status", {}).get("userInfo", {}).get("username") or "unknown")
+
+
+async def _mdep(kube: Any, name: str, namespace: str) -> dict[str, Any]:
+    from mlops_operator.api.resource import API_VERSION
+
+    result: dict[str, Any] = await kube.get(API_VERSION, "ModelDeployment", name, namespace)
+    return result
+
+
+async def _pin(kube: Any, args: argparse.Namespace, namespace: str, version: int) -> None:
+    from mlops_operator.api.resource import API_VERSION
+    from mlops_operator.handlers.modeldeployment import REQUESTED_BY
+
+    user = await _whoami(kube)
+    patch = {
+        "metadata": {"annotations": {REQUESTED_BY: user}},
+        "spec": {"promotion": "Manual", "version": version},
+    }
+    await kube.patch(API_VERSION, "ModelDeployment", args.name, namespace, patch)
+    print(f"modeldeployment/{args.name}: version {version} requested by {user}")
+
+
+def _previous(status: dict[str, Any]) -> int | None:
+    champion = (status.get("champion") or {}).get("version")
+    for entry in status.get("history") or []:
+        if entry["action"] in ("Deploy", "Promote", "Rollback") and entry["version"] != champion:
+            return int(entry["version"])
+    return None
+
+
+async def _rollback(kube: Any, namespace: str, args: argparse.Namespace) -> int:
+    status = (await _mdep(kube, args.name, namespace)).get("status") or {}
+    version = args.to or _previous(status)
+    if version is None:
+        print(f"error: modeldeployment/{args.name} has no earlier version in its history;"
+              " name one with --to VERSION")  # fmt: skip
+        return 1
+    await _pin(kube, args, namespace, version)
+    return 0
+
+
+async def _promote(kube: Any, namespace: str, args: argparse.Namespace) -> int:
+    from mlops_operator.api.resource import API_VERSION
+
+    mdep = await _mdep(kube, args.name, namespace)
+    if args.auto:
+        patch = {"spec": {"promotion": "Auto", "version": None}}
+        await kube.patch(API_VERSION, "ModelDeployment", args.name, namespace, patch)
+        print(f"modeldeployment/{args.name}: promotion Auto")
+        return 0
+    version = args.to
+    if version is None:
+        model = mdep["spec"]["modelName"]
+        validated = [
+            int(mv["spec"]["version"])
+            for mv in await kube.list(API_VERSION, "ModelVersion", namespace)
+            if mv["spec"]["modelName"] == model
+            and (mv.get("status") or {}).get("phase") == "Validated"
+        ]
+        if not validated:
+            print(f"error: model {model} has no Validated version in {namespace}")
+            return 1
+        version = max(validated)
+    await _pin(kube, args, namespace, version)
+    return 0
+
+
+def _print_history(status: dict[str, Any]) -> None:
+    print(f"{'TIME':<21} {'ACTION':<9} {'VERSION':>7}  {'REASON':<16} {'ACTOR':<20} MESSAGE")
+    for entry in status.get("history") or []:
+        evidence = ", ".join(f"{k}={v:.4g}" for k, v in (entry.get("evidence") or {}).items())
+        print(
+            f"{entry['time']:<21} {entry['action']:<9} {entry['version']:>7}  "
+            f"{entry['reason']:<16} {entry.get('actor', ''):<20} {entry.get('message', '')}"
+            + (f" [{evidence}]" if evidence else "")
+        )
+
+
+async def _history(kube: Any, namespace: str, args: argparse.Namespace) -> int:
+    status = (await _mdep(kube, args.name, namespace)).get("status") or {}
+    if args.at is None:
+        _print_history(status)
+        return 0
+    entry = live_at(status.get("history") or [], datetime.fromisoformat(args.at))
+    if entry is None:
+        print(f"no version of modeldeployment/{args.name} was live at {args.at}"
+              " (or the history no longer reaches back that far)")  # fmt: skip
+        return 1
+    print(f"version {entry['version']} was live at {args.at}: {entry['action']} at"
+          f" {entry['time']} by {entry.get('actor', '')}, {entry['reason']}:"
+          f" {entry.get('message', '')}")  # fmt: skip
+    return 0
+
+
+async def _approve(kube: Any, namespace: str, args: argparse.Namespace) -> int:
+    from mlops_operator.api.resource import API_VERSION
+    from mlops_operator.handlers.modelversion import APPROVED_BY
+
+    user = await _whoami(kube)
+    patch = {"metadata": {"annotations": {APPROVED_BY: user}}}
+    await kube.patch(API_VERSION, "ModelVersion", args.name, namespace, patch)
+    print(f"modelversion/{args.name} approved by {user}")
+    return 0
+
+
+def _run(command: Command) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        async def main() -> int:
+            from mlops_operator.k8s import ApiError
+
+            kube, namespace = await _client()
+            try:
+                return await command(kube, args.namespace or namespace, args)
+            except ApiError as error:
+                print(f"error: {error}")
+                return 1
+            finally:
+                await kube.close()
+
+        return asyncio.run(main())
+
+    return run
+
+
+def register(subparsers: Any) -> None:
+    """Add the rollout commands to ``mlops``."""
+    specs: list[tuple[str, str, Command]] = [
+        ("rollback", "serve an earlier version of a ModelDeployment (one change)", _rollback),
+        ("promote", "pin a newer version of a ModelDeployment, or return it to Auto", _promote),
+        ("history", "promotions and rollbacks of a ModelDeployment, with evidence", _history),
+        ("approve", "approve a ModelVersion held by requireApproval", _approve),
+    ]
+    for name, text, command in specs:
+        parser: argparse.ArgumentParser = subparsers.add_parser(name, help=text, description=text)
+        what = "MODELVERSION" if name == "approve" else "MODELDEPLOYMENT"
+        parser.add_argument("name", metavar=what)
+        parser.add_argument("-n", "--namespace", help="namespace (default: the kubeconfig's)")
+        if name in ("rollback", "promote"):
+            parser.add_argument("--to", type=int, metavar="VERSION", help="version to serve")
+        if name == "rollback":
+            parser.epilog = "Without --to: the version that served before the current champion."
+        if name == "promote":
+            parser.add_argument("--auto", action="store_true", help="return to promotion: Auto")
+        if name == "history":
+            parser.add_argument(
+                "--at", metavar="TIME", help="which version was live at TIME (RFC 3339), and why"
+            )
+        parser.set_defaults(func=_run(command))
