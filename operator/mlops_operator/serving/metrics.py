@@ -61,7 +61,13 @@ class _FeatureCounter:
             bins = [*reference.categories, OTHER_CATEGORY]
             self.categories = {c: i for i, c in enumerate(reference.categories)}
         else:
-            self.edges = reference.edges
+            # Values reach this counter as the input's dtype (float32, mostly) while the card's
+            # edges are float64 training values: round the edges the same way, or a value equal
+            # to an edge in training (frequent: decile edges are data values) would round up
+            # past it here and land one bin higher, reading as drift on unchanged traffic.
+            dtype = metrics.model.inputs[input_name].dtype
+            width = np.float32 if dtype == "float32" else np.float64
+            self.edges = np.asarray(reference.edges, dtype=width).astype(np.float64).tolist()
             bins = [str(i) for i in range(len(reference.edges) + 1)]
         self.children = [metrics.feature_bins.labels(*labels, b) for b in bins]
         self.non_finite = metrics.feature_non_finite.labels(*labels)
