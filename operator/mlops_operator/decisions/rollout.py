@@ -256,7 +256,16 @@ def _promote(tick: _Tick, challenger: Challenger, evidence: Mapping[str, float])
         if rollback
         else f"version {challenger.version} promoted to champion"
     )
-    tick.record(action, challenger.version, reason, message, evidence, actor=actor)
+    history = tick.status.history
+    decided = bool(history) and (history[0].action, history[0].version) == (
+        HistoryAction.PROMOTE,
+        challenger.version,
+    )
+    if decided:
+        # A passed shadow recorded the promotion with its evidence; this is the switch finishing.
+        tick.events.append(Event("Normal", reason.value, f"v{challenger.version}: {message}"))
+    else:
+        tick.record(action, challenger.version, reason, message, evidence, actor=actor)
     tick.set(
         champion=Champion(
             version=challenger.version, model_version=challenger.model_version, since=tick.now
@@ -317,8 +326,9 @@ def _judge(tick: _Tick, challenger: Challenger, judgement: Judgement | None) -> 
         tick.record(
             HistoryAction.PROMOTE,
             challenger.version,
-            Reason.CANARY_STEP,
-            f"shadow of version {challenger.version} passed: {judgement.message}",
+            Reason.PROMOTED,
+            f"shadow of version {challenger.version} passed ({judgement.message});"
+            " switching traffic to it",
             judgement.evidence,
         )
         switched = challenger.model_copy(

@@ -237,7 +237,9 @@ async def _converge(
     mirror_url = None
     if plan.mirror_to is not None:
         await kube.apply(shadow_service(mdep))
-        mirror_url = f"http://{shadow_service_name(mdep.name)}.{mdep.namespace}.svc:80"
+        mirror_url = (
+            f"http://{shadow_service_name(mdep.name)}.{mdep.namespace}.svc.cluster.local:80"
+        )
     wanted: set[str] = set()
     for served in plan.served:
         mv = versions.get(served.model_version)

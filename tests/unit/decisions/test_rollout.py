@@ -231,6 +231,12 @@ def test_shadow_mirrors_then_switches() -> None:
     done = advance(spec, switched.status, candidates=mvs, ready={1: 2, 2: 2}, now=later)
     assert done.status.champion is not None
     assert done.status.champion.version == 2
+    # One Promote entry, carrying the shadow's evidence.
+    assert [(e.action, e.version) for e in done.status.history] == [
+        (HistoryAction.PROMOTE, 2),
+        (HistoryAction.DEPLOY, 1),
+    ]
+    assert done.status.history[0].evidence == PASS.evidence
 
 
 def test_a_breached_floor_restores_the_previous_champion() -> None:
