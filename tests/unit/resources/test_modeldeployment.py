@@ -1,0 +1,151 @@
+"""Serving and validation builders: names, traffic labels, the restricted pod, the server's env."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mlops_operator.api.modeldeployment import ModelDeployment
+from mlops_operator.api.modelversion import ModelVersion
+from mlops_operator.resources.common import ArtifactStorage
+from mlops_operator.resources.modeldeployment import (
+    TRAFFIC_LABEL,
+    serving_deployment,
+    serving_selector,
+    serving_service,
+    shadow_service,
+)
+from mlops_operator.resources.validation import (
+    CHAMPIONS_ANNOTATION,
+    read_report,
+    validation_job,
+    validation_job_name,
+)
+from mlops_operator.serving.settings import ServingSettings
+from mlops_operator.validator.report import Check, ValidationReport
+from mlops_operator.validator.settings import ValidatorSettings
+
+META = {"name": "iris", "namespace": "team", "uid": "u-1"}
+
+
+def _mdep(**spec: Any) -> ModelDeployment:
+    return ModelDeployment.model_validate(
+        {"apiVersion": "mlops.dev/v1alpha1", "kind": "ModelDeployment", "metadata": META,
+         "spec": {"modelName": "iris"} | spec}
+    )  # fmt: skip
+
+
+def _deployment(traffic: bool = True, **spec: Any) -> dict[str, Any]:
+    return serving_deployment(
+        _mdep(**spec), version=3, model_version="iris-v3", artifact_uri="pvc://mlops-artifacts/m/k",
+        replicas=2, traffic=traffic, image="mlops-operator/server:1", storage=ArtifactStorage(),
+    )  # fmt: skip
+
+
+def _env(deployment: dict[str, Any]) -> dict[str, str]:
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e["value"] for e in container["env"]}
+
+
+def test_one_deployment_per_version_with_a_deterministic_name() -> None:
+    deployment = _deployment()
+    assert deployment["metadata"]["name"] == "iris-v3"
+    assert deployment["metadata"]["ownerReferences"][0]["uid"] == "u-1"
+    assert deployment["spec"]["replicas"] == 2
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert serving_selector(_mdep(), 3).items() <= selector.items()
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+
+
+def test_the_pod_meets_the_restricted_standard() -> None:
+    pod = _deployment()["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    container = pod["containers"][0]
+    security = container["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["readOnlyRootFilesystem"] is True
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert mounts["/var/lib/mlops/artifacts"]["readOnly"] is True
+    assert "/tmp" in mounts
+
+
+def test_the_server_env_renders_its_settings_class(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = _env(_deployment(server={"maxBatchSize": 32, "workers": 2}))
+    assert env["MLOPS_MODEL_DIR"] == "file:///var/lib/mlops/artifacts/m/k"
+    assert env["MLOPS_MODEL_VERSION"] == "3"
+    assert env["MLOPS_STORE_URI"] == "file:///var/lib/mlops/artifacts"
+    for name, value in env.items():
+        if name != "MLOPS_STORE_URI":
+            monkeypatch.setenv(name, value)
+    settings = ServingSettings()  # type: ignore[call-arg]
+    assert (settings.model_name, settings.max_batch_rows, settings.workers) == ("iris", 32, 2)
+    assert settings.drain_seconds > 0
+
+
+def test_traffic_and_shadow_pods_are_told_apart() -> None:
+    served = _deployment(traffic=True)["spec"]["template"]["metadata"]["labels"]
+    shadowed = _deployment(traffic=False)["spec"]["template"]["metadata"]["labels"]
+    main, mirror = serving_service(_mdep()), shadow_service(_mdep())
+    assert main["spec"]["selector"].items() <= served.items()
+    assert not main["spec"]["selector"].items() <= shadowed.items()
+    assert mirror["spec"]["selector"].items() <= shadowed.items()
+    assert served[TRAFFIC_LABEL] == "true"
+    assert mirror["metadata"]["name"] == "iris-shadow"
+    annotations = _deployment()["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+
+
+def _mv(name: str = "iris-v2") -> ModelVersion:
+    return ModelVersion.model_validate(
+        {"apiVersion": "mlops.dev/v1alpha1", "kind": "ModelVersion",
+         "metadata": {"name": name, "namespace": "team", "uid": "u-2"},
+         "spec": {"modelName": "iris", "version": 2,
+                  "artifact": {"uri": "pvc://mlops-artifacts/models/iris/abc", "sha256": "a" * 64,
+                               "sizeBytes": 10, "opset": 17},
+                  "signature": {"task": "classification",
+                                "features": [{"name": "x", "kind": "numeric"}],
+                                "classes": ["0", "1"]},
+                  "metrics": {"accuracy": 0.9}, "primaryMetric": {"name": "accuracy", "value": 0.9}}}
+    )  # fmt: skip
+
+
+def test_validation_job_carries_the_checks_inputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    job = validation_job(
+        _mv(), image="mlops-operator/trainer:1", storage=ArtifactStorage(),
+        champions={"iris-v1": "pvc://mlops-artifacts/models/iris/old"},
+    )  # fmt: skip
+    assert job["metadata"]["name"] == "iris-v2-validate"
+    assert job["metadata"]["annotations"][CHAMPIONS_ANNOTATION] == '["iris-v1"]'
+    assert job["spec"]["backoffLimit"] == 0
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["python", "-m", "mlops_operator.validator"]
+    for entry in container["env"]:
+        monkeypatch.setenv(entry["name"], entry["value"])
+    settings = ValidatorSettings()  # type: ignore[call-arg]
+    assert settings.model_uri == "file:///var/lib/mlops/artifacts/models/iris/abc"
+    assert settings.champions == {"iris-v1": "file:///var/lib/mlops/artifacts/models/iris/old"}
+    assert settings.expected_classes == ["0", "1"]
+
+
+def test_long_names_are_shortened_deterministically() -> None:
+    long = "m" * 80
+    assert len(validation_job_name(long)) <= 63
+    assert validation_job_name(long) == validation_job_name(long)
+    assert validation_job_name(long) != validation_job_name(long + "x")
+
+
+def test_the_report_is_read_from_the_termination_message() -> None:
+    report = ValidationReport(checks=[Check(name="checksum", passed=True)])
+    pod = {"status": {"containerStatuses": [
+        {"name": "validator", "state": {"terminated": {"exitCode": 0, "message": report.render()}}}
+    ]}}  # fmt: skip
+    assert read_report([pod]) == report
+    broken = {"status": {"containerStatuses": [
+        {"name": "validator", "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}
+    ]}}  # fmt: skip
+    assert "OOMKilled, exit code 137" in str(read_report([broken]))
+    assert "without a finished validator pod" in str(read_report([]))
