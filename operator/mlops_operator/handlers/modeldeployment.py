@@ -51,7 +51,7 @@ from mlops_operator.decisions.rollout import (
     parse_duration,
 )
 from mlops_operator.handlers.context import OperatorContext
-from mlops_operator.handlers.reconciling import parse
+from mlops_operator.handlers.reconciling import parse, reconciles
 from mlops_operator.handlers.trainingjob import storage_of
 from mlops_operator.k8s import ApiError, KubeClient
 from mlops_operator.prometheus import PrometheusClient, PrometheusError, ScrapeError
@@ -70,7 +70,7 @@ from mlops_operator.resources.modeldeployment import (
     shadow_service_name,
 )
 
-__all__ = ["REQUESTED_BY", "TICK_SECONDS", "reconcile_model_deployment"]
+__all__ = ["REQUESTED_BY", "TICK_SECONDS", "accept_model_deployment", "reconcile_model_deployment"]
 
 logger = logging.getLogger(__name__)
 
@@ -313,3 +313,13 @@ async def reconcile_model_deployment(
     )
     await _record(memo, mdep, body, plan)
     await _converge(memo, mdep, plan, versions, existing)
+
+
+@reconciles(ModelDeployment)
+async def accept_model_deployment(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    """On create, spec change or restart: refuse (once, with an Event) a spec the model rejects.
+
+    The timer does the work; this handler makes a refusal immediate, and Kopf's
+    bookkeeping of handled specs (annotations) and the reconcile metrics cover the kind.
+    """
+    parse(ModelDeployment, body, patch, ConditionType.READY)

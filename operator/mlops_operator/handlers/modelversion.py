@@ -45,7 +45,7 @@ from mlops_operator.api.modelversion import (
 from mlops_operator.api.resource import API_VERSION, GROUP, VERSION
 from mlops_operator.decisions.gates import evaluate_gates, verdict
 from mlops_operator.handlers.context import OperatorContext
-from mlops_operator.handlers.reconciling import current_conditions, parse
+from mlops_operator.handlers.reconciling import current_conditions, parse, reconciles
 from mlops_operator.handlers.trainingjob import storage_of
 from mlops_operator.k8s import Conflict, KubeClient, NotFound
 from mlops_operator.resources.trainingjob import is_finished
@@ -56,7 +56,7 @@ from mlops_operator.resources.validation import (
     validation_job_name,
 )
 
-__all__ = ["APPROVED_BY", "validate_model_version"]
+__all__ = ["APPROVED_BY", "accept_model_version", "validate_model_version"]
 
 logger = logging.getLogger(__name__)
 
@@ -271,3 +271,13 @@ async def validate_model_version(
         return
     if is_finished(job):
         await _judge(memo, mv, body, job)
+
+
+@reconciles(ModelVersion)
+async def accept_model_version(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    """On create, spec change or restart: refuse (once, with an Event) a spec the model rejects.
+
+    The timer does the work; this handler makes a refusal immediate, and Kopf's
+    bookkeeping of handled specs (annotations) and the reconcile metrics cover the kind.
+    """
+    parse(ModelVersion, body, patch, ConditionType.VALIDATED)
