@@ -1,0 +1,257 @@
+"""The operator's reconcile path at scale: N suspended TrainingJobs on a private control plane.
+
+    .venv/bin/python benchmarks/scale/bench_scale.py                 # 20 idle, then 200 at once
+    .venv/bin/python benchmarks/scale/bench_scale.py --objects 1000
+
+Starts a control plane of its own in a temporary directory (etcd, API server,
+controller-manager, scheduler; no node, so no pod runs — the shared cluster is
+left alone) and ``mlops operator run`` for one namespace. Every TrainingJob has
+``suspend: true``: the measurement is the operator's reconcile path (the claim,
+the suspended Job, the status), not pod start-up. A watch records when each
+TrainingJob first gets a status. It measures:
+
+- *idle*: ``--idle`` TrainingJobs created one after another, each waited for:
+  apply-to-first-status latency with nothing else going on;
+- *burst*: ``--objects`` created as fast as 8 threads can, then apply-to-status
+  latency (p50/p99/max), throughput (objects / seconds from the first create to
+  the last status), the operator's CPU seconds and RSS (now and peak), and the
+  API server's requests during the burst by resource and verb (all clients:
+  the benchmark's creates, the operator, the Job controller).
+
+Prints the figures; record them with the date and machine in benchmarks/RESULTS.md.
+The control plane is stopped and its directory deleted at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlops_operator.localcluster.binaries import KUBERNETES
+from mlops_operator.localcluster.cluster import LocalCluster
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "manifests" / "examples" / "iris" / "trainingjob.yaml"
+MLOPS = Path(sys.executable).with_name("mlops")
+NAMESPACE = "scale"
+PLURAL = "/apis/mlops.dev/v1alpha1/namespaces/scale/trainingjobs"
+TIMEOUT = 900.0
+
+
+class Api:
+    """Plain HTTPS to the private API server with the admin's client certificate."""
+
+    def __init__(self, cluster: LocalCluster) -> None:
+        ports = cluster.layout.load_ports()
+        assert ports is not None
+        self.base = f"https://127.0.0.1:{ports.apiserver}"
+        pki = cluster.layout.pki
+        self.context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        self.context.load_cert_chain(pki / "admin.crt", pki / "admin.key")
+        self.kubeconfig = cluster.layout.admin_kubeconfig
+
+    def open(self, path: str, body: Any = None, timeout: float = 60) -> Any:
+        """The response of GET (or POST `body` as JSON) to `path`."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            self.base + path, data=data, method="POST" if data else "GET"
+        )
+        request.add_header("Content-Type", "application/json")
+        return urllib.request.urlopen(request, timeout=timeout, context=self.context)
+
+    def kubectl(self, *args: str) -> str:
+        """kubectl's stdout (raising on failure)."""
+        return subprocess.run(
+            [str(KUBERNETES.path("kubectl")), f"--kubeconfig={self.kubeconfig}", *args],
+            capture_output=True, text=True, check=True, timeout=120,
+        ).stdout  # fmt: skip
+
+
+class StatusWatch:
+    """Records, per TrainingJob name, the moment its status first appeared."""
+
+    def __init__(self, api: Api) -> None:
+        self.first: dict[str, float] = {}
+        self.lock = threading.Lock()
+        self._response = api.open(f"{PLURAL}?watch=1&allowWatchBookmarks=false", timeout=TIMEOUT)
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        for line in self._response:
+            obj = json.loads(line)["object"]
+            if (obj.get("status") or {}).get("phase"):
+                name = obj["metadata"]["name"]
+                with self.lock:
+                    self.first.setdefault(name, time.monotonic())
+
+    def wait(self, names: list[str], timeout: float = TIMEOUT) -> None:
+        """Until every name has a status (or fail after `timeout`)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if all(n in self.first for n in names):
+                    return
+            time.sleep(0.01)
+        missing = [n for n in names if n not in self.first]
+        raise RuntimeError(f"{len(missing)} TrainingJobs got no status in {timeout:.0f}s")
+
+
+def _document(name: str) -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
+    doc["metadata"] = {"name": name, "namespace": NAMESPACE}
+    doc["spec"]["suspend"] = True
+    return doc
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _summary(label: str, latencies: list[float]) -> str:
+    return (
+        f"{label}: p50 {statistics.median(latencies):.2f} s, p99 {_percentile(latencies, 0.99):.2f}"
+        f" s, max {max(latencies):.2f} s over {len(latencies)}"
+    )
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _memory(pid: int) -> tuple[float, float]:
+    """(RSS, peak RSS) in MiB."""
+    status = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
+
+
+def _requests(api: Api) -> Counter[tuple[str, str]]:
+    counts: Counter[tuple[str, str]] = Counter()
+    for line in api.kubectl("get", "--raw", "/metrics").splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(
+            part.split("=", 1) for part in line[line.index("{") + 1 : line.index("}")].split(",")
+        )
+        key = (labels.get("resource", '""').strip('"'), labels.get("verb", '""').strip('"'))
+        counts[key] += int(float(line.rsplit(" ", 1)[1]))
+    return counts
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _start_operator(api: Api, log: Path) -> subprocess.Popen[bytes]:
+    liveness = _free_port()
+    env = {**os.environ, "KUBECONFIG": str(api.kubeconfig)}
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [str(MLOPS), "operator", "run", f"--namespace={NAMESPACE}", "--bind-address=127.0.0.1",
+             f"--liveness-port={liveness}", f"--metrics-port={_free_port()}", "--log-level=WARNING"],
+            env=env, stdout=sink, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{liveness}/healthz", timeout=5):
+                return process
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(f"the operator exited: {log.read_text()}") from None
+            time.sleep(0.2)
+    raise RuntimeError("the operator's liveness probe never answered")
+
+
+def _create(api: Api, name: str) -> float:
+    started = time.monotonic()
+    api.open(PLURAL, _document(name)).close()
+    return started
+
+
+def run(api: Api, operator: subprocess.Popen[bytes], idle: int, objects: int) -> None:
+    """Both phases, printing their figures."""
+    watch = StatusWatch(api)
+    idle_latencies = []
+    for i in range(idle):
+        name = f"idle-{i}"
+        created = _create(api, name)
+        watch.wait([name], timeout=120)
+        idle_latencies.append(watch.first[name] - created)
+    print(_summary("idle apply-to-status", idle_latencies))
+
+    names = [f"burst-{i}" for i in range(objects)]
+    requests_before, cpu_before = _requests(api), _cpu_seconds(operator.pid)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        created = dict(zip(names, pool.map(lambda n: _create(api, n), names), strict=True))
+    watch.wait(names)
+    cpu = _cpu_seconds(operator.pid) - cpu_before
+    rss, peak = _memory(operator.pid)
+    requests = _requests(api) - requests_before
+    latencies = [watch.first[n] - created[n] for n in names]
+    span = max(watch.first[n] for n in names) - min(created.values())
+    print(_summary(f"burst of {objects} apply-to-status", latencies))
+    print(f"burst throughput: {objects / span:.1f} TrainingJobs/s ({span:.1f} s in all)")
+    print(f"operator: {cpu:.1f} CPU s in the burst ({cpu / objects * 1000:.0f} ms per object),")
+    print(f"          RSS {rss:.0f} MiB now, {peak:.0f} MiB peak with {idle + objects} objects")
+    total = sum(requests.values())
+    print(f"API requests in the burst (all clients): {total}, {total / objects:.1f} per object")
+    for (resource, verb), count in sorted(requests.items(), key=lambda kv: -kv[1])[:10]:
+        print(f"  {resource or '-':24} {verb:8} {count:6}  ({count / objects:.2f} per object)")
+
+
+def main() -> int:
+    """Bring the private control plane up, measure, tear it down."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--objects", type=int, default=200, help="TrainingJobs in the burst")
+    parser.add_argument("--idle", type=int, default=20, help="TrainingJobs created one by one")
+    args = parser.parse_args()
+    print(f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()}")
+    root = Path(tempfile.mkdtemp(prefix="mlops-scale-"))
+    cluster = LocalCluster(root / "cluster", with_node=False)
+    operator = None
+    try:
+        cluster.up()
+        api = Api(cluster)
+        crds = sorted((REPO / "crds").glob("mlops.dev_*.yaml"))
+        api.kubectl("apply", "--server-side", *(f"-f={p}" for p in crds))
+        api.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+        api.kubectl("create", "namespace", NAMESPACE)
+        operator = _start_operator(api, root / "operator.log")
+        run(api, operator, args.idle, args.objects)
+    finally:
+        if operator is not None and operator.poll() is None:
+            operator.send_signal(signal.SIGTERM)
+            operator.wait(timeout=120)
+        cluster.down()
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
