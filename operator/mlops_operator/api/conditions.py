@@ -141,6 +141,8 @@ class Reason(StrEnum):
     """The metrics source answered."""
     SOURCE_UNREACHABLE = "SourceUnreachable"
     """The metrics source (Prometheus or the pods) did not answer."""
+    TARGET_NOT_FOUND = "TargetNotFound"
+    """The ModelDeployment the policy watches does not exist (yet)."""
 
 
 class Condition(CamelModel):

@@ -111,7 +111,7 @@ async def _evaluate(policy: DriftPolicy, body: kopf.Body, gatherer: Gatherer) ->
     try:
         target = await gatherer.target(policy)
     except TargetMissing as error:
-        status = halted_status(policy, conditions, Reason.INVALID_SPEC, str(error), now)
+        status = halted_status(policy, conditions, Reason.TARGET_NOT_FOUND, str(error), now)
         await _write(gatherer, policy, status)
         return
     gathered = await gatherer.readings(policy, target, now)
