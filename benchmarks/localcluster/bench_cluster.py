@@ -129,20 +129,33 @@ def main() -> None:
     parser.add_argument("--cold-build", action="store_true")
     parser.add_argument("--idle-seconds", type=float, default=20.0)
     parser.add_argument("--pods", type=int, default=5)
+    parser.add_argument(
+        "--control-plane-only", action="store_true", help="a private control plane, no node"
+    )
     args = parser.parse_args()
     print(f"# {time.strftime('%Y-%m-%d')} {platform.node()} {os.cpu_count()} cores")
     print(f"# kubernetes {binaries.KUBERNETES_VERSION}, etcd {binaries.ETCD_VERSION}")
     if args.cold_build:
         print(f"cold build of all binaries: {cold_build():.0f} s")
     binaries.ensure_binaries()
+    if args.control_plane_only:
+        # A private control plane can run beside the machine's cluster.
+        with tempfile.TemporaryDirectory() as tmp:
+            measure(LocalCluster(Path(tmp), with_node=False), args.idle_seconds, pods=0)
+        return
     cluster = LocalCluster()
     if cluster.is_running():
         sys.exit("the local cluster is up: stop it first (mlops cluster down)")
+    measure(cluster, args.idle_seconds, args.pods)
+
+
+def measure(cluster: LocalCluster, idle_seconds: float, pods: int) -> None:
+    """Up to ready, idle memory per component, and pod start latency; then down."""
     try:
         started = time.monotonic()
         cluster.up()
         print(f"warm up to ready: {time.monotonic() - started:.1f} s")
-        deadline = time.monotonic() + args.idle_seconds
+        deadline = time.monotonic() + idle_seconds
         while time.monotonic() < deadline:
             time.sleep(1)
         total = 0
@@ -151,13 +164,14 @@ def main() -> None:
             rss = _rss_bytes(status.pid)
             total += rss
             print(f"idle RSS {status.name}: {rss / 2**20:.0f} MiB")
-        print(f"idle RSS whole local cluster total: {total / 2**20:.0f} MiB")
-        to_running, to_ready = pod_start_latency(cluster, args.pods)
-        for label, values in (("Running", to_running), ("Ready (HTTP server)", to_ready)):
-            print(
-                f"pod start, created to {label}: median {statistics.median(values):.2f} s, "
-                f"max {max(values):.2f} s over {len(values)} pods"
-            )
+        print(f"idle RSS total: {total / 2**20:.0f} MiB")
+        if pods:
+            to_running, to_ready = pod_start_latency(cluster, pods)
+            for label, values in (("Running", to_running), ("Ready (HTTP server)", to_ready)):
+                print(
+                    f"pod start, created to {label}: median {statistics.median(values):.2f} s, "
+                    f"max {max(values):.2f} s over {len(values)} pods"
+                )
     finally:
         cluster.down()
 
