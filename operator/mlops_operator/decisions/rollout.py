@@ -397,7 +397,11 @@ def _progress(
         else canary_replicas(replicas, challenger.weight)[0]
     )
     if challenger.since is None:
-        if tick.is_ready(challenger.version, wanted):
+        # A shadow's window opens once the champion's pods that mirror (a new template) serve.
+        mirroring = challenger.phase is not ChallengerPhase.SHADOWING or tick.is_ready(
+            champion.version, max(replicas, 1)
+        )
+        if mirroring and tick.is_ready(challenger.version, wanted):
             tick.set(challenger=challenger.model_copy(update={"since": tick.now}))
             what = (
                 "shadowing"

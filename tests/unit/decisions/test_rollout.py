@@ -216,6 +216,10 @@ def test_shadow_mirrors_then_switches() -> None:
     spec = _spec(rollout={"strategy": "Shadow", "shadow": {"duration": "20s"}})
     mvs = [_mv(1), _mv(2)]
     status = advance(spec, _serving_v1(spec), candidates=mvs, ready={1: 2}, now=T0).status
+    # The champion's pods are being replaced by mirroring ones: the window does not open yet.
+    waiting = advance(spec, status, candidates=mvs, ready={1: 1, 2: 1}, now=T0)
+    assert waiting.status.challenger is not None
+    assert waiting.status.challenger.since is None
     plan = advance(spec, status, candidates=mvs, ready={1: 2, 2: 1}, now=T0)
     assert plan.mirror_to is not None
     assert plan.mirror_to.version == 2
