@@ -44,6 +44,7 @@ from mlops_operator.api.modeldeployment import (
 from mlops_operator.api.modelversion import ModelVersionPhase
 from mlops_operator.decisions.analysis import Judgement, Outcome
 from mlops_operator.decisions.gates import metric_gate
+from mlops_operator.drift.durations import parse_duration
 
 __all__ = [
     "OPERATOR",
@@ -55,7 +56,6 @@ __all__ = [
     "analysis_window",
     "canary_replicas",
     "choose_target",
-    "parse_duration",
 ]
 
 OPERATOR = "mlops-operator"
@@ -63,26 +63,6 @@ OPERATOR = "mlops-operator"
 
 SHADOW_REPLICAS = 1
 """Pods of a shadowed challenger: it answers a mirror, and one pod shows its behaviour."""
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in an API duration such as ``30s``, ``5m`` or ``1h30m`` (units ms, s, m, h)."""
-    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    total, number, position = 0.0, "", 0
-    while position < len(text):
-        char = text[position]
-        if char.isdigit() or char == ".":
-            number += char
-            position += 1
-            continue
-        unit = "ms" if text.startswith("ms", position) else char
-        if not number or unit not in units:
-            break
-        total += float(number) * units[unit]
-        number, position = "", position + len(unit)
-    if number or position != len(text) or not text:
-        raise ValueError(f"invalid duration {text!r}; expected e.g. 90s, 5m or 1h30m")
-    return total
 
 
 @dataclass(frozen=True)

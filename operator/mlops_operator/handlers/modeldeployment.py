@@ -48,8 +48,8 @@ from mlops_operator.decisions.rollout import (
     Served,
     advance,
     analysis_window,
-    parse_duration,
 )
+from mlops_operator.drift.durations import parse_duration
 from mlops_operator.handlers.context import OperatorContext
 from mlops_operator.handlers.reconciling import parse, reconciles
 from mlops_operator.handlers.trainingjob import storage_of

@@ -22,7 +22,6 @@ from mlops_operator.decisions.rollout import (
     advance,
     analysis_window,
     canary_replicas,
-    parse_duration,
 )
 
 T0 = datetime(2025, 3, 4, 14, 3, tzinfo=UTC)
@@ -65,14 +64,6 @@ def test_canary_replicas_round_up_and_keep_a_champion(
     replicas: int, weight: int, expected: tuple[int, int]
 ) -> None:
     assert canary_replicas(replicas, weight) == expected
-
-
-def test_durations() -> None:
-    assert parse_duration("1h30m") == 5400
-    assert parse_duration("250ms") == 0.25
-    assert parse_duration("1.5s") == 1.5
-    with pytest.raises(ValueError, match=r"e\.g\. 90s"):
-        parse_duration("5 minutes")
 
 
 def test_first_version_is_deployed_at_once() -> None:
