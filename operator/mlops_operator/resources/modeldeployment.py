@@ -11,6 +11,10 @@
   store read-only, are ready when the server's ``/v2/health/ready`` says so,
   drain for a few seconds on SIGTERM so endpoints are gone before the listener
   closes, and carry Prometheus scrape annotations.
+- **Payload log**: with ``payloadLogging.enabled`` the servers log their sample
+  to ``payloadLogging.uri``, by default to the deployment's folder in the
+  artifact store (`payload_log_root`; the claim is then mounted read-write),
+  where a TrainingJob's ``dataset.fromPayloadLog`` finds it.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from mlops_operator.resources.common import (
     scratch_mount,
     scratch_volume,
 )
+from mlops_operator.resources.payloadlog import payload_log_root
 from mlops_operator.serving.settings import ServingSettings
 
 __all__ = [
@@ -40,6 +45,7 @@ __all__ = [
     "TRAFFIC_LABEL",
     "VERSION_LABEL",
     "deployment_name",
+    "payload_log_uri",
     "service_monitor",
     "service_url",
     "serving_deployment",
@@ -78,8 +84,21 @@ def _labels(mdep: ModelDeployment, **extra: str | None) -> dict[str, str]:
     return labels(mdep.spec.model_name, component=_COMPONENT, deployment=mdep.name, **extra)
 
 
+def payload_log_uri(mdep: ModelDeployment, storage: ArtifactStorage) -> str | None:
+    """Where `mdep`'s servers log their sample of requests, or None when logging is off."""
+    logging = mdep.spec.payload_logging
+    if not logging.enabled:
+        return None
+    return logging.uri or payload_log_root(storage, mdep.namespace, mdep.name)
+
+
 def serving_env(
-    mdep: ModelDeployment, *, version: int, artifact_uri: str, shadow_url: str | None
+    mdep: ModelDeployment,
+    *,
+    version: int,
+    artifact_uri: str,
+    shadow_url: str | None,
+    log_uri: str | None = None,
 ) -> list[dict[str, str]]:
     """The server's settings (`ServingSettings`) rendered as container env entries."""
     server = mdep.spec.server
@@ -94,6 +113,8 @@ def serving_env(
         max_rows=server.max_rows,
         shadow_url=shadow_url,
         drain_seconds=DRAIN_SECONDS,
+        payload_log_uri=log_uri,
+        payload_log_sample_rate=mdep.spec.payload_logging.sample_rate if log_uri else 0.0,
     )
     values = settings.model_dump(mode="json", exclude_defaults=True)
     return [
@@ -119,13 +140,16 @@ def serving_deployment(
     pod_labels = selector | {TRAFFIC_LABEL: "true" if traffic else "false"}
     if not traffic:
         pod_labels[f"{DEPLOYMENT_LABEL}-shadow"] = label_value(mdep.name)
+    log_uri = payload_log_uri(mdep, storage)
+    # The servers only ever write to the store for the payload log, and only to its folder.
+    writes_store = log_uri is not None and mdep.spec.payload_logging.uri is None
+    env = serving_env(
+        mdep, version=version, artifact_uri=artifact_uri, shadow_url=shadow_url, log_uri=log_uri
+    )
     container: dict[str, Any] = {
         "name": "server",
         "image": image,
-        "env": [
-            *serving_env(mdep, version=version, artifact_uri=artifact_uri, shadow_url=shadow_url),
-            *storage.env(),
-        ],
+        "env": [*env, *storage.env()],
         "ports": [{"name": "http", "containerPort": SERVER_PORT, "protocol": "TCP"}],
         "readinessProbe": {
             "httpGet": {"path": "/v2/health/ready", "port": "http"},
@@ -139,7 +163,7 @@ def serving_deployment(
             "failureThreshold": 3,
         },
         "securityContext": restricted_container_security_context(),
-        "volumeMounts": [scratch_mount(), *storage.mounts(read_only=True)],
+        "volumeMounts": [scratch_mount(), *storage.mounts(read_only=not writes_store)],
     }
     if mdep.spec.resources is not None:
         container["resources"] = mdep.spec.resources.model_dump(

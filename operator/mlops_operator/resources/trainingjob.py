@@ -16,6 +16,12 @@
 - `training_status`: the TrainingJob's status for an outcome.
 - `build_model_version`: the ModelVersion a successful training produces. It
   is not owned by the TrainingJob (its lineage must outlive it); it names it.
+
+With ``dataset.fromPayloadLog`` the trainer reads the deployment's payload log
+from the artifact store it already mounts (`payload_log_root`), joined with the
+labelled feedback, through a ``payloadlog+`` dataset URI; the lineage records
+``payloadlog://<namespace>/<deployment>?window=…`` and the snapshot's sha256 is
+the exact data version.
 """
 
 from __future__ import annotations
@@ -50,11 +56,13 @@ from mlops_operator.api.modelversion import (
 from mlops_operator.api.resource import API_VERSION
 from mlops_operator.api.trainingjob import (
     NumericImpute,
+    PayloadLogSource,
     Task,
     TrainingJob,
     TrainingJobPhase,
     TrainingJobStatus,
 )
+from mlops_operator.drift.durations import parse_duration
 from mlops_operator.resources.common import (
     UID_ANNOTATION,
     ArtifactStorage,
@@ -66,6 +74,8 @@ from mlops_operator.resources.common import (
     scratch_mount,
     scratch_volume,
 )
+from mlops_operator.resources.payloadlog import payload_log_root
+from mlops_operator.trainer.payloadlog_uri import payload_log_dataset_uri
 from mlops_operator.trainer.result import (
     SignatureDigest,
     TrainingFailed,
@@ -113,23 +123,41 @@ def job_name(training: TrainingJob) -> str:
 
 
 def dataset_lineage_uri(training: TrainingJob) -> str:
-    """The dataset as the lineage records it: the URI given, or ``pvc://<claim>/<path>``."""
+    """The dataset as the lineage records it: the URI given, ``pvc://<claim>/<path>``, or
+    ``payloadlog://<namespace>/<deployment>?window=<window>``."""
     dataset = training.spec.dataset
     if dataset.uri is not None:
         return dataset.uri
     if dataset.pvc is not None:
         return f"pvc://{dataset.pvc.claim_name}/{dataset.pvc.path}"
-    raise UnsupportedSpec(
-        "`dataset.fromPayloadLog` is not supported by this version of the TrainingJob"
-        " controller; give `dataset.uri` or `dataset.pvc`"
+    source = _payload_log(training)
+    return f"payloadlog://{training.namespace}/{source.deployment}?window={source.window}"
+
+
+def _payload_log(training: TrainingJob) -> PayloadLogSource:
+    source = training.spec.dataset.from_payload_log
+    if source is None:
+        raise UnsupportedSpec("`dataset` names no source; give `uri`, `pvc` or `fromPayloadLog`")
+    return source
+
+
+def _trainer_dataset_uri(training: TrainingJob, storage: ArtifactStorage) -> str:
+    dataset = training.spec.dataset
+    if dataset.pvc is not None:
+        return f"file://{DATASET_MOUNT_ROOT}/{dataset.pvc.claim_name}/{dataset.pvc.path}"
+    if dataset.uri is not None:
+        return dataset.uri
+    source = _payload_log(training)
+    try:
+        window = parse_duration(source.window)
+    except ValueError as error:
+        raise UnsupportedSpec(f"`dataset.fromPayloadLog.window`: {error}") from error
+    return payload_log_dataset_uri(
+        payload_log_root(storage, training.namespace, source.deployment),
+        target=training.spec.target,
+        window_seconds=window,
+        min_rows=source.min_rows,
     )
-
-
-def _trainer_dataset_uri(training: TrainingJob) -> str:
-    pvc = training.spec.dataset.pvc
-    if pvc is not None:
-        return f"file://{DATASET_MOUNT_ROOT}/{pvc.claim_name}/{pvc.path}"
-    return dataset_lineage_uri(training)
 
 
 def _imputation(training: TrainingJob) -> Literal["auto", "mean"]:
@@ -152,7 +180,7 @@ def trainer_settings(
     spec = training.spec
     try:
         return TrainerSettings(
-            dataset_uri=_trainer_dataset_uri(training),
+            dataset_uri=_trainer_dataset_uri(training, storage),
             target=spec.target,
             estimator=spec.estimator.name.value,
             params=spec.estimator.params,

@@ -8,7 +8,6 @@ bodies). Client mistakes are 4xx with a message; only a server fault is a 5xx.
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
 import logging
 import os
@@ -185,6 +184,9 @@ class InferenceServer:
                 else:
                     squared += (predicted - actual) ** 2
         self.metrics.observe_feedback(total, correct, squared)
+        if self.payloads is not None:
+            for request_id, labels in pairs:
+                self.payloads.log_feedback(request_id, labels)
         return {"accepted": total}
 
     async def _serve(self, request: web.Request, endpoint: str, respond: Responder) -> web.Response:
@@ -215,22 +217,9 @@ class InferenceServer:
         if status == 200 and endpoint != "feedback":
             if self.mirror is not None:
                 self.mirror.offer(request.path, raw, request_id)
-            if self.payloads is not None and self.payloads.sampled():
-                self.payloads.offer(self._payload_record(endpoint, request_id, raw, data))
+            if self.payloads is not None:
+                self.payloads.log_request(endpoint, request_id, raw, data)
         return response
-
-    def _payload_record(
-        self, endpoint: str, request_id: str, raw: bytes, data: bytes
-    ) -> dict[str, Any]:
-        return {
-            "time": dt.datetime.now(dt.UTC).isoformat(),
-            "request_id": request_id,
-            "endpoint": endpoint,
-            "model": self.model.name,
-            "model_version": self.model.version,
-            "request": orjson.Fragment(raw),
-            "response": orjson.Fragment(data),
-        }
 
     def _check_model(self, request: web.Request) -> None:
         name = request.match_info.get("name")

@@ -3,6 +3,18 @@
 Both take records through ``offer`` which never blocks and never raises: the
 record joins a bounded queue or is dropped (and counted). Background tasks do
 the I/O, so the caller's latency does not depend on the shadow or the store.
+
+The payload log holds two kinds of JSON lines, joined later by ``request_id``
+(``mlops_operator.trainer.payloadlog`` reads them as a training dataset):
+
+- a request: ``time``, ``request_id``, ``endpoint`` (``predict`` or ``v2_infer``),
+  ``model``, ``model_version``, ``features`` (the card's feature names, so list
+  rows can be read without the card), ``request`` and ``response`` (the bodies);
+- its feedback: ``time``, ``request_id``, ``endpoint: "feedback"``, ``model``,
+  ``model_version`` and ``labels`` (one per row).
+
+Sampling is decided by the request id (a hash, not a coin), so the feedback of a
+logged request is logged too and the feedback of an unlogged one is not.
 """
 
 from __future__ import annotations
@@ -11,8 +23,9 @@ import asyncio
 import datetime as dt
 import logging
 import os
-import random
 import socket
+import zlib
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -77,7 +90,9 @@ class PayloadLogger:
     """Writes a sample of requests and responses as JSON lines to the artifact store.
 
     Bounded three ways: the share of requests sampled, the records waiting in
-    memory, and the bytes one worker writes in its lifetime.
+    memory, and the bytes one worker writes in its lifetime. Each flush writes a
+    new file (``<model>/<version>/<YYYY-MM-DD>/<host>-<pid>-<n>.jsonl``), so files
+    rotate every few seconds and by day.
     """
 
     _FLUSH_SECONDS = 5.0
@@ -89,8 +104,11 @@ class PayloadLogger:
         model = metrics.model
         self._store = ArtifactStore(uri)
         self._prefix = f"{model.name}/{model.version}"
+        self._model = model
+        self._features = orjson.Fragment(orjson.dumps(model.feature_names))
         self._metrics = metrics
-        self._sample_rate = sample_rate
+        # Request ids whose crc32 falls under this bound are logged (with their feedback).
+        self._sample_bound = int(sample_rate * 2**32)
         self._budget = max_bytes
         self._pending: list[bytes] = []
         self._file_index = 0
@@ -101,9 +119,36 @@ class PayloadLogger:
         """Start the flushing task on the running loop."""
         self._task = asyncio.get_running_loop().create_task(self._flush_forever(), name="payloads")
 
-    def sampled(self) -> bool:
-        """Whether the current request should be logged."""
-        return self._sample_rate > 0 and random.random() < self._sample_rate
+    def sampled(self, request_id: str) -> bool:
+        """Whether the request `request_id` (and later its feedback) is logged."""
+        return zlib.crc32(request_id.encode()) < self._sample_bound
+
+    def log_request(self, endpoint: str, request_id: str, request: bytes, response: bytes) -> None:
+        """Log an answered request with its response when its id is sampled."""
+        if not self.sampled(request_id):
+            return
+        self.offer(
+            {
+                **self._header(endpoint, request_id),
+                "features": self._features,
+                "request": orjson.Fragment(request),
+                "response": orjson.Fragment(response),
+            }
+        )
+
+    def log_feedback(self, request_id: str, labels: Sequence[Any]) -> None:
+        """Log the true labels of a request whose id is sampled (its request was logged)."""
+        if self.sampled(request_id):
+            self.offer({**self._header("feedback", request_id), "labels": list(labels)})
+
+    def _header(self, endpoint: str, request_id: str) -> dict[str, Any]:
+        return {
+            "time": dt.datetime.now(dt.UTC).isoformat(),
+            "request_id": request_id,
+            "endpoint": endpoint,
+            "model": self._model.name,
+            "model_version": self._model.version,
+        }
 
     def offer(self, record: dict[str, Any]) -> None:
         """Queue one record, or drop it when the queue or the byte budget is full."""

@@ -1,7 +1,9 @@
 """Loading a dataset from its URI into a pandas DataFrame.
 
 ``sklearn://NAME`` is one of scikit-learn's bundled datasets (nothing is
-downloaded; the label column is ``target``). Anything else is a CSV or Parquet
+downloaded; the label column is ``target``). ``payloadlog+<root>?target=…`` is an
+inference server's payload log joined with its labelled feedback
+(:mod:`.payloadlog`). Anything else is a CSV or Parquet
 file, chosen by its extension: a path or ``file://`` URI on a mounted volume,
 or any fsspec URI (``s3://``, ``gs://``...) whose fsspec package is installed.
 """
@@ -17,6 +19,8 @@ import fsspec
 import pandas as pd
 
 from mlops_operator.trainer.errors import Reason, TrainingError
+from mlops_operator.trainer.payloadlog import load_payload_log
+from mlops_operator.trainer.payloadlog_uri import SCHEME_PREFIX
 
 __all__ = ["BUNDLED_DATASETS", "load_dataset"]
 
@@ -29,6 +33,8 @@ def load_dataset(uri: str) -> pd.DataFrame:
     """The dataset at ``uri``, as loaded (see :mod:`.snapshot` for its canonical form)."""
     if uri.startswith("sklearn://"):
         return _load_bundled(uri.removeprefix("sklearn://").strip("/"))
+    if uri.startswith(SCHEME_PREFIX):
+        return load_payload_log(uri)
     reader = _reader_for(uri)
     try:
         with fsspec.open(uri, "rb", compression="infer") as handle:

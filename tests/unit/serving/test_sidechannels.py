@@ -91,3 +91,62 @@ async def test_sampled_payloads_land_in_the_store_as_json_lines(
     assert [r["request_id"] for r in records] == ids
     assert [len(r["request"]["rows"]) for r in records] == [1, 2, 3]
     assert all(r["response"]["labels"] == ["0"] * len(r["request"]["rows"]) for r in records)
+
+
+async def test_feedback_joins_the_logged_requests_into_a_training_dataset(
+    serve: Serve, iris_lr: ModelDir, tmp_path: Path
+) -> None:
+    from mlops_operator.trainer.payloadlog import load_payload_log
+    from mlops_operator.trainer.payloadlog_uri import payload_log_dataset_uri
+
+    running = await serve(
+        iris_lr, payload_log_uri=str(tmp_path), payload_log_sample_rate=1.0, model_version="1"
+    )
+    rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
+    ids = []
+    for row in rows:
+        response = await running.client.post("/predict", json={"rows": [row]})
+        ids.append(response.headers["X-Request-ID"])
+    by_name = {"rows": [dict(zip(["sepal_length", "sepal_width", "petal_length", "petal_width"],
+                                 rows[0], strict=True))]}  # fmt: skip
+    response = await running.client.post("/predict", json=by_name)
+    ids.append(response.headers["X-Request-ID"])
+    feedback = [
+        {"request_id": rid, "labels": [label]} for rid, label in zip(ids, [0, 2, 1, 0], strict=True)
+    ]
+    assert (await running.client.post("/feedback", json=feedback[:3])).status == 200
+    assert running.server.payloads is not None
+    await running.server.payloads.flush()
+    frame = load_payload_log(payload_log_dataset_uri(tmp_path.as_uri(), target="target"))
+    # The fourth request has no label yet: logged, not joined.
+    assert frame.values.tolist() == [
+        [*row, label] for row, label in zip(rows, [0, 2, 1], strict=True)
+    ]
+
+
+async def test_sampling_follows_the_request_id_so_feedback_matches_its_request(
+    serve: Serve, iris_lr: ModelDir, tmp_path: Path
+) -> None:
+    running = await serve(
+        iris_lr, payload_log_uri=str(tmp_path), payload_log_sample_rate=0.5, model_version="1"
+    )
+    ids = []
+    for _ in range(40):
+        response = await running.client.post("/predict", json={"rows": ROWS})
+        ids.append(response.headers["X-Request-ID"])
+    for rid in ids:
+        assert (
+            await running.client.post("/feedback", json={"request_id": rid, "labels": [0]})
+        ).status == 200
+    assert running.server.payloads is not None
+    await running.server.payloads.flush()
+    records = await asyncio.to_thread(_records, tmp_path)
+    requests = {r["request_id"] for r in records if r["endpoint"] == "predict"}
+    labelled = {r["request_id"] for r in records if r["endpoint"] == "feedback"}
+    assert requests == labelled
+    assert 5 <= len(requests) <= 35
+
+
+def _records(root: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for path in root.rglob("*.jsonl")
+            for line in path.read_bytes().splitlines()]  # fmt: skip
