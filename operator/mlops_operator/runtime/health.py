@@ -21,8 +21,8 @@ from mlops_operator.handlers.context import OperatorContext
 
 __all__ = ["PROBE_TIMEOUT", "api_server_ready"]
 
-PROBE_TIMEOUT = 5.0
-"""Seconds the probe waits for ``/readyz``: below a kubelet probe's usual timeout."""
+PROBE_TIMEOUT = 3.0
+"""Seconds the probe waits for ``/readyz``: well below the chart's probe timeout (5 s)."""
 
 
 @kopf.on.probe(id="apiServer")

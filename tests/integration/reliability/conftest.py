@@ -14,12 +14,8 @@ from collections.abc import Iterator
 import pytest
 
 from mlops_operator.localcluster.cluster import LocalCluster
-from tests.integration.operator.conftest import CRDS
-from tests.integration.trainingjob.conftest import (  # noqa: F401  # fixtures
-    crds,
-    namespace,
-    operator,
-)
+from tests.integration.operator.conftest import CRDS, crds  # noqa: F401  # a fixture
+from tests.integration.trainingjob.conftest import namespace, operator  # noqa: F401  # fixtures
 from tests.kube import kubectl, wait_for
 
 
