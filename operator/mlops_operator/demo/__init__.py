@@ -1,0 +1,81 @@
+"""`mlops demo`: the main job — the closed MLOps loop, end to end, on the local cluster.
+
+It brings the local cluster up, installs the CRDs, runs the operator, and plays
+the iris loop (:mod:`.loop`): train v1, validate, deploy, serve traffic like the
+training data (no retrain), re-calibrate the petal sensor (drift), retrain on
+the logged and labelled rows, validate v2, canary, promote, recover. It ends
+with a summary and an HTML report with plots (:mod:`.report`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from mlops_operator.demo.kube import DemoError
+from mlops_operator.demo.loop import Demo
+
+__all__ = ["register", "run_demo"]
+
+
+def run_demo(demo: Demo, report: Path) -> int:
+    """Every stage in order, then the summary and the report; 0 when the loop closed."""
+    from mlops_operator.demo.report import summarize, write_report
+
+    try:
+        demo.start()
+        origin = time.time()
+        v1 = demo.train_v1()
+        demo.deploy()
+        demo.watch_reference()
+        demo.shift()
+        v2 = demo.retrain()
+        demo.rollout()
+        recovered = demo.recover()
+    except DemoError as error:
+        print(f"demo failed: {error}", file=sys.stderr)
+        demo.finish()
+        return 1
+    demo.finish()
+    assert demo.traffic is not None
+    series = demo.psi_series()
+    versions = {
+        v1.facts["model_version"]: {"accuracy": v1.facts["metrics"].get("accuracy"), "data": "sklearn://iris"},
+        v2.facts["model_version"]: {"accuracy": v2.facts["metrics"].get("accuracy"),
+                                    "data": (v2.facts.get("dataset") or {}).get("uri")},
+    }  # fmt: skip
+    summary = summarize(demo.marks, demo.traffic.observations, series, versions,
+                        recovered.facts["retrains"], origin)  # fmt: skip
+    shift = next(s for s in demo.stages if s.name == "shift")
+    lineage = [
+        ["sklearn://iris", "iris-initial", v1.facts["model_version"], "iris"],
+        [f"payloadlog://{demo.namespace}/iris", shift.facts["training_job"], v2.facts["model_version"], "iris"],
+    ]  # fmt: skip
+    path = write_report(report, summary, series, demo.traffic.observations, demo.marks, lineage,
+                        origin, demo.stages)  # fmt: skip
+    print("==> summary", flush=True)
+    for line in summary.lines():
+        print(f"    {line}")
+    print(f"==> report: {path.resolve()}")
+    print(f"==> look around: eval \"$({sys.argv[0]} cluster env)\"; kubectl get mlops -n {demo.namespace};"
+          f" {sys.argv[0]} history iris -n {demo.namespace}")  # fmt: skip
+    print(f"==> the cluster stays up; `{sys.argv[0]} cluster down` stops it")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    demo = Demo(namespace=args.namespace, seed=args.seed, out=args.report.parent)
+    return run_demo(demo, args.report)
+
+
+def register(subparsers: Any) -> None:
+    """Add `mlops demo` to the CLI."""
+    parser = subparsers.add_parser("demo", help="the closed MLOps loop on the local cluster")
+    parser.add_argument("--namespace", default="mlops-demo", help="namespace to run in (recreated)")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the traffic")
+    parser.add_argument("--report", type=Path, default=Path("out/demo-report.html"),
+                        help="where the HTML report goes (plots beside it)")  # fmt: skip
+    parser.set_defaults(func=_demo)
