@@ -397,13 +397,14 @@ def _failed(
                 finished,
             )
     detail = failed.get("message") or failed.get("reason") or "no detail"
-    return Outcome(
-        TrainingJobPhase.FAILED,
-        Reason.TRAINING_FAILED,
-        f"the trainer Job failed ({detail}) and no pod left a message",
-        started,
-        finished,
-    )
+    message = f"the trainer Job failed ({detail}) and no pod left a message"
+    last = next(iter(_terminations(pods)), None)
+    if last is not None and last.get("exitCode") is not None:
+        code = int(last["exitCode"])
+        # 128+9: the kernel's OOM killer, or anything else that sent SIGKILL.
+        killed = " (SIGKILL: out of memory, or the process was killed)" if code == 137 else ""
+        message += f"; the last trainer exited with code {code}{killed}"
+    return Outcome(TrainingJobPhase.FAILED, Reason.TRAINING_FAILED, message, started, finished)
 
 
 def observe_job(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]] = ()) -> Outcome:

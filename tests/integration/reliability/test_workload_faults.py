@@ -76,7 +76,8 @@ def test_a_killed_trainer_is_retried_within_the_backoff_limit_then_fails(
     assert exhausted["phase"] == "Failed", exhausted
     condition = next(c for c in exhausted["conditions"] if c["type"] == "Succeeded")
     assert (condition["status"], condition["reason"]) == ("False", "TrainingFailed")
-    assert "137" in condition["message"] or "backoff limit" in condition["message"], condition
+    assert "backoff limit" in condition["message"], condition
+    assert "exited with code 137 (SIGKILL" in condition["message"], condition
     assert len(items(kubeconfig, namespace, "pods", "-l", "job-name=iris-exhausted")) == 2
     job = get_json(kubeconfig, "job", "iris-exhausted", "-n", namespace)
     failed = next(c for c in job["status"]["conditions"] if c["type"] == "Failed")

@@ -265,6 +265,15 @@ def test_a_crash_without_a_result_reports_the_log_tail() -> None:
     assert outcome.message == "the trainer exited with code 137: Traceback ...\nMemoryError"
 
 
+def test_a_silent_kill_reports_the_exit_code() -> None:
+    job = _job({"conditions": [_condition("Failed", "BackoffLimitExceeded", "backoff limit")]})
+    outcome = observe_job(job, [_pod(137, "")])
+    assert outcome.message == (
+        "the trainer Job failed (backoff limit) and no pod left a message; the last trainer"
+        " exited with code 137 (SIGKILL: out of memory, or the process was killed)"
+    )
+
+
 def test_a_deadline_names_the_limit() -> None:
     outcome = observe_job(_job({"conditions": [_condition("Failed", "DeadlineExceeded")]}), [])
     assert outcome.reason is Reason.DEADLINE_EXCEEDED
