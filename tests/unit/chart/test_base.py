@@ -122,7 +122,8 @@ def test_the_deployment_runs_one_kopf_replica_under_restricted() -> None:
     assert {"name": "healthz", "containerPort": 8081, "protocol": "TCP"} in container["ports"]
     assert container["resources"]["requests"]["memory"]
     assert container["resources"]["limits"]["memory"]
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    assert env["POD_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert env["MLOPS_ARTIFACT_PVC"] == "mlops-artifacts"
     assert env["MLOPS_TRAINER_IMAGE"] == "mlops-operator/trainer:0.1.0"
 
