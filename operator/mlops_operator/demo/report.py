@@ -126,6 +126,7 @@ def _psi_plot(series: PsiSeries, marks: dict[str, float], origin: float, path: P
     _marks(axis, marks, origin)
     axis.axhline(0.25, color="grey", linewidth=0.8, linestyle=":")
     axis.set_yscale("symlog", linthresh=0.1)
+    axis.set_ylim(bottom=0)
     axis.set(xlabel="seconds since the cluster was ready", ylabel="PSI (30 s window)",
              title="Feature PSI of each served version against its own training reference")  # fmt: skip
     axis.legend(fontsize=7, ncol=2)
