@@ -4,8 +4,9 @@ A daemon rather than a ``kopf.timer``: a timer's interval is fixed when it is
 registered, while each policy has its own. Each round gathers (`drift.gather`),
 decides (`decisions.drift.evaluate`), creates the TrainingJob when the decision
 says so (`resources.retraining`, a deterministic name per evaluation slot so a
-crash never creates two), writes the status (`drift.status`) and posts an Event
-on a retrain and on each change of the source's reachability. A spec change
+crash never creates two), writes the status (`drift.status`), posts an Event
+on a retrain and on each change of the source's reachability, counts a recorded
+retrain (`runtime.metrics`) and hands it to the audit log (`handlers.audit`). A spec change
 wakes the daemon at once. The daemon is the only writer of the status, except for
 a spec the model refuses, which `parse` reports.
 """
@@ -21,16 +22,18 @@ import kopf
 from pydantic import ValidationError
 
 from mlops_operator.api.conditions import Condition, ConditionType, Reason, find_condition
-from mlops_operator.api.driftpolicy import DriftPolicy, TriggerState
+from mlops_operator.api.driftpolicy import DriftPolicy, LastRetrain, TriggerState
 from mlops_operator.api.resource import API_VERSION, GROUP, VERSION
 from mlops_operator.decisions.drift import Decision, Evaluation, Retrain, evaluate
 from mlops_operator.drift.durations import parse_duration
 from mlops_operator.drift.gather import Gatherer, TargetMissing, parse_time
 from mlops_operator.drift.status import evaluated_status, halted_status
+from mlops_operator.handlers.audit import audit_retrain
 from mlops_operator.handlers.context import OperatorContext
 from mlops_operator.handlers.reconciling import current_conditions, parse, reconciles
 from mlops_operator.k8s import ApiError, Conflict
 from mlops_operator.resources.retraining import build_retraining_job, retraining_job_name
+from mlops_operator.runtime.metrics import count_retrain
 
 __all__ = ["evaluate_drift_policy", "reconcile_drift_policy"]
 
@@ -65,7 +68,7 @@ async def evaluate_drift_policy(
     try:
         while not stopped:
             wakeup.clear()
-            delay = await _round(body, gatherer)
+            delay = await _round(memo, body, gatherer)
             waiter = asyncio.ensure_future(wakeup.wait())
             try:
                 await asyncio.wait(
@@ -79,7 +82,7 @@ async def evaluate_drift_policy(
         await gatherer.close()
 
 
-async def _round(body: kopf.Body, gatherer: Gatherer) -> float:
+async def _round(context: OperatorContext, body: kopf.Body, gatherer: Gatherer) -> float:
     """One evaluation; the seconds until the next one."""
     try:
         policy = DriftPolicy.model_validate({k: v for k, v in body.items() if k != "status"})
@@ -87,7 +90,7 @@ async def _round(body: kopf.Body, gatherer: Gatherer) -> float:
         return _RETRY_SECONDS  # the reconcile handler reports it; wait for a fixed spec
     interval = parse_duration(policy.spec.interval)
     try:
-        await _evaluate(policy, body, gatherer)
+        await _evaluate(context, policy, body, gatherer)
     except ApiError as error:
         log.warning("DriftPolicy %s/%s: API error: %s", policy.namespace, policy.name, error)
         return min(interval, _RETRY_SECONDS)
@@ -100,7 +103,9 @@ async def _write(gatherer: Gatherer, policy: DriftPolicy, status: dict[str, Any]
     )
 
 
-async def _evaluate(policy: DriftPolicy, body: kopf.Body, gatherer: Gatherer) -> None:
+async def _evaluate(
+    context: OperatorContext, policy: DriftPolicy, body: kopf.Body, gatherer: Gatherer
+) -> None:
     now = _now()
     conditions = current_conditions(body)
     if policy.spec.suspend:
@@ -136,6 +141,25 @@ async def _evaluate(policy: DriftPolicy, body: kopf.Body, gatherer: Gatherer) ->
     status = evaluated_status(policy, conditions, decision, retrains, now, note)
     _report_reachability(body, conditions, decision.source_reachable, decision.message)
     await _write(gatherer, policy, status)
+    await _account(context, policy, target, previous_status, status, decision)
+
+
+async def _account(
+    context: OperatorContext,
+    policy: DriftPolicy,
+    target: dict[str, Any],
+    before: dict[str, Any],
+    after: dict[str, Any],
+    decision: Decision,
+) -> None:
+    """Count a retrain the status write just recorded (once) and hand it to the audit log."""
+    model = str(target.get("spec", {}).get("modelName", ""))
+    latest = after.get("lastRetrain")
+    retrain = LastRetrain.model_validate(latest) if latest else None
+    previous = (before.get("lastRetrain") or {}).get("trainingJob")
+    if retrain is not None and retrain.training_job != previous:
+        count_retrain(policy.namespace, model, policy.name, decision.fired)
+    await audit_retrain(context, policy, retrain, model)
 
 
 async def _create_retrain(

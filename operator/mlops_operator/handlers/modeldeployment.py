@@ -10,7 +10,8 @@ One timer per ModelDeployment ticks every `TICK_SECONDS`; each tick is
 2. **Decide**: `decisions.rollout.advance` returns the next status and the
    Deployments it implies.
 3. **Record**: the status is written first (history, conditions, champion,
-   challenger); Events follow.
+   challenger); Events follow, the new decisions are counted
+   (`runtime.metrics`) and handed to an audit Job (`handlers.audit`).
 4. **Act**: server-side apply of the Service and each version's Deployment
    (deterministic names), deletion of any serving Deployment the status no longer
    wants.
@@ -50,6 +51,7 @@ from mlops_operator.decisions.rollout import (
     analysis_window,
 )
 from mlops_operator.drift.durations import parse_duration
+from mlops_operator.handlers.audit import audit_deployment
 from mlops_operator.handlers.context import OperatorContext
 from mlops_operator.handlers.reconciling import parse, reconciles
 from mlops_operator.handlers.trainingjob import storage_of
@@ -69,6 +71,7 @@ from mlops_operator.resources.modeldeployment import (
     shadow_service,
     shadow_service_name,
 )
+from mlops_operator.runtime.metrics import count_deployment_decisions
 
 __all__ = ["REQUESTED_BY", "TICK_SECONDS", "accept_model_deployment", "reconcile_model_deployment"]
 
@@ -312,6 +315,10 @@ async def reconcile_model_deployment(
         actor=annotations.get(REQUESTED_BY) or f"spec generation {mdep.generation}",
     )
     await _record(memo, mdep, body, plan)
+    count_deployment_decisions(
+        mdep.namespace, mdep.spec.model_name, mdep.name, status.history, plan.status.history
+    )
+    await audit_deployment(memo, mdep, plan.status.history)
     await _converge(memo, mdep, plan, versions, existing)
 
 

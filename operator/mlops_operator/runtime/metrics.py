@@ -15,13 +15,19 @@ Kopf's outcomes map onto controller-runtime's results:
   changes it, controller-runtime's ``TerminalError``): ``error``, counted in the
   errors and the terminal errors;
 - any other exception (Kopf retries it with backoff): ``error``.
+
+The decisions themselves are counted too (``mlops_promotions_total``,
+``mlops_rollbacks_total``, ``mlops_retrains_total``, see docs/metrics.md): the
+controllers call `count_deployment_decisions` and `count_retrain` once the status
+write that records a decision succeeded, and only for entries that status did not
+hold before, so a handler that runs again after a crash does not count twice.
 """
 
 from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, ParamSpec
 
 import kopf
@@ -38,13 +44,21 @@ from prometheus_client import (
     generate_latest,
 )
 
+from mlops_operator.api.conditions import Reason
+from mlops_operator.api.modeldeployment import HistoryAction, HistoryEntry
+
 __all__ = [
     "ACTIVE_WORKERS",
+    "PROMOTIONS",
     "RECONCILE_ERRORS",
     "RECONCILE_TIME",
     "RECONCILE_TOTAL",
     "REGISTRY",
+    "RETRAINS",
+    "ROLLBACKS",
     "TERMINAL_RECONCILE_ERRORS",
+    "count_deployment_decisions",
+    "count_retrain",
     "reconciler",
     "serve",
 ]
@@ -98,6 +112,67 @@ ACTIVE_WORKERS = Gauge(
     ["controller"],
     registry=REGISTRY,
 )
+
+
+# The model's namespace has a label of its own: Prometheus keeps the scraped pod's `namespace`.
+PROMOTIONS = Counter(
+    "mlops_promotions_total",
+    "Versions promoted to champion per ModelDeployment",
+    ["model_namespace", "model", "deployment"],
+    registry=REGISTRY,
+)
+ROLLBACKS = Counter(
+    "mlops_rollbacks_total",
+    "Versions taken out of service per ModelDeployment, by reason",
+    ["model_namespace", "model", "deployment", "reason"],
+    registry=REGISTRY,
+)
+RETRAINS = Counter(
+    "mlops_retrains_total",
+    "TrainingJobs started by a DriftPolicy, by the first trigger that fired",
+    ["model_namespace", "model", "policy", "trigger"],
+    registry=REGISTRY,
+)
+
+
+def _restores_breach(history: Sequence[HistoryEntry], index: int) -> bool:
+    """Whether the Rollback at `index` finishes a floor breach already counted as its Abort."""
+    older = history[index + 1] if index + 1 < len(history) else None
+    return older is not None and (older.action, older.reason) == (
+        HistoryAction.ABORT,
+        Reason.FLOOR_BREACHED.value,
+    )
+
+
+def count_deployment_decisions(
+    namespace: str,
+    model: str,
+    deployment: str,
+    before: Sequence[HistoryEntry],
+    after: Sequence[HistoryEntry],
+) -> None:
+    """Count the entries of `after` (a history just written, newest first) absent from `before`.
+
+    ``Promote`` is a promotion. ``Rollback`` (back to an earlier version) and
+    ``Abort`` (a challenger withdrawn, or a champion breaching a floor) are
+    rollbacks labelled with the entry's reason; the ``Rollback`` that completes a
+    floor breach is the same rollback as its ``Abort`` and is not counted again.
+    ``Deploy`` (the first version) is neither.
+    """
+    for index, entry in enumerate(after):
+        if entry in before:
+            continue
+        if entry.action is HistoryAction.PROMOTE:
+            PROMOTIONS.labels(namespace, model, deployment).inc()
+        elif entry.action is HistoryAction.ABORT or (
+            entry.action is HistoryAction.ROLLBACK and not _restores_breach(after, index)
+        ):
+            ROLLBACKS.labels(namespace, model, deployment, entry.reason).inc()
+
+
+def count_retrain(namespace: str, model: str, policy: str, fired: Sequence[str]) -> None:
+    """Count one retrain, labelled with the first trigger that fired (``unknown`` if none)."""
+    RETRAINS.labels(namespace, model, policy, fired[0] if fired else "unknown").inc()
 
 
 def _result_of(error: BaseException | None) -> str:

@@ -1,0 +1,111 @@
+"""Glue from a recorded decision to the audit Job that writes it to the store's audit log.
+
+The controllers call `write_audit` after every status write, with the object's
+whole recorded history as audit entries (oldest first). The object's
+`AUDITED_ANNOTATION` names the newest entry already handed to a Job; when the
+history's newest entry differs, one Job (`resources.audit`) is created — or
+found, when an earlier attempt created it — and only then is the annotation
+moved. An operator killed between the status write and the annotation therefore
+creates the Job again (or finds it) on its next pass, and the appender writes
+each entry once. A failure is logged and retried on the next pass; it never
+blocks serving or retraining.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Mapping, Sequence
+
+from mlops_operator.api.driftpolicy import DriftPolicy, LastRetrain
+from mlops_operator.api.modeldeployment import HistoryEntry, ModelDeployment
+from mlops_operator.api.resource import API_VERSION
+from mlops_operator.audit.entry import AuditEntry, log_key
+from mlops_operator.audit.sources import deployment_entries, retrain_entry
+from mlops_operator.handlers.context import OperatorContext
+from mlops_operator.handlers.trainingjob import storage_of
+from mlops_operator.k8s import ApiError, Conflict
+from mlops_operator.resources.audit import audit_job
+
+__all__ = ["AUDITED_ANNOTATION", "audit_deployment", "audit_retrain", "write_audit"]
+
+log = logging.getLogger(__name__)
+
+AUDITED_ANNOTATION = "mlops.dev/audited"
+"""On a ModelDeployment or DriftPolicy: the id of the newest entry handed to an audit Job."""
+
+
+async def write_audit(
+    context: OperatorContext,
+    *,
+    api_version: str,
+    plural: str,
+    annotations: Mapping[str, str],
+    entries: Sequence[AuditEntry],
+    model: str,
+    deployment: str | None = None,
+) -> None:
+    """Have the entries not yet handed to a Job appended to the object's audit log."""
+    if not entries or annotations.get(AUDITED_ANNOTATION) == entries[-1].id:
+        return
+    newest = entries[-1]
+    storage = storage_of(context.settings)
+    if not storage.uses_pvc:
+        log.debug("no audit log for %s/%s: the store is not a PVC", newest.namespace, newest.name)
+        return
+    manifest = audit_job(
+        entries,
+        key=log_key(newest.namespace, plural, newest.name),
+        model=model,
+        image=context.settings.trainer_image,
+        storage=storage,
+        deployment=deployment,
+    )
+    try:
+        # Conflict: an earlier pass made it and did not get to move the annotation.
+        with contextlib.suppress(Conflict):
+            await context.kube.create(manifest)
+        await context.kube.patch(
+            api_version,
+            newest.kind,
+            newest.name,
+            newest.namespace,
+            {"metadata": {"annotations": {AUDITED_ANNOTATION: newest.id}}},
+        )
+    except ApiError as error:
+        log.warning("audit log of %s %s/%s not written yet: %s",
+                    newest.kind, newest.namespace, newest.name, error)  # fmt: skip
+
+
+async def audit_deployment(
+    context: OperatorContext, mdep: ModelDeployment, history: Sequence[HistoryEntry]
+) -> None:
+    """Audit a ModelDeployment's recorded `history` (newest first, as in its status)."""
+    uid = str(mdep.metadata.get("uid") or "")
+    await write_audit(
+        context,
+        api_version=API_VERSION,
+        plural=ModelDeployment.crd.plural,
+        annotations=mdep.metadata.get("annotations") or {},
+        entries=deployment_entries(mdep.namespace, mdep.name, uid, history),
+        model=mdep.spec.model_name,
+        deployment=mdep.name,
+    )
+
+
+async def audit_retrain(
+    context: OperatorContext, policy: DriftPolicy, retrain: LastRetrain | None, model: str
+) -> None:
+    """Audit the DriftPolicy's latest recorded retrain (none yet: nothing to write)."""
+    if retrain is None:
+        return
+    uid = str(policy.metadata.get("uid") or "")
+    await write_audit(
+        context,
+        api_version=API_VERSION,
+        plural=DriftPolicy.crd.plural,
+        annotations=policy.metadata.get("annotations") or {},
+        entries=[retrain_entry(policy.namespace, policy.name, uid, retrain)],
+        model=model,
+        deployment=policy.spec.deployment,
+    )
