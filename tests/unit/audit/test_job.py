@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -53,7 +54,7 @@ def test_a_retrain_entry_is_the_same_whatever_the_resulting_version() -> None:
     assert first.details == {"trainingJob": "iris-retrain-1"}
 
 
-def _job() -> dict[str, object]:
+def _job() -> dict[str, Any]:
     entries = deployment_entries("ns", "iris", "u-1", _history())
     return audit_job(
         entries,
@@ -68,9 +69,9 @@ def _job() -> dict[str, object]:
 def test_the_job_is_named_after_the_newest_entry() -> None:
     job = _job()
     newest = deployment_entries("ns", "iris", "u-1", _history())[-1]
-    assert job["metadata"]["name"] == f"iris-audit-{newest.id[:10]}"  # type: ignore[index]
-    assert job["metadata"]["annotations"] == {"mlops.dev/audit-entry": newest.id}  # type: ignore[index]
-    assert "ownerReferences" not in job["metadata"]  # type: ignore[operator]
+    assert job["metadata"]["name"] == f"iris-audit-{newest.id[:10]}"
+    assert job["metadata"]["annotations"] == {"mlops.dev/audit-entry": newest.id}
+    assert "ownerReferences" not in job["metadata"]
 
 
 def test_long_names_fit_in_a_label_and_stay_distinct() -> None:
@@ -86,7 +87,7 @@ def test_long_names_fit_in_a_label_and_stay_distinct() -> None:
 
 def test_the_pod_is_restricted_and_appends_the_whole_batch() -> None:
     job = _job()
-    spec = job["spec"]  # type: ignore[index]
+    spec = job["spec"]
     assert spec["ttlSecondsAfterFinished"] == TTL_SECONDS
     pod = spec["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -111,8 +112,10 @@ def test_the_pod_is_restricted_and_appends_the_whole_batch() -> None:
 
 def test_an_object_store_and_an_empty_batch_are_refused() -> None:
     entries = deployment_entries("ns", "iris", "u-1", _history())
-    common = {"key": "audit/ns/modeldeployments/iris.jsonl", "model": "iris", "image": "i"}
+    key = "audit/ns/modeldeployments/iris.jsonl"
     with pytest.raises(ValueError, match="cannot append"):
-        audit_job(entries, storage=ArtifactStorage(uri="s3://bucket/root"), **common)
+        audit_job(
+            entries, key=key, model="iris", image="i", storage=ArtifactStorage(uri="s3://b/r")
+        )
     with pytest.raises(ValueError, match="at least one entry"):
-        audit_job([], storage=ArtifactStorage(), **common)
+        audit_job([], key=key, model="iris", image="i", storage=ArtifactStorage())
