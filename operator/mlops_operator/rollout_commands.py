@@ -12,6 +12,7 @@ import argparse
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 __all__ = ["live_at", "register"]
@@ -129,12 +130,58 @@ def _print_history(status: dict[str, Any]) -> None:
         )
 
 
+async def _store_dir(kube: Any, namespace: str, args: argparse.Namespace) -> Path | None:
+    """Where the artifact store can be read from this machine: ``--store-dir``, or the claim's
+    hostPath/local volume when it exists here (the local cluster keeps PVCs on the host)."""
+    if args.store_dir:
+        return Path(args.store_dir)
+    claim = await kube.get("v1", "PersistentVolumeClaim", args.claim, namespace)
+    volume = claim.get("spec", {}).get("volumeName")
+    if not volume:
+        return None
+    spec = (await kube.get("v1", "PersistentVolume", volume)).get("spec", {})
+    source = spec.get("hostPath") or spec.get("local") or {}
+    path = Path(source["path"]) if source.get("path") else None
+    return path if path is not None and path.is_dir() else None
+
+
+async def _logged_history(
+    kube: Any, namespace: str, args: argparse.Namespace
+) -> list[dict[str, Any]] | None:
+    """Every entry of the audit log, newest first; None (after saying why) when unreadable."""
+    from mlops_operator.audit import log_key, read_entries
+
+    key = log_key(namespace, "modeldeployments", args.name)
+    root = await _store_dir(kube, namespace, args)
+    if root is None:
+        print(f"error: the artifact claim {args.claim} of {namespace} is not readable from this"
+              " machine; pass --store-dir with the store mounted here, or run"
+              f" `python -m mlops_operator.audit show --key {key}` in a pod that mounts it"
+              " (MLOPS_STORE_URI=file://<mount>)")  # fmt: skip
+        return None
+    path = root / key
+    if not path.exists():
+        print(f"error: {path} does not exist: no decision of modeldeployment/{args.name}"
+              " has been written to the audit log yet")  # fmt: skip
+        return None
+    entries, bad = read_entries(path)
+    if bad:
+        print(f"warning: {bad} line(s) of {path} did not parse (torn by a crash?)")
+    return [entry.model_dump(mode="json") for entry in reversed(entries)]
+
+
 async def _history(kube: Any, namespace: str, args: argparse.Namespace) -> int:
-    status = (await _mdep(kube, args.name, namespace)).get("status") or {}
+    if args.full:
+        history = await _logged_history(kube, namespace, args)
+        if history is None:
+            return 1
+    else:
+        status = (await _mdep(kube, args.name, namespace)).get("status") or {}
+        history = status.get("history") or []
     if args.at is None:
-        _print_history(status)
+        _print_history({"history": history})
         return 0
-    entry = live_at(status.get("history") or [], datetime.fromisoformat(args.at))
+    entry = live_at(history, datetime.fromisoformat(args.at))
     if entry is None:
         print(f"no version of modeldeployment/{args.name} was live at {args.at}"
               " (or the history no longer reaches back that far)")  # fmt: skip
@@ -197,5 +244,20 @@ def register(subparsers: Any) -> None:
         if name == "history":
             parser.add_argument(
                 "--at", metavar="TIME", help="which version was live at TIME (RFC 3339), and why"
+            )
+            parser.add_argument(
+                "--full",
+                action="store_true",
+                help="every decision, from the audit log in the artifact store (status keeps"
+                " only historyLimit entries); the store must be readable here",
+            )
+            parser.add_argument(
+                "--store-dir", metavar="DIR", help="the artifact store's root, mounted here"
+            )
+            parser.add_argument(
+                "--claim",
+                default="mlops-artifacts",
+                help="the artifact PVC, whose hostPath or local volume is read when it is on"
+                " this machine (default: mlops-artifacts)",
             )
         parser.set_defaults(func=_run(command))
