@@ -229,9 +229,9 @@ class Demo:
         _step("deploy: ModelDeployment iris (canary rollouts, payload logging on)")
         self.k.apply([self._manifest("modeldeployment")])
         wait_until(lambda: self._champion() == 1, timeout=timeout, what="v1 to serve")
-        service = self.k.get("service", DEPLOYMENT)
-        if service is None:
-            raise DemoError(f"the ModelDeployment's Service {DEPLOYMENT} does not exist")
+        # The controller records the champion before it applies the Service.
+        service = wait_until(lambda: self.k.get("service", DEPLOYMENT), timeout=60,
+                             what=f"the ModelDeployment's Service {DEPLOYMENT}")  # fmt: skip
         url = f"http://{service['spec']['clusterIP']}:{service['spec']['ports'][0]['port']}"
         _detail(f"v1 serves at {url} (Service {DEPLOYMENT})")
         self.traffic = Traffic(url, World.iris(), self.seed).__enter__()
