@@ -5,7 +5,7 @@
 
 Runs the demo's loop (`mlops_operator.demo.loop`, the same stages as `mlops demo`
 and tests/e2e/test_loop.py) ``--runs`` times, each in a fresh namespace
-``mlops-bench-<n>`` (deleted at the end), and prints per run: onset -> retrain
+``mlops-bench-<random>`` (its objects removed while the operator runs, then the namespace deleted), and prints per run: onset -> retrain
 TrainingJob created (its creationTimestamp, 1 s resolution), -> v2 validated,
 -> first answer from v2 (canary), -> v2 promoted, the whole loop, and the
 DriftPolicy's evaluations seen between the onset and the retrain (offset from
@@ -21,6 +21,7 @@ import platform
 import statistics
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 from mlops_operator.demo.loop import Demo
@@ -34,7 +35,7 @@ _MARKS = (
 
 
 def _run(index: int, out: Path) -> dict[str, float]:
-    demo = Demo(namespace=f"mlops-bench-{index}", seed=7 + index, out=out)
+    demo = Demo(namespace=f"mlops-bench-{uuid.uuid4().hex[:6]}", seed=7 + index, out=out)
     try:
         demo.start()
         began = time.time()
@@ -46,7 +47,7 @@ def _run(index: int, out: Path) -> dict[str, float]:
         demo.rollout()
         demo.recover(evaluations=1)
     finally:
-        demo.finish()
+        demo.finish(remove=True)
         if demo.kube is not None:
             demo.kube.run("delete", "namespace", demo.namespace, "--wait=false", check=False)
     onset = demo.marks["drift_onset"]

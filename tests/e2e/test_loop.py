@@ -25,9 +25,10 @@ pytestmark = pytest.mark.timeout(600)
 
 @pytest.fixture
 def demo(kubeconfig: Path, namespace: str, tmp_path: Path) -> Iterator[Demo]:
-    running = Demo(namespace=namespace, out=tmp_path, fresh_namespace=False)
+    running = Demo(namespace=namespace, out=tmp_path)
     yield running
-    running.finish()
+    # The operator releases its finalizers, so the namespace can go afterwards.
+    running.finish(remove=True)
 
 
 def test_the_loop_closes(demo: Demo, tmp_path: Path) -> None:
@@ -73,8 +74,8 @@ def test_the_loop_closes(demo: Demo, tmp_path: Path) -> None:
     assert after["featureDrift"]["fired"] is False
     assert after["accuracy"]["value"] >= 0.9
 
-    demo.finish()
     assert demo.traffic is not None
+    demo.traffic.stop()
     observations = demo.traffic.observations
     marks = demo.marks
     assert accuracy_between(observations, marks["serving_v1"], marks["drift_onset"], "1") >= 0.9  # type: ignore[operator]

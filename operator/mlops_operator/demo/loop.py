@@ -36,6 +36,7 @@ MODEL = "iris"
 DEPLOYMENT = "iris"
 POLICY = "iris"
 POLICY_LABEL = "mlops.dev/drift-policy"
+_LOOP_KINDS = "driftpolicies.mlops.dev,modeldeployments.mlops.dev,trainingjobs.mlops.dev,modelversions.mlops.dev"
 
 
 def _step(message: str) -> None:
@@ -75,7 +76,6 @@ class Demo:
     seed: int = 7
     out: Path = Path("out")
     examples: Path = EXAMPLES
-    fresh_namespace: bool = True
     stages: list[Stage] = field(default_factory=list)
     marks: dict[str, float] = field(default_factory=dict)
     kube: Kubectl | None = None
@@ -156,20 +156,22 @@ class Demo:
         kube.run("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=crd_stream())
         kube.run("wait", "--for=condition=Established", "--timeout=60s", "crd",
                  "-l", "app.kubernetes.io/part-of=mlops-operator")  # fmt: skip
-        self._namespace()
-        self._start_operator(kube)
-        return self._record("start", began, prometheus=self.prometheus_url)
-
-    def _namespace(self) -> None:
-        kube = self.k
-        exists = kube.run("get", "namespace", self.namespace, "--ignore-not-found", "-o", "name")
-        if exists.strip() and self.fresh_namespace:
-            _step(f"deleting the previous run's namespace {self.namespace}")
-            kube.run("delete", "namespace", self.namespace, "--wait=true", "--timeout=180s")
         _step(f"namespace {self.namespace} (restricted Pod Security Standard)")
         kube.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {
             "name": self.namespace,
             "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}])  # fmt: skip
+        self._start_operator(kube)
+        if self._remove_loop_objects():
+            _detail("removed the previous run's objects (the artifact claim stays)")
+        return self._record("start", began, prometheus=self.prometheus_url)
+
+    def _remove_loop_objects(self) -> bool:
+        # The operator must be running: its finalizers hold the objects until it lets them go.
+        present = self.k.run("get", "-n", self.namespace, _LOOP_KINDS, "-o", "name").split()
+        if present:
+            self.k.run("delete", "-n", self.namespace, _LOOP_KINDS, "--all", "--wait=true",
+                       "--timeout=120s")  # fmt: skip
+        return bool(present)
 
     def _start_operator(self, kube: Kubectl) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -375,10 +377,16 @@ class Demo:
                             drift_detected=[c for c in status.get("conditions") or []
                                             if c.get("type") == "DriftDetected"])  # fmt: skip
 
-    def finish(self) -> None:
-        """Stop the traffic and the operator (the cluster and the namespace stay)."""
+    def finish(self, *, remove: bool = False) -> None:
+        """Stop the traffic and the operator; with `remove`, delete the loop's objects first.
+
+        The cluster, the namespace and the artifact claim stay.
+        """
         if self.traffic is not None:
             self.traffic.stop()
+        running = self._operator is not None and self._operator.poll() is None
+        if remove and running and self.kube is not None:
+            self._remove_loop_objects()
         if self._operator is not None and self._operator.poll() is None:
             self._operator.send_signal(signal.SIGTERM)
             try:
