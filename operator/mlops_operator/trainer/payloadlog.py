@@ -15,6 +15,7 @@ log gives the same data version.
 
 from __future__ import annotations
 
+import json
 import logging
 import posixpath
 from collections import Counter
@@ -23,7 +24,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
 import pandas as pd
 
 from mlops_operator.storage import ArtifactStore, StorageError
@@ -96,8 +96,8 @@ def _records(root: str, since: datetime | None) -> Iterator[dict[str, Any]]:
             continue
         for line in store.read_bytes(key).splitlines():
             try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError:
+                record = json.loads(line)
+            except json.JSONDecodeError:
                 # A writer killed mid-line leaves a torn last line; the rest of the file is good.
                 continue
             if isinstance(record, dict):
