@@ -18,7 +18,7 @@ import joblib
 import numpy as np
 import onnxruntime
 from kserve import InferOutput, InferRequest, InferResponse, Model, ModelServer
-from kserve.utils.utils import get_predict_input, get_predict_response
+from kserve.utils.utils import generate_uuid, get_predict_input, get_predict_response
 
 
 class SKLearnModel(Model):  # type: ignore[misc]
@@ -56,7 +56,9 @@ class OnnxModel(Model):  # type: ignore[misc]
             output = InferOutput(name=name, shape=list(array.shape), datatype=datatype)
             output.set_data_from_numpy(array, binary_data=False)
             outputs.append(output)
-        return InferResponse(model_name=self.name, infer_outputs=outputs, response_id=payload.id)
+        return InferResponse(
+            model_name=self.name, infer_outputs=outputs, response_id=payload.id or generate_uuid()
+        )
 
 
 def main() -> None:
