@@ -27,6 +27,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 import mlops_operator
 from mlops_operator.localcluster import network
 from mlops_operator.localcluster.kubeapi import ApiError, KubeApi
@@ -97,6 +99,7 @@ class NodeAgent:
         name: str,
         api: KubeApi,
         provisioner_api: KubeApi,
+        probes: aiohttp.ClientSession,
         data_root: Path,
         apiserver_port: int,
         service_cidr: str,
@@ -111,6 +114,7 @@ class NodeAgent:
         self.capacity = _capacity(data_root)
         self.context = NodeContext(
             api=api,
+            probes=probes,
             node_name=name,
             data_root=data_root,
             ipam=network.Ipam(data_root / "ipam.json"),
@@ -424,11 +428,13 @@ async def _serve(args: argparse.Namespace) -> None:
     provisioner_api = KubeApi(
         server, pki / "ca.crt", pki / "provisioner.crt", pki / "provisioner.key"
     )
-    async with node_api, provisioner_api:
+    probes = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=True))
+    async with node_api, provisioner_api, probes:
         agent = NodeAgent(
             args.name,
             node_api,
             provisioner_api,
+            probes,
             Path(args.data_root),
             args.apiserver_port,
             args.service_cidr,

@@ -63,6 +63,9 @@ class NodeContext:
     """What every pod worker shares: the node's identity, API session and places."""
 
     api: KubeApi
+    # Probes get a session of their own: waiting behind the API session's watches and
+    # status writes for a connection would make a probe time out on a busy node.
+    probes: aiohttp.ClientSession
     node_name: str
     data_root: Path
     ipam: Ipam
@@ -495,7 +498,7 @@ class PodWorker:
                 get = probe["httpGet"]
                 url = f"{get.get('scheme', 'HTTP').lower()}://{self.network.ip}:{self._port(container, get['port'])}{get.get('path', '/')}"
                 headers = {h["name"]: h["value"] for h in get.get("httpHeaders", [])}
-                async with self.node.api.session.get(
+                async with self.node.probes.get(
                     url, headers=headers, ssl=False, timeout=aiohttp.ClientTimeout(total=timeout)
                 ) as resp:
                     return 200 <= resp.status < 400

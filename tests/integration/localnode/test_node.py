@@ -150,10 +150,12 @@ def echo_deployment(
                                     }
                                 ],
                                 "ports": [{"name": "http", "containerPort": 8080}],
+                                # A slow answer on a busy machine is not unreadiness.
                                 "readinessProbe": {
                                     "httpGet": {"path": "/ready", "port": "http"},
                                     "periodSeconds": 1,
-                                    "failureThreshold": 1,
+                                    "timeoutSeconds": 3,
+                                    "failureThreshold": 2,
                                 },
                                 "volumeMounts": [{"name": "code", "mountPath": "/code"}],
                                 "securityContext": RESTRICTED_CONTAINER,
