@@ -227,7 +227,7 @@ def test_install_upgrade_uninstall(
         timeout=180,
         what="the upgraded operator pod",
     )
-    env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
     assert env["MLOPS_LOG_LEVEL"] == "DEBUG"
     assert _can(kubeconfig, account, "create", "jobs.batch", watched)
     assert not _can(kubeconfig, account, "create", "jobs.batch", namespace)

@@ -99,7 +99,7 @@ def test_namespaced_rbac_grants_objects_only_in_the_watched_namespaces(helm: Hel
     ]
     (deployment,) = by_kind(docs, "Deployment")
     env = {
-        e["name"]: e["value"]
+        e["name"]: e.get("value")
         for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
     }
     assert env["MLOPS_NAMESPACES"] == "team-a,team-b"
