@@ -3,8 +3,9 @@
 The node starts it as root inside the pod's network namespace (``ip netns
 exec``, which also gives it a private mount namespace and the pod's
 ``/etc/resolv.conf``). It then does what a container runtime does before
-handing over: bind-mounts the pod's volumes at their mount paths, makes the
-project's Python environment reachable for an unprivileged user, drops to the
+handing over: bind-mounts the pod's volumes at their mount paths, keeps the
+project's Python environment reachable at its own path (for an unprivileged user,
+and whatever the volumes cover), drops to the
 pod's user and groups, and ``exec``s the container's command. Its only input
 is a JSON spec file, written by the node.
 """
@@ -24,6 +25,9 @@ _MS_RDONLY = 1
 _MS_REMOUNT = 32
 _MS_BIND = 4096
 _MS_REC = 16384
+
+# Outside anything a pod mounts or a mask covers: /run is a tmpfs on any Linux.
+_STAGING = Path("/run/mlops-local-node/stage")
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -55,20 +59,24 @@ def _bind(source: str, target: str, read_only: bool) -> None:
         _mount(None, target, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY)
 
 
-def _unmask(directory: str, keep: list[str], staging: str) -> None:
-    """Hide a directory the pod's user cannot traverse behind a tmpfs, keeping some paths.
-
-    The Python environment may live under a private home (``/root`` is 0700),
-    which an unprivileged pod process could not reach. Chmod would change the
-    host; a tmpfs over the directory inside this mount namespace does not.
-    """
+def _stage(keep: list[str]) -> list[tuple[Path, str]]:
+    """Bind each path the container needs somewhere no volume or mask can cover."""
     staged = []
-    for index, path in enumerate(keep):
-        stage = Path(staging) / str(index)
+    for index, path in enumerate(sorted(keep, key=len)):
+        stage = _STAGING / str(index)
         stage.mkdir(parents=True, exist_ok=True)
         _mount(path, str(stage), None, _MS_BIND | _MS_REC)
         staged.append((stage, path))
-    _mount("tmpfs", directory, "tmpfs", 0, "mode=0755")
+    return staged
+
+
+def _restore(staged: list[tuple[Path, str]]) -> None:
+    """Put the needed paths back where they were, over any volume or mask that hid them.
+
+    A volume mounted at /tmp hides a checkout under /tmp; a tmpfs over /root (0700,
+    which an unprivileged pod user could not enter) hides a Python under /root.
+    Parents are restored before children, so nothing restored hides another.
+    """
     for stage, path in staged:
         Path(path).mkdir(parents=True, exist_ok=True)
         _mount(str(stage), path, None, _MS_BIND | _MS_REC)
@@ -88,11 +96,15 @@ def main(argv: list[str] | None = None) -> None:
     """Prepare the mount namespace and identity, then become the container's command."""
     args = argv if argv is not None else sys.argv[1:]
     spec: dict[str, Any] = json.loads(Path(args[0]).read_text())
-    # Volumes first: their sources may sit under a directory that a mask then hides.
+    environment = spec["environment"]
+    staged = _stage(environment["keep"])
+    # Volumes before masks: their sources may sit under a directory a mask then hides.
     for mount in spec.get("mounts", []):
         _bind(mount["source"], mount["target"], bool(mount.get("readOnly")))
-    for mask in spec.get("masks", []):
-        _unmask(mask["directory"], mask["keep"], mask["staging"])
+    for directory in environment["masks"]:
+        # A tmpfs inside this mount namespace: chmod would change the host.
+        _mount("tmpfs", directory, "tmpfs", 0, "mode=0755")
+    _restore(staged)
     _drop_privileges(spec)
     os.chdir(spec.get("workingDir") or "/")
     argv_ = [str(a) for a in spec["argv"]]

@@ -66,29 +66,28 @@ def _capacity(data_root: Path) -> Json:
     }
 
 
-def _python_masks() -> list[Json]:
-    """Directories the pods' users cannot traverse, and what under them they need.
+def _python_environment() -> Json:
+    """What of the host every container needs: the project's Python environment.
 
-    The project's Python environment may sit under a private home directory;
-    the launcher hides such a directory behind a tmpfs in the pod's mount
-    namespace and binds back only these paths.
+    ``keep``: the interpreter, the venv and the package source, which containers
+    reach at their own paths whatever volumes they mount. ``masks``: directories
+    on the way to them that the pods' users cannot enter (``/root`` is 0700); the
+    launcher covers those with a tmpfs and binds back only what is kept.
     """
-    needed = {
+    keep = {
         Path(sys.base_prefix).resolve(),
         Path(sys.prefix).resolve(),
         Path(mlops_operator.__file__).resolve().parent.parent,
     }
-    masks: dict[Path, list[str]] = {}
-    for path in sorted(needed):
-        for ancestor in reversed(path.parents):
-            if ancestor != Path("/") and not ancestor.stat().st_mode & stat.S_IXOTH:
-                masks.setdefault(ancestor, []).append(str(path))
-                break
-    return [
-        # Staging must lie outside every masked directory: /run is a tmpfs on any Linux.
-        {"directory": str(d), "keep": keep, "staging": f"/run/mlops-local-node/stage/{i}"}
-        for i, (d, keep) in enumerate(sorted(masks.items()))
-    ]
+    masks = {
+        ancestor
+        for path in keep
+        for ancestor in path.parents
+        if ancestor != Path("/") and not ancestor.stat().st_mode & stat.S_IXOTH
+    }
+    # Only the outermost: a tmpfs over /root already hides /root/.pyenv.
+    outermost = {m for m in masks if not any(other in m.parents for other in masks)}
+    return {"keep": sorted(map(str, keep)), "masks": sorted(map(str, outermost))}
 
 
 class NodeAgent:
@@ -120,7 +119,7 @@ class NodeAgent:
             ipam=network.Ipam(data_root / "ipam.json"),
             service_cidr=service_cidr,
             capacity=self.capacity,
-            masks=_python_masks(),
+            environment=_python_environment(),
         )
         self.workers: dict[str, PodWorker] = {}
 

@@ -71,7 +71,7 @@ class NodeContext:
     ipam: Ipam
     service_cidr: str
     capacity: Json
-    masks: list[Json]
+    environment: Json
     api_service_host: str = "10.96.0.1"
 
 
@@ -377,7 +377,7 @@ class PodWorker:
             "groups": groups,
             "workingDir": container.spec.get("workingDir"),
             "mounts": mounts,
-            "masks": self.node.masks,
+            "environment": self.node.environment,
             "terminationLog": target,
         }
         path = self.dir / "run" / f"{container.state.name}.json"
