@@ -253,6 +253,23 @@ def test_failing_job_reports_its_exit_code(kubeconfig: Path, namespace: str) -> 
     assert status["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 3
 
 
+def test_a_volume_over_the_checkout_does_not_hide_the_environment(
+    kubeconfig: Path, namespace: str
+) -> None:
+    # Wherever the project lives (CI may clone it under /tmp, which trainer pods cover
+    # with an emptyDir), a volume mounted over it must not hide the Python the pod runs.
+    checkout = Path(sys.prefix).resolve().parent
+    script = (
+        "import json, os, mlops_operator;"
+        f"open('/dev/termination-log', 'w').write(json.dumps(sorted(os.listdir({str(checkout)!r}))))"
+    )
+    manifest = job("covered", script, volumeMounts=[{"name": "over", "mountPath": str(checkout)}])
+    manifest["spec"]["template"]["spec"]["volumes"] = [{"name": "over", "emptyDir": {}}]
+    listing = run_job(kubeconfig, namespace, manifest)
+    assert Path(sys.prefix).name in listing, "the venv must be back at its path"
+    assert "README.md" not in listing, "the rest of the checkout is covered by the volume"
+
+
 def test_unknown_image_fails_at_once_with_a_clear_reason(kubeconfig: Path, namespace: str) -> None:
     manifest = job("alien", "print(1)")
     manifest["spec"]["template"]["spec"]["containers"][0]["image"] = "docker.io/library/nginx:1.27"
