@@ -101,7 +101,8 @@ def summarize(
     end = marks.get("recovered", onset)
     summary.psi = {
         "reference": _max_psi(series, "1", onset),
-        "drift": _max_psi(series, "1", marks.get("retrain_triggered", onset) + 5),
+        # v1's last reading before it stopped serving: its window then holds only shifted traffic.
+        "drift": _max_psi(series, "1", marks.get("promoted", end)),
         "after": _max_psi(series, "2", end),
     }
     summary.accuracy = {

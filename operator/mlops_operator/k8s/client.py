@@ -127,10 +127,18 @@ class KubeClient:
         data = None if body is None else json.dumps(body)
         headers = {"Content-Type": content_type} if body is not None else {}
         async with self._session.request(method, url, data=data, headers=headers) as response:
-            payload = await response.json(content_type=None)
-            if response.status >= 400:
-                raise error_from(response.status, payload, response.headers.get("Retry-After"))
-            return payload
+            text = await response.text()
+        try:
+            payload = json.loads(text) if text else None
+        except ValueError:
+            # Not a Status: e.g. discovery of a group the server does not serve answers
+            # "404 page not found" as plain text.
+            payload = text
+        if response.status >= 400:
+            raise error_from(response.status, payload, response.headers.get("Retry-After"))
+        if isinstance(payload, str):
+            raise ApiError(response.status, "InvalidResponse", f"{path} answered {text[:200]!r}")
+        return payload
 
     async def resource_type(self, api_version: str, kind: str) -> ResourceType:
         """Where `kind` of `api_version` lives, from the API's discovery (cached)."""

@@ -96,3 +96,9 @@ async def test_lists_filter_by_label_across_pages(kube: KubeClient, namespace: s
 async def test_an_unknown_kind_is_refused(kube: KubeClient) -> None:
     with pytest.raises(ApiError, match="no kind Gadget in v1"):
         await kube.get("v1", "Gadget", "x", "default")
+
+
+async def test_an_unserved_group_is_a_not_found_error(kube: KubeClient) -> None:
+    # Discovery answers a group it does not serve with plain text, not a Status.
+    with pytest.raises(NotFound, match="404 page not found"):
+        await kube.get("monitoring.coreos.com/v1", "ServiceMonitor", "x", "default")
