@@ -1,12 +1,13 @@
-"""The Dockerfiles under images/, checked without a Docker engine.
+"""images/Dockerfile (one target per image), checked without a Docker engine.
 
-Aspects: each parses with BuildKit's own parser (PyPI `dockerfile`) and passes hadolint; each
-is multi-stage, takes its base image only from the BASE_IMAGE build argument (no default, and
-refused unless pinned by digest), runs as the numeric user 65532, carries the OCI labels and an
-exec-form ENTRYPOINT; the extra each installs resolves within this environment to versions that
-satisfy every requirement, the server's without scikit-learn and the operator's without
-onnxruntime; each entrypoint answers `--help` with only its extra's packages importable; the
-root .dockerignore lets in exactly what the Dockerfiles copy.
+Aspects: it parses with BuildKit's own parser (PyPI `dockerfile`) and passes hadolint; it is
+multi-stage and takes its base image only from the BASE_IMAGE build argument (no default, and
+refused unless pinned by digest); each image's target runs as the numeric user 65532, carries
+the OCI labels and an exec-form ENTRYPOINT, and copies an environment that installed only its
+extra; the extra each installs resolves within this environment to versions that satisfy every
+requirement, the server's without scikit-learn and the operator's without onnxruntime; each
+entrypoint answers `--help` with only its extra's packages importable; the root .dockerignore
+lets in exactly what the Dockerfile copies.
 """
 
 from __future__ import annotations
@@ -38,13 +39,36 @@ OCI_LABELS = {"title", "description", "version", "revision", "created", "license
 HADOLINT = Path(sys.executable).with_name("hadolint")
 
 
-def _commands(image: str) -> list[dockerfile.Command]:
-    return list(dockerfile.parse_file(str(REPO / "images" / image / "Dockerfile")))
+DOCKERFILE = REPO / "images" / "Dockerfile"
 
 
-def _final_stage(commands: list[dockerfile.Command]) -> list[dockerfile.Command]:
-    starts = [i for i, c in enumerate(commands) if c.cmd == "FROM"]
-    return commands[starts[-1] :]
+def _commands() -> list[dockerfile.Command]:
+    return list(dockerfile.parse_file(str(DOCKERFILE)))
+
+
+def _stages() -> dict[str, tuple[str, list[dockerfile.Command]]]:
+    """Stage name -> (what it is built FROM, its own commands)."""
+    stages: dict[str, tuple[str, list[dockerfile.Command]]] = {}
+    current: list[dockerfile.Command] = []
+    for command in _commands():
+        if command.cmd == "FROM":
+            base, _, name = command.value
+            current = []
+            stages[name] = (base, current)
+        else:
+            current.append(command)
+    return stages
+
+
+def _image(target: str) -> list[dockerfile.Command]:
+    """What the built image of `target` carries: its stage's commands and its parents'."""
+    stages = _stages()
+    chain: list[dockerfile.Command] = []
+    while target in stages:
+        base, own = stages[target]
+        chain = own + chain
+        target = base
+    return chain
 
 
 def _closure(extra: str) -> set[str]:
@@ -78,22 +102,22 @@ def _closure(extra: str) -> set[str]:
     return found
 
 
-@pytest.mark.parametrize("image", IMAGES)
-def test_parses_and_passes_hadolint(image: str) -> None:
-    assert _commands(image)
-    path = REPO / "images" / image / "Dockerfile"
-    result = subprocess.run([str(HADOLINT), str(path)], capture_output=True, text=True, check=False)
+def test_parses_and_passes_hadolint() -> None:
+    assert _commands()
+    result = subprocess.run(
+        [str(HADOLINT), str(DOCKERFILE)], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("image", IMAGES)
-def test_multi_stage_from_a_digest_pinned_build_argument(image: str) -> None:
-    commands = _commands(image)
+def test_multi_stage_from_a_digest_pinned_build_argument() -> None:
+    commands = _commands()
     assert commands[0].cmd == "ARG"
     assert commands[0].value == ("BASE_IMAGE",)  # no default: the builder must pin one
-    bases = [c.value[0] for c in commands if c.cmd == "FROM"]
-    assert len(bases) >= 2
-    assert set(bases) == {"${BASE_IMAGE}"}
+    stages = _stages()
+    assert set(IMAGES) <= set(stages)
+    # Every stage starts from another stage or from the pinned base, nothing else.
+    assert {base for base, _ in stages.values()} - set(stages) == {"${BASE_IMAGE}"}
     runs = " ".join(" ".join(c.value) for c in commands if c.cmd == "RUN")
     assert "*@sha256:*) ;;" in runs
     assert "must be pinned by digest" in runs
@@ -101,7 +125,7 @@ def test_multi_stage_from_a_digest_pinned_build_argument(image: str) -> None:
 
 @pytest.mark.parametrize("image", IMAGES)
 def test_runs_as_65532_with_oci_labels_and_an_exec_entrypoint(image: str) -> None:
-    final = _final_stage(_commands(image))
+    final = _image(image)
     (user,) = [c.value for c in final if c.cmd == "USER"]
     assert user == ("65532:65532",)
     labels = [c for c in final if c.cmd == "LABEL"]
@@ -110,8 +134,10 @@ def test_runs_as_65532_with_oci_labels_and_an_exec_entrypoint(image: str) -> Non
     (entrypoint,) = [c for c in final if c.cmd == "ENTRYPOINT"]
     assert entrypoint.json
     assert list(entrypoint.value) == IMAGES[image][1]
-    installs = " ".join(" ".join(c.value) for c in _commands(image) if c.cmd == "RUN")
-    assert f'".[{IMAGES[image][0]}]"' in installs
+    # The image copies its environment from a stage that installed its extra and no other.
+    (source,) = [f.split("=", 1)[1] for c in final if c.cmd == "COPY" for f in c.flags]
+    installs = [" ".join(c.value) for c in _stages()[source][1] if c.cmd == "RUN"]
+    assert installs == [f'/opt/mlops/bin/pip install ".[{IMAGES[image][0]}]"']
 
 
 @pytest.mark.parametrize("image", IMAGES)
@@ -179,8 +205,7 @@ def test_the_entrypoint_starts_with_only_its_extra(image: str, tmp_path: Path) -
 def test_dockerignore_lets_in_exactly_what_the_dockerfiles_copy() -> None:
     copied = {
         source.rstrip("/")
-        for image in IMAGES
-        for c in _commands(image)
+        for c in _commands()
         if c.cmd == "COPY" and not any(f.startswith("--from") for f in c.flags)
         for source in c.value[:-1]
     }
