@@ -62,6 +62,10 @@ SERVER_PORT = 8080
 SERVICE_PORT = 80
 DRAIN_SECONDS = 5.0
 """How long a stopping server keeps answering while its endpoint is removed everywhere."""
+_GRACE_SECONDS = 30  # from SIGTERM to the kubelet's SIGKILL
+# The server stops waiting for requests in flight 5 s before the kubelet's SIGKILL, so it
+# still closes its payload log and exits by itself.
+_SHUTDOWN_SECONDS = _GRACE_SECONDS - DRAIN_SECONDS - 5
 _COMPONENT = "inference-server"
 
 
@@ -113,6 +117,7 @@ def serving_env(
         max_rows=server.max_rows,
         shadow_url=shadow_url,
         drain_seconds=DRAIN_SECONDS,
+        shutdown_timeout_seconds=_SHUTDOWN_SECONDS,
         payload_log_uri=log_uri,
         payload_log_sample_rate=mdep.spec.payload_logging.sample_rate if log_uri else 0.0,
     )
@@ -199,7 +204,7 @@ def serving_deployment(
                 "spec": {
                     "automountServiceAccountToken": False,
                     "securityContext": restricted_pod_security_context(),
-                    "terminationGracePeriodSeconds": 30,
+                    "terminationGracePeriodSeconds": _GRACE_SECONDS,
                     "containers": [container],
                     "volumes": [scratch_volume(), *storage.volumes()],
                 },

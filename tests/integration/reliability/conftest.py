@@ -1,4 +1,4 @@
-"""Fixtures of the reliability tests: the TrainingJob fixtures, a private control plane.
+"""Fixtures of the reliability tests: TrainingJobs, the model store, a private control plane.
 
 The shared cluster carries every helper's tests, so faults that would break it
 (stopping kube-apiserver or etcd) are injected into a private control plane of
@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from mlops_operator.localcluster.cluster import LocalCluster
+from tests.integration.modeldeployment.conftest import restricted, store  # noqa: F401  # fixtures
 from tests.integration.operator.conftest import CRDS, crds  # noqa: F401  # a fixture
 from tests.integration.trainingjob.conftest import namespace, operator  # noqa: F401  # fixtures
 from tests.kube import kubectl, wait_for

@@ -84,6 +84,9 @@ def test_the_server_env_renders_its_settings_class(monkeypatch: pytest.MonkeyPat
     settings = ServingSettings()  # type: ignore[call-arg]
     assert (settings.model_name, settings.max_batch_rows, settings.workers) == ("iris", 32, 2)
     assert settings.drain_seconds > 0
+    # Draining and finishing requests in flight end before the kubelet's SIGKILL.
+    grace = _deployment()["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert settings.drain_seconds + settings.shutdown_timeout_seconds < grace
 
 
 def test_traffic_and_shadow_pods_are_told_apart() -> None:
