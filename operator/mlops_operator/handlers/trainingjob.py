@@ -5,14 +5,20 @@ Two handlers share the work:
 - `reconcile_training_job` (TrainingJob created, changed, or found at startup)
   creates the trainer Job under a deterministic name (an existing Job of that
   name, owned by this TrainingJob, counts as done: never a second one), makes
-  sure the artifact claim exists, keeps the Job's ``suspend`` in step, and
-  records ``jobName`` and the first phase.
+  sure the artifact claim exists, and keeps the Job's ``suspend`` and generation
+  mark in step with the spec. It writes the status only for what no Job will
+  report: a spec it refuses, a Job deleted under it.
 - `follow_trainer_job` watches the operator's trainer Jobs (labels
   ``app.kubernetes.io/managed-by=mlops-operator``, ``component=trainer``) and
-  turns each change into the owner TrainingJob's status; once the Job ended it
-  reads the trainer's termination message from the pod, creates the ModelVersion
-  on success, records the outcome, and only then gives the Job its
-  ``ttlSecondsAfterFinished``.
+  turns each change into the owner TrainingJob's status (``jobName``, phase,
+  conditions); once the Job ended it reads the trainer's termination message
+  from the pod, creates the ModelVersion on success, records the outcome, and
+  only then gives the Job its ``ttlSecondsAfterFinished``.
+
+One writer for the status of a running TrainingJob means no write races and
+one read per change; the Job watch remembers what it last wrote for each Job
+(in memory), so a Job change that alters nothing the status shows (the Job
+controller's own bookkeeping) costs no API call at all.
 
 Why a watch on Jobs rather than a timer or daemon per TrainingJob: a watch costs
 one stream per namespace whatever the number of TrainingJobs, and the handler
@@ -37,7 +43,9 @@ TrainingJob's status is never written back to an unfinished phase.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -56,7 +64,7 @@ from mlops_operator.decisions.versions import (
     version_numbers,
 )
 from mlops_operator.handlers.context import OperatorContext
-from mlops_operator.handlers.reconciling import parse, reconciles
+from mlops_operator.handlers.reconciling import limited, parse, reconciles
 from mlops_operator.k8s import ApiError, Conflict, KubeClient, NotFound
 from mlops_operator.resources.common import (
     COMPONENT_LABEL,
@@ -93,6 +101,7 @@ _KIND = "TrainingJob"
 _TERMINAL = (TrainingJobPhase.SUCCEEDED.value, TrainingJobPhase.FAILED.value)
 _STATUS_ATTEMPTS = 5
 _EVENT_ATTEMPTS = 4
+_CLAIM_RECHECK = 60.0
 StatusFn = Callable[[Mapping[str, Any]], dict[str, Any] | None]
 
 
@@ -115,19 +124,27 @@ def _terminal(body: Mapping[str, Any]) -> bool:
 
 
 async def _record(
-    kube: KubeClient, namespace: str, name: str, uid: str, compute: StatusFn
-) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    kube: KubeClient,
+    namespace: str,
+    name: str,
+    uid: str,
+    compute: StatusFn,
+    *,
+    current: Mapping[str, Any] | None = None,
+) -> tuple[Mapping[str, Any], Mapping[str, Any]] | None:
     """Write the status `compute` derives from the TrainingJob as stored; (before, after).
 
     None when the TrainingJob is gone, being deleted, another one (uid), or when
     `compute` returns None (nothing to write). The write is conditional on the
-    resourceVersion just read, and retried from a fresh read when it changed.
+    resourceVersion of `current` (the TrainingJob just read), else of a fresh read,
+    and retried from a fresh read when it changed.
     """
     for _ in range(_STATUS_ATTEMPTS):
-        try:
-            current = await kube.get(API_VERSION, _KIND, name, namespace)
-        except NotFound:
-            return None
+        if current is None:
+            try:
+                current = await kube.get(API_VERSION, _KIND, name, namespace)
+            except NotFound:
+                return None
         metadata = current.get("metadata", {})
         if metadata.get("uid") != uid or metadata.get("deletionTimestamp"):
             return None
@@ -144,6 +161,7 @@ async def _record(
                 API_VERSION, _KIND, name, namespace, patch, subresource="status"
             )
         except Conflict:
+            current = None
             continue
         return current, updated
     raise kopf.TemporaryError(f"the status of {_KIND} {namespace}/{name} kept changing", delay=2)
@@ -180,23 +198,30 @@ def _status_for(
     return compute
 
 
-async def _ensure_claim(kube: KubeClient, namespace: str, settings: OperatorSettings) -> None:
-    """Create the artifact claim when the namespace has none (it is never deleted)."""
+async def _ensure_claim(context: OperatorContext, namespace: str) -> None:
+    """Create the artifact claim when the namespace has none (the operator never deletes it).
+
+    A claim seen in the last `_CLAIM_RECHECK` seconds is not looked up again: a
+    burst of TrainingJobs in one namespace needs one lookup, and a claim deleted
+    by hand is still re-created within a minute.
+    """
+    kube, settings = context.kube, context.settings
+    seen = context.claims.get(namespace)
+    if seen is not None and time.monotonic() - seen < _CLAIM_RECHECK:
+        return
     try:
         await kube.get("v1", "PersistentVolumeClaim", settings.artifact_pvc, namespace)
-        return
     except NotFound:
-        pass
-    claim = artifact_pvc(
-        namespace,
-        settings.artifact_pvc,
-        size=settings.artifact_pvc_size,
-        storage_class=settings.artifact_storage_class,
-    )
-    try:
-        await kube.create(claim)
-    except Conflict:
-        return  # created meanwhile: what matters is that it exists
+        claim = artifact_pvc(
+            namespace,
+            settings.artifact_pvc,
+            size=settings.artifact_pvc_size,
+            storage_class=settings.artifact_storage_class,
+        )
+        # Conflict: created meanwhile; what matters is that it exists.
+        with contextlib.suppress(Conflict):
+            await kube.create(claim)
+    context.claims[namespace] = time.monotonic()
 
 
 def _fail_outcome(reason: Reason, message: str) -> Outcome:
@@ -238,20 +263,23 @@ async def _create_job(
     return existing, False
 
 
-async def _sync_job(kube: KubeClient, job: dict[str, Any], training: TrainingJob) -> dict[str, Any]:
-    """Bring the Job's ``suspend`` and generation mark in step with the TrainingJob's spec."""
+async def _sync_job(kube: KubeClient, job: Mapping[str, Any], training: TrainingJob) -> None:
+    """Bring the Job's ``suspend`` and generation mark in step with the TrainingJob's spec.
+
+    A change of either is a change of the Job, which `follow_trainer_job` records.
+    """
     generation = str(training.generation or 0)
     annotations = job.get("metadata", {}).get("annotations") or {}
     if (
         bool(job.get("spec", {}).get("suspend")) == training.spec.suspend
         and annotations.get(GENERATION_ANNOTATION) == generation
     ):
-        return job
+        return
     patch = {
         "metadata": {"annotations": {GENERATION_ANNOTATION: generation}},
         "spec": {"suspend": training.spec.suspend},
     }
-    return await kube.patch("batch/v1", "Job", job["metadata"]["name"], training.namespace, patch)
+    await kube.patch("batch/v1", "Job", job["metadata"]["name"], training.namespace, patch)
 
 
 async def _start(training: TrainingJob, body: kopf.Body, context: OperatorContext) -> None:
@@ -283,21 +311,11 @@ async def _start(training: TrainingJob, body: kopf.Body, context: OperatorContex
             await _fail(kube, training, Reason.TRAINING_FAILED, message, job=name)
             return
     if storage.uses_pvc:
-        await _ensure_claim(kube, training.namespace, settings)
+        await _ensure_claim(context, training.namespace)
     job, created = await _create_job(kube, manifest, training)
-    job = await _sync_job(kube, job, training)
+    await _sync_job(kube, job, training)
     if created:
         kopf.event(body, type="Normal", reason="Started", message=f"created trainer Job {name}")
-    if not is_finished(job):
-        # A finished Job is `follow_trainer_job`'s: it alone creates ModelVersions.
-        outcome = observe_job(job)
-        await _record(
-            kube,
-            training.namespace,
-            training.name,
-            uid,
-            _status_for(training, outcome, job=name, generation=training.generation),
-        )
 
 
 @reconciles(TrainingJob)
@@ -390,10 +408,26 @@ async def _finish(
         _post(written[1], type="Warning", reason=outcome.reason.value, message=outcome.message)
 
 
+def _generation_of(job: Mapping[str, Any]) -> int | None:
+    """The TrainingJob generation the Job was last brought in step with (its annotation)."""
+    annotation = (job["metadata"].get("annotations") or {}).get(GENERATION_ANNOTATION)
+    return int(annotation) if annotation and annotation.isdigit() else None
+
+
 async def _follow(context: OperatorContext, event_type: str | None, job: Mapping[str, Any]) -> None:
     kube = context.kube
+    job_uid = str(job["metadata"].get("uid"))
     if (job.get("spec") or {}).get("ttlSecondsAfterFinished") is not None:
+        context.recorded.pop(job_uid, None)
         return  # its outcome is recorded
+    outcome = None if is_finished(job) else observe_job(job)
+    # What the status shows of an unfinished Job: when it is what was last written for
+    # this Job, there is nothing to read or write.
+    shown = None if outcome is None else (_generation_of(job), outcome)
+    if event_type == "DELETED":
+        context.recorded.pop(job_uid, None)
+    elif shown is not None and context.recorded.get(job_uid) == shown:
+        return
     uid = owner_uid(job)
     owner = next(
         (r for r in job["metadata"].get("ownerReferences") or [] if r.get("uid") == uid), None
@@ -411,8 +445,7 @@ async def _follow(context: OperatorContext, event_type: str | None, job: Mapping
         training = TrainingJob.model_validate({k: v for k, v in body.items() if k != "status"})
     except ValidationError:
         return  # the TrainingJob handler reports an invalid spec
-    annotation = (job["metadata"].get("annotations") or {}).get(GENERATION_ANNOTATION)
-    generation = int(annotation) if annotation and annotation.isdigit() else training.generation
+    generation = _generation_of(job) or training.generation
     name = job["metadata"]["name"]
     if event_type == "DELETED":
         if not _terminal(body):
@@ -420,17 +453,19 @@ async def _follow(context: OperatorContext, event_type: str | None, job: Mapping
             message += " TrainingJob to train again"
             await _fail(kube, training, Reason.TRAINING_FAILED, message, job=name)
         return
-    if is_finished(job):
+    if outcome is None:
         await _finish(kube, context.settings, training, job, generation)
         return
-    outcome = observe_job(job)
-    await _record(
+    written = await _record(
         kube,
         namespace,
         training.name,
         uid,
         _status_for(training, outcome, job=name, generation=generation),
+        current=body,
     )
+    if written is not None:
+        context.recorded[job_uid] = shown
 
 
 @kopf.on.event(
@@ -439,6 +474,7 @@ async def _follow(context: OperatorContext, event_type: str | None, job: Mapping
     "jobs",
     labels={MANAGED_BY_LABEL: MANAGED_BY, COMPONENT_LABEL: TRAINER_COMPONENT},
 )
+@limited
 async def follow_trainer_job(
     event: Mapping[str, Any], body: kopf.Body, memo: OperatorContext, **_: Any
 ) -> None:

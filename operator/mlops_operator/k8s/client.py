@@ -80,8 +80,13 @@ class KubeClient:
     discovery once per group-version and cached.
     """
 
-    def __init__(self, *, field_manager: str = FIELD_MANAGER, page_size: int = 500) -> None:
+    def __init__(
+        self, *, field_manager: str = FIELD_MANAGER, page_size: int = 500, connections: int = 32
+    ) -> None:
         self.field_manager = field_manager
+        # HTTP/1.1 has one request in flight per connection; without a bound a burst opens
+        # hundreds of TLS connections (a handshake and ~0.3 MiB of buffers each).
+        self.connections = connections
         # Lists are read in pages, so a big namespace never arrives as one huge response.
         self.page_size = page_size
         self._server = ""
@@ -94,7 +99,7 @@ class KubeClient:
         previous = self._session
         self._server = info.server.rstrip("/")
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, ssl=info.as_ssl_context()),
+            connector=aiohttp.TCPConnector(limit=self.connections, ssl=info.as_ssl_context()),
             headers={**info.as_http_headers(), "User-Agent": FIELD_MANAGER},
             proxy=info.proxy_url,
             trust_env=info.trust_env,

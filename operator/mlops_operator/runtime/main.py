@@ -38,7 +38,8 @@ def configure_logging(log_format: LogFormat, level: LogLevel) -> None:
 
 async def run_operator(settings: OperatorSettings) -> None:
     """Serve metrics and run Kopf until it is stopped (SIGTERM, SIGINT, or a fatal error)."""
-    kube = KubeClient()
+    # Timers and daemons call the API outside the reconcile slots: room for them too.
+    kube = KubeClient(connections=2 * settings.max_concurrent_reconciles)
     runner = await metrics.serve(settings.bind_address, settings.metrics_port)
     logger.info(
         "operator starting",
@@ -55,7 +56,7 @@ async def run_operator(settings: OperatorSettings) -> None:
             standalone=settings.peering is None,
             peering_name=settings.peering,
             liveness_endpoint=f"http://{settings.bind_address}:{settings.liveness_port}/healthz",
-            memo=OperatorContext(settings=settings, kube=kube),
+            memo=OperatorContext.create(settings, kube),
         )
     finally:
         await runner.cleanup()

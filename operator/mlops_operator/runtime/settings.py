@@ -62,6 +62,14 @@ class OperatorSettings(BaseSettings):
         description="How long a finished trainer Job (and its pod and logs) is kept once its"
         " outcome is recorded in the TrainingJob's status, which stays.",
     )
+    max_concurrent_reconciles: int = Field(
+        default=16,
+        ge=1,
+        le=256,
+        description="Reconciles (of all kinds) that run at once; the rest wait their turn in"
+        " arrival order. Bounds the operator's memory and API connections in a burst (1,000"
+        " objects created at once), as controller-runtime's MaxConcurrentReconciles does.",
+    )
     prometheus_url: str | None = Field(
         default=None,
         description="Prometheus server queried for rollout analysis and rollback floors; unset: "
