@@ -19,7 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlops_operator.localcluster import addons, binaries, network, pki, prerequisites
+from mlops_operator.localcluster import (
+    addons,
+    binaries,
+    diskimages,
+    network,
+    pki,
+    prerequisites,
+)
 from mlops_operator.localcluster.controlplane import (
     CLIENTS,
     ClusterLayout,
@@ -285,12 +292,7 @@ class LocalCluster:
         if ports is None or not self.is_running():
             ports = Ports.allocate()
             # A fresh etcd holds no pods, volumes or leases: the node's old data means nothing.
-            for throwaway in (
-                self.layout.etcd_data,
-                self.layout.prometheus_data,
-                self.layout.data_root,
-            ):
-                shutil.rmtree(throwaway, ignore_errors=True)
+            self._discard_data()
             self.layout.save_ports(ports)
         self._prepare(ports)
         self._start(_CONTROL_PLANE, ports)
@@ -315,13 +317,19 @@ class LocalCluster:
         if self._with_node and _owner_is(self.layout.root):
             network.remove_bridge()
             _NODE_OWNER.unlink(missing_ok=True)
+        self._discard_data()
+        return stopped
+
+    def _discard_data(self) -> None:
+        # A node that was killed left its volumes mounted: unmount them first, or the
+        # removal would stop at their mount points and leave loop devices attached.
+        diskimages.unmount_all(self.layout.data_root)
         for throwaway in (
             self.layout.etcd_data,
             self.layout.prometheus_data,
             self.layout.data_root,
         ):
             shutil.rmtree(throwaway, ignore_errors=True)
-        return stopped
 
     def status(self) -> list[ComponentStatus]:
         """Each component's PID (if running) and health."""

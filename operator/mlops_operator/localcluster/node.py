@@ -3,7 +3,9 @@
 It registers the Node (real capacity of the machine), renews its Lease, runs
 every pod bound to it through a ``PodWorker``, forwards the API server to the
 pods (the API server listens on loopback; pods reach it on the bridge), and
-provisions PersistentVolumes for claims of the ``local`` StorageClass.
+provisions PersistentVolumes for claims of the ``local`` StorageClass: each an ext4
+image of the claim's size, loop-mounted (see :mod:`.diskimages`), or a plain
+directory where the machine cannot do that.
 
 Run by ``mlops cluster up`` as ``python -m mlops_operator.localcluster.node``.
 """
@@ -30,9 +32,10 @@ from typing import Any
 import aiohttp
 
 import mlops_operator
-from mlops_operator.localcluster import network
+from mlops_operator.localcluster import diskimages, network
 from mlops_operator.localcluster.kubeapi import ApiError, KubeApi
 from mlops_operator.localcluster.pod import NodeContext, PodWorker
+from mlops_operator.localcluster.podspec import parse_quantity
 
 __all__ = ["APISERVER_PROXY_PORT", "PROVISIONER", "NodeAgent", "main"]
 
@@ -109,6 +112,9 @@ class NodeAgent:
         self.api = api
         self.provisioner_api = provisioner_api
         self.data_root = data_root
+        self.volumes_root = data_root / "volumes"
+        # Why claims get plain directories on this machine; None: ext4 images (set by `run`).
+        self.volumes_unenforced: str | None = None
         self.apiserver_port = apiserver_port
         self.capacity = _capacity(data_root)
         self.context = NodeContext(
@@ -127,6 +133,7 @@ class NodeAgent:
         """Register, then run every loop until cancelled."""
         await asyncio.to_thread(network.ensure_bridge)
         await self._register()
+        await self._prepare_volumes()
         proxy = await asyncio.start_server(self._proxy, network.GATEWAY, APISERVER_PROXY_PORT)
         loops = [self._lease_loop(), self._status_loop(), self._pods_loop(), self._claims_loop()]
         async with proxy:
@@ -336,6 +343,39 @@ class NodeAgent:
 
     # -- local PersistentVolumes ------------------------------------------------------------
 
+    async def _prepare_volumes(self) -> None:
+        """Decide how volumes are backed here; mount the images of existing volumes.
+
+        Before any pod starts: a pod must never bind an image's bare mount point. An
+        image no PersistentVolume names any more (one deleted by hand) is removed.
+        """
+        reason = await asyncio.to_thread(diskimages.unavailable_reason, self.volumes_root)
+        self.volumes_unenforced = reason
+        if reason is None:
+            log.info("volumes: ext4 images of each claim's size, loop-mounted")
+        else:
+            log.warning("volumes: plain directories, capacity NOT enforced: %s", reason)
+        volumes = await self.provisioner_api.get("/api/v1/persistentvolumes")
+        named = set()
+        for pv in volumes.get("items", []):
+            annotations = pv["metadata"].get("annotations", {})
+            if annotations.get(diskimages.BACKING_ANNOTATION) != diskimages.EXT4_IMAGE:
+                continue
+            path = Path(pv["spec"]["hostPath"]["path"])
+            named.add(diskimages.image_of(path))
+            if pv.get("status", {}).get("phase") == "Released":
+                continue  # reclaimed by the claims loop
+            try:
+                await asyncio.to_thread(diskimages.ensure_mounted, path)
+            except (diskimages.DiskImageError, OSError) as exc:
+                log.warning("volume %s cannot be mounted: %s", pv["metadata"]["name"], exc)
+        for image in set(self.volumes_root.glob("*.ext4")) - named:
+            try:
+                await asyncio.to_thread(diskimages.remove, image.with_suffix(""))
+                log.info("removed %s: no PersistentVolume names it", image)
+            except (diskimages.DiskImageError, OSError) as exc:
+                log.warning("%s, which no PersistentVolume names, stays: %s", image, exc)
+
     async def _claims_loop(self) -> None:
         api = self.provisioner_api
         async for kind, claim in api.watch("/api/v1/persistentvolumeclaims"):
@@ -343,9 +383,12 @@ class NodeAgent:
                 continue
             try:
                 await self._provision(claim)
-            except (ApiError, OSError) as exc:
+            except (ApiError, OSError, diskimages.DiskImageError) as exc:
                 log.warning("provisioning %s failed: %s", claim["metadata"]["name"], exc)
-            await self._reclaim()
+            try:
+                await self._reclaim()
+            except (ApiError, OSError, diskimages.DiskImageError) as exc:
+                log.warning("reclaiming volumes failed: %s", exc)
 
     async def _provision(self, claim: Json) -> None:
         meta, spec = claim["metadata"], claim["spec"]
@@ -356,18 +399,29 @@ class NodeAgent:
         if wanted != PROVISIONER or spec.get("volumeName") or meta.get("deletionTimestamp"):
             return
         name = f"pvc-{meta['uid']}"
-        directory = self.data_root / "volumes" / f"{meta['namespace']}_{meta['name']}_{meta['uid']}"
-        directory.mkdir(parents=True, exist_ok=True)
-        directory.chmod(0o777)
+        directory = self.volumes_root / f"{meta['namespace']}_{meta['name']}_{meta['uid']}"
+        requested = spec["resources"]["requests"]["storage"]
+        annotations = {"pv.kubernetes.io/provisioned-by": PROVISIONER}
+        if self.volumes_unenforced is None:
+            size = diskimages.volume_bytes(requested)
+            await asyncio.to_thread(diskimages.create, directory, size)
+            annotations[diskimages.BACKING_ANNOTATION] = diskimages.EXT4_IMAGE
+            # What the claim asked for, unless the image had to be rounded up.
+            capacity = requested if size == parse_quantity(requested) else f"{size >> 20}Mi"
+        else:
+            directory.mkdir(parents=True, exist_ok=True)
+            directory.chmod(0o777)
+            annotations[diskimages.BACKING_ANNOTATION] = diskimages.DIRECTORY
+            annotations[diskimages.FALLBACK_ANNOTATION] = (
+                f"capacity not enforced: {self.volumes_unenforced}"
+            )
+            capacity = requested
         volume = {
             "apiVersion": "v1",
             "kind": "PersistentVolume",
-            "metadata": {
-                "name": name,
-                "annotations": {"pv.kubernetes.io/provisioned-by": PROVISIONER},
-            },
+            "metadata": {"name": name, "annotations": annotations},
             "spec": {
-                "capacity": {"storage": spec["resources"]["requests"]["storage"]},
+                "capacity": {"storage": capacity},
                 "accessModes": spec.get("accessModes", ["ReadWriteOnce"]),
                 "persistentVolumeReclaimPolicy": "Delete",
                 "storageClassName": spec.get("storageClassName", "local"),
@@ -398,7 +452,7 @@ class NodeAgent:
                 == PROVISIONER
             )
             if ours and pv.get("status", {}).get("phase") == "Released":
-                shutil.rmtree(pv["spec"]["hostPath"]["path"], ignore_errors=True)
+                await asyncio.to_thread(diskimages.remove, Path(pv["spec"]["hostPath"]["path"]))
                 await self.provisioner_api.delete(
                     f"/api/v1/persistentvolumes/{pv['metadata']['name']}"
                 )
@@ -470,6 +524,9 @@ async def _serve(args: argparse.Namespace) -> None:
         tasks = [w.task for w in agent.workers.values() if w.task]
         if tasks:
             await asyncio.wait(tasks, timeout=15)
+        # Its pods stopped, the node leaves nothing mounted or attached behind.
+        unmounted = await asyncio.to_thread(diskimages.unmount_all, agent.volumes_root)
+        log.info("unmounted %d volume(s)", len(unmounted))
         await runner.cleanup()
 
 

@@ -2,7 +2,8 @@
 
 Nothing installed by hand survives to a new machine, so `mlops cluster up`
 installs what it runs: iproute2 (network namespaces), nftables (kube-proxy's
-mode and the containment rule), conntrack, and Prometheus.
+mode and the containment rule), conntrack, e2fsprogs and mount (the volumes'
+loop-mounted ext4 images), and Prometheus.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ REQUIRED = {
     "ip": "iproute2",
     "nft": "nftables",
     "conntrack": "conntrack",
+    "mkfs.ext4": "e2fsprogs",
+    "losetup": "mount",
     "prometheus": "prometheus",
 }
 

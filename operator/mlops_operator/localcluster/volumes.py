@@ -9,6 +9,7 @@ node may see: only those its pods reference.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import shutil
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlops_operator.localcluster import diskimages
 from mlops_operator.localcluster.kubeapi import ApiError, KubeApi
 from mlops_operator.localcluster.podspec import field_value
 
@@ -173,7 +175,16 @@ async def _claim_path(api: KubeApi, namespace: str, claim: str) -> Path:
     source = pv["spec"].get("hostPath") or pv["spec"].get("local")
     if not source:
         raise VolumeNotReady(f"persistentvolume {volume!r} is not a hostPath or local volume")
-    return Path(source["path"])
+    path = Path(source["path"])
+    annotations = pv["metadata"].get("annotations", {})
+    if annotations.get(diskimages.BACKING_ANNOTATION) == diskimages.EXT4_IMAGE:
+        # Mounted when provisioned and when the node starts; again here, as a kubelet
+        # mounts a pod's volumes: a pod must never write into the bare mount point.
+        try:
+            await asyncio.to_thread(diskimages.ensure_mounted, path)
+        except diskimages.DiskImageError as exc:
+            raise VolumeNotReady(f"persistentvolume {volume!r} cannot be mounted: {exc}") from exc
+    return path
 
 
 def _owner(pod: Json) -> tuple[int, int] | None:

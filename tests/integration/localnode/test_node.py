@@ -10,6 +10,7 @@ that cannot run; `mlops cluster logs`.
 
 from __future__ import annotations
 
+import errno
 import json
 import subprocess
 import sys
@@ -469,6 +470,40 @@ open('/dev/termination-log', 'w').write(json.dumps(result))
         "list_secrets": 403,
     }
     assert run("second")["runs"] == 2, "data written to the PVC must survive the pod"
+
+
+def test_a_claim_holds_no_more_than_it_asked_for(kubeconfig: Path, namespace: str) -> None:
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "small"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "2Mi"}}},
+    }
+    script = """
+import errno, json, os
+written, code = 0, None
+try:
+    with open('/data/fill', 'wb') as out:
+        for _ in range(64):
+            out.write(bytes(65536))
+            out.flush()
+            written += 65536
+except OSError as e:
+    code = e.errno
+open('/dev/termination-log', 'w').write(json.dumps({'errno': code, 'written': written}))
+"""
+    manifest = job("fill", script, volumeMounts=[{"name": "data", "mountPath": "/data"}])
+    manifest["spec"]["template"]["spec"]["volumes"] = [
+        {"name": "data", "persistentVolumeClaim": {"claimName": "small"}}
+    ]
+    apply(kubeconfig, namespace, claim)
+    result = run_job(kubeconfig, namespace, manifest)
+    assert result["errno"] == errno.ENOSPC, result
+    assert 0 < result["written"] < 2 << 20, result
+    volume = get_json(kubeconfig, "-n", namespace, "pvc", "small")["spec"]["volumeName"]
+    pv = get_json(kubeconfig, "pv", volume)
+    assert pv["spec"]["capacity"]["storage"] == "2Mi"
+    assert pv["metadata"]["annotations"]["mlops.dev/local-volume"] == "ext4-image", pv
 
 
 def test_cluster_dns_resolves_services_inside_pods(kubeconfig: Path, namespace: str) -> None:
