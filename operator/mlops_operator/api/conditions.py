@@ -85,6 +85,8 @@ class Reason(StrEnum):
     """The Job ran longer than ``activeDeadlineSeconds``."""
     DATASET_UNAVAILABLE = "DatasetUnavailable"
     """The dataset could not be read (missing file, claim or payload log)."""
+    STORAGE_FAILED = "StorageFailed"
+    """The artifact store refused a write (full, read-only, unreachable); the message has why."""
     SUSPENDED = "Suspended"
     """``spec.suspend`` is true."""
 

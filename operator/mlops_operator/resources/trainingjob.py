@@ -110,7 +110,11 @@ GENERATION_ANNOTATION = "mlops.dev/training-job-generation"
 DATASET_MOUNT_ROOT = "/var/lib/mlops/datasets"
 OUTPUT_DIR = "/tmp/model"
 _TERMINAL = (TrainingJobPhase.SUCCEEDED, TrainingJobPhase.FAILED)
-_DATASET_REASONS = ("DatasetNotFound",)
+# The trainer's reasons that are the TrainingJob's own; any other is `TrainingFailed`.
+_TRAINER_REASONS = {
+    "DatasetNotFound": Reason.DATASET_UNAVAILABLE,
+    "StorageFailed": Reason.STORAGE_FAILED,
+}
 
 
 class UnsupportedSpec(ValueError):
@@ -381,11 +385,7 @@ def _failed(
     for terminated in _terminations(pods):
         result = _parsed(terminated)
         if isinstance(result, TrainingFailed):
-            reason = (
-                Reason.DATASET_UNAVAILABLE
-                if result.reason in _DATASET_REASONS
-                else Reason.TRAINING_FAILED
-            )
+            reason = _TRAINER_REASONS.get(result.reason, Reason.TRAINING_FAILED)
             return Outcome(TrainingJobPhase.FAILED, reason, result.message, started, finished)
         if terminated.get("message") and result is None:
             text = str(terminated["message"]).strip()

@@ -2,7 +2,8 @@
 
 Every write goes to a temporary name in the destination's folder, is read back
 and checked against the sha256 of what was meant to be written, and only then
-renamed to its final name. A crash at any point leaves at most a dot-prefixed
+renamed to its final name. A failed write removes its temporary (a store that
+refuses even that keeps it); a crash at any point leaves at most a dot-prefixed
 ``*.tmp`` file behind, never a half-written artifact under a final name. On a
 local filesystem the data is fsynced before the rename, which is atomic there;
 on object stores the final object appears only once the copy is complete.
@@ -10,6 +11,7 @@ on object stores the final object appears only once the copy is complete.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import posixpath
@@ -176,6 +178,13 @@ class ArtifactStore:
         except OSError as error:
             raise StorageError(f"cannot write {key} to {self.root_uri}: {error}") from error
         finally:
+            self._discard(temporary)
+        return StoredObject(key, self.uri(key), written, size)
+
+    def _discard(self, temporary: str) -> None:
+        # A store that refused the write may refuse the removal too (a filesystem turned
+        # read-only): the temporary then stays, dot-prefixed, and the write's own error is
+        # the one reported, not this one.
+        with contextlib.suppress(OSError):
             if self._fs.exists(temporary):
                 self._fs.rm(temporary)
-        return StoredObject(key, self.uri(key), written, size)

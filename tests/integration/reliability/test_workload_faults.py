@@ -1,4 +1,4 @@
-"""Workload faults: the trainer process killed mid-run, the artifact store read-only.
+"""Workload faults: the trainer process killed mid-run, the artifact store read-only or full.
 
 - The trainer's process is SIGKILLed on the local node (exit 137, what an
   out-of-memory kill or a lost process looks like): with ``backoffLimit: 1``
@@ -6,27 +6,33 @@
   Job fails for good and the TrainingJob is ``Failed`` with a reason and a
   message, after exactly two pods (the pod failure policy counts 137 against
   the back-off limit, unlike the trainer's own exit 1).
-- The namespace's artifact claim is read-only (its folders made so from the
-  host, through the PersistentVolume's path): the TrainingJob fails at once
-  with a message naming the store, and nothing is left under a final name in
-  the store (only dot-prefixed temporary files may remain).
+- The namespace's artifact claim refuses writes: read-only (its folders made so
+  from the host, through the PersistentVolume's path), or full (a 1 MiB claim,
+  which the local node backs with a 1 MiB filesystem, filled from the host but
+  for a few blocks). Either way the TrainingJob fails at once with reason
+  ``StorageFailed`` and the OS error in its message, the store holds exactly the
+  files it held before (nothing under a final name, no temporary left), no
+  ModelVersion is made, and the operator keeps running.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from pathlib import Path
 
 import pytest
 
-from tests.integration.operator.conftest import RunningOperator
+from tests.integration.operator.conftest import RunningOperator, http_get
 from tests.integration.trainingjob.conftest import apply, items, training_job, wait_finished
 from tests.kube import get_json, kubectl, wait_for
 
 pytestmark = pytest.mark.reliability
 
 TRAINER_MODULE = b"mlops_operator.trainer"
+ARTIFACT_CLAIM = "mlops-artifacts"
+FREE_BLOCKS = 4
 
 
 def _trainer_pids(namespace: str, name: str) -> set[int]:
@@ -87,26 +93,57 @@ def test_a_killed_trainer_is_retried_within_the_backoff_limit_then_fails(
     assert versions == ["iris-v1"]
 
 
-def _claim_directory(kubeconfig: Path, namespace: str, claim: str) -> Path:
+def _artifact_claim(kubeconfig: Path, namespace: str, size: str) -> Path:
+    """Create the namespace's artifact claim of `size` (before the operator would); its host path."""
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": ARTIFACT_CLAIM, "namespace": namespace},
+        "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": size}}},
+    }
+    apply(kubeconfig, claim)
+
     def bound() -> str | None:
-        found = get_json(kubeconfig, "pvc", claim, "-n", namespace)
+        found = get_json(kubeconfig, "pvc", ARTIFACT_CLAIM, "-n", namespace)
         return found["spec"].get("volumeName") if found["status"].get("phase") == "Bound" else None
 
-    volume = wait_for(bound, timeout=60, what=f"claim {claim} to be bound")
+    volume = wait_for(bound, timeout=60, what=f"claim {ARTIFACT_CLAIM} to be bound")
     return Path(get_json(kubeconfig, "pv", volume)["spec"]["hostPath"]["path"])
+
+
+def _files(root: Path) -> set[Path]:
+    """Every file in the store, temporary ones included."""
+    return {p for p in root.rglob("*") if p.is_file()}
+
+
+def _train_into_failing_store(
+    operator: RunningOperator, kubeconfig: Path, namespace: str, root: Path, os_error: str
+) -> None:
+    """Train once; assert it failed at once on the store's `os_error`, which it left as it was."""
+    before = _files(root)
+    apply(kubeconfig, training_job(namespace, "iris-no-room", backoffLimit=3))
+    status = wait_finished(kubeconfig, namespace, "iris-no-room")["status"]
+    assert status["phase"] == "Failed", status
+    condition = next(c for c in status["conditions"] if c["type"] == "Succeeded")
+    assert (condition["status"], condition["reason"]) == ("False", "StorageFailed"), condition
+    assert "cannot write" in condition["message"], condition["message"]
+    assert os_error in condition["message"], condition["message"]
+    # The trainer's exit 1 fails the Job at once: a store that refuses writes is not retried.
+    assert len(items(kubeconfig, namespace, "pods", "-l", "job-name=iris-no-room")) == 1
+    # Nothing under a final name, and the temporary written to is removed too.
+    assert _files(root) == before
+    assert items(kubeconfig, namespace, "modelversions") == []
+    assert operator.process.poll() is None, f"the operator exited; log: {operator.log}"
+    liveness = http_get(operator.liveness_url)
+    assert liveness is not None, f"the operator does not answer; log: {operator.log}"
+    assert liveness[0] == 200, liveness
+    kubectl(kubeconfig, "delete", "trainingjob", "iris-no-room", "-n", namespace)
 
 
 def test_a_read_only_artifact_store_fails_the_training_and_leaves_no_final_artifact(
     operator: RunningOperator, kubeconfig: Path, namespace: str
 ) -> None:
-    claim = {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": {"name": "mlops-artifacts", "namespace": namespace},
-        "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}},
-    }
-    apply(kubeconfig, claim)
-    root = _claim_directory(kubeconfig, namespace, "mlops-artifacts")
+    root = _artifact_claim(kubeconfig, namespace, "1Gi")
     # The node grants the pod's fsGroup write access to the claim's root when the pod
     # starts (as the kubelet does), so the store's top-level folders are what is locked.
     tops = [root / "datasets", root / "models"]
@@ -114,19 +151,25 @@ def test_a_read_only_artifact_store_fails_the_training_and_leaves_no_final_artif
         top.mkdir(parents=True, exist_ok=True)
         top.chmod(0o555)
     try:
-        apply(kubeconfig, training_job(namespace, "iris-no-room", backoffLimit=3))
-        status = wait_finished(kubeconfig, namespace, "iris-no-room")["status"]
+        _train_into_failing_store(operator, kubeconfig, namespace, root, "Permission denied")
     finally:
         for top in tops:
             top.chmod(0o755)
-    assert status["phase"] == "Failed", status
-    condition = next(c for c in status["conditions"] if c["type"] == "Succeeded")
-    assert condition["status"] == "False"
-    assert "artifact store" in condition["message"] or "cannot write" in condition["message"]
-    assert "Permission denied" in condition["message"], condition["message"]
-    # The trainer's exit 1 fails the Job at once: a read-only store is not retried.
-    assert len(items(kubeconfig, namespace, "pods", "-l", "job-name=iris-no-room")) == 1
-    finals = [p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")]
-    assert finals == [], f"half-written artifacts under final names: {finals}"
-    assert items(kubeconfig, namespace, "modelversions") == []
-    kubectl(kubeconfig, "delete", "trainingjob", "iris-no-room", "-n", namespace)
+
+
+def test_a_full_artifact_store_fails_the_training_and_leaves_no_final_artifact(
+    operator: RunningOperator, kubeconfig: Path, namespace: str
+) -> None:
+    root = _artifact_claim(kubeconfig, namespace, "1Mi")
+    # An older artifact fills the claim's filesystem, then leaves FREE_BLOCKS: room for the
+    # dataset's folders, not for its snapshot (iris: 5 kB), so a write fails half-way.
+    older = root / "models" / "older" / "model.onnx"
+    older.parent.mkdir(parents=True)
+    with contextlib.suppress(OSError), older.open("wb") as out:
+        for _ in range(2 * 1024):  # 2 MiB, past the claim
+            out.write(bytes(1024))
+            out.flush()
+    block = os.statvfs(root).f_bsize
+    os.truncate(older, older.stat().st_size - FREE_BLOCKS * block)
+    assert os.statvfs(root).f_bavail <= FREE_BLOCKS + 1, "the claim is larger than it asked for"
+    _train_into_failing_store(operator, kubeconfig, namespace, root, "No space left on device")

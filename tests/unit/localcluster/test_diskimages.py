@@ -12,6 +12,7 @@ from typing import BinaryIO
 import pytest
 
 from mlops_operator.localcluster import diskimages
+from mlops_operator.localcluster.cluster import LocalCluster
 
 
 @pytest.fixture
@@ -87,3 +88,16 @@ def test_a_missing_image_is_not_mounted_over_its_bare_mount_point(root: Path) ->
     with pytest.raises(diskimages.DiskImageError, match="does not exist"):
         diskimages.ensure_mounted(volume)
     assert not os.path.ismount(volume)
+
+
+def test_cluster_down_unmounts_what_a_killed_node_left(root: Path) -> None:
+    cluster = LocalCluster(root / "state", with_node=False)
+    volume = cluster.layout.data_root / "volumes" / "ns_claim_uid"
+    volume.parent.mkdir(parents=True)
+    diskimages.create(volume, 1 << 20)
+
+    cluster.down()
+
+    assert not os.path.ismount(volume)
+    assert not _attached(root)
+    assert not cluster.layout.data_root.exists()

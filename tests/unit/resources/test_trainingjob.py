@@ -244,7 +244,11 @@ def test_a_complete_job_without_a_result_is_a_failure() -> None:
 
 @pytest.mark.parametrize(
     ("trainer_reason", "reason"),
-    [("InvalidParameter", Reason.TRAINING_FAILED), ("DatasetNotFound", Reason.DATASET_UNAVAILABLE)],
+    [
+        ("InvalidParameter", Reason.TRAINING_FAILED),
+        ("DatasetNotFound", Reason.DATASET_UNAVAILABLE),
+        ("StorageFailed", Reason.STORAGE_FAILED),
+    ],
 )
 def test_a_failed_job_carries_the_trainers_sentence(trainer_reason: str, reason: Reason) -> None:
     failed = TrainingFailed(

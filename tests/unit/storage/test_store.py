@@ -2,19 +2,24 @@
 
 Aspects: round trips on a local directory and on a non-local fsspec backend;
 content addressing (a wrong digest is refused, a present digest is kept); a
-write that fails halfway leaves nothing under the final name and no temporary
-file; keys can never leave the root (malformed keys, symlinks); listing.
+write that fails halfway (a broken source, a full filesystem) leaves nothing
+under the final name and no temporary file, and its error is the one reported
+even when the temporary cannot be removed; keys can never leave the root
+(malformed keys, symlinks); listing.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from mlops_operator.localcluster import diskimages
 from mlops_operator.storage import (
     ArtifactStore,
     InvalidKeyError,
@@ -134,6 +139,40 @@ def test_a_write_failing_halfway_leaves_nothing_behind(
 
     assert store.read_bytes("models/m/model.onnx") == b"previous"
     assert _files(tmp_path / "store") == ["models/m/model.onnx"]
+
+
+@pytest.fixture
+def small_volume(tmp_path: Path) -> Iterator[Path]:
+    """A real 1 MiB ext4 filesystem, as the local node gives a 1Mi claim."""
+    reason = diskimages.unavailable_reason(tmp_path)
+    if reason is not None:
+        pytest.skip(f"no loop-mounted ext4 here: {reason}")
+    volume = tmp_path / "volume"
+    diskimages.create(volume, 1 << 20)
+    yield volume
+    diskimages.remove(volume)
+
+
+def test_a_full_store_refuses_the_write_and_keeps_nothing_of_it(small_volume: Path) -> None:
+    store = ArtifactStore(str(small_volume))
+
+    with pytest.raises(StorageError, match="No space left on device"):
+        store.put_bytes("models/m/model.onnx", os.urandom(2 << 20))
+
+    assert _files(small_volume) == []
+
+
+def test_a_temporary_that_cannot_be_removed_does_not_hide_the_error(small_volume: Path) -> None:
+    folder = small_volume / "models" / "m"
+    folder.mkdir(parents=True)
+    # Append-only: files can be created in it but, even by root, not removed.
+    subprocess.run(["chattr", "+a", str(folder)], check=True)
+    try:
+        with pytest.raises(StorageError, match="No space left on device"):
+            ArtifactStore(str(small_volume)).put_bytes("models/m/model.onnx", os.urandom(2 << 20))
+        assert [p.name.startswith(".") for p in folder.iterdir()] == [True]
+    finally:
+        subprocess.run(["chattr", "-a", str(folder)], check=True)
 
 
 def test_reading_a_missing_or_altered_artifact_fails_clearly(
