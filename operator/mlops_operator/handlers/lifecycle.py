@@ -15,9 +15,13 @@ The choices, and why:
   pod, the kubeconfig (``KUBECONFIG`` or ``~/.kube/config``) outside one, as
   `kopf.ConnectionInfo`, handed to both. Kopf's own minimal kubeconfig reader is
   used, so exec-plugin credentials (cloud CLIs) are not supported out of cluster.
-- **Watches are re-established every few minutes** and connections time out,
-  so a watch silently dropped by a proxy or load balancer costs minutes, not
-  forever.
+- **A dead watch is noticed in about a minute.** Each watch ends server-side after
+  ``watch_server_timeout`` (client-side after ``watch_client_timeout`` if that end
+  never comes) and is re-opened; one that receives nothing, not even the bookmark
+  the API server sends about once a minute, for ``watch_inactivity_timeout`` is
+  taken for dead and re-opened, so a connection silently dropped by a NAT or a
+  load balancer costs ~70 s, not the 5.5 minutes of the client timeout. Requests
+  time out after ``api_request_timeout``. All are `OperatorSettings` (``MLOPS_*``).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any
 import kopf
 
 from mlops_operator.handlers.context import OperatorContext
+from mlops_operator.runtime.settings import OperatorSettings
 
 __all__ = ["ANNOTATION_PREFIX", "configure", "configure_kopf", "login"]
 
@@ -39,8 +44,8 @@ ANNOTATION_PREFIX = "mlops.dev"
 _NO_LOG_EVENTS = logging.CRITICAL + 10
 
 
-def configure_kopf(settings: kopf.OperatorSettings) -> None:
-    """Set Kopf's settings for this operator (see the module docstring for why)."""
+def configure_kopf(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
+    """Set Kopf's `settings` for this operator from `ours` (see the module docstring for why)."""
     settings.posting.level = _NO_LOG_EVENTS
     settings.posting.reporting_component = "mlops-operator"
     settings.posting.event_name_prefix = "mlops-operator-"
@@ -53,19 +58,18 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     )
     settings.persistence.finalizer = f"{ANNOTATION_PREFIX}/finalizer"
 
-    # The API server ends each watch after server_timeout; the client gives up a
-    # little later if even that end never arrives.
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
-    settings.watching.connect_timeout = 30
-    settings.networking.request_timeout = 60
-    settings.networking.connect_timeout = 30
+    settings.watching.server_timeout = ours.watch_server_timeout
+    settings.watching.client_timeout = ours.watch_client_timeout
+    settings.watching.inactivity_timeout = ours.watch_inactivity_timeout
+    settings.watching.connect_timeout = ours.api_connect_timeout
+    settings.networking.request_timeout = ours.api_request_timeout
+    settings.networking.connect_timeout = ours.api_connect_timeout
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    """Kopf's startup hook: apply `configure_kopf`."""
-    configure_kopf(settings)
+def configure(settings: kopf.OperatorSettings, memo: OperatorContext, **_: Any) -> None:
+    """Kopf's startup hook: apply `configure_kopf` with the operator's settings."""
+    configure_kopf(settings, memo.settings)
 
 
 @kopf.on.login()

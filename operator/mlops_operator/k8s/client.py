@@ -81,9 +81,16 @@ class KubeClient:
     """
 
     def __init__(
-        self, *, field_manager: str = FIELD_MANAGER, page_size: int = 500, connections: int = 32
+        self,
+        *,
+        field_manager: str = FIELD_MANAGER,
+        page_size: int = 500,
+        connections: int = 32,
+        request_timeout: float = 60,
+        connect_timeout: float = 30,
     ) -> None:
         self.field_manager = field_manager
+        self.timeout = aiohttp.ClientTimeout(total=request_timeout, connect=connect_timeout)
         # HTTP/1.1 has one request in flight per connection; without a bound a burst opens
         # hundreds of TLS connections (a handshake and ~0.3 MiB of buffers each).
         self.connections = connections
@@ -103,7 +110,7 @@ class KubeClient:
             headers={**info.as_http_headers(), "User-Agent": FIELD_MANAGER},
             proxy=info.proxy_url,
             trust_env=info.trust_env,
-            timeout=aiohttp.ClientTimeout(total=60, connect=30),
+            timeout=self.timeout,
         )
         self._connected.set()
         if previous is not None:

@@ -39,7 +39,11 @@ def configure_logging(log_format: LogFormat, level: LogLevel) -> None:
 async def run_operator(settings: OperatorSettings) -> None:
     """Serve metrics and run Kopf until it is stopped (SIGTERM, SIGINT, or a fatal error)."""
     # Timers and daemons call the API outside the reconcile slots: room for them too.
-    kube = KubeClient(connections=2 * settings.max_concurrent_reconciles)
+    kube = KubeClient(
+        connections=2 * settings.max_concurrent_reconciles,
+        request_timeout=settings.api_request_timeout,
+        connect_timeout=settings.api_connect_timeout,
+    )
     runner = await metrics.serve(settings.bind_address, settings.metrics_port)
     logger.info(
         "operator starting",

@@ -70,6 +70,38 @@ class OperatorSettings(BaseSettings):
         " arrival order. Bounds the operator's memory and API connections in a burst (1,000"
         " objects created at once), as controller-runtime's MaxConcurrentReconciles does.",
     )
+    watch_server_timeout: int = Field(
+        default=300,
+        gt=0,
+        description="Seconds after which the API server ends a watch (Kopf re-opens it from the"
+        " last resource version); client-go picks 5-10 minutes at random.",
+    )
+    watch_client_timeout: int = Field(
+        default=330,
+        gt=0,
+        description="Seconds after which the operator abandons a watch request whatever it"
+        " receives; above watch_server_timeout, so it only fires when that end never arrives.",
+    )
+    watch_inactivity_timeout: int = Field(
+        default=70,
+        gt=0,
+        description="Seconds a watch may go without any event before it is taken for dead and"
+        " re-opened. The API server sends every watch a bookmark about once a minute, so a"
+        " connection silently dropped (a NAT or load-balancer entry lost) is noticed within"
+        " this, and a healthy idle watch is not re-opened; below 60 s idle watches are"
+        " re-opened every so many seconds. client-go notices within ~45 s (HTTP/2 pings).",
+    )
+    api_request_timeout: int = Field(
+        default=60,
+        gt=0,
+        description="Seconds an API request other than a watch may take (Kopf's and the"
+        " handlers'); the API server itself gives up on a request after 60 s.",
+    )
+    api_connect_timeout: int = Field(
+        default=30,
+        gt=0,
+        description="Seconds to open a connection to the API server (TCP and TLS).",
+    )
     prometheus_url: str | None = Field(
         default=None,
         description="Prometheus server queried for rollout analysis and rollback floors; unset: "
@@ -105,6 +137,16 @@ class OperatorSettings(BaseSettings):
             raise ValueError(
                 f"liveness_port and metrics_port are both {self.metrics_port}; "
                 "the probe and the metrics endpoint need a port each"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _watch_ends_server_side_first(self) -> OperatorSettings:
+        if self.watch_client_timeout <= self.watch_server_timeout:
+            raise ValueError(
+                f"watch_client_timeout ({self.watch_client_timeout}) must exceed"
+                f" watch_server_timeout ({self.watch_server_timeout}): the client's limit is"
+                " for a watch whose server-side end never arrives"
             )
         return self
 

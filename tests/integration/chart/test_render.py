@@ -53,6 +53,8 @@ def test_lint_strict_is_clean(helm: Helm) -> None:
         (["operator.extraEnv.LOG=1"], "at '/operator/extraEnv': additional properties 'LOG'"),
         (["operator.replicas=2"], "additional properties 'replicas' not allowed"),
         (["operator.metricsPort=8081"], "the probe and the metrics endpoint need a port each"),
+        (["operator.timeouts.watchClient=300"], "watchClient (300) must exceed"),
+        (["operator.timeouts.watchInactivity=0"], "at '/operator/timeouts/watchInactivity'"),
     ],
 )
 def test_wrong_values_fail_with_a_message(helm: Helm, values: list[str], message: str) -> None:

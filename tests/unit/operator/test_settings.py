@@ -2,7 +2,8 @@
 
 Aspects: MLOPS_NAMESPACES as a comma list (empty: cluster-wide); a flag wins over
 its variable and an absent flag does not; -A clears the namespaces; the default
-images carry the release; two endpoints on one port are refused with a message.
+images carry the release; two endpoints on one port, or a watch client timeout not
+above the server's, are refused with a message.
 """
 
 from __future__ import annotations
@@ -55,6 +56,15 @@ def test_all_namespaces_overrides_the_variable(monkeypatch: pytest.MonkeyPatch) 
 def test_one_port_for_both_endpoints_is_refused() -> None:
     with pytest.raises(ValidationError, match="liveness_port and metrics_port are both 8080"):
         OperatorSettings(liveness_port=8080, metrics_port=8080)
+
+
+def test_a_watch_client_timeout_not_above_the_server_timeout_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MLOPS_WATCH_SERVER_TIMEOUT", "60")
+    monkeypatch.setenv("MLOPS_WATCH_CLIENT_TIMEOUT", "60")
+    with pytest.raises(ValidationError, match=r"watch_client_timeout \(60\) must exceed"):
+        OperatorSettings()
 
 
 def test_the_cli_reports_invalid_settings_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
