@@ -11,10 +11,10 @@ changed after the outage are reconciled: the watches resumed by themselves.
 The watch cut puts a loopback TCP proxy (`BlackHoleProxy`) between the operator
 and the API server and then drops every byte both ways while keeping the
 connections open, as a lost NAT or load-balancer entry does: nothing ends the
-operator's watches, only its own timeouts (short ones here, through the same
-``MLOPS_WATCH_*`` settings production uses). While cut, its liveness probe
-answers 500 (its ``/readyz`` check goes through the proxy too) and it closes
-every connection that was open when the cut began; once new connections flow
+operator's watches, only its own inactivity timeout (4 s here instead of 70, through
+the setting production uses; the 300/330 s watch timeouts stay). While cut, its
+liveness probe answers 500 (its ``/readyz`` check goes through the proxy too) and it
+lets go of every connection that was open when the cut began; once new connections flow
 again (the old ones never do), it answers 200 without having restarted, and
 objects created and changed during the cut and after it converge.
 """
