@@ -1,7 +1,7 @@
-"""The operator's reconcile path at scale: N suspended TrainingJobs on a private control plane.
+"""The operator's reconcile path at scale: TrainingJobs and ModelDeployments on a private control plane.
 
-    .venv/bin/python benchmarks/scale/bench_scale.py                 # 20 idle, then 200 at once
-    .venv/bin/python benchmarks/scale/bench_scale.py --objects 1000
+    .venv/bin/python benchmarks/scale/bench_scale.py                 # 20 idle, 200 at once, 200 MDs
+    .venv/bin/python benchmarks/scale/bench_scale.py --objects 1000 --deployments 200
 
 Starts a control plane of its own in a temporary directory (etcd, API server,
 controller-manager, scheduler; no node, so no pod runs — the shared cluster is
@@ -16,7 +16,13 @@ TrainingJob first gets a status. It measures:
   latency (p50/p99/max), throughput (objects / seconds from the first create to
   the last status), the operator's CPU seconds and RSS (now and peak), and the
   API server's requests during the burst by resource and verb (all clients:
-  the benchmark's creates, the operator, the Job controller).
+  the benchmark's creates, the operator, the Job controller);
+- *deployments*: one ModelVersion (its status set to Validated by the benchmark:
+  no validation Job runs without a node), then ``--deployments`` ModelDeployments
+  of that model created at once: apply-to-first-status latency, then the steady
+  state over ``--steady`` seconds, when nothing changes any more (their Deployments
+  exist but, without a node, never get pods): API requests per second by
+  resource and verb, the operator's CPU share and RSS.
 
 Prints the figures; record them with the date and machine in benchmarks/RESULTS.md.
 The control plane is stopped and its directory deleted at the end.
@@ -54,6 +60,8 @@ EXAMPLE = REPO / "manifests" / "examples" / "iris" / "trainingjob.yaml"
 MLOPS = Path(sys.executable).with_name("mlops")
 NAMESPACE = "scale"
 PLURAL = "/apis/mlops.dev/v1alpha1/namespaces/scale/trainingjobs"
+DEPLOYMENTS = "/apis/mlops.dev/v1alpha1/namespaces/scale/modeldeployments"
+VERSIONS = "/apis/mlops.dev/v1alpha1/namespaces/scale/modelversions"
 TIMEOUT = 900.0
 
 
@@ -93,8 +101,10 @@ class StatusWatch:
     resumed from a fresh list, whose objects with a status count as seen at that moment.
     """
 
-    def __init__(self, api: Api) -> None:
+    def __init__(self, api: Api, path: str = PLURAL, field: str = "phase") -> None:
         self.api = api
+        self.path = path
+        self.field = field
         self.first: dict[str, float] = {}
         self.lock = threading.Lock()
         self.restarts = 0
@@ -102,20 +112,20 @@ class StatusWatch:
         threading.Thread(target=self._run, daemon=True).start()
 
     def _seen(self, obj: dict[str, Any]) -> None:
-        if (obj.get("status") or {}).get("phase"):
+        if (obj.get("status") or {}).get(self.field):
             with self.lock:
                 self.first.setdefault(obj["metadata"]["name"], time.monotonic())
 
     def _run(self) -> None:
         while not self.stopped.is_set():
             try:
-                with self.api.open(PLURAL) as response:
+                with self.api.open(self.path) as response:
                     listing = json.load(response)
                 for obj in listing["items"]:
                     self._seen(obj)
                 version = listing["metadata"]["resourceVersion"]
                 query = f"?watch=1&resourceVersion={version}&timeoutSeconds=600"
-                with self.api.open(PLURAL + query, timeout=TIMEOUT) as stream:
+                with self.api.open(self.path + query, timeout=TIMEOUT) as stream:
                     for line in stream:
                         event = json.loads(line)
                         if event.get("type") == "ERROR":
@@ -136,7 +146,7 @@ class StatusWatch:
                     return
             time.sleep(0.01)
         missing = [n for n in names if n not in self.first]
-        raise RuntimeError(f"{len(missing)} TrainingJobs got no status in {timeout:.0f}s")
+        raise RuntimeError(f"{len(missing)} objects got no status in {timeout:.0f}s")
 
 
 def _document(name: str) -> dict[str, Any]:
@@ -197,7 +207,7 @@ def _start_operator(api: Api, log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [str(MLOPS), "operator", "run", f"--namespace={NAMESPACE}", "--bind-address=127.0.0.1",
-             f"--liveness-port={liveness}", f"--metrics-port={_free_port()}", "--log-level=WARNING"],
+             f"--liveness-port={liveness}", f"--metrics-port={_free_port()}", f"--log-level={os.environ.get('BENCH_LOG_LEVEL', 'WARNING')}"],
             env=env, stdout=sink, stderr=subprocess.STDOUT,
         )  # fmt: skip
     deadline = time.monotonic() + 120
@@ -212,10 +222,82 @@ def _start_operator(api: Api, log: Path) -> subprocess.Popen[bytes]:
     raise RuntimeError("the operator's liveness probe never answered")
 
 
-def _create(api: Api, name: str) -> float:
+def _create(api: Api, name: str, path: str = PLURAL, document: Any = None) -> float:
     started = time.monotonic()
-    api.open(PLURAL, _document(name)).close()
+    api.open(path, document or _document(name)).close()
     return started
+
+
+def _model_version() -> dict[str, Any]:
+    """iris-v1 as the TrainingJob controller records one (the artifact is never read here)."""
+    features = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    return {
+        "apiVersion": "mlops.dev/v1alpha1", "kind": "ModelVersion",
+        "metadata": {"name": "iris-v1", "namespace": NAMESPACE},
+        "spec": {
+            "modelName": "iris", "version": 1,
+            "artifact": {"uri": "pvc://mlops-artifacts/models/iris/1/model.onnx",
+                         "sha256": "0" * 64, "sizeBytes": 1024, "opset": 17},
+            "signature": {"task": "classification",
+                          "features": [{"name": f, "kind": "numeric"} for f in features],
+                          "classes": ["setosa", "versicolor", "virginica"]},
+            "metrics": {"accuracy": 0.95},
+            "primaryMetric": {"name": "accuracy", "value": 0.95},
+        },
+    }  # fmt: skip
+
+
+def _model_deployment(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "mlops.dev/v1alpha1", "kind": "ModelDeployment",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {"modelName": "iris", "replicas": 1, "promotion": "Auto",
+                 "rollout": {"strategy": "Recreate"}},
+    }  # fmt: skip
+
+
+def _print_requests(requests: Counter[tuple[str, str]], per: float, unit: str) -> None:
+    for (resource, verb), count in sorted(requests.items(), key=lambda kv: -kv[1])[:10]:
+        print(f"  {resource or '-':24} {verb:8} {count:6}  ({count / per:.2f} {unit})")
+
+
+def run_deployments(api: Api, operator: subprocess.Popen[bytes], count: int, steady: float) -> None:
+    """Create the validated version and `count` ModelDeployments; print the figures."""
+    api.open(VERSIONS, _model_version()).close()
+    api.kubectl(
+        "patch", "modelversion", "iris-v1", f"--namespace={NAMESPACE}", "--subresource=status",
+        "--type=merge", "--patch", json.dumps({"status": {"phase": "Validated"}}),
+    )  # fmt: skip
+    watch = StatusWatch(api, DEPLOYMENTS, "conditions")
+    names = [f"md-{i}" for i in range(count)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        created = dict(
+            zip(names, pool.map(lambda n: _create(api, n, DEPLOYMENTS, _model_deployment(n)), names),
+                strict=True)
+        )  # fmt: skip
+    watch.wait(names)
+    watch.stopped.set()
+    latencies = [watch.first[n] - created[n] for n in names]
+    print(_summary(f"{count} ModelDeployments apply-to-status", latencies))
+    # Let the first rollouts settle (every Deployment applied) before the steady window.
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        listing = json.loads(
+            api.kubectl("get", "deployments", f"--namespace={NAMESPACE}", "-o=json")
+        )
+        if len(listing["items"]) >= count:
+            break
+        time.sleep(1)
+    requests_before, cpu_before = _requests(api), _cpu_seconds(operator.pid)
+    time.sleep(steady)
+    cpu = _cpu_seconds(operator.pid) - cpu_before
+    requests = _requests(api) - requests_before
+    rss, peak = _memory(operator.pid)
+    total = sum(requests.values())
+    print(f"steady state of {count} ModelDeployments over {steady:.0f} s: {total / steady:.1f}"
+          f" API requests/s, operator CPU {cpu / steady * 100:.0f} % of one core,"
+          f" RSS {rss:.0f} MiB (peak {peak:.0f})")  # fmt: skip
+    _print_requests(requests, steady, "per second")
 
 
 def run(api: Api, operator: subprocess.Popen[bytes], idle: int, objects: int) -> None:
@@ -246,8 +328,7 @@ def run(api: Api, operator: subprocess.Popen[bytes], idle: int, objects: int) ->
     total = sum(requests.values())
     print(f"API requests in the burst (all clients): {total}, {total / objects:.1f} per object")
     print(f"(the benchmark's watch was resumed {watch.restarts} times)")
-    for (resource, verb), count in sorted(requests.items(), key=lambda kv: -kv[1])[:10]:
-        print(f"  {resource or '-':24} {verb:8} {count:6}  ({count / objects:.2f} per object)")
+    _print_requests(requests, objects, "per object")
     watch.stopped.set()
 
 
@@ -256,6 +337,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects", type=int, default=200, help="TrainingJobs in the burst")
     parser.add_argument("--idle", type=int, default=20, help="TrainingJobs created one by one")
+    parser.add_argument("--deployments", type=int, default=200, help="ModelDeployments")
+    parser.add_argument("--steady", type=float, default=60, help="seconds of steady state")
     args = parser.parse_args()
     print(f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()}")
     root = Path(tempfile.mkdtemp(prefix="mlops-scale-"))
@@ -269,12 +352,17 @@ def main() -> int:
         api.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
         api.kubectl("create", "namespace", NAMESPACE)
         operator = _start_operator(api, root / "operator.log")
-        run(api, operator, args.idle, args.objects)
+        if args.objects:
+            run(api, operator, args.idle, args.objects)
+        if args.deployments:
+            run_deployments(api, operator, args.deployments, args.steady)
     finally:
         if operator is not None and operator.poll() is None:
             operator.send_signal(signal.SIGTERM)
             operator.wait(timeout=120)
         cluster.down()
+        if os.environ.get("BENCH_KEEP_LOG"):
+            shutil.copy(root / "operator.log", os.environ["BENCH_KEEP_LOG"])
         shutil.rmtree(root, ignore_errors=True)
     return 0
 

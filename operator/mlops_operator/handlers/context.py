@@ -27,6 +27,8 @@ class OperatorContext:
     """What was last written for a child (by uid), so an unchanged child costs no call."""
     claims: dict[str, float] = field(default_factory=dict)
     """Namespaces whose artifact claim was seen, with the (monotonic) time it was seen."""
+    applied: dict[str, tuple[str, float]] = field(default_factory=dict)
+    """Children last applied (a digest of the manifest) or deleted, and when (`children`)."""
 
     @classmethod
     def create(cls, settings: OperatorSettings, kube: KubeClient) -> OperatorContext:

@@ -40,6 +40,7 @@ from mlops_operator.serving.settings import ServingSettings
 
 __all__ = [
     "DRAIN_SECONDS",
+    "SERVER_COMPONENT",
     "SERVER_PORT",
     "SERVICE_PORT",
     "TRAFFIC_LABEL",
@@ -66,7 +67,7 @@ _GRACE_SECONDS = 30  # from SIGTERM to the kubelet's SIGKILL
 # The server stops waiting for requests in flight 5 s before the kubelet's SIGKILL, so it
 # still closes its payload log and exits by itself.
 _SHUTDOWN_SECONDS = _GRACE_SECONDS - DRAIN_SECONDS - 5
-_COMPONENT = "inference-server"
+SERVER_COMPONENT = "inference-server"
 
 
 def deployment_name(mdep: str, version: int) -> str:
@@ -85,7 +86,7 @@ def service_url(mdep: ModelDeployment) -> str:
 
 
 def _labels(mdep: ModelDeployment, **extra: str | None) -> dict[str, str]:
-    return labels(mdep.spec.model_name, component=_COMPONENT, deployment=mdep.name, **extra)
+    return labels(mdep.spec.model_name, component=SERVER_COMPONENT, deployment=mdep.name, **extra)
 
 
 def payload_log_uri(mdep: ModelDeployment, storage: ArtifactStorage) -> str | None:
@@ -266,5 +267,5 @@ def service_monitor(mdep: ModelDeployment) -> dict[str, Any]:
 
 def serving_selector(mdep: ModelDeployment, version: int | None = None) -> dict[str, str]:
     """Labels of every serving Deployment and pod of `mdep` (of one `version` when given)."""
-    found = {DEPLOYMENT_LABEL: label_value(mdep.name), COMPONENT_LABEL: _COMPONENT}
+    found = {DEPLOYMENT_LABEL: label_value(mdep.name), COMPONENT_LABEL: SERVER_COMPONENT}
     return found | ({VERSION_LABEL: str(version)} if version is not None else {})
