@@ -135,7 +135,13 @@ class NodeAgent:
         await self._register()
         await self._prepare_volumes()
         proxy = await asyncio.start_server(self._proxy, network.GATEWAY, APISERVER_PROXY_PORT)
-        loops = [self._lease_loop(), self._status_loop(), self._pods_loop(), self._claims_loop()]
+        loops = [
+            self._lease_loop(),
+            self._status_loop(),
+            self._pods_loop(),
+            self._claims_loop(),
+            self._volumes_loop(),
+        ]
         async with proxy:
             await asyncio.gather(*loops)
 
@@ -385,10 +391,6 @@ class NodeAgent:
                 await self._provision(claim)
             except (ApiError, OSError, diskimages.DiskImageError) as exc:
                 log.warning("provisioning %s failed: %s", claim["metadata"]["name"], exc)
-            try:
-                await self._reclaim()
-            except (ApiError, OSError, diskimages.DiskImageError) as exc:
-                log.warning("reclaiming volumes failed: %s", exc)
 
     async def _provision(self, claim: Json) -> None:
         meta, spec = claim["metadata"], claim["spec"]
@@ -443,19 +445,23 @@ class NodeAgent:
             if exc.status != 409:
                 raise
 
-    async def _reclaim(self) -> None:
+    async def _volumes_loop(self) -> None:
         """Delete released volumes of ours (reclaim policy Delete) and their data."""
-        volumes = await self.provisioner_api.get("/api/v1/persistentvolumes")
-        for pv in volumes.get("items", []):
-            ours = (
-                pv["metadata"].get("annotations", {}).get("pv.kubernetes.io/provisioned-by")
-                == PROVISIONER
-            )
-            if ours and pv.get("status", {}).get("phase") == "Released":
+        async for kind, pv in self.provisioner_api.watch("/api/v1/persistentvolumes"):
+            if kind not in ("ADDED", "MODIFIED") or pv.get("status", {}).get("phase") != "Released":
+                continue
+            annotations = pv["metadata"].get("annotations", {})
+            if annotations.get("pv.kubernetes.io/provisioned-by") != PROVISIONER:
+                continue
+            if pv["metadata"].get("deletionTimestamp"):
+                continue  # reclaimed already, going away
+            name = pv["metadata"]["name"]
+            try:
                 await asyncio.to_thread(diskimages.remove, Path(pv["spec"]["hostPath"]["path"]))
-                await self.provisioner_api.delete(
-                    f"/api/v1/persistentvolumes/{pv['metadata']['name']}"
-                )
+                await self.provisioner_api.delete(f"/api/v1/persistentvolumes/{name}")
+                log.info("reclaimed %s", name)
+            except (ApiError, OSError, diskimages.DiskImageError) as exc:
+                log.warning("reclaiming %s failed: %s", name, exc)
 
 
 def _label_name(key: str) -> str:
