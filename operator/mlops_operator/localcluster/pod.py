@@ -454,9 +454,13 @@ class PodWorker:
             for kind in ("readinessProbe", "livenessProbe")
             if kind in container.spec
         ]
-        returncode = await container.process.wait()
-        for probe in probes:
-            probe.cancel()
+        try:
+            returncode = await container.process.wait()
+        finally:
+            # Also when this task is cancelled (the pod deleted): a probe left running would
+            # poll a dead address, and "restart" a container that no longer exists, forever.
+            for probe in probes:
+                probe.cancel()
         code = returncode if returncode >= 0 else 128 - returncode
         message = termination.read_text(errors="replace")[:_TERMINATION_MESSAGE_LIMIT]
         if (
