@@ -143,6 +143,7 @@ def _backing_files() -> dict[str, Path]:
 
 def _detach(under: Path) -> None:
     """Detach every loop device whose backing file is ``under`` or lies beneath it."""
+    under = under.resolve()  # the kernel reports the backing file's real path
     for device, backing in _backing_files().items():
         if backing == under or under in backing.parents:
             try:
