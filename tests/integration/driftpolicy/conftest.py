@@ -146,6 +146,14 @@ class Server:
 
 
 @pytest.fixture
+def model_deployment(kubeconfig: Path, restricted: str, crds: list[Path]) -> str:  # noqa: F811
+    """Only the ModelDeployment a policy names, for tests that need no traffic; its name."""
+    manifest = server_manifests(restricted)[-1]
+    kubectl(kubeconfig, "apply", "-f", "-", stdin=json.dumps(manifest))
+    return str(manifest["metadata"]["name"])
+
+
+@pytest.fixture
 def server(kubeconfig: Path, restricted: str, crds: list[Path]) -> Server:  # noqa: F811
     """An iris server Deployment in the test's namespace, ready."""
     for manifest in server_manifests(restricted):

@@ -65,7 +65,8 @@ def test_reference_traffic_never_retrains_and_one_drift_episode_retrains_once(
             timeout=120,
             what="an evaluation on enough reference traffic",
         )
-        status = evaluations(kubeconfig, namespace, "drift", 4)
+        # Two breaches in a row retrain: three evaluations would have been enough to.
+        status = evaluations(kubeconfig, namespace, "drift", 2)
         assert condition(status, "DriftDetected")["reason"] == "NoDrift"
         assert condition(status, "SourceReachable")["status"] == "True"
         assert condition(status, "Ready")["status"] == "True"
@@ -77,8 +78,8 @@ def test_reference_traffic_never_retrains_and_one_drift_episode_retrains_once(
             timeout=180,
             what="a retrain after the shift",
         )[0]
-        # The drift goes on: more evaluations, still one retrain.
-        status = evaluations(kubeconfig, namespace, "drift", 4)
+        # The drift goes on: enough evaluations for a second pair of breaches, still one retrain.
+        status = evaluations(kubeconfig, namespace, "drift", 2)
     assert len(retraining_jobs(kubeconfig, namespace, "drift")) == 1
     assert condition(status, "DriftDetected")["status"] == "True"
     assert condition(status, "DriftDetected")["reason"] in {"Cooldown", "DriftDetected"}
@@ -236,7 +237,7 @@ def test_scrape_fallback_and_prometheus_measure_the_same_psi(
 
 
 def test_schedule_fires_on_time(
-    kubeconfig: Path, restricted: str, server: Server, operator_for: RunningOperator
+    kubeconfig: Path, restricted: str, model_deployment: str, operator_for: RunningOperator
 ) -> None:
     namespace = restricted
     apply(kubeconfig, policy(namespace, "weekly", {"schedule": "* * * * *"}, cooldown="10s"))
@@ -254,7 +255,7 @@ def test_schedule_fires_on_time(
 
 
 def test_suspend_stops_evaluating(
-    kubeconfig: Path, restricted: str, server: Server, operator_for: RunningOperator
+    kubeconfig: Path, restricted: str, model_deployment: str, operator_for: RunningOperator
 ) -> None:
     namespace = restricted
     apply(kubeconfig, policy(namespace, "held", DRIFT, suspend=True))
