@@ -31,6 +31,7 @@ The control plane is stopped and its directory deleted at the end.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -46,6 +47,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -168,12 +170,12 @@ def _summary(label: str, latencies: list[float]) -> str:
     )
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _memory(pid: int) -> tuple[float, float]:
+def memory(pid: int) -> tuple[float, float]:
     """(RSS, peak RSS) in MiB."""
     status = dict(
         line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
@@ -222,13 +224,13 @@ def _start_operator(api: Api, log: Path) -> subprocess.Popen[bytes]:
     raise RuntimeError("the operator's liveness probe never answered")
 
 
-def _create(api: Api, name: str, path: str = PLURAL, document: Any = None) -> float:
+def create(api: Api, name: str, path: str = PLURAL, document: Any = None) -> float:
     started = time.monotonic()
     api.open(path, document or _document(name)).close()
     return started
 
 
-def _model_version() -> dict[str, Any]:
+def model_version() -> dict[str, Any]:
     """iris-v1 as the TrainingJob controller records one (the artifact is never read here)."""
     features = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
     return {
@@ -247,7 +249,7 @@ def _model_version() -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _model_deployment(name: str) -> dict[str, Any]:
+def model_deployment(name: str) -> dict[str, Any]:
     return {
         "apiVersion": "mlops.dev/v1alpha1", "kind": "ModelDeployment",
         "metadata": {"name": name, "namespace": NAMESPACE},
@@ -261,18 +263,23 @@ def _print_requests(requests: Counter[tuple[str, str]], per: float, unit: str) -
         print(f"  {resource or '-':24} {verb:8} {count:6}  ({count / per:.2f} {unit})")
 
 
-def run_deployments(api: Api, operator: subprocess.Popen[bytes], count: int, steady: float) -> None:
-    """Create the validated version and `count` ModelDeployments; print the figures."""
-    api.open(VERSIONS, _model_version()).close()
+def create_validated_version(api: Api) -> None:
+    """iris-v1, with the status its validation would give it (no validation Job runs here)."""
+    api.open(VERSIONS, model_version()).close()
     api.kubectl(
         "patch", "modelversion", "iris-v1", f"--namespace={NAMESPACE}", "--subresource=status",
         "--type=merge", "--patch", json.dumps({"status": {"phase": "Validated"}}),
     )  # fmt: skip
+
+
+def run_deployments(api: Api, operator: subprocess.Popen[bytes], count: int, steady: float) -> None:
+    """Create the validated version and `count` ModelDeployments; print the figures."""
+    create_validated_version(api)
     watch = StatusWatch(api, DEPLOYMENTS, "conditions")
     names = [f"md-{i}" for i in range(count)]
     with ThreadPoolExecutor(max_workers=8) as pool:
         created = dict(
-            zip(names, pool.map(lambda n: _create(api, n, DEPLOYMENTS, _model_deployment(n)), names),
+            zip(names, pool.map(lambda n: create(api, n, DEPLOYMENTS, model_deployment(n)), names),
                 strict=True)
         )  # fmt: skip
     watch.wait(names)
@@ -288,11 +295,11 @@ def run_deployments(api: Api, operator: subprocess.Popen[bytes], count: int, ste
         if len(listing["items"]) >= count:
             break
         time.sleep(1)
-    requests_before, cpu_before = _requests(api), _cpu_seconds(operator.pid)
+    requests_before, cpu_before = _requests(api), cpu_seconds(operator.pid)
     time.sleep(steady)
-    cpu = _cpu_seconds(operator.pid) - cpu_before
+    cpu = cpu_seconds(operator.pid) - cpu_before
     requests = _requests(api) - requests_before
-    rss, peak = _memory(operator.pid)
+    rss, peak = memory(operator.pid)
     total = sum(requests.values())
     print(f"steady state of {count} ModelDeployments over {steady:.0f} s: {total / steady:.1f}"
           f" API requests/s, operator CPU {cpu / steady * 100:.0f} % of one core,"
@@ -306,18 +313,18 @@ def run(api: Api, operator: subprocess.Popen[bytes], idle: int, objects: int) ->
     idle_latencies = []
     for i in range(idle):
         name = f"idle-{i}"
-        sent = _create(api, name)
+        sent = create(api, name)
         watch.wait([name], timeout=120)
         idle_latencies.append(watch.first[name] - sent)
     print(_summary("idle apply-to-status", idle_latencies))
 
     names = [f"burst-{i}" for i in range(objects)]
-    requests_before, cpu_before = _requests(api), _cpu_seconds(operator.pid)
+    requests_before, cpu_before = _requests(api), cpu_seconds(operator.pid)
     with ThreadPoolExecutor(max_workers=8) as pool:
-        created = dict(zip(names, pool.map(lambda n: _create(api, n), names), strict=True))
+        created = dict(zip(names, pool.map(lambda n: create(api, n), names), strict=True))
     watch.wait(names)
-    cpu = _cpu_seconds(operator.pid) - cpu_before
-    rss, peak = _memory(operator.pid)
+    cpu = cpu_seconds(operator.pid) - cpu_before
+    rss, peak = memory(operator.pid)
     requests = _requests(api) - requests_before
     latencies = [watch.first[n] - created[n] for n in names]
     span = max(watch.first[n] for n in names) - min(created.values())
@@ -332,14 +339,13 @@ def run(api: Api, operator: subprocess.Popen[bytes], idle: int, objects: int) ->
     watch.stopped.set()
 
 
-def main() -> int:
-    """Bring the private control plane up, measure, tear it down."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--objects", type=int, default=200, help="TrainingJobs in the burst")
-    parser.add_argument("--idle", type=int, default=20, help="TrainingJobs created one by one")
-    parser.add_argument("--deployments", type=int, default=200, help="ModelDeployments")
-    parser.add_argument("--steady", type=float, default=60, help="seconds of steady state")
-    args = parser.parse_args()
+@contextlib.contextmanager
+def private_operator() -> Iterator[tuple[Api, subprocess.Popen[bytes]]]:
+    """A private control plane with the CRDs and namespace `NAMESPACE`, and the operator for it.
+
+    Everything is stopped and deleted on exit; ``BENCH_KEEP_LOG=path`` keeps the operator's log
+    (``BENCH_LOG_LEVEL`` sets its level, WARNING by default).
+    """
     print(f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()}")
     root = Path(tempfile.mkdtemp(prefix="mlops-scale-"))
     cluster = LocalCluster(root / "cluster", with_node=False)
@@ -352,10 +358,7 @@ def main() -> int:
         api.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
         api.kubectl("create", "namespace", NAMESPACE)
         operator = _start_operator(api, root / "operator.log")
-        if args.objects:
-            run(api, operator, args.idle, args.objects)
-        if args.deployments:
-            run_deployments(api, operator, args.deployments, args.steady)
+        yield api, operator
     finally:
         if operator is not None and operator.poll() is None:
             operator.send_signal(signal.SIGTERM)
@@ -364,6 +367,21 @@ def main() -> int:
         if os.environ.get("BENCH_KEEP_LOG"):
             shutil.copy(root / "operator.log", os.environ["BENCH_KEEP_LOG"])
         shutil.rmtree(root, ignore_errors=True)
+
+
+def main() -> int:
+    """Bring the private control plane up, measure, tear it down."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--objects", type=int, default=200, help="TrainingJobs in the burst")
+    parser.add_argument("--idle", type=int, default=20, help="TrainingJobs created one by one")
+    parser.add_argument("--deployments", type=int, default=200, help="ModelDeployments")
+    parser.add_argument("--steady", type=float, default=60, help="seconds of steady state")
+    args = parser.parse_args()
+    with private_operator() as (api, operator):
+        if args.objects:
+            run(api, operator, args.idle, args.objects)
+        if args.deployments:
+            run_deployments(api, operator, args.deployments, args.steady)
     return 0
 
 

@@ -17,61 +17,48 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import shutil
-import signal
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 from bench_scale import (
     DEPLOYMENTS,
     NAMESPACE,
-    REPO,
-    VERSIONS,
     Api,
     StatusWatch,
-    _cpu_seconds,
-    _create,
-    _memory,
-    _model_deployment,
-    _model_version,
-    _start_operator,
+    cpu_seconds,
+    create,
+    create_validated_version,
+    memory,
+    model_deployment,
+    private_operator,
 )
-
-from mlops_operator.localcluster.cluster import LocalCluster
 
 
 def _sample(pid: int) -> tuple[float, float, int, int]:
     """(RSS MiB, CPU seconds, open fds, threads) of `pid`."""
-    rss, _ = _memory(pid)
+    rss, _ = memory(pid)
     fds = len(os.listdir(f"/proc/{pid}/fd"))
     threads = len(os.listdir(f"/proc/{pid}/task"))
-    return rss, _cpu_seconds(pid), fds, threads
+    return rss, cpu_seconds(pid), fds, threads
 
 
 def soak(api: Api, pid: int, *, minutes: float, batch: int, deployments: int, every: float) -> None:
     """Run the churn and print the samples and the summary."""
-    api.open(VERSIONS, _model_version()).close()
-    api.kubectl(
-        "patch", "modelversion", "iris-v1", f"--namespace={NAMESPACE}", "--subresource=status",
-        "--type=merge", "--patch", '{"status": {"phase": "Validated"}}',
-    )  # fmt: skip
+    create_validated_version(api)
     for i in range(deployments):
-        _create(api, f"md-{i}", DEPLOYMENTS, _model_deployment(f"md-{i}"))
+        create(api, f"md-{i}", DEPLOYMENTS, model_deployment(f"md-{i}"))
     watch = StatusWatch(api)
     started = time.monotonic()
     end = started + minutes * 60
     samples: list[tuple[float, float]] = []
-    last_sample, last_cpu = started - every, _cpu_seconds(pid)
+    last_sample, last_cpu = started - every, cpu_seconds(pid)
     rounds = created = 0
     print(" minute   RSS MiB   CPU %   fds  threads  rounds  TrainingJobs")
     while time.monotonic() < end:
         names = [f"soak-{rounds}-{i}" for i in range(batch)]
         for name in names:
-            _create(api, name)
+            create(api, name)
         watch.wait(names, timeout=600)
         api.kubectl("delete", "trainingjobs", f"--namespace={NAMESPACE}", "--wait=false",
                     *names)  # fmt: skip
@@ -103,26 +90,9 @@ def main() -> int:
     parser.add_argument("--deployments", type=int, default=50, help="ModelDeployments ticking")
     parser.add_argument("--sample", type=float, default=60, help="seconds between samples")
     args = parser.parse_args()
-    print(f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()}")
-    root = Path(tempfile.mkdtemp(prefix="mlops-soak-"))
-    cluster = LocalCluster(root / "cluster", with_node=False)
-    operator = None
-    try:
-        cluster.up()
-        api = Api(cluster)
-        crds = sorted((REPO / "crds").glob("mlops.dev_*.yaml"))
-        api.kubectl("apply", "--server-side", *(f"-f={p}" for p in crds))
-        api.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
-        api.kubectl("create", "namespace", NAMESPACE)
-        operator = _start_operator(api, root / "operator.log")
+    with private_operator() as (api, operator):
         soak(api, operator.pid, minutes=args.minutes, batch=args.batch,
              deployments=args.deployments, every=args.sample)  # fmt: skip
-    finally:
-        if operator is not None and operator.poll() is None:
-            operator.send_signal(signal.SIGTERM)
-            operator.wait(timeout=120)
-        cluster.down()
-        shutil.rmtree(root, ignore_errors=True)
     return 0
 
 
