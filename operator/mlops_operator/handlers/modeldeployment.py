@@ -65,7 +65,7 @@ from mlops_operator.handlers.audit import audit_deployment
 from mlops_operator.handlers.context import OperatorContext
 from mlops_operator.handlers.reconciling import parse, reconciles
 from mlops_operator.handlers.trainingjob import storage_of
-from mlops_operator.k8s import ApiError, KubeClient
+from mlops_operator.k8s import ApiError, Conflict, KubeClient
 from mlops_operator.prometheus import PrometheusClient, PrometheusError, ScrapeError
 from mlops_operator.prometheus.live import prometheus_counts, scraped_counts
 from mlops_operator.resources.common import (
@@ -263,7 +263,13 @@ def _status_patch(before: Mapping[str, Any], after: ModelDeploymentStatus) -> di
 
 async def _record(
     context: OperatorContext, mdep: ModelDeployment, body: kopf.Body, plan: Plan
-) -> None:
+) -> bool:
+    """Write the plan's status, conditional on `body`'s resourceVersion, then post its Events.
+
+    False when the ModelDeployment changed since `body` was read (Kopf's copy may lag the
+    previous tick's own write): the plan was made from an old status and is dropped, so a
+    decision is never recorded twice; the next tick decides again from the new one.
+    """
     champion = plan.status.champion
     status = plan.status.model_copy(
         update={
@@ -278,9 +284,21 @@ async def _record(
     )
     patch = _status_patch(dict(body.get("status") or {}), status)
     if patch:
-        await context.kube.patch_status(API_VERSION, _KIND, mdep.name, mdep.namespace, patch)
+        conditional = {"metadata": {"resourceVersion": body.metadata["resourceVersion"]}}
+        try:
+            await context.kube.patch(
+                API_VERSION,
+                _KIND,
+                mdep.name,
+                mdep.namespace,
+                conditional | {"status": patch},
+                subresource="status",
+            )
+        except Conflict:
+            return False
     for event in plan.events:
         _post(body, type=event.type, reason=event.reason, message=event.message)
+    return True
 
 
 async def _converge(
@@ -398,7 +416,8 @@ async def reconcile_model_deployment(
         floors=floors,
         actor=annotations.get(REQUESTED_BY) or f"spec generation {mdep.generation}",
     )
-    await _record(memo, mdep, body, plan)
+    if not await _record(memo, mdep, body, plan):
+        return
     count_deployment_decisions(
         mdep.namespace, mdep.spec.model_name, mdep.name, status.history, plan.status.history
     )
