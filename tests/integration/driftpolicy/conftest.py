@@ -29,7 +29,7 @@ from mlops_operator.resources.common import (
 from tests.integration.operator.conftest import (  # noqa: F401  (fixtures)
     RunningOperator,
     crds,
-    start_operator,
+    operator_for_test,
 )
 from tests.kube import get_json, kubectl, wait_for
 
@@ -204,10 +204,8 @@ class Traffic:
 
 @pytest.fixture
 def operator_for(kubeconfig: Path, restricted: str, tmp_path: Path) -> Iterator[RunningOperator]:
-    running = start_operator(kubeconfig, restricted, tmp_path / "operator.log")
-    yield running
-    if running.process.poll() is None:
-        running.stop()
+    with operator_for_test(kubeconfig, restricted, tmp_path / "operator.log") as running:
+        yield running
 
 
 def policy(namespace: str, name: str, triggers: dict[str, Any], **spec: Any) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import pytest
 from mlops_operator.modelcard import ModelCard
 from mlops_operator.trainer.run import train
 from mlops_operator.trainer.settings import TrainerSettings
-from tests.integration.operator.conftest import RunningOperator, crds, start_operator
+from tests.integration.operator.conftest import RunningOperator, crds, operator_for_test
 from tests.kube import get_json, kubectl, wait_for
 
 __all__ = ["crds"]
@@ -129,7 +129,5 @@ def operator(
     url = prometheus_url()
     if url:
         monkeypatch.setenv("MLOPS_PROMETHEUS_URL", url)
-    running = start_operator(kubeconfig, restricted, tmp_path / "operator.log")
-    yield running
-    if running.process.poll() is None:
-        running.stop()
+    with operator_for_test(kubeconfig, restricted, tmp_path / "operator.log") as running:
+        yield running

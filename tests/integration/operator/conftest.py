@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,12 +125,35 @@ def start_operator(kubeconfig: Path, namespace: str, log: Path) -> RunningOperat
     return running
 
 
+MLOPS_KINDS = "trainingjobs,modelversions,modeldeployments,driftpolicies"
+
+
+@contextmanager
+def operator_for_test(kubeconfig: Path, namespace: str, log: Path) -> Iterator[RunningOperator]:
+    """The operator for `namespace` during the block; retired at its end.
+
+    Retiring deletes the namespace's mlops.dev objects while the operator still runs, so it
+    releases its finalizer on them: stopped first, it would leave them, and the namespace
+    after them, Terminating for good, with the namespace controller retrying all the while
+    (dozens of those kept the API server at over a CPU by the end of a suite run).
+    """
+    running = start_operator(kubeconfig, namespace, log)
+    try:
+        yield running
+    finally:
+        if running.process.poll() is None:
+            # Best effort: a slow deletion must not fail the test it cleans up after.
+            kubectl(
+                kubeconfig, "delete", MLOPS_KINDS, "--all", "-n", namespace,
+                "--wait=true", "--timeout=30s", check=False, timeout=60,
+            )  # fmt: skip
+            running.stop()
+
+
 @pytest.fixture
 def operator(
     kubeconfig: Path, crds: list[Path], namespace: str, tmp_path: Path
 ) -> Iterator[RunningOperator]:
-    """The operator, running against `namespace` for one test, then stopped."""
-    running = start_operator(kubeconfig, namespace, tmp_path / "operator.log")
-    yield running
-    if running.process.poll() is None:
-        running.stop()
+    """The operator, running against `namespace` for one test, then retired."""
+    with operator_for_test(kubeconfig, namespace, tmp_path / "operator.log") as running:
+        yield running

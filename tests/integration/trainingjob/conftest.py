@@ -21,7 +21,7 @@ from tests.integration.operator.conftest import (  # noqa: F401  # `crds` is a f
     REPO,
     RunningOperator,
     crds,
-    start_operator,
+    operator_for_test,
 )
 from tests.kube import get_json, kubectl, wait_for
 
@@ -45,10 +45,8 @@ def operator(
 ) -> Iterator[RunningOperator]:
     """The operator watching `namespace` (CRDs applied first); stopped after the test."""
     request.getfixturevalue("crds")
-    running = start_operator(kubeconfig, namespace, tmp_path / "operator.log")
-    yield running
-    if running.process.poll() is None:
-        running.stop()
+    with operator_for_test(kubeconfig, namespace, tmp_path / "operator.log") as running:
+        yield running
 
 
 def kill(running: RunningOperator) -> None:
