@@ -160,9 +160,20 @@ def _above(value: float | None, limit: float | None) -> bool:
 
 
 def judge_challenger(
-    analysis: Analysis, challenger: LiveCounts, champion: LiveCounts | None
+    analysis: Analysis,
+    challenger: LiveCounts,
+    champion: LiveCounts | None,
+    *,
+    mirrored: bool = False,
 ) -> Judgement:
-    """The challenger's window against the absolute limits and against the champion's window."""
+    """The challenger's window against the absolute limits and against the champion's window.
+
+    A comparison of the two versions' predictions that is asked for (always when the
+    challenger was `mirrored` the champion's traffic, as a shadow is; with
+    ``maxPredictionPsi`` otherwise) and cannot be made yet, because one side has no
+    predictions counted in the window, makes the window inconclusive: a shadow must
+    not pass on evidence that lacks the one thing it was run to measure.
+    """
     evidence = _evidence(challenger)
     if champion is not None:
         evidence |= _evidence(champion, "champion.")
@@ -178,6 +189,13 @@ def judge_challenger(
             evidence,
             message=f"{challenger.requests:.0f} requests so far; {analysis.min_requests} needed"
             " to judge",
+        )
+    compared = mirrored or analysis.max_prediction_psi is not None
+    if champion is not None and compared and "agreement" not in evidence:
+        return Judgement(
+            Outcome.INCONCLUSIVE,
+            evidence,
+            message="predictions of both versions not yet counted in the window to compare them",
         )
     failures = []
     rate = evidence.get("errorRate", 0.0)

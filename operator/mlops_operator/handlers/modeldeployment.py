@@ -42,7 +42,11 @@ import kopf
 from pydantic import ValidationError
 
 from mlops_operator.api.conditions import ConditionType
-from mlops_operator.api.modeldeployment import ModelDeployment, ModelDeploymentStatus
+from mlops_operator.api.modeldeployment import (
+    ChallengerPhase,
+    ModelDeployment,
+    ModelDeploymentStatus,
+)
 from mlops_operator.api.modelversion import ModelVersion, ModelVersionPhase
 from mlops_operator.api.resource import API_VERSION, GROUP, VERSION
 from mlops_operator.decisions.analysis import (
@@ -230,7 +234,12 @@ async def _judge_challenger(
         champion = await _counts(context, mdep, status.champion.version, window)
     except (PrometheusError, ScrapeError) as error:
         return Judgement(Outcome.INCONCLUSIVE, {}, message=f"metrics unavailable: {error}")
-    return judge_challenger(mdep.spec.rollout.analysis, challenger, champion)
+    return judge_challenger(
+        mdep.spec.rollout.analysis,
+        challenger,
+        champion,
+        mirrored=status.challenger.phase is ChallengerPhase.SHADOWING,
+    )
 
 
 async def _judge_floors(

@@ -75,6 +75,28 @@ def test_agreement_and_prediction_psi_compare_distributions() -> None:
     assert judgement.evidence["agreement"] == pytest.approx(0.5)
 
 
+def test_a_comparison_that_cannot_be_made_yet_is_inconclusive() -> None:
+    # A shadow whose champion has no predictions counted in the window (its pods
+    # just restarted, say) has not shown agreement: it must wait, not pass.
+    uncounted = _counts(100)
+    shadow = judge_challenger(
+        Analysis(minRequests=10), _counts(100, a=100), uncounted, mirrored=True
+    )
+    assert shadow.outcome is Outcome.INCONCLUSIVE
+    assert "not yet counted" in shadow.message
+    counted = judge_challenger(
+        Analysis(minRequests=10), _counts(100, a=100), _counts(100, a=90, b=10), mirrored=True
+    )
+    assert counted.outcome is Outcome.PASSED
+    assert counted.evidence["agreement"] == pytest.approx(0.9)
+    # A canary is compared only when asked to, through maxPredictionPsi.
+    assert judge_challenger(Analysis(minRequests=10), _counts(100), uncounted).outcome is (
+        Outcome.PASSED
+    )
+    psi = judge_challenger(Analysis(minRequests=10, maxPredictionPsi=0.2), _counts(100), uncounted)
+    assert psi.outcome is Outcome.INCONCLUSIVE
+
+
 def test_live_accuracy_needs_enough_labels() -> None:
     analysis = Analysis(minRequests=10, minAccuracy=0.9)
     few = LiveCounts(requests=100, feedback=5, feedback_correct=1)
