@@ -15,15 +15,24 @@ retrying until the next spec change.
 
 Handlers return None: Kopf would store a return value under ``status.<handler>``,
 which the typed status schema prunes.
+
+Event handlers are the exception to Kopf's retries: it calls them once per event
+and drops what they raise. `retrying` runs them until the work is done or its
+failure is not transient, so an event that arrives while the API server restarts
+is not lost until the object changes again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import aiohttp
 import kopf
 from pydantic import ValidationError
 
@@ -36,6 +45,7 @@ from mlops_operator.api.conditions import (
 )
 from mlops_operator.api.resource import GROUP, VERSION, CustomResource
 from mlops_operator.handlers.context import OperatorContext
+from mlops_operator.k8s import ApiError
 from mlops_operator.runtime.metrics import reconciler
 
 __all__ = [
@@ -46,11 +56,19 @@ __all__ = [
     "parse",
     "reconciles",
     "report_acceptance",
+    "retrying",
     "validation_message",
 ]
 
 R = TypeVar("R", bound=CustomResource)
 Handler = Callable[..., Awaitable[None]]
+
+logger = logging.getLogger(__name__)
+
+RETRY_SECONDS = 300.0
+"""How long `retrying` keeps at transient failures: past a restart of the control plane,
+and as long as a watch stream lasts, after which Kopf lists every object again anyway."""
+_MAX_BACKOFF = 30.0
 
 MAX_MESSAGE = 2048
 """Validation messages are cut here: a condition is read in `kubectl describe`, not a log."""
@@ -70,6 +88,42 @@ def limited(handler: Handler) -> Callable[..., Coroutine[Any, Any, None]]:
             await handler(*args, memo=memo, **kwargs)
 
     return run
+
+
+def _transient(error: Exception) -> bool:
+    if isinstance(error, ApiError):
+        return error.retryable
+    return isinstance(error, aiohttp.ClientError | TimeoutError | kopf.TemporaryError)
+
+
+async def retrying(
+    memo: OperatorContext,
+    work: Callable[[], Awaitable[None]],
+    *,
+    within: float = RETRY_SECONDS,
+    first_backoff: float = 1.0,
+) -> None:
+    """Run `work` in a reconcile slot until it succeeds, retrying transient failures.
+
+    Transient: an API refusal that waiting may cure (`ApiError.retryable`), a lost
+    connection or a timeout, a `kopf.TemporaryError`. They are retried with
+    exponential back-off (from `first_backoff`, at most 30 s) while the next attempt
+    would start within `within` seconds; then, or on any other error, the error is
+    raised. The back-off is spent outside the slot: an outage must not hold them all.
+    """
+    deadline = time.monotonic() + within
+    backoff = first_backoff
+    while True:
+        try:
+            async with memo.slots:
+                await work()
+            return
+        except Exception as error:
+            if not _transient(error) or time.monotonic() + backoff > deadline:
+                raise
+            logger.info("retrying in %.0f s after a transient failure: %s", backoff, error)
+        await asyncio.sleep(backoff)
+        backoff = min(backoff * 2, _MAX_BACKOFF)
 
 
 def reconciles(

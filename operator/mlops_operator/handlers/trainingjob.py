@@ -42,7 +42,6 @@ TrainingJob's status is never written back to an unfinished phase.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -64,8 +63,8 @@ from mlops_operator.decisions.versions import (
     version_numbers,
 )
 from mlops_operator.handlers.context import OperatorContext
-from mlops_operator.handlers.reconciling import limited, parse, reconciles
-from mlops_operator.k8s import ApiError, Conflict, KubeClient, NotFound
+from mlops_operator.handlers.reconciling import parse, reconciles, retrying
+from mlops_operator.k8s import Conflict, KubeClient, NotFound
 from mlops_operator.resources.common import (
     COMPONENT_LABEL,
     MANAGED_BY,
@@ -100,7 +99,6 @@ logger = logging.getLogger(__name__)
 _KIND = "TrainingJob"
 _TERMINAL = (TrainingJobPhase.SUCCEEDED.value, TrainingJobPhase.FAILED.value)
 _STATUS_ATTEMPTS = 5
-_EVENT_ATTEMPTS = 4
 _CLAIM_RECHECK = 60.0
 StatusFn = Callable[[Mapping[str, Any]], dict[str, Any] | None]
 
@@ -474,23 +472,15 @@ async def _follow(context: OperatorContext, event_type: str | None, job: Mapping
     "jobs",
     labels={MANAGED_BY_LABEL: MANAGED_BY, COMPONENT_LABEL: TRAINER_COMPONENT},
 )
-@limited
 async def follow_trainer_job(
     event: Mapping[str, Any], body: kopf.Body, memo: OperatorContext, **_: Any
 ) -> None:
     """Turn a trainer Job's change into its TrainingJob's status (and, at the end, a version).
 
-    Kopf does not retry event handlers, so transient API errors are retried here
-    a few times; anything left over is handled at the Job's next change or the
-    operator's next start (the Job keeps no TTL until its outcome is recorded).
+    Kopf does not retry event handlers, so transient failures (the API server
+    restarting, say) are retried here (`retrying`); anything left over is handled
+    at the Job's next change, the next listing of Jobs, or the operator's next start
+    (the Job keeps no TTL until its outcome is recorded).
     """
     job = dict(body)
-    for attempt in range(_EVENT_ATTEMPTS):
-        try:
-            await _follow(memo, event.get("type"), job)
-            return
-        except (ApiError, kopf.TemporaryError) as error:
-            retryable = not isinstance(error, ApiError) or error.retryable
-            if not retryable or attempt == _EVENT_ATTEMPTS - 1:
-                raise
-            await asyncio.sleep(2**attempt)
+    await retrying(memo, lambda: _follow(memo, event.get("type"), job))

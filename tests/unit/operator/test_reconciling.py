@@ -4,16 +4,20 @@ Aspects: a valid body parses into its model whatever its status holds; a refused
 spec becomes one actionable line; an already-recorded refusal raises
 PermanentError and changes nothing (so no second Event); accepted and refused
 specs give the documented condition; lastTransitionTime holds until the status
-flips; malformed conditions in a body are dropped.
+flips; malformed conditions in a body are dropped; an event handler's work is
+retried through transient failures only, and waits for its retry outside the
+reconcile slots.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import kopf
 import pytest
 import yaml
@@ -21,13 +25,17 @@ from pydantic import ValidationError
 
 from mlops_operator.api.conditions import Condition, ConditionStatus, ConditionType
 from mlops_operator.api.trainingjob import TrainingJob
+from mlops_operator.handlers.context import OperatorContext
 from mlops_operator.handlers.reconciling import (
     MAX_MESSAGE,
     acceptance_status,
     current_conditions,
     parse,
+    retrying,
     validation_message,
 )
+from mlops_operator.k8s import ApiError, KubeClient
+from mlops_operator.runtime.settings import OperatorSettings
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "manifests" / "examples" / "trainingjob.yaml"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -138,3 +146,69 @@ def test_other_conditions_are_kept_and_malformed_ones_dropped() -> None:
     )
     assert [c["type"] for c in result["conditions"]] == ["Suspended", "Ready"]
     assert result["conditions"][0]["status"] == ConditionStatus.FALSE
+
+
+def _memo(slots: int = 16) -> OperatorContext:
+    return OperatorContext.create(OperatorSettings(max_concurrent_reconciles=slots), KubeClient())
+
+
+async def test_transient_failures_are_retried_until_the_work_is_done() -> None:
+    failures: list[Exception] = [
+        aiohttp.ClientConnectionError("connection refused"),
+        ApiError(503, "ServiceUnavailable", "storage is (re)initializing"),
+        TimeoutError(),
+        kopf.TemporaryError("not yet"),
+    ]
+    calls = 0
+
+    async def work() -> None:
+        nonlocal calls
+        calls += 1
+        if failures:
+            raise failures.pop(0)
+
+    await retrying(_memo(), work, first_backoff=0.001)
+    assert calls == 5
+
+
+async def test_a_lasting_or_permanent_failure_is_raised() -> None:
+    calls = 0
+
+    async def forbidden() -> None:
+        nonlocal calls
+        calls += 1
+        raise ApiError(403, "Forbidden", "no")
+
+    with pytest.raises(ApiError, match="403"):
+        await retrying(_memo(), forbidden, first_backoff=0.001)
+    assert calls == 1
+
+    async def down() -> None:
+        nonlocal calls
+        calls += 1
+        raise aiohttp.ClientConnectionError("connection refused")
+
+    calls = 0
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await retrying(_memo(), down, within=0.05, first_backoff=0.001)
+    assert 2 <= calls < 10
+
+
+async def test_the_retry_waits_outside_the_reconcile_slot() -> None:
+    memo = _memo(slots=1)
+    order: list[str] = []
+    others: list[asyncio.Task[None]] = []
+
+    async def other() -> None:
+        async with memo.slots:
+            order.append("other")
+
+    async def work() -> None:
+        order.append("work")
+        if not others:
+            others.append(asyncio.create_task(other()))
+            raise aiohttp.ClientConnectionError("connection refused")
+
+    await retrying(memo, work, first_backoff=0.2)
+    await asyncio.gather(*others)
+    assert order == ["work", "other", "work"]
