@@ -335,7 +335,10 @@ class ModelDeploymentSpec(CamelModel):
     )
     gates: Gates | None = Field(
         default=None,
-        description="Gates this deployment applies to every candidate, besides the version's own.",
+        description="Gates for every version of this model (or that names this deployment as its"
+        " `targetDeployment`), besides the version's own: applied when the version is validated"
+        " (thresholds, champion comparison, approval); the thresholds again when a rollout"
+        " target is chosen, so a version validated before they were set is not rolled out.",
     )
     payload_logging: PayloadLogging = Field(
         default=PayloadLogging(),

@@ -1,6 +1,7 @@
 """Gates: whether a candidate ModelVersion may serve, with the evidence for each check.
 
-Three sources of results, in order: the validation Job's checks of the artifact
+The gates are the version's own merged with those of every ModelDeployment
+that may serve it (`gates_for`). Three sources of results, in order: the validation Job's checks of the artifact
 (checksum, load, signature, parity, evaluation), the absolute thresholds on the
 version's recorded metrics (``accuracy >= 0.9``), and the comparison with each
 champion on the same held-out rows, both measured inside the Job so the numbers
@@ -23,7 +24,8 @@ from mlops_operator.api.gates import (
     Gates,
     MetricGate,
 )
-from mlops_operator.api.modelversion import Approval, GateResult, ModelVersionPhase
+from mlops_operator.api.modeldeployment import ModelDeployment
+from mlops_operator.api.modelversion import Approval, GateResult, ModelVersion, ModelVersionPhase
 from mlops_operator.validator.report import ValidationReport
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "champion_gate",
     "check_results",
     "evaluate_gates",
+    "gates_for",
     "higher_is_better",
     "merge_gates",
     "metric_gate",
@@ -74,6 +77,23 @@ def merge_gates(*sources: Gates | None) -> Gates:
         ),
         require_approval=any(g.require_approval for g in present),
     )
+
+
+def gates_for(mv: ModelVersion, deployments: Sequence[ModelDeployment]) -> Gates:
+    """The gates `mv` is validated against: its own and those of each deployment that may serve it.
+
+    Those deployments are its `targetDeployment`, else every one of its model
+    (`deployments` may hold others; they are skipped). A version is validated
+    once, so one deployment's gates reach every deployment of the model unless
+    the version names its target.
+    """
+    target = mv.spec.target_deployment
+    serving = [
+        d
+        for d in deployments
+        if d.spec.model_name == mv.spec.model_name and (target is None or d.name == target)
+    ]
+    return merge_gates(mv.spec.gates, *(d.spec.gates for d in serving))
 
 
 def metric_gate(gate: MetricGate, metrics: Mapping[str, float]) -> GateResult:

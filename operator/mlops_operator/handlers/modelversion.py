@@ -3,10 +3,11 @@
 A timer runs every few seconds on each ModelVersion that is not yet Validated or
 Rejected, and moves it one state at a time, recording each state before acting:
 
-1. **Pending → Validating**: pick the champions to compare with (only when the
-   version's gates compare), record ``Validating``, then create the validation
-   Job ``<mv>-validate`` (`mlops_operator.resources.validation`), which notes the
-   champions it was given.
+1. **Pending → Validating**: settle the gates (the version's own merged with
+   those of the ModelDeployments that may serve it, `decisions.gates.gates_for`)
+   and the champions to compare with (only when the gates compare), record
+   ``Validating``, then create the validation Job ``<mv>-validate``
+   (`mlops_operator.resources.validation`), which notes both.
 2. **Validating → Validated / Rejected / AwaitingApproval**: once the Job ended,
    read its report from the pod's termination message and judge every gate with
    `mlops_operator.decisions.gates`; the evidence goes to ``status.gateResults``,
@@ -22,7 +23,6 @@ deterministic and an existing Job is reused.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -43,15 +43,16 @@ from mlops_operator.api.modelversion import (
     ModelVersionStatus,
 )
 from mlops_operator.api.resource import API_VERSION, GROUP, VERSION
-from mlops_operator.decisions.gates import evaluate_gates, verdict
+from mlops_operator.decisions.gates import evaluate_gates, gates_for, verdict
 from mlops_operator.handlers.context import OperatorContext
 from mlops_operator.handlers.reconciling import current_conditions, parse, reconciles
 from mlops_operator.handlers.trainingjob import storage_of
 from mlops_operator.k8s import Conflict, KubeClient, NotFound
 from mlops_operator.resources.trainingjob import is_finished
 from mlops_operator.resources.validation import (
-    CHAMPIONS_ANNOTATION,
     read_report,
+    recorded_champions,
+    recorded_gates,
     validation_job,
     validation_job_name,
 )
@@ -108,16 +109,29 @@ def _conditions(
     return conditions
 
 
-async def _champions(kube: KubeClient, mv: ModelVersion) -> dict[str, str]:
+async def _deployments(kube: KubeClient, mv: ModelVersion) -> list[ModelDeployment]:
+    """The ModelDeployments of the version's model in its namespace."""
+    found = []
+    for raw in await kube.list(API_VERSION, "ModelDeployment", mv.namespace):
+        try:
+            mdep = ModelDeployment.model_validate(raw)
+        except ValidationError:
+            continue  # its own controller reports the invalid spec
+        if mdep.spec.model_name == mv.spec.model_name:
+            found.append(mdep)
+    return found
+
+
+async def _champions(
+    kube: KubeClient, mv: ModelVersion, gates: Gates, deployments: list[ModelDeployment]
+) -> dict[str, str]:
     """Champion ModelVersion name -> artifact URI, for the deployments the comparison names."""
-    gates = mv.spec.gates
-    if gates is None or gates.compare_to_champion is None:
+    if gates.compare_to_champion is None:
         return {}
     wanted = gates.compare_to_champion.deployment or mv.spec.target_deployment
     found: dict[str, str] = {}
-    for raw in await kube.list(API_VERSION, "ModelDeployment", mv.namespace):
-        mdep = ModelDeployment.model_validate(raw)
-        if mdep.spec.model_name != mv.spec.model_name or (wanted and mdep.name != wanted):
+    for mdep in deployments:
+        if wanted and mdep.name != wanted:
             continue
         champion = mdep.status.champion if mdep.status else None
         if champion is None or champion.model_version == mv.name:
@@ -132,16 +146,26 @@ async def _champions(kube: KubeClient, mv: ModelVersion) -> dict[str, str]:
     return found
 
 
+def _validating_message(mv: ModelVersion, gates: Gates, champions: Mapping[str, str]) -> str:
+    message = "the validation Job checks the artifact"
+    if champions:
+        message += f" and measures it beside {', '.join(sorted(champions))}"
+    if gates != (mv.spec.gates or Gates()):
+        message += "; the gates include those of the deployments of its model"
+    return message
+
+
 async def _start(
     context: OperatorContext, mv: ModelVersion, body: kopf.Body, status: ModelVersionStatus
 ) -> None:
-    champions = await _champions(context.kube, mv)
+    deployments = await _deployments(context.kube, mv)
+    gates = gates_for(mv, deployments)
+    champions = await _champions(context.kube, mv, gates, deployments)
     if status.phase is not ModelVersionPhase.VALIDATING:
         conditions = _conditions(
             current_conditions(body), mv.generation,
             (ConditionType.VALIDATED, ConditionStatus.UNKNOWN, Reason.VALIDATING,
-             "the validation Job checks the artifact" + (
-                 f" and measures it beside {', '.join(sorted(champions))}" if champions else "")),
+             _validating_message(mv, gates, champions)),
             (ConditionType.READY, ConditionStatus.FALSE, Reason.VALIDATING, "not validated yet"),
         )  # fmt: skip
         status = status.model_copy(
@@ -153,6 +177,7 @@ async def _start(
         mv,
         image=context.settings.trainer_image,
         storage=storage_of(context.settings),
+        gates=gates,
         champions=champions,
     )
     try:
@@ -168,19 +193,21 @@ async def _judge(
         "v1", "Pod", mv.namespace, labels={"job-name": job["metadata"]["name"]}
     )
     report = read_report(pods)
-    gates = mv.spec.gates
-    annotation = (job["metadata"].get("annotations") or {}).get(CHAMPIONS_ANNOTATION, "[]")
+    try:
+        gates = recorded_gates(job, mv.spec.gates)
+    except ValidationError as error:
+        gates, report = Gates(), f"the gates recorded on the validation Job do not parse: {error}"
     if isinstance(report, str):
         results = [GateResult(gate="validation", passed=False, message=report)]
     else:
         results = evaluate_gates(
-            gates or Gates(),
+            gates,
             metrics=mv.spec.metrics,
             primary_metric=mv.spec.primary_metric.name,
             report=report,
-            champions=json.loads(annotation),
+            champions=recorded_champions(job),
         )
-    phase = verdict(results, require_approval=bool(gates and gates.require_approval), approval=None)
+    phase = verdict(results, require_approval=gates.require_approval, approval=None)
     failed = [r for r in results if not r.passed]
     if phase is ModelVersionPhase.REJECTED:
         message = "; ".join(f"{r.gate}: {r.message}" for r in failed)[:2000]

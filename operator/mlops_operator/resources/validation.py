@@ -2,9 +2,11 @@
 
 One Job per ModelVersion, named ``<mv>-validate`` (shortened with a hash when
 long), owned by the ModelVersion, never retried (a failed check is a result,
-not a flake). The champions it compares with are fixed when the Job is created
-and recorded in its `CHAMPIONS_ANNOTATION`, so the operator judges the gates
-against exactly the versions that were measured, even after a restart.
+not a flake). The gates (the version's own merged with its deployments') and
+the champions it compares with are fixed when the Job is created and recorded in
+its `GATES_ANNOTATION` and `CHAMPIONS_ANNOTATION`, so the operator judges exactly
+those gates against exactly the versions that were measured, even after a restart
+or a change of a deployment meanwhile.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from mlops_operator.api.gates import Gates
 from mlops_operator.api.modelversion import ModelVersion
 from mlops_operator.resources.common import (
     ArtifactStorage,
@@ -34,13 +37,17 @@ from mlops_operator.validator.settings import ValidatorSettings
 __all__ = [
     "CHAMPIONS_ANNOTATION",
     "CONTAINER",
+    "GATES_ANNOTATION",
     "TERMINATION_MESSAGE_PATH",
     "read_report",
+    "recorded_champions",
+    "recorded_gates",
     "validation_job",
     "validation_job_name",
 ]
 
 CHAMPIONS_ANNOTATION = "mlops.dev/champions"
+GATES_ANNOTATION = "mlops.dev/gates"
 TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 CONTAINER = "validator"
 _SUFFIX = "-validate"
@@ -61,10 +68,12 @@ def validation_job(
     *,
     image: str,
     storage: ArtifactStorage,
+    gates: Gates,
     champions: Mapping[str, str],
     deadline_seconds: int = 600,
 ) -> dict[str, Any]:
-    """The Job validating `mv`; `champions` maps champion ModelVersion names to artifact URIs."""
+    """The Job validating `mv` for `gates`; `champions` maps champion ModelVersion names to
+    artifact URIs."""
     spec = mv.spec
     signature = spec.signature
     settings = ValidatorSettings(
@@ -95,7 +104,10 @@ def validation_job(
             "name": validation_job_name(mv.name),
             "namespace": mv.namespace,
             "labels": job_labels,
-            "annotations": {CHAMPIONS_ANNOTATION: json.dumps(sorted(champions))},
+            "annotations": {
+                GATES_ANNOTATION: gates.model_dump_json(by_alias=True, exclude_defaults=True),
+                CHAMPIONS_ANNOTATION: json.dumps(sorted(champions)),
+            },
             "ownerReferences": [owner_reference(mv)],
         },
         "spec": {
@@ -132,3 +144,20 @@ def read_report(pods: Sequence[Mapping[str, Any]]) -> ValidationReport | str:
                     f" without a report: {message[:300]!r}"
                 )
     return "the validation Job ended without a finished validator pod (deadline or eviction)"
+
+
+def recorded_gates(job: Mapping[str, Any], default: Gates | None) -> Gates:
+    """The gates the Job was created for; `default` for a Job that recorded none.
+
+    Raises pydantic's ``ValidationError`` when the record does not parse (edited by hand).
+    """
+    annotation = (job["metadata"].get("annotations") or {}).get(GATES_ANNOTATION)
+    if annotation is None:
+        return default or Gates()
+    return Gates.model_validate_json(annotation)
+
+
+def recorded_champions(job: Mapping[str, Any]) -> list[str]:
+    """The champion ModelVersions the Job measured."""
+    annotation = (job["metadata"].get("annotations") or {}).get(CHAMPIONS_ANNOTATION, "[]")
+    return [str(name) for name in json.loads(annotation)]

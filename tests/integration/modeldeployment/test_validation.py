@@ -46,19 +46,37 @@ def test_validated_rejected_and_approved(
     held = model_version("iris-v3", "iris", 3, key, card, gates={"requireApproval": True})
     tampered = model_version("iris-v4", "iris", 4, key, card)
     tampered["spec"]["artifact"]["sha256"] = "0" * 64
-    for manifest in (good, bad, held, tampered):
+    # A deployment's gates reach the versions of its model: this one has none of its own.
+    gated_deployment = {
+        "apiVersion": "mlops.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "gated"},
+        "spec": {
+            "modelName": "gated",
+            "gates": {
+                "metrics": [{"metric": "accuracy", "threshold": 0.5}],
+                "requireApproval": True,
+            },
+        },
+    }
+    gated = model_version("gated-v1", "gated", 1, key, card)
+    for manifest in (gated_deployment, good, bad, held, tampered, gated):
         kubectl(kubeconfig, "-n", ns, "apply", "-f", "-", stdin=json.dumps(manifest))  # fmt: skip
 
+    names = ("iris-v1", "iris-v2", "iris-v3", "iris-v4", "gated-v1")
     phases = {
         name: wait_for(lambda n=name: _phase(kubeconfig, ns, n), timeout=240, what=f"{name} judged")
-        for name in ("iris-v1", "iris-v2", "iris-v3", "iris-v4")
+        for name in names
     }
     assert phases == {
         "iris-v1": "Validated",
         "iris-v2": "Rejected",
         "iris-v3": "AwaitingApproval",
         "iris-v4": "Rejected",
+        "gated-v1": "AwaitingApproval",
     }
+    deployment_gated = get_json(kubeconfig, "-n", ns, "mv", "gated-v1")["status"]
+    assert "accuracy >= 0.5" in [g["gate"] for g in deployment_gated["gateResults"]]
     v1 = get_json(kubeconfig, "-n", ns, "mv", "iris-v1")["status"]
     gates = {g["gate"]: g for g in v1["gateResults"]}
     assert [g["gate"] for g in v1["gateResults"]][:5] == [

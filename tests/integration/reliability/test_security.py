@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
+from mlops_operator.api.gates import Gates
 from mlops_operator.api.modeldeployment import ModelDeployment
 from mlops_operator.api.modelversion import ModelVersion
 from mlops_operator.resources.common import ArtifactStorage
@@ -106,7 +107,7 @@ def test_generated_pods_are_admitted_under_the_restricted_standard(
     templates = {
         "trainer": job["spec"]["template"],
         "validator": validation_job(
-            _model_version(namespace), image=IMAGE, storage=STORAGE, champions={}
+            _model_version(namespace), image=IMAGE, storage=STORAGE, gates=Gates(), champions={}
         )["spec"]["template"],
         "server": serving_deployment(
             mdep,

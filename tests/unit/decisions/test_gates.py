@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from mlops_operator.api.gates import (
     ChampionComparison,
@@ -13,11 +16,13 @@ from mlops_operator.api.gates import (
     MaxRegression,
     MetricGate,
 )
-from mlops_operator.api.modelversion import Approval, ModelVersionPhase
+from mlops_operator.api.modeldeployment import ModelDeployment
+from mlops_operator.api.modelversion import Approval, ModelVersion, ModelVersionPhase
 from mlops_operator.decisions.gates import (
     ChampionMetrics,
     champion_gate,
     evaluate_gates,
+    gates_for,
     higher_is_better,
     merge_gates,
     metric_gate,
@@ -26,6 +31,7 @@ from mlops_operator.decisions.gates import (
 from mlops_operator.validator.report import Check, ValidationReport
 
 METRICS = {"accuracy": 0.93, "log_loss": 0.25}
+EXAMPLES = Path(__file__).resolve().parents[3] / "manifests" / "examples"
 
 
 @pytest.mark.parametrize(
@@ -177,3 +183,45 @@ def test_merge_keeps_every_threshold_and_any_approval() -> None:
     merged = merge_gates(own, None, deployment)
     assert [m.metric for m in merged.metrics] == ["accuracy", "log_loss"]
     assert merged.require_approval
+
+
+def _example(kind: str, **spec: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load((EXAMPLES / f"{kind}.yaml").read_text())
+    doc["spec"] |= spec
+    return doc
+
+
+def _deployment(name: str, model: str, gates: dict[str, Any] | None) -> ModelDeployment:
+    doc = _example("modeldeployment", modelName=model, gates=gates)
+    doc["metadata"]["name"] = name
+    return ModelDeployment.model_validate(doc)
+
+
+def test_a_version_is_validated_against_the_gates_of_each_deployment_that_may_serve_it() -> None:
+    comparison = {"maxRegression": {"absolute": 0.01}}
+    deployments = [
+        _deployment("churn", "churn", {"metrics": [{"metric": "log_loss", "op": "<=",
+                                                    "threshold": 0.3}]}),
+        _deployment("churn-eu", "churn", {"requireApproval": True,
+                                          "compareToChampion": comparison}),
+        _deployment("fraud", "fraud", {"requireApproval": True}),
+        _deployment("churn-open", "churn", None),
+    ]  # fmt: skip
+    own = {"metrics": [{"metric": "accuracy", "threshold": 0.9}]}
+    untargeted = ModelVersion.model_validate(
+        _example("modelversion", gates=own, targetDeployment=None)
+    )
+    gates = gates_for(untargeted, deployments)
+    assert [m.metric for m in gates.metrics] == ["accuracy", "log_loss"]
+    assert gates.require_approval
+    assert gates.compare_to_champion == ChampionComparison.model_validate(comparison)
+    # Naming its target keeps the other deployments' gates off the version.
+    targeted = ModelVersion.model_validate(
+        _example("modelversion", gates=own, targetDeployment="churn")
+    )
+    gates = gates_for(targeted, deployments)
+    assert [m.metric for m in gates.metrics] == ["accuracy", "log_loss"]
+    assert not gates.require_approval
+    assert gates.compare_to_champion is None
+    # No deployment of its model: its own gates, nothing else.
+    assert gates_for(untargeted, deployments[2:3]) == Gates.model_validate(own)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from mlops_operator.api.gates import Gates, MetricGate
 from mlops_operator.api.modeldeployment import ModelDeployment
 from mlops_operator.api.modelversion import ModelVersion
 from mlops_operator.resources.common import ArtifactStorage
@@ -18,7 +20,10 @@ from mlops_operator.resources.modeldeployment import (
 )
 from mlops_operator.resources.validation import (
     CHAMPIONS_ANNOTATION,
+    GATES_ANNOTATION,
     read_report,
+    recorded_champions,
+    recorded_gates,
     validation_job,
     validation_job_name,
 )
@@ -117,12 +122,21 @@ def _mv(name: str = "iris-v2") -> ModelVersion:
 
 
 def test_validation_job_carries_the_checks_inputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    gates = Gates(requireApproval=True, metrics=[MetricGate(metric="accuracy", threshold=0.9)])
     job = validation_job(
-        _mv(), image="mlops-operator/trainer:1", storage=ArtifactStorage(),
+        _mv(), image="mlops-operator/trainer:1", storage=ArtifactStorage(), gates=gates,
         champions={"iris-v1": "pvc://mlops-artifacts/models/iris/old"},
     )  # fmt: skip
     assert job["metadata"]["name"] == "iris-v2-validate"
     assert job["metadata"]["annotations"][CHAMPIONS_ANNOTATION] == '["iris-v1"]'
+    # What the Job was made for is what it is judged by, whatever changes meanwhile.
+    assert recorded_gates(job, None) == gates
+    assert recorded_champions(job) == ["iris-v1"]
+    del job["metadata"]["annotations"][GATES_ANNOTATION]
+    assert recorded_gates(job, _mv().spec.gates) == (_mv().spec.gates or Gates())
+    job["metadata"]["annotations"][GATES_ANNOTATION] = '{"metrics": 1}'
+    with pytest.raises(ValidationError):
+        recorded_gates(job, None)
     assert job["spec"]["backoffLimit"] == 0
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["python", "-m", "mlops_operator.validator"]
