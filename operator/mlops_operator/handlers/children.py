@@ -4,43 +4,27 @@ A ModelDeployment ticks every two seconds; applying its Service and Deployments
 (and deleting a shadow Service that is not there) on every tick cost 200
 deployments about 100 API writes a second while nothing changed. The operator
 remembers, per child, what it last applied (a digest of the manifest) or that it
-deleted it, and when; the same request within `RESYNC_SECONDS` is skipped. The
-memory is a hint: after a restart, or once a minute, the child is applied again,
-so a child edited or deleted by hand is put back within a minute.
+deleted it (`OperatorContext.applied`); the same request within `RESYNC_SECONDS`
+is skipped. The memory is a hint: after a restart, or once a minute, the child is
+applied again, so a child edited or deleted by hand is put back within a minute.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Mapping
 from typing import Any
 
-from mlops_operator.handlers.context import OperatorContext
+from mlops_operator.handlers.context import RESYNC_SECONDS, OperatorContext
 
 __all__ = ["RESYNC_SECONDS", "apply", "delete"]
 
-RESYNC_SECONDS = 60.0
 _ABSENT = "absent"
-_PRUNE_ABOVE = 10_000
 
 
 def _key(api_version: str, kind: str, name: str, namespace: str | None) -> str:
     return f"{api_version}/{kind}/{namespace or ''}/{name}"
-
-
-def _fresh(context: OperatorContext, key: str, digest: str) -> bool:
-    """Whether `digest` is what was last done to `key`, less than `RESYNC_SECONDS` ago."""
-    last = context.applied.get(key)
-    return last is not None and last[0] == digest and time.monotonic() - last[1] < RESYNC_SECONDS
-
-
-def _forget_stale(context: OperatorContext) -> None:
-    """Drop entries past their resync time, so children of deleted owners do not pile up."""
-    now = time.monotonic()
-    for key in [k for k, (_, at) in context.applied.items() if now - at >= RESYNC_SECONDS]:
-        del context.applied[key]
 
 
 async def apply(context: OperatorContext, manifest: Mapping[str, Any], *, exists: bool) -> None:
@@ -52,12 +36,10 @@ async def apply(context: OperatorContext, manifest: Mapping[str, Any], *, exists
     meta = manifest["metadata"]
     key = _key(manifest["apiVersion"], manifest["kind"], meta["name"], meta.get("namespace"))
     digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
-    if exists and _fresh(context, key, digest):
+    if exists and context.applied.get(key) == digest:
         return
     await context.kube.apply(manifest)
-    if len(context.applied) > _PRUNE_ABOVE:
-        _forget_stale(context)
-    context.applied[key] = (digest, time.monotonic())
+    context.applied.put(key, digest)
 
 
 async def delete(
@@ -65,7 +47,7 @@ async def delete(
 ) -> None:
     """Delete the child unless it was found gone (or deleted) within the resync period."""
     key = _key(api_version, kind, name, namespace)
-    if _fresh(context, key, _ABSENT):
+    if context.applied.get(key) == _ABSENT:
         return
     await context.kube.delete(api_version, kind, name, namespace)
-    context.applied[key] = (_ABSENT, time.monotonic())
+    context.applied.put(key, _ABSENT)

@@ -4,11 +4,31 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
+from mlops_operator.handlers.notes import Notes
 from mlops_operator.k8s import KubeClient
 from mlops_operator.runtime.settings import OperatorSettings
 
-__all__ = ["OperatorContext"]
+__all__ = [
+    "CLAIM_RECHECK_SECONDS",
+    "FLOOR_CHECK_SECONDS",
+    "RECORDED_SECONDS",
+    "RESYNC_SECONDS",
+    "SETTLED_TICK_SECONDS",
+    "OperatorContext",
+]
+
+RECORDED_SECONDS = 600.0
+"""How long a trainer Job's recorded state spares re-reading its TrainingJob."""
+CLAIM_RECHECK_SECONDS = 60.0
+"""How long a namespace's artifact claim, once seen, is not looked up again."""
+RESYNC_SECONDS = 60.0
+"""How long a child applied (or deleted) is not applied (or deleted) again unchanged."""
+FLOOR_CHECK_SECONDS = 15.0
+"""How often a champion's rollback floors are measured."""
+SETTLED_TICK_SECONDS = 10.0
+"""How often a settled ModelDeployment whose inputs did not change is ticked."""
 
 
 @dataclass(frozen=True)
@@ -23,12 +43,18 @@ class OperatorContext:
     settings: OperatorSettings
     kube: KubeClient
     slots: asyncio.Semaphore
-    recorded: dict[str, object] = field(default_factory=dict)
-    """What was last written for a child (by uid), so an unchanged child costs no call."""
-    claims: dict[str, float] = field(default_factory=dict)
-    """Namespaces whose artifact claim was seen, with the (monotonic) time it was seen."""
-    applied: dict[str, tuple[str, float]] = field(default_factory=dict)
-    """Children last applied (a digest of the manifest) or deleted, and when (`children`)."""
+    recorded: Notes[object] = field(default_factory=lambda: Notes(RECORDED_SECONDS))
+    """What was last written for a trainer Job (by uid), so an unchanged Job costs no call."""
+    claims: Notes[bool] = field(default_factory=lambda: Notes(CLAIM_RECHECK_SECONDS))
+    """Namespaces whose artifact claim was seen."""
+    applied: Notes[str] = field(default_factory=lambda: Notes(RESYNC_SECONDS))
+    """Children last applied (a digest of the manifest) or deleted (`children`)."""
+    floor_checks: Notes[bool] = field(default_factory=lambda: Notes(FLOOR_CHECK_SECONDS))
+    """ModelDeployments (by uid) whose rollback floors were measured."""
+    ticks: Notes[tuple[tuple[Any, ...], bool]] = field(
+        default_factory=lambda: Notes(SETTLED_TICK_SECONDS)
+    )
+    """ModelDeployments (by uid): the inputs of the last tick, and whether it left them settled."""
 
     @classmethod
     def create(cls, settings: OperatorSettings, kube: KubeClient) -> OperatorContext:

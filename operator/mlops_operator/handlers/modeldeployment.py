@@ -21,7 +21,7 @@ One timer per ModelDeployment ticks every `TICK_SECONDS`; each tick is
 
 A ModelDeployment is *settled* when no challenger is being rolled out. A settled
 one whose inputs (its own resourceVersion, its versions' and its Deployments')
-did not change since its last tick skips ticks for up to `SETTLED_TICK_SECONDS`:
+did not change since its last tick skips ticks for up to `context.SETTLED_TICK_SECONDS`:
 200 idle deployments then cost a few percent of a CPU, while any change (a new
 version, a spec edit, a pod becoming ready) is still acted on at the next tick.
 
@@ -33,7 +33,6 @@ replicas change, and a judgement is taken only once per recorded window.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -98,16 +97,10 @@ __all__ = ["REQUESTED_BY", "TICK_SECONDS", "accept_model_deployment", "reconcile
 logger = logging.getLogger(__name__)
 
 TICK_SECONDS = 2.0
-SETTLED_TICK_SECONDS = 10.0
 REQUESTED_BY = "mlops.dev/requested-by"
 """Annotation naming who asked for the current spec (set by ``mlops rollback``/``promote``)."""
 
 _KIND = "ModelDeployment"
-_FLOOR_CHECK_SECONDS = 15.0
-_last_floor_check: dict[str, float] = {}
-# uid -> (the inputs of its last tick, when it ran, whether it left the deployment settled)
-_last_tick: dict[str, tuple[tuple[Any, ...], float, bool]] = {}
-_FORGET_TICKS_ABOVE = 10_000
 _prometheus: dict[str, PrometheusClient] = {}
 
 
@@ -250,9 +243,9 @@ async def _judge_floors(
     if floors is None or champion is None or status.challenger is not None:
         return None
     key = str(mdep.metadata.get("uid"))
-    if time.monotonic() - _last_floor_check.get(key, 0.0) < _FLOOR_CHECK_SECONDS:
+    if context.floor_checks.get(key):
         return None
-    _last_floor_check[key] = time.monotonic()
+    context.floor_checks.put(key, True)
     window = min(parse_duration(floors.window), (_now() - champion.since).total_seconds())
     try:
         counts = await _counts(context, mdep, champion.version, window)
@@ -398,13 +391,7 @@ async def reconcile_model_deployment(
         *sorted(str(raw["metadata"].get("resourceVersion")) for raw in raw_versions),
         *sorted(str(d["metadata"].get("resourceVersion")) for d in existing),
     )
-    last = _last_tick.get(uid)
-    if (
-        last is not None
-        and last[0] == inputs
-        and last[2]
-        and time.monotonic() - last[1] < SETTLED_TICK_SECONDS
-    ):
+    if memo.ticks.get(uid) == (inputs, True):
         return
     mdep = parse(ModelDeployment, body, patch, ConditionType.READY)
     status = _status(body)
@@ -432,16 +419,7 @@ async def reconcile_model_deployment(
     )
     await audit_deployment(memo, mdep, plan.status.history)
     await _converge(memo, mdep, plan, versions, existing)
-    _remember_tick(uid, inputs, settled=plan.status.challenger is None)
-
-
-def _remember_tick(uid: str, inputs: tuple[Any, ...], *, settled: bool) -> None:
-    if len(_last_tick) > _FORGET_TICKS_ABOVE:
-        # Deleted deployments leave entries behind; a long-untouched entry is worthless.
-        horizon = time.monotonic() - 10 * SETTLED_TICK_SECONDS
-        for key in [k for k, (_, at, _) in _last_tick.items() if at < horizon]:
-            del _last_tick[key]
-    _last_tick[uid] = (inputs, time.monotonic(), settled)
+    memo.ticks.put(uid, (inputs, plan.status.challenger is None))
 
 
 @reconciles(ModelDeployment)

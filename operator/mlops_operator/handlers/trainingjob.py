@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -99,7 +98,6 @@ logger = logging.getLogger(__name__)
 _KIND = "TrainingJob"
 _TERMINAL = (TrainingJobPhase.SUCCEEDED.value, TrainingJobPhase.FAILED.value)
 _STATUS_ATTEMPTS = 5
-_CLAIM_RECHECK = 60.0
 StatusFn = Callable[[Mapping[str, Any]], dict[str, Any] | None]
 
 
@@ -199,13 +197,12 @@ def _status_for(
 async def _ensure_claim(context: OperatorContext, namespace: str) -> None:
     """Create the artifact claim when the namespace has none (the operator never deletes it).
 
-    A claim seen in the last `_CLAIM_RECHECK` seconds is not looked up again: a
-    burst of TrainingJobs in one namespace needs one lookup, and a claim deleted
-    by hand is still re-created within a minute.
+    A claim seen in the last minute (`OperatorContext.claims`) is not looked up
+    again: a burst of TrainingJobs in one namespace needs one lookup, and a claim
+    deleted by hand is still re-created within a minute.
     """
     kube, settings = context.kube, context.settings
-    seen = context.claims.get(namespace)
-    if seen is not None and time.monotonic() - seen < _CLAIM_RECHECK:
+    if context.claims.get(namespace):
         return
     try:
         await kube.get("v1", "PersistentVolumeClaim", settings.artifact_pvc, namespace)
@@ -219,7 +216,7 @@ async def _ensure_claim(context: OperatorContext, namespace: str) -> None:
         # Conflict: created meanwhile; what matters is that it exists.
         with contextlib.suppress(Conflict):
             await kube.create(claim)
-    context.claims[namespace] = time.monotonic()
+    context.claims.put(namespace, True)
 
 
 def _fail_outcome(reason: Reason, message: str) -> Outcome:
@@ -416,14 +413,14 @@ async def _follow(context: OperatorContext, event_type: str | None, job: Mapping
     kube = context.kube
     job_uid = str(job["metadata"].get("uid"))
     if (job.get("spec") or {}).get("ttlSecondsAfterFinished") is not None:
-        context.recorded.pop(job_uid, None)
+        context.recorded.forget(job_uid)
         return  # its outcome is recorded
     outcome = None if is_finished(job) else observe_job(job)
     # What the status shows of an unfinished Job: when it is what was last written for
     # this Job, there is nothing to read or write.
     shown = None if outcome is None else (_generation_of(job), outcome)
     if event_type == "DELETED":
-        context.recorded.pop(job_uid, None)
+        context.recorded.forget(job_uid)
     elif shown is not None and context.recorded.get(job_uid) == shown:
         return
     uid = owner_uid(job)
@@ -463,7 +460,7 @@ async def _follow(context: OperatorContext, event_type: str | None, job: Mapping
         current=body,
     )
     if written is not None:
-        context.recorded[job_uid] = shown
+        context.recorded.put(job_uid, shown)
 
 
 @kopf.on.event(

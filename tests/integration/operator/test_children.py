@@ -69,7 +69,7 @@ async def test_an_unchanged_child_is_applied_once_per_resync_period(
     await children.apply(context, _config_map(namespace, "b"), exists=True)
     assert await _value(context, namespace) == "b", "a changed manifest was skipped"
 
-    monkeypatch.setattr(children, "RESYNC_SECONDS", 0.0)
+    monkeypatch.setattr(context.applied, "ttl", 0.0)
     await context.kube.delete("v1", "ConfigMap", "child", namespace)
     await children.apply(context, _config_map(namespace, "b"), exists=True)
     assert await _value(context, namespace) == "b", "past the resync period nothing may be skipped"
@@ -83,11 +83,11 @@ async def test_a_child_known_gone_is_not_deleted_again_within_the_period(
     await children.delete(context, "v1", "ConfigMap", "child", namespace)
     assert await _value(context, namespace) == "made by hand", "a known-gone child was deleted"
 
-    monkeypatch.setattr(children, "RESYNC_SECONDS", 0.0)
+    monkeypatch.setattr(context.applied, "ttl", 0.0)
     await children.delete(context, "v1", "ConfigMap", "child", namespace)
     assert await _value(context, namespace) is None, "past the resync period it must be deleted"
 
     await children.apply(context, _config_map(namespace, "c"), exists=True)
-    monkeypatch.setattr(children, "RESYNC_SECONDS", 60.0)
+    monkeypatch.setattr(context.applied, "ttl", 60.0)
     await children.delete(context, "v1", "ConfigMap", "child", namespace)
     assert await _value(context, namespace) is None, "an applied child was not deleted"
