@@ -12,7 +12,8 @@ The watch cut puts a loopback TCP proxy (`BlackHoleProxy`) between the operator
 and the API server and then drops every byte both ways while keeping the
 connections open, as a lost NAT or load-balancer entry does: nothing ends the
 operator's watches, only its own inactivity timeout (4 s here instead of 70, through
-the setting production uses; the 300/330 s watch timeouts stay). While cut, its
+the setting production uses; the 300/330 s watch timeouts stay), and a request in
+flight at the cut only its request timeout (10 s here instead of 60). While cut, its
 liveness probe answers 500 (its ``/readyz`` check goes through the proxy too) and it
 lets go of every connection that was open when the cut began; once new connections flow
 again (the old ones never do), it answers 200 without having restarted, and
@@ -136,11 +137,12 @@ def test_the_operator_rides_out_a_control_plane_restart(
 # The production settings but one: a watch with no event (not even a bookmark) for 4 s,
 # not 70, is taken for dead. The server and client timeouts (300 s, 330 s) stay far longer
 # than the test, so only the inactivity timeout can notice the cut.
-CUT_SETTINGS = {"MLOPS_WATCH_INACTIVITY_TIMEOUT": "4"}
+CUT_SETTINGS = {"MLOPS_WATCH_INACTIVITY_TIMEOUT": "4", "MLOPS_API_REQUEST_TIMEOUT": "10"}
 # Seconds from the cut by which the operator must have let go of every connection open
-# then: its silent watches after the 4 s inactivity timeout, its idle pooled connections
-# after aiohttp's keep-alive (15 s, checked every 15 s: up to 30 s). With the default 70 s
-# inactivity timeout the watches would still hang on.
+# then: its silent watches after the 4 s inactivity timeout, a request that was in flight
+# at the cut (an Event, Kopf's annotation patch) after the 10 s request timeout, its idle
+# pooled connections after aiohttp's keep-alive (15 s, checked every 15 s: up to 30 s).
+# With the default 70 s inactivity timeout the watches would still hang on.
 CUT_DEADLINE = 50
 
 T = TypeVar("T")
