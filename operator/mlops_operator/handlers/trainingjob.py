@@ -15,8 +15,9 @@ Two handlers share the work:
   from the pod, creates the ModelVersion on success, records the outcome, and
   only then gives the Job its ``ttlSecondsAfterFinished``.
 
-One writer for the status of a running TrainingJob means no write races and
-one read per change; the Job watch remembers what it last wrote for each Job
+One writer for the status of a running TrainingJob means no write races; the
+TrainingJob is read from the watch's copy (`training_jobs_by_uid`), and the Job
+watch remembers what it last wrote for each Job
 (in memory), so a Job change that alters nothing the status shows (the Job
 controller's own bookkeeping) costs no API call at all.
 
@@ -52,7 +53,7 @@ import kopf
 from pydantic import ValidationError
 
 from mlops_operator.api.conditions import ConditionType, Reason
-from mlops_operator.api.resource import API_VERSION
+from mlops_operator.api.resource import API_VERSION, GROUP, VERSION
 from mlops_operator.api.trainingjob import TrainingJob, TrainingJobPhase
 from mlops_operator.decisions.versions import (
     candidates,
@@ -127,13 +128,15 @@ async def _record(
     compute: StatusFn,
     *,
     current: Mapping[str, Any] | None = None,
+    cached: bool = False,
 ) -> tuple[Mapping[str, Any], Mapping[str, Any]] | None:
     """Write the status `compute` derives from the TrainingJob as stored; (before, after).
 
     None when the TrainingJob is gone, being deleted, another one (uid), or when
     `compute` returns None (nothing to write). The write is conditional on the
     resourceVersion of `current` (the TrainingJob just read), else of a fresh read,
-    and retried from a fresh read when it changed.
+    and retried from a fresh read when it changed. A `cached` `current` may lag
+    the API server: a status it shows as already written is confirmed by a fresh read.
     """
     for _ in range(_STATUS_ATTEMPTS):
         if current is None:
@@ -150,6 +153,9 @@ async def _record(
         previous = current.get("status") or {}
         changed = {key: value for key, value in status.items() if previous.get(key) != value}
         if not changed:
+            if cached:
+                current, cached = None, False
+                continue
             return current, current
         patch = {"metadata": {"resourceVersion": metadata["resourceVersion"]}, "status": changed}
         try:
@@ -409,7 +415,21 @@ def _generation_of(job: Mapping[str, Any]) -> int | None:
     return int(annotation) if annotation and annotation.isdigit() else None
 
 
-async def _follow(context: OperatorContext, event_type: str | None, job: Mapping[str, Any]) -> None:
+TrainingJobIndex = kopf.Index[str, Mapping[str, Any]]
+
+
+@kopf.index(GROUP, VERSION, "trainingjobs")
+def training_jobs_by_uid(body: kopf.Body, **_: Any) -> dict[str, Mapping[str, Any]]:
+    """TrainingJobs by uid as last seen, read by the Job watch instead of a GET per Job change."""
+    return {str(body.metadata.uid): dict(body)}
+
+
+async def _follow(
+    context: OperatorContext,
+    event_type: str | None,
+    job: Mapping[str, Any],
+    known: TrainingJobIndex,
+) -> None:
     kube = context.kube
     job_uid = str(job["metadata"].get("uid"))
     if (job.get("spec") or {}).get("ttlSecondsAfterFinished") is not None:
@@ -430,10 +450,17 @@ async def _follow(context: OperatorContext, event_type: str | None, job: Mapping
     if uid is None or owner is None:
         return
     namespace = job["metadata"]["namespace"]
-    try:
-        body = await kube.get(API_VERSION, _KIND, owner["name"], namespace)
-    except NotFound:
-        return
+    # The watch's copy may lag a write: a write from it is conditional on its
+    # resourceVersion and retried from a fresh read, so a stale copy costs a retry,
+    # never a wrong status. A deleted Job's verdict depends on the stored phase alone:
+    # read it.
+    body = None if event_type == "DELETED" else next(iter(known.get(uid, ())), None)
+    cached = body is not None
+    if body is None:
+        try:
+            body = await kube.get(API_VERSION, _KIND, owner["name"], namespace)
+        except NotFound:
+            return
     if body["metadata"].get("uid") != uid or body["metadata"].get("deletionTimestamp"):
         return
     try:
@@ -458,6 +485,7 @@ async def _follow(context: OperatorContext, event_type: str | None, job: Mapping
         uid,
         _status_for(training, outcome, job=name, generation=generation),
         current=body,
+        cached=cached,
     )
     if written is not None:
         context.recorded.put(job_uid, shown)
@@ -470,7 +498,7 @@ async def _follow(context: OperatorContext, event_type: str | None, job: Mapping
     labels={MANAGED_BY_LABEL: MANAGED_BY, COMPONENT_LABEL: TRAINER_COMPONENT},
 )
 async def follow_trainer_job(
-    event: Mapping[str, Any], body: kopf.Body, memo: OperatorContext, **_: Any
+    event: Mapping[str, Any], body: kopf.Body, memo: OperatorContext, **kwargs: Any
 ) -> None:
     """Turn a trainer Job's change into its TrainingJob's status (and, at the end, a version).
 
@@ -480,4 +508,5 @@ async def follow_trainer_job(
     (the Job keeps no TTL until its outcome is recorded).
     """
     job = dict(body)
-    await retrying(memo, lambda: _follow(memo, event.get("type"), job))
+    known = cast(TrainingJobIndex, kwargs["training_jobs_by_uid"])  # Kopf passes indexes by name
+    await retrying(memo, lambda: _follow(memo, event.get("type"), job, known))
