@@ -164,15 +164,15 @@ def judge_challenger(
     challenger: LiveCounts,
     champion: LiveCounts | None,
     *,
-    mirrored: bool = False,
+    compare: bool = False,
 ) -> Judgement:
     """The challenger's window against the absolute limits and against the champion's window.
 
-    A comparison of the two versions' predictions that is asked for (always when the
-    challenger was `mirrored` the champion's traffic, as a shadow is; with
-    ``maxPredictionPsi`` otherwise) and cannot be made yet, because one side has no
-    predictions counted in the window, makes the window inconclusive: a shadow must
-    not pass on evidence that lacks the one thing it was run to measure.
+    `compare`: the two versions' predictions must be compared before the window can
+    pass (a shadow, which exists to measure that; a canary with ``maxPredictionPsi``
+    while the champion still serves). A window that crosses no limit but lacks that
+    comparison, because one side has no predictions counted in it yet, is
+    inconclusive; a crossed limit fails the window whatever else is missing.
     """
     evidence = _evidence(challenger)
     if champion is not None:
@@ -189,13 +189,6 @@ def judge_challenger(
             evidence,
             message=f"{challenger.requests:.0f} requests so far; {analysis.min_requests} needed"
             " to judge",
-        )
-    compared = mirrored or analysis.max_prediction_psi is not None
-    if champion is not None and compared and "agreement" not in evidence:
-        return Judgement(
-            Outcome.INCONCLUSIVE,
-            evidence,
-            message="predictions of both versions not yet counted in the window to compare them",
         )
     failures = []
     rate = evidence.get("errorRate", 0.0)
@@ -223,6 +216,12 @@ def judge_challenger(
         )
     if failures:
         return Judgement(Outcome.FAILED, evidence, tuple(failures), "; ".join(failures))
+    if compare and "agreement" not in evidence:
+        return Judgement(
+            Outcome.INCONCLUSIVE,
+            evidence,
+            message="predictions of both versions not yet counted in the window to compare them",
+        )
     return Judgement(
         Outcome.PASSED, evidence, message=f"{challenger.requests:.0f} requests within every limit"
     )

@@ -227,12 +227,11 @@ async def _judge_challenger(
         champion = await _counts(context, mdep, status.champion.version, window)
     except (PrometheusError, ScrapeError) as error:
         return Judgement(Outcome.INCONCLUSIVE, {}, message=f"metrics unavailable: {error}")
-    return judge_challenger(
-        mdep.spec.rollout.analysis,
-        challenger,
-        champion,
-        mirrored=status.challenger.phase is ChallengerPhase.SHADOWING,
-    )
+    analysis = mdep.spec.rollout.analysis
+    shadow = status.challenger.phase is ChallengerPhase.SHADOWING
+    # At 100 % the champion serves nothing to compare with.
+    psi_due = analysis.max_prediction_psi is not None and status.challenger.weight < 100
+    return judge_challenger(analysis, challenger, champion, compare=shadow or psi_due)
 
 
 async def _judge_floors(

@@ -78,23 +78,26 @@ def test_agreement_and_prediction_psi_compare_distributions() -> None:
 def test_a_comparison_that_cannot_be_made_yet_is_inconclusive() -> None:
     # A shadow whose champion has no predictions counted in the window (its pods
     # just restarted, say) has not shown agreement: it must wait, not pass.
+    analysis = Analysis(minRequests=10)
     uncounted = _counts(100)
-    shadow = judge_challenger(
-        Analysis(minRequests=10), _counts(100, a=100), uncounted, mirrored=True
-    )
+    shadow = judge_challenger(analysis, _counts(100, a=100), uncounted, compare=True)
     assert shadow.outcome is Outcome.INCONCLUSIVE
     assert "not yet counted" in shadow.message
     counted = judge_challenger(
-        Analysis(minRequests=10), _counts(100, a=100), _counts(100, a=90, b=10), mirrored=True
+        analysis, _counts(100, a=100), _counts(100, a=90, b=10), compare=True
     )
     assert counted.outcome is Outcome.PASSED
     assert counted.evidence["agreement"] == pytest.approx(0.9)
-    # A canary is compared only when asked to, through maxPredictionPsi.
-    assert judge_challenger(Analysis(minRequests=10), _counts(100), uncounted).outcome is (
-        Outcome.PASSED
-    )
-    psi = judge_challenger(Analysis(minRequests=10, maxPredictionPsi=0.2), _counts(100), uncounted)
-    assert psi.outcome is Outcome.INCONCLUSIVE
+    # Not asked to compare (a canary at 100 %, say): the limits alone decide.
+    assert judge_challenger(analysis, _counts(100), uncounted).outcome is Outcome.PASSED
+
+
+def test_a_crossed_limit_fails_even_without_the_comparison() -> None:
+    # A shadow failing every request predicts nothing: it must be withdrawn, not awaited.
+    broken = judge_challenger(Analysis(minRequests=10), _counts(100, errors=100), _counts(100),
+                              compare=True)  # fmt: skip
+    assert broken.outcome is Outcome.FAILED
+    assert "error rate 1 above 0.01" in broken.message
 
 
 def test_live_accuracy_needs_enough_labels() -> None:
