@@ -37,6 +37,7 @@ __all__ = [
     "higher_is_better",
     "merge_gates",
     "metric_gate",
+    "serving_deployments",
     "verdict",
 ]
 
@@ -64,14 +65,16 @@ def higher_is_better(metric: str, declared: bool | None = None) -> bool:
 
 
 def merge_gates(*sources: Gates | None) -> Gates:
-    """All gates of several sources (the version's, the deployment's): every one must pass.
+    """All gates of several sources (the version's, the deployments'): every one must pass.
 
-    Metric gates are concatenated; the first `compareToChampion` wins; approval is
-    required when any source requires it.
+    Metric gates are concatenated, an exact repeat once; the first `compareToChampion`
+    wins; approval is required when any source requires it. The result may hold more
+    metric gates than one object may declare (16 each): it is built, not validated.
     """
     present = [g for g in sources if g is not None]
-    return Gates(
-        metrics=[m for g in present for m in g.metrics],
+    metrics = {(m.metric, m.op, m.threshold): m for g in present for m in g.metrics}
+    return Gates.model_construct(
+        metrics=list(metrics.values()),
         compare_to_champion=next(
             (g.compare_to_champion for g in present if g.compare_to_champion), None
         ),
@@ -79,21 +82,37 @@ def merge_gates(*sources: Gates | None) -> Gates:
     )
 
 
-def gates_for(mv: ModelVersion, deployments: Sequence[ModelDeployment]) -> Gates:
-    """The gates `mv` is validated against: its own and those of each deployment that may serve it.
-
-    Those deployments are its `targetDeployment`, else every one of its model
-    (`deployments` may hold others; they are skipped). A version is validated
-    once, so one deployment's gates reach every deployment of the model unless
-    the version names its target.
-    """
+def serving_deployments(
+    mv: ModelVersion, deployments: Sequence[ModelDeployment]
+) -> list[ModelDeployment]:
+    """Those of `deployments` that may serve `mv`: its `targetDeployment`, else all of its model."""
     target = mv.spec.target_deployment
-    serving = [
+    return [
         d
         for d in deployments
         if d.spec.model_name == mv.spec.model_name and (target is None or d.name == target)
     ]
-    return merge_gates(mv.spec.gates, *(d.spec.gates for d in serving))
+
+
+def _own_comparison(deployment: ModelDeployment) -> Gates | None:
+    """The deployment's gates, its champion comparison defaulting to its own champion."""
+    gates = deployment.spec.gates
+    comparison = gates.compare_to_champion if gates else None
+    if gates is None or comparison is None or comparison.deployment is not None:
+        return gates
+    own = comparison.model_copy(update={"deployment": deployment.name})
+    return gates.model_copy(update={"compare_to_champion": own})
+
+
+def gates_for(mv: ModelVersion, deployments: Sequence[ModelDeployment]) -> Gates:
+    """The gates `mv` is validated against: its own and those of each deployment that may serve it.
+
+    A deployment's champion comparison is with its own champion. A version is
+    validated once, so one deployment's gates reach every deployment of the model
+    unless the version names its target.
+    """
+    serving = serving_deployments(mv, deployments)
+    return merge_gates(mv.spec.gates, *(_own_comparison(d) for d in serving))
 
 
 def metric_gate(gate: MetricGate, metrics: Mapping[str, float]) -> GateResult:

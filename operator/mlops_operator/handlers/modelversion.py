@@ -43,7 +43,12 @@ from mlops_operator.api.modelversion import (
     ModelVersionStatus,
 )
 from mlops_operator.api.resource import API_VERSION, GROUP, VERSION
-from mlops_operator.decisions.gates import evaluate_gates, gates_for, verdict
+from mlops_operator.decisions.gates import (
+    evaluate_gates,
+    gates_for,
+    serving_deployments,
+    verdict,
+)
 from mlops_operator.handlers.context import OperatorContext
 from mlops_operator.handlers.reconciling import current_conditions, parse, reconciles
 from mlops_operator.handlers.trainingjob import storage_of
@@ -146,12 +151,15 @@ async def _champions(
     return found
 
 
-def _validating_message(mv: ModelVersion, gates: Gates, champions: Mapping[str, str]) -> str:
+def _validating_message(
+    mv: ModelVersion, deployments: list[ModelDeployment], champions: Mapping[str, str]
+) -> str:
     message = "the validation Job checks the artifact"
     if champions:
         message += f" and measures it beside {', '.join(sorted(champions))}"
-    if gates != (mv.spec.gates or Gates()):
-        message += "; the gates include those of the deployments of its model"
+    gated = sorted(d.name for d in serving_deployments(mv, deployments) if d.spec.gates)
+    if gated:
+        message += f"; with the gates of ModelDeployment {', '.join(gated)}"
     return message
 
 
@@ -165,7 +173,7 @@ async def _start(
         conditions = _conditions(
             current_conditions(body), mv.generation,
             (ConditionType.VALIDATED, ConditionStatus.UNKNOWN, Reason.VALIDATING,
-             _validating_message(mv, gates, champions)),
+             _validating_message(mv, deployments, champions)),
             (ConditionType.READY, ConditionStatus.FALSE, Reason.VALIDATING, "not validated yet"),
         )  # fmt: skip
         status = status.model_copy(

@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
-from mlops_operator.api.gates import Gates
+from mlops_operator.api.gates import Gates, MetricGate
 from mlops_operator.api.modelversion import ModelVersion
 from mlops_operator.resources.common import (
     ArtifactStorage,
@@ -146,6 +146,12 @@ def read_report(pods: Sequence[Mapping[str, Any]]) -> ValidationReport | str:
     return "the validation Job ended without a finished validator pod (deadline or eviction)"
 
 
+class _MergedGates(Gates):
+    """Gates as recorded: merged from several objects, so more metric gates than one may declare."""
+
+    metrics: list[MetricGate] = Field(default_factory=list)
+
+
 def recorded_gates(job: Mapping[str, Any], default: Gates | None) -> Gates:
     """The gates the Job was created for; `default` for a Job that recorded none.
 
@@ -154,7 +160,8 @@ def recorded_gates(job: Mapping[str, Any], default: Gates | None) -> Gates:
     annotation = (job["metadata"].get("annotations") or {}).get(GATES_ANNOTATION)
     if annotation is None:
         return default or Gates()
-    return Gates.model_validate_json(annotation)
+    recorded = _MergedGates.model_validate_json(annotation)
+    return Gates.model_construct(**dict(recorded))
 
 
 def recorded_champions(job: Mapping[str, Any]) -> list[str]:

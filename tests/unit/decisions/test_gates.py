@@ -180,9 +180,13 @@ def test_merge_keeps_every_threshold_and_any_approval() -> None:
         metrics=[MetricGate(metric="log_loss", op=ComparisonOp.LE, threshold=0.3)],
         require_approval=True,
     )
-    merged = merge_gates(own, None, deployment)
-    assert [m.metric for m in merged.metrics] == ["accuracy", "log_loss"]
+    merged = merge_gates(own, None, deployment, own)
+    assert [m.metric for m in merged.metrics] == ["accuracy", "log_loss"]  # a repeat once
     assert merged.require_approval
+    # More than one object may declare (16): merged, not refused.
+    many = [Gates(metrics=[MetricGate(metric=f"{p}{i}", threshold=0.5) for i in range(16)])
+            for p in "ab"]  # fmt: skip
+    assert len(merge_gates(*many).metrics) == 32
 
 
 def _example(kind: str, **spec: Any) -> dict[str, Any]:
@@ -214,7 +218,10 @@ def test_a_version_is_validated_against_the_gates_of_each_deployment_that_may_se
     gates = gates_for(untargeted, deployments)
     assert [m.metric for m in gates.metrics] == ["accuracy", "log_loss"]
     assert gates.require_approval
-    assert gates.compare_to_champion == ChampionComparison.model_validate(comparison)
+    # A deployment's comparison is with its own champion, not every champion of the model.
+    assert gates.compare_to_champion == ChampionComparison.model_validate(
+        comparison | {"deployment": "churn-eu"}
+    )
     # Naming its target keeps the other deployments' gates off the version.
     targeted = ModelVersion.model_validate(
         _example("modelversion", gates=own, targetDeployment="churn")

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from mlops_operator.api.gates import Gates, MetricGate
 from mlops_operator.api.modeldeployment import ModelDeployment
 from mlops_operator.api.modelversion import ModelVersion
+from mlops_operator.decisions.gates import merge_gates
 from mlops_operator.resources.common import ArtifactStorage
 from mlops_operator.resources.modeldeployment import (
     TRAFFIC_LABEL,
@@ -134,9 +135,17 @@ def test_validation_job_carries_the_checks_inputs(monkeypatch: pytest.MonkeyPatc
     assert recorded_champions(job) == ["iris-v1"]
     del job["metadata"]["annotations"][GATES_ANNOTATION]
     assert recorded_gates(job, _mv().spec.gates) == (_mv().spec.gates or Gates())
-    job["metadata"]["annotations"][GATES_ANNOTATION] = '{"metrics": 1}'
-    with pytest.raises(ValidationError):
-        recorded_gates(job, None)
+    for garbled in ('{"metrics": 1}', "[]", "not json"):
+        job["metadata"]["annotations"][GATES_ANNOTATION] = garbled
+        with pytest.raises(ValidationError):
+            recorded_gates(job, None)
+    # Merged gates may exceed what one object may declare; they are read back whole.
+    merged = merge_gates(*(Gates(metrics=[MetricGate(metric=f"{p}{i}", threshold=0.5)
+                                          for i in range(16)]) for p in "ab"))  # fmt: skip
+    job["metadata"]["annotations"][GATES_ANNOTATION] = merged.model_dump_json(
+        by_alias=True, exclude_defaults=True
+    )
+    assert len(recorded_gates(job, None).metrics) == 32
     assert job["spec"]["backoffLimit"] == 0
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["python", "-m", "mlops_operator.validator"]
