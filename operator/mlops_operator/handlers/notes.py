@@ -9,6 +9,7 @@ so the memory stays bounded however many objects come and go.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
@@ -28,6 +29,7 @@ class Notes(Generic[V]):
         self.limit = limit
         self._clock = clock
         self._notes: dict[Hashable, tuple[V, float]] = {}
+        self._pruned = -math.inf
 
     def get(self, key: Hashable) -> V | None:
         """The value noted for `key` less than `ttl` seconds ago, else None."""
@@ -37,12 +39,17 @@ class Notes(Generic[V]):
         return found[0]
 
     def put(self, key: Hashable, value: V) -> None:
-        """Note `value` for `key` as of now (dropping expired notes first when over the limit)."""
-        if len(self._notes) >= self.limit:
-            now = self._clock()
+        """Note `value` for `key` as of now.
+
+        Over the limit, expired notes are dropped first, at most once a `ttl`: a map
+        of live notes over the limit is not scanned on every write.
+        """
+        now = self._clock()
+        if len(self._notes) >= self.limit and now - self._pruned >= self.ttl:
+            self._pruned = now
             for stale in [k for k, (_, at) in self._notes.items() if now - at >= self.ttl]:
                 del self._notes[stale]
-        self._notes[key] = (value, self._clock())
+        self._notes[key] = (value, now)
 
     def forget(self, key: Hashable) -> None:
         """Drop the note for `key`, if any."""

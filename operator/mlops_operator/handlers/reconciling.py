@@ -17,9 +17,10 @@ Handlers return None: Kopf would store a return value under ``status.<handler>``
 which the typed status schema prunes.
 
 Event handlers are the exception to Kopf's retries: it calls them once per event
-and drops what they raise. `retrying` runs them until the work is done or its
-failure is not transient, so an event that arrives while the API server restarts
-is not lost until the object changes again.
+and drops what they raise, and a watch resumes where it stopped rather than
+listing again, so a dropped event is gone until the object changes or the
+operator restarts. `retrying` runs them until the work is done or its failure is
+not transient, as controller-runtime requeues a failed reconcile.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
@@ -65,9 +67,6 @@ Handler = Callable[..., Awaitable[None]]
 
 logger = logging.getLogger(__name__)
 
-RETRY_SECONDS = 300.0
-"""How long `retrying` keeps at transient failures: past a restart of the control plane,
-and as long as a watch stream lasts, after which Kopf lists every object again anyway."""
 _MAX_BACKOFF = 30.0
 
 MAX_MESSAGE = 2048
@@ -96,22 +95,32 @@ def _transient(error: Exception) -> bool:
     return isinstance(error, aiohttp.ClientError | TimeoutError | kopf.TemporaryError)
 
 
+def _hint(error: Exception) -> float | None:
+    """The wait the failure itself asks for: the API server's Retry-After, a TemporaryError's delay."""
+    if isinstance(error, ApiError):
+        return error.retry_after
+    if isinstance(error, kopf.TemporaryError):
+        return error.delay
+    return None
+
+
 async def retrying(
     memo: OperatorContext,
     work: Callable[[], Awaitable[None]],
     *,
-    within: float = RETRY_SECONDS,
+    within: float | None = None,
     first_backoff: float = 1.0,
 ) -> None:
     """Run `work` in a reconcile slot until it succeeds, retrying transient failures.
 
     Transient: an API refusal that waiting may cure (`ApiError.retryable`), a lost
-    connection or a timeout, a `kopf.TemporaryError`. They are retried with
-    exponential back-off (from `first_backoff`, at most 30 s) while the next attempt
-    would start within `within` seconds; then, or on any other error, the error is
-    raised. The back-off is spent outside the slot: an outage must not hold them all.
+    connection or a timeout, a `kopf.TemporaryError`. They are retried after the wait
+    the failure asks for, else with exponential back-off from `first_backoff`, at most
+    30 s, for ever or, with `within`, while the next attempt would start within that
+    many seconds of the call; then, or on any other error, the error is raised. The
+    back-off is spent outside the slot: an outage must not hold them all.
     """
-    deadline = time.monotonic() + within
+    deadline = math.inf if within is None else time.monotonic() + within
     backoff = first_backoff
     while True:
         try:
@@ -119,10 +128,13 @@ async def retrying(
                 await work()
             return
         except Exception as error:
-            if not _transient(error) or time.monotonic() + backoff > deadline:
+            if not _transient(error):
                 raise
-            logger.info("retrying in %.0f s after a transient failure: %s", backoff, error)
-        await asyncio.sleep(backoff)
+            wait = min(_hint(error) or backoff, _MAX_BACKOFF)
+            if time.monotonic() + wait > deadline:
+                raise
+            logger.info("retrying in %.0f s after a transient failure: %s", wait, error)
+        await asyncio.sleep(wait)
         backoff = min(backoff * 2, _MAX_BACKOFF)
 
 

@@ -165,6 +165,8 @@ async def _record(
         except Conflict:
             current = None
             continue
+        except NotFound:
+            return None  # deleted since it was read (or since the watch's copy)
         return current, updated
     raise kopf.TemporaryError(f"the status of {_KIND} {namespace}/{name} kept changing", delay=2)
 
@@ -452,9 +454,10 @@ async def _follow(
     namespace = job["metadata"]["namespace"]
     # The watch's copy may lag a write: a write from it is conditional on its
     # resourceVersion and retried from a fresh read, so a stale copy costs a retry,
-    # never a wrong status. A deleted Job's verdict depends on the stored phase alone:
-    # read it.
-    body = None if event_type == "DELETED" else next(iter(known.get(uid, ())), None)
+    # never a wrong status. A deleted Job's verdict depends on the stored phase, and a
+    # finished one's ModelVersion on the spec, alone: those read the TrainingJob.
+    fresh = event_type == "DELETED" or outcome is None
+    body = None if fresh else next(iter(known.get(uid, ())), None)
     cached = body is not None
     if body is None:
         try:
@@ -503,9 +506,11 @@ async def follow_trainer_job(
     """Turn a trainer Job's change into its TrainingJob's status (and, at the end, a version).
 
     Kopf does not retry event handlers, so transient failures (the API server
-    restarting, say) are retried here (`retrying`); anything left over is handled
-    at the Job's next change, the next listing of Jobs, or the operator's next start
-    (the Job keeps no TTL until its outcome is recorded).
+    restarting, say) are retried here until they pass (`retrying`); other failures
+    are left to the Job's next change or the operator's next start, when Kopf lists
+    every Job (the Job keeps no TTL until its outcome is recorded). While one event
+    is retried, newer events of that Job wait, and are handled after it, from the
+    Job as it is then.
     """
     job = dict(body)
     known = cast(TrainingJobIndex, kwargs["training_jobs_by_uid"])  # Kopf passes indexes by name

@@ -157,7 +157,7 @@ async def test_transient_failures_are_retried_until_the_work_is_done() -> None:
         aiohttp.ClientConnectionError("connection refused"),
         ApiError(503, "ServiceUnavailable", "storage is (re)initializing"),
         TimeoutError(),
-        kopf.TemporaryError("not yet"),
+        kopf.TemporaryError("not yet", delay=0.001),
     ]
     calls = 0
 
@@ -192,6 +192,17 @@ async def test_a_lasting_or_permanent_failure_is_raised() -> None:
     with pytest.raises(aiohttp.ClientConnectionError):
         await retrying(_memo(), down, within=0.05, first_backoff=0.001)
     assert 2 <= calls < 10
+
+    async def throttled() -> None:
+        nonlocal calls
+        calls += 1
+        raise ApiError(429, "TooManyRequests", "slow down", retry_after=20)
+
+    # The server's Retry-After, not the short back-off, decides the wait: past `within`.
+    calls = 0
+    with pytest.raises(ApiError, match="429"):
+        await retrying(_memo(), throttled, within=5, first_backoff=0.001)
+    assert calls == 1
 
 
 async def test_the_retry_waits_outside_the_reconcile_slot() -> None:
