@@ -10,13 +10,15 @@ import sys
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import kopf
 import pytest
 
+from mlops_operator.k8s import KubeClient
 from tests.kube import kubectl, wait_for
 
 REPO = Path(__file__).resolve().parents[3]
@@ -157,3 +159,24 @@ def operator(
     """The operator, running against `namespace` for one test, then retired."""
     with operator_for_test(kubeconfig, namespace, tmp_path / "operator.log") as running:
         yield running
+
+
+@asynccontextmanager
+async def operator_client(kubeconfig: Path) -> AsyncIterator[KubeClient]:
+    """The handlers' API client, logged in with `kubeconfig` the way the operator logs in."""
+    previous = os.environ.get("KUBECONFIG")
+    os.environ["KUBECONFIG"] = str(kubeconfig)
+    try:
+        info = kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())
+    finally:
+        if previous is None:
+            os.environ.pop("KUBECONFIG")
+        else:
+            os.environ["KUBECONFIG"] = previous
+    assert info is not None
+    client = KubeClient()
+    await client.connect(info)
+    try:
+        yield client
+    finally:
+        await client.close()

@@ -13,27 +13,20 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import kopf
 import pytest
 
 from mlops_operator.handlers import children
 from mlops_operator.handlers.context import OperatorContext
-from mlops_operator.k8s import KubeClient, NotFound
+from mlops_operator.k8s import NotFound
 from mlops_operator.runtime.settings import OperatorSettings
+from tests.integration.operator.conftest import operator_client
 
 
 @pytest.fixture
-async def context(
-    kubeconfig: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[OperatorContext]:
+async def context(kubeconfig: Path) -> AsyncIterator[OperatorContext]:
     """The operator's context, its client logged in the way the operator logs in."""
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    info = kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())
-    assert info is not None
-    kube = KubeClient()
-    await kube.connect(info)
-    yield OperatorContext.create(OperatorSettings(), kube)
-    await kube.close()
+    async with operator_client(kubeconfig) as kube:
+        yield OperatorContext.create(OperatorSettings(), kube)
 
 
 def _config_map(namespace: str, value: str) -> dict[str, Any]:

@@ -12,27 +12,20 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import kopf
 import pytest
 
 from mlops_operator.api.resource import API_VERSION
 from mlops_operator.handlers.trainingjob import _record
 from mlops_operator.k8s import KubeClient
+from tests.integration.operator.conftest import operator_client
 from tests.integration.trainingjob.conftest import training_job
 
 
 @pytest.fixture
-async def kube(
-    kubeconfig: Path, crds: list[Path], monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[KubeClient]:
+async def kube(kubeconfig: Path, crds: list[Path]) -> AsyncIterator[KubeClient]:
     """The operator's client, logged in the way the operator logs in."""
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    info = kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())
-    assert info is not None
-    client = KubeClient()
-    await client.connect(info)
-    yield client
-    await client.close()
+    async with operator_client(kubeconfig) as client:
+        yield client
 
 
 def _phase(phase: str) -> Any:
