@@ -17,9 +17,9 @@ Two handlers share the work:
 
 One writer for the status of a running TrainingJob means no write races; the
 TrainingJob is read from the watch's copy (`training_jobs_by_uid`), and the Job
-watch remembers what it last wrote for each Job
-(in memory), so a Job change that alters nothing the status shows (the Job
-controller's own bookkeeping) costs no API call at all.
+watch remembers what it last wrote for each Job (in memory), so a Job change
+that alters nothing the status shows (the Job controller's own bookkeeping)
+costs no API call at all.
 
 Why a watch on Jobs rather than a timer or daemon per TrainingJob: a watch costs
 one stream per namespace whatever the number of TrainingJobs, and the handler
