@@ -143,8 +143,15 @@ def _progress(message: str) -> None:
     print(f"[cluster] {message}", file=sys.stderr, flush=True)
 
 
-# The node's network (bridge, pod CIDR, namespaces) is machine-wide: one owner at a time.
-_NODE_OWNER = Path("/run/mlops-operator-local-node.owner")
+def _node_owner_file() -> Path:
+    """The claim on the node's network (bridge, pod CIDR, nftables): one owner at a time.
+
+    Those all live in the network namespace the cluster starts in, so the claim is per
+    network namespace: clusters started in namespaces of their own (``ip netns exec``)
+    each run a node, side by side on one machine.
+    """
+    netns = Path("/proc/self/ns/net").stat().st_ino
+    return Path(f"/run/mlops-operator-local-node.{netns}.owner")
 
 
 class LocalCluster:
@@ -165,7 +172,7 @@ class LocalCluster:
 
     def _claim_node(self) -> None:
         try:
-            owner = Path(_NODE_OWNER.read_text().strip())
+            owner = Path(_node_owner_file().read_text().strip())
         except FileNotFoundError:
             owner = self.layout.root
         if owner != self.layout.root and ManagedProcess("local-node", owner).pid() is not None:
@@ -173,7 +180,7 @@ class LocalCluster:
                 f"the local node's network is in use by the cluster in {owner}; "
                 f"stop it first: mlops cluster --state-dir {owner} down"
             )
-        _NODE_OWNER.write_text(f"{self.layout.root}\n")
+        _node_owner_file().write_text(f"{self.layout.root}\n")
 
     def _process(self, name: str) -> ManagedProcess:
         return ManagedProcess(name, self.layout.root)
@@ -316,7 +323,7 @@ class LocalCluster:
         ]
         if self._with_node and _owner_is(self.layout.root):
             network.remove_bridge()
-            _NODE_OWNER.unlink(missing_ok=True)
+            _node_owner_file().unlink(missing_ok=True)
         self._discard_data()
         return stopped
 
@@ -383,7 +390,7 @@ class LocalCluster:
 
 def _owner_is(root: Path) -> bool:
     try:
-        return Path(_NODE_OWNER.read_text().strip()) == root
+        return Path(_node_owner_file().read_text().strip()) == root
     except FileNotFoundError:
         return True
 

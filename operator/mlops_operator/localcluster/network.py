@@ -75,10 +75,16 @@ def ensure_bridge() -> None:
 
 
 def remove_bridge() -> None:
-    """Remove every pod namespace, the bridge and the rules."""
-    for name in _ip("netns", "list").stdout.split():
-        if name.startswith(_NETNS_PREFIX):
-            _ip("netns", "delete", name, check=False)
+    """Remove the namespaces of the bridge's pods, the bridge and the rules.
+
+    Namespace names are machine-wide while the bridge is not: only the pods whose
+    host-side veth sits in this network namespace are ours (another cluster, started
+    in a namespace of its own, keeps its pods).
+    """
+    for line in _ip("-o", "link", "show", "type", "veth").stdout.splitlines():
+        veth = line.split(":", 2)[1].strip().split("@", 1)[0]
+        if veth.startswith("vm"):
+            _ip("netns", "delete", f"{_NETNS_PREFIX}{veth[2:]}", check=False)
     _ip("link", "delete", BRIDGE, check=False)
     subprocess.run(["nft", "delete", "table", "inet", _NFT_TABLE], capture_output=True, check=False)
 
