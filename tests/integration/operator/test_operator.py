@@ -86,20 +86,22 @@ def test_observes_each_kind(
     name = doc["metadata"]["name"]
     _apply(kubeconfig, doc)
 
-    obj = wait_for(
-        lambda: _observed(kubeconfig, resource, name, namespace, condition),
-        timeout=60,
-        what=f"{kind} {name} observed",
-    )
+    def handled() -> Any:
+        # Three writers finish in no fixed order: a timer may write the observed status
+        # before Kopf patches its bookkeeping and counts the reconcile. Wait for all three.
+        obj = _observed(kubeconfig, resource, name, namespace, condition)
+        if obj is None or _reconciles(operator.metrics(), kind) < 1:
+            return None
+        annotations = obj["metadata"].get("annotations", {})
+        return obj if any(key.startswith("mlops.dev/") for key in annotations) else None
+
+    obj = wait_for(handled, timeout=60, what=f"{kind} {name} observed and handled")
     # What each controller then does is its own tests' business; the skeleton's contract
     # is that a valid object is observed, never refused as invalid, and Kopf keeps its
-    # bookkeeping out of the typed status.
+    # bookkeeping out of the typed status (in annotations).
     top = next(c for c in obj["status"]["conditions"] if c["type"] == condition)
     assert top["reason"] != "InvalidSpec", top
     assert "kopf" not in obj["status"]
-    annotations = obj["metadata"].get("annotations", {})
-    assert any(key.startswith("mlops.dev/") for key in annotations), annotations
-    assert _reconciles(operator.metrics(), kind) >= 1
 
     events = get_json(kubeconfig, "events", "-n", namespace)["items"]
     refusals = [e for e in events if e.get("reason") == "InvalidSpec"]
