@@ -7,9 +7,21 @@ from collections.abc import Sequence
 from mlops_operator.api.conditions import Reason
 from mlops_operator.api.driftpolicy import LastRetrain
 from mlops_operator.api.modeldeployment import HistoryEntry
+from mlops_operator.api.modelversion import Review, ReviewAction
 from mlops_operator.audit.entry import AuditEntry, make_entry
 
-__all__ = ["deployment_entries", "retrain_entry"]
+__all__ = ["deployment_entries", "retrain_entry", "review_entries"]
+
+_REVIEW_REASONS = {
+    ReviewAction.APPROVE: Reason.APPROVED,
+    ReviewAction.REJECT: Reason.REJECTED,
+    ReviewAction.REVOKE: Reason.APPROVAL_REVOKED,
+}
+_PAST = {
+    ReviewAction.APPROVE: "approved",
+    ReviewAction.REJECT: "rejected",
+    ReviewAction.REVOKE: "approval revoked",
+}
 
 
 def deployment_entries(
@@ -51,3 +63,24 @@ def retrain_entry(namespace: str, name: str, uid: str, retrain: LastRetrain) -> 
         message=retrain.reason,
         details={"trainingJob": retrain.training_job},
     )
+
+
+def review_entries(
+    namespace: str, name: str, uid: str, version: int, reviews: Sequence[Review]
+) -> list[AuditEntry]:
+    """The entries of a ModelVersion's ``status.reviews`` (oldest first), the reviewer as actor."""
+    return [
+        make_entry(
+            kind="ModelVersion",
+            namespace=namespace,
+            name=name,
+            uid=uid,
+            time=review.at,
+            action=review.action.value,
+            version=version,
+            reason=_REVIEW_REASONS[review.action].value,
+            message=f"{_PAST[review.action]} by {review.by}",
+            actor=review.by,
+        )
+        for review in reviews
+    ]

@@ -41,6 +41,7 @@ import kopf
 from pydantic import ValidationError
 
 from mlops_operator.api.conditions import ConditionType
+from mlops_operator.api.governance import REQUESTED_BY
 from mlops_operator.api.modeldeployment import (
     ChallengerPhase,
     ModelDeployment,
@@ -92,13 +93,11 @@ from mlops_operator.resources.modeldeployment import (
 )
 from mlops_operator.runtime.metrics import count_deployment_decisions
 
-__all__ = ["REQUESTED_BY", "TICK_SECONDS", "accept_model_deployment", "reconcile_model_deployment"]
+__all__ = ["TICK_SECONDS", "accept_model_deployment", "reconcile_model_deployment"]
 
 logger = logging.getLogger(__name__)
 
 TICK_SECONDS = 2.0
-REQUESTED_BY = "mlops.dev/requested-by"
-"""Annotation naming who asked for the current spec (set by ``mlops rollback``/``promote``)."""
 
 _KIND = "ModelDeployment"
 _prometheus: dict[str, PrometheusClient] = {}
@@ -170,7 +169,10 @@ def _versions(raws: Sequence[Mapping[str, Any]]) -> dict[str, ModelVersion]:
 
 def _candidate(mv: ModelVersion) -> Candidate:
     phase = mv.status.phase if mv.status else ModelVersionPhase.PENDING
-    return Candidate(mv.name, mv.spec.version, phase, dict(mv.spec.metrics))
+    # The validator's measurement, never the self-reported spec.metrics (gates judge numbers
+    # the operator can vouch for).
+    measured = mv.status.measured_metrics if mv.status else {}
+    return Candidate(mv.name, mv.spec.version, phase, dict(measured))
 
 
 def _ready(deployments: Sequence[Mapping[str, Any]]) -> dict[int, int]:

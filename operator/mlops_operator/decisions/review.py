@@ -1,0 +1,125 @@
+"""People's decisions on a ModelVersion: approve, reject, revoke an approval (pure).
+
+The decisions arrive as annotations (`mlops_operator.api.governance`) that the
+API server admitted only from a user holding the verb and only naming that very
+user, so the name is the authenticated one. This module turns the annotations
+and the recorded status into the next status:
+
+- ``rejected-by`` on a version that is held for approval or Validated makes it
+  Rejected for good (a deployment withdraws it);
+- ``approved-by`` on a version held for approval makes it Validated;
+- ``approved-by`` removed from an approved version (with ``revoked-by`` naming
+  who removed it) puts it back to AwaitingApproval.
+
+A version the gates rejected stays rejected whatever is annotated. Each decision
+is appended to ``status.reviews``, which the audit log copies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from mlops_operator.api.conditions import ConditionStatus, ConditionType, Reason, set_condition
+from mlops_operator.api.governance import APPROVED_BY, REJECTED_BY, REVOKED_BY
+from mlops_operator.api.modelversion import (
+    Approval,
+    ModelVersionPhase,
+    ModelVersionStatus,
+    Review,
+    ReviewAction,
+)
+
+__all__ = ["MAX_REVIEWS", "apply_review", "awaiting_message", "pending_review"]
+
+MAX_REVIEWS = 32
+"""Reviews kept in the status (the audit log keeps every one)."""
+
+_REVIEWABLE = (ModelVersionPhase.AWAITING_APPROVAL.value, ModelVersionPhase.VALIDATED.value)
+
+
+def awaiting_message(reason: str) -> str:
+    """The message of a version held for approval: why, and how to approve it."""
+    return (
+        f"{reason}; waiting for approval: a user holding the `approve` verb on modelversions"
+        f" (role mlops-approver) sets {APPROVED_BY} to their own user name (`mlops approve`)"
+    )
+
+
+def pending_review(
+    phase: str | None, approved: bool, annotations: Mapping[str, str]
+) -> tuple[ReviewAction, str] | None:
+    """The decision the annotations ask for that the status does not show yet, and by whom.
+
+    `phase` and `approved` (whether ``status.approval`` is set) are the recorded status.
+    """
+    if phase not in _REVIEWABLE:
+        return None
+    rejected_by = annotations.get(REJECTED_BY)
+    if rejected_by:
+        return ReviewAction.REJECT, rejected_by
+    approved_by = annotations.get(APPROVED_BY)
+    if phase == ModelVersionPhase.AWAITING_APPROVAL.value and approved_by:
+        return ReviewAction.APPROVE, approved_by
+    if phase == ModelVersionPhase.VALIDATED.value and approved and not approved_by:
+        return ReviewAction.REVOKE, annotations.get(REVOKED_BY) or "unknown"
+    return None
+
+
+def _outcome(
+    action: ReviewAction, by: str
+) -> tuple[ModelVersionPhase, ConditionStatus, Reason, str]:
+    if action is ReviewAction.APPROVE:
+        return (
+            ModelVersionPhase.VALIDATED,
+            ConditionStatus.TRUE,
+            Reason.APPROVED,
+            f"approved by {by}",
+        )
+    if action is ReviewAction.REJECT:
+        return (
+            ModelVersionPhase.REJECTED,
+            ConditionStatus.FALSE,
+            Reason.REJECTED,
+            f"rejected by {by}",
+        )
+    message = awaiting_message(f"approval revoked by {by}")
+    return (
+        ModelVersionPhase.AWAITING_APPROVAL,
+        ConditionStatus.UNKNOWN,
+        Reason.APPROVAL_REVOKED,
+        message,
+    )
+
+
+def apply_review(
+    status: ModelVersionStatus,
+    action: ReviewAction,
+    by: str,
+    *,
+    now: datetime,
+    generation: int | None,
+) -> tuple[ModelVersionStatus, str]:
+    """The status after `by`'s decision, and the message for its Event."""
+    phase, validated, reason, message = _outcome(action, by)
+    conditions = status.conditions
+    ready = ConditionStatus.TRUE if validated is ConditionStatus.TRUE else ConditionStatus.FALSE
+    for type_, value in ((ConditionType.VALIDATED, validated), (ConditionType.READY, ready)):
+        conditions = set_condition(
+            conditions,
+            type_=type_,
+            status=value,
+            reason=reason,
+            message=message,
+            observed_generation=generation,
+            now=now,
+        )
+    reviews = [*status.reviews, Review(action=action, by=by, at=now)][-MAX_REVIEWS:]
+    update: dict[str, Any] = {
+        "phase": phase,
+        "conditions": conditions,
+        "reviews": reviews,
+        "approval": Approval(by=by, at=now) if action is ReviewAction.APPROVE else None,
+    }
+    return status.model_copy(update=update), message
