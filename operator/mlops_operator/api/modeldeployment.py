@@ -41,6 +41,7 @@ __all__ = [
     "Challenger",
     "ChallengerPhase",
     "Champion",
+    "Feedback",
     "HistoryAction",
     "HistoryEntry",
     "ModelDeployment",
@@ -52,6 +53,7 @@ __all__ = [
     "RollbackFloors",
     "Rollout",
     "RolloutStrategy",
+    "SecretKeyRef",
     "ServerSettings",
     "ServiceMonitorSettings",
     "ShadowSettings",
@@ -266,6 +268,30 @@ class PayloadLogging(CamelModel):
     )
 
 
+class SecretKeyRef(CamelModel):
+    """One key of a Secret in the ModelDeployment's namespace."""
+
+    name: ObjectName = Field(description="Name of the Secret.")
+    key: str = Field(
+        default="token",
+        min_length=1,
+        max_length=253,
+        pattern=r"^[-._a-zA-Z0-9]+$",
+        description="Key in the Secret's data.",
+    )
+
+
+class Feedback(CamelModel):
+    """Who may post labels to `/feedback` (they steer live accuracy, rollbacks and retraining)."""
+
+    token_secret: SecretKeyRef | None = Field(
+        default=None,
+        description="Require `Authorization: Bearer <token>` on `/feedback`, the token being"
+        " this Secret key (you create the Secret; the serving pods read it, the operator"
+        " never does). Absent: anyone who reaches the Service may post labels.",
+    )
+
+
 class ServiceMonitorSettings(CamelModel):
     """A Prometheus Operator ServiceMonitor for the serving pods."""
 
@@ -343,6 +369,9 @@ class ModelDeploymentSpec(CamelModel):
     payload_logging: PayloadLogging = Field(
         default=PayloadLogging(),
         description="Sampled request and prediction logging.",
+    )
+    feedback: Feedback = Field(
+        default=Feedback(), description="Who may post labels to the servers' `/feedback`."
     )
     monitoring: Monitoring = Field(
         default=Monitoring(),

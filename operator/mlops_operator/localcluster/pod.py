@@ -302,6 +302,8 @@ class PodWorker:
             "reason": state.reason,
             "startedAt": state.started_at,
             "finishedAt": state.finished_at,
+            # As the kubelet keeps it: why the container ended survives its restart.
+            **({"message": state.message} if state.message else {}),
         }
         state.waiting_reason = "CrashLoopBackOff"
         state.waiting_message = f"back-off {delay:.0f}s restarting failed container={state.name}"

@@ -13,12 +13,21 @@
   closes, and carry Prometheus scrape annotations.
 - **Payload log**: with ``payloadLogging.enabled`` the servers log their sample
   to ``payloadLogging.uri``, by default to the deployment's folder in the
-  artifact store (`payload_log_root`; the claim is then mounted read-write),
-  where a TrainingJob's ``dataset.fromPayloadLog`` finds it.
+  artifact store, where a TrainingJob's ``dataset.fromPayloadLog`` finds it. The
+  claim stays read-only; only that folder is mounted writable, at its own path
+  (`payload_log_mount`), so a server can never rewrite a model.
+- **Artifact**: the server is told the sha256 the ModelVersion registers and
+  refuses any other bytes; its refusal is its termination message, which the
+  controller reads from the pod to report it and withdraw the version.
+- **Feedback**: with ``feedback.tokenSecret`` the servers take the token from
+  that Secret (the kubelet reads it; the operator never does) and ``/feedback``
+  requires it as a bearer token.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from mlops_operator.api.modeldeployment import ModelDeployment
@@ -35,16 +44,23 @@ from mlops_operator.resources.common import (
     scratch_mount,
     scratch_volume,
 )
-from mlops_operator.resources.payloadlog import payload_log_root
-from mlops_operator.serving.settings import ServingSettings
+from mlops_operator.resources.payloadlog import (
+    payload_log_mount,
+    payload_log_root,
+    server_payload_log_root,
+)
+from mlops_operator.serving.settings import EXIT_ARTIFACT_REFUSED, ServingSettings
 
 __all__ = [
     "DRAIN_SECONDS",
+    "FEEDBACK_TOKEN_ENV",
     "SERVER_COMPONENT",
+    "SERVER_CONTAINER",
     "SERVER_PORT",
     "SERVICE_PORT",
     "TRAFFIC_LABEL",
     "VERSION_LABEL",
+    "artifact_refusal",
     "deployment_name",
     "payload_log_uri",
     "service_monitor",
@@ -68,6 +84,9 @@ _GRACE_SECONDS = 30  # from SIGTERM to the kubelet's SIGKILL
 # still closes its payload log and exits by itself.
 _SHUTDOWN_SECONDS = _GRACE_SECONDS - DRAIN_SECONDS - 5
 SERVER_COMPONENT = "inference-server"
+SERVER_CONTAINER = "server"
+TERMINATION_MESSAGE_PATH = "/dev/termination-log"
+FEEDBACK_TOKEN_ENV = "MLOPS_FEEDBACK_TOKEN"
 
 
 def deployment_name(mdep: str, version: int) -> str:
@@ -102,13 +121,17 @@ def serving_env(
     *,
     version: int,
     artifact_uri: str,
+    artifact_sha256: str,
     shadow_url: str | None,
     log_uri: str | None = None,
-) -> list[dict[str, str]]:
-    """The server's settings (`ServingSettings`) rendered as container env entries."""
+) -> list[dict[str, Any]]:
+    """The server's settings (`ServingSettings`) rendered as container env entries; the
+    feedback token comes from its Secret, never through the operator."""
     server = mdep.spec.server
     settings = ServingSettings(
         model_dir=resolve_artifact_uri(artifact_uri),
+        expected_sha256=artifact_sha256,
+        termination_message_path=Path(TERMINATION_MESSAGE_PATH),
         model_name=mdep.spec.model_name,
         model_version=str(version),
         port=SERVER_PORT,
@@ -123,10 +146,15 @@ def serving_env(
         payload_log_sample_rate=mdep.spec.payload_logging.sample_rate if log_uri else 0.0,
     )
     values = settings.model_dump(mode="json", exclude_defaults=True)
-    return [
+    env: list[dict[str, Any]] = [
         {"name": f"MLOPS_{name.upper()}", "value": str(value)}
         for name, value in sorted(values.items())
     ]
+    secret = mdep.spec.feedback.token_secret
+    if secret is not None:
+        reference = {"name": secret.name, "key": secret.key}
+        env.append({"name": FEEDBACK_TOKEN_ENV, "valueFrom": {"secretKeyRef": reference}})
+    return env
 
 
 def serving_deployment(
@@ -135,6 +163,7 @@ def serving_deployment(
     version: int,
     model_version: str,
     artifact_uri: str,
+    artifact_sha256: str,
     replicas: int,
     traffic: bool,
     image: str,
@@ -147,15 +176,26 @@ def serving_deployment(
     if not traffic:
         pod_labels[f"{DEPLOYMENT_LABEL}-shadow"] = label_value(mdep.name)
     log_uri = payload_log_uri(mdep, storage)
-    # The servers only ever write to the store for the payload log, and only to its folder.
-    writes_store = log_uri is not None and mdep.spec.payload_logging.uri is None
+    mounts = [scratch_mount(), *storage.mounts(read_only=True)]
+    if log_uri is not None and mdep.spec.payload_logging.uri is None:
+        # The servers write the store for the payload log only, and only its folder.
+        log_uri = server_payload_log_root(storage, mdep.namespace, mdep.name)
+        if storage.uses_pvc:
+            mounts.append(payload_log_mount(mdep.namespace, mdep.name))
     env = serving_env(
-        mdep, version=version, artifact_uri=artifact_uri, shadow_url=shadow_url, log_uri=log_uri
+        mdep,
+        version=version,
+        artifact_uri=artifact_uri,
+        artifact_sha256=artifact_sha256,
+        shadow_url=shadow_url,
+        log_uri=log_uri,
     )
     container: dict[str, Any] = {
-        "name": "server",
+        "name": SERVER_CONTAINER,
         "image": image,
         "env": [*env, *storage.env()],
+        "terminationMessagePath": TERMINATION_MESSAGE_PATH,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "ports": [{"name": "http", "containerPort": SERVER_PORT, "protocol": "TCP"}],
         "readinessProbe": {
             "httpGet": {"path": "/v2/health/ready", "port": "http"},
@@ -169,7 +209,7 @@ def serving_deployment(
             "failureThreshold": 3,
         },
         "securityContext": restricted_container_security_context(),
-        "volumeMounts": [scratch_mount(), *storage.mounts(read_only=not writes_store)],
+        "volumeMounts": mounts,
     }
     if mdep.spec.resources is not None:
         container["resources"] = mdep.spec.resources.model_dump(
@@ -269,3 +309,22 @@ def serving_selector(mdep: ModelDeployment, version: int | None = None) -> dict[
     """Labels of every serving Deployment and pod of `mdep` (of one `version` when given)."""
     found = {DEPLOYMENT_LABEL: label_value(mdep.name), COMPONENT_LABEL: SERVER_COMPONENT}
     return found | ({VERSION_LABEL: str(version)} if version is not None else {})
+
+
+def artifact_refusal(pods: Sequence[Mapping[str, Any]]) -> str | None:
+    """Why a version's serving pods refuse its artifact (their termination message), if they do.
+
+    The server exits with `EXIT_ARTIFACT_REFUSED` and writes why as its termination
+    message; the kubelet keeps it in the container's state, or its last state once the
+    container restarted.
+    """
+    for pod in pods:
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            if status.get("name") != SERVER_CONTAINER:
+                continue
+            for state in (status.get("state") or {}, status.get("lastState") or {}):
+                ended = state.get("terminated") or {}
+                if ended.get("exitCode") == EXIT_ARTIFACT_REFUSED:
+                    message = str(ended.get("message") or "").strip()
+                    return message or "the server refused the artifact (no message)"
+    return None

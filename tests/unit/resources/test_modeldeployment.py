@@ -33,6 +33,7 @@ from mlops_operator.validator.report import Check, ValidationReport
 from mlops_operator.validator.settings import ValidatorSettings
 
 META = {"name": "iris", "namespace": "team", "uid": "u-1"}
+SHA = "ab" * 32
 
 
 def _mdep(**spec: Any) -> ModelDeployment:
@@ -45,13 +46,14 @@ def _mdep(**spec: Any) -> ModelDeployment:
 def _deployment(traffic: bool = True, **spec: Any) -> dict[str, Any]:
     return serving_deployment(
         _mdep(**spec), version=3, model_version="iris-v3", artifact_uri="pvc://mlops-artifacts/m/k",
-        replicas=2, traffic=traffic, image="mlops-operator/server:1", storage=ArtifactStorage(),
+        artifact_sha256=SHA, replicas=2, traffic=traffic, image="mlops-operator/server:1",
+        storage=ArtifactStorage(),
     )  # fmt: skip
 
 
-def _env(deployment: dict[str, Any]) -> dict[str, str]:
+def _env(deployment: dict[str, Any]) -> dict[str, Any]:
     container = deployment["spec"]["template"]["spec"]["containers"][0]
-    return {e["name"]: e["value"] for e in container["env"]}
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
 
 
 def test_one_deployment_per_version_with_a_deterministic_name() -> None:

@@ -154,3 +154,31 @@ async def test_regression_feedback_sums_squared_error(
     assert samples["mlops_feedback_squared_error_total"][0][1] == pytest.approx(8.0, rel=1e-5)
     bins = samples["mlops_prediction_bin_total"]
     assert sum(v for _, v in bins) == 2.0
+
+
+async def test_feedback_with_a_token_needs_it_and_counts_only_then(
+    serve: Serve, iris_lr: ModelDir
+) -> None:
+    running = await serve(iris_lr, feedback_token="s3cret-labels")
+    predicted = await _predict(running, iris_lr.card.parity.sample_inputs[:1])
+    body = {"request_id": predicted["request_id"], "labels": predicted["labels"]}
+    for headers, message in [
+        ({}, "needs `Authorization: Bearer <token>`"),
+        ({"Authorization": "Bearer guess"}, "is not this deployment's feedback token"),
+        ({"Authorization": "Basic s3cret-labels"}, "needs `Authorization: Bearer <token>`"),
+    ]:
+        refused = await running.client.post("/feedback", json=body, headers=headers)
+        assert refused.status == 401
+        assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+        assert message in (await refused.json())["error"]
+    samples = await scrape(running)
+    assert "mlops_feedback_total" not in samples or samples["mlops_feedback_total"][0][1] == 0
+    accepted = await running.client.post(
+        "/feedback", json=body, headers={"Authorization": "Bearer s3cret-labels"}
+    )
+    assert accepted.status == 200, await accepted.text()
+    assert (await accepted.json())["accepted"] == 1
+    # Predictions need no token: only the labels that steer accuracy are guarded.
+    assert (
+        await running.client.post("/predict", json={"rows": [iris_lr.card.parity.sample_inputs[0]]})
+    ).status == 200
