@@ -169,6 +169,7 @@ async def scrape(
     targets: Sequence[PodTarget],
     *,
     timeout_seconds: float,
+    max_bytes: int,
     now: datetime,
 ) -> list[tuple[PodTarget, Snapshot]]:
     """Scrape every target at once; fails only when none answers (one down pod is tolerated)."""
@@ -178,7 +179,7 @@ async def scrape(
     async def one(target: PodTarget) -> tuple[PodTarget, Snapshot] | str:
         try:
             async with asyncio.timeout(timeout_seconds):
-                samples = await read_metrics(target.url, session=session)
+                samples = await read_metrics(target.url, session=session, max_bytes=max_bytes)
         except (ScrapeError, TimeoutError) as error:
             return f"{target.url}: {error or 'timed out'}"
         return target, Snapshot(now, _keep(samples))
