@@ -54,6 +54,28 @@ _DNS_SERVICE_IP = "10.96.0.10"
 _FIRST_READY_RETRY = 0.2
 
 
+def subpath(root: Path, sub: str) -> Path:
+    """`sub` inside the volume at `root`, created when missing as the kubelet creates it.
+
+    Each missing level gets the volume root's mode (with ``fsGroup`` that is group-writable
+    and setgid, so the pod's group owns it and may write it). A path that leaves the
+    volume is refused, as the kubelet refuses it.
+    """
+    if not sub:
+        return root
+    parts = Path(sub).parts
+    if Path(sub).is_absolute() or ".." in parts:
+        raise ValueError(f"subPath {sub!r} must be a relative path inside the volume")
+    mode = root.stat().st_mode & 0o7777
+    current = root
+    for part in parts:
+        current = current / part
+        if not current.exists():
+            current.mkdir()
+            current.chmod(mode)
+    return current
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -361,7 +383,7 @@ class PodWorker:
         mounts = []
         for vm in container.spec.get("volumeMounts", []):
             volume = volumes[vm["name"]]
-            source = volume.path / vm.get("subPath", "")
+            source = subpath(volume.path, vm.get("subPath", ""))
             mounts.append(
                 {
                     "source": str(source),
