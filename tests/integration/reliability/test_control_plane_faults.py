@@ -40,8 +40,8 @@ import yaml
 from mlops_operator.localcluster.cluster import LocalCluster
 from mlops_operator.localcluster.processes import ManagedProcess
 from tests.integration.operator.conftest import RunningOperator, http_get, start_operator
-from tests.integration.trainingjob.conftest import apply, items, training_job
-from tests.kube import get_json, kubectl, wait_for
+from tests.integration.trainingjob.conftest import apply, items, trainer_job, training_job
+from tests.kube import kubectl, wait_for
 
 pytestmark = pytest.mark.reliability
 
@@ -124,7 +124,7 @@ def test_the_operator_rides_out_a_control_plane_restart(
             '{"spec": {"suspend": false}}',
         )
         wait_for(
-            lambda: get_json(config, "job", "held-0", "-n", namespace)["spec"]["suspend"] is False,
+            lambda: trainer_job(config, namespace, "held-0")["spec"]["suspend"] is False,
             timeout=RECOVERY_TIMEOUT,
             what="the spec change after the outage to reach the Job",
         )
@@ -290,7 +290,7 @@ def _converged_after_the_cut(config: Path, namespace: str) -> bool:
     """Created during the cut and after it: reconciled; changed during it: applied to the Job."""
     if not _suspended(config, namespace) >= {"during", "after"}:
         return False
-    job = get_json(config, "job", "before", "-n", namespace)
+    job = trainer_job(config, namespace, "before")
     return job["spec"]["suspend"] is False
 
 
