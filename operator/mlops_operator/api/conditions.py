@@ -13,7 +13,7 @@ tests can rely on them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from enum import StrEnum
 
@@ -29,6 +29,7 @@ __all__ = [
     "find_condition",
     "is_condition_true",
     "set_condition",
+    "set_conditions",
 ]
 
 
@@ -237,3 +238,25 @@ def set_condition(
     if previous is None:
         return [*conditions, updated]
     return [updated if c.type == type_ else c for c in conditions]
+
+
+def set_conditions(
+    conditions: Sequence[Condition],
+    changes: Iterable[tuple[str, ConditionStatus, Reason, str]],
+    *,
+    observed_generation: int | None,
+    now: datetime,
+) -> list[Condition]:
+    """`set_condition` for each ``(type, status, reason, message)`` of `changes`, in order."""
+    result = list(conditions)
+    for type_, status, reason, message in changes:
+        result = set_condition(
+            result,
+            type_=type_,
+            status=status,
+            reason=reason,
+            message=message,
+            observed_generation=observed_generation,
+            now=now,
+        )
+    return result

@@ -7,21 +7,11 @@ from collections.abc import Sequence
 from mlops_operator.api.conditions import Reason
 from mlops_operator.api.driftpolicy import LastRetrain
 from mlops_operator.api.modeldeployment import HistoryEntry
-from mlops_operator.api.modelversion import Review, ReviewAction
+from mlops_operator.api.modelversion import Review
 from mlops_operator.audit.entry import AuditEntry, make_entry
+from mlops_operator.decisions.review import DONE, REVIEW_REASONS
 
 __all__ = ["deployment_entries", "retrain_entry", "review_entries"]
-
-_REVIEW_REASONS = {
-    ReviewAction.APPROVE: Reason.APPROVED,
-    ReviewAction.REJECT: Reason.REJECTED,
-    ReviewAction.REVOKE: Reason.APPROVAL_REVOKED,
-}
-_PAST = {
-    ReviewAction.APPROVE: "approved",
-    ReviewAction.REJECT: "rejected",
-    ReviewAction.REVOKE: "approval revoked",
-}
 
 
 def deployment_entries(
@@ -78,8 +68,8 @@ def review_entries(
             time=review.at,
             action=review.action.value,
             version=version,
-            reason=_REVIEW_REASONS[review.action].value,
-            message=f"{_PAST[review.action]} by {review.by}",
+            reason=REVIEW_REASONS[review.action].value,
+            message=f"{DONE[review.action]} by {review.by}",
             actor=review.by,
         )
         for review in reviews

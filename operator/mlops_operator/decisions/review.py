@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from mlops_operator.api.conditions import ConditionStatus, ConditionType, Reason, set_condition
+from mlops_operator.api.conditions import ConditionStatus, ConditionType, Reason, set_conditions
 from mlops_operator.api.governance import APPROVED_BY, REJECTED_BY, REVOKED_BY
 from mlops_operator.api.modelversion import (
     Approval,
@@ -31,7 +31,14 @@ from mlops_operator.api.modelversion import (
     ReviewAction,
 )
 
-__all__ = ["MAX_REVIEWS", "apply_review", "awaiting_message", "pending_review"]
+__all__ = [
+    "DONE",
+    "MAX_REVIEWS",
+    "REVIEW_REASONS",
+    "apply_review",
+    "awaiting_message",
+    "pending_review",
+]
 
 MAX_REVIEWS = 32
 """Reviews kept in the status (the audit log keeps every one)."""
@@ -67,30 +74,22 @@ def pending_review(
     return None
 
 
-def _outcome(
-    action: ReviewAction, by: str
-) -> tuple[ModelVersionPhase, ConditionStatus, Reason, str]:
-    if action is ReviewAction.APPROVE:
-        return (
-            ModelVersionPhase.VALIDATED,
-            ConditionStatus.TRUE,
-            Reason.APPROVED,
-            f"approved by {by}",
-        )
-    if action is ReviewAction.REJECT:
-        return (
-            ModelVersionPhase.REJECTED,
-            ConditionStatus.FALSE,
-            Reason.REJECTED,
-            f"rejected by {by}",
-        )
-    message = awaiting_message(f"approval revoked by {by}")
-    return (
-        ModelVersionPhase.AWAITING_APPROVAL,
-        ConditionStatus.UNKNOWN,
-        Reason.APPROVAL_REVOKED,
-        message,
-    )
+REVIEW_REASONS = {
+    ReviewAction.APPROVE: Reason.APPROVED,
+    ReviewAction.REJECT: Reason.REJECTED,
+    ReviewAction.REVOKE: Reason.APPROVAL_REVOKED,
+}
+"""The condition reason (and Event reason) of each decision."""
+_OUTCOMES = {
+    ReviewAction.APPROVE: (ModelVersionPhase.VALIDATED, ConditionStatus.TRUE),
+    ReviewAction.REJECT: (ModelVersionPhase.REJECTED, ConditionStatus.FALSE),
+    ReviewAction.REVOKE: (ModelVersionPhase.AWAITING_APPROVAL, ConditionStatus.UNKNOWN),
+}
+DONE = {  # what each decision did, in the past tense (Events, audit log)
+    ReviewAction.APPROVE: "approved",
+    ReviewAction.REJECT: "rejected",
+    ReviewAction.REVOKE: "approval revoked",
+}
 
 
 def apply_review(
@@ -102,19 +101,21 @@ def apply_review(
     generation: int | None,
 ) -> tuple[ModelVersionStatus, str]:
     """The status after `by`'s decision, and the message for its Event."""
-    phase, validated, reason, message = _outcome(action, by)
-    conditions = status.conditions
+    phase, validated = _OUTCOMES[action]
+    reason = REVIEW_REASONS[action]
+    message = f"{DONE[action]} by {by}"
+    if action is ReviewAction.REVOKE:
+        message = awaiting_message(message)
     ready = ConditionStatus.TRUE if validated is ConditionStatus.TRUE else ConditionStatus.FALSE
-    for type_, value in ((ConditionType.VALIDATED, validated), (ConditionType.READY, ready)):
-        conditions = set_condition(
-            conditions,
-            type_=type_,
-            status=value,
-            reason=reason,
-            message=message,
-            observed_generation=generation,
-            now=now,
-        )
+    conditions = set_conditions(
+        status.conditions,
+        [
+            (ConditionType.VALIDATED, validated, reason, message),
+            (ConditionType.READY, ready, reason, message),
+        ],
+        observed_generation=generation,
+        now=now,
+    )
     reviews = [*status.reviews, Review(action=action, by=by, at=now)][-MAX_REVIEWS:]
     update: dict[str, Any] = {
         "phase": phase,

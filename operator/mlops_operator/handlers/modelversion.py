@@ -38,8 +38,13 @@ from typing import Any, cast
 import kopf
 from pydantic import ValidationError
 
-from mlops_operator.api.conditions import Condition, ConditionStatus, ConditionType, Reason
-from mlops_operator.api.conditions import set_condition as _set
+from mlops_operator.api.conditions import (
+    Condition,
+    ConditionStatus,
+    ConditionType,
+    Reason,
+    set_conditions,
+)
 from mlops_operator.api.gates import Gates
 from mlops_operator.api.governance import TRAINING_JOB_UID
 from mlops_operator.api.modeldeployment import ModelDeployment
@@ -57,7 +62,12 @@ from mlops_operator.decisions.gates import (
     serving_deployments,
     verdict,
 )
-from mlops_operator.decisions.review import apply_review, awaiting_message, pending_review
+from mlops_operator.decisions.review import (
+    REVIEW_REASONS,
+    apply_review,
+    awaiting_message,
+    pending_review,
+)
 from mlops_operator.handlers.audit import audit_reviews, audited
 from mlops_operator.handlers.context import OperatorContext
 from mlops_operator.handlers.reconciling import current_conditions, parse, reconciles
@@ -123,18 +133,7 @@ def _conditions(
     generation: int | None,
     *pairs: tuple[ConditionType, ConditionStatus, Reason, str],
 ) -> list[Condition]:
-    now = _now()
-    for type_, status, reason, message in pairs:
-        conditions = _set(
-            conditions,
-            type_=type_,
-            status=status,
-            reason=reason,
-            message=message,
-            observed_generation=generation,
-            now=now,
-        )
-    return conditions
+    return set_conditions(conditions, pairs, observed_generation=generation, now=_now())
 
 
 async def _deployments(kube: KubeClient, mv: ModelVersion) -> list[ModelDeployment]:
@@ -299,15 +298,10 @@ async def _review(
         status, message = apply_review(status, *decision, now=_now(), generation=mv.generation)
         await _write(context.kube, mv, status)
         kind = "Normal" if decision[0] is ReviewAction.APPROVE else "Warning"
-        _post(body, type=kind, reason=_REVIEW_REASONS[decision[0]].value, message=message)
+        _post(body, type=kind, reason=REVIEW_REASONS[decision[0]].value, message=message)
     await audit_reviews(context, mv, annotations, status.reviews)
 
 
-_REVIEW_REASONS = {
-    ReviewAction.APPROVE: Reason.APPROVED,
-    ReviewAction.REJECT: Reason.REJECTED,
-    ReviewAction.REVOKE: Reason.APPROVAL_REVOKED,
-}
 _IMPORTED = (
     "not produced by a TrainingJob of this operator: nothing ties the artifact and its numbers"
     " to a training run the operator observed, so a person must approve it"

@@ -235,18 +235,24 @@ def _fail_outcome(reason: Reason, message: str) -> Outcome:
     return Outcome(TrainingJobPhase.FAILED, reason, message, finished=_now())
 
 
-async def _fail(
-    kube: KubeClient, training: TrainingJob, reason: Reason, message: str, *, job: str
-) -> None:
-    """Record that `training` failed before its Job could report, with one Warning Event."""
-    outcome = _fail_outcome(reason, message)
-    written = await _record(
+async def _record_outcome(
+    kube: KubeClient, training: TrainingJob, outcome: Outcome, *, job: str | None
+) -> tuple[Mapping[str, Any], Mapping[str, Any]] | None:
+    """Write the status of an `outcome` the handler found itself (not the Job's); (before, after)."""
+    return await _record(
         kube,
         training.namespace,
         training.name,
         str(training.metadata.get("uid")),
         _status_for(training, outcome, job=job, generation=training.generation),
     )
+
+
+async def _fail(
+    kube: KubeClient, training: TrainingJob, reason: Reason, message: str, *, job: str
+) -> None:
+    """Record that `training` failed before its Job could report, with one Warning Event."""
+    written = await _record_outcome(kube, training, _fail_outcome(reason, message), job=job)
     if written is not None and _phase(written[0]) not in _TERMINAL:
         _post(written[1], type="Warning", reason=reason.value, message=message)
 
@@ -280,14 +286,8 @@ async def _name_conflict(
         " gone"
     )
     outcome = Outcome(TrainingJobPhase.PENDING, Reason.NAME_CONFLICT, message)
-    written = await _record(
-        kube,
-        training.namespace,
-        training.name,
-        str(training.metadata.get("uid")),
-        # No jobName: the Job of that name is not this TrainingJob's, so it was never created.
-        _status_for(training, outcome, job=None, generation=training.generation),
-    )
+    # No jobName: the Job of that name is not this TrainingJob's, so it was never created.
+    written = await _record_outcome(kube, training, outcome, job=None)
     if written is not None and written[0] is not written[1]:
         kopf.event(body, type="Warning", reason=Reason.NAME_CONFLICT.value, message=message)
     raise kopf.TemporaryError(message, delay=_CONFLICT_RETRY_SECONDS)
