@@ -119,13 +119,15 @@ def _post(obj: Mapping[str, Any], *, type: str, reason: str, message: str) -> No
 
 
 async def _write(kube: KubeClient, mv: ModelVersion, status: ModelVersionStatus) -> None:
-    await kube.patch_status(
-        API_VERSION,
-        _KIND,
-        mv.name,
-        mv.namespace,
-        status.model_dump(mode="json", by_alias=True, exclude_none=True),
-    )
+    """Merge `status` into the stored one; an optional field it leaves out is cleared (an
+    approval withdrawn must not linger in the merge)."""
+    written = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+    cleared = {
+        field.alias or name: None
+        for name, field in ModelVersionStatus.model_fields.items()
+        if (field.alias or name) not in written and getattr(status, name) is None
+    }
+    await kube.patch_status(API_VERSION, _KIND, mv.name, mv.namespace, written | cleared)
 
 
 def _conditions(
