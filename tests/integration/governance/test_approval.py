@@ -7,11 +7,12 @@ Then, each request impersonating the user:
   or an approver's; the approver's approval under someone else's name is refused too;
 - nobody but the operator writes status: not the approver (RBAC), not a user granted
   ``modelversions/status`` by a Role of their own, not a cluster admin (the admission policy);
-- the approver's approval goes through, and the status, an Event and the audit log record the
-  authenticated name; withdrawing it needs the verb and ``revoked-by`` naming the requester; a
-  rejection is final and recorded the same way;
+- the approver's approval (``mlops approve``, logged in with the approver's own token) goes
+  through, and the status, an Event and the audit log record the authenticated name;
+  withdrawing it needs the verb and ``revoked-by`` naming the requester (``mlops approve
+  --revoke``); a rejection (``mlops reject``) is final and recorded the same way;
 - pinning a ModelDeployment's version by hand is a ``promote`` the editor may not make, and the
-  approver makes it only naming themselves in ``mlops.dev/requested-by``.
+  approver makes it only naming themselves in ``mlops.dev/requested-by`` (``mlops promote``).
 """
 
 from __future__ import annotations
@@ -94,8 +95,9 @@ def test_approval_status_and_promotion_are_the_api_servers_decisions(
         assert f"{user} may not write it" in refusal
     assert governed.phase("iris-v1") == "AwaitingApproval"
 
-    # The approver approves, in their own name: recorded as the API server authenticated them.
-    governed.allowed(approver, *_annotate(f"{APPROVED_BY}={approver}"))
+    # The approver approves, in their own name (`mlops approve` logged in with their token):
+    # recorded as the API server authenticated them.
+    assert f"approved by {approver}" in governed.mlops("approve", "iris-v1")
     approved = _wait_phase(governed, "iris-v1", "Validated")["status"]
     assert approved["approval"]["by"] == approver
     assert [(r["action"], r["by"]) for r in approved["reviews"]] == [("Approve", approver)]
@@ -111,14 +113,14 @@ def test_approval_status_and_promotion_are_the_api_servers_decisions(
     )
     refusal = governed.refused(approver, *_annotate(f"{APPROVED_BY}-"))
     assert f"must set mlops.dev/revoked-by to your own user name ({approver})" in refusal
-    governed.allowed(approver, *_annotate(f"{APPROVED_BY}-", f"{REVOKED_BY}={approver}"))
+    assert f"approval revoked by {approver}" in governed.mlops("approve", "--revoke", "iris-v1")
     revoked = _wait_phase(governed, "iris-v1", "AwaitingApproval")["status"]
     assert "approval" not in revoked
     assert revoked["reviews"][-1] == {**revoked["reviews"][-1], "action": "Revoke", "by": approver}
 
     # A rejection: the verb, the name, and final.
     assert POLICY in governed.refused(editor, *_annotate(f"{REJECTED_BY}={editor}"))
-    governed.allowed(approver, *_annotate(f"{REJECTED_BY}={approver}"))
+    assert f"rejected by {approver}" in governed.mlops("reject", "iris-v1")
     rejected = _wait_phase(governed, "iris-v1", "Rejected")["status"]
     assert [r["action"] for r in rejected["reviews"]] == ["Approve", "Revoke", "Reject"]
     assert "a rejection is final" in governed.refused(approver, *_annotate(f"{REJECTED_BY}-"))
@@ -148,10 +150,10 @@ def test_approval_status_and_promotion_are_the_api_servers_decisions(
     )
     refusal = governed.refused(approver, "patch", "mdep", "iris", "--type=merge", "-p", pin)
     assert f"must set mlops.dev/requested-by to your own user name ({approver})" in refusal
-    named = json.dumps({"metadata": {"annotations": {REQUESTED_BY: approver}},
-                        "spec": {"promotion": "Manual", "version": 1}})  # fmt: skip
-    governed.allowed(approver, "patch", "mdep", "iris", "--type=merge", "-p", named)
-    assert governed.get("mdep", "iris")["spec"]["version"] == 1
+    assert f"version 1 requested by {approver}" in governed.mlops("promote", "iris", "--to", "1")
+    pinned = governed.get("mdep", "iris")
+    assert pinned["spec"]["version"] == 1
+    assert pinned["metadata"]["annotations"][REQUESTED_BY] == approver
     assert "is observation written by the mlops operator alone" in governed.refused(
         approver, "--as-group=system:masters", *_status_patch("modeldeployment", "iris")
     )
