@@ -30,6 +30,7 @@ from mlops_operator.drift.measure import WindowCounts, assemble
 from mlops_operator.drift.prometheus import SourceError
 from mlops_operator.prometheus import Sample, ScrapeError, parse_exposition
 from mlops_operator.prometheus import scrape as read_metrics
+from mlops_operator.prometheus.scrape import MAX_BYTES
 
 __all__ = ["PodTarget", "ScrapeHistory", "Snapshot", "parse_metrics", "scrape"]
 
@@ -169,7 +170,7 @@ async def scrape(
     targets: Sequence[PodTarget],
     *,
     timeout_seconds: float,
-    max_bytes: int,
+    max_bytes: int = MAX_BYTES,
     now: datetime,
 ) -> list[tuple[PodTarget, Snapshot]]:
     """Scrape every target at once; fails only when none answers (one down pod is tolerated)."""

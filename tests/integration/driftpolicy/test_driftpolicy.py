@@ -36,7 +36,7 @@ from tests.integration.driftpolicy.conftest import (
     retraining_jobs,
     status_of,
 )
-from tests.integration.operator.conftest import RunningOperator, free_port
+from tests.integration.operator.conftest import RunningOperator
 from tests.kube import get_json, kubectl, wait_for
 
 PETAL = "petal length (cm)"
@@ -95,11 +95,6 @@ def test_reference_traffic_never_retrains_and_one_drift_episode_retrains_once(
     assert [e["reason"] for e in events if e["reason"] == "RetrainTriggered"] == [
         "RetrainTriggered"
     ]
-
-
-@pytest.fixture
-def dead_port() -> int:
-    return free_port()
 
 
 def test_unreachable_prometheus_never_retrains_and_recovers(
