@@ -109,7 +109,10 @@ def test_the_operator_rides_out_a_control_plane_restart(
             timeout=RECOVERY_TIMEOUT,
             what="every TrainingJob to be reconciled after the restart",
         )
-        jobs = [j["metadata"]["name"] for j in items(config, namespace, "jobs")]
+        jobs = [
+            j["metadata"]["labels"]["mlops.dev/training-job"]
+            for j in items(config, namespace, "jobs")
+        ]
         assert sorted(jobs) == sorted(expected), "not exactly one Job per TrainingJob"
 
         kubectl(
