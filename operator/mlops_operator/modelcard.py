@@ -17,6 +17,7 @@ __all__ = [
     "MODEL_CARD_FILE",
     "MODEL_FILE",
     "Artifact",
+    "Calibration",
     "CategoricalReference",
     "Feature",
     "Lineage",
@@ -80,6 +81,21 @@ class PredictionReference(_Strict):
     classes: list[str] | None = Field(default=None, description="Classification: class labels.")
     edges: list[float] | None = Field(default=None, description="Regression: inner bin edges.")
     proportions: list[float]
+
+
+class Calibration(_Strict):
+    """How often the predicted class is right, by the model's top probability (classifiers).
+
+    A monotone (isotonic) map fitted on the held-out split: the server turns each
+    prediction's top probability into the chance that this row is right, and the mean
+    over a window of predictions estimates its accuracy before any label arrives
+    (confidence-based performance estimation, CBPE). Between knots the map is linear;
+    outside them it is flat.
+    """
+
+    probabilities: list[float] = Field(min_length=1, description="Knots, increasing.")
+    accuracy: list[float] = Field(min_length=1, description="P(correct) at each knot.")
+    rows: int = Field(ge=1, description="Held-out rows it was fitted on.")
 
 
 class Signature(_Strict):
@@ -167,3 +183,6 @@ class ModelCard(_Strict):
         description="Per feature name, its training distribution."
     )
     prediction_reference: PredictionReference
+    calibration: Calibration | None = Field(
+        default=None, description="Classifiers: the confidence calibration CBPE uses."
+    )

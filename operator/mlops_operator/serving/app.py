@@ -8,7 +8,6 @@ bodies). Client mistakes are 4xx with a message; only a server fault is a 5xx.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import time
@@ -28,7 +27,7 @@ from mlops_operator.serving.errors import (
     ServerNotReady,
     UnsupportedMediaType,
 )
-from mlops_operator.serving.feedback import FeedbackStore, parse_feedback
+from mlops_operator.serving.labels import IssuedId, LabelRecorder, RequestIds, parse_feedback
 from mlops_operator.serving.metrics import CONTENT_TYPE, ServingMetrics
 from mlops_operator.serving.model import V2_DATATYPES, ServedModel
 from mlops_operator.serving.settings import ServingSettings
@@ -41,7 +40,7 @@ log = logging.getLogger(__name__)
 
 _JSON_TYPES = frozenset({"application/json", ""})
 _DUMP = orjson.OPT_SERIALIZE_NUMPY
-Responder = Callable[[Any, str], Awaitable[dict[str, Any]]]
+Responder = Callable[[Any, IssuedId], Awaitable[dict[str, Any]]]
 
 
 class InferenceServer:
@@ -59,7 +58,16 @@ class InferenceServer:
             delay_seconds=settings.batch_delay_ms / 1000,
             offload=settings.offload_inference,
         )
-        self.feedback = FeedbackStore(settings.feedback_window)
+        key = settings.labels_key.get_secret_value().encode() if settings.labels_key else None
+        self.ids = RequestIds(
+            key or os.urandom(32), worker=worker, retention_seconds=settings.label_retention_seconds
+        )
+        self.labels = (
+            LabelRecorder(settings.labels_uri, self.metrics, self.ids,
+                          calibration=model.card.calibration)
+            if settings.labels_uri
+            else None
+        )  # fmt: skip
         self.mirror = (
             ShadowMirror(settings.shadow_url, self.metrics, queue_size=settings.shadow_queue_size)
             if settings.shadow_url
@@ -76,13 +84,7 @@ class InferenceServer:
             else None
         )
         self.draining = False
-        # Unique per process lifetime and cheap: a random nonce, the worker, a counter.
-        self._id_prefix = f"{os.urandom(4).hex()}-{worker}-"
-        self._id_counter = itertools.count(1)
         self._headers = {"X-Model-Version": model.version}
-
-    def _next_id(self) -> str:
-        return f"{self._id_prefix}{next(self._id_counter):x}"
 
     def application(self) -> web.Application:
         """The aiohttp application with every route."""
@@ -106,13 +108,13 @@ class InferenceServer:
 
     async def _start(self, _: web.Application) -> None:
         self.batcher.start()
-        for channel in (self.mirror, self.payloads):
+        for channel in (self.mirror, self.payloads, self.labels):
             if channel is not None:
                 channel.start()
 
     async def _stop(self, _: web.Application) -> None:
         await self.batcher.stop()
-        for channel in (self.mirror, self.payloads):
+        for channel in (self.mirror, self.payloads, self.labels):
             if channel is not None:
                 await channel.stop()
 
@@ -121,32 +123,34 @@ class InferenceServer:
     async def _predict(self, request: web.Request) -> web.Response:
         return await self._serve(request, "predict", self._predict_body)
 
-    async def _predict_body(self, body: Any, request_id: str) -> dict[str, Any]:
+    async def _predict_body(self, body: Any, issued: IssuedId) -> dict[str, Any]:
         batch = self.decoder.predict(body)
         outputs = await self.batcher.predict(batch)
+        self._record(issued, outputs)
         if self.model.is_classifier:
-            labels = list(map(str, outputs[0].tolist()))
-            self.feedback.remember(request_id, labels)
             return {
-                "labels": labels,
+                "labels": list(map(str, outputs[0].tolist())),
                 "probabilities": outputs[1],
                 "classes": self.model.card.signature.classes,
             }
-        predictions = outputs[0].ravel()
-        self.feedback.remember(request_id, predictions.tolist())
-        return {"predictions": predictions}
+        return {"predictions": outputs[0].ravel()}
+
+    def _record(self, issued: IssuedId, outputs: list[Any]) -> None:
+        """The one hook of the label path: sign the id and record the predicted rows."""
+        if self.labels is None:
+            self.ids.seal(issued, len(outputs[0]))
+        elif self.model.is_classifier:
+            self.labels.record_classes(issued, outputs[0], outputs[1] if len(outputs) > 1 else None)
+        else:
+            self.labels.record_values(issued, outputs[0])
 
     async def _v2_infer(self, request: web.Request) -> web.Response:
         return await self._serve(request, "v2_infer", self._v2_body)
 
-    async def _v2_body(self, body: Any, request_id: str) -> dict[str, Any]:
+    async def _v2_body(self, body: Any, issued: IssuedId) -> dict[str, Any]:
         parsed = self.decoder.v2(body)
         outputs = await self.batcher.predict(parsed.batch)
-        first = outputs[0]
-        remembered = first.ravel().tolist()
-        self.feedback.remember(
-            request_id, list(map(str, remembered)) if self.model.is_classifier else remembered
-        )
+        self._record(issued, outputs)
         tensors = []
         for spec, output in zip(self.model.card.signature.outputs, outputs, strict=True):
             if parsed.outputs is not None and spec.name not in parsed.outputs:
@@ -162,36 +166,31 @@ class InferenceServer:
             )
         return {
             "model_name": self.model.name,
-            "id": parsed.id or request_id,
-            "parameters": {"request_id": request_id},
+            "id": parsed.id or issued.id,
+            "parameters": {"request_id": issued.id},
             "outputs": tensors,
         }
 
     async def _feedback(self, request: web.Request) -> web.Response:
         return await self._serve(request, "feedback", self._feedback_body)
 
-    async def _feedback_body(self, body: Any, _: str) -> dict[str, Any]:
-        classification = self.model.is_classifier
-        pairs = parse_feedback(body, classification=classification)
-        matched = [(self.feedback.take(rid, len(labels)), labels) for rid, labels in pairs]
-        total = correct = 0
-        squared = 0.0
-        for predictions, labels in matched:
-            total += len(labels)
-            for predicted, actual in zip(predictions, labels, strict=True):
-                if classification:
-                    correct += predicted == actual
-                else:
-                    squared += (predicted - actual) ** 2
-        self.metrics.observe_feedback(total, correct, squared)
+    async def _feedback_body(self, body: Any, _: IssuedId) -> dict[str, Any]:
+        if self.labels is None:
+            raise ModelNotFound(
+                "labels are not collected by this server: the ModelDeployment needs"
+                " spec.feedback (mlops serve: --labels-uri)"
+            )
+        classes = self.model.card.signature.classes if self.model.is_classifier else None
+        pairs = parse_feedback(body, classes=classes)
+        accepted, duplicates = self.labels.accept(pairs)
         if self.payloads is not None:
             for request_id, labels in pairs:
                 self.payloads.log_feedback(request_id, labels)
-        return {"accepted": total}
+        return {"accepted": accepted, "duplicates": duplicates}
 
     async def _serve(self, request: web.Request, endpoint: str, respond: Responder) -> web.Response:
         started = time.perf_counter()
-        request_id = self._next_id()
+        issued = self.ids.issue()
         status, outcome = 200, "ok"
         raw = b""
         try:
@@ -201,14 +200,15 @@ class InferenceServer:
                 body = orjson.loads(raw)
             except orjson.JSONDecodeError as error:
                 raise InvalidInput(f"the body is not valid JSON: {error}") from error
-            payload = await respond(body, request_id)
+            payload = await respond(body, issued)
         except ClientError as error:
             status, outcome = error.status, error.outcome
             payload = {"error": error.message}
         except Exception:
-            log.exception("request %s failed on the server side", request_id)
+            log.exception("request %s failed on the server side", issued.id)
             status, outcome = 500, "error"
-            payload = {"error": f"internal server error; see the server log for {request_id}"}
+            payload = {"error": f"internal server error; see the server log for {issued.id}"}
+        request_id = issued.id
         payload["model_version"] = self.model.version
         payload["request_id"] = request_id
         data = orjson.dumps(payload, option=_DUMP)

@@ -23,6 +23,7 @@ from multiprocessing.connection import wait
 from types import FrameType
 
 from aiohttp import web
+from pydantic import SecretStr
 
 from mlops_operator.serving.app import InferenceServer
 from mlops_operator.serving.cpu import cpu_limit, plan_workers
@@ -125,7 +126,11 @@ def _supervise(settings: ServingSettings, workers: int, threads: int) -> int:
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="mlops-metrics-"))
     # Holding the port (bound, not listening) lets port 0 pick one port for every worker.
     reservation = _listen_socket(settings.host, settings.port)
-    settings = settings.model_copy(update={"port": reservation.getsockname()[1]})
+    update: dict[str, object] = {"port": reservation.getsockname()[1]}
+    if settings.labels_key is None:
+        # One key for every worker: a label may reach any of them (the operator sets a Secret's).
+        update["labels_key"] = SecretStr(os.urandom(32).hex())
+    settings = settings.model_copy(update=update)
     context = multiprocessing.get_context("spawn")
     processes = [
         context.Process(target=_worker_process, args=(settings, i, threads), name=f"worker-{i}")

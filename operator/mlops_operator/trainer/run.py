@@ -26,6 +26,7 @@ import pandas as pd
 from mlops_operator import __version__
 from mlops_operator.modelcard import MODEL_CARD_FILE, MODEL_FILE, Artifact, Lineage, ModelCard
 from mlops_operator.storage import ArtifactStore, StorageError, join_key, sha256_bytes
+from mlops_operator.trainer.calibration import calibration_of
 from mlops_operator.trainer.datasets import load_dataset
 from mlops_operator.trainer.errors import Reason, TrainingError
 from mlops_operator.trainer.estimators import build_estimator, resolve_estimator
@@ -124,6 +125,12 @@ def train(settings: TrainerSettings) -> TrainingOutcome:
                 seed=settings.seed,
             )
     classes = [str(c) for c in pipeline.classes_] if spec.task == "classification" else None
+    calibration = None
+    if classes is not None:
+        with _phase(seconds, "calibrate"):
+            calibration = calibration_of(
+                pipeline, table, (x_train, x_test, y_train, y_test), seed=settings.seed
+            )
     with _phase(seconds, "export"):
         model = export_onnx(pipeline, table, spec.task)
         onnx_bytes = model.SerializeToString()
@@ -174,6 +181,7 @@ def train(settings: TrainerSettings) -> TrainingOutcome:
         parity=parity,
         reference=references,
         prediction_reference=predictions,
+        calibration=calibration,
     )
     with _phase(seconds, "write"):
         result = _write(settings, store, frame, card, onnx_bytes)
