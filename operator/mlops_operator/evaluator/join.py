@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import posixpath
+import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,9 @@ def connect(*, memory_limit: str = "1GB", threads: int | None = None) -> duckdb.
     """An in-memory DuckDB with a bounded footprint (it spills past `memory_limit`)."""
     con = duckdb.connect(":memory:")
     con.execute(f"SET memory_limit = '{memory_limit}'")
+    # Spills go to the scratch volume: a pod's root filesystem is read-only.
+    spill = Path(tempfile.gettempdir()) / "duckdb"
+    con.execute(f"SET temp_directory = '{spill}'")
     con.execute("SET preserve_insertion_order = false")
     if threads is not None:
         con.execute(f"SET threads = {int(threads)}")
