@@ -69,6 +69,7 @@ __all__ = [
     "IssuedId",
     "LabelRecorder",
     "RequestIds",
+    "calibrated_confidence",
     "parse_feedback",
 ]
 
@@ -167,6 +168,18 @@ class RequestIds:
                 " longer kept"
             )
         return issued_ms, rows
+
+
+def calibrated_confidence(
+    top_probability: npt.NDArray[np.float64], calibration: Calibration | None
+) -> npt.NDArray[np.float64]:
+    """P(the predicted class is right) per row, from its top probability and the card's map.
+
+    Without a calibration (a card from before it existed) the raw top probability stands in.
+    """
+    if calibration is None:
+        return top_probability
+    return np.interp(top_probability, calibration.probabilities, calibration.accuracy)
 
 
 def parse_feedback(body: object, *, classes: Sequence[str] | None) -> list[tuple[str, list[Any]]]:
@@ -373,11 +386,7 @@ class LabelRecorder:
 
     def confidence(self, top_probability: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """The calibrated probability that the predicted class is right (CBPE's per-row term)."""
-        if self._calibration is None:
-            return top_probability
-        return np.interp(
-            top_probability, self._calibration.probabilities, self._calibration.accuracy
-        )
+        return calibrated_confidence(top_probability, self._calibration)
 
     def accept(self, pairs: Sequence[tuple[str, list[Any]]]) -> tuple[int, int]:
         """Log the labels of every pair (all checked first: one bad id refuses the whole body).
