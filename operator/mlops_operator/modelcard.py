@@ -26,6 +26,7 @@ __all__ = [
     "Parity",
     "PredictionReference",
     "Signature",
+    "SourceRecord",
     "TensorSpec",
 ]
 
@@ -143,6 +144,17 @@ class Parity(_Strict):
     sample_probabilities: list[list[float]] | None = None
 
 
+class SourceRecord(_Strict):
+    """One source of a combined training table, with its own data version."""
+
+    uri: str = Field(description="The source as the recipe named it.")
+    sha256: str = Field(description="sha256 of the source's canonical table (all its rows).")
+    rows: int = Field(ge=0, description="Rows in the source.")
+    sample: float = Field(gt=0, le=1, description="Share of its rows used (drawn with the seed).")
+    used_rows: int = Field(ge=0, description="Rows taken into the training table.")
+    key: str | None = Field(default=None, description="Its snapshot in the artifact store.")
+
+
 class Lineage(_Strict):
     """Everything needed to trace and re-create the model."""
 
@@ -152,6 +164,10 @@ class Lineage(_Strict):
     dataset_columns: int
     dataset_key: str | None = Field(
         default=None, description="Where the dataset snapshot lives in the artifact store."
+    )
+    sources: list[SourceRecord] = Field(
+        default_factory=list,
+        description="With several sources (or a sampled one): each, with its data version.",
     )
     target: str
     categorical: list[str] = Field(default_factory=list, description="Columns one-hot encoded.")

@@ -230,18 +230,33 @@ class Retrain(CamelModel):
 
     cel_rules = (
         Rule(
-            "self.useLoggedData != has(self.template.dataset)",
-            "`template.dataset` must be set unless `useLoggedData` is true, and must not be set"
-            " when it is",
+            "self.useLoggedData || has(self.template.dataset)",
+            "`template.dataset` must be set unless `useLoggedData` is true",
             field_path=".template.dataset",
+            reason="FieldValueRequired",
+        ),
+        Rule(
+            "!has(self.loggedDataSample) || self.useLoggedData",
+            "`loggedDataSample` needs `useLoggedData`",
+            field_path=".loggedDataSample",
+            reason="FieldValueForbidden",
         ),
     )
 
     template: TrainingJobTemplate = Field(description="Spec of the TrainingJob to create.")
     use_logged_data: bool = Field(
         default=False,
-        description="Train on the target's payload log joined with labelled feedback"
-        " (`dataset.fromPayloadLog` of the target) instead of `template.dataset`.",
+        description="Train on the target's payload log over the policy's `window`, joined with"
+        " its labels (`dataset.fromPayloadLog` of the target): alone when `template.dataset` is"
+        " absent, else combined with it (`dataset.sources`: the template's data, then the"
+        " logged window), so classes rare in the window are not forgotten.",
+    )
+    logged_data_sample: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1.0,
+        description="With `useLoggedData` and `template.dataset`: the share of the template's"
+        " data kept beside the logged window (default all of it).",
     )
 
 
