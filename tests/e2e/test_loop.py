@@ -14,6 +14,7 @@ the one-retrain-per-episode rule hold). The timings are printed, not asserted
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -69,7 +70,8 @@ def test_the_loop_closes(demo: Demo, tmp_path: Path) -> None:
     # Anyone can rebuild v2: the original data again, the window from its stored snapshot.
     reproduced = demo.reproduce("iris-v2")
     assert reproduced.returncode == 0, reproduced.stdout + reproduced.stderr
-    assert "source 2 sha256   match" in reproduced.stdout
+    assert re.search(r"source 1 sha256\s+match", reproduced.stdout), reproduced.stdout
+    assert re.search(r"source 2 sha256\s+match", reproduced.stdout), reproduced.stdout
     gates = {g["gate"]: g for g in v2.facts["gate_results"]}
     comparison = gates["compareToChampion"]
     assert comparison["passed"]
