@@ -151,15 +151,8 @@ _FORMAT_DESCRIPTION = (
 )
 
 
-class DatasetSource(CamelModel):
-    """One source of a combined dataset: exactly one of `uri`, `pvc` or `fromPayloadLog`."""
-
-    cel_rules = (
-        Rule(
-            "[has(self.uri), has(self.pvc), has(self.fromPayloadLog)].exists_one(x, x)",
-            "exactly one of `uri`, `pvc` or `fromPayloadLog` must be set",
-        ),
-    )
+class _DataLocation(CamelModel):
+    """The three ways to name data, shared by a dataset and each of its sources."""
 
     uri: str | None = Field(
         default=None, max_length=2048, pattern=_URI_PATTERN, description=_URI_DESCRIPTION
@@ -170,6 +163,18 @@ class DatasetSource(CamelModel):
         description="The labelled requests a ModelDeployment logged (retraining on live data).",
     )
     format: DatasetFormat = Field(default=DatasetFormat.AUTO, description=_FORMAT_DESCRIPTION)
+
+
+class DatasetSource(_DataLocation):
+    """One source of a combined dataset: exactly one of `uri`, `pvc` or `fromPayloadLog`."""
+
+    cel_rules = (
+        Rule(
+            "[has(self.uri), has(self.pvc), has(self.fromPayloadLog)].exists_one(x, x)",
+            "exactly one of `uri`, `pvc` or `fromPayloadLog` must be set",
+        ),
+    )
+
     sample: float = Field(
         default=1.0,
         gt=0.0,
@@ -179,7 +184,7 @@ class DatasetSource(CamelModel):
     )
 
 
-class Dataset(CamelModel):
+class Dataset(_DataLocation):
     """Where the training data comes from: exactly one of `uri`, `pvc`, `fromPayloadLog` or
     `sources` (several combined)."""
 
@@ -202,14 +207,6 @@ class Dataset(CamelModel):
         ),
     )
 
-    uri: str | None = Field(
-        default=None, max_length=2048, pattern=_URI_PATTERN, description=_URI_DESCRIPTION
-    )
-    pvc: PvcSource | None = Field(default=None, description="A file on a PersistentVolumeClaim.")
-    from_payload_log: PayloadLogSource | None = Field(
-        default=None,
-        description="The labelled requests a ModelDeployment logged (retraining on live data).",
-    )
     sources: list[DatasetSource] | None = Field(
         default=None,
         min_length=2,
@@ -218,7 +215,6 @@ class Dataset(CamelModel):
         " dataset plus a ModelDeployment's logged window, each optionally sampled; the lineage"
         " records each source with its own sha256.",
     )
-    format: DatasetFormat = Field(default=DatasetFormat.AUTO, description=_FORMAT_DESCRIPTION)
     credentials_secret: ObjectName | None = Field(
         default=None,
         description="Secret whose keys become the trainer's environment (e.g."

@@ -171,35 +171,20 @@ def _realized_reading(reading: Reading, counts: WindowCounts, key: str) -> Readi
 
 
 def _accuracy_reading(trigger: AccuracyTrigger, counts: WindowCounts) -> Reading:
-    reading = Reading(
-        name="accuracy",
-        value=None,
-        threshold=trigger.floor,
-        op=ComparisonOp.LT,
-        min_samples=trigger.min_samples,
-    )
+    reading = Reading("accuracy", None, trigger.floor, ComparisonOp.LT,
+                      min_samples=trigger.min_samples)  # fmt: skip
     return _realized_reading(reading, counts, "realized_accuracy")
 
 
 def _rmse_reading(trigger: RmseTrigger, counts: WindowCounts) -> Reading:
-    reading = Reading(
-        name="rmse",
-        value=None,
-        threshold=trigger.ceiling,
-        op=ComparisonOp.GT,
-        min_samples=trigger.min_samples,
-    )
+    reading = Reading("rmse", None, trigger.ceiling, ComparisonOp.GT,
+                      min_samples=trigger.min_samples)  # fmt: skip
     return _realized_reading(reading, counts, "realized_rmse")
 
 
 def _estimated_reading(trigger: EstimatedAccuracyTrigger, counts: WindowCounts) -> Reading:
-    reading = Reading(
-        name="estimatedAccuracy",
-        value=None,
-        threshold=trigger.floor,
-        op=ComparisonOp.LT,
-        min_samples=trigger.min_samples,
-    )
+    reading = Reading("estimatedAccuracy", None, trigger.floor, ComparisonOp.LT,
+                      min_samples=trigger.min_samples)  # fmt: skip
     realized = counts.realized
     value = realized.get("estimated_accuracy")
     if value is None:

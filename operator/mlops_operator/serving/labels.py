@@ -345,40 +345,38 @@ class LabelRecorder:
         self, issued: IssuedId, labels: npt.NDArray[Any], probabilities: npt.NDArray[Any] | None
     ) -> str:
         """Record a classifier's predicted rows; the request's signed id."""
-        rows = len(labels)
         confidence = None
-        if probabilities is not None and rows:
+        if probabilities is not None and len(labels):
             top = np.asarray(probabilities, dtype=np.float64).max(axis=1)
             confidence = self.confidence(top)
-        request_id = self.ids.seal(issued, rows)
-        self._predictions.add(
-            {
-                "request_id": [request_id] * rows,
-                "row": range(rows),
-                "predicted_at": [issued.issued_ms] * rows,
-                "model_version": [self._version] * rows,
-                "predicted_label": [str(v) for v in labels.tolist()],
-                "predicted_value": [None] * rows,
-                "confidence": [None] * rows if confidence is None else confidence,
-            },
-            rows,
+        return self._record(
+            issued, len(labels), [str(v) for v in labels.tolist()], None, confidence
         )
-        return request_id
 
     def record_values(self, issued: IssuedId, values: npt.NDArray[Any]) -> str:
         """Record a regressor's predicted rows; the request's signed id."""
         flat = np.asarray(values, dtype=np.float64).ravel()
-        rows = len(flat)
+        return self._record(issued, len(flat), None, flat, None)
+
+    def _record(
+        self,
+        issued: IssuedId,
+        rows: int,
+        labels: list[str] | None,
+        values: npt.NDArray[np.float64] | None,
+        confidence: npt.NDArray[np.float64] | None,
+    ) -> str:
         request_id = self.ids.seal(issued, rows)
+        empty = [None] * rows
         self._predictions.add(
             {
                 "request_id": [request_id] * rows,
                 "row": range(rows),
                 "predicted_at": [issued.issued_ms] * rows,
                 "model_version": [self._version] * rows,
-                "predicted_label": [None] * rows,
-                "predicted_value": flat,
-                "confidence": [None] * rows,
+                "predicted_label": empty if labels is None else labels,
+                "predicted_value": empty if values is None else values,
+                "confidence": empty if confidence is None else confidence,
             },
             rows,
         )
