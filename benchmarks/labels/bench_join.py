@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -87,13 +88,13 @@ from mlops_operator.evaluator.join import connect, join_windows
 from mlops_operator.evaluator.windows import judge, merge
 root, memory, threads, start, day = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 con = connect(memory_limit=memory, threads=int(threads) if threads != "0" else None)
-began = time.perf_counter()
+began, cpu = time.perf_counter(), time.process_time()
 windows, totals = join_windows(con, root, window_ms=3_600_000, since_ms=start)
-seconds = time.perf_counter() - began
+seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
 judged = judge(windows, now_ms=start + day, min_coverage=0.4, max_delay_ms=day)
 lifetime = merge(windows)
 print(json.dumps({
-    "seconds": seconds, "windows": len(windows), "labels": totals.labels,
+    "seconds": seconds, "cpu_seconds": cpu, "windows": len(windows), "labels": totals.labels,
     "unmatched": totals.unmatched_labels, "predictions": lifetime.predictions,
     "labelled": lifetime.labelled, "accuracy": lifetime.accuracy,
     "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -127,7 +128,9 @@ def main() -> None:
         )  # fmt: skip
         figures = json.loads(proc.stdout.strip().splitlines()[-1])
         child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        print(f"join: {figures['seconds']:.1f} s, peak RSS {figures['peak_rss_mib']:.0f} MiB"
+        load = os.getloadavg()[0]
+        print(f"join: {figures['seconds']:.1f} s ({figures['cpu_seconds']:.1f} CPU-seconds on"
+              f" {os.cpu_count()} CPUs, load average {load:.1f}), peak RSS {figures['peak_rss_mib']:.0f} MiB"
               f" (children max {child:.0f} MiB), {figures['windows']} hourly windows,"
               f" {figures['labelled']:,} of {figures['predictions']:,} rows labelled,"
               f" {figures['unmatched']} unmatched, accuracy {figures['accuracy']:.4f}")  # fmt: skip

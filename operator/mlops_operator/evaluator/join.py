@@ -7,7 +7,8 @@ repeated label is idempotent and a corrected one wins), left-joins the
 predictions on (request id, row), and aggregates per version and window:
 predicted rows, labelled rows, correct ones, calibrated confidence sums, squared
 and absolute errors, duplicate label rows, and the confusion counts F1 needs.
-Nothing is looped over in Python but the few aggregate rows; DuckDB streams the
+One pass aggregates by version, window, predicted and true class; Python only sums
+those few rows (a handful of classes squared per window); DuckDB streams the
 files and spills to disk past its memory limit, which is how 10 million
 predictions join in seconds within a bounded footprint
 (``benchmarks/labels/bench_join.py``).
@@ -51,6 +52,7 @@ def connect(*, memory_limit: str = "1GB", threads: int | None = None) -> duckdb.
     spill = Path(tempfile.gettempdir()) / "duckdb"
     con.execute(f"SET temp_directory = '{spill}'")
     con.execute("SET preserve_insertion_order = false")
+    con.execute("SET enable_progress_bar = false")  # it writes to stdout, the pod's log
     if threads is not None:
         con.execute(f"SET threads = {int(threads)}")
     return con
@@ -100,62 +102,68 @@ def join_windows(
     params: list[Any] = [predictions, since_day, since]
     if labels is not None:
         params += [labels, since_day, since]
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE joined AS
-            WITH p AS (
+    # One pass: the join aggregated by (version, window, predicted class, true class). The
+    # per-window figures are sums over the class pairs (a few rows), the confusion counts are
+    # the rows themselves, and labels without a prediction land in the version-less group.
+    groups = con.execute(
+        f"""WITH p AS (
                 SELECT request_id, "row", predicted_at, model_version, predicted_label,
                        predicted_value, confidence
                 FROM {read} WHERE "date" >= ? AND predicted_at >= ?
-            ), l AS ({latest_labels})
-            SELECT p.model_version,
-                   floor(epoch_ms(p.predicted_at) / {int(window_ms)})::BIGINT AS w,
-                   p.predicted_label, p.predicted_value, p.confidence,
-                   l.label, l.value, l.copies,
-                   (l.label IS NOT NULL OR l.value IS NOT NULL) AS labelled
-            FROM p FULL OUTER JOIN l USING (request_id, "row")""",
+            ), l AS ({latest_labels}),
+            j AS (
+                SELECT p.model_version,
+                       floor(epoch_ms(p.predicted_at) / {int(window_ms)})::BIGINT AS w,
+                       p.predicted_label, p.predicted_value, p.confidence,
+                       l.label, l.value, l.copies,
+                       (l.label IS NOT NULL OR l.value IS NOT NULL) AS labelled
+                FROM p FULL OUTER JOIN l USING (request_id, "row")
+            )
+            SELECT model_version, w, predicted_label, label,
+                   count(*), count(*) FILTER (WHERE labelled),
+                   coalesce(sum(confidence), 0), count(confidence),
+                   coalesce(sum(confidence) FILTER (WHERE labelled), 0),
+                   coalesce(sum((predicted_value - value) ^ 2), 0),
+                   coalesce(sum(abs(predicted_value - value)), 0),
+                   coalesce(sum(copies - 1), 0)
+            FROM j GROUP BY ALL""",
         params,
-    )
-    aggregates = con.execute(
-        """SELECT model_version, w, count(*), count(*) FILTER (WHERE labelled),
-                  count(*) FILTER (WHERE label = predicted_label),
-                  coalesce(sum(confidence), 0), count(confidence),
-                  coalesce(sum(confidence) FILTER (WHERE labelled), 0),
-                  coalesce(sum((predicted_value - value) ^ 2), 0),
-                  coalesce(sum(abs(predicted_value - value)), 0),
-                  coalesce(sum(copies - 1), 0)
-           FROM joined WHERE model_version IS NOT NULL GROUP BY model_version, w"""
     ).fetchall()
+    sums: dict[tuple[str, int], list[float]] = {}
     confusion: dict[tuple[str, int], dict[tuple[str, str], int]] = defaultdict(dict)
-    for version, window, predicted, actual, count in con.execute(
-        """SELECT model_version, w, predicted_label, label, count(*) FROM joined
-           WHERE label IS NOT NULL AND predicted_label IS NOT NULL AND model_version IS NOT NULL
-           GROUP BY ALL"""
-    ).fetchall():
-        confusion[(version, window)][(predicted, actual)] = count
+    labels_total = unmatched = 0
+    for version, window, predicted, actual, *figures in groups:
+        labelled = int(figures[1])
+        labels_total += labelled
+        if version is None:
+            unmatched += labelled
+            continue
+        key = (version, window)
+        if key not in sums:
+            sums[key] = [0.0] * 9
+        correct = labelled if predicted is not None and predicted == actual else 0
+        for index, value in enumerate([*figures[:2], correct, *figures[2:]]):
+            sums[key][index] += float(value)
+        if predicted is not None and actual is not None:
+            confusion[key][(predicted, actual)] = labelled
     windows = [
         WindowStats(
             version=version,
             start_ms=window * window_ms,
             end_ms=(window + 1) * window_ms,
-            predictions=total,
-            labelled=labelled,
-            correct=correct,
-            confidence_sum=float(confidence),
-            confident_rows=confident,
-            labelled_confidence_sum=float(labelled_confidence),
-            squared_error=float(squared),
-            absolute_error=float(absolute),
+            predictions=int(total),
+            labelled=int(labelled),
+            correct=int(correct),
+            confidence_sum=confidence,
+            confident_rows=int(confident),
+            labelled_confidence_sum=labelled_confidence,
+            squared_error=squared,
+            absolute_error=absolute,
             duplicates=int(duplicates),
             confusion=confusion.get((version, window), {}),
         )
-        for (version, window, total, labelled, correct, confidence, confident,
-             labelled_confidence, squared, absolute, duplicates) in aggregates
+        for (version, window), (total, labelled, correct, confidence, confident,
+                                labelled_confidence, squared, absolute, duplicates) in sums.items()
     ]  # fmt: skip
-    total_labels, unmatched = con.execute(
-        """SELECT count(*) FILTER (WHERE labelled),
-                  count(*) FILTER (WHERE labelled AND model_version IS NULL)
-           FROM joined"""
-    ).fetchone() or (0, 0)
-    totals = JoinTotals(int(total_labels), int(unmatched))
-    con.execute("DROP TABLE IF EXISTS joined")
+    totals = JoinTotals(labels_total, unmatched)
     return windows, totals
