@@ -181,25 +181,32 @@ def test_decayed_accuracy_breaches_the_floor_and_rolls_back(
     url = f"http://{get_json(kubeconfig, '-n', ns, 'service', MDEP)['spec']['clusterIP']}:80"
 
     # The world changed after the promotion: every true label is now another class, so v2 is
-    # wrong on every row it serves; the labels come back a little later, on their own.
+    # wrong on every row it serves. Traffic goes on (the floors judge a window with requests
+    # in it) and a labeller posts each second the labels of what was answered since.
     rows = c2.parity.sample_inputs
-    with Traffic(url, rows, interval=0.05, max_requests=2000, max_seconds=300) as traffic:
-        wait_for(lambda: traffic.total >= 60, timeout=60, what="traffic on v2")
-    ids = traffic.request_ids
-    assert ids
-    for start in range(0, len(ids), BATCH):
-        batch = [
-            {"request_id": rid, "labels": [str((int(label) + 1) % 3)]}
-            for rid, label in ids[start : start + BATCH]
-        ]
-        status, body = _post(f"{url}/feedback", batch)
-        assert status == 200, body
+    posted = 0
 
     def rolled_back() -> dict[str, Any] | None:
         history = _status(kubeconfig, ns).get("history") or []
         return history[0] if history and history[0]["action"] == "Rollback" else None
 
-    entry = wait_for(rolled_back, timeout=240, what="the floor breach to roll v2 back")
+    def label_until_rolled_back() -> dict[str, Any] | None:
+        nonlocal posted
+        answered = traffic.request_ids[posted:]
+        for start in range(0, len(answered), BATCH):
+            batch = [
+                {"request_id": rid, "labels": [str((int(label) + 1) % 3)]}
+                for rid, label in answered[start : start + BATCH]
+            ]
+            status, body = _post(f"{url}/feedback", batch)
+            assert status == 200, body
+        posted += len(answered)
+        return rolled_back()
+
+    with Traffic(url, rows, interval=0.05, max_requests=8000, max_seconds=400) as traffic:
+        entry = wait_for(label_until_rolled_back, timeout=300, interval=1.0,
+                         what="the floor breach to roll v2 back")  # fmt: skip
+    assert posted >= 20
     assert entry["version"] == 1
     breach = _status(kubeconfig, ns)["history"][1]
     assert (breach["action"], breach["version"], breach["reason"]) == (
