@@ -11,9 +11,18 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["ENV_PREFIX", "DataFormat", "DataSource", "TrainerSettings", "describe_invalid"]
@@ -115,9 +124,35 @@ class TrainerSettings(BaseSettings):
     training_job: str | None = Field(default=None, description="namespace/name, for lineage.")
     image: str | None = Field(default=None, description="The trainer image, for lineage.")
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _require_data(
+        cls, data: Any, handler: ModelWrapValidatorHandler[TrainerSettings]
+    ) -> TrainerSettings:
+        """No data at all is reported as the missing ``dataset_uri``, beside the other errors."""
+        missing = isinstance(data, dict) and not data.get("dataset_uri") and not data.get("sources")
+        required: list[InitErrorDetails] = (
+            [{"type": "missing", "loc": ("dataset_uri",), "input": data}] if missing else []
+        )
+        try:
+            settings = handler(data)
+        except ValidationError as error:
+            if not required:
+                raise
+            details: list[InitErrorDetails] = []
+            for e in error.errors():
+                detail: InitErrorDetails = {"type": e["type"], "loc": e["loc"], "input": e["input"]}
+                if "ctx" in e:
+                    detail["ctx"] = e["ctx"]
+                details.append(detail)
+            raise ValidationError.from_exception_data(cls.__name__, required + details) from None
+        if required:
+            raise ValidationError.from_exception_data(cls.__name__, required)
+        return settings
+
     @model_validator(mode="after")
     def _check_folds_and_columns(self) -> TrainerSettings:
-        if (self.dataset_uri is None) == (not self.sources):
+        if self.dataset_uri is not None and self.sources:
             raise ValueError("exactly one of dataset_uri and sources must be given")
         if self.cv_folds == 1:
             raise ValueError("cv_folds must be 0 (no cross-validation) or at least 2")
