@@ -142,10 +142,19 @@ def test_labels_join_whichever_replica_worker_or_restarted_pod_took_them(
     assert metrics[("mlops_labels_unmatched", "")] == 0
     assert metrics[("mlops_label_duplicate_rows", "1")] == 0
     assert metrics[("mlops_lifetime_accuracy", "1")] == client_accuracy
-    # The window of the whole test is judged too: the one number every consumer reads.
+    # The judged window (the newest hour of prediction time, every row labelled) is the one
+    # number every consumer reads; the client finds its rows by the time each id carries.
+    hour_ms = 3_600_000
+    newest = max(int(rid.split("-")[0], 16) // hour_ms for rid, _, _ in answered)
+    in_window = [
+        (p, t) for rid, p, t in answered if int(rid.split("-")[0], 16) // hour_ms == newest
+    ]
+    assert metrics[("mlops_realized_window_start_seconds", "1")] == newest * 3600
     assert metrics[("mlops_realized_coverage", "1")] == 1.0
-    assert metrics[("mlops_realized_labelled_rows", "1")] == PREDICTIONS
-    assert metrics[("mlops_realized_accuracy", "1")] == client_accuracy
+    assert metrics[("mlops_realized_labelled_rows", "1")] == len(in_window)
+    assert metrics[("mlops_realized_accuracy", "1")] == sum(p == t for p, t in in_window) / len(
+        in_window
+    )
 
 
 def _status(kubeconfig: Path, ns: str) -> dict[str, Any]:
