@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -259,7 +260,7 @@ def test_a_policy_waits_for_late_labels_then_fires_once(
     _apply(kubeconfig, ns, {
         "apiVersion": "mlops.dev/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": MDEP},
         "spec": {"modelName": "iris",
-                 "feedback": {"window": "10m", "minLabelCoverage": 0.8, "maxLabelDelay": "1h"}},
+                 "feedback": {"window": "1h", "minLabelCoverage": 0.8, "maxLabelDelay": "2h"}},
     })  # fmt: skip
     kubectl(kubeconfig, "-n", ns, "wait", "--for=condition=Ready", f"mdep/{MDEP}",
             "--timeout=300s", timeout=320)  # fmt: skip
@@ -278,6 +279,9 @@ def test_a_policy_waits_for_late_labels_then_fires_once(
     })  # fmt: skip
     url = f"http://{get_json(kubeconfig, '-n', ns, 'service', MDEP)['spec']['clusterIP']}:80"
     rows = card.parity.sample_inputs
+    # The 200 predictions must fall in one hour-long window (windows are aligned to the hour).
+    wait_for(lambda: time.time() % 3600 < 3600 - 240, timeout=300, interval=5,
+             what="the hour's boundary to pass")  # fmt: skip
     with Traffic(url, rows, interval=0.02, max_requests=200, max_seconds=120) as traffic:
         wait_for(lambda: traffic.total >= 200, timeout=120, what="200 predictions")
     # The labels of the window come from another system, late, and show decay: every one is
