@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["FILTERS", "age", "number", "short", "when"]
+__all__ = ["FILTERS", "age", "duration", "number", "plural", "pretty", "short", "when"]
 
 
 def _parse(stamp: Any) -> datetime | None:
@@ -69,6 +69,11 @@ def short(digest: Any, length: int = 12) -> str:
     return text[:length] if text else "-"
 
 
+def plural(kind: str) -> str:
+    """``ModelVersions``, ``DriftPolicies``."""
+    return kind[:-1] + "ies" if kind.endswith("y") else kind + "s"
+
+
 def pretty(value: Any) -> str:
     """A small structure as one line of JSON, keys sorted."""
     return json.dumps(value, sort_keys=True, separators=(", ", ": "))
@@ -78,6 +83,7 @@ FILTERS: dict[str, Callable[..., str]] = {
     "age": age,
     "duration": duration,
     "number": number,
+    "plural": plural,
     "pretty": pretty,
     "short": short,
     "when": when,

@@ -28,7 +28,7 @@ from typing import Any
 
 import aiohttp
 
-from mlops_operator.api.resource import API_VERSION
+from mlops_operator.api.resource import API_VERSION, GROUP
 from mlops_operator.k8s import ApiError, KubeClient
 
 __all__ = ["KINDS", "Scope", "Snapshot", "Store", "discover"]
@@ -38,12 +38,6 @@ log = logging.getLogger(__name__)
 KINDS = ("TrainingJob", "ModelVersion", "ModelDeployment", "DriftPolicy")
 """The kinds the console reads, each through its own watch."""
 
-_PLURALS = {
-    "TrainingJob": "trainingjobs",
-    "ModelVersion": "modelversions",
-    "ModelDeployment": "modeldeployments",
-    "DriftPolicy": "driftpolicies",
-}
 _MAX_BACKOFF = 30.0
 # Fields no page shows and that make up much of an object's size.
 _DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
@@ -231,19 +225,11 @@ async def run_watches(kube: KubeClient, store: Store) -> None:
 
 
 async def _may(kube: KubeClient, verb: str, namespace: str | None) -> bool:
-    review = await kube.create(
-        {
-            "apiVersion": "authorization.k8s.io/v1",
-            "kind": "SelfSubjectAccessReview",
-            "spec": {
-                "resourceAttributes": {
-                    "group": "mlops.dev",
-                    "resource": _PLURALS["ModelVersion"],
-                    "verb": verb,
-                    **({"namespace": namespace} if namespace else {}),
-                }
-            },
-        }
+    attributes = {"group": GROUP, "resource": "modelversions", "verb": verb}
+    if namespace:
+        attributes["namespace"] = namespace
+    review = await kube.review(
+        "authorization.k8s.io/v1", "SelfSubjectAccessReview", {"resourceAttributes": attributes}
     )
     return bool((review.get("status") or {}).get("allowed"))
 

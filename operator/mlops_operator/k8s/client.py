@@ -190,6 +190,17 @@ class KubeClient:
         )
         return result
 
+    async def review(self, api_version: str, kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """Ask the API server a question such as a ``SelfSubjectAccessReview``; its answer.
+
+        A review is never stored, so it has no name and no field manager (the API
+        server refuses both on one).
+        """
+        rtype = await self.resource_type(api_version, kind)
+        body = {"apiVersion": api_version, "kind": kind, "spec": dict(spec)}
+        result: dict[str, Any] = await self._request("POST", rtype.path(), body=body)
+        return result
+
     async def get(
         self, api_version: str, kind: str, name: str, namespace: str | None = None
     ) -> dict[str, Any]:

@@ -151,7 +151,7 @@ async def test_missing_and_refused(client: TestClient) -> None:  # type: ignore[
         refused = await page(limited, "/ns/team-a/driftpolicies/x", 403)
         assert 'forbidden: User "bob"' in text_of(refused)
         models = await page(limited, "/")
-        assert "Cannot read DriftPolicys in namespace team-a" in text_of(models)
+        assert "Cannot read DriftPolicies in namespace team-a" in text_of(models)
 
 
 async def test_only_get_from_this_host_with_the_security_headers(client: TestClient) -> None:  # type: ignore[type-arg]
