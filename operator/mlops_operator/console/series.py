@@ -190,11 +190,10 @@ def status_charts(policy: Mapping[str, Any]) -> list[Chart]:
     return _charts(spec, psi, prediction, accuracy, "status.evaluations")
 
 
-def _label(series: Series, *keys: str) -> str:
-    parts = [series.labels.get(k, "") for k in keys]
+def _label(series: Series, name: str) -> str:
+    """`name` (a feature, or what the series is) and the version it belongs to."""
     version = series.labels.get("model_version")
-    head = " ".join(p for p in parts if p) or "value"
-    return f"{head} (v{version})" if version else head
+    return f"{name} (v{version})" if version else name
 
 
 async def prometheus_charts(
@@ -225,13 +224,13 @@ async def prometheus_charts(
     psi, prediction, accuracy = _Lines(), _Lines(), _Lines()
     for series in found["psi"]:
         for at, value in series.points:
-            psi.add(_label(series, "feature"), at, value)
+            psi.add(_label(series, series.labels.get("feature", "feature")), at, value)
     for series in found["prediction"]:
         for at, value in series.points:
-            prediction.add(_label(series), at, value)
+            prediction.add(_label(series, "predictions"), at, value)
     for series in found["accuracy"]:
         for at, value in series.points:
-            accuracy.add(f"realized {_label(series)}", at, value)
+            accuracy.add(_label(series, "realized"), at, value)
     return _charts(spec, psi, prediction, accuracy, "Prometheus")
 
 

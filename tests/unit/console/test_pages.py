@@ -93,7 +93,11 @@ async def test_a_deployment_shows_what_was_live_when_and_the_rollback(client: Te
     assert "alice" in words
     periods = html[html.index('id="live-periods"') :]
     assert text_of(periods).index("iris-v2") < text_of(periods).index("Rollback rollback")
-    data = json.loads(re.search(r'id="data-live-version">(.*?)</script>', html).group(1))  # type: ignore[union-attr]
+    data = json.loads(
+        re.search(
+            r"id=\"plot-live-version\" data-chart=\"live-version\" data-series='(.*?)'", html
+        ).group(1)
+    )  # type: ignore[union-attr]
     assert data["columns"][1] == [1.0, 2.0, 1.0, 1.0]
 
 
@@ -104,7 +108,11 @@ async def test_a_policy_shows_triggers_budget_cooldown_and_charts(client: TestCl
     assert "2m between retrains" in words
     assert "featureDrift 1 0.5 fired" in words
     assert "no Prometheus configured" in words
-    psi = json.loads(re.search(r'id="data-feature-psi">(.*?)</script>', html).group(1))  # type: ignore[union-attr]
+    psi = json.loads(
+        re.search(
+            r"id=\"plot-feature-psi\" data-chart=\"feature-psi\" data-series='(.*?)'", html
+        ).group(1)
+    )  # type: ignore[union-attr]
     assert psi["series"] == ["petal_length", "sepal_width", "PSI threshold"]
     assert psi["columns"][1] == [0.02, 1.9]
 

@@ -8,7 +8,7 @@
   function draw(root) {
     root.querySelectorAll("[data-chart]").forEach(function (el) {
       var id = el.getAttribute("data-chart");
-      var data = JSON.parse(document.getElementById("data-" + id).textContent);
+      var data = JSON.parse(el.getAttribute("data-series"));
       if (charts[id]) charts[id].chart.destroy();
       el.textContent = "";
       var lines = data.series.length - data.thresholds;
@@ -50,7 +50,10 @@
     kept.focus = active && active !== document.body ? active.id || active.getAttribute("href") : null;
     kept.open = Array.prototype.map.call(document.querySelectorAll("details[open][id]"), function (d) { return d.id; });
   });
-  document.addEventListener("htmx:afterSettle", function () {
+  // htmx:load fires on the new content once it is in the document (an outerHTML swap's
+  // afterSettle fires on the element it replaced, which no longer bubbles to the document).
+  document.addEventListener("htmx:load", function (event) {
+    if (event.target === document.body) return; // the first load: DOMContentLoaded draws
     kept.open.forEach(function (id) {
       var details = document.getElementById(id);
       if (details) details.open = true;
