@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,8 +25,16 @@ from typing import Any
 import pytest
 
 from tests.integration.operator.conftest import free_port
+from tests.kube import kubectl
 
-__all__ = ["CHROMIUM", "RunningConsole", "browser", "start_console"]
+__all__ = [
+    "CHROMIUM",
+    "RunningConsole",
+    "browser",
+    "model_version",
+    "scratch_namespace",
+    "start_console",
+]
 
 CHROMIUM = Path(os.environ.get("MLOPS_CHROMIUM", "/usr/bin/chromium"))
 _FLAGS = [
@@ -105,3 +114,35 @@ def browser() -> Iterator[Any]:
             yield launched
         finally:
             launched.close()
+
+
+def model_version(namespace: str, model: str) -> dict[str, Any]:
+    """A minimal valid ModelVersion `<model>-v1` (a record: no operator needed to show it)."""
+    return {
+        "apiVersion": "mlops.dev/v1alpha1",
+        "kind": "ModelVersion",
+        "metadata": {"name": f"{model}-v1", "namespace": namespace},
+        "spec": {
+            "modelName": model,
+            "version": 1,
+            "artifact": {
+                "uri": f"pvc://mlops-artifacts/models/{model}/{'a' * 64}",
+                "sha256": "a" * 64,
+                "sizeBytes": 100,
+                "opset": 17,
+            },
+            "metrics": {"accuracy": 0.9},
+            "primaryMetric": {"name": "accuracy", "value": 0.9},
+        },
+    }
+
+
+@contextmanager
+def scratch_namespace(kubeconfig: Path, prefix: str) -> Iterator[str]:
+    """A namespace of its own (``<prefix>-<random>``), deleted afterwards."""
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    kubectl(kubeconfig, "create", "namespace", name)
+    try:
+        yield name
+    finally:
+        kubectl(kubeconfig, "delete", "namespace", name, "--wait=false", check=False)

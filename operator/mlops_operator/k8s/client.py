@@ -62,6 +62,15 @@ class ResourceType:
         return f"{path}/{quote(name, safe='')}" if name else path
 
 
+def _decoded(text: str) -> Any:
+    """An answer's JSON, or its text when it is none: e.g. discovery of a group the server
+    does not serve answers "404 page not found" as plain text, not as a Status."""
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return text
+
+
 def _identity(manifest: Mapping[str, Any]) -> tuple[str, str, str, str | None]:
     try:
         meta = manifest["metadata"]
@@ -141,12 +150,7 @@ class KubeClient:
         headers = {"Content-Type": content_type} if body is not None else {}
         async with self._session.request(method, url, data=data, headers=headers) as response:
             text = await response.text()
-        try:
-            payload = json.loads(text) if text else None
-        except ValueError:
-            # Not a Status: e.g. discovery of a group the server does not serve answers
-            # "404 page not found" as plain text.
-            payload = text
+        payload = _decoded(text)
         if response.status >= 400:
             raise error_from(response.status, payload, response.headers.get("Retry-After"))
         if isinstance(payload, str):
@@ -337,11 +341,7 @@ class KubeClient:
         timeout = aiohttp.ClientTimeout(total=None, sock_read=timeout_seconds + 30)
         async with self._session.get(url, timeout=timeout) as response:
             if response.status >= 400:
-                text = await response.text()
-                try:
-                    payload: Any = json.loads(text)
-                except ValueError:
-                    payload = text
+                payload = _decoded(await response.text())
                 raise error_from(response.status, payload, response.headers.get("Retry-After"))
             pending = b""
             # One event per line; lines are split by hand because an object may be larger

@@ -13,45 +13,30 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.console import model_version, scratch_namespace
 from tests.integration.chart.conftest import CHART, Helm
 from tests.integration.chart.test_install import _can
 from tests.kube import get_json, kubectl, wait_for
 
 
-def _model_version(namespace: str, model: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "mlops.dev/v1alpha1",
-        "kind": "ModelVersion",
-        "metadata": {"name": f"{model}-v1", "namespace": namespace},
-        "spec": {
-            "modelName": model,
-            "version": 1,
-            "artifact": {
-                "uri": f"pvc://mlops-artifacts/models/{model}/{'a' * 64}",
-                "sha256": "a" * 64,
-                "sizeBytes": 100,
-                "opset": 17,
-            },
-            "metrics": {"accuracy": 0.9},
-            "primaryMetric": {"name": "accuracy", "value": 0.9},
-        },
-    }
-
-
 @pytest.fixture
 def shown(kubeconfig: Path) -> Iterator[str]:
     """The namespace the console may read."""
-    name = f"console-{uuid.uuid4().hex[:6]}"
-    kubectl(kubeconfig, "create", "namespace", name)
-    yield name
-    kubectl(kubeconfig, "delete", "namespace", name, "--wait=false", check=False)
+    with scratch_namespace(kubeconfig, "console") as name:
+        yield name
+
+
+@pytest.fixture
+def other(kubeconfig: Path) -> Iterator[str]:
+    """A namespace the console may not read."""
+    with scratch_namespace(kubeconfig, "hidden") as name:
+        yield name
 
 
 def _ready_pod(kubeconfig: Path, namespace: str) -> dict[str, Any] | None:
@@ -77,8 +62,8 @@ def _get(url: str, method: str = "GET") -> tuple[int, str]:
 def test_the_console_runs_in_the_cluster_read_only(
     helm: Helm, kubeconfig: Path, crds: list[Path], namespace: str, shown: str, other: str
 ) -> None:
-    kubectl(kubeconfig, "apply", "-f", "-", stdin=json.dumps(_model_version(shown, "gamma")))
-    kubectl(kubeconfig, "apply", "-f", "-", stdin=json.dumps(_model_version(other, "delta")))
+    kubectl(kubeconfig, "apply", "-f", "-", stdin=json.dumps(model_version(shown, "gamma")))
+    kubectl(kubeconfig, "apply", "-f", "-", stdin=json.dumps(model_version(other, "delta")))
     release = f"mlops-operator-{namespace}"
     helm(
         "install",
@@ -90,8 +75,10 @@ def test_the_console_runs_in_the_cluster_read_only(
         "crds.enabled=false",  # the session's CRDs are shared with other tests
         "--set",
         "rbac.userRoles=false",  # cluster-wide roles another release may own
+        # The operator watches its own (empty) namespace: the console needs none, and an
+        # operator uninstalled first would leave its finalizers on the objects it saw.
         "--set",
-        f"operator.watchNamespaces={{{shown}}}",
+        f"operator.watchNamespaces={{{namespace}}}",
         "--set",
         "console.enabled=true",
         "--set",
@@ -131,12 +118,3 @@ def test_the_console_runs_in_the_cluster_read_only(
         assert not _can(kubeconfig, account, "list", "modelversions.mlops.dev", other)
     finally:
         helm("uninstall", release, "-n", namespace, "--wait", kubeconfig=kubeconfig, check=False)
-
-
-@pytest.fixture
-def other(kubeconfig: Path) -> Iterator[str]:
-    """A namespace the console may not read."""
-    name = f"hidden-{uuid.uuid4().hex[:6]}"
-    kubectl(kubeconfig, "create", "namespace", name)
-    yield name
-    kubectl(kubeconfig, "delete", "namespace", name, "--wait=false", check=False)

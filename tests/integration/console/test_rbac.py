@@ -16,44 +16,21 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from mlops_operator.localcluster.cluster import LocalCluster
 from mlops_operator.localcluster.pki import ClientIdentity, ensure_client_cert
-from tests.console import browser, start_console
+from tests.console import browser, model_version, scratch_namespace, start_console
 from tests.kube import kubectl
 from tests.unit.chart.rendered import BASE, by_kind, documents
 
 
-def _model_version(namespace: str, model: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "mlops.dev/v1alpha1",
-        "kind": "ModelVersion",
-        "metadata": {"name": f"{model}-v1", "namespace": namespace},
-        "spec": {
-            "modelName": model,
-            "version": 1,
-            "artifact": {
-                "uri": f"pvc://mlops-artifacts/models/{model}/{'a' * 64}",
-                "sha256": "a" * 64,
-                "sizeBytes": 100,
-                "opset": 17,
-            },
-            "metrics": {"accuracy": 0.9},
-            "primaryMetric": {"name": "accuracy", "value": 0.9},
-        },
-    }
-
-
 @pytest.fixture
 def other_namespace(kubeconfig: Path) -> Iterator[str]:
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    kubectl(kubeconfig, "create", "namespace", name)
-    yield name
-    kubectl(kubeconfig, "delete", "namespace", name, "--wait=false", check=False)
+    with scratch_namespace(kubeconfig, "t") as name:
+        yield name
 
 
 @pytest.fixture
@@ -126,7 +103,7 @@ def test_a_viewer_of_one_namespace_sees_that_namespace_and_nothing_else(
     tmp_path: Path,
 ) -> None:
     for ns, model in ((namespace, "alpha"), (other_namespace, "beta")):
-        kubectl(kubeconfig, "apply", "-f", "-", stdin=json.dumps(_model_version(ns, model)))
+        kubectl(kubeconfig, "apply", "-f", "-", stdin=json.dumps(model_version(ns, model)))
     # The viewer may not read the other namespace (checked against the API server itself).
     assert (
         "Forbidden"
