@@ -15,6 +15,7 @@ DNS rebinding.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -65,7 +66,7 @@ _SECURITY_HEADERS = {
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _environment() -> jinja2.Environment:
+def _environment(assets: web.AbstractResource) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=True,
@@ -74,7 +75,15 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters.update(FILTERS)
-    env.globals.update(package_version=__version__, poll_seconds=POLL_SECONDS, quote=quote)
+
+    @functools.cache
+    def asset(name: str) -> str:
+        """The asset's URL with its content's hash, so browsers may cache it for good."""
+        return str(assets.url_for(filename=name))
+
+    env.globals.update(
+        package_version=__version__, poll_seconds=POLL_SECONDS, quote=quote, asset=asset
+    )
     return env
 
 
@@ -99,6 +108,9 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         )
     response = await handler(request)
     response.headers.update(_SECURITY_HEADERS)
+    if request.path.startswith("/static/") and "v" in request.query:
+        # Asset URLs carry their content's hash (`asset`): a new version is a new URL.
+        response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
     return response
 
 
@@ -259,12 +271,12 @@ def build_app(
 ) -> web.Application:
     """The console's aiohttp application over `store`."""
     app = web.Application(middlewares=[_guard])
-    app[_CONSOLE] = _Console(store, prometheus, _environment(), frozenset(hosts))
+    assets = app.router.add_static("/static", HERE / "static", append_version=True)
+    app[_CONSOLE] = _Console(store, prometheus, _environment(assets), frozenset(hosts))
     app.router.add_get("/", models)
     app.router.add_get("/ns/{namespace}/versions/{name}", version)
     app.router.add_get("/ns/{namespace}/deployments/{name}", deployment)
     app.router.add_get("/ns/{namespace}/driftpolicies/{name}", policy)
     app.router.add_get("/ns/{namespace}/models/{model}/loop", loop_page)
     app.router.add_get("/healthz", health)
-    app.router.add_static("/static", HERE / "static", append_version=False)
     return app

@@ -17,6 +17,7 @@ import html
 import json
 import re
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -37,6 +38,13 @@ async def page(client: TestClient, path: str, status: int = 200) -> str:  # type
     text = await response.text()
     assert response.status == status, text
     return text
+
+
+def chart_data(markup: str, chart: str) -> Any:
+    """The data a chart hands to uPlot, from its element's attribute."""
+    found = re.search(rf"data-chart=\"{chart}\" data-series='(.*?)'", markup)
+    assert found is not None, f"no chart {chart}"
+    return json.loads(html.unescape(found.group(1)))
 
 
 def text_of(markup: str) -> str:
@@ -93,11 +101,7 @@ async def test_a_deployment_shows_what_was_live_when_and_the_rollback(client: Te
     assert "alice" in words
     periods = html[html.index('id="live-periods"') :]
     assert text_of(periods).index("iris-v2") < text_of(periods).index("Rollback rollback")
-    data = json.loads(
-        re.search(
-            r"id=\"plot-live-version\" data-chart=\"live-version\" data-series='(.*?)'", html
-        ).group(1)
-    )  # type: ignore[union-attr]
+    data = chart_data(html, "live-version")
     assert data["columns"][1] == [1.0, 2.0, 1.0, 1.0]
 
 
@@ -108,11 +112,7 @@ async def test_a_policy_shows_triggers_budget_cooldown_and_charts(client: TestCl
     assert "2m between retrains" in words
     assert "featureDrift 1 0.5 fired" in words
     assert "no Prometheus configured" in words
-    psi = json.loads(
-        re.search(
-            r"id=\"plot-feature-psi\" data-chart=\"feature-psi\" data-series='(.*?)'", html
-        ).group(1)
-    )  # type: ignore[union-attr]
+    psi = chart_data(html, "feature-psi")
     assert psi["series"] == ["petal_length", "sepal_width", "PSI threshold"]
     assert psi["columns"][1] == [0.02, 1.9]
 
@@ -172,9 +172,12 @@ async def test_only_get_from_this_host_with_the_security_headers(client: TestCli
     assert ok.status == 200
     assert "script-src 'self'" in ok.headers["Content-Security-Policy"]
     assert ok.headers["X-Content-Type-Options"] == "nosniff"
-    static = await client.get("/static/vendor/htmx.min.js")
+    versioned = re.search(r'src="(/static/vendor/htmx\.min\.js\?v=[^"]+)"', await ok.text())
+    assert versioned is not None  # the URL carries the content's hash...
+    static = await client.get(versioned.group(1))
     assert static.status == 200
     assert "Content-Security-Policy" in static.headers
+    assert "immutable" in static.headers["Cache-Control"]  # ...so browsers keep it
 
 
 async def test_health_waits_for_every_watch_to_list() -> None:
