@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import jinja2
 from aiohttp import web
@@ -122,29 +122,17 @@ def _page(
     partial = "since" in request.query
     if partial and request.query.get("since") == str(snapshot.revision):
         return web.Response(status=204)
-    query = {k: v for k, v in request.query.items() if k != "since"}
-    here = request.path + (
-        "?" + "&".join(f"{quote(k)}={quote(v)}" for k, v in query.items()) if query else ""
-    )
-    html = (
-        request.app[_CONSOLE]
-        .templates.get_template(template)
-        .render(
-            snapshot=snapshot,
-            scope=snapshot.scope,
-            here=here,
-            poll_url=request.path
-            + "?"
-            + "&".join(
-                [
-                    *(f"{quote(k)}={quote(v)}" for k, v in query.items()),
-                    f"since={snapshot.revision}",
-                ]
-            ),
-            partial=partial,
-            now=datetime.now(UTC),
-            **context,
-        )
+    # The page polls its own URL (its query kept) with the revision it shows.
+    query = [(k, v) for k, v in request.query.items() if k != "since"]
+    poll = urlencode([*query, ("since", str(snapshot.revision))])
+    page = request.app[_CONSOLE].templates.get_template(template)
+    html = page.render(
+        snapshot=snapshot,
+        scope=snapshot.scope,
+        poll_url=f"{request.path}?{poll}",
+        partial=partial,
+        now=datetime.now(UTC),
+        **context,
     )
     return web.Response(text=html, content_type="text/html", status=http_status)
 
