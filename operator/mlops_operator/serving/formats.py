@@ -34,7 +34,7 @@ def _only(body: object, allowed: tuple[str, ...], extra: tuple[str, ...], what: 
             f"expected exactly one of {list(allowed)} in the body, got keys {sorted(body)}"
             f" (like {what})"
         )
-    return keys[0]
+    return str(keys[0])
 
 
 def predict_batch(decoder: RequestDecoder, body: object) -> Batch:

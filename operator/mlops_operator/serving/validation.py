@@ -40,7 +40,11 @@ _NUMBER_TYPES: dict[str, frozenset[type]] = {
 _FLOAT_DTYPES = frozenset({"float32", "float64"})
 _TYPE_WORDS = {"float32": "numbers", "float64": "numbers", "int64": "integers", "string": "strings"}
 # Little-endian wire layouts of the binary tensor data extension and gRPC's raw contents.
-_WIRE_DTYPES = {"float32": np.dtype("<f4"), "float64": np.dtype("<f8"), "int64": np.dtype("<i8")}
+_WIRE_DTYPES: dict[str, np.dtype[Any]] = {
+    "float32": np.dtype("<f4"),
+    "float64": np.dtype("<f8"),
+    "int64": np.dtype("<i8"),
+}
 _JSON_NAMES = {
     type(None): "null",
     bool: "a boolean",
@@ -450,7 +454,8 @@ class RequestDecoder:
                 f"input {name!r}: {len(raw)} bytes of binary data; expected {count * wire.itemsize}"
                 f" ({count} {V2_DATATYPES[dtype]} values of {wire.itemsize} bytes, little-endian)"
             )
-        return np.frombuffer(raw, dtype=wire).astype(NUMPY_DTYPES[dtype], copy=False)
+        array: npt.NDArray[Any] = np.frombuffer(raw, dtype=wire)
+        return array.astype(NUMPY_DTYPES[dtype], copy=False)
 
     def _v2_outputs(self, outputs: object) -> list[str] | None:
         if outputs is None:
