@@ -373,30 +373,42 @@ class InferenceServer:
             response = self._response(data, status, request_id)
         self.metrics.observe_request(endpoint, outcome, time.perf_counter() - started)
         if reply is not None and reply.batch is not None:
-            self._side_channels(request, endpoint, raw, data, reply.batch, request_id)
+            native = endpoint in ("predict", "v2_infer") and HEADER_LENGTH not in request.headers
+            self.sample(
+                endpoint,
+                reply.batch,
+                request_id,
+                response=data,
+                path=request.path if native else None,
+                raw=raw if native else None,
+            )
         return response
 
-    def _side_channels(
+    def sample(
         self,
-        request: web.Request,
         endpoint: str,
-        raw: bytes,
-        response: bytes,
         batch: Batch,
         request_id: str,
+        *,
+        response: bytes,
+        path: str | None = None,
+        raw: bytes | None = None,
     ) -> None:
+        """Offer an answered request to the shadow mirror and the payload log.
+
+        ``raw`` is the JSON body at ``path`` of a ``/predict`` or V2 JSON request; any other
+        request (binary, KServe V1, MLflow, gRPC) travels as ``/predict`` rows, the one format
+        every reader of the payload log and every shadow server takes.
+        """
         if self.mirror is None and self.payloads is None:
             return
-        path, body = request.path, raw
-        # Bodies in another format (binary, KServe V1, MLflow) travel as /predict rows, the one
-        # format every reader of the payload log and every shadow server takes.
-        if HEADER_LENGTH in request.headers or endpoint not in ("predict", "v2_infer"):
+        if path is None or raw is None:
             path, endpoint = "/predict", "predict"
-            body = orjson.dumps({"rows": self.rows_of(batch)})
+            raw = orjson.dumps({"rows": self.rows_of(batch)})
         if self.mirror is not None:
-            self.mirror.offer(path, body, request_id)
+            self.mirror.offer(path, raw, request_id)
         if self.payloads is not None:
-            self.payloads.log_request(endpoint, request_id, body, response)
+            self.payloads.log_request(endpoint, request_id, raw, response)
 
     def rows_of(self, batch: Batch) -> list[list[Any]]:
         """The rows of a validated batch, features in card order (JSON-ready)."""

@@ -30,6 +30,15 @@ class ServingSettings(BaseSettings):
     )
     host: str = Field(default="0.0.0.0", description="Address to listen on.")
     port: int = Field(default=8080, ge=0, le=65535, description="Port to listen on.")
+    grpc_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description=(
+            "Port of the Open Inference Protocol over gRPC (KServe's GRPCInferenceService);"
+            " unset: no gRPC endpoint."
+        ),
+    )
     workers: int = Field(
         default=0, ge=0, description="Worker processes sharing the port; 0 = one per whole CPU."
     )
