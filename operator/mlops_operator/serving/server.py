@@ -171,8 +171,11 @@ def _supervise(settings: ServingSettings, workers: int, threads: int) -> int:
     }
     try:
         for process in processes:
+            # A SIGTERM while workers start must not leave later ones started and orphaned.
+            if stopping:
+                break
             process.start()
-        running = list(processes)
+        running = [p for p in processes if p.pid is not None]
         while running:
             wait([p.sentinel for p in running])
             for process in [p for p in running if p.exitcode is not None]:

@@ -6,6 +6,7 @@ import asyncio
 
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sklearn.datasets import load_iris
 
 from mlops_operator.serving.batching import MicroBatcher
@@ -31,8 +32,12 @@ async def test_queued_requests_merge_up_to_the_row_cap(iris_lr: ModelDir, offloa
     for start, size, outputs in zip(starts, sizes, results, strict=True):
         np.testing.assert_array_equal(outputs[0], expected[0][start : start + size])
         np.testing.assert_allclose(outputs[1], expected[1][start : start + size], rtol=1e-6)
-    batch_rows = metrics.registry.get_sample_value(
-        "mlops_batch_rows_count", {"model": model.name, "model_version": model.version}
+    scrape = text_string_to_metric_families(metrics.render().decode())
+    batch_rows = next(
+        s.value
+        for family in scrape
+        for s in family.samples
+        if s.name == "mlops_batch_rows_count" and s.labels["model_version"] == model.version
     )
     # 15 rows in requests of 1–3 under a cap of 5: at least 3 and far fewer than 8 calls.
     assert batch_rows is not None
