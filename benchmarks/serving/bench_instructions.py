@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -40,7 +39,9 @@ from mlops_operator.trainer.settings import TrainerSettings
 SERVER_START = 600.0
 
 
-def keepalive_requests(port: int, path: str, body: bytes, headers: dict[str, str], count: int) -> None:
+def keepalive_requests(
+    port: int, path: str, body: bytes, headers: dict[str, str], count: int
+) -> None:
     """``count`` sequential requests on one connection; every answer must be a 200."""
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     request = (
@@ -60,7 +61,9 @@ def keepalive_requests(port: int, path: str, body: bytes, headers: dict[str, str
             reader.read(length)
 
 
-def instructions(command: list[str], port: int, send: int, out: Path, load: dict[str, object]) -> int:
+def instructions(
+    command: list[str], port: int, send: int, out: Path, load: dict[str, object]
+) -> int:
     """Total instructions of the server under callgrind after ``send`` requests."""
     process = subprocess.Popen(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *command],
@@ -76,7 +79,9 @@ def instructions(command: list[str], port: int, send: int, out: Path, load: dict
             break
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: {process.stderr.read() if process.stderr else ''}") from None
+                raise RuntimeError(
+                    f"server did not start: {process.stderr.read() if process.stderr else ''}"
+                ) from None
             time.sleep(0.5)
     keepalive_requests(port, **load, count=send)  # type: ignore[arg-type]
     os.killpg(process.pid, signal.SIGTERM)
@@ -99,7 +104,9 @@ def main() -> None:
         train(TrainerSettings(dataset_uri="sklearn://iris", target="target",
                               estimator="LogisticRegression", model_name="iris", output_dir=model_dir))  # fmt: skip
         row = [5.1, 3.5, 1.4, 0.2]
-        v2 = json.dumps({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": row}]}).encode()
+        v2 = json.dumps(
+            {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": row}]}
+        ).encode()
         json_headers = {"Content-Type": "application/json"}
         python = sys.executable
         servers = {
