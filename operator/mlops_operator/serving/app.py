@@ -155,9 +155,7 @@ class InferenceServer:
         """The model's outputs for a validated batch; its predictions kept for feedback."""
         outputs = await self.batcher.predict(batch)
         first = outputs[0].ravel().tolist()
-        self.feedback.remember(
-            request_id, list(map(str, first)) if self.model.is_classifier else first
-        )
+        self.feedback.remember(request_id, map(str, first) if self.model.is_classifier else first)
         return outputs
 
     def check_envelope(self, parsed: V2Request, path_version: str | None) -> None:

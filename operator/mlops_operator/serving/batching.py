@@ -224,12 +224,16 @@ class MicroBatcher:
             taken[0].future.set_exception(error)
 
     def _deliver(self, taken: list[_Pending], feeds: dict[str, Any], outputs: Outputs) -> None:
-        start = 0
-        for pending in taken:
-            end = start + pending.batch.rows
-            if not pending.future.done():  # the client may have gone away
-                pending.future.set_result([output[start:end] for output in outputs])
-            start = end
+        if len(taken) == 1:
+            if not taken[0].future.done():  # the client may have gone away
+                taken[0].future.set_result(outputs)
+        else:
+            start = 0
+            for pending in taken:
+                end = start + pending.batch.rows
+                if not pending.future.done():
+                    pending.future.set_result([output[start:end] for output in outputs])
+                start = end
         # After the handlers (whose wake-ups set_result just queued) have answered.
         assert self._loop is not None
         self._loop.call_soon(

@@ -8,7 +8,7 @@ matches feedback to them; accuracy is then the ratio of two counters.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from mlops_operator.serving.errors import InvalidInput, UnknownRequestId
@@ -23,7 +23,7 @@ class FeedbackStore:
         self._capacity = capacity
         self._predictions: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
 
-    def remember(self, request_id: str, predictions: Sequence[Any]) -> None:
+    def remember(self, request_id: str, predictions: Iterable[Any]) -> None:
         """Keep ``predictions`` for ``request_id``, forgetting the oldest request when full."""
         # A tuple of strings or floats is untracked by the garbage collector after its first
         # pass, so 100,000 remembered requests add nothing to a full collection's work.
