@@ -280,8 +280,8 @@ class RequestDecoder:
         """
         if not isinstance(body, dict):
             raise InvalidInput(f'expected a JSON object with "inputs", got {_json_name(body)}')
-        unexpected = sorted(set(body) - _V2_KEYS)
-        if unexpected:
+        if not body.keys() <= _V2_KEYS:
+            unexpected = sorted(map(str, set(body) - _V2_KEYS))
             raise InvalidInput(
                 f"unexpected keys {unexpected}; an inference request has "
                 '"id", "parameters", "inputs" and "outputs" (and optionally "model_name" and '
@@ -344,8 +344,8 @@ class RequestDecoder:
     ) -> tuple[str, list[int], str, list[Any] | None, int | None]:
         if not isinstance(tensor, dict):
             raise InvalidInput(f"inputs[{index}] is {_json_name(tensor)}; expected a tensor object")
-        unexpected = sorted(set(tensor) - _TENSOR_KEYS)
-        if unexpected:
+        if not tensor.keys() <= _TENSOR_KEYS:
+            unexpected = sorted(map(str, set(tensor) - _TENSOR_KEYS))
             raise InvalidInput(
                 f"inputs[{index}] has unexpected keys {unexpected}; a tensor has "
                 '"name", "shape", "datatype", "data" and optional "parameters"'
@@ -399,10 +399,10 @@ class RequestDecoder:
         expected_type = V2_DATATYPES[spec.dtype]
         if datatype != expected_type:
             raise InvalidInput(f"input {name!r}: datatype {datatype}; expected {expected_type}")
-        expected_shape = ["-1" if d is None else str(d) for d in spec.shape]
         if len(shape) != len(spec.shape) or any(
             d is not None and d != s for d, s in zip(spec.shape, shape, strict=True)
         ):
+            expected_shape = ["-1" if d is None else str(d) for d in spec.shape]
             raise InvalidInput(
                 f"input {name!r}: shape {shape}; expected [{', '.join(expected_shape)}] "
                 "(-1 is the batch dimension)"
