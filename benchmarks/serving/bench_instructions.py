@@ -97,6 +97,13 @@ def main() -> None:
     parser.add_argument("--few", type=int, default=200)
     parser.add_argument("--many", type=int, default=1200)
     parser.add_argument("--profile", type=Path, help="keep the callgrind files here")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="also measure the server of another checkout (its operator/ on PYTHONPATH), e.g. "
+        "`git archive main operator | tar -x -C /tmp/main` to show what a change saves",
+    )
+    parser.add_argument("--only-v2", action="store_true", help="skip the /predict row")
     args = parser.parse_args()
     ensure_debian_package("valgrind", "valgrind")
     with tempfile.TemporaryDirectory() as root:
@@ -128,6 +135,15 @@ def main() -> None:
                 {"path": "/predict", "body": json.dumps({"rows": [row]}).encode(), "headers": json_headers},
             ),
         }  # fmt: skip
+        if args.only_v2:
+            del servers["mlops serve, /predict"]
+        if args.baseline is not None:
+            source = str(args.baseline.resolve() / "operator")
+            servers["mlops serve, V2 JSON, baseline"] = (
+                lambda port: ["env", f"PYTHONPATH={source}", "PYTHONDONTWRITEBYTECODE=1",
+                              *servers["mlops serve, V2 JSON"][0](port)],
+                servers["mlops serve, V2 JSON"][1],
+            )  # fmt: skip
         print(f"# {time.strftime('%Y-%m-%d %H:%M')} instructions per request (callgrind), "
               f"{args.many - args.few} requests' difference; load average {os.getloadavg()}")  # fmt: skip
         print("| server | instructions per request | ratio to the floor |")

@@ -152,21 +152,25 @@ class MicroBatcher:
         if self._running or not self._queue:
             return
         taken = self._take()
-        feeds = self._feeds(taken)
-        if self._executor is None:
-            try:
-                outputs = self._model.run(feeds)
-            except Exception as error:  # noqa: BLE001 - isolated below, logged if alone
-                self._failed(taken, error)
-            else:
-                self._deliver(taken, feeds, outputs)
-            if self._queue:
-                self._schedule_now()
-            return
+        try:
+            feeds = self._feeds(taken)
+            if self._executor is not None:
+                self._submit(self._executor, taken, feeds)
+                return
+            outputs = self._model.run(feeds)
+        except Exception as error:  # noqa: BLE001 - isolated by _failed, logged when alone
+            self._failed(taken, error)
+        else:
+            self._deliver(taken, feeds, outputs)
+        self._next()
+
+    def _submit(
+        self, executor: ThreadPoolExecutor, taken: list[_Pending], feeds: dict[str, Any]
+    ) -> None:
+        job = executor.submit(self._model.run, feeds)
         self._running = True
-        job = self._executor.submit(self._model.run, feeds)
-        assert self._loop is not None
         loop = self._loop
+        assert loop is not None
         job.add_done_callback(lambda done: loop.call_soon_threadsafe(self._ran, taken, feeds, done))
 
     def _ran(self, taken: list[_Pending], feeds: dict[str, Any], job: Future[Outputs]) -> None:
@@ -176,13 +180,17 @@ class MicroBatcher:
             self._failed(taken, error)
         else:
             self._deliver(taken, feeds, job.result())
-        if self._queue:
-            self._flush()  # what queued while the model ran, at once
-        elif self._idle is not None:
-            self._idle.set()
+        self._next()
 
-    def _schedule_now(self) -> None:
-        if not self._scheduled:
+    def _next(self) -> None:
+        """Take what queued meanwhile, or tell a waiting ``stop`` that all is answered."""
+        if not self._queue:
+            if self._idle is not None:
+                self._idle.set()
+        elif self._executor is not None:
+            self._flush()  # the thread is free: at once
+        elif not self._scheduled:
+            # On the loop: the handlers just answered run first.
             self._scheduled = True
             assert self._loop is not None
             self._loop.call_soon(self._flush)
@@ -217,7 +225,6 @@ class MicroBatcher:
             for pending in reversed(taken):
                 pending.alone = True
                 self._queue.appendleft(pending)
-            self._schedule_now()
             return
         log.error("onnxruntime failed on a validated request", exc_info=error)
         if not taken[0].future.done():
