@@ -167,14 +167,18 @@ def _floor(model: Model, port: int, scratch: Path) -> Launch:
     )  # fmt: skip
 
 
-def _ours(*flags: str) -> Callable[[Model, int, Path], Launch]:
+def _ours(*flags: str, grpc: bool = False) -> Callable[[Model, int, Path], Launch]:
+    """``mlops serve``; with ``grpc`` its gRPC endpoint is on too and is what gets loaded (a
+    gRPC server costs its worker CPU even when idle, so HTTP rows are measured without it)."""
+
     def launch(model: Model, port: int, scratch: Path) -> Launch:
-        grpc = free_port()
+        grpc_port = free_port() if grpc else None
+        extra = ["--grpc-port", str(grpc_port)] if grpc_port else []
         return Launch(
             [sys.executable, "-m", "mlops_operator.cli", "serve", "--model-dir",
              str(model.onnx_dir), "--host", "127.0.0.1", "--port", str(port),
-             "--grpc-port", str(grpc), "--log-level", "WARNING", *flags],
-            grpc_port=grpc,
+             "--log-level", "WARNING", *extra, *flags],
+            grpc_port=grpc_port,
         )  # fmt: skip
 
     return launch
@@ -242,6 +246,8 @@ SYSTEMS = (
     FLOOR,
     OURS_ONE,
     System("ours, 2 workers", None, _ours("--workers", "2"), "2"),
+    System("ours, 1 worker, gRPC", None, _ours("--workers", "1", grpc=True), "1"),
+    System("ours, 2 workers, gRPC", None, _ours("--workers", "2", grpc=True), "2"),
     System("ours, 2 workers, no batching", None, _ours("--workers", "2", "--max-batch-rows", "1"),
            "2", models=("forest",)),
     System("kserve-onnx", "kserve", _kserve("onnx", 1), "1"),
@@ -417,7 +423,7 @@ def measure_system(
             raise RuntimeError(f"the first request got {status}: {answer[:300]}")
         print(f"  {system.label} on {model.name} answers: {answer[:160]}", flush=True)
         run_wrk(base + "/infer", body, 16, 1.0)  # warm-up
-        for concurrency in CONCURRENCY:
+        for concurrency in CONCURRENCY if launch.grpc_port is None else ():
             cpu = tree_cpu_seconds(process.pid)
             result = run_wrk(base + "/infer", body, concurrency, seconds)
             served = result.requests_per_second * max(1, round(seconds))
