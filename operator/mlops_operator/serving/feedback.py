@@ -8,6 +8,7 @@ matches feedback to them; accuracy is then the ratio of two counters.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from mlops_operator.serving.errors import InvalidInput, UnknownRequestId
@@ -20,15 +21,17 @@ class FeedbackStore:
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
-        self._predictions: OrderedDict[str, list[Any]] = OrderedDict()
+        self._predictions: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
 
-    def remember(self, request_id: str, predictions: list[Any]) -> None:
+    def remember(self, request_id: str, predictions: Iterable[Any]) -> None:
         """Keep ``predictions`` for ``request_id``, forgetting the oldest request when full."""
-        self._predictions[request_id] = predictions
+        # A tuple of strings or floats is untracked by the garbage collector after its first
+        # pass, so 100,000 remembered requests add nothing to a full collection's work.
+        self._predictions[request_id] = tuple(predictions)
         if len(self._predictions) > self._capacity:
             self._predictions.popitem(last=False)
 
-    def take(self, request_id: str, rows: int) -> list[Any]:
+    def take(self, request_id: str, rows: int) -> Sequence[Any]:
         """The predictions of ``request_id`` (once: later feedback for it is refused)."""
         predictions = self._predictions.get(request_id)
         if predictions is None:
