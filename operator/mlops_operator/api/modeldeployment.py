@@ -69,6 +69,15 @@ class Promotion(StrEnum):
 class ServerSettings(CamelModel):
     """Tuning of the inference server."""
 
+    cel_rules = (
+        Rule(
+            "!has(self.grpcPort) || self.grpcPort == 0"
+            " || (self.grpcPort >= 1024 && self.grpcPort != 8080)",
+            "`grpcPort` must be 0 (no gRPC endpoint), or 1024-65535 and not the HTTP port 8080",
+            field_path=".grpcPort",
+        ),
+    )
+
     max_batch_size: int = Field(
         default=64,
         ge=1,
@@ -87,6 +96,14 @@ class ServerSettings(CamelModel):
         ge=1,
         le=1_000_000,
         description="Largest number of rows accepted in one request (HTTP 413 beyond).",
+    )
+    grpc_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Port of the Open Inference Protocol over gRPC, on the serving pods and as"
+        " the Service's `grpc` port; unset: the operator's default (the chart's"
+        " `serving.grpcPort`, 9000); `0`: no gRPC endpoint.",
     )
     timeout_ms: int = Field(
         default=5_000,

@@ -25,6 +25,7 @@ from mlops_operator.statistics import PSI_EPSILON
 __all__ = [
     "Scope",
     "custom",
+    "estimated_accuracy",
     "feature_bins",
     "feature_psi",
     "feature_reference",
@@ -32,6 +33,7 @@ __all__ = [
     "prediction_psi",
     "prediction_reference",
     "realized",
+    "realized_accuracy",
 ]
 
 _EPSILON = repr(PSI_EPSILON)
@@ -133,6 +135,16 @@ def prediction_psi(scope: Scope, window: str) -> str:
     """PSI of the predictions over `window`, computed by Prometheus."""
     by = "model_version"
     return _psi(prediction_bins(scope, window), prediction_reference(scope, window), by)
+
+
+def realized_accuracy(scope: Scope) -> str:
+    """Realized accuracy of each version's judged window, as the evaluator exports it."""
+    return f"max by (model_version) ({VERSION_GAUGES['realized_accuracy']}{scope.matchers()})"
+
+
+def estimated_accuracy(scope: Scope) -> str:
+    """Estimated accuracy (CBPE) of each version's newest window, before labels."""
+    return f"max by (model_version) ({VERSION_GAUGES['estimated_accuracy']}{scope.matchers()})"
 
 
 def custom(query: str, window: str) -> str:

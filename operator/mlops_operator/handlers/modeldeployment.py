@@ -91,6 +91,7 @@ from mlops_operator.resources.modeldeployment import (
     SERVER_PORT,
     VERSION_LABEL,
     deployment_name,
+    grpc_port,
     service_monitor,
     service_url,
     serving_deployment,
@@ -323,10 +324,11 @@ async def _converge(
 ) -> None:
     settings = context.settings
     storage = storage_of(settings)
-    await children.apply(context, serving_service(mdep), exists=True)
+    grpc = grpc_port(mdep, settings.server_grpc_port)
+    await children.apply(context, serving_service(mdep, grpc), exists=True)
     mirror_url = None
     if plan.mirror_to is not None:
-        await children.apply(context, shadow_service(mdep), exists=True)
+        await children.apply(context, shadow_service(mdep, grpc), exists=True)
         mirror_url = (
             f"http://{shadow_service_name(mdep.name)}.{mdep.namespace}.svc.cluster.local:80"
         )
@@ -341,7 +343,7 @@ async def _converge(
         name = deployment_name(mdep.name, served.version)
         wanted.add(name)
         manifest = _deployment(mdep, served, mv, settings.server_image, storage,
-                               mirror_url if is_champion else None)  # fmt: skip
+                               mirror_url if is_champion else None, grpc)  # fmt: skip
         await children.apply(context, manifest, exists=name in present)
     for name in present - wanted:
         await children.delete(context, "apps/v1", "Deployment", name, mdep.namespace)
@@ -383,6 +385,7 @@ def _deployment(
     image: str,
     storage: ArtifactStorage,
     mirror_url: str | None,
+    grpc: int,
 ) -> dict[str, Any]:
     return serving_deployment(
         mdep,
@@ -394,6 +397,7 @@ def _deployment(
         image=image,
         storage=storage,
         shadow_url=mirror_url,
+        grpc_port=grpc,
     )
 
 

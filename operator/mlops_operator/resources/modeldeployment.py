@@ -42,12 +42,14 @@ from mlops_operator.serving.settings import ServingSettings
 
 __all__ = [
     "DRAIN_SECONDS",
+    "GRPC_PORT_NAME",
     "SERVER_COMPONENT",
     "SERVER_PORT",
     "SERVICE_PORT",
     "TRAFFIC_LABEL",
     "VERSION_LABEL",
     "deployment_name",
+    "grpc_port",
     "payload_log_uri",
     "service_monitor",
     "service_url",
@@ -70,6 +72,7 @@ _GRACE_SECONDS = 30  # from SIGTERM to the kubelet's SIGKILL
 # still closes its payload log and exits by itself.
 _SHUTDOWN_SECONDS = _GRACE_SECONDS - DRAIN_SECONDS - 5
 SERVER_COMPONENT = "inference-server"
+GRPC_PORT_NAME = "grpc"
 
 
 def deployment_name(mdep: str, version: int) -> str:
@@ -107,6 +110,7 @@ def serving_env(
     shadow_url: str | None,
     log_uri: str | None = None,
     labels_uri: str | None = None,
+    grpc_port: int = 0,
 ) -> list[dict[str, Any]]:
     """The server's settings (`ServingSettings`) rendered as container env entries.
 
@@ -120,6 +124,7 @@ def serving_env(
         model_name=mdep.spec.model_name,
         model_version=str(version),
         port=SERVER_PORT,
+        grpc_port=grpc_port or None,
         workers=server.workers,
         max_batch_rows=server.max_batch_size,
         batch_delay_ms=float(server.batch_delay_ms),
@@ -157,8 +162,9 @@ def serving_deployment(
     image: str,
     storage: ArtifactStorage,
     shadow_url: str | None = None,
+    grpc_port: int = 0,
 ) -> dict[str, Any]:
-    """The Deployment running the inference server for one version."""
+    """The Deployment running the inference server for one version (gRPC too unless port 0)."""
     selector = _labels(mdep, model_version=model_version) | {VERSION_LABEL: str(version)}
     pod_labels = selector | {TRAFFIC_LABEL: "true" if traffic else "false"}
     if not traffic:
@@ -176,12 +182,16 @@ def serving_deployment(
         shadow_url=shadow_url,
         log_uri=log_uri,
         labels_uri=labels_uri,
+        grpc_port=grpc_port,
     )
+    ports = [{"name": "http", "containerPort": SERVER_PORT, "protocol": "TCP"}]
+    if grpc_port:
+        ports.append({"name": GRPC_PORT_NAME, "containerPort": grpc_port, "protocol": "TCP"})
     container: dict[str, Any] = {
         "name": "server",
         "image": image,
         "env": [*env, *storage.env()],
-        "ports": [{"name": "http", "containerPort": SERVER_PORT, "protocol": "TCP"}],
+        "ports": ports,
         "readinessProbe": {
             "httpGet": {"path": "/v2/health/ready", "port": "http"},
             "periodSeconds": 1,
@@ -239,7 +249,28 @@ def serving_deployment(
     }
 
 
-def _service(mdep: ModelDeployment, name: str, selector: dict[str, str]) -> dict[str, Any]:
+def grpc_port(mdep: ModelDeployment, default: int) -> int:
+    """The gRPC port of `mdep`'s servers: its own `server.grpcPort`, else the operator's."""
+    port = mdep.spec.server.grpc_port
+    return default if port is None else port
+
+
+def _service(
+    mdep: ModelDeployment, name: str, selector: dict[str, str], grpc: int
+) -> dict[str, Any]:
+    ports: list[dict[str, Any]] = [
+        {"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}
+    ]
+    if grpc:
+        ports.append(
+            {
+                "name": GRPC_PORT_NAME,
+                "port": grpc,
+                "targetPort": GRPC_PORT_NAME,
+                "protocol": "TCP",
+                "appProtocol": "kubernetes.io/h2c",
+            }
+        )
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -252,23 +283,21 @@ def _service(mdep: ModelDeployment, name: str, selector: dict[str, str]) -> dict
         "spec": {
             "type": "ClusterIP",
             "selector": selector,
-            "ports": [
-                {"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}
-            ],
+            "ports": ports,
         },
     }
 
 
-def serving_service(mdep: ModelDeployment) -> dict[str, Any]:
+def serving_service(mdep: ModelDeployment, grpc: int = 0) -> dict[str, Any]:
     """The one Service of the ModelDeployment: every ready pod that takes traffic."""
     selector = {DEPLOYMENT_LABEL: label_value(mdep.name), TRAFFIC_LABEL: "true"}
-    return _service(mdep, mdep.name, selector)
+    return _service(mdep, mdep.name, selector, grpc)
 
 
-def shadow_service(mdep: ModelDeployment) -> dict[str, Any]:
+def shadow_service(mdep: ModelDeployment, grpc: int = 0) -> dict[str, Any]:
     """The Service of the shadowed challenger's pods (mirror target, never user traffic)."""
     selector = {f"{DEPLOYMENT_LABEL}-shadow": label_value(mdep.name), TRAFFIC_LABEL: "false"}
-    return _service(mdep, shadow_service_name(mdep.name), selector)
+    return _service(mdep, shadow_service_name(mdep.name), selector, grpc)
 
 
 def service_monitor(mdep: ModelDeployment) -> dict[str, Any]:

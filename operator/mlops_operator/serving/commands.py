@@ -15,6 +15,7 @@ _OPTIONS: tuple[tuple[str, type, str], ...] = (
     ("model-version", str, "version on every response and metric (default: sha256 prefix)"),
     ("host", str, "address to listen on (default 0.0.0.0)"),
     ("port", int, "port to listen on (default 8080)"),
+    ("grpc-port", int, "also serve the Open Inference Protocol over gRPC on this port"),
     ("workers", int, "worker processes sharing the port (default: one per whole CPU)"),
     ("intra-op-threads", int, "onnxruntime threads per worker (default: CPU limit / workers)"),
     ("cpu-limit", float, "CPUs available (default: the cgroup limit)"),

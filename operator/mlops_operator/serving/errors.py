@@ -13,6 +13,7 @@ __all__ = [
     "ServerNotReady",
     "UnknownRequestId",
     "UnsupportedMediaType",
+    "outcomes",
 ]
 
 
@@ -82,3 +83,14 @@ class ServerNotReady(ClientError):
 
     status = 503
     outcome = "not_ready"
+
+
+def outcomes() -> tuple[str, ...]:
+    """Every ``outcome`` label a request may be counted with: ok, error, each refusal's."""
+    found: set[str] = set()
+    pending: list[type[ClientError]] = [ClientError]
+    while pending:
+        kind = pending.pop()
+        found.add(kind.outcome)
+        pending.extend(kind.__subclasses__())
+    return ("ok", "error", *sorted(found))

@@ -5,12 +5,13 @@ connection, to whichever replica and worker the Service picks, often after a
 rollout replaced every pod. Nothing about a prediction may therefore live only in
 the memory of the worker that answered. Three parts make that so:
 
-- **Signed request ids.** An id carries the prediction's time and row count and an
-  HMAC tag made with the deployment's key (``labels_key``, from a Secret the
-  operator creates). Any worker of any replica, even one started after the
-  prediction, checks a label's id without memory or I/O: a forged or mistyped id
-  is 404, an id older than the retention is 410, a label count other than the
-  rows predicted is 400.
+- **Signed request ids.** An id carries the prediction's time and an HMAC tag made
+  with the deployment's key (``labels_key``, from a Secret the operator creates).
+  Any worker of any replica, even one started after the prediction, checks a
+  label's id without memory or I/O: a forged or mistyped id is 404, an id older
+  than the retention is 410. (Ids are issued before the body is read, so they
+  cannot carry the row count: labels for rows a request did not have are counted
+  by the join as unmatched.)
 - **The prediction log.** Every answered inference request leaves one small record
   per row (id, row, time, version, predicted class or value, and for classifiers
   the calibrated confidence used to estimate accuracy before labels arrive),
@@ -65,10 +66,10 @@ __all__ = [
     "LABEL_SCHEMA",
     "PREDICTIONS_FOLDER",
     "PREDICTION_SCHEMA",
-    "IssuedId",
     "LabelRecorder",
     "RequestIds",
     "calibrated_confidence",
+    "issued_at",
     "parse_feedback",
 ]
 
@@ -108,18 +109,6 @@ _TAG_HEX = 20  # 80 bits of HMAC: guessing a valid id is out of reach
 _SEEN_IDS = 100_000  # ids this worker took labels for, to count duplicates early
 
 
-@dataclass
-class IssuedId:
-    """A request's id: plain while it runs, signed with its row count once it predicted."""
-
-    base: str
-    issued_ms: int
-    id: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.id = self.base
-
-
 class RequestIds:
     """Issues request ids and checks the ids labels name, statelessly (module docstring)."""
 
@@ -130,31 +119,20 @@ class RequestIds:
         self._counter = itertools.count(1)
         self.retention_ms = int(retention_seconds * 1000)
 
-    def issue(self) -> IssuedId:
-        """A new id for a request arriving now."""
-        now = int(time.time() * 1000)
-        return IssuedId(f"{now:x}-{self._prefix}{next(self._counter):x}", now)
-
-    def seal(self, issued: IssuedId, rows: int) -> str:
-        """Sign `issued` for `rows` predicted rows; the signed form is the id clients get."""
-        body = f"{issued.base}.{rows:x}"
-        issued.id = f"{body}.{self._tag(body)}"
-        return issued.id
+    def issue(self) -> str:
+        """A new id for a request arriving now, signed."""
+        body = f"{int(time.time() * 1000):x}-{self._prefix}{next(self._counter):x}"
+        return f"{body}.{self._tag(body)}"
 
     def _tag(self, body: str) -> str:
         # The one-shot C digest: a tenth of hmac.new(...).hexdigest()'s cost per request.
         return hmac.digest(self._key, body.encode(), "sha256").hex()[:_TAG_HEX]
 
-    def verify(self, request_id: str, *, now_ms: int | None = None) -> tuple[int, int]:
-        """``(issued_ms, rows)`` of a signed id; UnknownRequestId or ExpiredRequestId otherwise."""
+    def verify(self, request_id: str, *, now_ms: int | None = None) -> int:
+        """When the request was predicted (ms); UnknownRequestId or ExpiredRequestId otherwise."""
         body, _, tag = request_id.rpartition(".")
-        base, _, rows_hex = body.rpartition(".")
-        issued_hex = base.partition("-")[0]
-        try:
-            rows, issued_ms = int(rows_hex, 16), int(issued_hex, 16)
-        except ValueError:
-            rows = issued_ms = -1
-        if rows < 1 or not hmac.compare_digest(tag, self._tag(body)):
+        issued_ms = issued_at(body)
+        if issued_ms < 0 or not hmac.compare_digest(tag, self._tag(body)):
             raise UnknownRequestId(
                 f"request id {request_id!r} was not issued by this deployment; send the"
                 " request_id (or X-Request-ID) of a successful prediction"
@@ -167,7 +145,15 @@ class RequestIds:
                 f" retention ({self.retention_ms / 3_600_000:g} h) ago; its prediction is no"
                 " longer kept"
             )
-        return issued_ms, rows
+        return issued_ms
+
+
+def issued_at(request_id: str) -> int:
+    """The time (ms) an id (or its unsigned body) carries; -1 when it carries none."""
+    try:
+        return int(request_id.partition("-")[0], 16)
+    except ValueError:
+        return -1
 
 
 def calibrated_confidence(
@@ -376,34 +362,21 @@ class LabelRecorder:
         await self._predictions.stop()
         await self._labels.stop()
 
-    def record_classes(
-        self, issued: IssuedId, labels: npt.NDArray[Any], probabilities: npt.NDArray[Any] | None
-    ) -> str:
-        """Record a classifier's predicted rows; the request's signed id.
-
-        The calibration is applied at flush time, to the whole buffer at once.
-        """
-        rows = len(labels)
-        request_id = self.ids.seal(issued, rows)
-        pending = self._predictions.pending
+    def record(self, request_id: str, outputs: Sequence[Any], *, classifier: bool) -> None:
+        """Record a request's predicted rows (the calibration is applied at flush time)."""
+        first = outputs[0]
+        rows = len(first)
         if not self._predictions.room(rows):
-            return request_id
-        self._request(pending, request_id, rows, issued.issued_ms)
-        pending.label.extend(labels.tolist())
-        if probabilities is not None:
-            # Python's max over a few classes costs less than numpy's reduce on a tiny array.
-            pending.top.extend(map(max, probabilities.tolist()))
-        return request_id
-
-    def record_values(self, issued: IssuedId, values: npt.NDArray[Any]) -> str:
-        """Record a regressor's predicted rows; the request's signed id."""
-        flat = values.ravel().tolist()
-        request_id = self.ids.seal(issued, len(flat))
+            return
         pending = self._predictions.pending
-        if self._predictions.room(len(flat)):
-            self._request(pending, request_id, len(flat), issued.issued_ms)
-            pending.value.extend(flat)
-        return request_id
+        self._request(pending, request_id, rows, issued_at(request_id))
+        if not classifier:
+            pending.value.extend(first.ravel().tolist())
+            return
+        pending.label.extend(first.tolist())
+        if len(outputs) > 1:
+            # Python's max over a few classes costs less than numpy's reduce on a tiny array.
+            pending.top.extend(map(max, outputs[1].tolist()))
 
     @staticmethod
     def _request(pending: _Pending, request_id: str, rows: int, time_ms: int) -> None:
@@ -440,15 +413,7 @@ class LabelRecorder:
         Returns the labelled rows accepted and how many pairs repeated an id this worker
         already took labels for (duplicates are logged too: the evaluator keeps the last).
         """
-        checked = []
-        for request_id, labels in pairs:
-            issued_ms, rows = self.ids.verify(request_id)
-            if len(labels) != rows:
-                raise InvalidInput(
-                    f"request {request_id!r} predicted {rows} rows; expected {rows} labels, got"
-                    f" {len(labels)}"
-                )
-            checked.append((request_id, issued_ms, labels))
+        checked = [(rid, self.ids.verify(rid), labels) for rid, labels in pairs]
         if not self._labels.room(sum(len(labels) for _, _, labels in checked)):
             raise LabelsBacklogged(
                 "the label log is full (the artifact store is not keeping up); retry later"

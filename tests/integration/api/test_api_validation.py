@@ -406,6 +406,20 @@ CASES = [
         "greater than or equal to 1",
     ),
     Case(
+        "mdep-grpc-port-not-http",
+        MDEP,
+        {"spec.server.grpcPort": 8080},
+        "spec.server.grpcPort",
+        "`grpcPort` must be 0 (no gRPC endpoint), or 1024-65535 and not the HTTP port 8080",
+    ),
+    Case(
+        "mdep-grpc-port-unprivileged",
+        MDEP,
+        {"spec.server.grpcPort": 443},
+        "spec.server.grpcPort",
+        "`grpcPort` must be 0 (no gRPC endpoint), or 1024-65535",
+    ),
+    Case(
         "mdep-canary-steps-increase",
         MDEP,
         {"spec.rollout.canary.steps.2.weight": 20},
