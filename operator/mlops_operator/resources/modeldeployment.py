@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlops_operator.api.modeldeployment import ModelDeployment
+from mlops_operator.drift.durations import parse_duration
 from mlops_operator.resources.common import (
     COMPONENT_LABEL,
     DEPLOYMENT_LABEL,
@@ -35,6 +36,7 @@ from mlops_operator.resources.common import (
     scratch_mount,
     scratch_volume,
 )
+from mlops_operator.resources.labels import labels_key_env, labels_root
 from mlops_operator.resources.payloadlog import payload_log_root
 from mlops_operator.serving.settings import ServingSettings
 
@@ -107,10 +109,16 @@ def serving_env(
     artifact_uri: str,
     shadow_url: str | None,
     log_uri: str | None = None,
+    labels_uri: str | None = None,
     grpc_port: int = 0,
-) -> list[dict[str, str]]:
-    """The server's settings (`ServingSettings`) rendered as container env entries."""
+) -> list[dict[str, Any]]:
+    """The server's settings (`ServingSettings`) rendered as container env entries.
+
+    With `labels_uri` (``spec.feedback``) the request-id key comes from the deployment's
+    Secret (`resources.labels`), never from the manifest.
+    """
     server = mdep.spec.server
+    feedback = mdep.spec.feedback
     settings = ServingSettings(
         model_dir=resolve_artifact_uri(artifact_uri),
         model_name=mdep.spec.model_name,
@@ -126,12 +134,21 @@ def serving_env(
         shutdown_timeout_seconds=_SHUTDOWN_SECONDS,
         payload_log_uri=log_uri,
         payload_log_sample_rate=mdep.spec.payload_logging.sample_rate if log_uri else 0.0,
+        labels_uri=labels_uri,
+        label_retention_seconds=(
+            parse_duration(feedback.retention)
+            if feedback and labels_uri
+            else ServingSettings.model_fields["label_retention_seconds"].default
+        ),
     )
     values = settings.model_dump(mode="json", exclude_defaults=True)
-    return [
+    entries: list[dict[str, Any]] = [
         {"name": f"MLOPS_{name.upper()}", "value": str(value)}
         for name, value in sorted(values.items())
     ]
+    if labels_uri is not None:
+        entries.append(labels_key_env(mdep))
+    return entries
 
 
 def serving_deployment(
@@ -153,14 +170,18 @@ def serving_deployment(
     if not traffic:
         pod_labels[f"{DEPLOYMENT_LABEL}-shadow"] = label_value(mdep.name)
     log_uri = payload_log_uri(mdep, storage)
-    # The servers only ever write to the store for the payload log, and only to its folder.
-    writes_store = log_uri is not None and mdep.spec.payload_logging.uri is None
+    labels_uri = labels_root(storage, mdep.namespace, mdep.name) if mdep.spec.feedback else None
+    # The servers only write to the store for the payload log and the label logs.
+    writes_store = labels_uri is not None or (
+        log_uri is not None and mdep.spec.payload_logging.uri is None
+    )
     env = serving_env(
         mdep,
         version=version,
         artifact_uri=artifact_uri,
         shadow_url=shadow_url,
         log_uri=log_uri,
+        labels_uri=labels_uri,
         grpc_port=grpc_port,
     )
     ports = [{"name": "http", "containerPort": SERVER_PORT, "protocol": "TCP"}]

@@ -9,7 +9,6 @@ endpoint (``grpc``) shares :meth:`InferenceServer.infer` and the decoder with th
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import time
@@ -33,8 +32,8 @@ from mlops_operator.serving.errors import (
     ServerNotReady,
     UnsupportedMediaType,
 )
-from mlops_operator.serving.feedback import FeedbackStore, parse_feedback
 from mlops_operator.serving.formats import mlflow_batch, predict_batch, v1_batch
+from mlops_operator.serving.labels import LabelRecorder, RequestIds, parse_feedback
 from mlops_operator.serving.metrics import CONTENT_TYPE, ServingMetrics
 from mlops_operator.serving.model import V2_DATATYPES, ServedModel
 from mlops_operator.serving.settings import ServingSettings
@@ -80,7 +79,16 @@ class InferenceServer:
             delay_seconds=settings.batch_delay_ms / 1000,
             offload=settings.offload_inference,
         )
-        self.feedback = FeedbackStore(settings.feedback_window)
+        key = settings.labels_key.get_secret_value().encode() if settings.labels_key else None
+        self.ids = RequestIds(
+            key or os.urandom(32), worker=worker, retention_seconds=settings.label_retention_seconds
+        )
+        self.labels = (
+            LabelRecorder(settings.labels_uri, self.metrics, self.ids,
+                          calibration=model.card.calibration)
+            if settings.labels_uri
+            else None
+        )  # fmt: skip
         self.mirror = (
             ShadowMirror(settings.shadow_url, self.metrics, queue_size=settings.shadow_queue_size)
             if settings.shadow_url
@@ -97,16 +105,13 @@ class InferenceServer:
             else None
         )
         self.draining = False
-        # Unique per process lifetime and cheap: a random nonce, the worker, a counter.
-        self._id_prefix = f"{os.urandom(4).hex()}-{worker}-"
-        self._id_counter = itertools.count(1)
         self._headers = {"X-Model-Version": model.version}
         self._outputs = model.card.signature.outputs
         self._versioned = f"/v2/models/{model.name}/versions/{model.version}/"
 
     def next_id(self) -> str:
-        """A new request id: unique per process lifetime, naming the worker."""
-        return f"{self._id_prefix}{next(self._id_counter):x}"
+        """A new request id, signed with the deployment's key (`serving.labels.RequestIds`)."""
+        return self.ids.issue()
 
     def application(self) -> web.Application:
         """The aiohttp application with every route."""
@@ -139,23 +144,23 @@ class InferenceServer:
 
     async def _start(self, _: web.Application) -> None:
         self.batcher.start()
-        for channel in (self.mirror, self.payloads):
+        for channel in (self.mirror, self.payloads, self.labels):
             if channel is not None:
                 channel.start()
 
     async def _stop(self, _: web.Application) -> None:
         await self.batcher.stop()
-        for channel in (self.mirror, self.payloads):
+        for channel in (self.mirror, self.payloads, self.labels):
             if channel is not None:
                 await channel.stop()
 
     # -- inference, whatever the format ----------------------------------------------------
 
     async def infer(self, batch: Batch, request_id: str) -> Outputs:
-        """The model's outputs for a validated batch; its predictions kept for feedback."""
+        """The model's outputs for a validated batch; its predicted rows recorded for labels."""
         outputs = await self.batcher.predict(batch)
-        first = outputs[0].ravel().tolist()
-        self.feedback.remember(request_id, map(str, first) if self.model.is_classifier else first)
+        if self.labels is not None:
+            self.labels.record(request_id, outputs, classifier=self.model.is_classifier)
         return outputs
 
     def check_envelope(self, parsed: V2Request, path_version: str | None) -> None:
@@ -301,23 +306,18 @@ class InferenceServer:
     async def _feedback_body(
         self, _: web.Request, body: Any, __: memoryview | None, ___: str
     ) -> Reply:
-        classification = self.model.is_classifier
-        pairs = parse_feedback(body, classification=classification)
-        matched = [(self.feedback.take(rid, len(labels)), labels) for rid, labels in pairs]
-        total = correct = 0
-        squared = 0.0
-        for predictions, labels in matched:
-            total += len(labels)
-            for predicted, actual in zip(predictions, labels, strict=True):
-                if classification:
-                    correct += predicted == actual
-                else:
-                    squared += (predicted - actual) ** 2
-        self.metrics.observe_feedback(total, correct, squared)
+        if self.labels is None:
+            raise ModelNotFound(
+                "labels are not collected by this server: the ModelDeployment needs"
+                " spec.feedback (mlops serve: --labels-uri)"
+            )
+        classes = self.model.card.signature.classes if self.model.is_classifier else None
+        pairs = parse_feedback(body, classes=classes)
+        accepted, duplicates = self.labels.accept(pairs)
         if self.payloads is not None:
             for request_id, labels in pairs:
                 self.payloads.log_feedback(request_id, labels)
-        return Reply({"accepted": total})
+        return Reply({"accepted": accepted, "duplicates": duplicates})
 
     async def _serve(self, request: web.Request, endpoint: str, respond: Responder) -> web.Response:
         started = time.perf_counter()

@@ -26,6 +26,8 @@ _OPTIONS: tuple[tuple[str, type, str], ...] = (
     ("shadow-url", str, "mirror each request to this base URL, fire-and-forget"),
     ("payload-log-uri", str, "write sampled payloads as JSON lines under this URI"),
     ("payload-log-sample-rate", float, "share of requests logged (0..1)"),
+    ("labels-uri", str, "record every prediction (and /feedback labels) as Parquet under this URI"),
+    ("label-retention-seconds", float, "how long after a prediction labels are accepted"),
     ("drain-seconds", float, "after SIGTERM, serve this long while not ready"),
     ("log-level", str, "logging level (default INFO)"),
 )

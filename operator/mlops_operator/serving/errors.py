@@ -5,7 +5,9 @@ from __future__ import annotations
 __all__ = [
     "ArtifactError",
     "ClientError",
+    "ExpiredRequestId",
     "InvalidInput",
+    "LabelsBacklogged",
     "ModelNotFound",
     "PayloadTooLarge",
     "ServerNotReady",
@@ -56,10 +58,24 @@ class ModelNotFound(ClientError):
 
 
 class UnknownRequestId(ClientError):
-    """Feedback names a request id this server does not remember."""
+    """Feedback names a request id this deployment never issued (or a mistyped one)."""
 
     status = 404
     outcome = "unknown_request_id"
+
+
+class ExpiredRequestId(ClientError):
+    """Feedback names a request predicted longer ago than the label retention."""
+
+    status = 410
+    outcome = "expired_request_id"
+
+
+class LabelsBacklogged(ClientError):
+    """The label log cannot take more labels until the store catches up."""
+
+    status = 503
+    outcome = "labels_backlogged"
 
 
 class ServerNotReady(ClientError):

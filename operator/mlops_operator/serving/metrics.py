@@ -231,27 +231,16 @@ class ServingMetrics:
             registry=registry,
             multiprocess_mode="max",
         )
-        self.feedback = Counter(
-            "mlops_feedback",
-            "Ground-truth labels received through /feedback.",
-            labels,
-            registry=registry,
-        )
-        self.feedback_correct = Counter(
-            "mlops_feedback_correct",
-            "Feedback labels equal to the prediction (classification).",
-            labels,
-            registry=registry,
-        )
-        self.feedback_squared_error = Counter(
-            "mlops_feedback_squared_error",
-            "Sum of squared prediction errors over feedback (regression).",
-            labels,
+        self.labels = Counter(
+            "mlops_labels",
+            "Ground-truth labels posted to /feedback, by outcome (accepted, duplicate); the"
+            " evaluator joins them with the predictions (mlops_realized_*).",
+            [*labels, "outcome"],
             registry=registry,
         )
         self.side_channel = Counter(
             "mlops_side_channel",
-            "Shadow mirroring and payload logging records by channel and outcome.",
+            "Side channel records (shadow, payload_log, predictions, labels) by outcome.",
             [*labels, "channel", "outcome"],
             registry=registry,
         )
@@ -331,16 +320,12 @@ class ServingMetrics:
         for index in np.flatnonzero(counts).tolist():
             slots[self._prediction_slots[index]] += float(counts[index])
 
-    def observe_feedback(self, total: int, correct: int = 0, squared_error: float = 0.0) -> None:
-        """Count feedback labels matched to their predictions."""
-        self.feedback.labels(*self.model_labels).inc(total)
-        if self.model.is_classifier:
-            self.feedback_correct.labels(*self.model_labels).inc(correct)
-        else:
-            self.feedback_squared_error.labels(*self.model_labels).inc(squared_error)
+    def observe_labels(self, outcome: str, amount: int) -> None:
+        """Count labels posted to /feedback (rows accepted, or requests repeating an id)."""
+        self.labels.labels(*self.model_labels, outcome).inc(amount)
 
     def observe_side_channel(self, channel: str, outcome: str, amount: int = 1) -> None:
-        """Count shadow mirroring or payload logging records."""
+        """Count side channel records: shadow copies, payload log lines, prediction or label rows."""
         self.side_channel.labels(*self.model_labels, channel, outcome).inc(amount)
 
     def render(self) -> bytes:

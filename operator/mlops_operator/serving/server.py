@@ -25,6 +25,7 @@ from types import FrameType
 from typing import Any
 
 from aiohttp import web
+from pydantic import SecretStr
 
 from mlops_operator.serving.app import InferenceServer
 from mlops_operator.serving.cpu import cpu_limit, plan_workers
@@ -160,7 +161,10 @@ def _supervise(settings: ServingSettings, workers: int, threads: int) -> int:
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="mlops-metrics-"))
     # Holding the port (bound, not listening) lets port 0 pick one port for every worker.
     reservation = _listen_socket(settings.host, settings.port)
-    update = {"port": reservation.getsockname()[1]}
+    update: dict[str, object] = {"port": reservation.getsockname()[1]}
+    if settings.labels_key is None:
+        # One key for every worker: a label may reach any of them (the operator sets a Secret's).
+        update["labels_key"] = SecretStr(os.urandom(32).hex())
     grpc_reservation = None
     if settings.grpc_port == 0:
         grpc_reservation = _listen_socket(settings.host, 0)

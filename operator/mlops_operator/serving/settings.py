@@ -7,7 +7,7 @@ server reads them back, so the container interface is defined once.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["ServingSettings"]
@@ -66,8 +66,20 @@ class ServingSettings(BaseSettings):
     )
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1, description="Largest request body.")
     max_rows: int = Field(default=10_000, ge=1, description="Most rows in one request.")
-    feedback_window: int = Field(
-        default=100_000, ge=1, description="Recent requests kept for /feedback by request id."
+    labels_uri: str | None = Field(
+        default=None,
+        description="Directory or fsspec URI of the deployment's prediction and label logs"
+        " (every prediction is recorded there; /feedback labels join them); off when unset.",
+    )
+    labels_key: SecretStr | None = Field(
+        default=None,
+        description="Key that signs request ids, shared by every replica (a Secret); default:"
+        " a random key per server process, so labels survive worker changes but not restarts.",
+    )
+    label_retention_seconds: float = Field(
+        default=7 * 24 * 3600,
+        gt=0,
+        description="How long after a prediction its labels are accepted (410 Gone after).",
     )
     shadow_url: str | None = Field(
         default=None, description="Base URL that receives a fire-and-forget copy of each request."

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import struct
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -107,9 +108,9 @@ async def test_every_format_predicts_what_v2_predicts(
 
 
 async def test_formats_share_validation_metrics_and_feedback(
-    serve: Serve, trained_iris: ModelDir
+    serve: Serve, trained_iris: ModelDir, tmp_path: Path
 ) -> None:
-    running = await serve(trained_iris, max_rows=10)
+    running = await serve(trained_iris, max_rows=10, labels_uri=str(tmp_path / "labels"))
     client = running.client
     name = trained_iris.card.model_name
     refusals = {

@@ -140,9 +140,11 @@ async def test_infer_matches_parity_and_http(
 
 
 async def test_probes_metadata_refusals_metrics_and_feedback(
-    serve: Serve, grpc_for: Callable[[Running], Any], iris_lr: ModelDir
+    serve: Serve, grpc_for: Callable[[Running], Any], iris_lr: ModelDir, tmp_path: Path
 ) -> None:
-    running = await serve(iris_lr, model_version="v2", max_rows=10)
+    running = await serve(
+        iris_lr, model_version="v2", max_rows=10, labels_uri=str(tmp_path / "labels")
+    )
     call = await grpc_for(running)
     assert (await call("ServerLive", pb.ServerLiveRequest())).live
     assert (await call("ServerReady", pb.ServerReadyRequest())).ready
