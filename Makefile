@@ -16,7 +16,7 @@ demo: $(STAMP) binaries ## The main job: the closed MLOps loop, end to end, on t
 	$(MLOPS) demo
 
 .PHONY: test
-test: $(STAMP) binaries lint typecheck ## The whole suite: lint, types, unit, integration and e2e tests.
+test: $(STAMP) binaries browser lint typecheck ## The whole suite: lint, types, unit, integration and e2e tests.
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ##@ Development
@@ -35,6 +35,10 @@ $(STAMP): pyproject.toml
 crds: $(STAMP) ## Regenerate crds/*.yaml and the Helm chart's CRD templates from operator/mlops_operator/api.
 	$(PY) -m mlops_operator.crdgen --write
 
+.PHONY: protos
+protos: $(STAMP) ## Regenerate the gRPC messages (serving/oip/*_pb2.py, .pyi) from their .proto.
+	cd operator && ../$(PY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. mlops_operator/serving/oip/grpc_predict_v2.proto
+
 HELM = $(shell $(PY) -c 'from mlops_operator.localcluster.binaries import HELM; print(HELM.path("helm"))')
 
 .PHONY: helm
@@ -49,6 +53,13 @@ manifests: crds helm ## Render the kustomize base (manifests/base) from the Helm
 .PHONY: binaries
 binaries: $(STAMP) ## Build (first run only) and cache the control-plane binaries.
 	$(MLOPS) cluster build
+
+.PHONY: browser
+browser: ## Debian's chromium for the console's browser tests (installed when missing, as root).
+	@command -v chromium >/dev/null || { \
+		echo "[browser] installing chromium from Debian"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends chromium fonts-liberation >/dev/null; }
 
 .PHONY: lint
 lint: $(STAMP) ## ruff (lint and format) and the import-layer contracts.

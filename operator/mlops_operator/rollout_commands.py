@@ -98,9 +98,15 @@ async def _promote(kube: Any, namespace: str, args: argparse.Namespace) -> int:
 
     mdep = await _mdep(kube, args.name, namespace)
     if args.auto:
-        patch = {"spec": {"promotion": "Auto", "version": None}}
+        from mlops_operator.api.governance import REQUESTED_BY
+
+        user = await _whoami(kube)
+        patch = {
+            "metadata": {"annotations": {REQUESTED_BY: user}},
+            "spec": {"promotion": "Auto", "version": None},
+        }
         await kube.patch(API_VERSION, "ModelDeployment", args.name, namespace, patch)
-        print(f"modeldeployment/{args.name}: promotion Auto")
+        print(f"modeldeployment/{args.name}: promotion Auto, requested by {user}")
         return 0
     version = args.to
     if version is None:

@@ -32,7 +32,9 @@ replicas change, and a judgement is taken only once per recorded window.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -80,12 +82,20 @@ from mlops_operator.resources.common import (
     controller_uid,
     label_value,
 )
+from mlops_operator.resources.labels import (
+    evaluator_deployment,
+    evaluator_name,
+    evaluator_selector,
+    labels_key_secret,
+    labels_key_secret_name,
+)
 from mlops_operator.resources.modeldeployment import (
     SERVER_COMPONENT,
     SERVER_PORT,
     VERSION_LABEL,
     artifact_refusal,
     deployment_name,
+    grpc_port,
     service_monitor,
     service_url,
     serving_deployment,
@@ -200,6 +210,9 @@ def _ready(deployments: Sequence[Mapping[str, Any]]) -> dict[int, int]:
 
 async def _pod_urls(kube: KubeClient, mdep: ModelDeployment, version: int) -> list[str]:
     pods = await kube.list("v1", "Pod", mdep.namespace, labels=serving_selector(mdep, version))
+    if mdep.spec.feedback is not None:
+        # The evaluator's realized accuracy is read with the version's own counters.
+        pods += await kube.list("v1", "Pod", mdep.namespace, labels=evaluator_selector(mdep))
     running = [p for p in pods if (p.get("status") or {}).get("phase") == "Running"]
     # Only addresses that are IPs make a URL (a pod's status is input like its annotations).
     targets = [scrape_url(p["status"].get("podIP"), SERVER_PORT) for p in running]
@@ -320,12 +333,13 @@ async def _converge(
     settings = context.settings
     storage = storage_of(settings)
     uid = str(mdep.metadata.get("uid"))
+    grpc = grpc_port(mdep, settings.server_grpc_port)
     conflicts: list[str | None] = [
-        await children.apply(context, serving_service(mdep), exists=True)
+        await children.apply(context, serving_service(mdep, grpc), exists=True)
     ]
     mirror_url = None
     if plan.mirror_to is not None:
-        conflicts.append(await children.apply(context, shadow_service(mdep), exists=True))
+        conflicts.append(await children.apply(context, shadow_service(mdep, grpc), exists=True))
         mirror_url = (
             f"http://{shadow_service_name(mdep.name)}.{mdep.namespace}.svc.cluster.local:80"
         )
@@ -340,7 +354,7 @@ async def _converge(
         name = deployment_name(mdep.name, served.version)
         wanted.add(name)
         manifest = _deployment(mdep, served, mv, settings.server_image, storage,
-                               mirror_url if is_champion else None)  # fmt: skip
+                               mirror_url if is_champion else None, grpc)  # fmt: skip
         seen = name in present
         conflicts.append(
             await children.apply(context, manifest, exists=seen, controller=uid if seen else None)
@@ -351,6 +365,7 @@ async def _converge(
         await children.delete(
             context, "v1", "Service", shadow_service_name(mdep.name), mdep.namespace, owner=uid
         )
+    conflicts.append(await _converge_labels(context, mdep, storage))
     if mdep.spec.monitoring.service_monitor.enabled:
         try:
             conflicts.append(await children.apply(context, service_monitor(mdep), exists=True))
@@ -383,6 +398,27 @@ async def _refusals(
     return found
 
 
+async def _converge_labels(
+    context: OperatorContext, mdep: ModelDeployment, storage: ArtifactStorage
+) -> str | None:
+    """The request-id key (created once, never read back) and the evaluator, with `feedback`;
+    a name conflict of the evaluator, if any."""
+    name = evaluator_name(mdep.name)
+    if mdep.spec.feedback is None:
+        owner = str(mdep.metadata.get("uid"))
+        await children.delete(context, "apps/v1", "Deployment", name, mdep.namespace, owner=owner)
+        return None
+    secret = labels_key_secret_name(mdep.name)
+    marker = f"v1/Secret/{mdep.namespace}/{secret}"
+    if context.applied.get(marker) is None:
+        # Created before: its key must stay, or every id issued so far would be 404.
+        with contextlib.suppress(Conflict):
+            await context.kube.create(labels_key_secret(mdep, os.urandom(32)))
+        context.applied.put(marker, "created")
+    manifest = evaluator_deployment(mdep, image=context.settings.server_image, storage=storage)
+    return await children.apply(context, manifest, exists=True)
+
+
 def _deployment(
     mdep: ModelDeployment,
     served: Served,
@@ -390,6 +426,7 @@ def _deployment(
     image: str,
     storage: ArtifactStorage,
     mirror_url: str | None,
+    grpc: int,
 ) -> dict[str, Any]:
     return serving_deployment(
         mdep,
@@ -402,6 +439,7 @@ def _deployment(
         image=image,
         storage=storage,
         shadow_url=mirror_url,
+        grpc_port=grpc,
     )
 
 

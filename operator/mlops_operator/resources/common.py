@@ -234,6 +234,23 @@ class ArtifactStorage:
             return []
         return [{"name": ARTIFACT_VOLUME, "mountPath": ARTIFACT_MOUNT, "readOnly": read_only}]
 
+    def writable_folder(self, key: str, mount_path: str) -> tuple[str, list[dict[str, Any]]]:
+        """One folder of the store, writable, for a pod that mounts the store read-only.
+
+        The URI the pod writes to and the mounts it needs: with the claim, a second mount
+        of it that exposes only `key` at `mount_path`; with an object store, the key's URI
+        and no mount (the store's own credentials decide what the pod may write).
+        """
+        if not self.uses_pvc:
+            return f"{self.store_uri}/{key.strip('/')}", []
+        mount = {
+            "name": ARTIFACT_VOLUME,
+            "mountPath": mount_path,
+            "subPath": key.strip("/"),
+            "readOnly": False,
+        }
+        return f"file://{mount_path}", [mount]
+
     def uri_of(self, key: str) -> str:
         """The URI a ModelVersion records for `key`: ``pvc://<claim>/<key>`` or the store's own."""
         key = key.strip("/")

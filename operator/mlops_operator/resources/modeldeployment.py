@@ -14,8 +14,9 @@
 - **Payload log**: with ``payloadLogging.enabled`` the servers log their sample
   to ``payloadLogging.uri``, by default to the deployment's folder in the
   artifact store, where a TrainingJob's ``dataset.fromPayloadLog`` finds it. The
-  claim stays read-only; only that folder is mounted writable, at its own path
-  (`payload_log_mount`), so a server can never rewrite a model.
+  claim stays read-only; only that folder (and, with ``spec.feedback``, the label
+  logs' folder) is mounted writable, each at its own path
+  (`ArtifactStorage.writable_folder`), so a server can never rewrite a model.
 - **Artifact**: the server is told the sha256 the ModelVersion registers and
   refuses any other bytes; its refusal is its termination message, which the
   controller reads from the pod to report it and withdraw the version.
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_operator.api.modeldeployment import ModelDeployment
+from mlops_operator.drift.durations import parse_duration
 from mlops_operator.resources.common import (
     COMPONENT_LABEL,
     DEPLOYMENT_LABEL,
@@ -44,16 +46,14 @@ from mlops_operator.resources.common import (
     scratch_mount,
     scratch_volume,
 )
-from mlops_operator.resources.payloadlog import (
-    payload_log_mount,
-    payload_log_root,
-    server_payload_log_root,
-)
+from mlops_operator.resources.labels import LABELS_MOUNT, labels_key, labels_key_env
+from mlops_operator.resources.payloadlog import PAYLOAD_LOG_MOUNT, payload_log_key, payload_log_root
 from mlops_operator.serving.settings import EXIT_ARTIFACT_REFUSED, ServingSettings
 
 __all__ = [
     "DRAIN_SECONDS",
     "FEEDBACK_TOKEN_ENV",
+    "GRPC_PORT_NAME",
     "SERVER_COMPONENT",
     "SERVER_CONTAINER",
     "SERVER_PORT",
@@ -62,6 +62,7 @@ __all__ = [
     "VERSION_LABEL",
     "artifact_refusal",
     "deployment_name",
+    "grpc_port",
     "payload_log_uri",
     "service_monitor",
     "service_url",
@@ -87,6 +88,7 @@ SERVER_COMPONENT = "inference-server"
 SERVER_CONTAINER = "server"
 TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 FEEDBACK_TOKEN_ENV = "MLOPS_FEEDBACK_TOKEN"
+GRPC_PORT_NAME = "grpc"
 
 
 def deployment_name(mdep: str, version: int) -> str:
@@ -124,10 +126,17 @@ def serving_env(
     artifact_sha256: str,
     shadow_url: str | None,
     log_uri: str | None = None,
+    labels_uri: str | None = None,
+    grpc_port: int = 0,
 ) -> list[dict[str, Any]]:
-    """The server's settings (`ServingSettings`) rendered as container env entries; the
-    feedback token comes from its Secret, never through the operator."""
+    """The server's settings (`ServingSettings`) rendered as container env entries.
+
+    Secrets never pass through the manifest: with `labels_uri` (``spec.feedback``) the
+    request-id key comes from the deployment's Secret (`resources.labels`), and with
+    ``feedback.tokenSecret`` the feedback token from the user's; the kubelet reads both.
+    """
     server = mdep.spec.server
+    feedback = mdep.spec.feedback
     settings = ServingSettings(
         model_dir=resolve_artifact_uri(artifact_uri),
         expected_sha256=artifact_sha256,
@@ -135,6 +144,7 @@ def serving_env(
         model_name=mdep.spec.model_name,
         model_version=str(version),
         port=SERVER_PORT,
+        grpc_port=grpc_port or None,
         workers=server.workers,
         max_batch_rows=server.max_batch_size,
         batch_delay_ms=float(server.batch_delay_ms),
@@ -144,17 +154,25 @@ def serving_env(
         shutdown_timeout_seconds=_SHUTDOWN_SECONDS,
         payload_log_uri=log_uri,
         payload_log_sample_rate=mdep.spec.payload_logging.sample_rate if log_uri else 0.0,
+        labels_uri=labels_uri,
+        label_retention_seconds=(
+            parse_duration(feedback.retention)
+            if feedback and labels_uri
+            else ServingSettings.model_fields["label_retention_seconds"].default
+        ),
     )
     values = settings.model_dump(mode="json", exclude_defaults=True)
-    env: list[dict[str, Any]] = [
+    entries: list[dict[str, Any]] = [
         {"name": f"MLOPS_{name.upper()}", "value": str(value)}
         for name, value in sorted(values.items())
     ]
-    secret = mdep.spec.feedback.token_secret
+    if labels_uri is not None:
+        entries.append(labels_key_env(mdep))
+    secret = feedback.token_secret if feedback else None
     if secret is not None:
         reference = {"name": secret.name, "key": secret.key}
-        env.append({"name": FEEDBACK_TOKEN_ENV, "valueFrom": {"secretKeyRef": reference}})
-    return env
+        entries.append({"name": FEEDBACK_TOKEN_ENV, "valueFrom": {"secretKeyRef": reference}})
+    return entries
 
 
 def serving_deployment(
@@ -169,19 +187,27 @@ def serving_deployment(
     image: str,
     storage: ArtifactStorage,
     shadow_url: str | None = None,
+    grpc_port: int = 0,
 ) -> dict[str, Any]:
-    """The Deployment running the inference server for one version."""
+    """The Deployment running the inference server for one version (gRPC too unless port 0)."""
     selector = _labels(mdep, model_version=model_version) | {VERSION_LABEL: str(version)}
     pod_labels = selector | {TRAFFIC_LABEL: "true" if traffic else "false"}
     if not traffic:
         pod_labels[f"{DEPLOYMENT_LABEL}-shadow"] = label_value(mdep.name)
     log_uri = payload_log_uri(mdep, storage)
+    # The store is read-only: a server that could write it could replace the models it and
+    # its neighbours serve. It writes only the deployment's own payload-log and label folders,
+    # each mounted writable on its own.
     mounts = [scratch_mount(), *storage.mounts(read_only=True)]
     if log_uri is not None and mdep.spec.payload_logging.uri is None:
-        # The servers write the store for the payload log only, and only its folder.
-        log_uri = server_payload_log_root(storage, mdep.namespace, mdep.name)
-        if storage.uses_pvc:
-            mounts.append(payload_log_mount(mdep.namespace, mdep.name))
+        key = payload_log_key(mdep.namespace, mdep.name)
+        log_uri, writable = storage.writable_folder(key, PAYLOAD_LOG_MOUNT)
+        mounts += writable
+    labels_uri = None
+    if mdep.spec.feedback:
+        key = labels_key(mdep.namespace, mdep.name)
+        labels_uri, writable = storage.writable_folder(key, LABELS_MOUNT)
+        mounts += writable
     env = serving_env(
         mdep,
         version=version,
@@ -189,14 +215,19 @@ def serving_deployment(
         artifact_sha256=artifact_sha256,
         shadow_url=shadow_url,
         log_uri=log_uri,
+        labels_uri=labels_uri,
+        grpc_port=grpc_port,
     )
+    ports = [{"name": "http", "containerPort": SERVER_PORT, "protocol": "TCP"}]
+    if grpc_port:
+        ports.append({"name": GRPC_PORT_NAME, "containerPort": grpc_port, "protocol": "TCP"})
     container: dict[str, Any] = {
         "name": SERVER_CONTAINER,
         "image": image,
         "env": [*env, *storage.env()],
         "terminationMessagePath": TERMINATION_MESSAGE_PATH,
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "ports": [{"name": "http", "containerPort": SERVER_PORT, "protocol": "TCP"}],
+        "ports": ports,
         "readinessProbe": {
             "httpGet": {"path": "/v2/health/ready", "port": "http"},
             "periodSeconds": 1,
@@ -254,7 +285,28 @@ def serving_deployment(
     }
 
 
-def _service(mdep: ModelDeployment, name: str, selector: dict[str, str]) -> dict[str, Any]:
+def grpc_port(mdep: ModelDeployment, default: int) -> int:
+    """The gRPC port of `mdep`'s servers: its own `server.grpcPort`, else the operator's."""
+    port = mdep.spec.server.grpc_port
+    return default if port is None else port
+
+
+def _service(
+    mdep: ModelDeployment, name: str, selector: dict[str, str], grpc: int
+) -> dict[str, Any]:
+    ports: list[dict[str, Any]] = [
+        {"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}
+    ]
+    if grpc:
+        ports.append(
+            {
+                "name": GRPC_PORT_NAME,
+                "port": grpc,
+                "targetPort": GRPC_PORT_NAME,
+                "protocol": "TCP",
+                "appProtocol": "kubernetes.io/h2c",
+            }
+        )
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -267,23 +319,21 @@ def _service(mdep: ModelDeployment, name: str, selector: dict[str, str]) -> dict
         "spec": {
             "type": "ClusterIP",
             "selector": selector,
-            "ports": [
-                {"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}
-            ],
+            "ports": ports,
         },
     }
 
 
-def serving_service(mdep: ModelDeployment) -> dict[str, Any]:
+def serving_service(mdep: ModelDeployment, grpc: int = 0) -> dict[str, Any]:
     """The one Service of the ModelDeployment: every ready pod that takes traffic."""
     selector = {DEPLOYMENT_LABEL: label_value(mdep.name), TRAFFIC_LABEL: "true"}
-    return _service(mdep, mdep.name, selector)
+    return _service(mdep, mdep.name, selector, grpc)
 
 
-def shadow_service(mdep: ModelDeployment) -> dict[str, Any]:
+def shadow_service(mdep: ModelDeployment, grpc: int = 0) -> dict[str, Any]:
     """The Service of the shadowed challenger's pods (mirror target, never user traffic)."""
     selector = {f"{DEPLOYMENT_LABEL}-shadow": label_value(mdep.name), TRAFFIC_LABEL: "false"}
-    return _service(mdep, shadow_service_name(mdep.name), selector)
+    return _service(mdep, shadow_service_name(mdep.name), selector, grpc)
 
 
 def service_monitor(mdep: ModelDeployment) -> dict[str, Any]:

@@ -8,18 +8,9 @@ The servers write ``<model>/<version>/<day>/*.jsonl`` under it; a TrainingJob wi
 
 from __future__ import annotations
 
-from typing import Any
+from mlops_operator.resources.common import ArtifactStorage
 
-from mlops_operator.resources.common import ARTIFACT_VOLUME, ArtifactStorage
-
-__all__ = [
-    "PAYLOAD_LOG_FOLDER",
-    "PAYLOAD_LOG_MOUNT",
-    "payload_log_key",
-    "payload_log_mount",
-    "payload_log_root",
-    "server_payload_log_root",
-]
+__all__ = ["PAYLOAD_LOG_FOLDER", "PAYLOAD_LOG_MOUNT", "payload_log_key", "payload_log_root"]
 
 PAYLOAD_LOG_FOLDER = "payload-logs"
 PAYLOAD_LOG_MOUNT = "/var/lib/mlops/payload-log"
@@ -35,24 +26,3 @@ def payload_log_key(namespace: str, deployment: str) -> str:
 def payload_log_root(storage: ArtifactStorage, namespace: str, deployment: str) -> str:
     """The log's root as a workload pod sees it (on the mounted claim, or in the object store)."""
     return f"{storage.store_uri}/{payload_log_key(namespace, deployment)}"
-
-
-def payload_log_mount(namespace: str, deployment: str) -> dict[str, Any]:
-    """The serving container's one writable mount of the claim: its deployment's log folder.
-
-    The claim itself is mounted read-only: a server that could write the store could
-    replace the models it and its neighbours serve.
-    """
-    return {
-        "name": ARTIFACT_VOLUME,
-        "mountPath": PAYLOAD_LOG_MOUNT,
-        "subPath": payload_log_key(namespace, deployment),
-        "readOnly": False,
-    }
-
-
-def server_payload_log_root(storage: ArtifactStorage, namespace: str, deployment: str) -> str:
-    """The log's root as a serving pod sees it: its own mount of the folder, or the object store."""
-    if storage.uses_pvc:
-        return f"file://{PAYLOAD_LOG_MOUNT}"
-    return payload_log_root(storage, namespace, deployment)

@@ -154,6 +154,9 @@ def test_approval_status_and_promotion_are_the_api_servers_decisions(
     pinned = governed.get("mdep", "iris")
     assert pinned["spec"]["version"] == 1
     assert pinned["metadata"]["annotations"][REQUESTED_BY] == approver
+    back = governed.mlops("promote", "iris", "--auto")
+    assert f"promotion Auto, requested by {approver}" in back
+    assert governed.get("mdep", "iris")["spec"]["promotion"] == "Auto"
     assert "is observation written by the mlops operator alone" in governed.refused(
         approver, "--as-group=system:masters", *_status_patch("modeldeployment", "iris")
     )

@@ -1,4 +1,5 @@
-"""The TrainingJob a DriftPolicy creates: whole manifest, logged data, deterministic names."""
+"""The TrainingJob a DriftPolicy creates: whole manifest, logged data, the version it retrains,
+deterministic names."""
 
 from __future__ import annotations
 
@@ -79,6 +80,19 @@ def test_logged_data_replaces_the_dataset() -> None:
     TrainingJob.model_validate(manifest)
 
 
+def test_the_job_names_the_version_it_retrains() -> None:
+    manifest = build_retraining_job(
+        policy(), name="n", reason="r", values={}, parent_version="iris-v1"
+    )
+    assert manifest["spec"]["parentVersion"] == "iris-v1"
+    assert TrainingJob.model_validate(manifest).spec.parent_version == "iris-v1"
+    # Without a champion (nothing served yet) there is no parent to name.
+    assert (
+        "parentVersion"
+        not in build_retraining_job(policy(), name="n", reason="r", values={})["spec"]
+    )
+
+
 def test_names_are_stable_within_an_interval_and_change_after() -> None:
     first = retraining_job_name("iris-drift", T0, 60)
     assert retraining_job_name("iris-drift", T0 + timedelta(seconds=50), 60) == first
@@ -91,3 +105,20 @@ def test_alert_only_policies_cannot_build_a_job() -> None:
     object.__setattr__(alert.spec, "retrain", None)
     with pytest.raises(ValueError, match="no `retrain` template"):
         build_retraining_job(alert, name="n", reason="r", values={})
+
+
+def test_logged_data_with_a_dataset_combines_both_so_nothing_is_forgotten() -> None:
+    retrain = policy().spec.retrain
+    assert retrain is not None
+    raw = retrain.template.model_dump(by_alias=True, exclude_none=True)
+    combined = policy(useLoggedData=True, loggedDataSample=0.25, template=raw)
+    manifest = build_retraining_job(combined, name="n", reason="r", values={})
+    assert manifest["spec"]["dataset"] == {
+        "sources": [
+            {"uri": "sklearn://iris", "format": "auto", "sample": 0.25},
+            {"fromPayloadLog": {"deployment": "iris", "window": "30m"}},
+        ]
+    }
+    job = TrainingJob.model_validate(manifest)
+    assert job.spec.dataset.sources is not None
+    assert [s.sample for s in job.spec.dataset.sources] == [0.25, 1.0]
