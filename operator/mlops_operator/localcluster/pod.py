@@ -57,22 +57,24 @@ _FIRST_READY_RETRY = 0.2
 def subpath(root: Path, sub: str) -> Path:
     """`sub` inside the volume at `root`, created when missing as the kubelet creates it.
 
-    Each missing level gets the volume root's mode (with ``fsGroup`` that is group-writable
-    and setgid, so the pod's group owns it and may write it). A path that leaves the
-    volume is refused, as the kubelet refuses it.
+    Each missing level gets the volume root's mode and group (with ``fsGroup`` the root is
+    the pod's group's, group-writable and setgid, as the kubelet leaves a volume it gave
+    to that group), so the pod may write it whoever created the levels above. A path that
+    leaves the volume is refused, as the kubelet refuses it.
     """
     if not sub:
         return root
     parts = Path(sub).parts
     if Path(sub).is_absolute() or ".." in parts:
         raise ValueError(f"subPath {sub!r} must be a relative path inside the volume")
-    mode = root.stat().st_mode & 0o7777
+    stat = root.stat()
     current = root
     for part in parts:
         current = current / part
         if not current.exists():
             current.mkdir()
-            current.chmod(mode)
+            os.chown(current, -1, stat.st_gid)
+            current.chmod(stat.st_mode & 0o7777)
     return current
 
 
