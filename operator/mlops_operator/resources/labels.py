@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import base64
+from datetime import datetime
 from typing import Any
 
 from mlops_operator.api.modeldeployment import Feedback, ModelDeployment
@@ -109,6 +110,14 @@ def evaluator_selector(mdep: ModelDeployment) -> dict[str, str]:
     return labels(mdep.spec.model_name, component=EVALUATOR_COMPONENT, deployment=mdep.name)
 
 
+def _created(mdep: ModelDeployment) -> float | None:
+    """When `mdep` was created (Unix seconds), if the API server said so."""
+    stamp = mdep.metadata.get("creationTimestamp")
+    if not stamp:
+        return None
+    return datetime.fromisoformat(str(stamp)).timestamp()
+
+
 def evaluator_settings(
     mdep: ModelDeployment, feedback: Feedback, storage: ArtifactStorage
 ) -> EvaluatorSettings:
@@ -120,6 +129,7 @@ def evaluator_settings(
         min_label_coverage=feedback.min_label_coverage,
         max_label_delay_seconds=parse_duration(feedback.max_label_delay),
         retention_seconds=parse_duration(feedback.retention),
+        not_before=_created(mdep),
         interval_seconds=_EVALUATE_SECONDS,
         port=EVALUATOR_PORT,
     )

@@ -124,3 +124,13 @@ def test_a_payload_log_moved_by_its_deployment_is_read_where_it_went() -> None:
     assert moved.root == "s3://logs/iris"
     default = parse_payload_log_uri(dataset_uri({}))
     assert default.root == "file:///var/lib/mlops/artifacts/payload-logs/team/iris-live"
+
+
+def test_the_evaluator_reads_nothing_older_than_its_deployment() -> None:
+    mdep = _mdep(feedback=FEEDBACK)
+    mdep.metadata["creationTimestamp"] = "2027-01-15T08:00:00Z"
+    deployment = evaluator_deployment(mdep, image="img", storage=STORAGE)
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    # A namesake deleted and created again writes to the same folder: only this one's rows count.
+    assert float(env["MLOPS_NOT_BEFORE"]) == 1_800_000_000.0
