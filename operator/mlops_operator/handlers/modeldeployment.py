@@ -408,7 +408,7 @@ async def _converge_labels(
         owner = str(mdep.metadata.get("uid"))
         await children.delete(context, "apps/v1", "Deployment", name, mdep.namespace, owner=owner)
         return None
-    secret = labels_key_secret_name(mdep.name)
+    secret = labels_key_secret_name(mdep)
     marker = f"v1/Secret/{mdep.namespace}/{secret}"
     if context.applied.get(marker) is None:
         # Created before: its key must stay, or every id issued so far would be 404.

@@ -3,7 +3,7 @@
 - **Logs.** ``labels/<namespace>/<deployment>`` in the artifact store: every serving
   pod of every version appends its prediction rows and the labels it is posted there
   (``serving/labels.py``), so a label reaches the join whichever pod took it.
-- **Key.** The Secret ``<deployment>-labels-key`` holds the key that signs request ids,
+- **Key.** The Secret ``<deployment>-labels-key-<uid>`` holds the key that signs request ids,
   shared by every pod of the deployment (and its challengers), so any pod verifies an id
   another issued. The operator creates it once with random bytes and never reads it
   (create is the only verb it has on Secrets); it is owned by the ModelDeployment.
@@ -26,6 +26,7 @@ from mlops_operator.evaluator.settings import EvaluatorSettings
 from mlops_operator.realized import EVALUATOR_COMPONENT
 from mlops_operator.resources.common import (
     ArtifactStorage,
+    label_value,
     labels,
     owner_reference,
     restricted_container_security_context,
@@ -69,9 +70,15 @@ def labels_root(storage: ArtifactStorage, namespace: str, deployment: str) -> st
     return f"{storage.store_uri}/{labels_key(namespace, deployment)}"
 
 
-def labels_key_secret_name(deployment: str) -> str:
-    """The Secret holding the deployment's request-id key."""
-    return f"{deployment}-labels-key"
+def labels_key_secret_name(mdep: ModelDeployment) -> str:
+    """The Secret holding the deployment's request-id key: named after it and its uid.
+
+    The operator may only create Secrets, never read them, so it cannot tell its own from
+    a namesake's: the uid keeps a ModelDeployment deleted and created again under its name
+    from taking the earlier one's Secret (still there until garbage-collected) as its own.
+    """
+    uid = str(mdep.metadata.get("uid") or "").replace("-", "")[:8]
+    return label_value(f"{mdep.name}-labels-key-{uid}")
 
 
 def labels_key_secret(mdep: ModelDeployment, key: bytes) -> dict[str, Any]:
@@ -80,7 +87,7 @@ def labels_key_secret(mdep: ModelDeployment, key: bytes) -> dict[str, Any]:
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {
-            "name": labels_key_secret_name(mdep.name),
+            "name": labels_key_secret_name(mdep),
             "namespace": mdep.namespace,
             "labels": labels(mdep.spec.model_name, deployment=mdep.name),
             "ownerReferences": [owner_reference(mdep)],
@@ -95,7 +102,7 @@ def labels_key_env(mdep: ModelDeployment) -> dict[str, Any]:
     return {
         "name": LABELS_KEY_ENV,
         "valueFrom": {
-            "secretKeyRef": {"name": labels_key_secret_name(mdep.name), "key": LABELS_KEY_FIELD}
+            "secretKeyRef": {"name": labels_key_secret_name(mdep), "key": LABELS_KEY_FIELD}
         },
     }
 

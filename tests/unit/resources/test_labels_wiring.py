@@ -69,7 +69,7 @@ def test_feedback_gives_every_server_the_labels_root_the_retention_and_the_secre
     assert env["MLOPS_LABEL_RETENTION_SECONDS"]["value"] == "172800.0"
     assert env["MLOPS_LABELS_KEY"] == {
         "name": "MLOPS_LABELS_KEY",
-        "valueFrom": {"secretKeyRef": {"name": "iris-live-labels-key", "key": "key"}},
+        "valueFrom": {"secretKeyRef": {"name": "iris-live-labels-key-u", "key": "key"}},
     }
     assert _store_mount(container)["readOnly"] is True
 
@@ -84,7 +84,8 @@ def test_without_feedback_no_label_path_and_a_read_only_store() -> None:
 def test_the_key_secret_is_random_bytes_owned_by_the_deployment() -> None:
     secret = labels_key_secret(_mdep(feedback=FEEDBACK), b"\x01" * 32)
     assert base64.b64decode(secret["data"]["key"]) == (b"\x01" * 32).hex().encode()
-    assert secret["metadata"]["name"] == "iris-live-labels-key"
+    # Named after the deployment's uid too: a namesake's Secret is never taken for its own.
+    assert secret["metadata"]["name"] == "iris-live-labels-key-u"
     [owner] = secret["metadata"]["ownerReferences"]
     assert (owner["kind"], owner["uid"], owner["controller"]) == ("ModelDeployment", "u", True)
 
