@@ -116,11 +116,16 @@ def test_canary_promotion_withdrawal_and_rollback(
         history = _status(kubeconfig, ns)["history"]
         assert (history[0]["action"], history[0]["version"]) == ("Promote", 2)
         assert history[0]["evidence"]["requests"] >= 10
-        events = get_json(kubeconfig, "-n", ns, "events", "--field-selector",
-                          f"involvedObject.name={MDEP}")["items"]  # fmt: skip
-        steps = [e["message"] for e in events if e["reason"] == "CanaryStep"]
-        assert any("step 0 at 10%" in m for m in steps), steps
-        assert any("step 1 at 50%" in m for m in steps), steps
+
+        def steps() -> list[str] | None:
+            # Kopf posts Events from a queue of its own, after the status write: wait for them.
+            events = get_json(kubeconfig, "-n", ns, "events", "--field-selector",
+                              f"involvedObject.name={MDEP}")["items"]  # fmt: skip
+            messages = [e["message"] for e in events if e["reason"] == "CanaryStep"]
+            wanted = ("step 0 at 10%", "step 1 at 50%")
+            return messages if all(any(w in m for m in messages) for w in wanted) else None
+
+        wait_for(steps, timeout=30, what="the CanaryStep Events of steps 0 and 1")
         wait_for(lambda: _deployments(kubeconfig, ns) == ["iris-v2"], timeout=60)
 
         # v3, slow: withdrawn at its first step; v2 serves throughout.
