@@ -15,9 +15,12 @@ PYTEST_ARGS ?=
 demo: $(STAMP) binaries ## The main job: the closed MLOps loop, end to end, on the local cluster.
 	$(MLOPS) demo
 
+# The suite brings the local cluster up once, then runs every test not marked serial on
+# MLOPS_TEST_WORKERS pytest-xdist workers (default 4) and the serial ones alone after them
+# (tests/suite.py, tests/conftest.py).
 .PHONY: test
 test: $(STAMP) binaries lint typecheck ## The whole suite: lint, types, unit, integration and e2e tests.
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m tests.suite $(PYTEST_ARGS)
 
 ##@ Development
 

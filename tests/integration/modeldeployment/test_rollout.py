@@ -16,11 +16,17 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.integration.modeldeployment.conftest import model_version, train_into
 from tests.integration.modeldeployment.slow import slow_copy
 from tests.integration.modeldeployment.traffic import Traffic, predict
 from tests.integration.operator.conftest import MLOPS, RunningOperator
 from tests.kube import get_json, kubectl, wait_for
+
+# Serial: the good versions must pass the canary's p99 limit of 200 ms (the slow one must
+# not), a latency the suite's own load on two cores would push past the limit.
+pytestmark = pytest.mark.serial
 
 MDEP = "iris"
 CANARY = {
