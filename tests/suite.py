@@ -32,7 +32,10 @@ def _phase(name: str, arguments: list[str]) -> int:
     print(f"==> {name} tests: {' '.join(command[1:])}", flush=True)
     started = time.monotonic()
     status = subprocess.run(command, check=False).returncode
-    print(f"==> {name} tests: exit {status} after {time.monotonic() - started:.0f} s", flush=True)
+    # The machine's load beside the time: on a shared machine the time alone says little.
+    load = "/".join(f"{x:.1f}" for x in os.getloadavg())
+    took = time.monotonic() - started
+    print(f"==> {name} tests: exit {status} after {took:.0f} s (load {load})", flush=True)
     return 0 if status == _NO_TESTS else status
 
 
