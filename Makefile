@@ -69,8 +69,8 @@ fmt: $(STAMP) ## Apply ruff's fixes and formatting.
 	$(VENV)/bin/ruff format operator tests benchmarks
 
 .PHONY: test-unit
-test-unit: $(STAMP) ## Only the tests that need no cluster.
-	$(PY) -m pytest -m unit $(PYTEST_ARGS)
+test-unit: $(STAMP) ## Only the tests that need no cluster (on MLOPS_TEST_WORKERS workers, default 4).
+	$(PY) -m pytest -m unit --numprocesses $${MLOPS_TEST_WORKERS:-4} $(PYTEST_ARGS)
 
 .PHONY: cluster-up
 cluster-up: $(STAMP) binaries ## Bring the local cluster up (then: eval "$$(.venv/bin/mlops cluster env)").
