@@ -31,9 +31,10 @@ duration, so prefer a test that does not depend on timing.
 
 Tests that must take turns, but not alone, carry ``pytest.mark.xdist_group(name)``:
 with ``--dist=loadgroup`` (set in pyproject.toml) a group runs on one worker. Tests that
-share a costly module-scoped fixture (a private control plane) are grouped so it is made
-once; tests that create cluster-wide objects with fixed names (the chart's user roles)
-so they never meet. docs/testing.md lists the marked tests.
+share a costly session- or module-scoped fixture (the closed loop, a private control
+plane) are grouped so that it is made once, not once per worker; tests that create
+cluster-wide objects with fixed names (the chart's user roles), so that they never meet.
+docs/testing.md lists the marked tests.
 """
 
 from __future__ import annotations
