@@ -120,8 +120,11 @@ def test_the_console_shows_the_loop(
         for shown, source in zip(sources.all(), lineage["dataset"]["sources"], strict=True):
             assert shown.locator(".source-uri").inner_text() == source["uri"]
             assert shown.locator(".source-sha").inner_text() == source["sha256"]
-        assert sources.nth(1).locator(".source-uri").inner_text().startswith(
-            f"payloadlog://{namespace}/iris"
+        assert (
+            sources.nth(1)
+            .locator(".source-uri")
+            .inner_text()
+            .startswith(f"payloadlog://{namespace}/iris")
         )
         assert page.locator("#training-job").inner_text() == lineage["trainingJob"]
         assert "started by drift policy iris" in page.locator("#retrain").inner_text()
