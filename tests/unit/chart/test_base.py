@@ -131,14 +131,14 @@ def test_the_deployment_runs_one_kopf_replica_under_restricted() -> None:
 def test_user_roles_join_view_and_edit_and_only_approvers_write_status() -> None:
     aggregation = "rbac.authorization.k8s.io/aggregate-to-"
     labels = {r["metadata"]["name"]: r["metadata"]["labels"] for r in ROLES}
-    assert labels["mlops-viewer"][f"{aggregation}view"] == "true"
-    assert labels["mlops-editor"][f"{aggregation}edit"] == "true"
-    assert not any(key.startswith(aggregation) for key in labels["mlops-approver"])
+    assert labels["mlops-operator-viewer"][f"{aggregation}view"] == "true"
+    assert labels["mlops-operator-editor"][f"{aggregation}edit"] == "true"
+    assert not any(key.startswith(aggregation) for key in labels["mlops-operator-approver"])
     writes = {"create", "update", "patch", "delete", "deletecollection"}
-    for name in ("mlops-viewer", "mlops-editor"):
+    for name in ("mlops-operator-viewer", "mlops-operator-editor"):
         for (_, resource), verbs in _grants(_role(name)).items():
             assert not (resource.endswith("/status") and verbs & writes), (name, resource)
-    approver = _grants(_role("mlops-approver"))
+    approver = _grants(_role("mlops-operator-approver"))
     assert approver[("mlops.dev", "modelversions/status")] >= {"patch", "update"}
     assert approver[("mlops.dev", "modeldeployments/status")] >= {"patch", "update"}
     assert approver[("mlops.dev", "modelversions")] == {"get", "list", "watch"}
