@@ -245,7 +245,9 @@ def test_install_upgrade_uninstall(
     ).returncode
     assert kubectl(kubeconfig, "get", "clusterrole", release, check=False).returncode
     for role in ("viewer", "editor", "approver"):
-        assert kubectl(kubeconfig, "get", "clusterrole", f"{release}-{role}", check=False).returncode
+        assert kubectl(
+            kubeconfig, "get", "clusterrole", f"{release}-{role}", check=False
+        ).returncode
     assert (
         get_json(kubeconfig, "trainingjob", name, "-n", watched)["metadata"]["uid"]
         == job["metadata"]["uid"]

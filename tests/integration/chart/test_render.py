@@ -51,7 +51,11 @@ def test_lint_strict_is_clean(helm: Helm) -> None:
         ),
         (["artifacts.uri=bucket/prefix"], "at '/artifacts/uri': 'bucket/prefix' does not match"),
         (["operator.extraEnv.LOG=1"], "at '/operator/extraEnv': additional properties 'LOG'"),
-        (["operator.replicas=2"], "additional properties 'replicas' not allowed"),
+        (
+            ["operator.replicas=2", "operator.leaderElection.enabled=false"],
+            "operator.replicas > 1 needs operator.leaderElection.enabled",
+        ),
+        (["operator.replicas=0"], "at '/operator/replicas': minimum: got 0, want 1"),
         (["operator.metricsPort=8081"], "the probe and the metrics endpoint need a port each"),
         (["operator.timeouts.watchClient=300"], "watchClient (300) must exceed"),
         (["operator.timeouts.watchInactivity=0"], "at '/operator/timeouts/watchInactivity'"),
@@ -147,7 +151,12 @@ def test_monitoring_objects_render_when_enabled(helm: Helm) -> None:
     assert alerts["MlopsFeatureDrift"]["expr"].rstrip().endswith("> 0.2")
     assert "increase(mlops_feature_bin_total[30m])" in alerts["MlopsFeatureDrift"]["expr"]
     assert 'job="rel-mlops-operator-metrics"' in alerts["MlopsOperatorDown"]["expr"]
-    assert all(a["annotations"]["runbook"] for a in alerts.values())
+    runbooks = (REPO / "docs" / "runbooks.md").read_text()
+    for name, alert in alerts.items():
+        page, _, anchor = alert["annotations"]["runbook_url"].partition("#")
+        assert page.endswith("/docs/runbooks.md")
+        assert f"\n## {name}\n" in runbooks
+        assert anchor == name.lower()  # GitHub's anchor of the heading
     (dashboard,) = by_kind(docs, "ConfigMap")
     panels = json.loads(dashboard["data"]["mlops-operator.json"])["panels"]
     titles = {p["title"] for p in panels}
