@@ -57,8 +57,13 @@ def configure_logging(log_format: LogFormat, level: LogLevel) -> None:
 
 
 def _identity() -> str:
-    """This replica's name in the Lease: the pod's name (POD_ID, as Kopf reads it) if set."""
-    return os.environ.get("POD_ID") or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+    """This process's name in the Lease: ``<pod name>_<random>`` (controller-runtime's form).
+
+    The pod's name (POD_ID, as Kopf reads it; else the host name) says where it runs; the
+    random part makes a restarted container a new candidate: with the pod's name alone, it
+    would find its dead predecessor's unexpired Lease under its own name and take it at once.
+    """
+    return f"{os.environ.get('POD_ID') or socket.gethostname()}_{uuid.uuid4().hex[:8]}"
 
 
 def _lease_namespace(settings: OperatorSettings) -> str:

@@ -13,12 +13,9 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from mlops_operator import __version__
+from mlops_operator import DEFAULT_IMAGE_REPO, __version__
 
-__all__ = ["DEFAULT_IMAGE_REPO", "LogFormat", "LogLevel", "OperatorSettings", "default_image"]
-
-DEFAULT_IMAGE_REPO = "ghcr.io/mlops-operator"
-"""Where released images are published: <repo>/operator, <repo>/trainer, <repo>/server."""
+__all__ = ["LogFormat", "LogLevel", "OperatorSettings", "default_image"]
 
 LogFormat = Literal["json", "text"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
