@@ -72,6 +72,10 @@ def register(subparsers: Any) -> None:
     run.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     run.add_argument("--artifact-pvc", help="PVC of the artifact store (default mlops-artifacts)")
     run.add_argument("--artifact-uri", help="object-store root for artifacts instead of a PVC")
+    run.add_argument(
+        "--artifact-credentials-secret",
+        help="Secret whose keys become the workload pods' environment (object-store credentials)",
+    )
     run.add_argument("--trainer-image", help="image of training pods")
     run.add_argument("--server-image", help="image of inference-server pods")
     run.add_argument("--operator-image", help="this operator's own image")

@@ -53,6 +53,13 @@ class OperatorSettings(BaseSettings):
         description="An object-store root for artifacts (s3://bucket/prefix); when set, pods use"
         " it directly and no PersistentVolumeClaim is mounted.",
     )
+    artifact_credentials_secret: str | None = Field(
+        default=None,
+        description="With artifact_uri: a Secret, in each namespace that runs workloads, whose"
+        " keys become the environment of trainer, validator, server and audit pods"
+        " (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL for an S3-compatible"
+        " server). Unset: the pods' own identity (workload identity).",
+    )
     artifact_pvc_size: str = Field(
         default="10Gi", description="Storage requested when the operator creates the claim."
     )
