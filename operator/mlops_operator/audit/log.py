@@ -1,11 +1,8 @@
-"""Appending to and reading an audit log: append-only, each entry once, in order.
+"""Appending to and reading an audit log file: append-only, each entry once, in order.
 
-Two layouts of one log, chosen by the store. On a file system (the artifact PVC) the log is
-one JSON-lines file, ``<key>`` (below). An object store cannot append to an object, so there
-the log is a folder, ``<key without .jsonl>/``, of one object per entry named
-``<time>-<id>.json``: written once and never rewritten (content-addressed by the entry's
-sha256, so a second writer of the same entry changes nothing), and read back in name order,
-which is the decisions' order (`append_objects`, `read_objects`).
+This is the layout on a file system (the artifact PVC): one JSON-lines file. On an object
+store, which cannot append, the log is one object per entry (`mlops_operator.audit.objects`),
+under the same rules (`fresh_entries`).
 
 `append_entries` takes a batch oldest first (the appender gets an object's whole
 bounded history each time) and writes only the entries after the newest one the
@@ -22,15 +19,13 @@ from __future__ import annotations
 import fcntl
 import os
 from collections.abc import Sequence
-from datetime import UTC
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from mlops_operator.audit.entry import AuditEntry
-from mlops_operator.storage.store import ArtifactStore, sha256_bytes
 
-__all__ = ["append_entries", "append_objects", "objects_prefix", "read_entries", "read_objects"]
+__all__ = ["append_entries", "fresh_entries", "read_entries"]
 
 
 def _ids(content: bytes) -> set[str]:
@@ -58,7 +53,7 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _fresh(entries: Sequence[AuditEntry], present: set[str]) -> list[AuditEntry]:
+def fresh_entries(entries: Sequence[AuditEntry], present: set[str]) -> list[AuditEntry]:
     """The entries after the newest one already logged, not logged themselves.
 
     An entry older than one already logged and missing from the log is not added: it would
@@ -79,7 +74,7 @@ def append_entries(path: Path, entries: Sequence[AuditEntry]) -> int:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         content = _read_all(fd)
-        fresh = _fresh(entries, _ids(content))
+        fresh = fresh_entries(entries, _ids(content))
         if not fresh:
             return 0
         torn = bool(content) and not content.endswith(b"\n")
@@ -104,38 +99,6 @@ def read_entries(path: Path) -> tuple[list[AuditEntry], int]:
             continue
         try:
             entries.append(AuditEntry.model_validate_json(line))
-        except ValidationError:
-            bad += 1
-    return entries, bad
-
-
-def objects_prefix(key: str) -> str:
-    """The folder of a log's entry objects in an object store: the key without ``.jsonl``."""
-    return key.removesuffix(".jsonl")
-
-
-def _object_name(entry: AuditEntry) -> str:
-    # UTC with microseconds, fixed width: names sort as the decisions' times do.
-    return f"{entry.time.astimezone(UTC).strftime('%Y%m%dT%H%M%S%fZ')}-{entry.id}.json"
-
-
-def append_objects(store: ArtifactStore, key: str, entries: Sequence[AuditEntry]) -> int:
-    """`append_entries` for an object store: one object per fresh entry; how many were written."""
-    prefix = objects_prefix(key)
-    present = {name.rsplit("-", 1)[-1].removesuffix(".json") for name in store.keys(prefix)}
-    fresh = _fresh(entries, present)
-    for entry in fresh:
-        line = entry.line()
-        store.put_bytes(f"{prefix}/{_object_name(entry)}", line, sha256=sha256_bytes(line))
-    return len(fresh)
-
-
-def read_objects(store: ArtifactStore, key: str) -> tuple[list[AuditEntry], int]:
-    """The entries of the log `key` in an object store, in order, and how many did not parse."""
-    entries, bad = [], 0
-    for name in store.keys(objects_prefix(key)):
-        try:
-            entries.append(AuditEntry.model_validate_json(store.read_bytes(name)))
         except ValidationError:
             bad += 1
     return entries, bad

@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 from pydantic import TypeAdapter, ValidationError
 
 from mlops_operator.audit.entry import ENTRIES_ENV, AuditEntry
-from mlops_operator.audit.log import append_entries, append_objects, read_entries, read_objects
+from mlops_operator.audit.log import append_entries, read_entries
+from mlops_operator.audit.objects import append_objects, read_objects
 from mlops_operator.storage import ArtifactStore, StorageError
 
 __all__ = ["main", "store_root"]

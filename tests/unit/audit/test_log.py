@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from mlops_operator.audit import AuditEntry, append_entries, log_key, make_entry, read_entries
-from mlops_operator.audit.log import append_objects, objects_prefix, read_objects
+from mlops_operator.audit.objects import append_objects, objects_prefix, read_objects
 from mlops_operator.storage import ArtifactStore
 
 T0 = datetime(2025, 3, 4, 14, 0, tzinfo=UTC)
