@@ -13,8 +13,14 @@ __all__ = ["register"]
 
 
 def _cluster(args: argparse.Namespace) -> Any:
-    from mlops_operator.localcluster.cluster import LocalCluster
-
+    try:
+        from mlops_operator.localcluster.cluster import LocalCluster
+    except ModuleNotFoundError as error:
+        # The images and `pip install mlops-operator[operator]` do not carry the local cluster.
+        raise SystemExit(
+            f"mlops cluster needs the localcluster extra ({error.name} is missing):"
+            " pip install 'mlops-operator[localcluster]'"
+        ) from error
     return LocalCluster(args.state_dir)
 
 
