@@ -8,13 +8,16 @@ trained on the ``s3://`` dataset; every ModelVersion's artifact is in the bucket
 bytes have the sha256 the ModelVersion records; the servers wrote their payload log there and
 v2 was retrained from it (drift, one retrain, canary, promotion); the audit log of the
 ModelDeployment (Deploy v1, then Promote v2, in that order, each once) and of the DriftPolicy
-(its retrain) are objects in the bucket; and no artifact PersistentVolumeClaim was ever made.
+(its retrain) are objects in the bucket, and ``mlops history --full --store s3://…`` reads
+the deployment's from there; and no artifact PersistentVolumeClaim was ever made.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ from mlops_operator.audit import log_key
 from mlops_operator.audit.objects import read_objects
 from mlops_operator.demo.loop import Demo
 from mlops_operator.resources.payloadlog import payload_log_key
+from tests.integration.operator.conftest import MLOPS
 from tests.kube import get_json, kubectl, wait_for
 
 pytestmark = pytest.mark.timeout(900)
@@ -97,6 +101,16 @@ def test_the_loop_runs_on_the_object_store(demo: Demo, kubeconfig: Path, namespa
         what="the retrain in the DriftPolicy's audit log",
     )
     assert [action for action, _ in retrains] == ["Retrain"]
+
+    history = subprocess.run(
+        [str(MLOPS), "history", "iris", "-n", namespace, "--full", "--store", demo.store_uri],
+        env={**os.environ, "KUBECONFIG": str(kubeconfig), **demo.store.env()},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert history.returncode == 0, history.stdout + history.stderr
+    table = [line.split()[1:3] for line in history.stdout.splitlines()[1:]]
+    assert table[-1] == ["Deploy", "1"]
+    assert ["Promote", "2"] in table
 
     claims = kubectl(kubeconfig, "get", "pvc", "-n", namespace, "-o", "json")
     assert json.loads(claims.stdout)["items"] == [], "an artifact claim was made"
