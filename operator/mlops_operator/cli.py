@@ -20,6 +20,7 @@ __all__ = ["main"]
 _COMMAND_MODULES = (
     "mlops_operator.crdgen.commands",
     "mlops_operator.demo",
+    "mlops_operator.imagebuild.commands",
     "mlops_operator.localcluster.commands",
     "mlops_operator.plugin.commands",
     "mlops_operator.reproduce",

@@ -87,11 +87,15 @@ def test_no_rbac_mode_grants_too_much(helm: Helm, sets: list[str]) -> None:
 
 def test_namespaced_rbac_grants_objects_only_in_the_watched_namespaces(helm: Helm) -> None:
     docs = _template(helm, "rbac.scope=Namespaced", "operator.watchNamespaces={team-a,team-b}")
-    assert sorted(r["metadata"]["namespace"] for r in by_kind(docs, "Role")) == ["team-a", "team-b"]
-    assert sorted(b["metadata"]["namespace"] for b in by_kind(docs, "RoleBinding")) == [
-        "team-a",
-        "team-b",
-    ]
+    # Besides the watched namespaces, only the leader election's Role on its one Lease.
+    roles = {(r["metadata"]["namespace"], r["metadata"]["name"]) for r in by_kind(docs, "Role")}
+    assert roles == {
+        ("team-a", "rel-mlops-operator"),
+        ("team-b", "rel-mlops-operator"),
+        ("ops", "rel-mlops-operator-leader-election"),
+    }
+    bindings = by_kind(docs, "RoleBinding")
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["ops", "team-a", "team-b"]
     (operator,) = [
         r for r in by_kind(docs, "ClusterRole") if r["metadata"]["name"] == "rel-mlops-operator"
     ]
