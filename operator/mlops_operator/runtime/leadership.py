@@ -114,24 +114,26 @@ class LeaderElection:
             lease = await self.kube.get(LEASE_API_VERSION, "Lease", self.name, self.namespace)
             if (lease.get("spec") or {}).get("holderIdentity") != self.identity:
                 return
-            await self.kube.patch(
-                LEASE_API_VERSION,
-                "Lease",
-                self.name,
-                self.namespace,
-                {
-                    "metadata": {"resourceVersion": lease["metadata"]["resourceVersion"]},
-                    "spec": {
-                        "holderIdentity": None,
-                        "leaseDurationSeconds": 1,
-                        "renewTime": _micro_time(datetime.now(UTC)),
-                    },
-                },
-            )
+            released = {
+                "holderIdentity": None,
+                "leaseDurationSeconds": 1,
+                "renewTime": _micro_time(datetime.now(UTC)),
+            }
+            await self._write(lease, released)
             logger.info("released the leadership", extra={"lease": f"{self.namespace}/{self.name}"})
         except (ApiError, aiohttp.ClientError, OSError, TimeoutError) as error:
             # The standby then takes over once the Lease expires, as after a crash.
             logger.warning("could not release the Lease: %s", error)
+
+    async def _write(self, lease: dict[str, Any], spec: dict[str, Any]) -> None:
+        """Merge `spec` into the Lease, only if it has not changed since `lease` was read."""
+        await self.kube.patch(
+            LEASE_API_VERSION,
+            "Lease",
+            self.name,
+            self.namespace,
+            {"metadata": {"resourceVersion": lease["metadata"]["resourceVersion"]}, "spec": spec},
+        )
 
     def _spec(self, now: datetime, current: dict[str, Any] | None) -> dict[str, Any]:
         held_by_us = (current or {}).get("holderIdentity") == self.identity
@@ -174,16 +176,7 @@ class LeaderElection:
             if holder and holder != self.identity and not self._expired(lease):
                 self.is_leader = False
                 return False
-            await self.kube.patch(
-                LEASE_API_VERSION,
-                "Lease",
-                self.name,
-                self.namespace,
-                {
-                    "metadata": {"resourceVersion": lease["metadata"]["resourceVersion"]},
-                    "spec": self._spec(now, spec),
-                },
-            )
+            await self._write(lease, self._spec(now, spec))
             return self._renewed()
         except Conflict:
             return False  # another candidate wrote first; read again next round
