@@ -178,17 +178,19 @@ def base_image() -> str:
 
 
 _BUILD_CA = "/run/mlops-build/ca.crt"
+_SYSTEM_CA = "/etc/ssl/certs/ca-certificates.crt"
 
 
 def _trust_args() -> list[str]:
     """The host's CA bundle for the RUN steps' downloads, when the host names one.
 
     Behind a TLS-inspecting proxy the base image's CAs do not verify PyPI. The bundle pip
-    here trusts (PIP_CERT, SSL_CERT_FILE or REQUESTS_CA_BUNDLE) is mounted read-only for the
-    build only and named by the PIP_CERT build argument: the images never carry it.
+    here trusts (PIP_CERT, SSL_CERT_FILE or REQUESTS_CA_BUNDLE, else the system's, which
+    holds the CAs an administrator added) is mounted read-only for the build only and named
+    by the PIP_CERT build argument: the images never carry it.
     """
-    for variable in ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
-        bundle = os.environ.get(variable)
+    candidates = [os.environ.get(v) for v in ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")]
+    for bundle in (*candidates, _SYSTEM_CA):
         if bundle and Path(bundle).is_file():
             return ["--volume", f"{bundle}:{_BUILD_CA}:ro", "--build-arg", f"PIP_CERT={_BUILD_CA}"]
     return []

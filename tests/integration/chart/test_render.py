@@ -183,4 +183,10 @@ def test_every_overlay_builds(overlay: object) -> None:
     assert result.returncode == 0, result.stderr
     docs = documents(result.stdout)
     (deployment,) = by_kind(docs, "Deployment")
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    # Leader election is on: a rolling update's new pod stands by until the old one has gone.
+    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate"}
+    env = {
+        e["name"]: e.get("value")
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["MLOPS_LEADER_ELECTION"] == "true"
