@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -213,8 +214,14 @@ def test_the_trainer_image_trains_and_the_server_image_serves(
         [*server.entrypoint, "--model-dir", "/tmp/work/model", "--host", "127.0.0.1",
          "--port", str(port)],
     )  # fmt: skip
+    # A session of its own: the stop signal goes to the whole group (unshare does not pass it on).
     process = subprocess.Popen(
-        args, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        args,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 120
@@ -240,7 +247,11 @@ def test_the_trainer_image_trains_and_the_server_image_serves(
                                                    "datatype": "FP32", "data": [1, 2, 3]}]})  # fmt: skip
         assert 400 <= status < 500, answer
     finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=60)
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            output, _ = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise
     assert "Traceback" not in output, output[-3000:]
     assert os.stat(tmp_path / "model" / "model.onnx").st_uid == 65532
