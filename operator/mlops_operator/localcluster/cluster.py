@@ -23,6 +23,7 @@ from mlops_operator.localcluster import (
     addons,
     binaries,
     diskimages,
+    images,
     network,
     objectstore,
     pki,
@@ -348,6 +349,7 @@ class LocalCluster:
         if self._with_node and _owner_is(self.layout.root):
             network.remove_bridge()
             _node_owner_file().unlink(missing_ok=True)
+            images.release_built_images()
         self._discard_data()
         return stopped
 
