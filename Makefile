@@ -22,7 +22,7 @@ demo: $(STAMP) binaries ## The main job: the closed MLOps loop, end to end, on t
 	$(MLOPS) demo
 
 .PHONY: test
-test: $(STAMP) binaries images lint typecheck ## The whole suite: lint, types, unit, integration and e2e tests.
+test: $(STAMP) binaries images browser lint typecheck ## The whole suite: lint, types, unit, integration and e2e tests.
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ##@ Development
@@ -70,6 +70,13 @@ binaries: $(STAMP) ## Build (first run only) and cache the cluster binaries and 
 .PHONY: images
 images: $(STAMP) ## Build the operator, trainer and server images with buildah (IMAGE_REPO, IMAGE_TAG).
 	$(MLOPS) images build --repo $(IMAGE_REPO) --tag $(IMAGE_TAG)
+
+.PHONY: browser
+browser: ## Debian's chromium for the console's browser tests (installed when missing, as root).
+	@command -v chromium >/dev/null || { \
+		echo "[browser] installing chromium from Debian"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends chromium fonts-liberation >/dev/null; }
 
 .PHONY: lint
 lint: $(STAMP) ## ruff (lint and format), the import-layer contracts, and uv.lock matching pyproject.toml.
