@@ -17,7 +17,15 @@ from tests.unit.chart.rendered import REPO
 
 RUNBOOKS = REPO / "docs" / "runbooks.md"
 RULE = REPO / "charts" / "mlops-operator" / "templates" / "monitoring" / "prometheusrule.yaml"
-_CITED = re.compile(r"(?:kubectl mlops|(?<![\w/-])mlops) ([a-z][a-z-]*)")
+# A command: `kubectl mlops X` anywhere; `mlops X` in backquotes or starting a (code) line.
+_CITED = re.compile(
+    r"kubectl mlops ([a-z][a-z-]*)|`(?:\S*/)?mlops ([a-z][a-z-]*)|^\s*(?:\$ )?(?:\S*/)?mlops ([a-z][a-z-]*)",
+    re.MULTILINE,
+)
+
+
+def _cited(text: str) -> set[str]:
+    return {name for match in _CITED.findall(text) for name in match if name}
 
 
 def _subcommands() -> set[str]:
@@ -27,7 +35,7 @@ def _subcommands() -> set[str]:
 
 
 def _missing(text: str) -> set[str]:
-    return set(_CITED.findall(text)) - _subcommands()
+    return _cited(text) - _subcommands()
 
 
 def test_every_cited_command_exists() -> None:
@@ -37,7 +45,11 @@ def test_every_cited_command_exists() -> None:
 
 
 def test_the_checker_finds_a_command_that_does_not_exist() -> None:
-    assert _missing("then run `kubectl mlops retrain POLICY` or mlops history X") == {"retrain"}
+    assert _missing("then run `kubectl mlops retrain POLICY` or `mlops history X`") == {"retrain"}
+    assert _cited("$ mlops rollback iris\n`.venv/bin/mlops promote`, the four mlops kinds") == {
+        "rollback",
+        "promote",
+    }
 
 
 def test_every_alert_has_its_section() -> None:
