@@ -10,6 +10,7 @@ program (the trainer image, which carries fsspec), never by the operator.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import UTC
 
@@ -17,9 +18,11 @@ from pydantic import ValidationError
 
 from mlops_operator.audit.entry import AuditEntry
 from mlops_operator.audit.log import fresh_entries
-from mlops_operator.storage.store import ArtifactStore, sha256_bytes
+from mlops_operator.storage.store import ArtifactStore, StorageError, sha256_bytes
 
 __all__ = ["append_objects", "objects_prefix", "read_objects"]
+
+_READ_ATTEMPTS = 5
 
 
 def objects_prefix(key: str) -> str:
@@ -43,12 +46,30 @@ def append_objects(store: ArtifactStore, key: str, entries: Sequence[AuditEntry]
     return len(fresh)
 
 
+def _read(store: ArtifactStore, name: str) -> bytes | None:
+    """The object `name`, or None if it vanished since it was listed.
+
+    Two appenders may write the same entry at once (identical bytes); while one replaces the
+    other's object, some servers (versitygw's posix backend) briefly show it listed but
+    absent. A few short retries see it back; an object still absent is left for a later read.
+    """
+    for attempt in range(_READ_ATTEMPTS):
+        try:
+            return store.read_bytes(name)
+        except StorageError:
+            time.sleep(0.1 * (attempt + 1))
+    return None
+
+
 def read_objects(store: ArtifactStore, key: str) -> tuple[list[AuditEntry], int]:
     """The entries of the log `key` in an object store, in order, and how many did not parse."""
     entries, bad = [], 0
     for name in store.keys(objects_prefix(key)):
+        data = _read(store, name)
+        if data is None:
+            continue
         try:
-            entries.append(AuditEntry.model_validate_json(store.read_bytes(name)))
+            entries.append(AuditEntry.model_validate_json(data))
         except ValidationError:
             bad += 1
     return entries, bad
