@@ -32,7 +32,9 @@ replicas change, and a judgement is taken only once per recorded window.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -77,11 +79,19 @@ from mlops_operator.resources.common import (
     ArtifactStorage,
     label_value,
 )
+from mlops_operator.resources.labels import (
+    evaluator_deployment,
+    evaluator_name,
+    evaluator_selector,
+    labels_key_secret,
+    labels_key_secret_name,
+)
 from mlops_operator.resources.modeldeployment import (
     SERVER_COMPONENT,
     SERVER_PORT,
     VERSION_LABEL,
     deployment_name,
+    grpc_port,
     service_monitor,
     service_url,
     serving_deployment,
@@ -193,6 +203,9 @@ def _ready(deployments: Sequence[Mapping[str, Any]]) -> dict[int, int]:
 
 async def _pod_urls(kube: KubeClient, mdep: ModelDeployment, version: int) -> list[str]:
     pods = await kube.list("v1", "Pod", mdep.namespace, labels=serving_selector(mdep, version))
+    if mdep.spec.feedback is not None:
+        # The evaluator's realized accuracy is read with the version's own counters.
+        pods += await kube.list("v1", "Pod", mdep.namespace, labels=evaluator_selector(mdep))
     return [
         f"http://{pod['status']['podIP']}:{SERVER_PORT}/metrics"
         for pod in pods
@@ -311,10 +324,11 @@ async def _converge(
 ) -> None:
     settings = context.settings
     storage = storage_of(settings)
-    await children.apply(context, serving_service(mdep), exists=True)
+    grpc = grpc_port(mdep, settings.server_grpc_port)
+    await children.apply(context, serving_service(mdep, grpc), exists=True)
     mirror_url = None
     if plan.mirror_to is not None:
-        await children.apply(context, shadow_service(mdep), exists=True)
+        await children.apply(context, shadow_service(mdep, grpc), exists=True)
         mirror_url = (
             f"http://{shadow_service_name(mdep.name)}.{mdep.namespace}.svc.cluster.local:80"
         )
@@ -329,7 +343,7 @@ async def _converge(
         name = deployment_name(mdep.name, served.version)
         wanted.add(name)
         manifest = _deployment(mdep, served, mv, settings.server_image, storage,
-                               mirror_url if is_champion else None)  # fmt: skip
+                               mirror_url if is_champion else None, grpc)  # fmt: skip
         await children.apply(context, manifest, exists=name in present)
     for name in present - wanted:
         await children.delete(context, "apps/v1", "Deployment", name, mdep.namespace)
@@ -337,11 +351,31 @@ async def _converge(
         await children.delete(
             context, "v1", "Service", shadow_service_name(mdep.name), mdep.namespace
         )
+    await _converge_labels(context, mdep, storage)
     if mdep.spec.monitoring.service_monitor.enabled:
         try:
             await children.apply(context, service_monitor(mdep), exists=True)
         except ApiError as error:
             logger.warning("no ServiceMonitor for %s (is the CRD installed?): %s", mdep.name, error)
+
+
+async def _converge_labels(
+    context: OperatorContext, mdep: ModelDeployment, storage: ArtifactStorage
+) -> None:
+    """The request-id key (created once, never read back) and the evaluator, with `feedback`."""
+    name = evaluator_name(mdep.name)
+    if mdep.spec.feedback is None:
+        await children.delete(context, "apps/v1", "Deployment", name, mdep.namespace)
+        return
+    secret = labels_key_secret_name(mdep.name)
+    marker = f"v1/Secret/{mdep.namespace}/{secret}"
+    if context.applied.get(marker) is None:
+        # Created before: its key must stay, or every id issued so far would be 404.
+        with contextlib.suppress(Conflict):
+            await context.kube.create(labels_key_secret(mdep, os.urandom(32)))
+        context.applied.put(marker, "created")
+    manifest = evaluator_deployment(mdep, image=context.settings.server_image, storage=storage)
+    await children.apply(context, manifest, exists=True)
 
 
 def _deployment(
@@ -351,6 +385,7 @@ def _deployment(
     image: str,
     storage: ArtifactStorage,
     mirror_url: str | None,
+    grpc: int,
 ) -> dict[str, Any]:
     return serving_deployment(
         mdep,
@@ -362,6 +397,7 @@ def _deployment(
         image=image,
         storage=storage,
         shadow_url=mirror_url,
+        grpc_port=grpc,
     )
 
 

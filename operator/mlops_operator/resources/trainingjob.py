@@ -50,11 +50,14 @@ from mlops_operator.api.modelversion import (
     ModelVersionSpec,
     PrimaryMetric,
     SignatureSummary,
+    SourceLineage,
     TensorDtype,
     TensorSummary,
 )
 from mlops_operator.api.resource import API_VERSION
 from mlops_operator.api.trainingjob import (
+    Dataset,
+    DatasetSource,
     NumericImpute,
     PayloadLogSource,
     Task,
@@ -82,7 +85,7 @@ from mlops_operator.trainer.result import (
     TrainingSucceeded,
     parse_termination_message,
 )
-from mlops_operator.trainer.settings import TrainerSettings
+from mlops_operator.trainer.settings import DataSource, TrainerSettings
 
 __all__ = [
     "CONTAINER",
@@ -126,42 +129,79 @@ def job_name(training: TrainingJob) -> str:
     return label_value(training.name)
 
 
+AnySource = Dataset | DatasetSource
+"""A single-source dataset, or one source of several: the same three ways to name data."""
+
+
+def _source_lineage_uri(source: AnySource, namespace: str) -> str:
+    if source.uri is not None:
+        return source.uri
+    if source.pvc is not None:
+        return f"pvc://{source.pvc.claim_name}/{source.pvc.path}"
+    log = _payload_log(source)
+    return f"payloadlog://{namespace}/{log.deployment}?window={log.window}"
+
+
 def dataset_lineage_uri(training: TrainingJob) -> str:
     """The dataset as the lineage records it: the URI given, ``pvc://<claim>/<path>``, or
-    ``payloadlog://<namespace>/<deployment>?window=<window>``."""
+    ``payloadlog://<namespace>/<deployment>?window=<window>``; several joined by `` + ``."""
     dataset = training.spec.dataset
-    if dataset.uri is not None:
-        return dataset.uri
-    if dataset.pvc is not None:
-        return f"pvc://{dataset.pvc.claim_name}/{dataset.pvc.path}"
-    source = _payload_log(training)
-    return f"payloadlog://{training.namespace}/{source.deployment}?window={source.window}"
+    if dataset.sources:
+        return " + ".join(_source_lineage_uri(s, training.namespace) for s in dataset.sources)
+    return _source_lineage_uri(dataset, training.namespace)
 
 
-def _payload_log(training: TrainingJob) -> PayloadLogSource:
-    source = training.spec.dataset.from_payload_log
-    if source is None:
+def _payload_log(source: AnySource) -> PayloadLogSource:
+    log = source.from_payload_log
+    if log is None:
         raise UnsupportedSpec("`dataset` names no source; give `uri`, `pvc` or `fromPayloadLog`")
-    return source
+    return log
 
 
-def _trainer_dataset_uri(training: TrainingJob, storage: ArtifactStorage) -> str:
-    dataset = training.spec.dataset
-    if dataset.pvc is not None:
-        return f"file://{DATASET_MOUNT_ROOT}/{dataset.pvc.claim_name}/{dataset.pvc.path}"
-    if dataset.uri is not None:
-        return dataset.uri
-    source = _payload_log(training)
+def _source_uri(
+    source: AnySource,
+    training: TrainingJob,
+    storage: ArtifactStorage,
+    payload_logs: Mapping[str, str],
+) -> str:
+    if source.pvc is not None:
+        return f"file://{DATASET_MOUNT_ROOT}/{source.pvc.claim_name}/{source.pvc.path}"
+    if source.uri is not None:
+        return source.uri
+    log = _payload_log(source)
     try:
-        window = parse_duration(source.window)
+        window = parse_duration(log.window)
     except ValueError as error:
         raise UnsupportedSpec(f"`dataset.fromPayloadLog.window`: {error}") from error
-    return payload_log_dataset_uri(
-        payload_log_root(storage, training.namespace, source.deployment),
-        target=training.spec.target,
-        window_seconds=window,
-        min_rows=source.min_rows,
+    root = payload_logs.get(log.deployment) or payload_log_root(
+        storage, training.namespace, log.deployment
     )
+    return payload_log_dataset_uri(
+        root, target=training.spec.target, window_seconds=window, min_rows=log.min_rows
+    )
+
+
+def _data(
+    training: TrainingJob, storage: ArtifactStorage, payload_logs: Mapping[str, str]
+) -> dict[str, Any]:
+    """The trainer's dataset settings: one URI and its format, or the list of sources."""
+    dataset = training.spec.dataset
+    if not dataset.sources:
+        return {
+            "dataset_uri": _source_uri(dataset, training, storage, payload_logs),
+            "dataset_format": dataset.format.value,
+        }
+    return {
+        "sources": [
+            DataSource(
+                uri=_source_uri(source, training, storage, payload_logs),
+                format=source.format.value,
+                sample=source.sample,
+                lineage_uri=_source_lineage_uri(source, training.namespace),
+            )
+            for source in dataset.sources
+        ]
+    }
 
 
 def _imputation(training: TrainingJob) -> Literal["auto", "mean"]:
@@ -178,13 +218,20 @@ def _imputation(training: TrainingJob) -> Literal["auto", "mean"]:
 
 
 def trainer_settings(
-    training: TrainingJob, storage: ArtifactStorage, image: str
+    training: TrainingJob,
+    storage: ArtifactStorage,
+    image: str,
+    payload_logs: Mapping[str, str] | None = None,
 ) -> TrainerSettings:
-    """The trainer's settings for `training` (rendered into the pod's environment)."""
+    """The trainer's settings for `training` (rendered into the pod's environment).
+
+    `payload_logs`: where a ModelDeployment's payload log is when its ``payloadLogging.uri``
+    moved it out of the artifact store, by deployment name.
+    """
     spec = training.spec
     try:
         return TrainerSettings(
-            dataset_uri=_trainer_dataset_uri(training, storage),
+            **_data(training, storage, payload_logs or {}),
             target=spec.target,
             estimator=spec.estimator.name.value,
             params=spec.estimator.params,
@@ -208,28 +255,29 @@ def trainer_settings(
 def _volumes(training: TrainingJob, storage: ArtifactStorage) -> tuple[list[Any], list[Any]]:
     volumes = [scratch_volume(), *storage.volumes()]
     mounts = [scratch_mount(), *storage.mounts()]
-    pvc = training.spec.dataset.pvc
-    if pvc is not None:
+    dataset = training.spec.dataset
+    named: list[AnySource] = [dataset, *(dataset.sources or [])]
+    claims = sorted({s.pvc.claim_name for s in named if s.pvc is not None})
+    for index, claim in enumerate(claims):
+        name = "dataset" if index == 0 else f"dataset-{index}"
         volumes.append(
-            {
-                "name": "dataset",
-                "persistentVolumeClaim": {"claimName": pvc.claim_name, "readOnly": True},
-            }
+            {"name": name, "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
         )
         mounts.append(
-            {
-                "name": "dataset",
-                "mountPath": f"{DATASET_MOUNT_ROOT}/{pvc.claim_name}",
-                "readOnly": True,
-            }
+            {"name": name, "mountPath": f"{DATASET_MOUNT_ROOT}/{claim}", "readOnly": True}
         )
     return volumes, mounts
 
 
-def build_job(training: TrainingJob, storage: ArtifactStorage, image: str) -> dict[str, Any]:
+def build_job(
+    training: TrainingJob,
+    storage: ArtifactStorage,
+    image: str,
+    payload_logs: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """The ``batch/v1`` Job that runs the trainer for `training` (raises `UnsupportedSpec`)."""
     spec = training.spec
-    env = trainer_settings(training, storage, image).to_env()
+    env = trainer_settings(training, storage, image, payload_logs).to_env()
     volumes, mounts = _volumes(training, storage)
     meta_labels = labels(spec.model_name, component=TRAINER_COMPONENT, training_job=training.name)
     container: dict[str, Any] = {
@@ -506,6 +554,8 @@ def build_model_version(
                 sha256=result.dataset_sha256,
                 rows=result.dataset_rows,
                 columns=result.dataset_columns,
+                format=None if spec.dataset.format.value == "auto" else spec.dataset.format.value,
+                sources=_source_lineage(training, result),
             ),
             target=spec.target,
             estimator=spec.estimator.name,
@@ -536,6 +586,23 @@ def build_model_version(
         },
         "spec": version_spec.model_dump(mode="json", by_alias=True, exclude_none=True),
     }
+
+
+def _source_lineage(training: TrainingJob, result: TrainingSucceeded) -> list[SourceLineage] | None:
+    dataset = training.spec.dataset
+    named: list[AnySource] = [*dataset.sources] if dataset.sources else [dataset]
+    if not result.dataset_sources or len(named) != len(result.dataset_sources):
+        return None
+    return [
+        SourceLineage(
+            uri=_source_lineage_uri(source, training.namespace),
+            sha256=sha256,
+            rows=rows,
+            sample=getattr(source, "sample", 1.0),
+            used_rows=used,
+        )
+        for source, (sha256, rows, used) in zip(named, result.dataset_sources, strict=True)
+    ]
 
 
 def _summary(outcome: Outcome, model_version: str | None) -> str:

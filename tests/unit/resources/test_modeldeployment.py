@@ -14,6 +14,7 @@ from mlops_operator.decisions.gates import merge_gates
 from mlops_operator.resources.common import ArtifactStorage
 from mlops_operator.resources.modeldeployment import (
     TRAFFIC_LABEL,
+    grpc_port,
     serving_deployment,
     serving_selector,
     serving_service,
@@ -42,10 +43,11 @@ def _mdep(**spec: Any) -> ModelDeployment:
     )  # fmt: skip
 
 
-def _deployment(traffic: bool = True, **spec: Any) -> dict[str, Any]:
+def _deployment(traffic: bool = True, grpc: int = 0, **spec: Any) -> dict[str, Any]:
     return serving_deployment(
         _mdep(**spec), version=3, model_version="iris-v3", artifact_uri="pvc://mlops-artifacts/m/k",
         replicas=2, traffic=traffic, image="mlops-operator/server:1", storage=ArtifactStorage(),
+        grpc_port=grpc,
     )  # fmt: skip
 
 
@@ -106,6 +108,32 @@ def test_traffic_and_shadow_pods_are_told_apart() -> None:
     assert mirror["metadata"]["name"] == "iris-shadow"
     annotations = _deployment()["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
+
+
+def test_the_grpc_port_reaches_the_server_the_pod_and_the_services(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The ModelDeployment's own port wins over the operator's default; 0 turns gRPC off.
+    assert grpc_port(_mdep(server={"grpcPort": 9100}), 9000) == 9100
+    assert grpc_port(_mdep(), 9000) == 9000
+    assert grpc_port(_mdep(server={"grpcPort": 0}), 9000) == 0
+    deployment = _deployment(grpc=9100)
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "grpc", "containerPort": 9100, "protocol": "TCP"} in container["ports"]
+    monkeypatch.setenv("MLOPS_MODEL_DIR", "/m")
+    monkeypatch.setenv("MLOPS_GRPC_PORT", _env(deployment)["MLOPS_GRPC_PORT"])
+    assert ServingSettings().grpc_port == 9100  # type: ignore[call-arg]
+    for service in (serving_service(_mdep(), 9100), shadow_service(_mdep(), 9100)):
+        ports = {p["name"]: p for p in service["spec"]["ports"]}
+        assert ports["grpc"]["port"] == 9100
+        assert ports["grpc"]["targetPort"] == "grpc"
+        assert ports["grpc"]["appProtocol"] == "kubernetes.io/h2c"
+    off = _deployment(grpc=0)
+    assert [p["name"] for p in off["spec"]["template"]["spec"]["containers"][0]["ports"]] == [
+        "http"
+    ]
+    assert "MLOPS_GRPC_PORT" not in _env(off)
+    assert [p["name"] for p in serving_service(_mdep(), 0)["spec"]["ports"]] == ["http"]
 
 
 def _mv(name: str = "iris-v2") -> ModelVersion:
