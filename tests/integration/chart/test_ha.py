@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from mlops_operator.resources.modeldeployment import SERVER_COMPONENT
 from tests.integration.chart.conftest import CHART, Helm
 from tests.integration.chart.test_install import _trained, release, watched
 from tests.kube import get_json, kubectl, wait_for
@@ -167,10 +168,16 @@ def test_two_replicas_one_leader_and_a_takeover_without_duplicates(
     assert len(trainer_jobs) == 1, [j["metadata"]["name"] for j in trainer_jobs]
     versions = get_json(kubeconfig, "modelversions", "-n", watched)["items"]
     assert [v["metadata"]["name"] for v in versions] == ["iris-v1"]
-    deployments = get_json(kubeconfig, "deployments", "-n", watched, "-l", "mlops.dev/model=iris")[
-        "items"
-    ]
-    assert len(deployments) == 1, [d["metadata"]["name"] for d in deployments]
+    # The inference servers (the label evaluator, a Deployment of its own, is not one).
+    servers = get_json(
+        kubeconfig,
+        "deployments",
+        "-n",
+        watched,
+        "-l",
+        f"mlops.dev/model=iris,app.kubernetes.io/component={SERVER_COMPONENT}",
+    )["items"]
+    assert len(servers) == 1, [d["metadata"]["name"] for d in servers]
 
     restarted = wait_for(
         lambda: next(
