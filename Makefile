@@ -21,9 +21,12 @@ IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 demo: $(STAMP) binaries ## The main job: the closed MLOps loop, end to end, on the local cluster.
 	$(MLOPS) demo
 
+# The suite brings the local cluster up once, then runs every test not marked serial on
+# MLOPS_TEST_WORKERS pytest-xdist workers (default 4) and the serial ones alone after them
+# (tests/suite.py, tests/conftest.py).
 .PHONY: test
 test: $(STAMP) binaries images browser lint typecheck ## The whole suite: lint, types, unit, integration and e2e tests.
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m tests.suite $(PYTEST_ARGS)
 
 ##@ Development
 
@@ -99,8 +102,8 @@ fmt: $(STAMP) ## Apply ruff's fixes and formatting.
 	$(VENV)/bin/ruff format operator tests benchmarks
 
 .PHONY: test-unit
-test-unit: $(STAMP) ## Only the tests that need no cluster.
-	$(PY) -m pytest -m unit $(PYTEST_ARGS)
+test-unit: $(STAMP) ## Only the tests that need no cluster (on MLOPS_TEST_WORKERS workers, default 4).
+	$(PY) -m pytest -m unit --numprocesses $${MLOPS_TEST_WORKERS:-4} $(PYTEST_ARGS)
 
 .PHONY: cluster-up
 cluster-up: $(STAMP) binaries ## Bring the local cluster up (then: eval "$$(.venv/bin/mlops cluster env)").

@@ -32,7 +32,8 @@ from tests.e2e.conftest import ClosedLoop
 from tests.kube import get_json, wait_for
 from tests.unit.chart.rendered import REPO
 
-pytestmark = pytest.mark.timeout(900)
+# One worker runs the session's closed loop once for every test that looks at it.
+pytestmark = [pytest.mark.timeout(900), pytest.mark.xdist_group("closed-loop")]
 
 DOCS = REPO / "docs" / "console"
 WCAG = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}

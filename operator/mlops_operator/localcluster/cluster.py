@@ -7,6 +7,7 @@ missing ones are started in dependency order, each waited on until healthy.
 
 from __future__ import annotations
 
+import fcntl
 import shlex
 import shutil
 import ssl
@@ -15,7 +16,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -307,6 +309,16 @@ class LocalCluster:
         if proc.returncode != 0:
             raise RuntimeError(f"bootstrap objects were refused: {proc.stderr.strip()}")
 
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        # `up` and `down` of one cluster take turns: parallel test workers each bring
+        # the shared cluster up, and two at once would both start an etcd and allocate
+        # ports of their own. The lock is released with its descriptor, even on a crash.
+        self.layout.root.mkdir(parents=True, exist_ok=True)
+        with (self.layout.root / "lifecycle.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
     def up(self, *, object_store: bool = False) -> Ports:
         """Start whatever is not running; return once every component is healthy.
 
@@ -314,9 +326,13 @@ class LocalCluster:
         """
         if object_store and not self._with_node:
             raise ValueError("the object store listens on the node's bridge: it needs the node")
-        extra = (binaries.OBJECT_STORE,) if object_store else ()
-        binaries.ensure_binaries((*binaries.DEFAULT_COMPONENTS, *extra))
-        prerequisites.ensure_packages()
+        with self._exclusive():
+            extra = (binaries.OBJECT_STORE,) if object_store else ()
+            binaries.ensure_binaries((*binaries.DEFAULT_COMPONENTS, *extra))
+            prerequisites.ensure_packages()
+            return self._up(object_store=object_store)
+
+    def _up(self, *, object_store: bool) -> Ports:
         started = time.monotonic()
         ports = self.layout.load_ports()
         if ports is None or not self.is_running():
@@ -340,6 +356,10 @@ class LocalCluster:
 
     def down(self) -> list[str]:
         """Stop every component (reverse order); return the names of those stopped."""
+        with self._exclusive():
+            return self._down()
+
+    def _down(self) -> list[str]:
         # The node gets the longest grace: it stops its pods' processes first.
         stopped = [
             c.name

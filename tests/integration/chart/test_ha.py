@@ -30,6 +30,10 @@ from tests.unit.chart.rendered import REPO
 
 __all__ = ["release", "watched"]  # fixtures shared with test_install
 
+# Serial: the 20 s takeover is a deadline, which a machine busy with the parallel phase
+# could stretch (the standby's renewal loop and the test's polling both need the CPU).
+pytestmark = pytest.mark.serial
+
 TAKEOVER_SECONDS = 20
 EXAMPLES = REPO / "manifests" / "examples" / "iris"
 

@@ -31,6 +31,10 @@ from tests.unit.chart.rendered import REPO
 
 EXAMPLE = REPO / "manifests" / "examples" / "iris" / "trainingjob.yaml"
 
+# The chart's user roles (mlops-viewer, -editor, -approver) are cluster-wide with fixed
+# names: tests that install the chart take turns on one worker.
+pytestmark = pytest.mark.xdist_group("chart-install")
+
 
 @pytest.fixture
 def watched(kubeconfig: Path) -> Iterator[str]:

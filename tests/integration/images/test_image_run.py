@@ -37,7 +37,9 @@ import pytest
 from mlops_operator import DEFAULT_IMAGE_REPO, __version__
 from mlops_operator.imagebuild.build import IMAGES, BuiltImage, build_images
 
-pytestmark = pytest.mark.timeout(1800)
+# One worker builds the images (with test_built_images.py): buildah builds of the same
+# layers from several workers at once would only wait on each other's storage locks.
+pytestmark = [pytest.mark.timeout(1800), pytest.mark.xdist_group("images")]
 
 # The runtime side of a container, reduced to what these checks need; "$@" is the command.
 _CONTAINER = r"""

@@ -32,7 +32,8 @@ from tests.unit.chart.rendered import REPO
 
 __all__ = ["crds", "helm", "helm_binary", "release", "watched"]  # fixtures used here
 
-pytestmark = pytest.mark.timeout(1800)
+# Builds the images: on the worker that builds them for tests/integration/images too.
+pytestmark = [pytest.mark.timeout(1800), pytest.mark.xdist_group("images")]
 
 REPO_PREFIX = "localhost/mlops-operator"
 

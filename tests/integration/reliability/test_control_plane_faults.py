@@ -43,7 +43,8 @@ from tests.integration.operator.conftest import RunningOperator, http_get, start
 from tests.integration.trainingjob.conftest import apply, items, training_job
 from tests.kube import get_json, kubectl, wait_for
 
-pytestmark = pytest.mark.reliability
+# One worker makes the module's private control plane once (etcd and an API server of its own).
+pytestmark = [pytest.mark.reliability, pytest.mark.xdist_group("private-control-plane")]
 
 BURST = 12
 OUTAGE_TIMEOUT = 90
