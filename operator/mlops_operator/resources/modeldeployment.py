@@ -191,6 +191,7 @@ def serving_deployment(
         "name": "server",
         "image": image,
         "env": [*env, *storage.env()],
+        **({"envFrom": storage.env_from()} if storage.env_from() else {}),
         "ports": ports,
         "readinessProbe": {
             "httpGet": {"path": "/v2/health/ready", "port": "http"},
