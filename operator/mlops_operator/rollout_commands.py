@@ -158,6 +158,19 @@ async def _logged_history(
     from mlops_operator.audit import log_key, read_entries
 
     key = log_key(namespace, "modeldeployments", args.name)
+    if args.store:
+        # An object store: one object per entry, read with this machine's credentials.
+        from mlops_operator.audit.objects import read_objects
+        from mlops_operator.storage import ArtifactStore, StorageError
+
+        try:
+            entries, bad = read_objects(ArtifactStore(args.store), key)
+        except StorageError as error:
+            print(f"error: cannot read the audit log from {args.store}: {error}")
+            return None
+        if bad:
+            print(f"warning: {bad} audit object(s) under {args.store} did not parse")
+        return [entry.model_dump(mode="json") for entry in reversed(entries)]
     root = await _store_dir(kube, namespace, args)
     if root is None:
         print(f"error: the artifact claim {args.claim} of {namespace} is not readable from this"
@@ -278,6 +291,12 @@ def register(subparsers: Any) -> None:
             )
             parser.add_argument(
                 "--store-dir", metavar="DIR", help="the artifact store's root, mounted here"
+            )
+            parser.add_argument(
+                "--store",
+                metavar="URI",
+                help="the artifact store's object-store root (the operator's --artifact-uri,"
+                " e.g. s3://bucket/prefix), read with this machine's credentials (AWS_*)",
             )
             parser.add_argument(
                 "--claim",

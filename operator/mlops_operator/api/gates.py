@@ -145,6 +145,6 @@ class Gates(CamelModel):
     require_approval: bool = Field(
         default=False,
         description="Hold a version that passed every other gate until a person holding the"
-        " `approve` verb (role mlops-approver) approves it. A version the operator did not"
-        " produce from a TrainingJob is always held.",
+        " `approve` verb (the chart's approver role, `<release>-approver`) approves it. A"
+        " version the operator did not produce from a TrainingJob is always held.",
     )

@@ -51,7 +51,7 @@ OPERATOR_ANNOTATIONS = (TRAINING_JOB_UID, AUDITED)
 
 
 class Verb(StrEnum):
-    """The custom RBAC verbs of governance (role ``mlops-approver``; cluster admins have all)."""
+    """The custom RBAC verbs of governance (the chart's role ``<release>-approver``; cluster admins have all)."""
 
     APPROVE = "approve"
     """modelversions: approve a version held by ``requireApproval``, or revoke an approval."""

@@ -50,7 +50,8 @@ def awaiting_message(reason: str) -> str:
     """The message of a version held for approval: why, and how to approve it."""
     return (
         f"{reason}; waiting for approval: a user holding the `approve` verb on modelversions"
-        f" (role mlops-approver) sets {APPROVED_BY} to their own user name (`mlops approve`)"
+        f" (the approver role, `<release>-approver`) sets {APPROVED_BY} to their own user name"
+        " (`mlops approve`)"
     )
 
 

@@ -62,9 +62,6 @@ async def write_audit(
         return
     newest = entries[-1]
     storage = storage_of(context.settings)
-    if not storage.uses_pvc:
-        log.debug("no audit log for %s/%s: the store is not a PVC", newest.namespace, newest.name)
-        return
     manifest = audit_job(
         entries,
         key=log_key(newest.namespace, plural, newest.name),

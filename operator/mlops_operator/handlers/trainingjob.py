@@ -112,7 +112,11 @@ def _now() -> datetime:
 
 def storage_of(settings: OperatorSettings) -> ArtifactStorage:
     """The artifact store the operator's settings describe."""
-    return ArtifactStorage(claim=settings.artifact_pvc, uri=settings.artifact_uri)
+    return ArtifactStorage(
+        claim=settings.artifact_pvc,
+        uri=settings.artifact_uri,
+        credentials_secret=settings.artifact_credentials_secret,
+    )
 
 
 def _post(obj: Mapping[str, Any], *, type: str, reason: str, message: str) -> None:

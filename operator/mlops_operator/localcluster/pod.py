@@ -183,7 +183,8 @@ class PodWorker:
         unrunnable = []
         for init, key in ((True, "initContainers"), (False, "containers")):
             for c in spec.get(key, []):
-                image = resolve_image(c["image"])
+                # A built image may need mounting: buildah runs outside the event loop.
+                image = await asyncio.to_thread(resolve_image, c["image"])
                 state = ContainerState(c["name"])
                 previous = next(
                     (
@@ -405,6 +406,12 @@ class PodWorker:
             "mounts": mounts,
             "environment": self.node.environment,
             "terminationLog": target,
+            # A built image: chroot into its root file system (read-only when asked).
+            "rootfs": container.image.rootfs,
+            "rootDir": str(self.dir / "roots" / container.state.name),
+            "readOnlyRoot": bool(
+                container.spec.get("securityContext", {}).get("readOnlyRootFilesystem")
+            ),
         }
         path = self.dir / "run" / f"{container.state.name}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -412,16 +419,19 @@ class PodWorker:
         return path
 
     def _argv(self, container: _Container) -> list[str]:
+        # Kubernetes' rule: command replaces ENTRYPOINT, args replace CMD.
         command = container.spec.get("command")
         args = container.spec.get("args", [])
         if command:
             return [*command, *args]
-        return [*container.image.entrypoint, *args]
+        return [*container.image.entrypoint, *(args or container.image.cmd)]
 
-    def _base_env(self, uid: int) -> dict[str, str]:
+    def _base_env(self, container: _Container, uid: int) -> dict[str, str]:
         path = f"{Path(sys.prefix) / 'bin'}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         return {
-            "PATH": path,
+            # A built image's ENV (its PATH included) comes first; the pod's env wins over it.
+            **dict(container.image.env),
+            "PATH": dict(container.image.env).get("PATH", path),
             "HOSTNAME": self.pod["spec"].get("hostname") or self.name,
             "HOME": "/root" if uid == 0 else "/",
             "KUBERNETES_SERVICE_HOST": self.node.api_service_host,
@@ -439,7 +449,7 @@ class PodWorker:
         try:
             sources = await self._env_sources()
             uid = self._identity(container)[0]
-            env = container_env(self.pod, container.spec, sources, self._base_env(uid))
+            env = container_env(self.pod, container.spec, sources, self._base_env(container, uid))
             termination = self.dir / "termination" / state.name
             termination.parent.mkdir(parents=True, exist_ok=True)
             termination.write_text("")

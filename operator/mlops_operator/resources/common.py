@@ -196,11 +196,17 @@ def scratch_mount() -> dict[str, Any]:
 class ArtifactStorage:
     """Where workloads read and write artifacts: a PVC (``claim``) or an object store (``uri``).
 
-    ``uri`` wins when both are set: an object-store root needs no volume.
+    ``uri`` wins when both are set: an object-store root needs no volume. With an object
+    store, ``credentials_secret`` names a Secret (in the workload's namespace) whose keys
+    become every workload container's environment: ``AWS_ACCESS_KEY_ID``,
+    ``AWS_SECRET_ACCESS_KEY`` and, for an S3-compatible server, ``AWS_ENDPOINT_URL``. The
+    operator never reads it (it has no access to Secrets); without it the pods use whatever
+    their platform provides (workload identity on the ServiceAccount).
     """
 
     claim: str | None = "mlops-artifacts"
     uri: str | None = None
+    credentials_secret: str | None = None
 
     def __post_init__(self) -> None:
         if not self.claim and not self.uri:
@@ -221,6 +227,12 @@ class ArtifactStorage:
     def env(self) -> list[dict[str, str]]:
         """The environment entries that tell a workload where the store is."""
         return [{"name": STORE_URI_ENV, "value": self.store_uri}]
+
+    def env_from(self) -> list[dict[str, Any]]:
+        """The container's ``envFrom``: the credentials Secret of an object store, if any."""
+        if self.uses_pvc or not self.credentials_secret:
+            return []
+        return [{"secretRef": {"name": self.credentials_secret}}]
 
     def volumes(self) -> list[dict[str, Any]]:
         """The pod volumes the store needs (none for an object store)."""

@@ -300,8 +300,12 @@ def build_job(
         # A crash before the trainer writes its result still leaves the log's tail.
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
+    # The dataset's Secret comes last: a key both define takes the dataset's value.
+    env_from = storage.env_from()
     if spec.dataset.credentials_secret:
-        container["envFrom"] = [{"secretRef": {"name": spec.dataset.credentials_secret}}]
+        env_from.append({"secretRef": {"name": spec.dataset.credentials_secret}})
+    if env_from:
+        container["envFrom"] = env_from
     if spec.resources is not None:
         container["resources"] = spec.resources.model_dump(by_alias=True, exclude_none=True)
     job_spec: dict[str, Any] = {

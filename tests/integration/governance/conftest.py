@@ -9,7 +9,7 @@ carry the release name, which is the namespace's; the user roles, whose names th
 are renamed with the same suffix. The operator logs in with a token of its ServiceAccount, so
 every status write is the ServiceAccount's, which the policies admit, and every rule it uses is
 the chart's. People are impersonated (``kubectl --as``): an editor (bound to the built-in
-``edit``, into which mlops-editor aggregates) and an approver (bound to mlops-approver), a
+``edit``, into which the chart's editor role aggregates) and an approver (bound to its approver role), a
 ServiceAccount so that the ``mlops`` CLI can also log in as them with a token.
 """
 
@@ -47,7 +47,6 @@ _TEMPLATES = (
     "templates/rbac/users.yaml",
     "templates/admission/policies.yaml",
 )
-_USER_ROLES = ("mlops-viewer", "mlops-editor", "mlops-approver")
 
 
 @dataclass
@@ -61,6 +60,8 @@ class Governed:
     editor: str
     approver: str
     release: str
+    approver_role: str
+    """The chart's approver ClusterRole (named after the release)."""
 
     def as_user(
         self, user: str, *args: str, stdin: str | None = None
@@ -193,10 +194,14 @@ def governed(kubeconfig: Path, crds: list[Path], helm: Helm, tmp_path: Path) -> 
         "--set", "crds.enabled=false", "--set", "rbac.scope=Namespaced",
         "--set", f"operator.watchNamespaces={{{namespace}}}", *shown,
     ).stdout  # fmt: skip
+    # The release is named after the namespace, and so are its cluster-wide objects: parallel
+    # tests never share one.
     docs = documents(rendered)
-    for doc in docs:
-        if doc["kind"] == "ClusterRole" and doc["metadata"]["name"] in _USER_ROLES:
-            doc["metadata"]["name"] += f"-{namespace}"
+    (approver_role,) = [
+        d["metadata"]["name"]
+        for d in docs
+        if d["kind"] == "ClusterRole" and d["metadata"]["name"].endswith("-approver")
+    ]
     cluster_scoped = [d for d in docs if _cluster_scoped(d)]
     try:
         kubectl(
@@ -211,7 +216,7 @@ def governed(kubeconfig: Path, crds: list[Path], helm: Helm, tmp_path: Path) -> 
         kubectl(kubeconfig, "create", "rolebinding", "editors", "-n", namespace,
                 "--clusterrole=edit", f"--user={editor}")  # fmt: skip
         kubectl(kubeconfig, "create", "rolebinding", "approvers", "-n", namespace,
-                f"--clusterrole=mlops-approver-{namespace}",
+                f"--clusterrole={approver_role}",
                 f"--serviceaccount={namespace}:approver")  # fmt: skip
         wait_for(
             lambda: kubectl(
@@ -219,7 +224,7 @@ def governed(kubeconfig: Path, crds: list[Path], helm: Helm, tmp_path: Path) -> 
                 "-n", namespace, f"--as={editor}", check=False,
             ).stdout.strip() == "yes",
             timeout=60,
-            what="mlops-editor to aggregate into edit",
+            what="the editor role to aggregate into edit",
         )  # fmt: skip
         (account,) = [d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount"]
         operator_config = _token_kubeconfig(
@@ -229,7 +234,8 @@ def governed(kubeconfig: Path, crds: list[Path], helm: Helm, tmp_path: Path) -> 
             kubeconfig, namespace, "approver", tmp_path / "approver.kubeconfig"
         )
         yield Governed(
-            namespace, kubeconfig, operator_config, approver_config, editor, approver, namespace
+            namespace, kubeconfig, operator_config, approver_config, editor, approver, namespace,
+            approver_role,
         )
     finally:
         for doc in cluster_scoped:

@@ -72,7 +72,8 @@ def test_approval_status_and_promotion_are_the_api_servers_decisions(
         refusal = governed.refused(editor, *_annotate(f"{APPROVED_BY}={name}"))
         assert POLICY in refusal
         assert (
-            f"needs the approve verb on modelversions.mlops.dev (role mlops-approver); {editor}"
+            "needs the approve verb on modelversions.mlops.dev"
+            f" (role {governed.approver_role}); {editor}"
             in refusal
         )
     # An approver cannot approve in someone else's name.
@@ -145,7 +146,8 @@ def test_approval_status_and_promotion_are_the_api_servers_decisions(
     pin = json.dumps({"spec": {"promotion": "Manual", "version": 1}})
     refusal = governed.refused(editor, "patch", "mdep", "iris", "--type=merge", "-p", pin)
     assert (
-        f"is a promote and needs that verb on modeldeployments.mlops.dev (role mlops-approver); {editor}"
+        "is a promote and needs that verb on modeldeployments.mlops.dev"
+        f" (role {governed.approver_role}); {editor}"
         in refusal
     )
     refusal = governed.refused(approver, "patch", "mdep", "iris", "--type=merge", "-p", pin)

@@ -103,7 +103,12 @@ def test_iris_trains_into_a_version_matching_its_model_card(
     assert spec["targetDeployment"] == "iris"
     assert spec["gates"]["metrics"] == [{"metric": "accuracy", "op": ">=", "threshold": 0.9}]
 
-    job = trainer_job(kubeconfig, namespace, "iris-initial")
+    def released() -> dict[str, Any] | None:
+        # The Job gets its TTL once the outcome is recorded, in a request after the status write.
+        job: dict[str, Any] = trainer_job(kubeconfig, namespace, "iris-initial")
+        return job if job["spec"].get("ttlSecondsAfterFinished") is not None else None
+
+    job = wait_for(released, timeout=30, what="the Job's TTL")
     owner = job["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["uid"]) == ("TrainingJob", trained["metadata"]["uid"])
     assert job["spec"]["ttlSecondsAfterFinished"] == 3600

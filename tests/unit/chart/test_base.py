@@ -4,11 +4,11 @@ Kopf and the restricted Pod Security Standard accept.
 Aspects: every Role and ClusterRole is free of wildcards, cluster-wide Secret access and
 escalating verbs, and the checker itself catches each of those; the operator's rules grant
 exactly the verbs listed here per resource (a new verb is a reviewed change); the Deployment
-runs one replica with the Recreate strategy, probes the liveness endpoint, sets resources, and
-its pod meets `restricted`; the user roles aggregate into view and edit, none writes status, and
-only the approver role holds the governance verbs; the admission policies deny by default in
-every namespace, admit status writes from the operator's account only, and name the
-annotations and verbs of `mlops_operator.api.governance`.
+runs one leader-elected replica (its Lease Role reaches only that Lease), probes /healthz and
+/readyz, sets resources, and its pod meets `restricted`; the user roles (named after the release)
+aggregate into view and edit, none writes status, and only the approver role holds the governance
+verbs; the admission policies deny by default in every namespace, admit status writes from the
+operator's account only, and name the annotations and verbs of `mlops_operator.api.governance`.
 """
 
 from __future__ import annotations
@@ -114,11 +114,12 @@ def test_the_operator_role_is_bound_to_its_service_account_only() -> None:
     ]
 
 
-def test_the_deployment_runs_one_kopf_replica_under_restricted() -> None:
+def test_the_deployment_runs_one_leader_elected_replica_under_restricted() -> None:
     (deployment,) = by_kind(DOCS, "Deployment")
     spec = deployment["spec"]
     assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    # Leader election on: a rolling update's new pod waits as a standby until the old one goes.
+    assert spec["strategy"] == {"type": "RollingUpdate"}
     pod = spec["template"]["spec"]
     assert pod["serviceAccountName"] == "mlops-operator"
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -132,29 +133,52 @@ def test_the_deployment_runs_one_kopf_replica_under_restricted() -> None:
         "capabilities": {"drop": ["ALL"]},
     }
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "healthz"}
     assert {"name": "healthz", "containerPort": 8081, "protocol": "TCP"} in container["ports"]
     assert container["resources"]["requests"]["memory"]
     assert container["resources"]["limits"]["memory"]
     env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
     assert env["POD_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert env["MLOPS_ARTIFACT_PVC"] == "mlops-artifacts"
-    assert env["MLOPS_TRAINER_IMAGE"] == "mlops-operator/trainer:0.1.0"
+    assert env["MLOPS_TRAINER_IMAGE"] == "ghcr.io/mlops-operator/trainer:0.1.0"
+    assert env["MLOPS_LEADER_ELECTION"] == "true"
+    assert env["MLOPS_LEADER_ELECTION_LEASE"] == "mlops-operator"
+    assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+
+
+def test_the_lease_role_reaches_only_its_own_lease() -> None:
+    role = _role("mlops-operator-leader-election")
+    assert role["kind"] == "Role"
+    assert role["metadata"]["namespace"] == "mlops-system"
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": ["mlops-operator"],
+            "verbs": ["get", "patch"],
+        },
+    ]
+    (binding,) = [
+        b for b in by_kind(DOCS, "RoleBinding") if b["roleRef"]["name"] == role["metadata"]["name"]
+    ]
+    assert binding["subjects"][0]["name"] == "mlops-operator"
 
 
 def test_user_roles_join_view_and_edit_and_only_approvers_hold_the_governance_verbs() -> None:
     aggregation = "rbac.authorization.k8s.io/aggregate-to-"
     labels = {r["metadata"]["name"]: r["metadata"]["labels"] for r in ROLES}
-    assert labels["mlops-viewer"][f"{aggregation}view"] == "true"
-    assert labels["mlops-editor"][f"{aggregation}edit"] == "true"
-    assert not any(key.startswith(aggregation) for key in labels["mlops-approver"])
+    assert labels["mlops-operator-viewer"][f"{aggregation}view"] == "true"
+    assert labels["mlops-operator-editor"][f"{aggregation}edit"] == "true"
+    assert not any(key.startswith(aggregation) for key in labels["mlops-operator-approver"])
     writes = {"create", "update", "patch", "delete", "deletecollection"}
     governance = {verb.value for verb in Verb}
-    for name in ("mlops-viewer", "mlops-editor", "mlops-approver"):
+    for name in ("mlops-operator-viewer", "mlops-operator-editor", "mlops-operator-approver"):
         for (_, resource), verbs in _grants(_role(name)).items():
             assert not (resource.endswith("/status") and verbs & writes), (name, resource)
-            if name != "mlops-approver":
+            if name != "mlops-operator-approver":
                 assert not verbs & governance, (name, resource, verbs)
-    approver = _grants(_role("mlops-approver"))
+    approver = _grants(_role("mlops-operator-approver"))
     assert approver[("mlops.dev", "modelversions")] == {
         "get", "list", "watch", "patch", Verb.APPROVE, Verb.REJECT
     }  # fmt: skip

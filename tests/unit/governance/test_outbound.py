@@ -15,12 +15,12 @@ import pytest
 from mlops_operator.decisions.outbound import image_refusal, prometheus_refusal, scrape_url
 from mlops_operator.runtime.settings import OperatorSettings
 
-PROJECT = ["mlops-operator/"]
+PROJECT = ["ghcr.io/mlops-operator/"]
 
 
 @pytest.mark.parametrize(
     "image",
-    ["mlops-operator/trainer:0.1.0", "mlops-operator/trainer@sha256:" + "a" * 64],
+    ["ghcr.io/mlops-operator/trainer:0.1.0", "ghcr.io/mlops-operator/trainer@sha256:" + "a" * 64],
 )
 def test_the_projects_own_images_are_allowed(image: str) -> None:
     assert image_refusal(image, PROJECT) is None
@@ -28,13 +28,19 @@ def test_the_projects_own_images_are_allowed(image: str) -> None:
 
 @pytest.mark.parametrize(
     "image",
-    ["evil/trainer:1", "docker.io/mlops-operator/trainer:1", "mlops-operator-evil/trainer:1", ""],
+    [
+        "evil/trainer:1",
+        "docker.io/mlops-operator/trainer:1",
+        "ghcr.io/mlops-operator-evil/trainer:1",
+        "mlops-operator/trainer:1",
+        "",
+    ],
 )
 def test_other_images_are_refused_naming_the_prefixes(image: str) -> None:
     refusal = image_refusal(image, PROJECT)
     assert refusal is not None
     assert f"image {image!r} is not allowed" in refusal
-    assert "'mlops-operator/'" in refusal
+    assert "'ghcr.io/mlops-operator/'" in refusal
 
 
 def test_an_empty_prefix_allows_nothing() -> None:
@@ -91,7 +97,7 @@ def test_annotations_that_redirect_a_scrape_are_refused(
 
 
 def test_settings_read_both_lists_from_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert OperatorSettings().allowed_image_prefixes == ["mlops-operator/"]
+    assert OperatorSettings().allowed_image_prefixes == ["ghcr.io/mlops-operator/"]
     monkeypatch.setenv("MLOPS_ALLOWED_IMAGE_PREFIXES", "ghcr.io/acme/, registry.local/ml:")
     monkeypatch.setenv("MLOPS_PROMETHEUS_URL", "http://prom:9090/")
     monkeypatch.setenv("MLOPS_PROMETHEUS_ALLOWED_URLS", "http://team-prom:9090,http://prom:9090")
