@@ -15,6 +15,7 @@ in the bucket; artifacts, payload logs, data snapshots and the audit log all lan
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -214,8 +215,29 @@ class Demo:
                        "--timeout=120s")  # fmt: skip
         return bool(present)
 
+    def _stop_earlier_operator(self) -> None:
+        """Stop the operator an earlier run left behind (killed before `finish`), if it runs.
+
+        Two operators on one namespace would both turn a finished trainer Job into a
+        ModelVersion and both write every status: the earlier one must go first.
+        """
+        pid_file = self.out / "demo-operator.pid"
+        try:
+            pid = int(pid_file.read_text())
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return
+        if b"operator" not in command or b"run" not in command:
+            return  # the number belongs to another process by now
+        _detail(f"stopping the operator of an earlier run (pid {pid})")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        wait_until(lambda: not Path(f"/proc/{pid}").exists(), timeout=90,
+                   what=f"the earlier operator (pid {pid}) to stop")  # fmt: skip
+
     def _start_operator(self, kube: Kubectl) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
+        self._stop_earlier_operator()
         log = self.out / "demo-operator.log"
         liveness = _free_port()
         metrics = _free_port()
@@ -234,6 +256,7 @@ class Demo:
             self._operator = subprocess.Popen(
                 command, env=env, stdout=sink, stderr=subprocess.STDOUT
             )
+        (self.out / "demo-operator.pid").write_text(str(self._operator.pid))
         process = self._operator
 
         def live() -> bool:

@@ -54,6 +54,30 @@ _DNS_SERVICE_IP = "10.96.0.10"
 _FIRST_READY_RETRY = 0.2
 
 
+def subpath(root: Path, sub: str) -> Path:
+    """`sub` inside the volume at `root`, created when missing as the kubelet creates it.
+
+    Each missing level gets the volume root's mode and group (with ``fsGroup`` the root is
+    the pod's group's, group-writable and setgid, as the kubelet leaves a volume it gave
+    to that group), so the pod may write it whoever created the levels above. A path that
+    leaves the volume is refused, as the kubelet refuses it.
+    """
+    if not sub:
+        return root
+    parts = Path(sub).parts
+    if Path(sub).is_absolute() or ".." in parts:
+        raise ValueError(f"subPath {sub!r} must be a relative path inside the volume")
+    stat = root.stat()
+    current = root
+    for part in parts:
+        current = current / part
+        if not current.exists():
+            current.mkdir()
+            os.chown(current, -1, stat.st_gid)
+            current.chmod(stat.st_mode & 0o7777)
+    return current
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -303,6 +327,8 @@ class PodWorker:
             "reason": state.reason,
             "startedAt": state.started_at,
             "finishedAt": state.finished_at,
+            # As the kubelet keeps it: why the container ended survives its restart.
+            **({"message": state.message} if state.message else {}),
         }
         state.waiting_reason = "CrashLoopBackOff"
         state.waiting_message = f"back-off {delay:.0f}s restarting failed container={state.name}"
@@ -360,7 +386,7 @@ class PodWorker:
         mounts = []
         for vm in container.spec.get("volumeMounts", []):
             volume = volumes[vm["name"]]
-            source = volume.path / vm.get("subPath", "")
+            source = subpath(volume.path, vm.get("subPath", ""))
             mounts.append(
                 {
                     "source": str(source),

@@ -22,10 +22,12 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from mlops_operator.api.governance import TRAINING_JOB_UID
 from mlops_operator.api.resource import CustomResource
 
 __all__ = [
@@ -47,6 +49,8 @@ __all__ = [
     "UID_ANNOTATION",
     "ArtifactStorage",
     "artifact_pvc",
+    "controlled_by",
+    "controller_uid",
     "label_value",
     "labels",
     "owner_reference",
@@ -65,7 +69,7 @@ MODEL_LABEL = "mlops.dev/model"
 TRAINING_JOB_LABEL = "mlops.dev/training-job"
 MODEL_VERSION_LABEL = "mlops.dev/model-version"
 DEPLOYMENT_LABEL = "mlops.dev/deployment"
-UID_ANNOTATION = "mlops.dev/training-job-uid"
+UID_ANNOTATION = TRAINING_JOB_UID
 """On a ModelVersion: the uid of the TrainingJob that produced it (names can be reused, uids not)."""
 
 RUN_AS_USER = 65532
@@ -135,6 +139,25 @@ def owner_reference(owner: CustomResource, *, controller: bool = True) -> dict[s
         "controller": controller,
         "blockOwnerDeletion": True,
     }
+
+
+def controlled_by(obj: Mapping[str, Any], owner: CustomResource) -> bool:
+    """Whether `owner` (by uid, not name) is the controller of `obj` (an object as stored).
+
+    Names are reused (an object deleted and created again, or someone else's object that
+    happens to have the name); the uid is not. The operator changes or deletes a child
+    only when this holds.
+    """
+    return controller_uid(obj) == owner.metadata.get("uid")
+
+
+def controller_uid(obj: Mapping[str, Any]) -> str | None:
+    """The uid in `obj`'s controller owner reference, if it has one."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller") is True:
+            uid = ref.get("uid")
+            return str(uid) if uid else None
+    return None
 
 
 def restricted_pod_security_context() -> dict[str, Any]:
@@ -222,6 +245,23 @@ class ArtifactStorage:
         if not self.uses_pvc:
             return []
         return [{"name": ARTIFACT_VOLUME, "mountPath": ARTIFACT_MOUNT, "readOnly": read_only}]
+
+    def writable_folder(self, key: str, mount_path: str) -> tuple[str, list[dict[str, Any]]]:
+        """One folder of the store, writable, for a pod that mounts the store read-only.
+
+        The URI the pod writes to and the mounts it needs: with the claim, a second mount
+        of it that exposes only `key` at `mount_path`; with an object store, the key's URI
+        and no mount (the store's own credentials decide what the pod may write).
+        """
+        if not self.uses_pvc:
+            return f"{self.store_uri}/{key.strip('/')}", []
+        mount = {
+            "name": ARTIFACT_VOLUME,
+            "mountPath": mount_path,
+            "subPath": key.strip("/"),
+            "readOnly": False,
+        }
+        return f"file://{mount_path}", [mount]
 
     def uri_of(self, key: str) -> str:
         """The URI a ModelVersion records for `key`: ``pvc://<claim>/<key>`` or the store's own."""

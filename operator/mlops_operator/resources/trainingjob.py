@@ -113,6 +113,7 @@ GENERATION_ANNOTATION = "mlops.dev/training-job-generation"
 DATASET_MOUNT_ROOT = "/var/lib/mlops/datasets"
 OUTPUT_DIR = "/tmp/model"
 _TERMINAL = (TrainingJobPhase.SUCCEEDED, TrainingJobPhase.FAILED)
+_UID_CHARS = 8
 # The trainer's reasons that are the TrainingJob's own; any other is `TrainingFailed`.
 _TRAINER_REASONS = {
     "DatasetNotFound": Reason.DATASET_UNAVAILABLE,
@@ -125,8 +126,18 @@ class UnsupportedSpec(ValueError):
 
 
 def job_name(training: TrainingJob) -> str:
-    """The trainer Job's name: the TrainingJob's (shortened with a hash beyond 63 characters)."""
-    return label_value(training.name)
+    """The trainer Job's name: the TrainingJob's and the start of its uid (shortened with a hash
+    beyond 63 characters).
+
+    The uid makes it the Job of this TrainingJob, not of an earlier one of the same name:
+    GitOps tools delete and re-create objects under one name, and the earlier TrainingJob's
+    Job may outlive it for a while (garbage collection) or for good (orphaned). Deterministic
+    all the same, so a re-run after a crash finds the Job it created.
+    """
+    uid = str(training.metadata.get("uid") or "")
+    if not uid:
+        raise ValueError(f"TrainingJob {training.name!r} has no uid; read it back from the API")
+    return label_value(f"{training.name}-{uid.replace('-', '')[:_UID_CHARS]}")
 
 
 AnySource = Dataset | DatasetSource
@@ -338,9 +349,13 @@ def build_job(
 
 
 def owner_uid(job: Mapping[str, Any]) -> str | None:
-    """The uid of the TrainingJob that controls the Job, if any."""
+    """The uid of the TrainingJob that controls the Job, if any (a mere owner does not count)."""
     for ref in job.get("metadata", {}).get("ownerReferences") or []:
-        if ref.get("kind") == "TrainingJob" and ref.get("apiVersion") == API_VERSION:
+        if (
+            ref.get("kind") == "TrainingJob"
+            and ref.get("apiVersion") == API_VERSION
+            and ref.get("controller") is True
+        ):
             uid = ref.get("uid")
             return str(uid) if uid else None
     return None
@@ -617,7 +632,7 @@ def training_status(
     current: Mapping[str, Any] | None,
     outcome: Outcome,
     *,
-    job_name: str,
+    job_name: str | None,
     generation: int | None,
     model_version: str | None = None,
     now: datetime,

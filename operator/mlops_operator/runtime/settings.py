@@ -15,12 +15,16 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mlops_operator import DEFAULT_IMAGE_REPO, __version__
 
-__all__ = ["LogFormat", "LogLevel", "OperatorSettings", "default_image"]
+__all__ = ["PROJECT_IMAGE_PREFIX", "LogFormat", "LogLevel", "OperatorSettings", "default_image"]
 
 LogFormat = Literal["json", "text"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+PROJECT_IMAGE_PREFIX = f"{DEFAULT_IMAGE_REPO}/"
+"""The repository prefix of the project's own images (`default_image`)."""
 
 
 def default_image(component: str) -> str:
@@ -29,7 +33,7 @@ def default_image(component: str) -> str:
     The repository a release process pushes to (`make images IMAGE_REPO=...` builds them under
     any other name); the local cluster's node runs any ``*/mlops-operator/<component>``.
     """
-    return f"{DEFAULT_IMAGE_REPO}/{component}:{__version__}"
+    return f"{PROJECT_IMAGE_PREFIX}{component}:{__version__}"
 
 
 class OperatorSettings(BaseSettings):
@@ -118,6 +122,31 @@ class OperatorSettings(BaseSettings):
         description="Prometheus server queried for rollout analysis and rollback floors; unset: "
         "the serving pods' /metrics are scraped directly.",
     )
+    prometheus_allowed_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Prometheus base URLs a DriftPolicy's spec.prometheus.url may name"
+        " (comma-separated in MLOPS_PROMETHEUS_ALLOWED_URLS), besides prometheus_url itself; a"
+        " policy naming any other URL is refused and nothing is fetched from it.",
+    )
+    allowed_image_prefixes: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [PROJECT_IMAGE_PREFIX],
+        description="Image prefixes a TrainingJob's spec.image may start with (comma-separated"
+        " in MLOPS_ALLOWED_IMAGE_PREFIXES); default: the project's own images. End a prefix"
+        " with `/` or `:` so that it cannot match a longer repository name.",
+    )
+    fetch_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=300,
+        description="Longest any outbound request of the operator (a Prometheus query, a"
+        " scrape of a serving pod) may take; a DriftPolicy's own timeout is capped by it.",
+    )
+    fetch_max_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="Largest response body the operator reads from Prometheus or a serving"
+        " pod; a longer one fails the request.",
+    )
     operator_image: str = Field(default_factory=lambda: default_image("operator"))
     trainer_image: str = Field(default_factory=lambda: default_image("trainer"))
     server_image: str = Field(default_factory=lambda: default_image("server"))
@@ -178,9 +207,11 @@ class OperatorSettings(BaseSettings):
         description="Interval of renewals and of a standby's attempts (client-go's RetryPeriod).",
     )
 
-    @field_validator("namespaces", mode="before")
+    @field_validator(
+        "namespaces", "prometheus_allowed_urls", "allowed_image_prefixes", mode="before"
+    )
     @classmethod
-    def _split_namespaces(cls, value: object) -> object:
+    def _split_lists(cls, value: object) -> object:
         if isinstance(value, str):
             return [name.strip() for name in value.split(",") if name.strip()]
         return value
@@ -214,6 +245,12 @@ class OperatorSettings(BaseSettings):
                 " seconds: the holder must give up before a standby may take over"
             )
         return self
+
+    @property
+    def allowed_prometheus_urls(self) -> list[str]:
+        """Every Prometheus URL a DriftPolicy may name: the platform's and the allow-list."""
+        urls = [self.prometheus_url, *self.prometheus_allowed_urls]
+        return list(dict.fromkeys(url.rstrip("/") for url in urls if url))
 
     @property
     def clusterwide(self) -> bool:

@@ -192,6 +192,75 @@ def test_every_overlay_builds(overlay: object) -> None:
     assert env["MLOPS_LEADER_ELECTION"] == "true"
 
 
+def test_admission_policies_follow_the_watched_namespaces_and_can_be_left_out(helm: Helm) -> None:
+    docs = _template(
+        helm, "operator.watchNamespaces={team-a,team-b}", "governance.operatorUsers={ci-operator}"
+    )
+    bindings = by_kind(docs, "ValidatingAdmissionPolicyBinding")
+    assert len(bindings) == 4
+    for binding in bindings:
+        assert binding["spec"]["matchResources"]["namespaceSelector"] == {
+            "matchExpressions": [
+                {
+                    "key": "kubernetes.io/metadata.name",
+                    "operator": "In",
+                    "values": ["team-a", "team-b"],
+                }
+            ]
+        }
+    (status,) = [
+        p
+        for p in by_kind(docs, "ValidatingAdmissionPolicy")
+        if p["metadata"]["name"].endswith("-status")
+    ]
+    assert status["spec"]["validations"][0]["expression"] == (
+        'request.userInfo.username in ["system:serviceaccount:ops:rel-mlops-operator","ci-operator"]'
+    )
+    assert not by_kind(
+        _template(helm, "governance.admissionPolicies=false"), "ValidatingAdmissionPolicy"
+    )
+
+
+def test_network_policies_are_opt_in_per_namespace(helm: Helm) -> None:
+    assert not by_kind(_template(helm), "NetworkPolicy")
+    docs = _template(
+        helm, "networkPolicy.enabled=true", "networkPolicy.namespaces={serving,staging}"
+    )
+    policies = by_kind(docs, "NetworkPolicy")
+    assert sorted(p["metadata"]["namespace"] for p in policies) == ["serving", "staging"]
+    spec = policies[0]["spec"]
+    assert spec["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "inference-server"
+    assert spec["policyTypes"] == ["Ingress"]
+    (rule,) = spec["ingress"]
+    assert rule["from"][0] == {"podSelector": {}}
+    assert rule["from"][1]["namespaceSelector"] == {
+        "matchLabels": {"kubernetes.io/metadata.name": "ops"}
+    }
+    failed = helm("template", "rel", str(CHART), "--set", "networkPolicy.enabled=true", check=False)
+    assert failed.returncode != 0
+    assert "networkPolicy.enabled needs networkPolicy.namespaces" in failed.stderr
+
+
+def test_the_allowed_image_prefixes_default_to_the_projects_own(helm: Helm) -> None:
+    def env(*sets: str) -> dict[str, str]:
+        (deployment,) = by_kind(_template(helm, *sets), "Deployment")
+        return {
+            e["name"]: e.get("value", "")
+            for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        }
+
+    assert env()["MLOPS_ALLOWED_IMAGE_PREFIXES"] == "ghcr.io/mlops-operator/"
+    assert (
+        env("images.registry=ghcr.io/acme")["MLOPS_ALLOWED_IMAGE_PREFIXES"]
+        == "ghcr.io/acme/mlops-operator/"
+    )
+    assert env("operator.allowedImagePrefixes={ghcr.io/acme/,quay.io/ml/}")[
+        "MLOPS_ALLOWED_IMAGE_PREFIXES"
+    ] == ("ghcr.io/acme/,quay.io/ml/")
+    allowed = env("operator.prometheusAllowedUrls={http://prom-a:9090,http://prom-b:9090}")
+    assert allowed["MLOPS_PROMETHEUS_ALLOWED_URLS"] == "http://prom-a:9090,http://prom-b:9090"
+
+
 def test_the_console_renders_read_only_in_its_namespaces(helm: Helm) -> None:
     assert not [d for d in _template(helm) if d["metadata"]["name"].endswith("-console")], (
         "the console is off by default"

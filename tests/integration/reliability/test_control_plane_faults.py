@@ -40,8 +40,8 @@ import yaml
 from mlops_operator.localcluster.cluster import LocalCluster
 from mlops_operator.localcluster.processes import ManagedProcess
 from tests.integration.operator.conftest import RunningOperator, http_get, start_operator
-from tests.integration.trainingjob.conftest import apply, items, training_job
-from tests.kube import get_json, kubectl, wait_for
+from tests.integration.trainingjob.conftest import apply, items, trainer_job, training_job
+from tests.kube import kubectl, wait_for
 
 # One worker makes the module's private control plane once (etcd and an API server of its own).
 pytestmark = [pytest.mark.reliability, pytest.mark.xdist_group("private-control-plane")]
@@ -120,7 +120,10 @@ def test_the_operator_rides_out_a_control_plane_restart(
             timeout=RECOVERY_TIMEOUT,
             what="every TrainingJob to be reconciled after the restart",
         )
-        jobs = [j["metadata"]["name"] for j in items(config, namespace, "jobs")]
+        jobs = [
+            j["metadata"]["labels"]["mlops.dev/training-job"]
+            for j in items(config, namespace, "jobs")
+        ]
         assert sorted(jobs) == sorted(expected), "not exactly one Job per TrainingJob"
 
         kubectl(
@@ -135,7 +138,7 @@ def test_the_operator_rides_out_a_control_plane_restart(
             '{"spec": {"suspend": false}}',
         )
         wait_for(
-            lambda: get_json(config, "job", "held-0", "-n", namespace)["spec"]["suspend"] is False,
+            lambda: trainer_job(config, namespace, "held-0")["spec"]["suspend"] is False,
             timeout=RECOVERY_TIMEOUT,
             what="the spec change after the outage to reach the Job",
         )
@@ -301,7 +304,7 @@ def _converged_after_the_cut(config: Path, namespace: str) -> bool:
     """Created during the cut and after it: reconciled; changed during it: applied to the Job."""
     if not _suspended(config, namespace) >= {"during", "after"}:
         return False
-    job = get_json(config, "job", "before", "-n", namespace)
+    job = trainer_job(config, namespace, "before")
     return job["spec"]["suspend"] is False
 
 

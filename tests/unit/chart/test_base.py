@@ -5,17 +5,27 @@ Aspects: every Role and ClusterRole is free of wildcards, cluster-wide Secret ac
 escalating verbs, and the checker itself catches each of those; the operator's rules grant
 exactly the verbs listed here per resource (a new verb is a reviewed change); the Deployment
 runs one leader-elected replica (its Lease Role reaches only that Lease), probes /healthz and
-/readyz, sets resources, and
-its pod meets `restricted`; the user roles aggregate into view and edit, and only the approver
-role may write the status through which approvals and manual promotions are recorded.
+/readyz, sets resources, and its pod meets `restricted`; the user roles (named after the release)
+aggregate into view and edit, none writes status, and only the approver role holds the governance
+verbs; the admission policies deny by default in every namespace, admit status writes from the
+operator's account only, and name the annotations and verbs of `mlops_operator.api.governance`.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
+from mlops_operator.api.governance import (
+    APPROVED_BY,
+    OPERATOR_ANNOTATIONS,
+    REJECTED_BY,
+    REQUESTED_BY,
+    REVOKED_BY,
+    Verb,
+)
 from tests.unit.chart.rendered import BASE, by_kind, documents, rbac_problems
 
 DOCS = documents(BASE.read_text())
@@ -155,20 +165,69 @@ def test_the_lease_role_reaches_only_its_own_lease() -> None:
     assert binding["subjects"][0]["name"] == "mlops-operator"
 
 
-def test_user_roles_join_view_and_edit_and_only_approvers_write_status() -> None:
+def test_user_roles_join_view_and_edit_and_only_approvers_hold_the_governance_verbs() -> None:
     aggregation = "rbac.authorization.k8s.io/aggregate-to-"
     labels = {r["metadata"]["name"]: r["metadata"]["labels"] for r in ROLES}
     assert labels["mlops-operator-viewer"][f"{aggregation}view"] == "true"
     assert labels["mlops-operator-editor"][f"{aggregation}edit"] == "true"
     assert not any(key.startswith(aggregation) for key in labels["mlops-operator-approver"])
     writes = {"create", "update", "patch", "delete", "deletecollection"}
-    for name in ("mlops-operator-viewer", "mlops-operator-editor"):
+    governance = {verb.value for verb in Verb}
+    for name in ("mlops-operator-viewer", "mlops-operator-editor", "mlops-operator-approver"):
         for (_, resource), verbs in _grants(_role(name)).items():
             assert not (resource.endswith("/status") and verbs & writes), (name, resource)
+            if name != "mlops-operator-approver":
+                assert not verbs & governance, (name, resource, verbs)
     approver = _grants(_role("mlops-operator-approver"))
-    assert approver[("mlops.dev", "modelversions/status")] >= {"patch", "update"}
-    assert approver[("mlops.dev", "modeldeployments/status")] >= {"patch", "update"}
-    assert approver[("mlops.dev", "modelversions")] == {"get", "list", "watch"}
+    assert approver[("mlops.dev", "modelversions")] == {
+        "get", "list", "watch", "patch", Verb.APPROVE, Verb.REJECT
+    }  # fmt: skip
+    assert approver[("mlops.dev", "modeldeployments")] == {
+        "get", "list", "watch", "patch", Verb.PROMOTE, Verb.ROLLBACK
+    }  # fmt: skip
+
+
+def _policies() -> dict[str, dict[str, Any]]:
+    return {p["metadata"]["name"]: p for p in by_kind(DOCS, "ValidatingAdmissionPolicy")}
+
+
+def test_every_policy_is_bound_to_deny_in_every_namespace_by_default() -> None:
+    policies = _policies()
+    assert sorted(policies) == [
+        f"mlops-operator-{name}" for name in ("annotations", "approvals", "promotions", "status")
+    ]
+    bindings = by_kind(DOCS, "ValidatingAdmissionPolicyBinding")
+    assert {b["spec"]["policyName"] for b in bindings} == set(policies)
+    for binding in bindings:
+        assert binding["spec"]["validationActions"] == ["Deny"]
+        assert binding["spec"]["matchResources"]["namespaceSelector"] == {}
+    for policy in policies.values():
+        assert policy["spec"]["failurePolicy"] == "Fail"
+
+
+def test_the_policies_use_the_governance_catalogue() -> None:
+    """The chart's CEL names the annotations and verbs the operator and the CLI use."""
+    approvals = json.dumps(_policies()["mlops-operator-approvals"])
+    for name in (APPROVED_BY, REJECTED_BY, REVOKED_BY):
+        assert f"'{name}'" in approvals
+    for verb in (Verb.APPROVE, Verb.REJECT):
+        assert f"check('{verb}')" in approvals
+    promotions = json.dumps(_policies()["mlops-operator-promotions"])
+    assert f"'{REQUESTED_BY}'" in promotions
+    assert f"'{Verb.ROLLBACK}' : '{Verb.PROMOTE}'" in promotions
+    annotations = _policies()["mlops-operator-annotations"]["spec"]["validations"][0]
+    listed = [f"'{name}'" for name in OPERATOR_ANNOTATIONS]
+    assert f"[{', '.join(listed)}]" in annotations["expression"]
+
+
+def test_only_the_operators_account_writes_status() -> None:
+    status = _policies()["mlops-operator-status"]["spec"]
+    assert status["matchConstraints"]["resourceRules"][0]["resources"] == [
+        f"{kind}/status" for kind in MLOPS
+    ]
+    assert status["validations"][0]["expression"] == (
+        'request.userInfo.username in ["system:serviceaccount:mlops-system:mlops-operator"]'
+    )
 
 
 def test_the_base_carries_the_four_crds_without_helm_metadata() -> None:
