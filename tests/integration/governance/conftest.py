@@ -234,7 +234,13 @@ def governed(kubeconfig: Path, crds: list[Path], helm: Helm, tmp_path: Path) -> 
             kubeconfig, namespace, "approver", tmp_path / "approver.kubeconfig"
         )
         yield Governed(
-            namespace, kubeconfig, operator_config, approver_config, editor, approver, namespace,
+            namespace,
+            kubeconfig,
+            operator_config,
+            approver_config,
+            editor,
+            approver,
+            namespace,
             approver_role,
         )
     finally:

@@ -73,8 +73,7 @@ def test_approval_status_and_promotion_are_the_api_servers_decisions(
         assert POLICY in refusal
         assert (
             "needs the approve verb on modelversions.mlops.dev"
-            f" (role {governed.approver_role}); {editor}"
-            in refusal
+            f" (role {governed.approver_role}); {editor}" in refusal
         )
     # An approver cannot approve in someone else's name.
     refusal = governed.refused(approver, *_annotate(f"{APPROVED_BY}=someone-else"))
@@ -147,8 +146,7 @@ def test_approval_status_and_promotion_are_the_api_servers_decisions(
     refusal = governed.refused(editor, "patch", "mdep", "iris", "--type=merge", "-p", pin)
     assert (
         "is a promote and needs that verb on modeldeployments.mlops.dev"
-        f" (role {governed.approver_role}); {editor}"
-        in refusal
+        f" (role {governed.approver_role}); {editor}" in refusal
     )
     refusal = governed.refused(approver, "patch", "mdep", "iris", "--type=merge", "-p", pin)
     assert f"must set mlops.dev/requested-by to your own user name ({approver})" in refusal
