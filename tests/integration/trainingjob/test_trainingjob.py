@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from mlops_operator.runtime.settings import PROJECT_IMAGE_PREFIX
 from tests.integration.operator.conftest import RunningOperator, start_operator
 from tests.integration.trainingjob.conftest import (
     apply,
@@ -241,7 +242,7 @@ def test_an_image_outside_the_allowed_prefixes_is_refused_with_a_reason(
     conditions = {c["type"]: c for c in failed["conditions"]}
     assert conditions["Succeeded"]["reason"] == "ImageNotAllowed"
     assert "image 'docker.io/evil/trainer:1' is not allowed" in conditions["Succeeded"]["message"]
-    assert "'mlops-operator/'" in conditions["Succeeded"]["message"]
+    assert f"'{PROJECT_IMAGE_PREFIX}'" in conditions["Succeeded"]["message"]
     assert items(kubeconfig, namespace, "jobs", *trainer_pods("iris-foreign")) == []
     wait_for(
         lambda: (
