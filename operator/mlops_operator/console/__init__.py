@@ -5,8 +5,9 @@
 - `views`, `graph`, `series`, `formatting`: what each page shows (pure, from a
   `store.Snapshot`), the loop as a graph, the charts' data, how values are written;
 - `app`: the aiohttp application (GET only), its Jinja2 templates and vendored assets;
-- `commands`: the CLI, which logs in as the caller (kubeconfig) or as the pod's
-  ServiceAccount, and serves.
+- `server`: logs in with the `Connection` the command (`mlops_operator.cli.console`) made
+  with the one kubeconfig loader (the caller's kubeconfig, or the pod's ServiceAccount),
+  and serves.
 
 docs/console.md describes the pages and the in-cluster deployment.
 """

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from mlops_operator.api.modeldeployment import Analysis, RollbackFloors
-from mlops_operator.statistics import psi
+from mlops_operator.distributions import psi
 
 __all__ = [
     "Judgement",

@@ -3,7 +3,7 @@
 Prometheus and the direct scrape each produce a `WindowCounts` (how many values
 fell in each reference bin during the window, the reference proportions, and the
 evaluator's realized and estimated performance); everything after that is this
-module and `mlops_operator.statistics`, so the two sources cannot disagree on the
+module and `mlops_operator.distributions`, so the two sources cannot disagree on the
 maths. Accuracy and RMSE are the evaluator's judged window (by prediction time,
 once its label coverage reached the deployment's ``minLabelCoverage``), not the
 policy's `window`: a window whose labels are still missing is never judged.
@@ -29,9 +29,9 @@ from mlops_operator.api.driftpolicy import (
 )
 from mlops_operator.api.gates import ComparisonOp
 from mlops_operator.decisions.drift import Reading
+from mlops_operator.distributions import drifted_share, psi
 from mlops_operator.prometheus import Sample
 from mlops_operator.realized import VERSION_GAUGES
-from mlops_operator.statistics import drifted_share, psi
 
 __all__ = [
     "Histogram",

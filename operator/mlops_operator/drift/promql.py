@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mlops_operator.distributions import PSI_EPSILON
 from mlops_operator.realized import VERSION_GAUGES
-from mlops_operator.statistics import PSI_EPSILON
 
 __all__ = [
     "Scope",
@@ -115,7 +115,7 @@ def realized(scope: Scope) -> str:
 
 
 def _psi(counts: str, reference: str, by: str) -> str:
-    # Σ (a − e)·ln(a / e) per group, both shares floored at PSI_EPSILON as statistics.psi does.
+    # Σ (a − e)·ln(a / e) per group, both shares floored at PSI_EPSILON as distributions.psi does.
     share = f"clamp_min({counts} / ignoring(bin) group_left sum by ({by}) ({counts}), {_EPSILON})"
     expected = f"clamp_min({reference}, {_EPSILON})"
     on = f"on({by}, bin)"

@@ -10,8 +10,10 @@ patch, list) but one list run within noise. The libraries spend their time build
 typed models from every response (and the sync client a thread hop per call); the
 handlers already hold pydantic models of our kinds and build children as plain
 dicts, so those models buy nothing. It adds no dependency: Kopf already brings
-aiohttp, and the credentials are the `kopf.ConnectionInfo` Kopf's login resolved
-(service account in a pod, kubeconfig outside), so the operator authenticates once.
+aiohttp. The credentials come from a `connection.Connection`: the operator's are the
+`kopf.ConnectionInfo` Kopf's login resolved, so it authenticates once; the CLI's and
+the console's come from the kubeconfig loader (`kubeconfig`), exec plugins and
+impersonation included, so every command reaches the API server through this client.
 
 Writes to children go through server-side apply with the field manager
 ``mlops-operator`` and ``force=true``: the operator owns the fields it sets,
@@ -25,13 +27,17 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 import aiohttp
-import kopf
 
+from mlops_operator.k8s.connection import Authorization, Connection
 from mlops_operator.k8s.errors import ApiError, NotFound, error_from
+from mlops_operator.k8s.execcredential import CredentialError
+
+if TYPE_CHECKING:
+    import kopf
 
 __all__ = ["FIELD_MANAGER", "KubeClient", "ResourceType"]
 
@@ -82,12 +88,11 @@ def _identity(manifest: Mapping[str, Any]) -> tuple[str, str, str, str | None]:
 
 
 class KubeClient:
-    """Apply, create, get, patch (status), list and watch, with the credentials Kopf's login
-    resolved.
+    """Apply, create, get, patch (status), list and watch, as one `Connection` says.
 
-    Create it before Kopf starts and hand it the credentials from the login handler
-    (`connect`); a re-login replaces them. Kinds are resolved through the API's
-    discovery once per group-version and cached.
+    The operator creates it before Kopf starts and hands it the credentials from the
+    login handler (`connect`); a re-login replaces them. Kinds are resolved through the
+    API's discovery once per group-version and cached.
     """
 
     def __init__(
@@ -108,23 +113,52 @@ class KubeClient:
         self.page_size = page_size
         self._server = ""
         self._session: aiohttp.ClientSession | None = None
+        self._connection: Connection | None = None
+        self._identity: tuple[bytes, bytes] | None = None
         self._connected = asyncio.Event()
         self._types: dict[tuple[str, str], ResourceType] = {}
 
-    async def connect(self, info: kopf.ConnectionInfo) -> None:
-        """Use `info` from now on (the first login, or a re-login with fresh credentials)."""
+    async def connect(self, info: kopf.ConnectionInfo | Connection) -> None:
+        """Use `info` from now on (the first login, a re-login with fresh credentials, or the
+        kubeconfig loader's `Connection`)."""
+        connection = info if isinstance(info, Connection) else Connection.from_kopf(info)
+        authorization = await connection.authorization()
         previous = self._session
-        self._server = info.server.rstrip("/")
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self.connections, ssl=info.as_ssl_context()),
-            headers={**info.as_http_headers(), "User-Agent": FIELD_MANAGER},
-            proxy=info.proxy_url,
-            trust_env=info.trust_env,
-            timeout=self.timeout,
-        )
+        self._connection = connection
+        self._server = connection.server
+        self._session = self._new_session(connection, authorization.identity)
+        self._identity = authorization.identity
         self._connected.set()
         if previous is not None:
             await previous.close()
+
+    def _new_session(
+        self, connection: Connection, identity: tuple[bytes, bytes] | None
+    ) -> aiohttp.ClientSession:
+        ssl_context = connection.ssl_context(identity)
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self.connections, ssl=ssl_context),
+            headers={"User-Agent": FIELD_MANAGER},
+            proxy=connection.proxy_url,
+            trust_env=connection.trust_env,
+            timeout=self.timeout,
+        )
+
+    async def _authorised(
+        self, *, renew: bool = False
+    ) -> tuple[aiohttp.ClientSession, Authorization]:
+        """The session and credentials for the next request; a new session when the client
+        certificate changed (an exec plugin handed out another one)."""
+        await self._connected.wait()
+        if self._session is None or self._connection is None:
+            raise RuntimeError("the Kubernetes client was closed")
+        authorization = await self._connection.authorization(renew=renew)
+        if authorization.identity != self._identity:
+            previous = self._session
+            self._session = self._new_session(self._connection, authorization.identity)
+            self._identity = authorization.identity
+            await previous.close()
+        return self._session, authorization
 
     async def close(self) -> None:
         """Close the session (at the operator's exit)."""
@@ -142,20 +176,41 @@ class KubeClient:
         body: Any = None,
         content_type: str = _JSON,
     ) -> Any:
-        await self._connected.wait()
-        if self._session is None:
-            raise RuntimeError("the Kubernetes client was closed")
-        url = self._server + path + (f"?{urlencode(query)}" if query else "")
         data = None if body is None else json.dumps(body)
-        headers = {"Content-Type": content_type} if body is not None else {}
-        async with self._session.request(method, url, data=data, headers=headers) as response:
-            text = await response.text()
+        headers = [("Content-Type", content_type)] if body is not None else []
+        response, text = await self._send(method, path, query, data, headers)
+        assert self._connection is not None
+        if response.status == 401 and self._connection.renewable:
+            # An expired or revoked token: ask for a fresh one once, as client-go does.
+            response, text = await self._send(method, path, query, data, headers, renew=True)
         payload = _decoded(text)
         if response.status >= 400:
             raise error_from(response.status, payload, response.headers.get("Retry-After"))
         if isinstance(payload, str):
             raise ApiError(response.status, "InvalidResponse", f"{path} answered {text[:200]!r}")
         return payload
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str] | None,
+        data: str | None,
+        headers: list[tuple[str, str]],
+        *,
+        renew: bool = False,
+    ) -> tuple[aiohttp.ClientResponse, str]:
+        session, authorization = await self._authorised(renew=renew)
+        assert self._connection is not None
+        url = self._server + path + (f"?{urlencode(query)}" if query else "")
+        async with session.request(
+            method,
+            url,
+            data=data,
+            headers=[*headers, *authorization.headers],
+            **self._connection.request_options(),
+        ) as response:
+            return response, await response.text()
 
     async def resource_type(self, api_version: str, kind: str) -> ResourceType:
         """Where `kind` of `api_version` lives, from the API's discovery (cached)."""
@@ -336,9 +391,6 @@ class KubeClient:
         list again. Bookmarks are asked for, so a quiet collection still moves the
         version on and a re-opened watch rarely needs that.
         """
-        await self._connected.wait()
-        if self._session is None:
-            raise RuntimeError("the Kubernetes client was closed")
         rtype = await self.resource_type(api_version, kind)
         query = {
             "watch": "true",
@@ -350,7 +402,14 @@ class KubeClient:
         # The session's total timeout is for requests; a watch lasts as long as the server
         # keeps it, and is declared dead only when it stays silent past the bookmarks.
         timeout = aiohttp.ClientTimeout(total=None, sock_read=timeout_seconds + 30)
-        async with self._session.get(url, timeout=timeout) as response:
+        session, authorization = await self._authorised()
+        assert self._connection is not None
+        async with session.get(
+            url,
+            timeout=timeout,
+            headers=list(authorization.headers),
+            **self._connection.request_options(),
+        ) as response:
             if response.status >= 400:
                 payload = _decoded(await response.text())
                 raise error_from(response.status, payload, response.headers.get("Retry-After"))
@@ -376,12 +435,15 @@ class KubeClient:
             return "not logged in to the API server yet"
         url = self._server + "/readyz"
         try:
-            async with self._session.get(
-                url, timeout=aiohttp.ClientTimeout(total=wait_seconds)
+            session, authorization = await self._authorised()
+            async with session.get(
+                url,
+                timeout=aiohttp.ClientTimeout(total=wait_seconds),
+                headers=list(authorization.headers),
             ) as response:
                 if response.status == 200:
                     return None
                 detail = " ".join((await response.text()).split())[-300:]
                 return f"GET {url} answered {response.status}: {detail}"
-        except (aiohttp.ClientError, TimeoutError) as error:
+        except (aiohttp.ClientError, TimeoutError, CredentialError) as error:
             return f"GET {url} failed: {error!r}"

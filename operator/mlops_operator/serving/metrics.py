@@ -36,11 +36,11 @@ from prometheus_client import (
     multiprocess,
 )
 
+from mlops_operator.distributions import bin_indices
 from mlops_operator.modelcard import CategoricalReference
 from mlops_operator.serving.errors import outcomes
 from mlops_operator.serving.hotcounters import SlotCounters
 from mlops_operator.serving.model import ServedModel
-from mlops_operator.statistics import bin_indices
 
 __all__ = ["CONTENT_TYPE", "OTHER_CATEGORY", "ServingMetrics"]
 

@@ -21,6 +21,7 @@ from mlops_operator.api.driftpolicy import (
     Triggers,
 )
 from mlops_operator.api.gates import ComparisonOp
+from mlops_operator.distributions import psi
 from mlops_operator.drift.measure import (
     Histogram,
     WindowCounts,
@@ -30,7 +31,6 @@ from mlops_operator.drift.measure import (
     measure,
 )
 from mlops_operator.prometheus import Sample
-from mlops_operator.statistics import psi
 
 REFERENCE = {"0": 0.25, "1": 0.25, "2": 0.5}
 REALIZED = {

@@ -1,7 +1,7 @@
 """The direct-scrape fallback on the real server's metrics: parsing, differencing, resets.
 
 Aspects: the counts of a window are the difference of two scrapes and give the same PSI as
-`statistics.psi` on the values sent in that window; a pod started within the window counts
+`distributions.psi` on the values sent in that window; a pod started within the window counts
 from zero; a restarted process (counters reset) counts from its new values; a pod older than
 the history gives a shorter window and says so; other models' series are ignored; no pod is
 a `SourceError`.
@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 
+from mlops_operator.distributions import bin_counts, psi
 from mlops_operator.drift import promql
 from mlops_operator.drift.prometheus import SourceError
 from mlops_operator.drift.scrape import PodTarget, ScrapeHistory, Snapshot, parse_metrics
 from mlops_operator.serving.metrics import ServingMetrics
 from mlops_operator.serving.model import ServedModel
-from mlops_operator.statistics import bin_counts, psi
 from tests.unit.drift.conftest import serve
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

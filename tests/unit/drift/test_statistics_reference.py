@@ -14,7 +14,7 @@ import pytest
 from scipy.special import rel_entr
 from sklearn.metrics import accuracy_score, mean_squared_error
 
-from mlops_operator.statistics import PSI_EPSILON, accuracy, drifted_share, psi, rmse
+from mlops_operator.distributions import PSI_EPSILON, accuracy, drifted_share, psi, rmse
 
 
 def scipy_psi(reference: list[float], counts: list[float]) -> float:

@@ -16,6 +16,7 @@ import numpy.typing as npt
 from skl2onnx import to_onnx
 from sklearn.base import BaseEstimator
 
+from mlops_operator.distributions import bin_counts
 from mlops_operator.modelcard import (
     MODEL_CARD_FILE,
     MODEL_FILE,
@@ -29,7 +30,6 @@ from mlops_operator.modelcard import (
     Signature,
     TensorSpec,
 )
-from mlops_operator.statistics import bin_counts
 
 __all__ = ["export_model"]
 

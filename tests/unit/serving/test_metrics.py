@@ -18,8 +18,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sklearn.datasets import load_iris
 
+from mlops_operator.distributions import PSI_EPSILON, bin_counts, psi
 from mlops_operator.modelcard import NumericReference
-from mlops_operator.statistics import PSI_EPSILON, bin_counts, psi
 from tests.unit.serving.conftest import IRIS_FEATURES, ModelDir, Running, Serve
 
 

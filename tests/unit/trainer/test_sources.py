@@ -18,7 +18,7 @@ from sklearn.datasets import load_iris
 
 from mlops_operator.api.modelversion import ModelVersion
 from mlops_operator.api.trainingjob import TrainingJob
-from mlops_operator.reproduce import compare, recipe_of
+from mlops_operator.cli.reproduce import compare, recipe_of
 from mlops_operator.resources.common import ArtifactStorage
 from mlops_operator.resources.trainingjob import build_model_version, trainer_settings
 from mlops_operator.trainer.errors import TrainingError

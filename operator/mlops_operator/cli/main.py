@@ -1,31 +1,34 @@
 """The `mlops` command (also installed as the kubectl plugin `kubectl-mlops`).
 
-Each area of the project contributes its own subcommands through a
-``register(subparsers)`` function, so this module only assembles them and
-stays free of heavy imports: `mlops cluster env` must answer instantly.
+The commands a person runs against a cluster live in this package; the programs of
+other areas (the operator, the trainer, the server, the local cluster, the CRD and image
+builders, the demo) contribute their subcommands through a ``register(subparsers)``
+function of their own. This module only assembles them and stays free of heavy
+imports: `mlops cluster env` must answer instantly. The cluster flags are accepted
+before the command too (`session`).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 from collections.abc import Sequence
 
 from mlops_operator import __version__
+from mlops_operator.cli.session import add_global_flags, merge_global_flags
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 # Modules that add subcommands; each defines `register(subparsers)`.
 _COMMAND_MODULES = (
-    "mlops_operator.console.commands",
+    "mlops_operator.cli.console",
+    "mlops_operator.cli.reproduce",
+    "mlops_operator.cli.rollout",
+    "mlops_operator.cli.status",
     "mlops_operator.crdgen.commands",
     "mlops_operator.demo",
     "mlops_operator.imagebuild.commands",
     "mlops_operator.localcluster.commands",
-    "mlops_operator.plugin.commands",
-    "mlops_operator.reproduce",
-    "mlops_operator.rollout_commands",
     "mlops_operator.runtime.commands",
     "mlops_operator.serving.commands",
     "mlops_operator.trainer.commands",
@@ -38,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mlops", description="The MLOps loop as Kubernetes resources."
     )
     parser.add_argument("--version", action="version", version=f"mlops-operator {__version__}")
+    add_global_flags(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in _COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
@@ -46,13 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `mlops` console script."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    merge_global_flags(parser, args)
     try:
         result: int = args.func(args)
     except KeyboardInterrupt:
         return 130
     return result
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,23 +1,23 @@
 """``mlops rollback``, ``mlops promote``, ``mlops history``, ``mlops approve`` and ``mlops reject``.
 
 Each is one change to one object, made with the caller's own credentials (the
-kubeconfig, as kubectl uses it) so RBAC decides who may do it; the caller's
-authenticated user name (asked of the API server with a SelfSubjectReview) is
-recorded beside the change, and the operator writes it into the history.
+kubeconfig, as kubectl uses it: `session`) so RBAC decides who may do it; the caller's
+authenticated user name (asked of the API server with a SelfSubjectReview, so an
+impersonated ``--as`` user's) is recorded beside the change, and the operator writes it
+into the history.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-from collections.abc import Awaitable, Callable
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["live_at", "register"]
+from mlops_operator.cli.session import Command, add_cluster_flags, run
 
-Command = Callable[[Any, str, argparse.Namespace], Awaitable[int]]
+__all__ = ["live_at", "register"]
 
 
 def live_at(history: list[dict[str, Any]], moment: datetime) -> dict[str, Any] | None:
@@ -27,19 +27,6 @@ def live_at(history: list[dict[str, Any]], moment: datetime) -> dict[str, Any] |
         if entry.get("action") in changes and datetime.fromisoformat(entry["time"]) <= moment:
             return entry
     return None
-
-
-async def _client() -> tuple[Any, str]:
-    import kopf
-
-    from mlops_operator.k8s import KubeClient
-
-    info = kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())
-    if info is None:
-        raise SystemExit("error: no kubeconfig found; set KUBECONFIG or create ~/.kube/config")
-    kube = KubeClient(field_manager="mlops-cli")
-    await kube.connect(info)
-    return kube, info.default_namespace or "default"
 
 
 async def _whoami(kube: Any) -> str:
@@ -87,7 +74,7 @@ async def _rollback(kube: Any, namespace: str, args: argparse.Namespace) -> int:
     version = args.to or _previous(status)
     if version is None:
         print(f"error: modeldeployment/{args.name} has no earlier version in its history;"
-              " name one with --to VERSION")  # fmt: skip
+              " name one with --to VERSION", file=sys.stderr)  # fmt: skip
         return 1
     await _pin(kube, args, namespace, version)
     return 0
@@ -118,7 +105,7 @@ async def _promote(kube: Any, namespace: str, args: argparse.Namespace) -> int:
             and (mv.get("status") or {}).get("phase") == "Validated"
         ]
         if not validated:
-            print(f"error: model {model} has no Validated version in {namespace}")
+            print(f"error: model {model} has no Validated version in {namespace}", file=sys.stderr)
             return 1
         version = max(validated)
     await _pin(kube, args, namespace, version)
@@ -166,26 +153,28 @@ async def _logged_history(
         try:
             entries, bad = read_objects(ArtifactStore(args.store), key)
         except StorageError as error:
-            print(f"error: cannot read the audit log from {args.store}: {error}")
+            print(f"error: cannot read the audit log from {args.store}: {error}", file=sys.stderr)
             return None
         if bad:
-            print(f"warning: {bad} audit object(s) under {args.store} did not parse")
+            print(
+                f"warning: {bad} audit object(s) under {args.store} did not parse", file=sys.stderr
+            )
         return [entry.model_dump(mode="json") for entry in reversed(entries)]
     root = await _store_dir(kube, namespace, args)
     if root is None:
         print(f"error: the artifact claim {args.claim} of {namespace} is not readable from this"
               " machine; pass --store-dir with the store mounted here, or run"
               f" `python -m mlops_operator.audit show --key {key}` in a pod that mounts it"
-              " (MLOPS_STORE_URI=file://<mount>)")  # fmt: skip
+              " (MLOPS_STORE_URI=file://<mount>)", file=sys.stderr)  # fmt: skip
         return None
     path = root / key
     if not path.exists():
         print(f"error: {path} does not exist: no decision of modeldeployment/{args.name}"
-              " has been written to the audit log yet")  # fmt: skip
+              " has been written to the audit log yet", file=sys.stderr)  # fmt: skip
         return None
     entries, bad = read_entries(path)
     if bad:
-        print(f"warning: {bad} line(s) of {path} did not parse (torn by a crash?)")
+        print(f"warning: {bad} line(s) of {path} did not parse (torn by a crash?)", file=sys.stderr)
     return [entry.model_dump(mode="json") for entry in reversed(entries)]
 
 
@@ -236,25 +225,6 @@ async def _review(kube: Any, namespace: str, args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(command: Command) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        async def main() -> int:
-            from mlops_operator.k8s import ApiError
-
-            kube, namespace = await _client()
-            try:
-                return await command(kube, args.namespace or namespace, args)
-            except ApiError as error:
-                print(f"error: {error}")
-                return 1
-            finally:
-                await kube.close()
-
-        return asyncio.run(main())
-
-    return run
-
-
 def register(subparsers: Any) -> None:
     """Add the rollout commands to ``mlops``."""
     specs: list[tuple[str, str, Command]] = [
@@ -268,7 +238,7 @@ def register(subparsers: Any) -> None:
         parser: argparse.ArgumentParser = subparsers.add_parser(name, help=text, description=text)
         what = "MODELVERSION" if name in ("approve", "reject") else "MODELDEPLOYMENT"
         parser.add_argument("name", metavar=what)
-        parser.add_argument("-n", "--namespace", help="namespace (default: the kubeconfig's)")
+        add_cluster_flags(parser)
         if name in ("rollback", "promote"):
             parser.add_argument("--to", type=int, metavar="VERSION", help="version to serve")
         if name == "rollback":
@@ -304,4 +274,4 @@ def register(subparsers: Any) -> None:
                 help="the artifact PVC, whose hostPath or local volume is read when it is on"
                 " this machine (default: mlops-artifacts)",
             )
-        parser.set_defaults(func=_run(command))
+        parser.set_defaults(func=run(name, command))

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from mlops_operator.statistics import PSI_EPSILON, bin_counts, bin_indices, psi
+from mlops_operator.distributions import PSI_EPSILON, bin_counts, bin_indices, psi
 
 
 def test_bins_are_closed_on_the_right() -> None:

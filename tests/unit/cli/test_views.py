@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import copy
 
-from mlops_operator.plugin import views
-from tests.unit.plugin.objects import load
+from mlops_operator.cli import views
+from tests.unit.cli.objects import load
 
 JOB = load("TrainingJob", "succeeded")
 VERSION = load("ModelVersion", "validated")

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.kube import KUBECTL, kubectl
-from tests.unit.plugin.objects import load
+from tests.unit.cli.objects import load
 
 BIN = Path(sys.executable).parent
 

@@ -1,4 +1,4 @@
-"""Pure views of mlops objects (as `kubectl get -o json` returns them): rows and lineage trees.
+"""Pure views of mlops objects (as the API returns them): rows and lineage trees.
 
 Objects are read as plain dicts, not through the API models: a view must still show an object
 that an older or newer operator wrote, and every field it reads may be absent.

@@ -3,7 +3,7 @@
 A ModelVersion's lineage is the whole recipe (dataset, target, features,
 estimator and parameters, seed, split, folds, preprocessing), so anyone with
 the data can re-create the model. This command reads the ModelVersion through
-the Kubernetes API (the kubeconfig, as kubectl does), rebuilds the TrainingJob
+the Kubernetes API (the kubeconfig, as kubectl does: `session`), rebuilds the TrainingJob
 spec from the lineage, renders the trainer settings exactly as the controller
 does (`mlops_operator.resources.trainingjob.trainer_settings`), trains locally,
 and compares the data version, the ONNX sha256 and every metric. Exit code 0:
@@ -36,6 +36,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from mlops_operator.cli.session import add_cluster_flags, connected, failure
 
 if TYPE_CHECKING:
     from mlops_operator.api.modelversion import ModelVersion
@@ -208,22 +210,14 @@ async def _claim_path(kube: KubeClient, namespace: str, claim: str) -> str | Non
 
 
 async def _read_version(
-    name: str, namespace: str | None, store: str | None
+    args: argparse.Namespace,
 ) -> tuple[ModelVersion, str, str | None]:
-    import kopf
-
     from mlops_operator.api.modelversion import ModelVersion
     from mlops_operator.api.resource import API_VERSION
-    from mlops_operator.k8s import KubeClient
 
-    info = kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())
-    if info is None:
-        raise ValueError("no kubeconfig: set KUBECONFIG or create ~/.kube/config")
-    namespace = namespace or info.default_namespace or "default"
-    kube = KubeClient()
-    await kube.connect(info)
-    try:
-        body = await kube.get(API_VERSION, "ModelVersion", name, namespace)
+    store: str | None = args.store
+    async with connected(args) as (kube, namespace):
+        body = await kube.get(API_VERSION, "ModelVersion", args.model_version, namespace)
         version = ModelVersion.model_validate({k: v for k, v in body.items() if k != "status"})
         artifact = version.spec.artifact.uri
         if store is None and artifact.startswith("pvc://"):
@@ -231,8 +225,6 @@ async def _read_version(
             store = await _claim_path(
                 kube, namespace, artifact.removeprefix("pvc://").split("/")[0]
             )
-    finally:
-        await kube.close()
     return version, namespace, store
 
 
@@ -254,19 +246,18 @@ def _library_hint(version: ModelVersion) -> list[str]:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
-    from mlops_operator.k8s import ApiError
     from mlops_operator.resources.common import ArtifactStorage
     from mlops_operator.resources.trainingjob import UnsupportedSpec, trainer_settings
 
     try:
-        version, namespace, store = asyncio.run(
-            _read_version(args.model_version, args.namespace, args.store)
-        )
+        version, namespace, store = asyncio.run(_read_version(args))
         training = recipe_of(version, dataset_uri=args.dataset, store_root=store)
-    except (ApiError, ValueError, ValidationError, OSError) as error:
-        print(f"mlops reproduce: {error}", file=sys.stderr)
+    except Exception as error:
+        # A bad kubeconfig, a refusal, an unreachable server, no lineage: one line, exit 2.
+        reason = failure(error) or (str(error) if isinstance(error, ValueError) else None)
+        if reason is None:
+            raise
+        print(f"mlops reproduce: {reason}", file=sys.stderr)
         return 2
     from mlops_operator.trainer.errors import TrainingError
     from mlops_operator.trainer.run import train
@@ -311,7 +302,7 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("model_version", metavar="MODELVERSION", help="e.g. iris-v1")
-    parser.add_argument("-n", "--namespace", help="default: the kubeconfig context's namespace")
+    add_cluster_flags(parser)
     parser.add_argument(
         "--dataset",
         metavar="URI",
