@@ -220,7 +220,8 @@ def _merge(files: Sequence[Path]) -> _Merged:
 
 
 def _where(entry: _Entry, section: str, name: str, key: str) -> str:
-    return f"{entry.file}: {section}[{name}].{key}"
+    """The field as a path into the file, e.g. ``FILE: users[alice].user.client-key``."""
+    return f"{entry.file}: {section}[{name}].{section[:-1]}.{key}"
 
 
 def _string(entry: _Entry, section: str, name: str, key: str) -> str | None:
