@@ -1,8 +1,11 @@
 """A small asyncio client of the Kubernetes API for the local node.
 
 The local node is infrastructure, not the operator: it talks to the API server
-with its own client certificate (``system:node:<name>``) and needs only a
-handful of verbs, so it uses aiohttp directly rather than a client library.
+with its own client certificate (``system:node:<name>``) by URL path (pods of one
+node by field selector, ``pods/status`` by strategic merge, bindings, leases) and
+re-lists its watches as client-go's reflector does, which `mlops_operator.k8s.KubeClient`
+(by kind, server-side apply) does not, so it keeps this session of its own. Its
+refusals are the one `mlops_operator.k8s.ApiError`, as everywhere else.
 """
 
 from __future__ import annotations
@@ -15,22 +18,19 @@ from typing import Any, Self
 
 import aiohttp
 
+from mlops_operator.k8s.errors import ApiError, error_from
+
 __all__ = ["ApiError", "KubeApi"]
 
 Json = dict[str, Any]
 
 
-class ApiError(Exception):
-    """A non-2xx answer of the API server."""
-
-    def __init__(self, status: int, body: str) -> None:
-        self.status = status
-        try:
-            self.reason = json.loads(body).get("reason", "")
-            message = json.loads(body).get("message", body)
-        except ValueError:
-            self.reason, message = "", body
-        super().__init__(f"{status} {self.reason}: {message}")
+def _refusal(status: int, body: str) -> ApiError:
+    try:
+        payload: Any = json.loads(body)
+    except ValueError:
+        payload = body
+    return error_from(status, payload)
 
 
 class KubeApi:
@@ -79,7 +79,7 @@ class KubeApi:
         ) as resp:
             text = await resp.text()
             if resp.status >= 300:
-                raise ApiError(resp.status, text)
+                raise _refusal(resp.status, text)
             result: Json = json.loads(text) if text else {}
             return result
 
@@ -148,7 +148,7 @@ class KubeApi:
                 timeout=aiohttp.ClientTimeout(total=None, sock_read=330),
             ) as resp:
                 if resp.status >= 300:
-                    raise ApiError(resp.status, await resp.text())
+                    raise _refusal(resp.status, await resp.text())
                 async for line in resp.content:
                     event = json.loads(line)
                     if event["type"] == "ERROR":
