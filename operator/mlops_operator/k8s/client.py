@@ -115,6 +115,7 @@ class KubeClient:
         self._session: aiohttp.ClientSession | None = None
         self._connection: Connection | None = None
         self._identity: tuple[bytes, bytes] | None = None
+        self._retired: aiohttp.ClientSession | None = None
         self._connected = asyncio.Event()
         self._types: dict[tuple[str, str], ResourceType] = {}
 
@@ -154,14 +155,20 @@ class KubeClient:
             raise RuntimeError("the Kubernetes client was closed")
         authorization = await self._connection.authorization(renew=renew)
         if authorization.identity != self._identity:
-            previous = self._session
+            # Requests and watches in flight keep the previous session until the next change
+            # (a certificate lives minutes at least); only the one before that is closed.
+            if self._retired is not None:
+                await self._retired.close()
+            self._retired = self._session
             self._session = self._new_session(self._connection, authorization.identity)
             self._identity = authorization.identity
-            await previous.close()
         return self._session, authorization
 
     async def close(self) -> None:
         """Close the session (at the operator's exit)."""
+        if self._retired is not None:
+            await self._retired.close()
+            self._retired = None
         if self._session is not None:
             await self._session.close()
             self._session = None

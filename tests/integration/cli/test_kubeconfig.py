@@ -5,7 +5,7 @@ Aspects, each as the API server sees it (ServiceAccount tokens from TokenRequest
 - an exec credential plugin (a script printing an ExecCredential with a fresh token of a
   ServiceAccount) logs `mlops history` in; a certificate from a plugin works too; the plugin
   runs again once its ``expirationTimestamp`` has passed (runs counted in a file), and after a
-  401 when the token it gave was refused;
+  401 when the token it gave was refused; a new certificate from it is a new TLS identity;
 - ``--context`` picks a context among several in one file: the one whose user has no rights
   gets the API server's 403 as one line (no traceback), the other succeeds; through ``kubectl
   mlops --context …`` too (flags before the command);
@@ -38,6 +38,7 @@ from mlops_operator.api.governance import REQUESTED_BY
 from mlops_operator.api.resource import API_VERSION
 from mlops_operator.k8s import Connection, KubeClient
 from mlops_operator.k8s.kubeconfig import Overrides, load
+from mlops_operator.localcluster.pki import ClientIdentity, ensure_client_cert
 from tests.integration.operator.conftest import MLOPS
 from tests.kube import KUBECTL, get_json, kubectl
 from tests.unit.cli.objects import load as load_object
@@ -249,6 +250,59 @@ async def test_the_plugin_runs_again_once_its_credential_expired(cluster: Cluste
         # Wait for what is asserted: the moment the credential the plugin gave has expired.
         await asyncio.sleep((expiry - datetime.now(UTC)).total_seconds() + 0.1)
         await kube.get(API_VERSION, "ModelDeployment", "churn", cluster.namespace)
+        assert _runs(cluster) == 2
+    finally:
+        await kube.close()
+
+
+async def test_a_new_certificate_from_the_plugin_is_a_new_identity(cluster: Cluster) -> None:
+    # Two client certificates signed by the cluster's CA: one per run of the plugin.
+    pki = cluster.folder / "pki"
+    pki.mkdir()
+    ca = Path(cluster.cluster["cluster"]["certificate-authority"])
+    for part in ("crt", "key"):
+        shutil.copy(ca.with_suffix(f".{part}"), pki / f"ca.{part}")
+    ns = cluster.namespace
+    pairs = [
+        ensure_client_cert(pki, ClientIdentity(stem, f"{stem}@{ns}"))
+        for stem in ("first", "second")
+    ]
+    credentials = [
+        {"clientCertificateData": cert.read_text(), "clientKeyData": key.read_text()}
+        for cert, key in pairs
+    ]
+    runs = cluster.folder / "runs"
+    script = cluster.folder / "get-cert.py"
+    script.write_text(
+        f"""import json
+from datetime import datetime, timedelta, timezone
+runs = {str(runs)!r}
+try:
+    count = len(open(runs).read().split())
+except FileNotFoundError:
+    count = 0
+expires = datetime.now(timezone.utc) + timedelta(seconds=10)
+open(runs, "a").write(expires.isoformat() + "\\n")
+status = {{**{credentials!r}[min(count, 1)], "expirationTimestamp": expires.isoformat()}}
+print(json.dumps({{"apiVersion": {EXEC_V1!r}, "kind": "ExecCredential", "status": status}}))
+"""
+    )
+    config = cluster.kubeconfig("rotating", {"rotating": _exec_user(script)}, "rotating")
+    kube = KubeClient(field_manager="mlops-test")
+    await kube.connect(Connection.from_target(load(Overrides(kubeconfig=config))))
+
+    async def whoami() -> str:
+        review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview",
+                  "metadata": {"name": "test"}}  # fmt: skip
+        answer = await kube.create(review)
+        return str(answer["status"]["userInfo"]["username"])
+
+    try:
+        assert await whoami() == f"first@{ns}"
+        (expiry,) = _expiries(cluster)
+        await asyncio.sleep((expiry - datetime.now(UTC)).total_seconds() + 0.1)
+        # The expired certificate is replaced, and the TLS connection with it.
+        assert await whoami() == f"second@{ns}"
         assert _runs(cluster) == 2
     finally:
         await kube.close()
