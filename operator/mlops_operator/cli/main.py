@@ -1,9 +1,9 @@
 """The `mlops` command (also installed as the kubectl plugin `kubectl-mlops`).
 
-The commands a person runs against a cluster live in this package; the programs of
-other areas (the operator, the trainer, the server, the local cluster, the CRD and image
-builders, the demo) contribute their subcommands through a ``register(subparsers)``
-function of their own. This module only assembles them and stays free of heavy
+Every command a person runs lives in this package, each module adding its subcommands
+through ``register(subparsers)``; the three programs the containers run (`mlops operator
+run`, `mlops train`, `mlops serve`) register theirs beside the settings their flags fill
+(`runtime`, `trainer`, `serving`). This module only assembles them and stays free of heavy
 imports: `mlops cluster env` must answer instantly. The cluster flags are accepted
 before the command too (`session`).
 """
@@ -25,10 +25,11 @@ _COMMAND_MODULES = (
     "mlops_operator.cli.reproduce",
     "mlops_operator.cli.rollout",
     "mlops_operator.cli.status",
-    "mlops_operator.crdgen.commands",
-    "mlops_operator.demo",
-    "mlops_operator.imagebuild.commands",
-    "mlops_operator.localcluster.commands",
+    "mlops_operator.cli.crds",
+    "mlops_operator.cli.demo",
+    "mlops_operator.cli.images",
+    "mlops_operator.cli.cluster",
+    # The programs the containers run register beside the settings their flags fill.
     "mlops_operator.runtime.commands",
     "mlops_operator.serving.commands",
     "mlops_operator.trainer.commands",

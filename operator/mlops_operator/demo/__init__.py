@@ -4,16 +4,16 @@ It brings the local cluster up, installs the CRDs, runs the operator, and plays
 the iris loop (:mod:`.loop`): train v1, validate, deploy, serve traffic like the
 training data (no retrain), re-calibrate the petal sensor (drift), retrain on
 the logged and labelled rows, validate v2, canary, promote, recover. It ends
-with a summary and an HTML report with plots (:mod:`.report`).
+with a summary and an HTML report with plots (:mod:`.report`). The command is
+`mlops_operator.cli.demo`.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mlops_operator.demo.kube import DemoError
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     # `mlops --help` works in the images, which do not carry it.
     from mlops_operator.demo.loop import Demo
 
-__all__ = ["register", "run_demo"]
+__all__ = ["run_demo"]
 
 
 def run_demo(demo: Demo, report: Path) -> int:
@@ -84,23 +84,3 @@ def _reproduce(demo: Demo, version: str) -> None:
         print(f"    {line}")
     if result.returncode != 0:
         raise DemoError(f"mlops reproduce {version} exited {result.returncode}: {result.stderr}")
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from mlops_operator.demo.loop import Demo
-
-    demo = Demo(namespace=args.namespace, seed=args.seed, out=args.report.parent,
-                object_store=args.object_store)  # fmt: skip
-    return run_demo(demo, args.report)
-
-
-def register(subparsers: Any) -> None:
-    """Add `mlops demo` to the CLI."""
-    parser = subparsers.add_parser("demo", help="the closed MLOps loop on the local cluster")
-    parser.add_argument("--namespace", default="mlops-demo", help="namespace to run in (recreated)")
-    parser.add_argument("--seed", type=int, default=7, help="seed of the traffic")
-    parser.add_argument("--report", type=Path, default=Path("out/demo-report.html"),
-                        help="where the HTML report goes (plots beside it)")  # fmt: skip
-    parser.add_argument("--object-store", action="store_true",
-                        help="run the loop on the local cluster's S3 object store, not a PVC")  # fmt: skip
-    parser.set_defaults(func=_demo)
