@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from mlops_operator.api.estimators import EstimatorName, Task
 from mlops_operator.api.fields import (
     ColumnName,
     Image,
@@ -28,7 +29,7 @@ from mlops_operator.api.fields import (
 from mlops_operator.api.gates import Gates
 from mlops_operator.api.model import CamelModel, Rule, field_rules
 from mlops_operator.api.resource import CustomResource, PrinterColumn, ResourceStatus
-from mlops_operator.api.trainingjob import EstimatorName, Preprocessing, Task
+from mlops_operator.api.trainingjob import Preprocessing
 
 __all__ = [
     "Approval",

@@ -55,7 +55,6 @@ from mlops_operator.api.modelversion import (
 )
 from mlops_operator.api.resource import API_VERSION
 from mlops_operator.api.trainingjob import (
-    NumericImpute,
     PayloadLogSource,
     Task,
     TrainingJob,
@@ -117,6 +116,14 @@ _TRAINER_REASONS = {
 }
 
 
+# `preprocessing.scaleNumeric`: unset leaves it to the estimator (scale-sensitive ones only).
+_SCALING: dict[bool | None, Literal["auto", "standard", "none"]] = {
+    None: "auto",
+    True: "standard",
+    False: "none",
+}
+
+
 class UnsupportedSpec(ValueError):
     """A spec the API accepts but this controller cannot run; the message says what to change."""
 
@@ -164,19 +171,6 @@ def _trainer_dataset_uri(training: TrainingJob, storage: ArtifactStorage) -> str
     )
 
 
-def _imputation(training: TrainingJob) -> Literal["auto", "mean"]:
-    numeric = training.spec.preprocessing.impute.numeric
-    if numeric is NumericImpute.MEDIAN:
-        # The trainer adds the median imputer only when the data has gaps (an identity otherwise).
-        return "auto"
-    if numeric is NumericImpute.MEAN:
-        return "mean"
-    raise UnsupportedSpec(
-        f"`preprocessing.impute.numeric: {numeric.value}` is not supported by the trainer;"
-        " use median or mean"
-    )
-
-
 def trainer_settings(
     training: TrainingJob, storage: ArtifactStorage, image: str
 ) -> TrainerSettings:
@@ -186,15 +180,16 @@ def trainer_settings(
         return TrainerSettings(
             dataset_uri=_trainer_dataset_uri(training, storage),
             target=spec.target,
-            estimator=spec.estimator.name.value,
+            estimator=spec.estimator.name,
             params=spec.estimator.params,
             features=spec.features,
-            categorical=spec.categorical_features or [],
+            categorical=spec.categorical_features,
             test_size=spec.test_size,
             seed=spec.seed,
             cv_folds=spec.cv_folds or 0,
-            scaling="auto" if spec.preprocessing.scale_numeric else "none",
-            imputation=_imputation(training),
+            scaling=_SCALING[spec.preprocessing.scale_numeric],
+            imputation=spec.preprocessing.impute.numeric.value,
+            categorical_imputation=spec.preprocessing.impute.categorical.value,
             model_name=spec.model_name,
             output_dir=Path(OUTPUT_DIR),
             store_uri=storage.store_uri,

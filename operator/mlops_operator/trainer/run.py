@@ -102,7 +102,13 @@ def train(settings: TrainerSettings) -> TrainingOutcome:
     if imputation == "auto":
         # Fitting an imputer costs as much as fitting a linear model on wide data: only when needed.
         imputation = "median" if table.has_missing else "none"
-    pipeline = build_pipeline(estimator, table, scale=scale, imputation=imputation)
+    pipeline = build_pipeline(
+        estimator,
+        table,
+        scale=scale,
+        imputation=imputation,
+        categorical_imputation=settings.categorical_imputation,
+    )
 
     with _phase(seconds, "fit"):
         try:
@@ -163,6 +169,7 @@ def train(settings: TrainerSettings) -> TrainingOutcome:
             cv_folds=settings.cv_folds,
             scaling="standard" if scale else "none",
             imputation=imputation,
+            categorical_imputation=settings.categorical_imputation if table.categorical else None,
             image=settings.image,
             code_version=__version__,
             training_job=settings.training_job,

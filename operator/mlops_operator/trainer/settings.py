@@ -41,8 +41,10 @@ class TrainerSettings(BaseSettings):
     features: list[str] | None = Field(
         default=None, description="Feature columns, in order; default: every column but the target."
     )
-    categorical: list[str] = Field(
-        default_factory=list, description="Feature columns holding categories (one-hot encoded)."
+    categorical: list[str] | None = Field(
+        default=None,
+        description="Feature columns holding categories (one-hot encoded); default: the"
+        " features that do not hold numbers.",
     )
     test_size: float = Field(default=0.2, gt=0, lt=1, description="Held-out fraction of the rows.")
     seed: int = Field(default=0, ge=0, le=2**32 - 1, description="Seed of the split and estimator.")
@@ -56,11 +58,18 @@ class TrainerSettings(BaseSettings):
             " (never for trees, whose float32 thresholds would lose parity)."
         ),
     )
-    imputation: Literal["auto", "median", "mean", "none"] = Field(
+    imputation: Literal["auto", "median", "mean", "most_frequent", "none"] = Field(
         default="auto",
         description=(
-            "How missing numeric values are filled, inside the model; auto: the median when the"
-            " training data has any (the served model then accepts NaN), else no imputation."
+            "How missing numeric values are filled, inside the model (which then accepts NaN);"
+            " auto: the median when the training data has any, else no imputation."
+        ),
+    )
+    categorical_imputation: Literal["most_frequent", "constant"] = Field(
+        default="most_frequent",
+        description=(
+            "How a missing category (an empty string) is filled, inside the model: the most"
+            " frequent category, or the constant category __missing__."
         ),
     )
     model_name: str = Field(
@@ -89,14 +98,14 @@ class TrainerSettings(BaseSettings):
     def _check_folds_and_columns(self) -> TrainerSettings:
         if self.cv_folds == 1:
             raise ValueError("cv_folds must be 0 (no cross-validation) or at least 2")
-        if self.target in self.categorical:
+        if self.target in (self.categorical or ()):
             raise ValueError(f"the target {self.target!r} cannot also be a categorical feature")
         if self.features is not None:
             if not self.features:
                 raise ValueError("features, when given, must name at least one column")
             if self.target in self.features:
                 raise ValueError(f"the target {self.target!r} cannot also be a feature")
-            missing = [c for c in self.categorical if c not in self.features]
+            missing = [c for c in self.categorical or () if c not in self.features]
             if missing:
                 raise ValueError(f"categorical columns {missing} are not among the features")
         return self
