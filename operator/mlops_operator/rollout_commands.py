@@ -15,6 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from mlops_operator.api.metadata import APPROVED_BY_ANNOTATION, REQUESTED_BY_ANNOTATION
+
 __all__ = ["live_at", "register"]
 
 Command = Callable[[Any, str, argparse.Namespace], Awaitable[int]]
@@ -63,11 +65,10 @@ async def _mdep(kube: Any, name: str, namespace: str) -> dict[str, Any]:
 
 async def _pin(kube: Any, args: argparse.Namespace, namespace: str, version: int) -> None:
     from mlops_operator.api.resource import API_VERSION
-    from mlops_operator.handlers.modeldeployment import REQUESTED_BY
 
     user = await _whoami(kube)
     patch = {
-        "metadata": {"annotations": {REQUESTED_BY: user}},
+        "metadata": {"annotations": {REQUESTED_BY_ANNOTATION: user}},
         "spec": {"promotion": "Manual", "version": version},
     }
     await kube.patch(API_VERSION, "ModelDeployment", args.name, namespace, patch)
@@ -194,10 +195,9 @@ async def _history(kube: Any, namespace: str, args: argparse.Namespace) -> int:
 
 async def _approve(kube: Any, namespace: str, args: argparse.Namespace) -> int:
     from mlops_operator.api.resource import API_VERSION
-    from mlops_operator.handlers.modelversion import APPROVED_BY
 
     user = await _whoami(kube)
-    patch = {"metadata": {"annotations": {APPROVED_BY: user}}}
+    patch = {"metadata": {"annotations": {APPROVED_BY_ANNOTATION: user}}}
     await kube.patch(API_VERSION, "ModelVersion", args.name, namespace, patch)
     print(f"modelversion/{args.name} approved by {user}")
     return 0

@@ -12,6 +12,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, WithJsonSchema
 
+from mlops_operator.api.durations import DURATION_PATTERN, Duration
 from mlops_operator.api.model import CamelModel, Rule
 
 __all__ = [
@@ -33,10 +34,6 @@ __all__ = [
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
-# Go's time.ParseDuration units that people use for operations (no ns/us): CEL's
-# duration() parses exactly this syntax, so rules can compare two durations.
-DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
-
 # Kubernetes' own pattern for resource.Quantity.
 QUANTITY_PATTERN = (
     r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]"
@@ -55,11 +52,6 @@ MetricName = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z][
 
 ColumnName = Annotated[str, Field(min_length=1, max_length=256)]
 """A column of a tabular dataset."""
-
-Duration = Annotated[
-    str, Field(max_length=32, pattern=DURATION_PATTERN, json_schema_extra={"format": "duration"})
-]
-"""A duration such as ``30s``, ``5m``, ``1h30m`` or ``1.5h``."""
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 """A number between 0 and 1 inclusive."""

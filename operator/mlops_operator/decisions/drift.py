@@ -29,8 +29,8 @@ from datetime import datetime, timedelta
 
 from mlops_operator.api.conditions import Reason
 from mlops_operator.api.driftpolicy import DriftAction, DriftPolicySpec, TriggerState
+from mlops_operator.api.durations import parse_duration
 from mlops_operator.api.gates import ComparisonOp
-from mlops_operator.drift.durations import parse_duration
 from mlops_operator.drift.schedule import CronSchedule
 
 __all__ = [

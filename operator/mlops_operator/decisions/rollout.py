@@ -29,6 +29,7 @@ from datetime import datetime
 
 from mlops_operator.api.conditions import Condition, ConditionStatus, ConditionType, Reason
 from mlops_operator.api.conditions import set_condition as _set
+from mlops_operator.api.durations import parse_duration
 from mlops_operator.api.gates import Gates
 from mlops_operator.api.modeldeployment import (
     Challenger,
@@ -44,7 +45,6 @@ from mlops_operator.api.modeldeployment import (
 from mlops_operator.api.modelversion import ModelVersionPhase
 from mlops_operator.decisions.analysis import Judgement, Outcome
 from mlops_operator.decisions.gates import metric_gate
-from mlops_operator.drift.durations import parse_duration
 
 __all__ = [
     "OPERATOR",

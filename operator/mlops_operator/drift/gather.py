@@ -19,17 +19,22 @@ from typing import Any
 import aiohttp
 
 from mlops_operator.api.driftpolicy import DriftPolicy
+from mlops_operator.api.durations import parse_duration, promql_duration
+from mlops_operator.api.metadata import (
+    DRIFT_POLICY_LABEL,
+    RETRAIN_REASON_ANNOTATION,
+    SCRAPE_PATH_ANNOTATION,
+    SCRAPE_PORT_ANNOTATION,
+)
 from mlops_operator.api.resource import API_VERSION
 from mlops_operator.decisions.drift import Reading, Retrain
 from mlops_operator.drift import promql
-from mlops_operator.drift.durations import parse_duration, promql_duration
 from mlops_operator.drift.measure import WindowCounts, choose_version, measure
 from mlops_operator.drift.prometheus import PrometheusSource, SourceError
 from mlops_operator.drift.scrape import PodTarget, ScrapeHistory, scrape
 from mlops_operator.k8s import KubeClient, NotFound
 from mlops_operator.prometheus import PrometheusClient
 from mlops_operator.resources.common import DEPLOYMENT_LABEL, label_value
-from mlops_operator.resources.retraining import POLICY_LABEL, REASON_ANNOTATION
 
 __all__ = ["Gathered", "Gatherer", "TargetMissing", "parse_time"]
 
@@ -92,7 +97,7 @@ class Gatherer:
             API_VERSION,
             "TrainingJob",
             policy.namespace,
-            labels={POLICY_LABEL: label_value(policy.name)},
+            labels={DRIFT_POLICY_LABEL: label_value(policy.name)},
         )
         found = []
         for job in jobs:
@@ -104,7 +109,7 @@ class Gatherer:
                     created=parse_time(meta["creationTimestamp"]),
                     finished=status.get("phase") in _FINISHED,
                     model_version=status.get("modelVersion"),
-                    reason=(meta.get("annotations") or {}).get(REASON_ANNOTATION, ""),
+                    reason=(meta.get("annotations") or {}).get(RETRAIN_REASON_ANNOTATION, ""),
                 )
             )
         return sorted(found, key=lambda r: r.created)
@@ -180,10 +185,10 @@ class Gatherer:
         for pod in pods:
             annotations = pod["metadata"].get("annotations") or {}
             status = pod.get("status") or {}
-            port = annotations.get("prometheus.io/port")
+            port = annotations.get(SCRAPE_PORT_ANNOTATION)
             if status.get("phase") != "Running" or not status.get("podIP") or not port:
                 continue
-            path = annotations.get("prometheus.io/path", "/metrics")
+            path = annotations.get(SCRAPE_PATH_ANNOTATION, "/metrics")
             started = status.get("startTime")
             targets.append(
                 PodTarget(

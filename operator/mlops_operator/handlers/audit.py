@@ -18,6 +18,7 @@ import logging
 from collections.abc import Mapping, Sequence
 
 from mlops_operator.api.driftpolicy import DriftPolicy, LastRetrain
+from mlops_operator.api.metadata import AUDITED_ANNOTATION
 from mlops_operator.api.modeldeployment import HistoryEntry, ModelDeployment
 from mlops_operator.api.resource import API_VERSION
 from mlops_operator.audit.entry import AuditEntry, log_key
@@ -27,12 +28,9 @@ from mlops_operator.handlers.trainingjob import storage_of
 from mlops_operator.k8s import ApiError, Conflict
 from mlops_operator.resources.audit import audit_job
 
-__all__ = ["AUDITED_ANNOTATION", "audit_deployment", "audit_retrain", "write_audit"]
+__all__ = ["audit_deployment", "audit_retrain", "write_audit"]
 
 log = logging.getLogger(__name__)
-
-AUDITED_ANNOTATION = "mlops.dev/audited"
-"""On a ModelDeployment or DriftPolicy: the id of the newest entry handed to an audit Job."""
 
 
 async def write_audit(

@@ -23,9 +23,9 @@ from pydantic import ValidationError
 
 from mlops_operator.api.conditions import Condition, ConditionType, Reason, find_condition
 from mlops_operator.api.driftpolicy import DriftPolicy, LastRetrain, TriggerState
+from mlops_operator.api.durations import parse_duration
 from mlops_operator.api.resource import API_VERSION, GROUP, VERSION
 from mlops_operator.decisions.drift import Decision, Evaluation, Retrain, evaluate
-from mlops_operator.drift.durations import parse_duration
 from mlops_operator.drift.gather import Gatherer, TargetMissing, parse_time
 from mlops_operator.drift.status import evaluated_status, halted_status
 from mlops_operator.handlers.audit import audit_retrain

@@ -41,6 +41,8 @@ import kopf
 from pydantic import ValidationError
 
 from mlops_operator.api.conditions import ConditionType
+from mlops_operator.api.durations import parse_duration
+from mlops_operator.api.metadata import REQUESTED_BY_ANNOTATION, VERSION_LABEL
 from mlops_operator.api.modeldeployment import (
     ChallengerPhase,
     ModelDeployment,
@@ -62,7 +64,6 @@ from mlops_operator.decisions.rollout import (
     advance,
     analysis_window,
 )
-from mlops_operator.drift.durations import parse_duration
 from mlops_operator.handlers import children
 from mlops_operator.handlers.audit import audit_deployment
 from mlops_operator.handlers.context import OperatorContext
@@ -80,7 +81,6 @@ from mlops_operator.resources.common import (
 from mlops_operator.resources.modeldeployment import (
     SERVER_COMPONENT,
     SERVER_PORT,
-    VERSION_LABEL,
     deployment_name,
     service_monitor,
     service_url,
@@ -92,13 +92,11 @@ from mlops_operator.resources.modeldeployment import (
 )
 from mlops_operator.runtime.metrics import count_deployment_decisions
 
-__all__ = ["REQUESTED_BY", "TICK_SECONDS", "accept_model_deployment", "reconcile_model_deployment"]
+__all__ = ["TICK_SECONDS", "accept_model_deployment", "reconcile_model_deployment"]
 
 logger = logging.getLogger(__name__)
 
 TICK_SECONDS = 2.0
-REQUESTED_BY = "mlops.dev/requested-by"
-"""Annotation naming who asked for the current spec (set by ``mlops rollback``/``promote``)."""
 
 _KIND = "ModelDeployment"
 _prometheus: dict[str, PrometheusClient] = {}
@@ -409,7 +407,7 @@ async def reconcile_model_deployment(
         generation=mdep.generation,
         judgement=judgement,
         floors=floors,
-        actor=annotations.get(REQUESTED_BY) or f"spec generation {mdep.generation}",
+        actor=annotations.get(REQUESTED_BY_ANNOTATION) or f"spec generation {mdep.generation}",
     )
     if not await _record(memo, mdep, body, plan):
         return

@@ -12,7 +12,7 @@ Rejected, and moves it one state at a time, recording each state before acting:
    read its report from the pod's termination message and judge every gate with
    `mlops_operator.decisions.gates`; the evidence goes to ``status.gateResults``,
    the verdict to the phase, the ``Validated`` and ``Ready`` conditions and an Event.
-3. **AwaitingApproval → Validated**: when the annotation `APPROVED_BY` appears,
+3. **AwaitingApproval → Validated**: when the annotation `APPROVED_BY_ANNOTATION` appears,
    the approver and the time are recorded in ``status.approval`` and an Event
    (who may set it is a question of RBAC on ModelVersions; ``mlops approve`` sets
    it to the caller's authenticated user name).
@@ -34,6 +34,7 @@ from pydantic import ValidationError
 from mlops_operator.api.conditions import Condition, ConditionStatus, ConditionType, Reason
 from mlops_operator.api.conditions import set_condition as _set
 from mlops_operator.api.gates import Gates
+from mlops_operator.api.metadata import APPROVED_BY_ANNOTATION
 from mlops_operator.api.modeldeployment import ModelDeployment
 from mlops_operator.api.modelversion import (
     Approval,
@@ -62,12 +63,10 @@ from mlops_operator.resources.validation import (
     validation_job_name,
 )
 
-__all__ = ["APPROVED_BY", "accept_model_version", "validate_model_version"]
+__all__ = ["accept_model_version", "validate_model_version"]
 
 logger = logging.getLogger(__name__)
 
-APPROVED_BY = "mlops.dev/approved-by"
-"""Annotation naming who approved a version held by ``requireApproval``."""
 
 _FINAL = (ModelVersionPhase.VALIDATED.value, ModelVersionPhase.REJECTED.value)
 _KIND = "ModelVersion"
@@ -225,9 +224,7 @@ async def _judge(
             (ConditionType.READY, ConditionStatus.FALSE, Reason.GATE_FAILED, "rejected: " + message),
         )  # fmt: skip
     elif phase is ModelVersionPhase.AWAITING_APPROVAL:
-        message = (
-            f"every gate passed; waiting for approval (annotate {APPROVED_BY}, or mlops approve)"
-        )
+        message = f"every gate passed; waiting for approval (annotate {APPROVED_BY_ANNOTATION}, or mlops approve)"
         pairs = (
             (ConditionType.VALIDATED, ConditionStatus.UNKNOWN, Reason.AWAITING_APPROVAL, message),
             (ConditionType.READY, ConditionStatus.FALSE, Reason.AWAITING_APPROVAL, message),
@@ -261,7 +258,7 @@ async def _approve(
 ) -> None:
     # Read afresh: the annotation is the only change, and it must not wait for a spec event.
     stored = await context.kube.get(API_VERSION, _KIND, mv.name, mv.namespace)
-    approver = (stored["metadata"].get("annotations") or {}).get(APPROVED_BY)
+    approver = (stored["metadata"].get("annotations") or {}).get(APPROVED_BY_ANNOTATION)
     if not approver:
         return
     approval = Approval(by=approver, at=_now())

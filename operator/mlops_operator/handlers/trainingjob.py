@@ -53,6 +53,10 @@ import kopf
 from pydantic import ValidationError
 
 from mlops_operator.api.conditions import ConditionType, Reason
+from mlops_operator.api.metadata import (
+    TRAINING_JOB_GENERATION_ANNOTATION,
+    TRAINING_JOB_UID_ANNOTATION,
+)
 from mlops_operator.api.resource import API_VERSION, GROUP, VERSION
 from mlops_operator.api.trainingjob import TrainingJob, TrainingJobPhase
 from mlops_operator.decisions.versions import (
@@ -70,14 +74,12 @@ from mlops_operator.resources.common import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
     MODEL_LABEL,
-    UID_ANNOTATION,
     ArtifactStorage,
     artifact_pvc,
     label_value,
 )
 from mlops_operator.resources.trainingjob import (
     CONTAINER,
-    GENERATION_ANNOTATION,
     TRAINER_COMPONENT,
     Outcome,
     UnsupportedSpec,
@@ -275,11 +277,11 @@ async def _sync_job(kube: KubeClient, job: Mapping[str, Any], training: Training
     annotations = job.get("metadata", {}).get("annotations") or {}
     if (
         bool(job.get("spec", {}).get("suspend")) == training.spec.suspend
-        and annotations.get(GENERATION_ANNOTATION) == generation
+        and annotations.get(TRAINING_JOB_GENERATION_ANNOTATION) == generation
     ):
         return
     patch = {
-        "metadata": {"annotations": {GENERATION_ANNOTATION: generation}},
+        "metadata": {"annotations": {TRAINING_JOB_GENERATION_ANNOTATION: generation}},
         "spec": {"suspend": training.spec.suspend},
     }
     await kube.patch("batch/v1", "Job", job["metadata"]["name"], training.namespace, patch)
@@ -343,7 +345,7 @@ async def _model_version(
     existing = await kube.list(
         API_VERSION, "ModelVersion", training.namespace, labels={MODEL_LABEL: label_value(model)}
     )
-    mine = produced_by(existing, str(training.metadata.get("uid")), UID_ANNOTATION)
+    mine = produced_by(existing, str(training.metadata.get("uid")), TRAINING_JOB_UID_ANNOTATION)
     if mine is not None:
         return str(mine["metadata"]["name"])
     for number in candidates(next_version(version_numbers(existing, model))):
@@ -413,7 +415,7 @@ async def _finish(
 
 def _generation_of(job: Mapping[str, Any]) -> int | None:
     """The TrainingJob generation the Job was last brought in step with (its annotation)."""
-    annotation = (job["metadata"].get("annotations") or {}).get(GENERATION_ANNOTATION)
+    annotation = (job["metadata"].get("annotations") or {}).get(TRAINING_JOB_GENERATION_ANNOTATION)
     return int(annotation) if annotation and annotation.isdigit() else None
 
 

@@ -16,6 +16,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from mlops_operator.api.metadata import AUDIT_ENTRY_ANNOTATION
 from mlops_operator.audit.entry import ENTRIES_ENV, AuditEntry
 from mlops_operator.resources.common import (
     ArtifactStorage,
@@ -26,9 +27,8 @@ from mlops_operator.resources.common import (
     scratch_volume,
 )
 
-__all__ = ["ENTRY_ANNOTATION", "TTL_SECONDS", "audit_job", "audit_job_name"]
+__all__ = ["TTL_SECONDS", "audit_job", "audit_job_name"]
 
-ENTRY_ANNOTATION = "mlops.dev/audit-entry"
 TTL_SECONDS = 300
 _MAX_NAME = 63  # the Job's name becomes a label value on its pods
 _ID_CHARS = 10
@@ -80,7 +80,7 @@ def audit_job(
             "name": audit_job_name(newest.name, newest.id),
             "namespace": newest.namespace,
             "labels": job_labels,
-            "annotations": {ENTRY_ANNOTATION: newest.id},
+            "annotations": {AUDIT_ENTRY_ANNOTATION: newest.id},
         },
         "spec": {
             "backoffLimit": 6,

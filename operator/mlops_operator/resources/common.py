@@ -26,6 +26,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from mlops_operator.api.metadata import (
+    COMPONENT_LABEL,
+    DEPLOYMENT_LABEL,
+    MANAGED_BY_LABEL,
+    MODEL_LABEL,
+    MODEL_VERSION_LABEL,
+    PART_OF_LABEL,
+    TRAINING_JOB_LABEL,
+)
 from mlops_operator.api.resource import CustomResource
 
 __all__ = [
@@ -44,7 +53,6 @@ __all__ = [
     "SCRATCH_VOLUME",
     "STORE_URI_ENV",
     "TRAINING_JOB_LABEL",
-    "UID_ANNOTATION",
     "ArtifactStorage",
     "artifact_pvc",
     "label_value",
@@ -57,16 +65,7 @@ __all__ = [
     "scratch_volume",
 ]
 
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-PART_OF_LABEL = "app.kubernetes.io/part-of"
-COMPONENT_LABEL = "app.kubernetes.io/component"
 MANAGED_BY = "mlops-operator"
-MODEL_LABEL = "mlops.dev/model"
-TRAINING_JOB_LABEL = "mlops.dev/training-job"
-MODEL_VERSION_LABEL = "mlops.dev/model-version"
-DEPLOYMENT_LABEL = "mlops.dev/deployment"
-UID_ANNOTATION = "mlops.dev/training-job-uid"
-"""On a ModelVersion: the uid of the TrainingJob that produced it (names can be reused, uids not)."""
 
 RUN_AS_USER = 65532
 SCRATCH_VOLUME = "scratch"

@@ -21,6 +21,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlops_operator.api.metadata import (
+    SCRAPE_ANNOTATION,
+    SCRAPE_PATH_ANNOTATION,
+    SCRAPE_PORT_ANNOTATION,
+    TRAFFIC_LABEL,
+    VERSION_LABEL,
+)
+from mlops_operator.api.durations import parse_duration, promql_duration
 from mlops_operator.api.modeldeployment import ModelDeployment
 from mlops_operator.resources.common import (
     COMPONENT_LABEL,
@@ -43,8 +51,6 @@ __all__ = [
     "SERVER_COMPONENT",
     "SERVER_PORT",
     "SERVICE_PORT",
-    "TRAFFIC_LABEL",
-    "VERSION_LABEL",
     "deployment_name",
     "payload_log_uri",
     "service_monitor",
@@ -57,8 +63,6 @@ __all__ = [
     "shadow_service_name",
 ]
 
-TRAFFIC_LABEL = "mlops.dev/traffic"
-VERSION_LABEL = "mlops.dev/version"
 SERVER_PORT = 8080
 SERVICE_PORT = 80
 DRAIN_SECONDS = 5.0
@@ -197,9 +201,9 @@ def serving_deployment(
                 "metadata": {
                     "labels": pod_labels,
                     "annotations": {
-                        "prometheus.io/scrape": "true",
-                        "prometheus.io/port": str(SERVER_PORT),
-                        "prometheus.io/path": "/metrics",
+                        SCRAPE_ANNOTATION: "true",
+                        SCRAPE_PORT_ANNOTATION: str(SERVER_PORT),
+                        SCRAPE_PATH_ANNOTATION: "/metrics",
                     },
                 },
                 "spec": {
@@ -249,6 +253,7 @@ def shadow_service(mdep: ModelDeployment) -> dict[str, Any]:
 def service_monitor(mdep: ModelDeployment) -> dict[str, Any]:
     """A Prometheus Operator ServiceMonitor scraping the serving pods through the Service."""
     settings = mdep.spec.monitoring.service_monitor
+    interval = promql_duration(parse_duration(settings.interval))
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
@@ -260,7 +265,8 @@ def service_monitor(mdep: ModelDeployment) -> dict[str, Any]:
         },
         "spec": {
             "selector": {"matchLabels": {DEPLOYMENT_LABEL: label_value(mdep.name)}},
-            "endpoints": [{"port": "http", "path": "/metrics", "interval": settings.interval}],
+            # Prometheus' durations take no fractions (`1.5m`): whole milliseconds always parse.
+            "endpoints": [{"port": "http", "path": "/metrics", "interval": interval}],
         },
     }
 

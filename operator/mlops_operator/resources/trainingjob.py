@@ -41,6 +41,11 @@ from mlops_operator.api.conditions import (
     find_condition,
     set_condition,
 )
+from mlops_operator.api.durations import parse_duration
+from mlops_operator.api.metadata import (
+    TRAINING_JOB_GENERATION_ANNOTATION,
+    TRAINING_JOB_UID_ANNOTATION,
+)
 from mlops_operator.api.modelversion import (
     Artifact,
     DatasetLineage,
@@ -61,9 +66,7 @@ from mlops_operator.api.trainingjob import (
     TrainingJobPhase,
     TrainingJobStatus,
 )
-from mlops_operator.drift.durations import parse_duration
 from mlops_operator.resources.common import (
-    UID_ANNOTATION,
     ArtifactStorage,
     label_value,
     labels,
@@ -86,7 +89,6 @@ from mlops_operator.trainer.settings import TrainerSettings
 __all__ = [
     "CONTAINER",
     "DATASET_MOUNT_ROOT",
-    "GENERATION_ANNOTATION",
     "TRAINER_COMPONENT",
     "Outcome",
     "UnsupportedSpec",
@@ -104,8 +106,6 @@ __all__ = [
 
 TRAINER_COMPONENT = "trainer"
 CONTAINER = "trainer"
-GENERATION_ANNOTATION = "mlops.dev/training-job-generation"
-"""On the Job: the TrainingJob generation it reflects (``suspend`` may change after creation)."""
 DATASET_MOUNT_ROOT = "/var/lib/mlops/datasets"
 OUTPUT_DIR = "/tmp/model"
 _TERMINAL = (TrainingJobPhase.SUCCEEDED, TrainingJobPhase.FAILED)
@@ -273,7 +273,7 @@ def build_job(training: TrainingJob, storage: ArtifactStorage, image: str) -> di
             "name": job_name(training),
             "namespace": training.namespace,
             "labels": meta_labels,
-            "annotations": {GENERATION_ANNOTATION: str(training.generation or 0)},
+            "annotations": {TRAINING_JOB_GENERATION_ANNOTATION: str(training.generation or 0)},
             "ownerReferences": [owner_reference(training)],
         },
         "spec": job_spec,
@@ -522,7 +522,7 @@ def build_model_version(
             "name": name,
             "namespace": training.namespace,
             "labels": labels(spec.model_name, training_job=training.name, model_version=name),
-            "annotations": {UID_ANNOTATION: str(training.metadata.get("uid", ""))},
+            "annotations": {TRAINING_JOB_UID_ANNOTATION: str(training.metadata.get("uid", ""))},
         },
         "spec": version_spec.model_dump(mode="json", by_alias=True, exclude_none=True),
     }

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from mlops_operator.api.gates import Gates, MetricGate
+from mlops_operator.api.metadata import CHAMPIONS_ANNOTATION, GATES_ANNOTATION
 from mlops_operator.api.modelversion import ModelVersion
 from mlops_operator.resources.common import (
     ArtifactStorage,
@@ -35,9 +36,7 @@ from mlops_operator.validator.report import ValidationReport
 from mlops_operator.validator.settings import ValidatorSettings
 
 __all__ = [
-    "CHAMPIONS_ANNOTATION",
     "CONTAINER",
-    "GATES_ANNOTATION",
     "TERMINATION_MESSAGE_PATH",
     "read_report",
     "recorded_champions",
@@ -46,8 +45,6 @@ __all__ = [
     "validation_job_name",
 ]
 
-CHAMPIONS_ANNOTATION = "mlops.dev/champions"
-GATES_ANNOTATION = "mlops.dev/gates"
 TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 CONTAINER = "validator"
 _SUFFIX = "-validate"

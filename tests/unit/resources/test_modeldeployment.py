@@ -8,20 +8,19 @@ import pytest
 from pydantic import ValidationError
 
 from mlops_operator.api.gates import Gates, MetricGate
+from mlops_operator.api.metadata import CHAMPIONS_ANNOTATION, GATES_ANNOTATION, TRAFFIC_LABEL
 from mlops_operator.api.modeldeployment import ModelDeployment
 from mlops_operator.api.modelversion import ModelVersion
 from mlops_operator.decisions.gates import merge_gates
 from mlops_operator.resources.common import ArtifactStorage
 from mlops_operator.resources.modeldeployment import (
-    TRAFFIC_LABEL,
+    service_monitor,
     serving_deployment,
     serving_selector,
     serving_service,
     shadow_service,
 )
 from mlops_operator.resources.validation import (
-    CHAMPIONS_ANNOTATION,
-    GATES_ANNOTATION,
     read_report,
     recorded_champions,
     recorded_gates,
@@ -175,3 +174,8 @@ def test_the_report_is_read_from_the_termination_message() -> None:
     ]}}  # fmt: skip
     assert "OOMKilled, exit code 137" in str(read_report([broken]))
     assert "without a finished validator pod" in str(read_report([]))
+
+
+def test_the_service_monitor_interval_is_one_prometheus_reads() -> None:
+    mdep = _mdep(monitoring={"serviceMonitor": {"enabled": True, "interval": "1.5m"}})
+    assert service_monitor(mdep)["spec"]["endpoints"][0]["interval"] == "90000ms"
