@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlops_operator.api.durations import parse_duration, promql_duration
 from mlops_operator.api.metadata import (
     SCRAPE_ANNOTATION,
     SCRAPE_PATH_ANNOTATION,
@@ -28,7 +29,6 @@ from mlops_operator.api.metadata import (
     TRAFFIC_LABEL,
     VERSION_LABEL,
 )
-from mlops_operator.api.durations import parse_duration, promql_duration
 from mlops_operator.api.modeldeployment import ModelDeployment
 from mlops_operator.resources.common import (
     COMPONENT_LABEL,

@@ -8,6 +8,7 @@ bodies). Client mistakes are 4xx with a message; only a server fault is a 5xx.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -21,7 +22,9 @@ from aiohttp import web
 from mlops_operator import __version__
 from mlops_operator.serving.batching import MicroBatcher
 from mlops_operator.serving.errors import (
+    CanaryUnreachable,
     ClientError,
+    DeadlineExceeded,
     InvalidInput,
     ModelNotFound,
     PayloadTooLarge,
@@ -32,7 +35,7 @@ from mlops_operator.serving.feedback import FeedbackStore, parse_feedback
 from mlops_operator.serving.metrics import CONTENT_TYPE, ServingMetrics
 from mlops_operator.serving.model import V2_DATATYPES, ServedModel
 from mlops_operator.serving.settings import ServingSettings
-from mlops_operator.serving.sidechannels import PayloadLogger, ShadowMirror
+from mlops_operator.serving.sidechannels import CanaryForwarder, PayloadLogger, ShadowMirror
 from mlops_operator.serving.validation import RequestDecoder
 
 __all__ = ["InferenceServer"]
@@ -61,10 +64,26 @@ class InferenceServer:
         )
         self.feedback = FeedbackStore(settings.feedback_window)
         self.mirror = (
-            ShadowMirror(settings.shadow_url, self.metrics, queue_size=settings.shadow_queue_size)
+            ShadowMirror(
+                settings.shadow_url,
+                self.metrics,
+                queue_size=settings.shadow_queue_size,
+                percent=settings.shadow_percent,
+            )
             if settings.shadow_url
             else None
         )
+        self.canary = (
+            CanaryForwarder(
+                settings.canary_url,
+                self.metrics,
+                percent=settings.canary_percent,
+                remembered=settings.feedback_window,
+            )
+            if settings.canary_url and settings.canary_percent
+            else None
+        )
+        self._deadline = settings.timeout_ms / 1000 if settings.timeout_ms else None
         self.payloads = (
             PayloadLogger(
                 settings.payload_log_uri,
@@ -106,13 +125,13 @@ class InferenceServer:
 
     async def _start(self, _: web.Application) -> None:
         self.batcher.start()
-        for channel in (self.mirror, self.payloads):
+        for channel in (self.mirror, self.payloads, self.canary):
             if channel is not None:
                 channel.start()
 
     async def _stop(self, _: web.Application) -> None:
         await self.batcher.stop()
-        for channel in (self.mirror, self.payloads):
+        for channel in (self.mirror, self.payloads, self.canary):
             if channel is not None:
                 await channel.stop()
 
@@ -173,6 +192,11 @@ class InferenceServer:
     async def _feedback_body(self, body: Any, _: str) -> dict[str, Any]:
         classification = self.model.is_classifier
         pairs = parse_feedback(body, classification=classification)
+        passed_on = 0
+        if self.canary is not None:
+            theirs = [(rid, labels) for rid, labels in pairs if self.canary.answered(rid)]
+            pairs = [(rid, labels) for rid, labels in pairs if not self.canary.answered(rid)]
+            passed_on = await self._canary_feedback(theirs) if theirs else 0
         matched = [(self.feedback.take(rid, len(labels)), labels) for rid, labels in pairs]
         total = correct = 0
         squared = 0.0
@@ -187,7 +211,16 @@ class InferenceServer:
         if self.payloads is not None:
             for request_id, labels in pairs:
                 self.payloads.log_feedback(request_id, labels)
-        return {"accepted": total}
+        return {"accepted": total + passed_on}
+
+    async def _canary_feedback(self, pairs: list[tuple[str, list[Any]]]) -> int:
+        assert self.canary is not None
+        items = [{"request_id": rid, "labels": labels} for rid, labels in pairs]
+        status, text = await self.canary.feedback(items)
+        if status != 200:
+            raise CanaryUnreachable(f"the canary refused the feedback of its requests: {text}")
+        accepted: int = orjson.loads(text)["accepted"]
+        return accepted
 
     async def _serve(self, request: web.Request, endpoint: str, respond: Responder) -> web.Response:
         started = time.perf_counter()
@@ -195,13 +228,29 @@ class InferenceServer:
         status, outcome = 200, "ok"
         raw = b""
         try:
-            self._check_model(request)
-            raw = await self._read_body(request)
-            try:
-                body = orjson.loads(raw)
-            except orjson.JSONDecodeError as error:
-                raise InvalidInput(f"the body is not valid JSON: {error}") from error
-            payload = await respond(body, request_id)
+            async with asyncio.timeout(self._deadline):
+                self._check_model(request)
+                raw = await self._read_body(request)
+                if self._to_canary(request, endpoint):
+                    assert self.canary is not None
+                    content_type = request.headers.get("Content-Type", "")
+                    forwarded = await self.canary.forward(request.path, raw, content_type)
+                    if forwarded is not None:
+                        if self.draining:
+                            forwarded.force_close()
+                        return forwarded
+                try:
+                    body = orjson.loads(raw)
+                except orjson.JSONDecodeError as error:
+                    raise InvalidInput(f"the body is not valid JSON: {error}") from error
+                payload = await respond(body, request_id)
+        except TimeoutError:
+            late = DeadlineExceeded(
+                f"no answer within the server's deadline of {self.settings.timeout_ms} ms"
+                " (spec.server.timeoutMs)"
+            )
+            status, outcome = late.status, late.outcome
+            payload = {"error": late.message}
         except ClientError as error:
             status, outcome = error.status, error.outcome
             payload = {"error": error.message}
@@ -220,6 +269,15 @@ class InferenceServer:
             if self.payloads is not None:
                 self.payloads.log_request(endpoint, request_id, raw, data)
         return response
+
+    def _to_canary(self, request: web.Request, endpoint: str) -> bool:
+        # A request that names a version asks for that one; feedback has its own path.
+        return (
+            self.canary is not None
+            and endpoint != "feedback"
+            and "version" not in request.match_info
+            and self.canary.take()
+        )
 
     def _check_model(self, request: web.Request) -> None:
         name = request.match_info.get("name")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 __all__ = [
     "ArtifactError",
+    "CanaryUnreachable",
     "ClientError",
+    "DeadlineExceeded",
     "InvalidInput",
     "ModelNotFound",
     "PayloadTooLarge",
@@ -59,6 +61,20 @@ class UnknownRequestId(ClientError):
 
     status = 404
     outcome = "unknown_request_id"
+
+
+class DeadlineExceeded(ClientError):
+    """The request took longer than the server's deadline (``timeout_ms``); the server's fault."""
+
+    status = 504
+    outcome = "timeout"
+
+
+class CanaryUnreachable(ClientError):
+    """Feedback for requests the canary answered could not be passed on to it."""
+
+    status = 502
+    outcome = "canary_unreachable"
 
 
 class ServerNotReady(ClientError):
