@@ -145,12 +145,18 @@ class ShadowSettings(CamelModel):
 class Analysis(CamelModel):
     """Live checks of the challenger during a canary or shadow; a failure withdraws it."""
 
-    interval: Duration = Field(default="1m", description="How often the checks run.")
+    interval: Duration = Field(
+        default="1m",
+        description="How often the checks run during a step (or a shadow), each over the"
+        " traffic since the previous one; a step ends once its `pause` is over and the checks"
+        " after it pass.",
+    )
     min_requests: int = Field(
         default=100,
         ge=1,
         le=10_000_000,
-        description="Requests the challenger must have served in an interval before it is judged.",
+        description="Requests the challenger must have served since the previous check before"
+        " it is judged (until then the check waits for more).",
     )
     failure_limit: int = Field(
         default=3,
@@ -381,6 +387,9 @@ class Challenger(CamelModel):
     step: int = Field(default=0, ge=0, description="Index of the current canary step.")
     phase: ChallengerPhase = Field(default=ChallengerPhase.STARTING, description="Rollout phase.")
     since: datetime | None = Field(default=None, description="When the current step began.")
+    analyzed_at: datetime | None = Field(
+        default=None, description="When the current step's traffic was last judged."
+    )
     failed_analyses: int = Field(
         default=0, ge=0, description="Consecutive failed analysis intervals."
     )

@@ -60,7 +60,6 @@ from mlops_operator.decisions.analysis import (
 from mlops_operator.decisions.rollout import (
     Candidate,
     Plan,
-    Served,
     advance,
     analysis_window,
 )
@@ -68,6 +67,7 @@ from mlops_operator.handlers import children
 from mlops_operator.handlers.audit import audit_deployment
 from mlops_operator.handlers.context import OperatorContext
 from mlops_operator.handlers.reconciling import parse, reconciles
+from mlops_operator.handlers.routing import route_traffic
 from mlops_operator.handlers.trainingjob import storage_of
 from mlops_operator.k8s import ApiError, Conflict, KubeClient
 from mlops_operator.prometheus import PrometheusClient, PrometheusError, ScrapeError
@@ -75,20 +75,20 @@ from mlops_operator.prometheus.live import prometheus_counts, scraped_counts
 from mlops_operator.resources.common import (
     COMPONENT_LABEL,
     DEPLOYMENT_LABEL,
-    ArtifactStorage,
     label_value,
 )
 from mlops_operator.resources.modeldeployment import (
     SERVER_COMPONENT,
     SERVER_PORT,
+    Forwarding,
     deployment_name,
     service_monitor,
     service_url,
     serving_deployment,
     serving_selector,
     serving_service,
-    shadow_service,
-    shadow_service_name,
+    version_service,
+    version_service_url,
 )
 from mlops_operator.runtime.metrics import count_deployment_decisions
 
@@ -310,12 +310,8 @@ async def _converge(
     settings = context.settings
     storage = storage_of(settings)
     await children.apply(context, serving_service(mdep), exists=True)
-    mirror_url = None
-    if plan.mirror_to is not None:
-        await children.apply(context, shadow_service(mdep), exists=True)
-        mirror_url = (
-            f"http://{shadow_service_name(mdep.name)}.{mdep.namespace}.svc.cluster.local:80"
-        )
+    routed = await route_traffic(context, mdep, plan.weights, split=plan.canary_to is not None)
+    mirror, canary = _forwarding(mdep, plan, routed=routed)
     wanted: set[str] = set()
     present = {d["metadata"]["name"] for d in existing}
     for served in plan.served:
@@ -326,15 +322,24 @@ async def _converge(
         is_champion = plan.status.champion and served.version == plan.status.champion.version
         name = deployment_name(mdep.name, served.version)
         wanted.add(name)
-        manifest = _deployment(mdep, served, mv, settings.server_image, storage,
-                               mirror_url if is_champion else None)  # fmt: skip
+        await children.apply(context, version_service(mdep, served.version), exists=True)
+        manifest = serving_deployment(
+            mdep,
+            version=served.version,
+            model_version=served.model_version,
+            artifact_uri=mv.spec.artifact.uri,
+            replicas=served.replicas,
+            traffic=served.traffic,
+            image=settings.server_image,
+            storage=storage,
+            mirror=mirror if is_champion else None,
+            canary=canary if is_champion else None,
+        )
         await children.apply(context, manifest, exists=name in present)
     for name in present - wanted:
+        # The Service first: a crash in between leaves the Deployment, found again next tick.
+        await children.delete(context, "v1", "Service", name, mdep.namespace)
         await children.delete(context, "apps/v1", "Deployment", name, mdep.namespace)
-    if plan.mirror_to is None:
-        await children.delete(
-            context, "v1", "Service", shadow_service_name(mdep.name), mdep.namespace
-        )
     if mdep.spec.monitoring.service_monitor.enabled:
         try:
             await children.apply(context, service_monitor(mdep), exists=True)
@@ -342,25 +347,20 @@ async def _converge(
             logger.warning("no ServiceMonitor for %s (is the CRD installed?): %s", mdep.name, error)
 
 
-def _deployment(
-    mdep: ModelDeployment,
-    served: Served,
-    mv: ModelVersion,
-    image: str,
-    storage: ArtifactStorage,
-    mirror_url: str | None,
-) -> dict[str, Any]:
-    return serving_deployment(
-        mdep,
-        version=served.version,
-        model_version=served.model_version,
-        artifact_uri=mv.spec.artifact.uri,
-        replicas=served.replicas,
-        traffic=served.traffic,
-        image=image,
-        storage=storage,
-        shadow_url=mirror_url,
-    )
+def _forwarding(
+    mdep: ModelDeployment, plan: Plan, *, routed: bool
+) -> tuple[Forwarding | None, Forwarding | None]:
+    """What the champion's servers mirror (a shadow) and forward (a canary, unless a mesh
+    applies the HTTPRoute's weights)."""
+    mirror = canary = None
+    if plan.mirror_to is not None:
+        shadow = mdep.spec.rollout.shadow
+        percent = shadow.mirror_percent if shadow else 100
+        mirror = Forwarding(version_service_url(mdep, plan.mirror_to.version), percent)
+    weight = plan.weights.get(plan.canary_to.version, 0) if plan.canary_to else 0
+    if plan.canary_to is not None and weight and not routed:
+        canary = Forwarding(version_service_url(mdep, plan.canary_to.version), weight)
+    return mirror, canary
 
 
 @kopf.timer(GROUP, VERSION, "modeldeployments", interval=TICK_SECONDS)

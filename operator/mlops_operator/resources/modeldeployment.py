@@ -1,12 +1,14 @@
 """The serving children of a ModelDeployment: one Deployment per served version, one Service.
 
 - **Names are deterministic**: ``<mdep>-v<version>`` for each version's
-  Deployment, ``<mdep>`` for the Service, ``<mdep>-shadow`` for the Service a
-  shadowed challenger is reached through. Re-applying after a crash converges.
+  Deployment and its Service, ``<mdep>`` for the ModelDeployment's Service.
+  Re-applying after a crash converges.
 - **Traffic** goes to every ready pod whose ``mlops.dev/traffic`` label is
-  ``"true"``: during a canary both versions' pods carry it and the split
-  follows their ready replicas; a shadowed challenger's pods do not, so the
-  Service never routes to them (the champion mirrors to ``<mdep>-shadow``).
+  ``"true"``: the champion's. A challenger is reached through its own Service:
+  the champion's servers mirror a share of the requests to a shadow, or forward
+  exactly the canary's weight to a canary (`Forwarding`), so the split does not
+  depend on pod counts. When the Gateway API is installed, an HTTPRoute
+  (`resources.routing`) carries the same weights for a mesh to apply.
 - **Pods** meet the ``restricted`` Pod Security Standard, mount the artifact
   store read-only, are ready when the server's ``/v2/health/ready`` says so,
   drain for a few seconds on SIGTERM so endpoints are gone before the listener
@@ -19,6 +21,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from mlops_operator.api.durations import parse_duration, promql_duration
@@ -51,6 +54,7 @@ __all__ = [
     "SERVER_COMPONENT",
     "SERVER_PORT",
     "SERVICE_PORT",
+    "Forwarding",
     "deployment_name",
     "payload_log_uri",
     "service_monitor",
@@ -59,8 +63,8 @@ __all__ = [
     "serving_env",
     "serving_selector",
     "serving_service",
-    "shadow_service",
-    "shadow_service_name",
+    "version_service",
+    "version_service_url",
 ]
 
 SERVER_PORT = 8080
@@ -79,9 +83,18 @@ def deployment_name(mdep: str, version: int) -> str:
     return f"{mdep}-v{version}"
 
 
-def shadow_service_name(mdep: str) -> str:
-    """The Service through which the champion mirrors traffic to a shadowed challenger."""
-    return f"{mdep}-shadow"
+@dataclass(frozen=True)
+class Forwarding:
+    """A share of the champion's requests sent to another version's Service."""
+
+    url: str
+    percent: int
+
+
+def version_service_url(mdep: ModelDeployment, version: int) -> str:
+    """The in-cluster base URL of one version's Service (`version_service`)."""
+    name = deployment_name(mdep.name, version)
+    return f"http://{name}.{mdep.namespace}.svc.cluster.local:{SERVICE_PORT}"
 
 
 def service_url(mdep: ModelDeployment) -> str:
@@ -106,7 +119,8 @@ def serving_env(
     *,
     version: int,
     artifact_uri: str,
-    shadow_url: str | None,
+    mirror: Forwarding | None = None,
+    canary: Forwarding | None = None,
     log_uri: str | None = None,
 ) -> list[dict[str, str]]:
     """The server's settings (`ServingSettings`) rendered as container env entries."""
@@ -120,7 +134,11 @@ def serving_env(
         max_batch_rows=server.max_batch_size,
         batch_delay_ms=float(server.batch_delay_ms),
         max_rows=server.max_rows,
-        shadow_url=shadow_url,
+        timeout_ms=server.timeout_ms,
+        shadow_url=mirror.url if mirror else None,
+        shadow_percent=mirror.percent if mirror else 100,
+        canary_url=canary.url if canary else None,
+        canary_percent=canary.percent if canary else 0,
         drain_seconds=DRAIN_SECONDS,
         shutdown_timeout_seconds=_SHUTDOWN_SECONDS,
         payload_log_uri=log_uri,
@@ -143,18 +161,23 @@ def serving_deployment(
     traffic: bool,
     image: str,
     storage: ArtifactStorage,
-    shadow_url: str | None = None,
+    mirror: Forwarding | None = None,
+    canary: Forwarding | None = None,
 ) -> dict[str, Any]:
-    """The Deployment running the inference server for one version."""
+    """The Deployment running the inference server for one version; `mirror` and `canary`
+    are the shares of its requests it sends to a challenger (the champion's only)."""
     selector = _labels(mdep, model_version=model_version) | {VERSION_LABEL: str(version)}
     pod_labels = selector | {TRAFFIC_LABEL: "true" if traffic else "false"}
-    if not traffic:
-        pod_labels[f"{DEPLOYMENT_LABEL}-shadow"] = label_value(mdep.name)
     log_uri = payload_log_uri(mdep, storage)
     # The servers only ever write to the store for the payload log, and only to its folder.
     writes_store = log_uri is not None and mdep.spec.payload_logging.uri is None
     env = serving_env(
-        mdep, version=version, artifact_uri=artifact_uri, shadow_url=shadow_url, log_uri=log_uri
+        mdep,
+        version=version,
+        artifact_uri=artifact_uri,
+        mirror=mirror,
+        canary=canary,
+        log_uri=log_uri,
     )
     container: dict[str, Any] = {
         "name": "server",
@@ -244,10 +267,11 @@ def serving_service(mdep: ModelDeployment) -> dict[str, Any]:
     return _service(mdep, mdep.name, selector)
 
 
-def shadow_service(mdep: ModelDeployment) -> dict[str, Any]:
-    """The Service of the shadowed challenger's pods (mirror target, never user traffic)."""
-    selector = {f"{DEPLOYMENT_LABEL}-shadow": label_value(mdep.name), TRAFFIC_LABEL: "false"}
-    return _service(mdep, shadow_service_name(mdep.name), selector)
+def version_service(mdep: ModelDeployment, version: int) -> dict[str, Any]:
+    """The Service of one version's pods: what a challenger is mirrored or forwarded to,
+    and a traffic router's backend."""
+    selector = {DEPLOYMENT_LABEL: label_value(mdep.name), VERSION_LABEL: str(version)}
+    return _service(mdep, deployment_name(mdep.name, version), selector)
 
 
 def service_monitor(mdep: ModelDeployment) -> dict[str, Any]:

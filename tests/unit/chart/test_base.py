@@ -42,6 +42,7 @@ OPERATOR_GRANTS = {
         "patch",
         "delete",
     },
+    ("gateway.networking.k8s.io", "httproutes"): {"get", "create", "patch"},
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
 }
 
