@@ -15,10 +15,11 @@ The states, per strategy (``R`` = ``spec.replicas``)::
         Canary ─ step i, weight w: the champion keeps R pods and sends exactly w % of the
                  requests to the challenger (ceil(R·w/100) pods, none of the Service's own
                  traffic); once both serve the step, hold `pause`, judging every `interval`:
-                 passed ▶ after `pause`, next step (after the last: promote)
+                 passed ▶ after `pause`, next step (after the last: Promoting)
                  failed ▶ `failureLimit` failed intervals in a row withdraw it
-        Shadow ─ challenger (1 pod) gets a mirror of the champion's traffic, none of the
-                 Service's; after `shadow.duration`, judged: passed ▶ Promoting · failed ▶ withdraw
+        Shadow ─ challenger (1 pod) gets a mirror of `mirrorPercent` of the champion's
+                 requests, none of the Service's; judged every `interval`; after
+                 `shadow.duration`: passed ▶ Promoting · failed ▶ withdraw
     champion, no challenger, floors breached (Auto) ──▶ Promoting the previous champion (rollback)
 """
 
@@ -323,12 +324,17 @@ def _judge(tick: _Tick, challenger: Challenger, judgement: Judgement | None) -> 
     if (tick.now - challenger.since).total_seconds() < _hold(tick.spec, challenger):
         tick.set(challenger=challenger)  # passed an interval; the step's pause goes on
         return
-    if challenger.phase is ChallengerPhase.SHADOWING:
+    steps = rollout.canary.steps if rollout.canary else []
+    if challenger.phase is ChallengerPhase.SHADOWING or challenger.step + 1 >= len(steps):
+        # Passed: the decision is recorded now, with its evidence; the switch follows once the
+        # challenger's pods take the Service's traffic (Promoting), so no request meets a
+        # Service without ready pods.
+        what = "shadow" if challenger.phase is ChallengerPhase.SHADOWING else "canary"
         tick.record(
             HistoryAction.PROMOTE,
             challenger.version,
             Reason.PROMOTED,
-            f"shadow of version {challenger.version} passed ({judgement.message});"
+            f"{what} of version {challenger.version} passed ({judgement.message});"
             " switching traffic to it",
             judgement.evidence,
         )
@@ -341,10 +347,6 @@ def _judge(tick: _Tick, challenger: Challenger, judgement: Judgement | None) -> 
             }
         )
         tick.set(challenger=switched)
-        return
-    steps = rollout.canary.steps if rollout.canary else []
-    if challenger.step + 1 >= len(steps):
-        _promote(tick, challenger, judgement.evidence)
         return
     following = challenger.step + 1
     tick.events.append(

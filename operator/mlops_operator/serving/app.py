@@ -227,14 +227,17 @@ class InferenceServer:
         request_id = self._next_id()
         status, outcome = 200, "ok"
         raw = b""
+        forwarding = False
         try:
             async with asyncio.timeout(self._deadline):
                 self._check_model(request)
                 raw = await self._read_body(request)
                 if self._to_canary(request, endpoint):
                     assert self.canary is not None
+                    forwarding = True
                     content_type = request.headers.get("Content-Type", "")
                     forwarded = await self.canary.forward(request.path, raw, content_type)
+                    forwarding = False
                     if forwarded is not None:
                         if self.draining:
                             forwarded.force_close()
@@ -262,6 +265,10 @@ class InferenceServer:
         payload["request_id"] = request_id
         data = orjson.dumps(payload, option=_DUMP)
         response = self._response(data, status, request_id)
+        if forwarding:
+            # The canary ran out of the request's time: its failure (it counts its own), not ours.
+            self.metrics.observe_side_channel("canary", outcome)
+            return response
         self.metrics.observe_request(endpoint, outcome, time.perf_counter() - started)
         if status == 200 and endpoint != "feedback":
             if self.mirror is not None:

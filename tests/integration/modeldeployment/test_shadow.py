@@ -67,8 +67,10 @@ def test_shadow_measures_agreement_without_changing_responses(
     assert "champion.requests" in evidence
     wait_for(lambda: (_status(kubeconfig, ns).get("champion") or {}).get("version") == 2,
              timeout=180, what="v2 serving")  # fmt: skip
+    # The old champion goes with its own Service; the new one's stays.
     wait_for(
-        lambda: kubectl(kubeconfig, "-n", ns, "get", "service", "iris-shadow",
+        lambda: kubectl(kubeconfig, "-n", ns, "get", "service", "iris-v1",
                         check=False).returncode != 0,
-        timeout=60, what="the shadow Service removed",
+        timeout=60, what="v1's Service removed",
     )  # fmt: skip
+    kubectl(kubeconfig, "-n", ns, "get", "service", "iris-v2")

@@ -132,6 +132,14 @@ def test_canary_walks_every_step_then_promotes() -> None:
         assert analysis_window(spec, status, now) == 5
         plan = advance(spec, status, candidates=mvs, ready=pods, now=now, judgement=PASS)
         status = plan.status
+    # Passed: recorded now; the switch waits for the challenger's pods to take the Service's
+    # traffic (its template changes), while the champion keeps serving.
+    assert status.challenger is not None
+    assert status.challenger.phase is ChallengerPhase.PROMOTING
+    assert _served(plan) == {1: (2, True), 2: (2, True)}
+    assert plan.canary_to is None
+    plan = advance(spec, status, candidates=mvs, ready={1: 2, 2: 2}, now=now)
+    status = plan.status
     assert status.challenger is None
     assert status.champion is not None
     assert (status.champion.version, status.champion.since) == (2, now)

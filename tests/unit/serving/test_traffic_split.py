@@ -161,3 +161,19 @@ async def test_a_request_past_the_deadline_gets_a_504_and_the_server_keeps_servi
     assert _requests(slow, "timeout") == 1
     patient = await serve(iris_lr, timeout_ms=5000, batch_delay_ms=400)
     assert (await patient.client.post("/predict", json={"rows": ROWS})).status == 200
+
+
+async def test_a_canary_past_the_deadline_is_the_canarys_failure(
+    serve: Serve, iris_lr: ModelDir
+) -> None:
+    canary = await serve(iris_lr, model_version="2", batch_delay_ms=400)
+    url = str(canary.client.make_url("/"))
+    champion = await serve(
+        iris_lr, model_version="1", canary_url=url, canary_percent=100, timeout_ms=50
+    )
+
+    response = await champion.client.post("/predict", json={"rows": ROWS})
+
+    assert response.status == 504
+    assert _side_channel(champion, "canary", "timeout") == 1
+    assert _requests(champion, "timeout") == 0
