@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ __all__ = [
     "COREDNS_VERSION",
     "ETCD",
     "ETCD_VERSION",
+    "GATEWAY_API_VERSION",
     "HELM",
     "HELM_VERSION",
     "KUBERNETES",
@@ -37,6 +39,7 @@ __all__ = [
     "Component",
     "cache_root",
     "ensure_binaries",
+    "gateway_api_crds",
     "go_binary",
 ]
 
@@ -44,6 +47,8 @@ KUBERNETES_VERSION = "v1.36.3"
 ETCD_VERSION = "v3.6.16"
 COREDNS_VERSION = "v1.14.7"
 HELM_VERSION = "v3.21.4"
+# v1.7 needs Go 1.27 even to be downloaded by `go mod download`.
+GATEWAY_API_VERSION = "v1.6.3"
 
 KUBERNETES_COMMANDS = (
     "kube-apiserver",
@@ -302,6 +307,21 @@ _BUILDERS = {
     COREDNS.name: _build_coredns,
     HELM.name: _build_helm,
 }
+
+
+def gateway_api_crds(version: str = GATEWAY_API_VERSION) -> Path:
+    """The folder of the Gateway API's standard-channel CRDs, from its Go module.
+
+    The module proxy serves ``sigs.k8s.io/gateway-api`` with its CRD YAML
+    (``config/crd/standard``); Go's own module cache keeps it (outside any checkout),
+    so only the first call needs the network.
+    """
+    module = f"sigs.k8s.io/gateway-api@{version}"
+    with tempfile.TemporaryDirectory(prefix="gateway-api-") as workdir:
+        found = json.loads(_run([go_binary(), "mod", "download", "-json", module], Path(workdir)))
+    if "Dir" not in found:
+        raise RuntimeError(f"sigs.k8s.io/gateway-api@{version}: {found.get('Error', found)}")
+    return Path(found["Dir"]) / "config" / "crd" / "standard"
 
 
 def ensure_binaries(components: Sequence[Component] = (ETCD, KUBERNETES, COREDNS)) -> None:
