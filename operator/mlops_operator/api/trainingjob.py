@@ -302,9 +302,10 @@ class _TrainingRecipe(CamelModel):
     ttl_seconds_after_finished: int | None = Field(
         default=None,
         ge=0,
-        description="Delete the trainer Job and its pods this long after the outcome was recorded;"
-        " the TrainingJob, its status and its ModelVersion stay. Default: the operator's"
-        " setting (one hour).",
+        description="Delete the trainer Job and its pods this long after the Job finished (the"
+        " TTL is given to the Job once its outcome is recorded, so it never goes unread); the"
+        " TrainingJob, its status and its ModelVersion stay. Editable, also once finished: the"
+        " kept Job follows. Default: the operator's setting (one hour).",
     )
     image: Image | None = Field(
         default=None, description="Trainer image; default: the operator's configured image."

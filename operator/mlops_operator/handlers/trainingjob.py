@@ -287,12 +287,35 @@ async def _sync_job(kube: KubeClient, job: Mapping[str, Any], training: Training
     await kube.patch("batch/v1", "Job", job["metadata"]["name"], training.namespace, patch)
 
 
+def _ttl(training: TrainingJob, settings: OperatorSettings) -> int:
+    keep = training.spec.ttl_seconds_after_finished
+    return settings.job_ttl_seconds if keep is None else keep
+
+
+async def _keep_job(kube: KubeClient, training: TrainingJob, settings: OperatorSettings) -> None:
+    """Give the finished trainer Job the TrainingJob's current ``ttlSecondsAfterFinished``."""
+    try:
+        job = await kube.get("batch/v1", "Job", job_name(training), training.namespace)
+    except NotFound:
+        return  # already removed by its earlier TTL
+    current = (job.get("spec") or {}).get("ttlSecondsAfterFinished")
+    if owner_uid(job) != training.metadata.get("uid") or current is None:
+        return  # another TrainingJob's, or its outcome is not recorded yet (the watch sets it)
+    wanted = _ttl(training, settings)
+    if current != wanted:
+        patch = {"spec": {"ttlSecondsAfterFinished": wanted}}
+        await kube.patch("batch/v1", "Job", job["metadata"]["name"], training.namespace, patch)
+
+
 async def _start(training: TrainingJob, body: kopf.Body, context: OperatorContext) -> None:
     kube, settings = context.kube, context.settings
     name = job_name(training)
     uid = str(training.metadata.get("uid"))
     if _terminal(body):
         if (body.get("status") or {}).get("observedGeneration") != training.generation:
+            # A finished TrainingJob's spec changes only in `ttlSecondsAfterFinished` (the
+            # rest is frozen; `suspend` no longer matters): the kept Job follows it.
+            await _keep_job(kube, training, settings)
             await _record(
                 kube,
                 training.namespace,
@@ -401,8 +424,7 @@ async def _finish(
         str(training.metadata.get("uid")),
         _status_for(training, outcome, job=name, generation=generation, model_version=version),
     )
-    keep = training.spec.ttl_seconds_after_finished
-    ttl = {"spec": {"ttlSecondsAfterFinished": settings.job_ttl_seconds if keep is None else keep}}
+    ttl = {"spec": {"ttlSecondsAfterFinished": _ttl(training, settings)}}
     await kube.patch("batch/v1", "Job", name, training.namespace, ttl)
     if written is None or _phase(written[0]) in _TERMINAL:
         return  # recorded by an earlier run, whose Event was posted then
