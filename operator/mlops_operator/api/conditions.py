@@ -145,6 +145,10 @@ class Reason(StrEnum):
     """The metrics source (Prometheus or the pods) did not answer."""
     TARGET_NOT_FOUND = "TargetNotFound"
     """The ModelDeployment the policy watches does not exist (yet)."""
+    INVALID_SCHEDULE = "InvalidSchedule"
+    """``triggers.schedule`` passed admission but can never fire (a reversed range, 30 February)."""
+    PROMETHEUS_REQUIRED = "PrometheusRequired"
+    """Custom PromQL triggers are set but no Prometheus is configured to run them."""
 
 
 class Condition(CamelModel):

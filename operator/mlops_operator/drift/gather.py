@@ -36,7 +36,12 @@ from mlops_operator.k8s import KubeClient, NotFound
 from mlops_operator.prometheus import PrometheusClient
 from mlops_operator.resources.common import DEPLOYMENT_LABEL, label_value
 
-__all__ = ["Gathered", "Gatherer", "TargetMissing", "parse_time"]
+__all__ = ["NO_PROMETHEUS", "Gathered", "Gatherer", "TargetMissing", "parse_time", "unrunnable"]
+
+NO_PROMETHEUS = (
+    "custom PromQL triggers need a Prometheus: set spec.prometheus.url, or the operator's"
+    " Prometheus (MLOPS_PROMETHEUS_URL, the chart's operator.prometheusUrl)"
+)
 
 _FINISHED = {"Succeeded", "Failed"}
 
@@ -133,13 +138,7 @@ class Gatherer:
             else:
                 counted, note = await self._scraped(policy, scope, now, window_seconds)
                 custom = [
-                    Reading(
-                        f"custom/{t.name}",
-                        None,
-                        t.threshold,
-                        t.op,
-                        message="custom PromQL needs spec.prometheus.url",
-                    )
+                    Reading(f"custom/{t.name}", None, t.threshold, t.op, message=NO_PROMETHEUS)
                     for t in spec.triggers.custom or []
                 ]
         except SourceError as error:
@@ -198,6 +197,14 @@ class Gatherer:
                 )
             )
         return targets
+
+
+def unrunnable(policy: DriftPolicy, default_prometheus_url: str | None) -> str | None:
+    """Why some of `policy`'s triggers cannot be measured at all here, or None."""
+    if policy.spec.triggers.custom and not (policy.spec.prometheus.url or default_prometheus_url):
+        names = ", ".join(t.name for t in policy.spec.triggers.custom)
+        return f"{NO_PROMETHEUS} (triggers {names} are never evaluated)"
+    return None
 
 
 def _champion_names(target: dict[str, Any]) -> list[str]:
