@@ -62,6 +62,7 @@ from mlops_operator.resources.validation import (
     validation_job,
     validation_job_name,
 )
+from mlops_operator.validator.report import CheckName
 
 __all__ = ["accept_model_version", "validate_model_version"]
 
@@ -69,6 +70,8 @@ logger = logging.getLogger(__name__)
 
 
 _FINAL = (ModelVersionPhase.VALIDATED.value, ModelVersionPhase.REJECTED.value)
+# The validator's checks, and the Job failing before any check reported.
+_ARTIFACT_CHECKS = CheckName.ALL | {"validation"}
 _KIND = "ModelVersion"
 
 
@@ -249,8 +252,7 @@ async def _judge(
 
 def _artifact_failed(results: list[GateResult]) -> bool:
     """Whether an artifact check (not a metric gate) failed."""
-    checks = {"checksum", "load", "signature", "parity", "evaluation", "validation"}
-    return any(not r.passed and r.gate in checks for r in results)
+    return any(not r.passed and r.gate in _ARTIFACT_CHECKS for r in results)
 
 
 async def _approve(

@@ -76,6 +76,8 @@ def validation_job(
     settings = ValidatorSettings(
         model_uri=resolve_artifact_uri(spec.artifact.uri),
         expected_sha256=spec.artifact.sha256,
+        expected_size_bytes=spec.artifact.size_bytes,
+        expected_opset=spec.artifact.opset,
         expected_features=[f.name for f in signature.features] if signature else None,
         expected_classes=signature.classes if signature else None,
         champions={name: resolve_artifact_uri(uri) for name, uri in champions.items()},

@@ -27,6 +27,12 @@ class ValidatorSettings(BaseSettings):
     expected_sha256: str = Field(
         pattern=r"^[0-9a-f]{64}$", description="The ModelVersion's recorded sha256."
     )
+    expected_size_bytes: int | None = Field(
+        default=None, ge=1, description="The ModelVersion's recorded size of model.onnx."
+    )
+    expected_opset: int | None = Field(
+        default=None, ge=1, description="The ModelVersion's recorded default-domain ONNX opset."
+    )
     expected_features: list[str] | None = Field(
         default=None, description="The ModelVersion's feature names in order, when recorded."
     )
