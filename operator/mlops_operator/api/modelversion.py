@@ -170,7 +170,10 @@ class Lineage(CamelModel):
     )
     image: Image | None = Field(default=None, description="Trainer image (ideally by digest).")
     code_version: str = Field(
-        min_length=1, max_length=128, description="Version of the trainer code (package or git)."
+        min_length=1,
+        max_length=128,
+        description="The trainer's code: the package version plus the commit it was built from"
+        " where known, e.g. `0.1.0+g0123456789ab` (`.dirty` when the checkout differed).",
     )
     training_job: ObjectName | None = Field(
         default=None, description="The TrainingJob that produced it; absent when imported."

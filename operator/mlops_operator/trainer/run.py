@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlops_operator import __version__
+from mlops_operator.buildinfo import code_version
 from mlops_operator.modelcard import MODEL_CARD_FILE, MODEL_FILE, Artifact, Lineage, ModelCard
 from mlops_operator.storage import ArtifactStore, StorageError, join_key, sha256_bytes
 from mlops_operator.trainer.datasets import load_dataset
@@ -171,7 +171,7 @@ def train(settings: TrainerSettings) -> TrainingOutcome:
             imputation=imputation,
             categorical_imputation=settings.categorical_imputation if table.categorical else None,
             image=settings.image,
-            code_version=__version__,
+            code_version=code_version(),
             training_job=settings.training_job,
             libraries=_library_versions(),
         ),
