@@ -39,3 +39,15 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- printf "%s:%s" $repository (default .root.Chart.AppVersion $image.tag) -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+One workload's pod defaults as the JSON the operator reads (MLOPS_<WORKLOAD>_POD), with the
+chart's imagePullSecrets added to the workload's own.
+*/}}
+{{- define "mlops-operator.workloadPod" -}}
+{{- $pod := deepCopy (index .root.Values.workloads .workload | default dict) -}}
+{{- with .root.Values.imagePullSecrets -}}
+{{- $_ := set $pod "imagePullSecrets" (concat ($pod.imagePullSecrets | default list) .) -}}
+{{- end -}}
+{{- toJson $pod -}}
+{{- end -}}

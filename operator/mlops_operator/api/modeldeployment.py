@@ -27,6 +27,7 @@ from mlops_operator.api.fields import (
 )
 from mlops_operator.api.gates import Gates
 from mlops_operator.api.model import CamelModel, Rule
+from mlops_operator.api.pods import PodOverrides
 from mlops_operator.api.resource import (
     CustomResource,
     PrinterColumn,
@@ -304,6 +305,11 @@ class ModelDeploymentSpec(CamelModel):
             reason="FieldValueRequired",
         ),
         Rule(
+            "!has(self.resources) || !has(self.podOverrides) || !has(self.podOverrides.resources)",
+            "`resources` and `podOverrides.resources` must not both be set",
+            field_path=".podOverrides.resources",
+        ),
+        Rule(
             "self.promotion != 'Auto' || !has(self.version)",
             "`version` must not be set when `promotion` is Auto: set `promotion: Manual` to pin",
             field_path=".version",
@@ -327,6 +333,11 @@ class ModelDeploymentSpec(CamelModel):
     )
     resources: ResourceRequirements | None = Field(
         default=None, description="Compute resources of each serving pod."
+    )
+    pod_overrides: PodOverrides | None = Field(
+        default=None,
+        description="Changes to the serving pods (placement, service account, pull secrets,"
+        " resources, env, volumes), merged over the operator's defaults.",
     )
     server: ServerSettings = Field(
         default=ServerSettings(),

@@ -28,6 +28,7 @@ from mlops_operator.api.fields import (
 )
 from mlops_operator.api.gates import Gates
 from mlops_operator.api.model import CamelModel, Rule, field_rules
+from mlops_operator.api.pods import PodOverrides
 from mlops_operator.api.resource import CustomResource, PrinterColumn, ResourceStatus
 from mlops_operator.api.trainingjob import Preprocessing
 
@@ -233,6 +234,11 @@ class ModelVersionSpec(CamelModel):
     )
     gates: Gates | None = Field(
         default=None, description="Checks this version must pass before any deployment uses it."
+    )
+    validator_pod_overrides: PodOverrides | None = Field(
+        default=None,
+        description="Changes to the validation Job's pod, merged over the operator's defaults"
+        " (a TrainingJob copies its `validatorPodOverrides` here).",
     )
 
 

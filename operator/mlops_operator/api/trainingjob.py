@@ -33,6 +33,7 @@ from mlops_operator.api.fields import (
 )
 from mlops_operator.api.gates import Gates
 from mlops_operator.api.model import CamelModel, Rule, field_rules, frozen_except
+from mlops_operator.api.pods import PodOverrides
 from mlops_operator.api.resource import CustomResource, PrinterColumn, ResourceStatus
 
 __all__ = [
@@ -231,6 +232,11 @@ class _TrainingRecipe(CamelModel):
             field_path=".preprocessing.scaleNumeric",
         ),
         Rule(
+            "!has(self.resources) || !has(self.podOverrides) || !has(self.podOverrides.resources)",
+            "`resources` and `podOverrides.resources` must not both be set",
+            field_path=".podOverrides.resources",
+        ),
+        Rule(
             "!has(self.features) || !(self.target in self.features)",
             "`features` must not contain the `target` column",
             field_path=".features",
@@ -285,6 +291,16 @@ class _TrainingRecipe(CamelModel):
     )
     resources: ResourceRequirements | None = Field(
         default=None, description="Compute resources of the trainer pod."
+    )
+    pod_overrides: PodOverrides | None = Field(
+        default=None,
+        description="Changes to the trainer pod (placement, service account, pull secrets,"
+        " resources, env, volumes), merged over the operator's defaults.",
+    )
+    validator_pod_overrides: PodOverrides | None = Field(
+        default=None,
+        description="Changes to the pod that validates the produced ModelVersion (copied into"
+        " its `validatorPodOverrides`).",
     )
     active_deadline_seconds: int | None = Field(
         default=None,

@@ -17,12 +17,12 @@ from urllib.parse import urlsplit
 
 from pydantic import TypeAdapter, ValidationError
 
-from mlops_operator.audit.entry import ENTRIES_ENV, AuditEntry
+from mlops_operator.audit.entry import AuditEntry
 from mlops_operator.audit.log import append_entries, read_entries
+from mlops_operator.podcontract import AUDIT_ENTRIES_ENV, STORE_URI_ENV
 
 __all__ = ["main", "store_root"]
 
-_STORE_ENV = "MLOPS_STORE_URI"
 _ENTRIES = TypeAdapter(list[AuditEntry])
 
 
@@ -31,14 +31,14 @@ def store_root(uri: str) -> Path:
     parts = urlsplit(uri)
     if parts.scheme != "file" or not parts.path:
         raise ValueError(
-            f"{_STORE_ENV}={uri!r}: the audit log needs a file system store (file:///path);"
+            f"{STORE_URI_ENV}={uri!r}: the audit log needs a file system store (file:///path);"
             " object stores cannot append"
         )
     return Path(parts.path)
 
 
 def _log_path(key: str) -> Path:
-    root = store_root(os.environ.get(_STORE_ENV, ""))
+    root = store_root(os.environ.get(STORE_URI_ENV, ""))
     path = (root / key).resolve()
     if not key.startswith("audit/") or not path.is_relative_to(root.resolve()):
         raise ValueError(f"--key {key!r}: expected audit/<namespace>/<plural>/<name>.jsonl")
@@ -47,7 +47,7 @@ def _log_path(key: str) -> Path:
 
 def _append(key: str) -> int:
     path = _log_path(key)
-    entries = _ENTRIES.validate_json(os.environ.get(ENTRIES_ENV) or "[]")
+    entries = _ENTRIES.validate_json(os.environ.get(AUDIT_ENTRIES_ENV) or "[]")
     written = append_entries(path, entries)
     print(f"appended {written} of {len(entries)} entries to {key}")
     return 0

@@ -58,6 +58,7 @@ async def write_audit(
         image=context.settings.trainer_image,
         storage=storage,
         deployment=deployment,
+        defaults=context.settings.audit_pod,
     )
     try:
         # Conflict: an earlier pass made it and did not get to move the annotation.

@@ -334,6 +334,7 @@ async def _converge(
             storage=storage,
             mirror=mirror if is_champion else None,
             canary=canary if is_champion else None,
+            defaults=settings.server_pod,
         )
         await children.apply(context, manifest, exists=name in present)
     for name in present - wanted:

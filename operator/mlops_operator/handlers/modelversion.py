@@ -189,6 +189,7 @@ async def _start(
         storage=storage_of(context.settings),
         gates=gates,
         champions=champions,
+        defaults=context.settings.validator_pod,
     )
     try:
         await context.kube.create(job)

@@ -326,7 +326,8 @@ async def _start(training: TrainingJob, body: kopf.Body, context: OperatorContex
         return
     storage = storage_of(settings)
     try:
-        manifest = build_job(training, storage, training.spec.image or settings.trainer_image)
+        image = training.spec.image or settings.trainer_image
+        manifest = build_job(training, storage, image, settings.trainer_pod)
     except UnsupportedSpec as error:
         await _fail(kube, training, Reason.INVALID_SPEC, str(error), job=name)
         return

@@ -36,6 +36,13 @@ from mlops_operator.api.metadata import (
     TRAINING_JOB_LABEL,
 )
 from mlops_operator.api.resource import CustomResource
+from mlops_operator.podcontract import (
+    ARTIFACT_MOUNT,
+    ARTIFACT_VOLUME,
+    SCRATCH_MOUNT,
+    SCRATCH_VOLUME,
+    STORE_URI_ENV,
+)
 
 __all__ = [
     "ARTIFACT_MOUNT",
@@ -68,11 +75,6 @@ __all__ = [
 MANAGED_BY = "mlops-operator"
 
 RUN_AS_USER = 65532
-SCRATCH_VOLUME = "scratch"
-SCRATCH_MOUNT = "/tmp"
-ARTIFACT_VOLUME = "artifacts"
-ARTIFACT_MOUNT = "/var/lib/mlops/artifacts"
-STORE_URI_ENV = "MLOPS_STORE_URI"
 PVC_SCHEME = "pvc"
 
 _MAX_LABEL_VALUE = 63

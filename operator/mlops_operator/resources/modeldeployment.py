@@ -33,6 +33,7 @@ from mlops_operator.api.metadata import (
     VERSION_LABEL,
 )
 from mlops_operator.api.modeldeployment import ModelDeployment
+from mlops_operator.api.pods import PodOverrides
 from mlops_operator.resources.common import (
     COMPONENT_LABEL,
     DEPLOYMENT_LABEL,
@@ -47,6 +48,7 @@ from mlops_operator.resources.common import (
     scratch_volume,
 )
 from mlops_operator.resources.payloadlog import payload_log_root
+from mlops_operator.resources.pods import with_overrides
 from mlops_operator.serving.settings import ServingSettings
 
 __all__ = [
@@ -163,9 +165,11 @@ def serving_deployment(
     storage: ArtifactStorage,
     mirror: Forwarding | None = None,
     canary: Forwarding | None = None,
+    defaults: PodOverrides | None = None,
 ) -> dict[str, Any]:
     """The Deployment running the inference server for one version; `mirror` and `canary`
-    are the shares of its requests it sends to a challenger (the champion's only)."""
+    are the shares of its requests it sends to a challenger (the champion's only);
+    `defaults` (the operator's server pod defaults), then the spec's overrides go over its pod."""
     selector = _labels(mdep, model_version=model_version) | {VERSION_LABEL: str(version)}
     pod_labels = selector | {TRAFFIC_LABEL: "true" if traffic else "false"}
     log_uri = payload_log_uri(mdep, storage)
@@ -198,10 +202,25 @@ def serving_deployment(
         "securityContext": restricted_container_security_context(),
         "volumeMounts": [scratch_mount(), *storage.mounts(read_only=not writes_store)],
     }
-    if mdep.spec.resources is not None:
-        container["resources"] = mdep.spec.resources.model_dump(
-            mode="json", by_alias=True, exclude_none=True
-        )
+    template = {
+        "metadata": {
+            "labels": pod_labels,
+            "annotations": {
+                SCRAPE_ANNOTATION: "true",
+                SCRAPE_PORT_ANNOTATION: str(SERVER_PORT),
+                SCRAPE_PATH_ANNOTATION: "/metrics",
+            },
+        },
+        "spec": {
+            "automountServiceAccountToken": False,
+            "securityContext": restricted_pod_security_context(),
+            "terminationGracePeriodSeconds": _GRACE_SECONDS,
+            "containers": [container],
+            "volumes": [scratch_volume(), *storage.volumes()],
+        },
+    }
+    resources = PodOverrides(resources=mdep.spec.resources) if mdep.spec.resources else None
+    layers = (defaults, mdep.spec.pod_overrides, resources)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -220,23 +239,7 @@ def serving_deployment(
                 "type": "RollingUpdate",
                 "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
             },
-            "template": {
-                "metadata": {
-                    "labels": pod_labels,
-                    "annotations": {
-                        SCRAPE_ANNOTATION: "true",
-                        SCRAPE_PORT_ANNOTATION: str(SERVER_PORT),
-                        SCRAPE_PATH_ANNOTATION: "/metrics",
-                    },
-                },
-                "spec": {
-                    "automountServiceAccountToken": False,
-                    "securityContext": restricted_pod_security_context(),
-                    "terminationGracePeriodSeconds": _GRACE_SECONDS,
-                    "containers": [container],
-                    "volumes": [scratch_volume(), *storage.volumes()],
-                },
-            },
+            "template": with_overrides(template, "server", layers),
         },
     }
 

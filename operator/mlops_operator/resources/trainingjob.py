@@ -58,6 +58,7 @@ from mlops_operator.api.modelversion import (
     TensorDtype,
     TensorSummary,
 )
+from mlops_operator.api.pods import PodOverrides
 from mlops_operator.api.resource import API_VERSION
 from mlops_operator.api.trainingjob import (
     PayloadLogSource,
@@ -66,6 +67,7 @@ from mlops_operator.api.trainingjob import (
     TrainingJobPhase,
     TrainingJobStatus,
 )
+from mlops_operator.podcontract import DATASET_MOUNT_ROOT, DATASET_VOLUME, TRAINER_OUTPUT_DIR
 from mlops_operator.resources.common import (
     ArtifactStorage,
     label_value,
@@ -77,6 +79,7 @@ from mlops_operator.resources.common import (
     scratch_volume,
 )
 from mlops_operator.resources.payloadlog import payload_log_root
+from mlops_operator.resources.pods import with_overrides
 from mlops_operator.trainer.payloadlog_uri import payload_log_dataset_uri
 from mlops_operator.trainer.result import (
     SignatureDigest,
@@ -88,7 +91,6 @@ from mlops_operator.trainer.settings import TrainerSettings
 
 __all__ = [
     "CONTAINER",
-    "DATASET_MOUNT_ROOT",
     "TRAINER_COMPONENT",
     "Outcome",
     "UnsupportedSpec",
@@ -106,8 +108,6 @@ __all__ = [
 
 TRAINER_COMPONENT = "trainer"
 CONTAINER = "trainer"
-DATASET_MOUNT_ROOT = "/var/lib/mlops/datasets"
-OUTPUT_DIR = "/tmp/model"
 _TERMINAL = (TrainingJobPhase.SUCCEEDED, TrainingJobPhase.FAILED)
 # The trainer's reasons that are the TrainingJob's own; any other is `TrainingFailed`.
 _TRAINER_REASONS = {
@@ -191,7 +191,7 @@ def trainer_settings(
             imputation=spec.preprocessing.impute.numeric.value,
             categorical_imputation=spec.preprocessing.impute.categorical.value,
             model_name=spec.model_name,
-            output_dir=Path(OUTPUT_DIR),
+            output_dir=Path(TRAINER_OUTPUT_DIR),
             store_uri=storage.store_uri,
             training_job=f"{training.namespace}/{training.name}",
             image=image,
@@ -207,13 +207,13 @@ def _volumes(training: TrainingJob, storage: ArtifactStorage) -> tuple[list[Any]
     if pvc is not None:
         volumes.append(
             {
-                "name": "dataset",
+                "name": DATASET_VOLUME,
                 "persistentVolumeClaim": {"claimName": pvc.claim_name, "readOnly": True},
             }
         )
         mounts.append(
             {
-                "name": "dataset",
+                "name": DATASET_VOLUME,
                 "mountPath": f"{DATASET_MOUNT_ROOT}/{pvc.claim_name}",
                 "readOnly": True,
             }
@@ -221,8 +221,14 @@ def _volumes(training: TrainingJob, storage: ArtifactStorage) -> tuple[list[Any]
     return volumes, mounts
 
 
-def build_job(training: TrainingJob, storage: ArtifactStorage, image: str) -> dict[str, Any]:
-    """The ``batch/v1`` Job that runs the trainer for `training` (raises `UnsupportedSpec`)."""
+def build_job(
+    training: TrainingJob,
+    storage: ArtifactStorage,
+    image: str,
+    defaults: PodOverrides | None = None,
+) -> dict[str, Any]:
+    """The ``batch/v1`` Job that runs the trainer for `training` (raises `UnsupportedSpec`);
+    `defaults`, the operator's trainer pod defaults, then the spec's overrides go over its pod."""
     spec = training.spec
     env = trainer_settings(training, storage, image).to_env()
     volumes, mounts = _volumes(training, storage)
@@ -238,8 +244,19 @@ def build_job(training: TrainingJob, storage: ArtifactStorage, image: str) -> di
     }
     if spec.dataset.credentials_secret:
         container["envFrom"] = [{"secretRef": {"name": spec.dataset.credentials_secret}}]
-    if spec.resources is not None:
-        container["resources"] = spec.resources.model_dump(by_alias=True, exclude_none=True)
+    template = {
+        "metadata": {"labels": meta_labels},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "securityContext": restricted_pod_security_context(),
+            "containers": [container],
+            "volumes": volumes,
+        },
+    }
+    resources = PodOverrides(resources=spec.resources) if spec.resources else None
+    layers = (defaults, spec.pod_overrides, resources)
     job_spec: dict[str, Any] = {
         "backoffLimit": spec.backoff_limit,
         "suspend": spec.suspend,
@@ -252,17 +269,7 @@ def build_job(training: TrainingJob, storage: ArtifactStorage, image: str) -> di
                 {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
             ]
         },
-        "template": {
-            "metadata": {"labels": meta_labels},
-            "spec": {
-                "restartPolicy": "Never",
-                "automountServiceAccountToken": False,
-                "enableServiceLinks": False,
-                "securityContext": restricted_pod_security_context(),
-                "containers": [container],
-                "volumes": volumes,
-            },
-        },
+        "template": with_overrides(template, CONTAINER, layers),
     }
     if spec.active_deadline_seconds is not None:
         job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
@@ -514,6 +521,7 @@ def build_model_version(
         ),
         target_deployment=spec.target_deployment,
         gates=spec.gates,
+        validator_pod_overrides=spec.validator_pod_overrides,
     )
     return {
         "apiVersion": API_VERSION,

@@ -22,6 +22,8 @@ from pydantic import Field, ValidationError
 from mlops_operator.api.gates import Gates, MetricGate
 from mlops_operator.api.metadata import CHAMPIONS_ANNOTATION, GATES_ANNOTATION
 from mlops_operator.api.modelversion import ModelVersion
+from mlops_operator.api.pods import PodOverrides
+from mlops_operator.podcontract import TERMINATION_MESSAGE_PATH
 from mlops_operator.resources.common import (
     ArtifactStorage,
     labels,
@@ -32,12 +34,12 @@ from mlops_operator.resources.common import (
     scratch_mount,
     scratch_volume,
 )
+from mlops_operator.resources.pods import with_overrides
 from mlops_operator.validator.report import ValidationReport
 from mlops_operator.validator.settings import ValidatorSettings
 
 __all__ = [
     "CONTAINER",
-    "TERMINATION_MESSAGE_PATH",
     "read_report",
     "recorded_champions",
     "recorded_gates",
@@ -45,7 +47,6 @@ __all__ = [
     "validation_job_name",
 ]
 
-TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 CONTAINER = "validator"
 _SUFFIX = "-validate"
 _MAX_NAME = 63  # the Job's name becomes a label value on its pods
@@ -68,9 +69,10 @@ def validation_job(
     gates: Gates,
     champions: Mapping[str, str],
     deadline_seconds: int = 600,
+    defaults: PodOverrides | None = None,
 ) -> dict[str, Any]:
     """The Job validating `mv` for `gates`; `champions` maps champion ModelVersion names to
-    artifact URIs."""
+    artifact URIs; `defaults`, then the version's `validatorPodOverrides`, go over its pod."""
     spec = mv.spec
     signature = spec.signature
     settings = ValidatorSettings(
@@ -94,7 +96,16 @@ def validation_job(
         "terminationMessagePolicy": "File",
         "securityContext": restricted_container_security_context(),
         "volumeMounts": [scratch_mount(), *storage.mounts(read_only=True)],
-        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}},
+    }
+    template = {
+        "metadata": {"labels": job_labels},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "securityContext": restricted_pod_security_context(),
+            "containers": [container],
+            "volumes": [scratch_volume(), *storage.volumes()],
+        },
     }
     return {
         "apiVersion": "batch/v1",
@@ -112,16 +123,9 @@ def validation_job(
         "spec": {
             "backoffLimit": 0,
             "activeDeadlineSeconds": deadline_seconds,
-            "template": {
-                "metadata": {"labels": job_labels},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "automountServiceAccountToken": False,
-                    "securityContext": restricted_pod_security_context(),
-                    "containers": [container],
-                    "volumes": [scratch_volume(), *storage.volumes()],
-                },
-            },
+            "template": with_overrides(
+                template, CONTAINER, (defaults, spec.validator_pod_overrides)
+            ),
         },
     }
 

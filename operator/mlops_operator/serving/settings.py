@@ -10,13 +10,15 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mlops_operator.podcontract import ENV_PREFIX
+
 __all__ = ["ServingSettings"]
 
 
 class ServingSettings(BaseSettings):
     """Configuration of the inference server (env prefix ``MLOPS_``)."""
 
-    model_config = SettingsConfigDict(env_prefix="MLOPS_", extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
 
     model_dir: str = Field(
         description="Directory or fsspec URI holding model.onnx and model-card.json."

@@ -16,9 +16,9 @@ from typing import Literal
 from pydantic import Field, JsonValue, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ENV_PREFIX", "TrainerSettings", "describe_invalid"]
+from mlops_operator.podcontract import ENV_PREFIX, TERMINATION_MESSAGE_PATH, TRAINER_OUTPUT_DIR
 
-ENV_PREFIX = "MLOPS_"
+__all__ = ["TrainerSettings", "describe_invalid"]
 
 
 class TrainerSettings(BaseSettings):
@@ -78,14 +78,15 @@ class TrainerSettings(BaseSettings):
         description="Name of the model in the store (a DNS label).",
     )
     output_dir: Path = Field(
-        default=Path("/tmp/model"), description="Where model.onnx and model-card.json are written."
+        default=Path(TRAINER_OUTPUT_DIR),
+        description="Where model.onnx and model-card.json are written.",
     )
     store_uri: str | None = Field(
         default=None,
         description="Artifact store root; when set, the dataset snapshot and the model go there.",
     )
     termination_message_path: Path | None = Field(
-        default=Path("/dev/termination-log"),
+        default=Path(TERMINATION_MESSAGE_PATH),
         description="Where the short result is written for Kubernetes; None: nowhere.",
     )
     parity_sample_rows: int = Field(

@@ -13,13 +13,15 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mlops_operator.podcontract import ENV_PREFIX, TERMINATION_MESSAGE_PATH
+
 __all__ = ["ValidatorSettings"]
 
 
 class ValidatorSettings(BaseSettings):
     """Which artifact to check, what it must be, and whom to compare it with."""
 
-    model_config = SettingsConfigDict(env_prefix="MLOPS_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
 
     model_uri: str = Field(
         min_length=1, description="Folder (path or fsspec URI) with model.onnx and its card."
@@ -47,7 +49,7 @@ class ValidatorSettings(BaseSettings):
         default=None, description="The artifact store holding the dataset snapshot."
     )
     termination_message_path: Path = Field(
-        default=Path("/dev/termination-log"), description="Where the report is written."
+        default=Path(TERMINATION_MESSAGE_PATH), description="Where the report is written."
     )
 
     def to_env(self) -> list[dict[str, str]]:
@@ -60,5 +62,5 @@ class ValidatorSettings(BaseSettings):
                 if isinstance(value, str)
                 else json.dumps(value, separators=(",", ":"), sort_keys=True)
             )
-            env.append({"name": f"MLOPS_{name.upper()}", "value": text})
+            env.append({"name": f"{ENV_PREFIX}{name.upper()}", "value": text})
         return env
