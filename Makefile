@@ -16,7 +16,7 @@ demo: $(STAMP) binaries ## The main job: the closed MLOps loop, end to end, on t
 	$(MLOPS) demo
 
 .PHONY: test
-test: $(STAMP) binaries lint typecheck ## The whole suite: lint, types, unit, integration and e2e tests.
+test: $(STAMP) binaries browser lint typecheck ## The whole suite: lint, types, unit, integration and e2e tests.
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ##@ Development
@@ -49,6 +49,13 @@ manifests: crds helm ## Render the kustomize base (manifests/base) from the Helm
 .PHONY: binaries
 binaries: $(STAMP) ## Build (first run only) and cache the control-plane binaries.
 	$(MLOPS) cluster build
+
+.PHONY: browser
+browser: ## Debian's chromium for the console's browser tests (installed when missing, as root).
+	@command -v chromium >/dev/null || { \
+		echo "[browser] installing chromium from Debian"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends chromium fonts-liberation >/dev/null; }
 
 .PHONY: lint
 lint: $(STAMP) ## ruff (lint and format) and the import-layer contracts.

@@ -18,6 +18,7 @@ __all__ = ["main"]
 
 # Modules that add subcommands; each defines `register(subparsers)`.
 _COMMAND_MODULES = (
+    "mlops_operator.console.commands",
     "mlops_operator.crdgen.commands",
     "mlops_operator.demo",
     "mlops_operator.localcluster.commands",

@@ -32,6 +32,7 @@ __all__ = [
     "DriftPolicy",
     "DriftPolicySpec",
     "DriftPolicyStatus",
+    "EvaluationRecord",
     "FeatureDriftTrigger",
     "LastRetrain",
     "PredictionDriftTrigger",
@@ -325,6 +326,22 @@ class LastRetrain(CamelModel):
     )
 
 
+class EvaluationRecord(CamelModel):
+    """One past evaluation, kept so its values can be plotted where no Prometheus keeps them."""
+
+    time: datetime = Field(description="When it ran.")
+    values: dict[str, float] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Each trigger's measured value, by trigger name; unmeasured ones are absent.",
+    )
+    feature_psi: dict[str, float] = Field(
+        default_factory=dict,
+        max_length=8,
+        description="PSI of the most drifted features (at most 8), by feature name.",
+    )
+
+
 class DriftPolicyStatus(ResourceStatus):
     """Observed state: conditions `Ready`, `DriftDetected` and `SourceReachable`."""
 
@@ -345,6 +362,12 @@ class DriftPolicyStatus(ResourceStatus):
     last_retrain: LastRetrain | None = Field(default=None, description="The latest retrain.")
     retrains_in_period: int = Field(
         default=0, ge=0, description="Retrains within the current `budget.period`."
+    )
+    evaluations: list[EvaluationRecord] = Field(
+        default_factory=list,
+        max_length=20,
+        description="The last evaluations, newest first (at most 20): what `mlops console` plots"
+        " when Prometheus cannot be reached.",
     )
 
 

@@ -344,6 +344,12 @@ class TrainingJobSpec(_TrainingRecipe):
     """Desired state of a TrainingJob."""
 
     dataset: Dataset = Field(description="Where the training data comes from.")
+    parent_version: ObjectName | None = Field(
+        default=None,
+        description="The ModelVersion this training retrains, recorded as the produced version's"
+        " `lineage.parentVersion`; a DriftPolicy sets it to the champion that served when its"
+        " trigger fired.",
+    )
 
 
 class TrainingJobTemplate(_TrainingRecipe):

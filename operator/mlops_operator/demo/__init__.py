@@ -54,14 +54,18 @@ def run_demo(demo: Demo, report: Path) -> int:
         ["sklearn://iris", "iris-initial", v1.facts["model_version"], "iris"],
         [f"payloadlog://{demo.namespace}/iris", shift.facts["training_job"], v2.facts["model_version"], "iris"],
     ]  # fmt: skip
+    parent = v2.facts.get("parent_version")
+    parents = {v2.facts["model_version"]: parent} if parent else {}
     path = write_report(report, summary, series, demo.traffic.observations, demo.marks, lineage,
-                        origin, demo.stages)  # fmt: skip
+                        origin, demo.stages, parents)  # fmt: skip
     print("==> summary", flush=True)
     for line in summary.lines():
         print(f"    {line}")
     print(f"==> report: {path.resolve()}")
     print(f"==> look around: eval \"$({sys.argv[0]} cluster env)\"; kubectl get mlops -n {demo.namespace};"
           f" {sys.argv[0]} history iris -n {demo.namespace}")  # fmt: skip
+    print(f"==> see it in a browser: eval \"$({sys.argv[0]} cluster env)\"; {sys.argv[0]} console"
+          " (then open http://127.0.0.1:8090/)")  # fmt: skip
     print(f"==> the cluster stays up; `{sys.argv[0]} cluster down` stops it")
     return 0
 

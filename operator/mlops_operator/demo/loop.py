@@ -325,7 +325,8 @@ class Demo:
         mv = self.k.get("modelversions.mlops.dev", version) or {}
         return self._record("retrain", began, training_job=name, model_version=version,
                             metrics=status.get("metrics"), gate_results=validated.get("gateResults"),
-                            dataset=mv.get("spec", {}).get("lineage", {}).get("dataset"))  # fmt: skip
+                            dataset=mv.get("spec", {}).get("lineage", {}).get("dataset"),
+                            parent_version=mv.get("spec", {}).get("lineage", {}).get("parentVersion"))  # fmt: skip
 
     def rollout(self, timeout: float = 240) -> Stage:
         """Watch v2's canary until it is promoted."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,7 +173,9 @@ def _marks(axis: Any, marks: dict[str, float], origin: float) -> None:
                           rotation=90, fontsize=7, va="top", ha="right", color=color)  # fmt: skip
 
 
-def _lineage_plot(chains: Sequence[Sequence[str]], path: Path) -> None:
+def _lineage_plot(
+    chains: Sequence[Sequence[str]], path: Path, parents: Mapping[str, str] | None = None
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -194,6 +196,13 @@ def _lineage_plot(chains: Sequence[Sequence[str]], path: Path) -> None:
             if column:
                 axis.annotate("", xy=(column - 0.42, y), xytext=(column - 0.58, y),
                               arrowprops={"arrowstyle": "->"})  # fmt: skip
+    # A retrained version's lineage names its parent: the rows are one loop, not two stories.
+    rows = {chain[2]: len(chains) - 1 - row for row, chain in enumerate(chains) if len(chain) > 2}
+    for child, parent in (parents or {}).items():
+        if child in rows and parent in rows:
+            axis.annotate("retrained into", xy=(2, rows[child] + 0.25), xytext=(2, rows[parent] - 0.25),
+                          ha="center", va="center", fontsize=7, color="#b3261e",
+                          arrowprops={"arrowstyle": "->", "color": "#b3261e", "linestyle": "--"})  # fmt: skip
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -208,8 +217,13 @@ def write_report(
     lineage: Sequence[Sequence[str]],
     origin: float,
     stages: Sequence[Any] = (),
+    parents: Mapping[str, str] | None = None,
 ) -> Path:
-    """Write the HTML report and its PNG plots beside it; return the report's path."""
+    """Write the HTML report and its PNG plots beside it; return the report's path.
+
+    `parents` maps a retrained version to the version it was retrained from (its
+    ``lineage.parentVersion``), drawn between the lineage rows.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     stem = path.stem
     psi_png, accuracy_png, lineage_png = (
@@ -217,7 +231,7 @@ def write_report(
     )
     _psi_plot(series, marks, origin, psi_png)
     _accuracy_plot(observations, marks, origin, accuracy_png)
-    _lineage_plot(lineage, lineage_png)
+    _lineage_plot(lineage, lineage_png, parents)
     stage_rows = "".join(
         f"<tr><td>{html.escape(s.name)}</td><td>{s.started - origin:.1f}</td><td>{s.finished - s.started:.1f}</td></tr>"
         for s in stages

@@ -8,16 +8,23 @@ writes them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from mlops_operator.api.conditions import Condition, ConditionStatus, ConditionType, Reason
 from mlops_operator.api.conditions import set_condition as _set
-from mlops_operator.api.driftpolicy import DriftPolicy, LastRetrain
+from mlops_operator.api.driftpolicy import DriftPolicy, EvaluationRecord, LastRetrain
 from mlops_operator.decisions.drift import Decision, Retrain
 
-__all__ = ["evaluated_status", "halted_status"]
+__all__ = ["KEPT_EVALUATIONS", "evaluated_status", "halted_status", "recorded_evaluations"]
+
+KEPT_EVALUATIONS = 20
+"""Past evaluations kept in the status (`status.evaluations`), newest first."""
+_KEPT_FEATURES = 8
+_DIGITS = 4
 
 _DRIFT_STATUS = {
     Reason.NO_DRIFT: ConditionStatus.FALSE,
@@ -42,6 +49,33 @@ def _last_retrain(retrains: Sequence[Retrain]) -> LastRetrain | None:
     )
 
 
+def recorded_evaluations(
+    previous: Sequence[Mapping[str, Any]],
+    decision: Decision,
+    now: datetime,
+    feature_psi: Mapping[str, float],
+) -> list[dict[str, Any]]:
+    """`previous` (``status.evaluations``) with this evaluation first, cut to `KEPT_EVALUATIONS`.
+
+    Values are rounded to four decimals and only the most drifted features are kept:
+    the record feeds a chart, and the status must stay short enough to read.
+    """
+    top = sorted(feature_psi.items(), key=lambda item: -item[1])[:_KEPT_FEATURES]
+    record = EvaluationRecord(
+        time=now,
+        values={t.name: round(t.value, _DIGITS) for t in decision.triggers if t.value is not None},
+        feature_psi={name: round(value, _DIGITS) for name, value in top},
+    )
+    kept = [record]
+    for raw in previous:
+        try:
+            kept.append(EvaluationRecord.model_validate(raw))
+        except ValidationError:
+            continue  # written by another version of the operator: dropped
+    kept = kept[:KEPT_EVALUATIONS]
+    return [r.model_dump(mode="json", by_alias=True) for r in kept]
+
+
 def evaluated_status(
     policy: DriftPolicy,
     conditions: Sequence[Condition],
@@ -49,8 +83,13 @@ def evaluated_status(
     retrains: Sequence[Retrain],
     now: datetime,
     note: str = "",
+    evaluations: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The status after an evaluation; `retrains` includes one created by this decision."""
+    """The status after an evaluation; `retrains` includes one created by this decision.
+
+    `evaluations` is ``status.evaluations`` with this one already recorded
+    (`recorded_evaluations`); left out, the stored ones are kept as they are.
+    """
     generation = policy.generation
     reachable = decision.source_reachable
     updated = _set(
@@ -98,7 +137,7 @@ def evaluated_status(
         if last
         else None,
         "retrainsInPeriod": decision.retrains_in_period,
-    }
+    } | ({"evaluations": list(evaluations)} if evaluations else {})
 
 
 def halted_status(

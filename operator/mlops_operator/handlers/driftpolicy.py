@@ -33,7 +33,7 @@ from mlops_operator.decisions.drift import (
     schedule_problem,
 )
 from mlops_operator.drift.gather import Gatherer, TargetMissing, parse_time, unrunnable
-from mlops_operator.drift.status import evaluated_status, halted_status
+from mlops_operator.drift.status import evaluated_status, halted_status, recorded_evaluations
 from mlops_operator.handlers.audit import audit_retrain
 from mlops_operator.handlers.context import OperatorContext
 from mlops_operator.handlers.reconciling import current_conditions, parse, reconciles
@@ -156,10 +156,14 @@ async def _evaluate(
         )
     )
     if decision.retrain:
-        retrains.append(await _create_retrain(gatherer, policy, body, decision, now))
+        champion = (target.get("status") or {}).get("champion") or {}
+        parent = champion.get("modelVersion")
+        retrains.append(await _create_retrain(gatherer, policy, body, decision, now, parent))
     note = f"judging model_version {gathered.version}" if gathered.version else ""
     note += f"; {gathered.note}" if gathered.note else ""
-    status = evaluated_status(policy, conditions, decision, retrains, now, note)
+    psi = next((r.details for r in gathered.readings or () if r.name == "featureDrift"), {})
+    history = recorded_evaluations(previous_status.get("evaluations") or [], decision, now, psi)
+    status = evaluated_status(policy, conditions, decision, retrains, now, note, history)
     _report_reachability(body, conditions, decision.source_reachable, decision.message)
     await _write(gatherer, policy, status)
     await _account(context, policy, target, previous_status, status, decision)
@@ -184,12 +188,19 @@ async def _account(
 
 
 async def _create_retrain(
-    gatherer: Gatherer, policy: DriftPolicy, body: kopf.Body, decision: Decision, now: datetime
+    gatherer: Gatherer,
+    policy: DriftPolicy,
+    body: kopf.Body,
+    decision: Decision,
+    now: datetime,
+    parent: str | None,
 ) -> Retrain:
     name = retraining_job_name(policy.name, now, parse_duration(policy.spec.interval))
     values = {t.name: t.value for t in decision.triggers if t.value is not None}
     reason = decision.message
-    manifest = build_retraining_job(policy, name=name, reason=reason, values=values)
+    manifest = build_retraining_job(
+        policy, name=name, reason=reason, values=values, parent_version=parent
+    )
     try:
         created = await gatherer.kube.create(manifest)
     except Conflict:

@@ -8,9 +8,11 @@ The choices, and why:
   human should see (a decision, a rejected spec) with ``kopf.event`` and a stable
   reason; everything else goes to the logs, the conditions and the metrics, the
   way controller-runtime's operators behave.
-- **Progress and the last-handled state live in annotations** under ``mlops.dev``.
-  Kopf's default also writes ``status.kopf``, which our typed status schema
-  prunes, so every write there would be wasted.
+- **Progress and the last-handled state live in annotations** under ``mlops.dev``,
+  and stay small: the last-handled spec is a digest (`bookkeeping.SpecDigestStorage`),
+  not Kopf's JSON copy of the whole object, so ``kubectl get -o yaml`` shows the
+  object, not Kopf's bookkeeping. Kopf's default also writes ``status.kopf``, which
+  our typed status schema prunes, so every write there would be wasted.
 - **One login for Kopf and for the handlers' client**: the service account in a
   pod, the kubeconfig (``KUBECONFIG`` or ``~/.kube/config``) outside one, as
   `kopf.ConnectionInfo`, handed to both. Kopf's own minimal kubeconfig reader is
@@ -32,6 +34,7 @@ from typing import Any
 import kopf
 
 from mlops_operator.api.metadata import ANNOTATION_PREFIX
+from mlops_operator.handlers.bookkeeping import SpecDigestStorage
 from mlops_operator.handlers.context import OperatorContext
 from mlops_operator.runtime.settings import OperatorSettings
 
@@ -51,11 +54,9 @@ def configure_kopf(settings: kopf.OperatorSettings, ours: OperatorSettings) -> N
     settings.posting.event_name_prefix = "mlops-operator-"
 
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
-        prefix=ANNOTATION_PREFIX
+        prefix=ANNOTATION_PREFIX, v1=False
     )
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = SpecDigestStorage(prefix=ANNOTATION_PREFIX)
     settings.persistence.finalizer = f"{ANNOTATION_PREFIX}/finalizer"
 
     settings.watching.server_timeout = ours.watch_server_timeout

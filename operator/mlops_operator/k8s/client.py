@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -62,6 +62,15 @@ class ResourceType:
         return f"{path}/{quote(name, safe='')}" if name else path
 
 
+def _decoded(text: str) -> Any:
+    """An answer's JSON, or its text when it is none: e.g. discovery of a group the server
+    does not serve answers "404 page not found" as plain text, not as a Status."""
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return text
+
+
 def _identity(manifest: Mapping[str, Any]) -> tuple[str, str, str, str | None]:
     try:
         meta = manifest["metadata"]
@@ -73,7 +82,8 @@ def _identity(manifest: Mapping[str, Any]) -> tuple[str, str, str, str | None]:
 
 
 class KubeClient:
-    """Apply, create, get, patch (status) and list, with the credentials Kopf's login resolved.
+    """Apply, create, get, patch (status), list and watch, with the credentials Kopf's login
+    resolved.
 
     Create it before Kopf starts and hand it the credentials from the login handler
     (`connect`); a re-login replaces them. Kinds are resolved through the API's
@@ -140,12 +150,7 @@ class KubeClient:
         headers = {"Content-Type": content_type} if body is not None else {}
         async with self._session.request(method, url, data=data, headers=headers) as response:
             text = await response.text()
-        try:
-            payload = json.loads(text) if text else None
-        except ValueError:
-            # Not a Status: e.g. discovery of a group the server does not serve answers
-            # "404 page not found" as plain text.
-            payload = text
+        payload = _decoded(text)
         if response.status >= 400:
             raise error_from(response.status, payload, response.headers.get("Retry-After"))
         if isinstance(payload, str):
@@ -187,6 +192,17 @@ class KubeClient:
         result: dict[str, Any] = await self._request(
             "POST", rtype.path(namespace), query=query, body=manifest
         )
+        return result
+
+    async def review(self, api_version: str, kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """Ask the API server a question such as a ``SelfSubjectAccessReview``; its answer.
+
+        A review is never stored, so it has no name and no field manager (the API
+        server refuses both on one).
+        """
+        rtype = await self.resource_type(api_version, kind)
+        body = {"apiVersion": api_version, "kind": kind, "spec": dict(spec)}
+        result: dict[str, Any] = await self._request("POST", rtype.path(), body=body)
         return result
 
     async def get(
@@ -257,6 +273,29 @@ class KubeClient:
             return False
         return True
 
+    async def snapshot(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        labels: Mapping[str, str] | None = None,
+    ) -> tuple[list[dict[str, Any]], str]:
+        """`list`, and the resourceVersion of the collection to `watch` from."""
+        rtype = await self.resource_type(api_version, kind)
+        query = {"limit": str(self.page_size)}
+        if labels:
+            query["labelSelector"] = ",".join(f"{k}={v}" for k, v in labels.items())
+        items: list[dict[str, Any]] = []
+        while True:
+            page = await self._request("GET", rtype.path(namespace), query=query)
+            items.extend(page.get("items", []))
+            metadata = page.get("metadata", {})
+            token = metadata.get("continue")
+            if not token:
+                return items, str(metadata.get("resourceVersion", ""))
+            query["continue"] = token
+
     async def list(
         self,
         api_version: str,
@@ -266,18 +305,54 @@ class KubeClient:
         labels: Mapping[str, str] | None = None,
     ) -> list[dict[str, Any]]:
         """The objects of `kind` (in `namespace`, or everywhere when None) matching `labels`."""
+        items, _ = await self.snapshot(api_version, kind, namespace, labels=labels)
+        return items
+
+    async def watch(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        resource_version: str,
+        timeout_seconds: int = 300,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The changes of `kind` after `resource_version`, as the API server's watch events.
+
+        Each event is ``{"type": ADDED|MODIFIED|DELETED|BOOKMARK|ERROR, "object": …}``;
+        the iteration ends when the server closes the watch (after `timeout_seconds`).
+        An ``ERROR`` event carrying a 410 Status means `resource_version` is too old:
+        list again. Bookmarks are asked for, so a quiet collection still moves the
+        version on and a re-opened watch rarely needs that.
+        """
+        await self._connected.wait()
+        if self._session is None:
+            raise RuntimeError("the Kubernetes client was closed")
         rtype = await self.resource_type(api_version, kind)
-        query = {"limit": str(self.page_size)}
-        if labels:
-            query["labelSelector"] = ",".join(f"{k}={v}" for k, v in labels.items())
-        items: list[dict[str, Any]] = []
-        while True:
-            page = await self._request("GET", rtype.path(namespace), query=query)
-            items.extend(page.get("items", []))
-            token = page.get("metadata", {}).get("continue")
-            if not token:
-                return items
-            query["continue"] = token
+        query = {
+            "watch": "true",
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(timeout_seconds),
+        }
+        url = self._server + rtype.path(namespace) + f"?{urlencode(query)}"
+        # The session's total timeout is for requests; a watch lasts as long as the server
+        # keeps it, and is declared dead only when it stays silent past the bookmarks.
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=timeout_seconds + 30)
+        async with self._session.get(url, timeout=timeout) as response:
+            if response.status >= 400:
+                payload = _decoded(await response.text())
+                raise error_from(response.status, payload, response.headers.get("Retry-After"))
+            pending = b""
+            # One event per line; lines are split by hand because an object may be larger
+            # than the stream reader's line limit.
+            async for chunk in response.content.iter_any():
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        event: dict[str, Any] = json.loads(line)
+                        yield event
 
     async def readiness_problem(self, wait_seconds: float = 5.0) -> str | None:
         """None when the API server answers ``GET /readyz`` with 200 within `wait_seconds`, else why not.

@@ -7,7 +7,7 @@ those samples (rates, quantiles from histogram buckets) lives in
 `mlops_operator.decisions`, shared by both sources.
 """
 
-from mlops_operator.prometheus.client import PrometheusClient, PrometheusError, Sample
+from mlops_operator.prometheus.client import PrometheusClient, PrometheusError, Sample, Series
 from mlops_operator.prometheus.scrape import ScrapeError, parse_exposition, scrape
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "PrometheusError",
     "Sample",
     "ScrapeError",
+    "Series",
     "parse_exposition",
     "scrape",
 ]

@@ -1,8 +1,9 @@
-"""A small async client for Prometheus' HTTP API: instant queries, nothing more.
+"""A small async client for Prometheus' HTTP API: instant and range queries.
 
-Only ``/api/v1/query`` is used: every decision the operator takes (canary
-analysis, rollback floors, drift) is an instant query over a window
-(``increase(x[5m])``), so range queries and their step alignment are not needed.
+Every decision the operator takes (canary analysis, rollback floors, drift) is an
+instant query over a window (``increase(x[5m])``), ``/api/v1/query``. Range queries
+(``/api/v1/query_range``) are for pictures only: `mlops console` plots the same
+expressions over time.
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from typing import Any
 
 import aiohttp
 
-__all__ = ["PrometheusClient", "PrometheusError", "Sample", "parse_query_response"]
+__all__ = [
+    "PrometheusClient",
+    "PrometheusError",
+    "Sample",
+    "Series",
+    "parse_query_response",
+    "parse_range_response",
+]
 
 
 @dataclass(frozen=True)
@@ -45,14 +53,7 @@ def _value(pair: Any) -> tuple[float, float]:
 
 def parse_query_response(payload: Any) -> list[Sample]:
     """The samples of an ``/api/v1/query`` answer (vector or scalar); raise on errors and matrices."""
-    if not isinstance(payload, dict):
-        raise PrometheusError(f"expected a JSON object from Prometheus, got {payload!r:.200}")
-    if payload.get("status") != "success":
-        raise PrometheusError(
-            f"Prometheus refused the query: {payload.get('errorType', 'error')}:"
-            f" {payload.get('error', 'no message')}"
-        )
-    data = payload.get("data") or {}
+    data = _success(payload)
     kind = data.get("resultType")
     result = data.get("result")
     if kind == "vector":
@@ -70,6 +71,39 @@ def parse_query_response(payload: Any) -> list[Sample]:
     )
 
 
+@dataclass(frozen=True)
+class Series:
+    """One series of a range query: its labels and its (time, value) points, oldest first."""
+
+    labels: Mapping[str, str] = field(default_factory=dict)
+    points: tuple[tuple[float, float], ...] = ()
+
+
+def _success(payload: Any) -> Mapping[str, Any]:
+    if not isinstance(payload, dict):
+        raise PrometheusError(f"expected a JSON object from Prometheus, got {payload!r:.200}")
+    if payload.get("status") != "success":
+        raise PrometheusError(
+            f"Prometheus refused the query: {payload.get('errorType', 'error')}:"
+            f" {payload.get('error', 'no message')}"
+        )
+    data: Mapping[str, Any] = payload.get("data") or {}
+    return data
+
+
+def parse_range_response(payload: Any) -> list[Series]:
+    """The series of an ``/api/v1/query_range`` answer (a matrix); raise on errors."""
+    data = _success(payload)
+    if data.get("resultType") != "matrix":
+        raise PrometheusError(
+            f"expected a matrix from a range query, got {data.get('resultType')!r}"
+        )
+    return [
+        Series(dict(entry.get("metric") or {}), tuple(_value(p) for p in entry.get("values") or []))
+        for entry in data.get("result") or []
+    ]
+
+
 class PrometheusClient:
     """Instant PromQL queries against one Prometheus server.
 
@@ -85,20 +119,29 @@ class PrometheusClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
 
-    async def query(self, promql: str, *, at: float | None = None) -> list[Sample]:
-        """Evaluate `promql` now (or at Unix time `at`); the resulting instant vector."""
+    async def _post(self, path: str, form: Mapping[str, str]) -> Any:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
+        url = f"{self.base_url}{path}"
+        try:
+            async with self._session.post(url, data=dict(form)) as response:
+                return await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+            raise PrometheusError(f"cannot query Prometheus at {self.base_url}: {error}") from error
+
+    async def query(self, promql: str, *, at: float | None = None) -> list[Sample]:
+        """Evaluate `promql` now (or at Unix time `at`); the resulting instant vector."""
         form = {"query": promql}
         if at is not None:
             form["time"] = f"{at:.3f}"
-        url = f"{self.base_url}/api/v1/query"
-        try:
-            async with self._session.post(url, data=form) as response:
-                payload = await response.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
-            raise PrometheusError(f"cannot query Prometheus at {self.base_url}: {error}") from error
-        return parse_query_response(payload)
+        return parse_query_response(await self._post("/api/v1/query", form))
+
+    async def query_range(
+        self, promql: str, *, start: float, end: float, step: float
+    ) -> list[Series]:
+        """Evaluate `promql` every `step` seconds from `start` to `end` (Unix times)."""
+        form = {"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
+        return parse_range_response(await self._post("/api/v1/query_range", form))
 
     async def close(self) -> None:
         """Close the HTTP session."""

@@ -9,6 +9,8 @@
   labelled feedback), so the new model learns the new distribution.
 - **Candidate.** ``targetDeployment`` defaults to the watched ModelDeployment, so the
   version produced is compared with that deployment's champion by its gates.
+- **Parent.** ``parentVersion`` names the champion that served when the trigger fired,
+  so the version produced records in its lineage which version it was retrained from.
 - **Record.** Labels tie the job to the policy, the model and the deployment; the
   annotations keep the reason and the measured values, and the ModelVersion's lineage
   then points back at the job. No owner reference: deleting the policy must not delete
@@ -49,8 +51,9 @@ def build_retraining_job(
     name: str,
     reason: str,
     values: Mapping[str, float | None],
+    parent_version: str | None = None,
 ) -> dict[str, Any]:
-    """The TrainingJob manifest for `policy`'s retrain template."""
+    """The TrainingJob manifest for `policy`'s retrain template, retraining `parent_version`."""
     spec = policy.spec
     if spec.retrain is None:
         raise ValueError(f"DriftPolicy {policy.name} has no `retrain` template to create from")
@@ -62,6 +65,8 @@ def build_retraining_job(
             "fromPayloadLog": {"deployment": spec.deployment, "window": spec.window},
         }
     body.setdefault("targetDeployment", spec.deployment)
+    if parent_version is not None:
+        body["parentVersion"] = parent_version
     model = spec.retrain.template.model_name
     return {
         "apiVersion": API_VERSION,

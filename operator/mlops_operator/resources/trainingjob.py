@@ -517,6 +517,7 @@ def build_model_version(
             image=image,
             code_version=result.code_version,
             training_job=training.name,
+            parent_version=spec.parent_version,
             libraries=result.libraries,
         ),
         target_deployment=spec.target_deployment,

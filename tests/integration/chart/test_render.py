@@ -171,3 +171,66 @@ def test_every_overlay_builds(overlay: object) -> None:
     docs = documents(result.stdout)
     (deployment,) = by_kind(docs, "Deployment")
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_the_console_renders_read_only_in_its_namespaces(helm: Helm) -> None:
+    assert not [d for d in _template(helm) if d["metadata"]["name"].endswith("-console")], (
+        "the console is off by default"
+    )
+    docs = _template(
+        helm,
+        "console.enabled=true",
+        "console.namespaces={team-a,team-b}",
+        "console.ingress.enabled=true",
+        "console.ingress.host=mlops.example.com",
+        "operator.prometheusUrl=http://prometheus:9090",
+    )
+    (role,) = [
+        r
+        for r in by_kind(docs, "ClusterRole")
+        if r["metadata"]["name"] == "rel-mlops-operator-console"
+    ]
+    assert rbac_problems(role) == []
+    assert role["rules"] == [
+        {
+            "apiGroups": ["mlops.dev"],
+            "resources": ["trainingjobs", "modelversions", "modeldeployments", "driftpolicies"],
+            "verbs": ["get", "list", "watch"],
+        }
+    ]
+    bindings = [
+        b for b in by_kind(docs, "RoleBinding") if b["roleRef"]["name"] == role["metadata"]["name"]
+    ]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
+    assert not [
+        b
+        for b in by_kind(docs, "ClusterRoleBinding")
+        if b["roleRef"]["name"] == role["metadata"]["name"]
+    ]
+    (console,) = [
+        d
+        for d in by_kind(docs, "Deployment")
+        if d["metadata"]["name"] == "rel-mlops-operator-console"
+    ]
+    pod = console["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["command"] == ["mlops", "console"]
+    assert container["args"] == [
+        "--address=0.0.0.0",
+        "--port=8090",
+        "--namespace=team-a",
+        "--namespace=team-b",
+        "--prometheus-url=http://prometheus:9090",
+        "--allow-host=mlops.example.com",
+    ]
+    assert pod["securityContext"]["runAsNonRoot"]
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    (ingress,) = by_kind(docs, "Ingress")
+    assert ingress["spec"]["rules"][0]["host"] == "mlops.example.com"
+    everywhere = _template(helm, "console.enabled=true")
+    assert [
+        b["metadata"]["name"]
+        for b in by_kind(everywhere, "ClusterRoleBinding")
+        if b["roleRef"]["name"] == "rel-mlops-operator-console"
+    ] == ["rel-mlops-operator-console"]

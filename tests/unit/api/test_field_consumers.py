@@ -135,6 +135,10 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "_TrainingRecipe.targetDeployment": ("resources.trainingjob", TRAINED),
     "_TrainingRecipe.gates": ("resources.trainingjob", TRAINED),
     "TrainingJobSpec.dataset": ("resources.trainingjob", RECIPE_ENV),
+    "TrainingJobSpec.parentVersion": (
+        "resources.trainingjob",
+        f"{RESOURCES_TJ}::test_a_retrained_version_records_its_parent",
+    ),
     "TrainingJobTemplate.dataset": (
         "resources.retraining",
         f"{UT}/drift/test_retraining.py::test_the_whole_manifest",

@@ -1,4 +1,5 @@
-"""The TrainingJob a DriftPolicy creates: whole manifest, logged data, deterministic names."""
+"""The TrainingJob a DriftPolicy creates: whole manifest, logged data, the version it retrains,
+deterministic names."""
 
 from __future__ import annotations
 
@@ -77,6 +78,19 @@ def test_logged_data_replaces_the_dataset() -> None:
         "fromPayloadLog": {"deployment": "iris", "window": "30m"}
     }
     TrainingJob.model_validate(manifest)
+
+
+def test_the_job_names_the_version_it_retrains() -> None:
+    manifest = build_retraining_job(
+        policy(), name="n", reason="r", values={}, parent_version="iris-v1"
+    )
+    assert manifest["spec"]["parentVersion"] == "iris-v1"
+    assert TrainingJob.model_validate(manifest).spec.parent_version == "iris-v1"
+    # Without a champion (nothing served yet) there is no parent to name.
+    assert (
+        "parentVersion"
+        not in build_retraining_job(policy(), name="n", reason="r", values={})["spec"]
+    )
 
 
 def test_names_are_stable_within_an_interval_and_change_after() -> None:

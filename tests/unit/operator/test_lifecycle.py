@@ -1,7 +1,8 @@
 """Kopf's configuration at startup: what a fresh `kopf.OperatorSettings` becomes.
 
 Aspects: no log record becomes an Event while explicit events still post;
-progress and diff-base in annotations under mlops.dev (never status.kopf);
+progress and diff-base in annotations under mlops.dev (never status.kopf), the diff-base
+as a digest of the spec;
 watch and request timeouts are finite and come from the operator's settings.
 """
 
@@ -11,6 +12,7 @@ import logging
 
 import kopf
 
+from mlops_operator.handlers.bookkeeping import SpecDigestStorage
 from mlops_operator.handlers.lifecycle import configure_kopf
 from mlops_operator.runtime.settings import OperatorSettings
 
@@ -31,7 +33,7 @@ def test_progress_is_kept_in_annotations_not_in_the_typed_status() -> None:
     assert isinstance(progress, kopf.AnnotationsProgressStorage)
     assert not isinstance(progress, kopf.StatusProgressStorage)
     assert progress.prefix == "mlops.dev"
-    assert isinstance(diffbase, kopf.AnnotationsDiffBaseStorage)
+    assert isinstance(diffbase, SpecDigestStorage)
     assert diffbase.prefix == "mlops.dev"
     assert settings.persistence.finalizer.startswith("mlops.dev/")
 

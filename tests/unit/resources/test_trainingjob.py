@@ -361,6 +361,15 @@ def test_the_model_version_records_artifact_signature_metrics_and_lineage() -> N
     assert spec.lineage.image == IMAGE
     assert spec.target_deployment == "iris"
     assert spec.gates == training.spec.gates
+    assert spec.lineage.parent_version is None  # trained from scratch
+
+
+def test_a_retrained_version_records_its_parent() -> None:
+    training = _training(parentVersion="iris-v1")
+    version = build_model_version(
+        training, _result(), name="iris-v2", version=2, storage=STORAGE, image=IMAGE
+    )
+    assert version["spec"]["lineage"]["parentVersion"] == "iris-v1"
 
 
 def test_a_version_without_a_stored_model_is_refused() -> None:
