@@ -29,6 +29,7 @@ from mlops_operator.api.model import CamelModel, Rule
 from mlops_operator.podcontract import ENV_PREFIX, RESERVED_MOUNTS, RESERVED_VOLUMES
 
 __all__ = [
+    "VOLUME_SOURCES",
     "EnvVar",
     "LocalObjectReference",
     "PodOverrides",
@@ -42,7 +43,7 @@ _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _Name = Annotated[str, Field(min_length=1, max_length=63, pattern=_DNS_LABEL)]
 _Labels = Annotated[dict[str, Annotated[str, Field(max_length=63)]], Field(max_length=64)]
 _Annotations = Annotated[dict[str, Annotated[str, Field(max_length=4096)]], Field(max_length=64)]
-_VOLUME_SOURCES = (
+VOLUME_SOURCES = (  # the volume types the restricted Pod Security Standard allows
     "configMap",
     "secret",
     "persistentVolumeClaim",
@@ -138,8 +139,8 @@ class Volume(CamelModel):
 
     cel_rules = (
         Rule(
-            "[" + ", ".join(f"has(self.{s})" for s in _VOLUME_SOURCES) + "].exists_one(x, x)",
-            "exactly one of " + ", ".join(f"`{s}`" for s in _VOLUME_SOURCES) + " must be set",
+            "[" + ", ".join(f"has(self.{s})" for s in VOLUME_SOURCES) + "].exists_one(x, x)",
+            "exactly one of " + ", ".join(f"`{s}`" for s in VOLUME_SOURCES) + " must be set",
         ),
         Rule(
             f"!(self.name in {_cel_list(RESERVED_VOLUMES)})",

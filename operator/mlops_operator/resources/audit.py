@@ -22,9 +22,9 @@ from mlops_operator.audit.entry import AuditEntry
 from mlops_operator.podcontract import AUDIT_ENTRIES_ENV
 from mlops_operator.resources.common import (
     ArtifactStorage,
+    job_pod_template,
     labels,
     restricted_container_security_context,
-    restricted_pod_security_context,
     scratch_mount,
     scratch_volume,
 )
@@ -77,16 +77,7 @@ def audit_job(
         "securityContext": restricted_container_security_context(),
         "volumeMounts": [scratch_mount(), *storage.mounts()],
     }
-    template = {
-        "metadata": {"labels": job_labels},
-        "spec": {
-            "restartPolicy": "Never",
-            "automountServiceAccountToken": False,
-            "securityContext": restricted_pod_security_context(),
-            "containers": [container],
-            "volumes": [scratch_volume("16Mi"), *storage.volumes()],
-        },
-    }
+    template = job_pod_template(job_labels, container, [scratch_volume("16Mi"), *storage.volumes()])
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

@@ -62,6 +62,7 @@ __all__ = [
     "TRAINING_JOB_LABEL",
     "ArtifactStorage",
     "artifact_pvc",
+    "job_pod_template",
     "label_value",
     "labels",
     "owner_reference",
@@ -157,6 +158,24 @@ def restricted_container_security_context() -> dict[str, Any]:
         "readOnlyRootFilesystem": True,
         "runAsNonRoot": True,
         "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def job_pod_template(
+    pod_labels: dict[str, str], container: dict[str, Any], volumes: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The pod template of a Job's one container: never restarted, no API token, no service
+    links in its environment, ``restricted``."""
+    return {
+        "metadata": {"labels": pod_labels},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "securityContext": restricted_pod_security_context(),
+            "containers": [container],
+            "volumes": volumes,
+        },
     }
 
 

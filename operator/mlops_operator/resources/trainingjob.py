@@ -70,11 +70,11 @@ from mlops_operator.api.trainingjob import (
 from mlops_operator.podcontract import DATASET_MOUNT_ROOT, DATASET_VOLUME, TRAINER_OUTPUT_DIR
 from mlops_operator.resources.common import (
     ArtifactStorage,
+    job_pod_template,
     label_value,
     labels,
     owner_reference,
     restricted_container_security_context,
-    restricted_pod_security_context,
     scratch_mount,
     scratch_volume,
 )
@@ -244,17 +244,7 @@ def build_job(
     }
     if spec.dataset.credentials_secret:
         container["envFrom"] = [{"secretRef": {"name": spec.dataset.credentials_secret}}]
-    template = {
-        "metadata": {"labels": meta_labels},
-        "spec": {
-            "restartPolicy": "Never",
-            "automountServiceAccountToken": False,
-            "enableServiceLinks": False,
-            "securityContext": restricted_pod_security_context(),
-            "containers": [container],
-            "volumes": volumes,
-        },
-    }
+    template = job_pod_template(meta_labels, container, volumes)
     resources = PodOverrides(resources=spec.resources) if spec.resources else None
     layers = (defaults, spec.pod_overrides, resources)
     job_spec: dict[str, Any] = {

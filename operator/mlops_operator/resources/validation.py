@@ -26,11 +26,11 @@ from mlops_operator.api.pods import PodOverrides
 from mlops_operator.podcontract import TERMINATION_MESSAGE_PATH
 from mlops_operator.resources.common import (
     ArtifactStorage,
+    job_pod_template,
     labels,
     owner_reference,
     resolve_artifact_uri,
     restricted_container_security_context,
-    restricted_pod_security_context,
     scratch_mount,
     scratch_volume,
 )
@@ -97,16 +97,7 @@ def validation_job(
         "securityContext": restricted_container_security_context(),
         "volumeMounts": [scratch_mount(), *storage.mounts(read_only=True)],
     }
-    template = {
-        "metadata": {"labels": job_labels},
-        "spec": {
-            "restartPolicy": "Never",
-            "automountServiceAccountToken": False,
-            "securityContext": restricted_pod_security_context(),
-            "containers": [container],
-            "volumes": [scratch_volume(), *storage.volumes()],
-        },
-    }
+    template = job_pod_template(job_labels, container, [scratch_volume(), *storage.volumes()])
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from mlops_operator.localcluster.binaries import gateway_api_crds
-from tests.integration.modeldeployment.conftest import model_version, train_into
+from tests.integration.modeldeployment.conftest import model_version, serve_first_of_two
 from tests.integration.operator.conftest import RunningOperator
 from tests.kube import get_json, kubectl, wait_for
 
@@ -92,13 +92,7 @@ def test_the_canary_weights_are_written_as_an_owned_http_route(
     kubeconfig: Path, gateway_api: None, restricted: str, store: Path, operator: RunningOperator
 ) -> None:
     ns = restricted
-    k1, c1 = train_into(store, "iris", "LogisticRegression", {"C": 0.05, "max_iter": 500})
-    k2, c2 = train_into(store, "iris", "LogisticRegression", {"C": 1.0, "max_iter": 500})
-    kubectl(kubeconfig, "-n", ns, "apply", "-f", "-",
-            stdin=json.dumps(model_version("iris-v1", "iris", 1, k1, c1)))  # fmt: skip
-    kubectl(kubeconfig, "-n", ns, "apply", "-f", "-", stdin=json.dumps(MDEP))
-    kubectl(kubeconfig, "-n", ns, "wait", "--for=condition=Ready", "mdep/iris",
-            "--timeout=240s", timeout=260)  # fmt: skip
+    _, (k2, c2) = serve_first_of_two(kubeconfig, ns, store, MDEP)
     wait_for(
         lambda: kubectl(kubeconfig, "-n", ns, "get", "httproute", "iris",
                         check=False).returncode == 0,

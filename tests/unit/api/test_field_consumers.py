@@ -22,6 +22,7 @@ import pytest
 from pydantic import BaseModel
 
 from mlops_operator.api import KINDS
+from mlops_operator.api.pods import VOLUME_SOURCES
 
 ROOT = Path(__file__).resolve().parents[3]
 PACKAGE = ROOT / "operator" / "mlops_operator"
@@ -199,20 +200,7 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "EnvVar.value": (WHOLE, PODS),
     "EnvVar.valueFrom": (WHOLE, PODS),
     "PodOverrides.volumes": ("resources.pods", PODS),
-    **{
-        f"Volume.{source}": (WHOLE, PODS)
-        for source in (
-            "name",
-            "configMap",
-            "secret",
-            "persistentVolumeClaim",
-            "emptyDir",
-            "projected",
-            "csi",
-            "downwardAPI",
-            "ephemeral",
-        )
-    },
+    **{f"Volume.{field}": (WHOLE, PODS) for field in ("name", *VOLUME_SOURCES)},
     "PodOverrides.volumeMounts": ("resources.pods", PODS),
     **{f"VolumeMount.{f}": (WHOLE, PODS) for f in ("name", "mountPath", "readOnly", "subPath")},
     # Gates (TrainingJob, ModelVersion, ModelDeployment).
@@ -686,16 +674,17 @@ def _declared_by(model: type[BaseModel], name: str) -> str:
 
 
 @cache
-def _fields() -> dict[str, tuple[str, str | None]]:
-    """Every spec field: key -> (its Python name, the key of the field holding its model)."""
-    found: dict[str, tuple[str, str | None]] = {}
+def _fields() -> dict[str, tuple[str, str | None, object]]:
+    """Every spec field: key -> (its Python name, the key of the field holding its model,
+    its type)."""
+    found: dict[str, tuple[str, str | None, object]] = {}
 
     def walk(model: type[BaseModel], holder: str | None) -> None:
         for name, field in model.model_fields.items():
             key = f"{_declared_by(model, name)}.{field.alias or name}"
             if key in found:
                 continue
-            found[key] = (name, holder)
+            found[key] = (name, holder, field.annotation)
             inner = _model_of(field.annotation)
             if inner is not None:
                 walk(inner, key)
@@ -714,27 +703,6 @@ def test_every_spec_field_is_registered_and_no_entry_is_stale() -> None:
     assert sorted(registered - fields) == [], "these fields are gone: remove their entries"
 
 
-def _annotation(key: str) -> object:
-    """The type of the field `key` (found again by walking the models)."""
-
-    def search(model: type[BaseModel]) -> object | None:
-        for name, field in model.model_fields.items():
-            if f"{_declared_by(model, name)}.{field.alias or name}" == key:
-                return field.annotation
-            inner = _model_of(field.annotation)
-            found = search(inner) if inner is not None else None
-            if found is not None:
-                return found
-        return None
-
-    for kind in KINDS:
-        spec = _model_of(kind.model_fields["spec"].annotation)
-        found = search(spec) if spec is not None else None
-        if found is not None:
-            return found
-    raise KeyError(key)
-
-
 @cache
 def _source(module: str) -> str:
     return (PACKAGE / Path(*module.split("."))).with_suffix(".py").read_text()
@@ -743,9 +711,9 @@ def _source(module: str) -> str:
 @pytest.mark.parametrize("key", sorted(REGISTRY))
 def test_the_consumer_reads_the_field(key: str) -> None:
     consumer, _ = REGISTRY[key]
-    name, holder = _fields()[key]
+    name, holder, _ = _fields()[key]
     if consumer == ONE_VALUE:
-        annotation = _annotation(key)
+        annotation = _fields()[key][2]
         assert len(getattr(annotation, "__members__", {})) == 1, f"{key} admits several values"
         return
     if consumer == WHOLE:
