@@ -42,6 +42,7 @@ from mlops_operator.api.conditions import (
     set_condition,
 )
 from mlops_operator.api.durations import parse_duration
+from mlops_operator.api.estimators import SCALE_INVARIANT
 from mlops_operator.api.metadata import (
     TRAINING_JOB_GENERATION_ANNOTATION,
     TRAINING_JOB_UID_ANNOTATION,
@@ -124,6 +125,15 @@ _SCALING: dict[bool | None, Literal["auto", "standard", "none"]] = {
 }
 
 
+def _scaling(training: TrainingJob) -> Literal["auto", "standard", "none"]:
+    scale = training.spec.preprocessing.scale_numeric
+    if scale and training.spec.estimator.name in SCALE_INVARIANT:
+        # Admission refuses `true` with these; only objects stored while the CRD defaulted the
+        # field to true carry it, and meant "scale when it helps".
+        return "auto"
+    return _SCALING[scale]
+
+
 class UnsupportedSpec(ValueError):
     """A spec the API accepts but this controller cannot run; the message says what to change."""
 
@@ -187,7 +197,7 @@ def trainer_settings(
             test_size=spec.test_size,
             seed=spec.seed,
             cv_folds=spec.cv_folds or 0,
-            scaling=_SCALING[spec.preprocessing.scale_numeric],
+            scaling=_scaling(training),
             imputation=spec.preprocessing.impute.numeric.value,
             categorical_imputation=spec.preprocessing.impute.categorical.value,
             model_name=spec.model_name,

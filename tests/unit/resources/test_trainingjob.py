@@ -201,6 +201,15 @@ def test_preprocessing_reaches_the_trainer(
     assert {k: env[f"MLOPS_{k}"] for k in expected} == expected
 
 
+def test_a_true_scale_numeric_stored_by_the_old_default_leaves_trees_unscaled() -> None:
+    # Admission refuses it now; objects stored while the CRD defaulted it to true still carry it.
+    training = _training(
+        estimator={"name": "RandomForestClassifier"}, preprocessing={"scaleNumeric": True}
+    )
+    env = {e["name"]: e["value"] for e in _container(build_job(training, STORAGE, IMAGE))["env"]}
+    assert env["MLOPS_SCALING"] == "auto"
+
+
 def test_without_categorical_features_the_trainer_picks_the_non_numeric_columns() -> None:
     env = {e["name"] for e in _container(build_job(_training(), STORAGE, IMAGE))["env"]}
     assert "MLOPS_CATEGORICAL" not in env  # absent: the trainer's default, the text columns
