@@ -35,6 +35,10 @@ $(STAMP): pyproject.toml
 crds: $(STAMP) ## Regenerate crds/*.yaml and the Helm chart's CRD templates from operator/mlops_operator/api.
 	$(PY) -m mlops_operator.crdgen --write
 
+.PHONY: protos
+protos: $(STAMP) ## Regenerate the gRPC messages (serving/oip/*_pb2.py, .pyi) from their .proto.
+	cd operator && ../$(PY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. mlops_operator/serving/oip/grpc_predict_v2.proto
+
 HELM = $(shell $(PY) -c 'from mlops_operator.localcluster.binaries import HELM; print(HELM.path("helm"))')
 
 .PHONY: helm

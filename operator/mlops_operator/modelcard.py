@@ -17,6 +17,7 @@ __all__ = [
     "MODEL_CARD_FILE",
     "MODEL_FILE",
     "Artifact",
+    "Calibration",
     "CategoricalReference",
     "Feature",
     "Lineage",
@@ -25,6 +26,7 @@ __all__ = [
     "Parity",
     "PredictionReference",
     "Signature",
+    "SourceRecord",
     "TensorSpec",
 ]
 
@@ -82,6 +84,21 @@ class PredictionReference(_Strict):
     proportions: list[float]
 
 
+class Calibration(_Strict):
+    """How often the predicted class is right, by the model's top probability (classifiers).
+
+    A monotone (isotonic) map fitted on the held-out split: the server turns each
+    prediction's top probability into the chance that this row is right, and the mean
+    over a window of predictions estimates its accuracy before any label arrives
+    (confidence-based performance estimation, CBPE). Between knots the map is linear;
+    outside them it is flat.
+    """
+
+    probabilities: list[float] = Field(min_length=1, description="Knots, increasing.")
+    accuracy: list[float] = Field(min_length=1, description="P(correct) at each knot.")
+    rows: int = Field(ge=1, description="Held-out rows it was fitted on.")
+
+
 class Signature(_Strict):
     """What the model takes and returns."""
 
@@ -127,6 +144,17 @@ class Parity(_Strict):
     sample_probabilities: list[list[float]] | None = None
 
 
+class SourceRecord(_Strict):
+    """One source of a combined training table, with its own data version."""
+
+    uri: str = Field(description="The source as the recipe named it.")
+    sha256: str = Field(description="sha256 of the source's canonical table (all its rows).")
+    rows: int = Field(ge=0, description="Rows in the source.")
+    sample: float = Field(gt=0, le=1, description="Share of its rows used (drawn with the seed).")
+    used_rows: int = Field(ge=0, description="Rows taken into the training table.")
+    key: str | None = Field(default=None, description="Its snapshot in the artifact store.")
+
+
 class Lineage(_Strict):
     """Everything needed to trace and re-create the model."""
 
@@ -136,6 +164,10 @@ class Lineage(_Strict):
     dataset_columns: int
     dataset_key: str | None = Field(
         default=None, description="Where the dataset snapshot lives in the artifact store."
+    )
+    sources: list[SourceRecord] = Field(
+        default_factory=list,
+        description="With several sources (or a sampled one): each, with its data version.",
     )
     target: str
     categorical: list[str] = Field(default_factory=list, description="Columns one-hot encoded.")
@@ -170,3 +202,6 @@ class ModelCard(_Strict):
         description="Per feature name, its training distribution."
     )
     prediction_reference: PredictionReference
+    calibration: Calibration | None = Field(
+        default=None, description="Classifiers: the confidence calibration CBPE uses."
+    )

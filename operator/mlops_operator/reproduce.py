@@ -10,6 +10,14 @@ and compares the data version, the ONNX sha256 and every metric. Exit code 0:
 everything matches; 1: something differs (each difference is listed); 2: the
 version cannot be reproduced here (no lineage, unreachable data, bad flags).
 
+Data that cannot be read again as it was (a payload log, which rolls over; a file on
+a claim) is read from its **snapshot**: the trainer stores every source's canonical
+table in the artifact store under its sha256 (``datasets/<sha256>/data.parquet``),
+and the lineage records that sha256. ``--store`` names the store; without it, a
+store on a claim backed by a host path (the local cluster's) is found through the
+API. A combined dataset (several sources, each sampled with the seed) is rebuilt
+source by source, so its data version matches too.
+
 The data version and the ONNX sha256 must be equal. Metrics must agree to
 within 1e-9 (relative, or absolute near zero): training is deterministic for a
 given seed and library versions, but a metric summed over rows may differ in
@@ -32,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mlops_operator.api.modelversion import ModelVersion
     from mlops_operator.api.trainingjob import TrainingJob
+    from mlops_operator.k8s import KubeClient
     from mlops_operator.trainer.result import TrainingSucceeded
 
 __all__ = ["DEFAULT_TOLERANCE", "Check", "compare", "recipe_of", "register"]
@@ -49,10 +58,64 @@ class Check:
     matches: bool
 
 
-def recipe_of(version: ModelVersion, *, dataset_uri: str | None = None) -> TrainingJob:
+_UNREADABLE = ("payloadlog://", "pvc://")
+"""Recorded URIs that cannot be read as they were: only their snapshot can."""
+
+
+def _snapshot_uri(store_root: str | None, sha256: str) -> str | None:
+    """The stored canonical table of data version `sha256`, when the store has it."""
+    if store_root is None:
+        return None
+    from mlops_operator.storage import ArtifactStore, StorageError
+
+    try:
+        store = ArtifactStore(store_root)
+        key = f"datasets/{sha256}/data.parquet"
+        return store.uri(key) if store.exists(key) else None
+    except StorageError:
+        return None
+
+
+def _dataset_of(
+    version: ModelVersion, dataset_uri: str | None, store_root: str | None
+) -> dict[str, Any]:
+    """The recipe's dataset: the recorded sources, each read again or from its snapshot."""
+    lineage = version.spec.lineage
+    assert lineage is not None
+    recorded = lineage.dataset
+
+    def readable(uri: str, sha256: str, what: str) -> tuple[str, str]:
+        stored = _snapshot_uri(store_root, sha256)
+        if stored is not None:
+            return stored, "parquet"
+        if uri.startswith(_UNREADABLE):
+            raise ValueError(
+                f"{what} {uri} can only be read from its snapshot (datasets/{sha256}/ in the"
+                " artifact store): pass --store with the store's root"
+                + (" or --dataset with a copy of the file" if uri.startswith("pvc://") else "")
+            )
+        return uri, recorded.format or "auto"
+
+    if recorded.sources:
+        sources = []
+        for index, source in enumerate(recorded.sources):
+            uri, form = readable(source.uri, source.sha256, f"source {index + 1}")
+            sources.append({"uri": uri, "format": form, "sample": source.sample})
+        return {"sources": sources}
+    if dataset_uri is not None:
+        return {"uri": dataset_uri, "format": recorded.format or "auto"}
+    uri, form = readable(recorded.uri, recorded.sha256, "the dataset")
+    return {"uri": uri, "format": form}
+
+
+def recipe_of(
+    version: ModelVersion, *, dataset_uri: str | None = None, store_root: str | None = None
+) -> TrainingJob:
     """The TrainingJob that re-creates `version`, with its lineage's recipe.
 
-    `dataset_uri` replaces the recorded dataset (e.g. a local copy of a ``pvc://`` file).
+    `dataset_uri` replaces the recorded dataset (e.g. a local copy of a ``pvc://`` file);
+    `store_root` is the artifact store whose snapshots stand in for data that cannot be
+    read again (a payload log, a claim's file).
     """
     from mlops_operator.api.trainingjob import CLASSIFIERS, Task, TrainingJob
 
@@ -68,7 +131,7 @@ def recipe_of(version: ModelVersion, *, dataset_uri: str | None = None) -> Train
         task = Task.CLASSIFICATION if classifier else Task.REGRESSION
     recipe: dict[str, Any] = {
         "modelName": spec.model_name,
-        "dataset": {"uri": dataset_uri or lineage.dataset.uri},
+        "dataset": _dataset_of(version, dataset_uri, store_root),
         "target": lineage.target,
         "features": lineage.features,
         "categoricalFeatures": lineage.categorical_features,
@@ -108,6 +171,10 @@ def compare(
             spec.artifact.sha256 == result.sha256,
         ),
     ]
+    recorded_sources = (spec.lineage.dataset.sources or []) if spec.lineage else []
+    for index, source in enumerate(recorded_sources):
+        got = result.dataset_sources[index][0] if index < len(result.dataset_sources) else "-"
+        checks.append(Check(f"source {index + 1} sha256", source.sha256, got, got == source.sha256))
     for name in sorted(set(spec.metrics) | set(result.metrics)):
         before, after = spec.metrics.get(name), result.metrics.get(name)
         matches = (
@@ -126,7 +193,23 @@ def compare(
     return checks
 
 
-async def _read_version(name: str, namespace: str | None) -> tuple[ModelVersion, str]:
+async def _claim_path(kube: KubeClient, namespace: str, claim: str) -> str | None:
+    """The host directory behind `claim`, when its volume is a host path (the local cluster)."""
+    from mlops_operator.k8s import ApiError
+
+    try:
+        pvc = await kube.get("v1", "PersistentVolumeClaim", claim, namespace)
+        volume = (pvc.get("spec") or {}).get("volumeName")
+        pv = await kube.get("v1", "PersistentVolume", volume, None) if volume else {}
+    except ApiError:
+        return None
+    path = ((pv.get("spec") or {}).get("hostPath") or {}).get("path")
+    return str(path) if path else None
+
+
+async def _read_version(
+    name: str, namespace: str | None, store: str | None
+) -> tuple[ModelVersion, str, str | None]:
     import kopf
 
     from mlops_operator.api.modelversion import ModelVersion
@@ -141,9 +224,16 @@ async def _read_version(name: str, namespace: str | None) -> tuple[ModelVersion,
     await kube.connect(info)
     try:
         body = await kube.get(API_VERSION, "ModelVersion", name, namespace)
+        version = ModelVersion.model_validate({k: v for k, v in body.items() if k != "status"})
+        artifact = version.spec.artifact.uri
+        if store is None and artifact.startswith("pvc://"):
+            # pvc://<claim>/<key>: the store is the claim's root.
+            store = await _claim_path(
+                kube, namespace, artifact.removeprefix("pvc://").split("/")[0]
+            )
     finally:
         await kube.close()
-    return ModelVersion.model_validate({k: v for k, v in body.items() if k != "status"}), namespace
+    return version, namespace, store
 
 
 def _library_hint(version: ModelVersion) -> list[str]:
@@ -171,17 +261,12 @@ def _reproduce(args: argparse.Namespace) -> int:
     from mlops_operator.resources.trainingjob import UnsupportedSpec, trainer_settings
 
     try:
-        version, namespace = asyncio.run(_read_version(args.model_version, args.namespace))
-        training = recipe_of(version, dataset_uri=args.dataset)
+        version, namespace, store = asyncio.run(
+            _read_version(args.model_version, args.namespace, args.store)
+        )
+        training = recipe_of(version, dataset_uri=args.dataset, store_root=store)
     except (ApiError, ValueError, ValidationError, OSError) as error:
         print(f"mlops reproduce: {error}", file=sys.stderr)
-        return 2
-    if (training.spec.dataset.uri or "").startswith("pvc://"):
-        print(
-            f"mlops reproduce: the dataset {training.spec.dataset.uri} is on a"
-            " PersistentVolumeClaim; pass --dataset with a copy of it (its sha256 is checked)",
-            file=sys.stderr,
-        )
         return 2
     from mlops_operator.trainer.errors import TrainingError
     from mlops_operator.trainer.run import train
@@ -238,6 +323,12 @@ def register(subparsers: Any) -> None:
         default=DEFAULT_TOLERANCE,
         help="relative (or, near zero, absolute) difference a metric may show and still match"
         " (default 1e-9)",
+    )
+    parser.add_argument(
+        "--store",
+        metavar="URI",
+        help="the artifact store whose dataset snapshots stand in for data that cannot be read"
+        " again (payload logs, claims); default: a host-path claim's directory, when found",
     )
     parser.add_argument("--output", metavar="DIR", help="keep the re-trained model here")
     parser.set_defaults(func=_reproduce)

@@ -3,7 +3,9 @@
 Real everything: the local cluster, the operator as a process, the trainer,
 validator and server pods, Prometheus scraping the servers, the seeded traffic.
 Asserted: v1 is trained and validated; reference-like traffic never retrains;
-the sensor shift retrains exactly once, on the payload log; v2 beats the champion
+the sensor shift retrains exactly once, on a fifth of the original data combined with
+the payload log (both sources in v2's lineage, `mlops reproduce` rebuilds v2 from
+them); v2 beats the champion
 on the new rows, goes through the canary and is promoted; afterwards v2's PSI is
 low, its accuracy recovered and there is still exactly one retrain (cooldown and
 the one-retrain-per-episode rule hold); v2's lineage names v1 as its parent. The
@@ -13,6 +15,7 @@ loop runs once per session (`conftest.closed_loop`); the console's tests share i
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -39,14 +42,27 @@ def test_the_loop_closes(closed_loop: ClosedLoop, tmp_path: Path) -> None:
     assert triggers["featureDrift"]["samples"] >= 100
 
     shift = closed_loop.stages["shift"]
-    source = shift.facts["dataset"]["fromPayloadLog"]
+    original, logged = shift.facts["dataset"]["sources"]
+    assert (original["uri"], original["sample"]) == ("sklearn://iris", 0.2)
+    source = logged["fromPayloadLog"]
     assert (source["deployment"], source["window"]) == ("iris", "1m")
     assert "accuracy" in shift.facts["reason"] or "featureDrift" in shift.facts["reason"]
 
     v2 = closed_loop.stages["retrain"]
     assert v2.facts["model_version"] == "iris-v2"
-    assert v2.facts["dataset"]["uri"] == f"payloadlog://{demo.namespace}/iris?window=1m"
-    assert v2.facts["dataset"]["rows"] >= 100
+    logged_uri = f"payloadlog://{demo.namespace}/iris?window=1m"
+    assert v2.facts["dataset"]["uri"] == f"sklearn://iris + {logged_uri}"
+    first, second = v2.facts["dataset"]["sources"]
+    assert (first["uri"], first["rows"], first["usedRows"]) == ("sklearn://iris", 150, 30)
+    assert second["uri"] == logged_uri
+    assert second["usedRows"] >= 100
+    assert v2.facts["dataset"]["rows"] == 30 + second["usedRows"]
+    assert first["sha256"] != second["sha256"] != v2.facts["dataset"]["sha256"]
+    # Anyone can rebuild v2: the original data again, the window from its stored snapshot.
+    reproduced = demo.reproduce("iris-v2")
+    assert reproduced.returncode == 0, reproduced.stdout + reproduced.stderr
+    assert re.search(r"source 1 sha256\s+match", reproduced.stdout), reproduced.stdout
+    assert re.search(r"source 2 sha256\s+match", reproduced.stdout), reproduced.stdout
     # Retrained from the champion that served when the drift fired.
     assert v2.facts["parent_version"] == "iris-v1"
     gates = {g["gate"]: g for g in v2.facts["gate_results"]}

@@ -49,7 +49,9 @@ def _trainer() -> dict[str, Any]:
     doc["metadata"] |= {"namespace": "ml", "uid": "u-1", "generation": 1}
     doc["spec"]["dataset"] = {"pvc": {"claimName": "data", "path": "train.csv"}}
     doc["spec"].pop("resources", None)
-    return build_job(TrainingJob.model_validate(doc), STORAGE, "t:1", WORKLOAD_DEFAULTS["trainer"])
+    return build_job(
+        TrainingJob.model_validate(doc), STORAGE, "t:1", defaults=WORKLOAD_DEFAULTS["trainer"]
+    )
 
 
 def _validator() -> dict[str, Any]:

@@ -35,15 +35,31 @@ class SKLearnModel(Model):  # type: ignore[misc]
 
 
 class OnnxModel(Model):  # type: ignore[misc]
-    """A minimal KServe model class for an ONNX classifier."""
+    """A minimal KServe model class for an ONNX classifier.
+
+    KServe's multi-process mode (``--workers 2``) pickles the model into each worker, and an
+    onnxruntime session cannot be pickled ("cannot pickle InferenceSession"): the session is
+    dropped from the pickle and loaded again in each worker, as a KServe user would do.
+    """
 
     def __init__(self, name: str, path: Path) -> None:
         super().__init__(name)
+        self._path = path
+        self._load()
+        self.ready = True
+
+    def _load(self) -> None:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1
-        self._session = onnxruntime.InferenceSession(str(path), options)
+        self._session = onnxruntime.InferenceSession(str(self._path), options)
         self._input = self._session.get_inputs()[0].name
-        self.ready = True
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_session"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._load()
 
     def predict(self, payload: InferRequest, headers: dict[str, str] | None = None) -> Any:
         features = payload.inputs[0].as_numpy().astype(np.float32, copy=False)
@@ -68,13 +84,16 @@ def main() -> None:
     parser.add_argument("--name", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--grpc-port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     args = parser.parse_args()
     model: Model
     if args.kind == "sklearn":
         model = SKLearnModel(args.name, args.model_dir / "model.joblib")
     else:
         model = OnnxModel(args.name, args.model_dir / "model.onnx")
-    ModelServer(http_port=args.port, grpc_port=args.grpc_port, enable_grpc=False).start([model])
+    ModelServer(
+        http_port=args.port, grpc_port=args.grpc_port, enable_grpc=False, workers=args.workers
+    ).start([model])
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """DriftPolicy (``dp``): watch a ModelDeployment and retrain when its data or quality drifts.
 
 Every `interval` the operator evaluates the triggers over the last `window`
-(feature and prediction drift as PSI against the training distribution,
-accuracy or RMSE from labelled feedback, custom PromQL, a cron schedule).
+(feature and prediction drift as PSI against the training distribution), the
+target's realized accuracy or RMSE (labels joined with predictions, judged by
+prediction time once enough labels arrived), its estimated accuracy before labels
+(CBPE), custom PromQL and a cron schedule.
 When one fires on `consecutiveBreaches` evaluations in a row, and the cooldown
 and the budget allow, it creates a TrainingJob from `retrain.template`; the
 new version then goes through the same gates and rollout as any other.
@@ -32,6 +34,7 @@ __all__ = [
     "DriftPolicy",
     "DriftPolicySpec",
     "DriftPolicyStatus",
+    "EstimatedAccuracyTrigger",
     "EvaluationRecord",
     "FeatureDriftTrigger",
     "LastRetrain",
@@ -100,20 +103,48 @@ class PredictionDriftTrigger(CamelModel):
 
 
 class AccuracyTrigger(CamelModel):
-    """Live accuracy from labelled feedback (classification)."""
+    """Realized accuracy from labels joined with predictions (classification).
 
-    floor: Fraction = Field(description="Fire when live accuracy falls below this.")
+    Read from the target's evaluator: its judged window, by prediction time, the newest
+    whose label coverage reached the target's `feedback.minLabelCoverage` (so labels
+    that have not arrived never read as decay); the target needs `spec.feedback`.
+    """
+
+    floor: Fraction = Field(description="Fire when realized accuracy falls below this.")
     min_samples: int = Field(
-        default=100, ge=1, le=100_000_000, description="Labelled requests needed in the window."
+        default=100,
+        ge=1,
+        le=100_000_000,
+        description="Labelled rows needed in the judged window.",
     )
 
 
 class RmseTrigger(CamelModel):
-    """Live RMSE from labelled feedback (regression)."""
+    """Realized RMSE from labels joined with predictions (regression); read like `accuracy`."""
 
-    ceiling: float = Field(gt=0.0, description="Fire when live RMSE rises above this.")
+    ceiling: float = Field(gt=0.0, description="Fire when realized RMSE rises above this.")
     min_samples: int = Field(
-        default=100, ge=1, le=100_000_000, description="Labelled requests needed in the window."
+        default=100,
+        ge=1,
+        le=100_000_000,
+        description="Labelled rows needed in the judged window.",
+    )
+
+
+class EstimatedAccuracyTrigger(CamelModel):
+    """Accuracy estimated before labels arrive (CBPE), from the model's calibrated confidence.
+
+    The mean, over the target's newest window of predictions, of the calibrated
+    probability that each prediction is right (the calibration is fitted by the trainer
+    on held-out rows); valid under covariate shift. The target needs `spec.feedback`.
+    """
+
+    floor: Fraction = Field(description="Fire when estimated accuracy falls below this.")
+    min_samples: int = Field(
+        default=100,
+        ge=1,
+        le=100_000_000,
+        description="Predicted rows needed in the newest window.",
     )
 
 
@@ -141,13 +172,19 @@ class Triggers(CamelModel):
     cel_rules = (
         Rule(
             "has(self.featureDrift) || has(self.predictionDrift) || has(self.accuracy)"
-            " || has(self.rmse) || (has(self.custom) && size(self.custom) > 0)"
-            " || has(self.schedule)",
+            " || has(self.rmse) || has(self.estimatedAccuracy)"
+            " || (has(self.custom) && size(self.custom) > 0) || has(self.schedule)",
             "at least one trigger must be set",
         ),
         Rule(
             "!(has(self.accuracy) && has(self.rmse))",
             "`accuracy` and `rmse` must not both be set: a model is a classifier or a regressor",
+            field_path=".rmse",
+            reason="FieldValueForbidden",
+        ),
+        Rule(
+            "!(has(self.estimatedAccuracy) && has(self.rmse))",
+            "`estimatedAccuracy` is for classifiers and `rmse` for regressors: not both",
             field_path=".rmse",
             reason="FieldValueForbidden",
         ),
@@ -160,9 +197,14 @@ class Triggers(CamelModel):
         default=None, description="Prediction drift."
     )
     accuracy: AccuracyTrigger | None = Field(
-        default=None, description="Accuracy decay (classification)."
+        default=None, description="Realized accuracy decay (classification)."
     )
-    rmse: RmseTrigger | None = Field(default=None, description="Error growth (regression).")
+    rmse: RmseTrigger | None = Field(
+        default=None, description="Realized error growth (regression)."
+    )
+    estimated_accuracy: EstimatedAccuracyTrigger | None = Field(
+        default=None, description="Estimated accuracy decay before labels arrive (CBPE)."
+    )
     custom: list[CustomTrigger] | None = Field(
         default=None,
         max_length=16,
@@ -205,18 +247,33 @@ class Retrain(CamelModel):
 
     cel_rules = (
         Rule(
-            "self.useLoggedData != has(self.template.dataset)",
-            "`template.dataset` must be set unless `useLoggedData` is true, and must not be set"
-            " when it is",
+            "self.useLoggedData || has(self.template.dataset)",
+            "`template.dataset` must be set unless `useLoggedData` is true",
             field_path=".template.dataset",
+            reason="FieldValueRequired",
+        ),
+        Rule(
+            "!has(self.loggedDataSample) || self.useLoggedData",
+            "`loggedDataSample` needs `useLoggedData`",
+            field_path=".loggedDataSample",
+            reason="FieldValueForbidden",
         ),
     )
 
     template: TrainingJobTemplate = Field(description="Spec of the TrainingJob to create.")
     use_logged_data: bool = Field(
         default=False,
-        description="Train on the target's payload log joined with labelled feedback"
-        " (`dataset.fromPayloadLog` of the target) instead of `template.dataset`.",
+        description="Train on the target's payload log over the policy's `window`, joined with"
+        " its labels (`dataset.fromPayloadLog` of the target): alone when `template.dataset` is"
+        " absent, else combined with it (`dataset.sources`: the template's data, then the"
+        " logged window), so classes rare in the window are not forgotten.",
+    )
+    logged_data_sample: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1.0,
+        description="With `useLoggedData` and `template.dataset`: the share of the template's"
+        " data kept beside the logged window (default all of it).",
     )
 
 
@@ -300,8 +357,8 @@ class TriggerState(CamelModel):
     name: str = Field(
         min_length=1,
         max_length=80,
-        description="`featureDrift`, `predictionDrift`, `accuracy`, `rmse`, `schedule` or"
-        " `custom/<name>`.",
+        description="`featureDrift`, `predictionDrift`, `accuracy`, `rmse`, `estimatedAccuracy`,"
+        " `schedule` or `custom/<name>`.",
     )
     value: float | None = Field(default=None, description="Measured value; absent if unknown.")
     threshold: float | None = Field(default=None, description="Threshold it was compared with.")
@@ -312,6 +369,12 @@ class TriggerState(CamelModel):
         description="When the current run of breaches began (one run retrains at most once).",
     )
     samples: int | None = Field(default=None, ge=0, description="Samples in the window.")
+    coverage: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Realized performance: the label coverage of the window judged.",
+    )
     message: str = Field(default="", max_length=1024, description="Detail for humans.")
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "Challenger",
     "ChallengerPhase",
     "Champion",
+    "Feedback",
     "HistoryAction",
     "HistoryEntry",
     "ModelDeployment",
@@ -69,6 +70,15 @@ class Promotion(StrEnum):
 class ServerSettings(CamelModel):
     """Tuning of the inference server."""
 
+    cel_rules = (
+        Rule(
+            "!has(self.grpcPort) || self.grpcPort == 0"
+            " || (self.grpcPort >= 1024 && self.grpcPort != 8080)",
+            "`grpcPort` must be 0 (no gRPC endpoint), or 1024-65535 and not the HTTP port 8080",
+            field_path=".grpcPort",
+        ),
+    )
+
     max_batch_size: int = Field(
         default=64,
         ge=1,
@@ -87,6 +97,14 @@ class ServerSettings(CamelModel):
         ge=1,
         le=1_000_000,
         description="Largest number of rows accepted in one request (HTTP 413 beyond).",
+    )
+    grpc_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Port of the Open Inference Protocol over gRPC, on the serving pods and as"
+        " the Service's `grpc` port; unset: the operator's default (the chart's"
+        " `serving.grpcPort`, 9000); `0`: no gRPC endpoint.",
     )
     timeout_ms: int = Field(
         default=5_000,
@@ -178,7 +196,9 @@ class Analysis(CamelModel):
         description="Largest p99 latency relative to the champion's, e.g. `2` for twice as slow.",
     )
     min_accuracy: Fraction | None = Field(
-        default=None, description="Smallest live accuracy from labelled feedback."
+        default=None,
+        description="Smallest realized accuracy of the challenger's judged window (needs"
+        " `feedback`).",
     )
     max_prediction_psi: float | None = Field(
         default=None,
@@ -256,7 +276,10 @@ class RollbackFloors(CamelModel):
         default=None, gt=0.0, description="Largest 99th-percentile latency in milliseconds."
     )
     min_accuracy: Fraction | None = Field(
-        default=None, description="Smallest live accuracy from labelled feedback."
+        default=None,
+        description="Smallest realized accuracy of the champion's judged window (needs"
+        " `feedback`; judged by prediction time once the window's labels reached"
+        " `feedback.minLabelCoverage`).",
     )
 
 
@@ -270,6 +293,59 @@ class PayloadLogging(CamelModel):
     uri: StorageUri | None = Field(
         default=None,
         description="Where the log is written; default: the operator's artifact store.",
+    )
+
+
+class Feedback(CamelModel):
+    """Ground truth: labels posted to `/feedback`, joined with the predictions they are for.
+
+    Every prediction is recorded (a small Parquet row per predicted row) in the artifact
+    store, whatever the payload log samples; labels may be posted to any replica at any
+    time within `retention`, and an evaluator pod joins them per window by prediction
+    time. A window is judged once `minLabelCoverage` of its rows are labelled, so labels
+    that have not arrived never read as decay; its realized accuracy (F1, RMSE, MAE) is
+    what rollback floors, canary analysis and DriftPolicy triggers read.
+    """
+
+    cel_rules = (
+        Rule(
+            "duration(self.window) <= duration(self.retention)",
+            "`window` must not be longer than `retention`",
+            field_path=".window",
+        ),
+        Rule(
+            "duration(self.maxLabelDelay) <= duration(self.retention)",
+            "`maxLabelDelay` must not be longer than `retention`",
+            field_path=".maxLabelDelay",
+        ),
+        Rule(
+            "duration(self.window) >= duration('10s')",
+            "`window` must be at least 10s",
+            field_path=".window",
+        ),
+    )
+
+    retention: Duration = Field(
+        default="168h",
+        description="How long after a prediction its labels are accepted (HTTP 410 after) and"
+        " its record is read; default one week.",
+    )
+    window: Duration = Field(
+        default="1h",
+        description="Length of the windows predictions are judged in, by prediction time"
+        " (tumbling, aligned to multiples of it).",
+    )
+    min_label_coverage: float = Field(
+        default=0.8,
+        gt=0.0,
+        le=1.0,
+        description="Share of a window's predicted rows that must be labelled before the window"
+        " is judged.",
+    )
+    max_label_delay: Duration = Field(
+        default="24h",
+        description="How long labels may take: a window still short of labels this long after"
+        " it ended is counted as expired, never judged.",
     )
 
 
@@ -314,6 +390,22 @@ class ModelDeploymentSpec(CamelModel):
             "`version` must not be set when `promotion` is Auto: set `promotion: Manual` to pin",
             field_path=".version",
             reason="FieldValueForbidden",
+        ),
+        Rule(
+            "!has(self.rollbackFloors) || !has(self.rollbackFloors.minAccuracy)"
+            " || has(self.feedback)",
+            "`rollbackFloors.minAccuracy` needs `feedback`: accuracy comes from labels joined"
+            " with the predictions",
+            field_path=".feedback",
+            reason="FieldValueRequired",
+        ),
+        Rule(
+            "!has(self.rollout) || !has(self.rollout.analysis)"
+            " || !has(self.rollout.analysis.minAccuracy) || has(self.feedback)",
+            "`rollout.analysis.minAccuracy` needs `feedback`: accuracy comes from labels joined"
+            " with the predictions",
+            field_path=".feedback",
+            reason="FieldValueRequired",
         ),
     )
 
@@ -360,6 +452,11 @@ class ModelDeploymentSpec(CamelModel):
     payload_logging: PayloadLogging = Field(
         default=PayloadLogging(),
         description="Sampled request and prediction logging.",
+    )
+    feedback: Feedback | None = Field(
+        default=None,
+        description="Collect ground-truth labels by request id and judge realized performance;"
+        " off when absent (`/feedback` then answers 404).",
     )
     monitoring: Monitoring = Field(
         default=Monitoring(),

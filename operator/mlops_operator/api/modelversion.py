@@ -47,6 +47,7 @@ __all__ = [
     "ModelVersionStatus",
     "PrimaryMetric",
     "SignatureSummary",
+    "SourceLineage",
     "TensorDtype",
     "TensorSummary",
 ]
@@ -133,13 +134,42 @@ class SignatureSummary(CamelModel):
     )
 
 
+class SourceLineage(CamelModel):
+    """One source of a combined training table, with its own data version."""
+
+    uri: str = Field(
+        min_length=1, max_length=2048, description="The source as the recipe named it."
+    )
+    sha256: Sha256 = Field(
+        description="SHA-256 of the source's canonical table; its snapshot in the artifact"
+        " store is `datasets/<sha256>/`."
+    )
+    rows: int = Field(ge=0, description="Rows in the source.")
+    sample: float = Field(default=1.0, gt=0.0, le=1.0, description="Share of its rows used.")
+    used_rows: int = Field(ge=0, description="Rows taken into the training table.")
+
+
 class DatasetLineage(CamelModel):
     """The exact data the model was trained on."""
 
-    uri: str = Field(min_length=1, max_length=2048, description="Dataset URI as given.")
+    uri: str = Field(
+        min_length=1,
+        max_length=2048,
+        description="Dataset URI as given (the sources' joined by ` + ` when several).",
+    )
     sha256: Sha256 = Field(description="SHA-256 of the snapshot: the data version.")
     rows: int = Field(ge=0, description="Rows in the snapshot.")
     columns: int = Field(ge=0, description="Columns in the snapshot, target included.")
+    format: str | None = Field(
+        default=None,
+        max_length=16,
+        description="The file encoding the recipe asked for (`csv`, `parquet`), when not `auto`.",
+    )
+    sources: list[SourceLineage] | None = Field(
+        default=None,
+        max_length=8,
+        description="With `dataset.sources` (or a sampled source): every source, in order.",
+    )
 
 
 class Lineage(CamelModel):

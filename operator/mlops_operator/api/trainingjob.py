@@ -43,6 +43,7 @@ __all__ = [
     "CategoricalImpute",
     "Dataset",
     "DatasetFormat",
+    "DatasetSource",
     "Estimator",
     "EstimatorName",
     "Imputation",
@@ -108,36 +109,80 @@ class PayloadLogSource(CamelModel):
     )
 
 
-class Dataset(CamelModel):
-    """Where the training data comes from: exactly one of `uri`, `pvc` or `fromPayloadLog`."""
+_URI_PATTERN = r"^(sklearn|file|s3|gs|https?)://\S+$"
+_URI_DESCRIPTION = (
+    "A dataset URI: `sklearn://iris` (a scikit-learn toy dataset), `file:///data/train.csv`,"
+    " `s3://bucket/key.parquet`, `gs://…` or `https://…`."
+)
+_FORMAT_DESCRIPTION = (
+    "File encoding of `uri` or `pvc`: `csv` (optionally .gz/.bz2/.zst compressed) or"
+    " `parquet`; `auto` decides from the file name's extension."
+)
 
-    cel_rules = (
-        Rule(
-            "[has(self.uri), has(self.pvc), has(self.fromPayloadLog)].exists_one(x, x)",
-            "exactly one of `uri`, `pvc` or `fromPayloadLog` must be set",
-        ),
-        Rule(
-            "!has(self.credentialsSecret) || has(self.uri)",
-            "`credentialsSecret` must only be set with `uri`",
-            field_path=".credentialsSecret",
-        ),
-    )
+
+class _DataLocation(CamelModel):
+    """The three ways to name data, shared by a dataset and each of its sources."""
 
     uri: str | None = Field(
-        default=None,
-        max_length=2048,
-        pattern=r"^(sklearn|file|s3|gs|https?)://\S+$",
-        description="A dataset URI: `sklearn://iris` (a scikit-learn toy dataset),"
-        " `file:///data/train.csv`, `s3://bucket/key.parquet`, `gs://…` or `https://…`.",
+        default=None, max_length=2048, pattern=_URI_PATTERN, description=_URI_DESCRIPTION
     )
     pvc: PvcSource | None = Field(default=None, description="A file on a PersistentVolumeClaim.")
     from_payload_log: PayloadLogSource | None = Field(
         default=None,
         description="The labelled requests a ModelDeployment logged (retraining on live data).",
     )
-    format: DatasetFormat = Field(
-        default=DatasetFormat.AUTO,
-        description="File encoding; `auto` decides from the file name's extension.",
+    format: DatasetFormat = Field(default=DatasetFormat.AUTO, description=_FORMAT_DESCRIPTION)
+
+
+class DatasetSource(_DataLocation):
+    """One source of a combined dataset: exactly one of `uri`, `pvc` or `fromPayloadLog`."""
+
+    cel_rules = (
+        Rule(
+            "[has(self.uri), has(self.pvc), has(self.fromPayloadLog)].exists_one(x, x)",
+            "exactly one of `uri`, `pvc` or `fromPayloadLog` must be set",
+        ),
+    )
+
+    sample: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=1.0,
+        description="Share of this source's rows used, drawn with the recipe's `seed` (so a"
+        " re-run draws the same rows); e.g. `0.5` keeps half of a large original dataset.",
+    )
+
+
+class Dataset(_DataLocation):
+    """Where the training data comes from: exactly one of `uri`, `pvc`, `fromPayloadLog` or
+    `sources` (several combined)."""
+
+    cel_rules = (
+        Rule(
+            "[has(self.uri), has(self.pvc), has(self.fromPayloadLog), has(self.sources)]"
+            ".exists_one(x, x)",
+            "exactly one of `uri`, `pvc`, `fromPayloadLog` or `sources` must be set",
+        ),
+        Rule(
+            "!has(self.credentialsSecret) || has(self.uri) || has(self.sources)",
+            "`credentialsSecret` must only be set with `uri` or `sources`",
+            field_path=".credentialsSecret",
+        ),
+        Rule(
+            "!has(self.sources) || self.format == 'auto'",
+            "`format` is set per source with `sources`",
+            field_path=".format",
+            reason="FieldValueForbidden",
+        ),
+    )
+
+    sources: list[DatasetSource] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=8,
+        description="Several sources whose rows are combined (same columns), e.g. the original"
+        " dataset plus a ModelDeployment's logged window, each optionally sampled; the lineage"
+        " records each source with its own sha256.",
     )
     credentials_secret: ObjectName | None = Field(
         default=None,

@@ -216,7 +216,8 @@ async def prometheus_charts(
     queries = {
         "psi": promql.feature_psi(scope, window, features.get("features")),
         "prediction": promql.prediction_psi(scope, window),
-        "accuracy": promql.accuracy(scope, window),
+        "accuracy": promql.realized_accuracy(scope),
+        "estimated": promql.estimated_accuracy(scope),
     }
     found = {}
     for key, query in queries.items():
@@ -228,9 +229,10 @@ async def prometheus_charts(
     for series in found["prediction"]:
         for at, value in series.points:
             prediction.add(_label(series, "predictions"), at, value)
-    for series in found["accuracy"]:
-        for at, value in series.points:
-            accuracy.add(_label(series, "realized"), at, value)
+    for key, name in (("accuracy", "realized"), ("estimated", "estimated (CBPE)")):
+        for series in found[key]:
+            for at, value in series.points:
+                accuracy.add(_label(series, name), at, value)
     return _charts(spec, psi, prediction, accuracy, "Prometheus")
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from mlops_operator.api.modeldeployment import Analysis, RollbackFloors
-from mlops_operator.statistics import accuracy, psi
+from mlops_operator.statistics import psi
 
 __all__ = [
     "Judgement",
@@ -44,8 +44,10 @@ class LiveCounts:
     """Of those, the server's own failures (HTTP 5xx); client mistakes (4xx) are not errors."""
     latency_buckets: Mapping[float, float] = field(default_factory=dict)
     """Cumulative latency histogram: upper bound in seconds (``inf`` last) -> requests at most that."""
-    feedback: float = 0.0
-    feedback_correct: float = 0.0
+    labelled: float = 0.0
+    """Labelled rows of the version's judged window (the evaluator's, by prediction time)."""
+    realized_accuracy: float | None = None
+    """Realized accuracy of that window; None until a window's labels reached the coverage."""
     prediction_bins: Mapping[str, float] = field(default_factory=dict)
     """Predictions per class (classification) or per reference bin (regression)."""
 
@@ -101,10 +103,10 @@ def error_rate(counts: LiveCounts) -> float | None:
 
 
 def live_accuracy(counts: LiveCounts) -> float | None:
-    """Share of labelled predictions that were right; None with too few labels to judge."""
-    if counts.feedback < _MIN_FEEDBACK:
+    """Realized accuracy of the judged window; None with too few labels to judge."""
+    if counts.labelled < _MIN_FEEDBACK:
         return None
-    return accuracy(counts.feedback_correct, counts.feedback)
+    return counts.realized_accuracy
 
 
 def _distributions(a: LiveCounts, b: LiveCounts) -> tuple[list[float], list[float]] | None:

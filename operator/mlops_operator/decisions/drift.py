@@ -72,6 +72,8 @@ class Reading:
     min_samples: int | None = None
     message: str = ""
     details: dict[str, float] = field(default_factory=dict)
+    coverage: float | None = None
+    """Label coverage of the window judged (realized performance triggers)."""
 
     @property
     def enough_samples(self) -> bool:
@@ -152,6 +154,7 @@ def _next_state(reading: Reading, previous: TriggerState | None, now: datetime) 
         consecutive=run,
         since=since if hit else None,
         samples=reading.samples,
+        coverage=reading.coverage,
         message=message[:1024],
     )
 

@@ -33,6 +33,7 @@ def run_demo(demo: Demo, report: Path) -> int:
         demo.watch_reference()
         demo.shift()
         v2 = demo.retrain()
+        _reproduce(demo, v2.facts["model_version"])
         demo.rollout()
         recovered = demo.recover()
     except DemoError as error:
@@ -52,7 +53,7 @@ def run_demo(demo: Demo, report: Path) -> int:
     shift = next(s for s in demo.stages if s.name == "shift")
     lineage = [
         ["sklearn://iris", "iris-initial", v1.facts["model_version"], "iris"],
-        [f"payloadlog://{demo.namespace}/iris", shift.facts["training_job"], v2.facts["model_version"], "iris"],
+        [(v2.facts.get("dataset") or {}).get("uri", ""), shift.facts["training_job"], v2.facts["model_version"], "iris"],
     ]  # fmt: skip
     parent = v2.facts.get("parent_version")
     parents = {v2.facts["model_version"]: parent} if parent else {}
@@ -68,6 +69,17 @@ def run_demo(demo: Demo, report: Path) -> int:
           " (then open http://127.0.0.1:8090/)")  # fmt: skip
     print(f"==> the cluster stays up; `{sys.argv[0]} cluster down` stops it")
     return 0
+
+
+def _reproduce(demo: Demo, version: str) -> None:
+    """Rebuild `version` from its lineage, as anyone could; a mismatch fails the demo."""
+    print(f"==> mlops reproduce {version}: the original data again, the window from its snapshot",
+          flush=True)  # fmt: skip
+    result = demo.reproduce(version)
+    for line in result.stdout.splitlines():
+        print(f"    {line}")
+    if result.returncode != 0:
+        raise DemoError(f"mlops reproduce {version} exited {result.returncode}: {result.stderr}")
 
 
 def _demo(args: argparse.Namespace) -> int:

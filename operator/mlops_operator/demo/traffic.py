@@ -5,6 +5,9 @@ trained on), so nothing drifts. Then the petal sensor is re-calibrated and reads
 every petal longer and wider (`PETAL_SHIFT`): the same flowers, new numbers. v1
 now misclassifies many of them, the inputs' PSI rises, and the labelled feedback
 (the true species, posted to ``/feedback`` by request id) shows the accuracy drop.
+The labels come as another system would send them: a separate labeller posts
+them in batches a few seconds after the predictions, each batch on a new
+connection, so they reach whichever pod the Service picks (``docs/labels.md``).
 Every draw comes from one seeded generator, so a run is repeatable.
 """
 
@@ -59,17 +62,18 @@ class Observation:
     version: str | None
     rows: int
     correct: int
-    feedback: int | None
-    """The /feedback status (None when the phase sends no labels)."""
+    labelled: bool
+    """Whether the true species were handed to the labeller."""
 
 
 @dataclass
 class Traffic:
     """Requests at a bounded pace from a background thread, until stopped or out of budget.
 
-    Each request and its feedback share one fresh connection: kube-proxy balances per
-    connection, so the labels reach the pod that answered (and remembers the request
-    id) while the canary's split still applies request by request.
+    Each request goes on a fresh connection (kube-proxy balances per connection, so the
+    canary's split applies request by request). Labels are not sent by this thread:
+    they queue for the labeller thread, which posts them `label_delay` seconds later in
+    batches, each on a new connection, like a system of record catching up.
     """
 
     base_url: str
@@ -82,10 +86,16 @@ class Traffic:
     phase: str = "reference"
     shifted: bool = False
     labelled: bool = False
+    label_delay: float = 2.0
     observations: list[Observation] = field(default_factory=list)
+    label_statuses: list[int] = field(default_factory=list)
+    """The HTTP status of every /feedback batch the labeller posted."""
     errors: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _labeller: threading.Thread | None = None
+    _pending: list[tuple[float, str, list[int]]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def switch(self, phase: str, *, shifted: bool, labelled: bool) -> None:
         """Change what the next requests send (the running request finishes as it was)."""
@@ -93,7 +103,9 @@ class Traffic:
 
     def __enter__(self) -> Self:
         self._thread = threading.Thread(target=self._run, name="demo-traffic", daemon=True)
+        self._labeller = threading.Thread(target=self._label, name="demo-labeller", daemon=True)
         self._thread.start()
+        self._labeller.start()
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -102,8 +114,9 @@ class Traffic:
     def stop(self) -> None:
         """Stop sending and wait for the thread."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        for thread in (self._thread, self._labeller):
+            if thread is not None:
+                thread.join(timeout=30)
 
     def _run(self) -> None:
         rng = np.random.default_rng(self.seed)
@@ -132,16 +145,35 @@ class Traffic:
                 raise ValueError(f"/predict answered {status}: {body}")
             predicted = [int(label) for label in body["labels"]]
             correct = sum(p == t for p, t in zip(predicted, labels, strict=True))
-            feedback = None
-            if labelled:
-                feedback, _ = _post(
-                    connection, "/feedback", {"request_id": body["request_id"], "labels": labels}
-                )
         finally:
             connection.close()
+        if labelled:
+            with self._lock:
+                self._pending.append((time.monotonic(), body["request_id"], labels))
         return Observation(
-            time.time(), phase, str(body.get("model_version")), len(rows), correct, feedback
+            time.time(), phase, str(body.get("model_version")), len(rows), correct, labelled
         )
+
+    def _label(self) -> None:
+        """Post the labels that are `label_delay` old, in one batch per second, each anew."""
+        while not self._stop.wait(1.0):
+            cutoff = time.monotonic() - self.label_delay
+            with self._lock:
+                due = [item for item in self._pending if item[0] <= cutoff]
+                self._pending = [item for item in self._pending if item[0] > cutoff]
+            if not due:
+                continue
+            batch = [{"request_id": rid, "labels": labels} for _, rid, labels in due]
+            url = urlsplit(self.base_url)
+            connection = http.client.HTTPConnection(url.hostname or "", url.port or 80, timeout=10)
+            try:
+                status, _ = _post(connection, "/feedback", batch)
+                self.label_statuses.append(status)
+            except (OSError, http.client.HTTPException, ValueError) as error:
+                if len(self.errors) < 50:
+                    self.errors.append(f"labels: {error!r}")
+            finally:
+                connection.close()
 
 
 def _post(connection: http.client.HTTPConnection, path: str, body: object) -> tuple[int, Any]:

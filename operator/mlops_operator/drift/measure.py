@@ -2,8 +2,11 @@
 
 Prometheus and the direct scrape each produce a `WindowCounts` (how many values
 fell in each reference bin during the window, the reference proportions, and the
-feedback counters' increases); everything after that is this module and
-`mlops_operator.statistics`, so the two sources cannot disagree on the maths.
+evaluator's realized and estimated performance); everything after that is this
+module and `mlops_operator.statistics`, so the two sources cannot disagree on the
+maths. Accuracy and RMSE are the evaluator's judged window (by prediction time,
+once its label coverage reached the deployment's ``minLabelCoverage``), not the
+policy's `window`: a window whose labels are still missing is never judged.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from dataclasses import replace as _with
+from datetime import UTC, datetime
 
 from mlops_operator.api.driftpolicy import (
     AccuracyTrigger,
     CustomTrigger,
+    EstimatedAccuracyTrigger,
     FeatureDriftTrigger,
     PredictionDriftTrigger,
     RmseTrigger,
@@ -25,7 +30,8 @@ from mlops_operator.api.driftpolicy import (
 from mlops_operator.api.gates import ComparisonOp
 from mlops_operator.decisions.drift import Reading
 from mlops_operator.prometheus import Sample
-from mlops_operator.statistics import accuracy, drifted_share, psi, rmse
+from mlops_operator.realized import VERSION_GAUGES
+from mlops_operator.statistics import drifted_share, psi
 
 __all__ = [
     "Histogram",
@@ -63,9 +69,8 @@ class WindowCounts:
 
     features: Mapping[str, Histogram] = field(default_factory=dict)
     predictions: Histogram | None = None
-    feedback: float = 0.0
-    feedback_correct: float = 0.0
-    feedback_squared_error: float = 0.0
+    realized: Mapping[str, float] = field(default_factory=dict)
+    """The evaluator's gauges of this version, by the keys of `realized.VERSION_GAUGES`."""
 
 
 def _samples(total: float) -> int:
@@ -120,35 +125,84 @@ def _prediction_reading(trigger: PredictionDriftTrigger, counts: WindowCounts) -
     return _with(reading, value=counts.predictions.psi(), samples=samples)
 
 
-def _accuracy_reading(trigger: AccuracyTrigger, counts: WindowCounts) -> Reading:
-    reading = Reading(
-        name="accuracy",
-        value=None,
-        threshold=trigger.floor,
-        op=ComparisonOp.LT,
-        min_samples=trigger.min_samples,
+_NO_EVALUATOR = (
+    "no realized performance: the evaluator of the target reports nothing for this version"
+    " (the ModelDeployment needs spec.feedback, and labels posted to /feedback)"
+)
+
+
+def _pending(realized: Mapping[str, float]) -> str:
+    coverage = realized.get("label_coverage")
+    expired = realized.get("expired_windows", 0.0)
+    message = "no window judged yet: labels still missing"
+    if coverage is not None:
+        message += f" (newest window's coverage {coverage:.3g})"
+    if expired:
+        message += f"; {expired:.0f} window(s) expired short of labels"
+    return message
+
+
+def _coverage(realized: Mapping[str, float]) -> str:
+    start = realized.get("realized_window_start")
+    when = f" from {datetime.fromtimestamp(start, UTC).isoformat()}" if start is not None else ""
+    return (
+        f"judged window{when}: {realized.get('realized_labelled_rows', 0):.0f} of"
+        f" {realized.get('realized_predictions', 0):.0f} rows labelled (coverage"
+        f" {realized.get('realized_coverage', 0.0):.3g}); newest window's coverage"
+        f" {realized.get('label_coverage', 0.0):.3g}"
     )
-    samples = _samples(counts.feedback)
-    if samples <= 0:
-        return _with(reading, samples=0, message="no labelled feedback in the window")
-    # Extrapolated increases can put `correct` a hair above `total`.
-    value = accuracy(min(counts.feedback_correct, counts.feedback), counts.feedback)
-    return _with(reading, value=value, samples=samples)
+
+
+def _realized_reading(reading: Reading, counts: WindowCounts, key: str) -> Reading:
+    realized = counts.realized
+    if not realized:
+        return _with(reading, samples=0, message=_NO_EVALUATOR)
+    value = realized.get(key)
+    if value is None:
+        return _with(reading, samples=0, message=_pending(realized))
+    samples = _samples(realized.get("realized_labelled_rows", 0.0))
+    return _with(
+        reading,
+        value=value,
+        samples=samples,
+        message=_coverage(realized),
+        coverage=realized.get("realized_coverage"),
+    )
+
+
+def _accuracy_reading(trigger: AccuracyTrigger, counts: WindowCounts) -> Reading:
+    reading = Reading("accuracy", None, trigger.floor, ComparisonOp.LT,
+                      min_samples=trigger.min_samples)  # fmt: skip
+    return _realized_reading(reading, counts, "realized_accuracy")
 
 
 def _rmse_reading(trigger: RmseTrigger, counts: WindowCounts) -> Reading:
-    reading = Reading(
-        name="rmse",
-        value=None,
-        threshold=trigger.ceiling,
-        op=ComparisonOp.GT,
-        min_samples=trigger.min_samples,
+    reading = Reading("rmse", None, trigger.ceiling, ComparisonOp.GT,
+                      min_samples=trigger.min_samples)  # fmt: skip
+    return _realized_reading(reading, counts, "realized_rmse")
+
+
+def _estimated_reading(trigger: EstimatedAccuracyTrigger, counts: WindowCounts) -> Reading:
+    reading = Reading("estimatedAccuracy", None, trigger.floor, ComparisonOp.LT,
+                      min_samples=trigger.min_samples)  # fmt: skip
+    realized = counts.realized
+    value = realized.get("estimated_accuracy")
+    if value is None:
+        return _with(reading, samples=0, message=_NO_EVALUATOR if not realized else
+                     "no calibrated confidence in the newest window (a model trained before"
+                     " calibration, or a regressor)")  # fmt: skip
+    start = realized.get("estimated_window_start")
+    when = f" from {datetime.fromtimestamp(start, UTC).isoformat()}" if start is not None else ""
+    message = f"CBPE over the newest window{when}, before labels"
+    error = realized.get("cbpe_absolute_error")
+    if error is not None:
+        message += f"; on the judged window CBPE was off realized accuracy by {error:.3g}"
+    return _with(
+        reading,
+        value=value,
+        samples=_samples(realized.get("estimated_predictions", 0.0)),
+        message=message,
     )
-    samples = _samples(counts.feedback)
-    if samples <= 0:
-        return _with(reading, samples=0, message="no labelled feedback in the window")
-    value = rmse(max(counts.feedback_squared_error, 0.0), counts.feedback)
-    return _with(reading, value=value, samples=samples)
 
 
 def measure(triggers: Triggers, counts: WindowCounts) -> list[Reading]:
@@ -162,6 +216,8 @@ def measure(triggers: Triggers, counts: WindowCounts) -> list[Reading]:
         readings.append(_accuracy_reading(triggers.accuracy, counts))
     if triggers.rmse is not None:
         readings.append(_rmse_reading(triggers.rmse, counts))
+    if triggers.estimated_accuracy is not None:
+        readings.append(_estimated_reading(triggers.estimated_accuracy, counts))
     return readings
 
 
@@ -207,12 +263,12 @@ def assemble(
     feature_reference: list[Sample],
     prediction_bins: list[Sample],
     prediction_reference: list[Sample],
-    feedback: Mapping[str, list[Sample]],
+    realized: list[Sample],
 ) -> dict[str, WindowCounts]:
     """`WindowCounts` per served version (label ``model_version``) from a source's samples.
 
-    `feedback` maps ``total``, ``correct`` and ``squared_error`` to their increases. Bins
-    without a reference share are ignored; a version without any reference is not served.
+    `realized` holds the evaluator's gauges (label ``__name__`` names each). Bins without a
+    reference share are ignored; a version without any reference is not served.
     """
 
     def of(samples: list[Sample], version: str) -> list[Sample]:
@@ -221,11 +277,13 @@ def assemble(
     versions = {
         s.labels.get("model_version", "") for s in [*feature_reference, *prediction_reference]
     }
+    keys = {name: key for key, name in VERSION_GAUGES.items()}
     counted: dict[str, WindowCounts] = {}
     for version in sorted(versions):
-        increases = {
-            which: sum(s.value for s in of(samples, version) if not math.isnan(s.value))
-            for which, samples in feedback.items()
+        gauges = {
+            keys[s.labels["__name__"]]: s.value
+            for s in of(realized, version)
+            if s.labels.get("__name__") in keys and not math.isnan(s.value)
         }
         counted[version] = WindowCounts(
             features=_histograms(
@@ -234,9 +292,7 @@ def assemble(
             predictions=_histograms(
                 of(prediction_bins, version), of(prediction_reference, version), None
             ).get(""),
-            feedback=increases.get("total", 0.0),
-            feedback_correct=increases.get("correct", 0.0),
-            feedback_squared_error=increases.get("squared_error", 0.0),
+            realized=gauges,
         )
     return counted
 

@@ -47,10 +47,10 @@ class PrometheusSource:
             promql.feature_reference(scope, window, watched),
             promql.prediction_bins(scope, window),
             promql.prediction_reference(scope, window),
-            *(promql.feedback(scope, window, which) for which in promql.FEEDBACK_METRICS),
+            promql.realized(scope),
         ]
         results = await asyncio.gather(*(self._query(q) for q in queries))
-        bins, reference, predictions, prediction_reference, *feedback = results
+        bins, reference, predictions, prediction_reference, realized = results
         if not reference and not prediction_reference:
             raise SourceError(
                 f"Prometheus at {self._client.base_url} holds no series of {scope.matchers()}"
@@ -61,7 +61,7 @@ class PrometheusSource:
             feature_reference=reference,
             prediction_bins=predictions,
             prediction_reference=prediction_reference,
-            feedback=dict(zip(promql.FEEDBACK_METRICS, feedback, strict=True)),
+            realized=realized,
         )
 
     async def custom(self, trigger: CustomTrigger, window: str) -> Reading:

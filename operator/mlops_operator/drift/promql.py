@@ -1,11 +1,13 @@
 """PromQL over the inference server's metrics (``docs/serving.md``), for any window.
 
 Two kinds of expression. The *count* queries (`feature_bins`, `prediction_bins`,
-`feedback`, the reference gauges) fetch a window's raw counts, from which
-`measure` computes every statistic in Python, exactly as for the direct scrape.
-The *statistic* queries (`feature_psi`, `prediction_psi`, `accuracy`, `rmse`)
-compute the same numbers inside Prometheus, for dashboards, alerts and
-``kubectl``-free debugging; a test checks that both agree on a real Prometheus.
+the reference gauges) fetch a window's raw counts, from which `measure` computes
+every statistic in Python, exactly as for the direct scrape. The *statistic*
+queries (`feature_psi`, `prediction_psi`) compute the same numbers inside
+Prometheus, for dashboards, alerts and ``kubectl``-free debugging; a test checks
+that both agree on a real Prometheus. Realized and estimated performance come from
+the evaluator's gauges (`realized`, named in `mlops_operator.realized`): they are
+already judged per window by prediction time, so they are read as they stand.
 
 Every expression is scoped by `Scope` (the namespace, the model and optionally
 one served version), so two deployments of one model name never mix, and keeps
@@ -17,29 +19,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mlops_operator.realized import VERSION_GAUGES
 from mlops_operator.statistics import PSI_EPSILON
 
 __all__ = [
-    "FEEDBACK_METRICS",
     "Scope",
-    "accuracy",
     "custom",
+    "estimated_accuracy",
     "feature_bins",
     "feature_psi",
     "feature_reference",
-    "feedback",
     "prediction_bins",
     "prediction_psi",
     "prediction_reference",
-    "rmse",
+    "realized",
+    "realized_accuracy",
 ]
-
-FEEDBACK_METRICS = {
-    "total": "mlops_feedback_total",
-    "correct": "mlops_feedback_correct_total",
-    "squared_error": "mlops_feedback_squared_error_total",
-}
-"""The feedback counters by the `WindowCounts` field they fill."""
 
 _EPSILON = repr(PSI_EPSILON)
 
@@ -112,10 +107,11 @@ def prediction_reference(scope: Scope, window: str) -> str:
     return _shares("mlops_prediction_reference_proportion", scope, window, "model_version, bin", ())
 
 
-def feedback(scope: Scope, window: str, which: str) -> str:
-    """The increase over `window` of one feedback counter (a key of `FEEDBACK_METRICS`)."""
-    metric = FEEDBACK_METRICS[which]
-    return f"sum by (model_version) (increase({metric}{scope.matchers()}[{window}]))"
+def realized(scope: Scope) -> str:
+    """The evaluator's latest gauges (every name of `realized.VERSION_GAUGES`) per version."""
+    names = "|".join(sorted(VERSION_GAUGES.values()))
+    selector = scope.matchers(f"__name__=~{_quote(names)}")
+    return f"max by (__name__, model_version) ({selector})"
 
 
 def _psi(counts: str, reference: str, by: str) -> str:
@@ -141,14 +137,14 @@ def prediction_psi(scope: Scope, window: str) -> str:
     return _psi(prediction_bins(scope, window), prediction_reference(scope, window), by)
 
 
-def accuracy(scope: Scope, window: str) -> str:
-    """Share of labelled predictions that were right during `window`."""
-    return f"{feedback(scope, window, 'correct')} / {feedback(scope, window, 'total')}"
+def realized_accuracy(scope: Scope) -> str:
+    """Realized accuracy of each version's judged window, as the evaluator exports it."""
+    return f"max by (model_version) ({VERSION_GAUGES['realized_accuracy']}{scope.matchers()})"
 
 
-def rmse(scope: Scope, window: str) -> str:
-    """Root mean squared error of labelled predictions during `window`."""
-    return f"sqrt({feedback(scope, window, 'squared_error')} / {feedback(scope, window, 'total')})"
+def estimated_accuracy(scope: Scope) -> str:
+    """Estimated accuracy (CBPE) of each version's newest window, before labels."""
+    return f"max by (model_version) ({VERSION_GAUGES['estimated_accuracy']}{scope.matchers()})"
 
 
 def custom(query: str, window: str) -> str:

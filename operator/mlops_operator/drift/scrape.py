@@ -30,17 +30,19 @@ from mlops_operator.drift.measure import WindowCounts, assemble
 from mlops_operator.drift.prometheus import SourceError
 from mlops_operator.prometheus import Sample, ScrapeError, parse_exposition
 from mlops_operator.prometheus import scrape as read_metrics
+from mlops_operator.realized import VERSION_GAUGES
 
 __all__ = ["PodTarget", "ScrapeHistory", "Snapshot", "parse_metrics", "scrape"]
 
 _COUNTERS = {
     "mlops_feature_bin_total": "feature_bins",
     "mlops_prediction_bin_total": "prediction_bins",
-    **{name: f"feedback:{which}" for which, name in promql.FEEDBACK_METRICS.items()},
 }
 _GAUGES = {
     "mlops_feature_reference_proportion": "feature_reference",
     "mlops_prediction_reference_proportion": "prediction_reference",
+    # The evaluator's pod is scraped beside the servers; its gauges are read as they stand.
+    **dict.fromkeys(VERSION_GAUGES.values(), "realized"),
 }
 
 SeriesKey = tuple[str, frozenset[tuple[str, str]]]
@@ -126,6 +128,7 @@ class ScrapeHistory:
         window is shorter than asked."""
         collected: dict[str, list[Sample]] = {name: [] for name in {*_COUNTERS.values()}}
         collected |= {name: [] for name in _GAUGES.values()}
+        references = ("feature_reference", "prediction_reference")
         short: list[str] = []
         start = now - window
         for uid, history in self._pods.items():
@@ -141,18 +144,18 @@ class ScrapeHistory:
                 if not _in_scope(label_map, scope):
                     continue
                 if name in _GAUGES:
-                    collected[_GAUGES[name]].append(Sample(label_map, value))
+                    collected[_GAUGES[name]].append(Sample(label_map | {"__name__": name}, value))
                     continue
                 before = baseline.series.get((name, labels), 0.0) if baseline else 0.0
                 collected[_COUNTERS[name]].append(Sample(label_map, _increase(before, value)))
-        if not any(collected[name] for name in _GAUGES.values()):
+        if not any(collected[name] for name in references):
             raise SourceError(f"no serving pod exports metrics of {scope.matchers()}")
         counts = assemble(
             feature_bins=collected["feature_bins"],
             feature_reference=collected["feature_reference"],
             prediction_bins=collected["prediction_bins"],
             prediction_reference=collected["prediction_reference"],
-            feedback={which: collected[f"feedback:{which}"] for which in promql.FEEDBACK_METRICS},
+            realized=collected["realized"],
         )
         note = f"window shorter than asked (scraped only {'; '.join(short)})" if short else ""
         return counts, note

@@ -32,7 +32,9 @@ replicas change, and a judgement is taken only once per recorded window.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -75,13 +77,22 @@ from mlops_operator.prometheus.live import prometheus_counts, scraped_counts
 from mlops_operator.resources.common import (
     COMPONENT_LABEL,
     DEPLOYMENT_LABEL,
+    ArtifactStorage,
     label_value,
+)
+from mlops_operator.resources.labels import (
+    evaluator_deployment,
+    evaluator_name,
+    evaluator_selector,
+    labels_key_secret,
+    labels_key_secret_name,
 )
 from mlops_operator.resources.modeldeployment import (
     SERVER_COMPONENT,
     SERVER_PORT,
     Forwarding,
     deployment_name,
+    grpc_port,
     service_monitor,
     service_url,
     serving_deployment,
@@ -191,6 +202,9 @@ def _ready(deployments: Sequence[Mapping[str, Any]]) -> dict[int, int]:
 
 async def _pod_urls(kube: KubeClient, mdep: ModelDeployment, version: int) -> list[str]:
     pods = await kube.list("v1", "Pod", mdep.namespace, labels=serving_selector(mdep, version))
+    if mdep.spec.feedback is not None:
+        # The evaluator's realized accuracy is read with the version's own counters.
+        pods += await kube.list("v1", "Pod", mdep.namespace, labels=evaluator_selector(mdep))
     return [
         f"http://{pod['status']['podIP']}:{SERVER_PORT}/metrics"
         for pod in pods
@@ -309,7 +323,8 @@ async def _converge(
 ) -> None:
     settings = context.settings
     storage = storage_of(settings)
-    await children.apply(context, serving_service(mdep), exists=True)
+    grpc = grpc_port(mdep, settings.server_grpc_port)
+    await children.apply(context, serving_service(mdep, grpc), exists=True)
     routed = await route_traffic(context, mdep, plan.weights, split=plan.canary_to is not None)
     mirror, canary = _forwarding(mdep, plan, routed=routed)
     wanted: set[str] = set()
@@ -322,7 +337,7 @@ async def _converge(
         is_champion = plan.status.champion and served.version == plan.status.champion.version
         name = deployment_name(mdep.name, served.version)
         wanted.add(name)
-        await children.apply(context, version_service(mdep, served.version), exists=True)
+        await children.apply(context, version_service(mdep, served.version, grpc), exists=True)
         manifest = serving_deployment(
             mdep,
             version=served.version,
@@ -335,12 +350,14 @@ async def _converge(
             mirror=mirror if is_champion else None,
             canary=canary if is_champion else None,
             defaults=settings.server_pod,
+            grpc_port=grpc,
         )
         await children.apply(context, manifest, exists=name in present)
     for name in present - wanted:
         # The Service first: a crash in between leaves the Deployment, found again next tick.
         await children.delete(context, "v1", "Service", name, mdep.namespace)
         await children.delete(context, "apps/v1", "Deployment", name, mdep.namespace)
+    await _converge_labels(context, mdep, storage)
     if mdep.spec.monitoring.service_monitor.enabled:
         try:
             await children.apply(context, service_monitor(mdep), exists=True)
@@ -362,6 +379,25 @@ def _forwarding(
     if plan.canary_to is not None and weight and not routed:
         canary = Forwarding(version_service_url(mdep, plan.canary_to.version), weight)
     return mirror, canary
+
+
+async def _converge_labels(
+    context: OperatorContext, mdep: ModelDeployment, storage: ArtifactStorage
+) -> None:
+    """The request-id key (created once, never read back) and the evaluator, with `feedback`."""
+    name = evaluator_name(mdep.name)
+    if mdep.spec.feedback is None:
+        await children.delete(context, "apps/v1", "Deployment", name, mdep.namespace)
+        return
+    secret = labels_key_secret_name(mdep.name)
+    marker = f"v1/Secret/{mdep.namespace}/{secret}"
+    if context.applied.get(marker) is None:
+        # Created before: its key must stay, or every id issued so far would be 404.
+        with contextlib.suppress(Conflict):
+            await context.kube.create(labels_key_secret(mdep, os.urandom(32)))
+        context.applied.put(marker, "created")
+    manifest = evaluator_deployment(mdep, image=context.settings.server_image, storage=storage)
+    await children.apply(context, manifest, exists=True)
 
 
 @kopf.timer(GROUP, VERSION, "modeldeployments", interval=TICK_SECONDS)

@@ -58,7 +58,7 @@ from mlops_operator.api.metadata import (
     TRAINING_JOB_UID_ANNOTATION,
 )
 from mlops_operator.api.resource import API_VERSION, GROUP, VERSION
-from mlops_operator.api.trainingjob import TrainingJob, TrainingJobPhase
+from mlops_operator.api.trainingjob import Dataset, DatasetSource, TrainingJob, TrainingJobPhase
 from mlops_operator.decisions.versions import (
     candidates,
     next_version,
@@ -307,6 +307,27 @@ async def _keep_job(kube: KubeClient, training: TrainingJob, settings: OperatorS
         await kube.patch("batch/v1", "Job", job["metadata"]["name"], training.namespace, patch)
 
 
+async def _payload_logs(kube: KubeClient, training: TrainingJob) -> dict[str, str]:
+    """Where each payload log the dataset reads is, when its ModelDeployment moved it.
+
+    A ModelDeployment's ``payloadLogging.uri`` sends its servers' log there instead of
+    the artifact store; the trainer must read it from the same place.
+    """
+    dataset = training.spec.dataset
+    named: list[Dataset | DatasetSource] = [dataset, *(dataset.sources or [])]
+    deployments = {s.from_payload_log.deployment for s in named if s.from_payload_log is not None}
+    found: dict[str, str] = {}
+    for name in sorted(deployments):
+        try:
+            mdep = await kube.get(API_VERSION, "ModelDeployment", name, training.namespace)
+        except NotFound:
+            continue  # its log in the artifact store may outlive it: read it there
+        uri = ((mdep.get("spec") or {}).get("payloadLogging") or {}).get("uri")
+        if uri:
+            found[name] = str(uri)
+    return found
+
+
 async def _start(training: TrainingJob, body: kopf.Body, context: OperatorContext) -> None:
     kube, settings = context.kube, context.settings
     name = job_name(training)
@@ -326,8 +347,9 @@ async def _start(training: TrainingJob, body: kopf.Body, context: OperatorContex
         return
     storage = storage_of(settings)
     try:
+        logs = await _payload_logs(kube, training)
         image = training.spec.image or settings.trainer_image
-        manifest = build_job(training, storage, image, settings.trainer_pod)
+        manifest = build_job(training, storage, image, logs, settings.trainer_pod)
     except UnsupportedSpec as error:
         await _fail(kube, training, Reason.INVALID_SPEC, str(error), job=name)
         return

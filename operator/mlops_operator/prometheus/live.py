@@ -5,6 +5,8 @@ over the version's pods. Direct scrape (no Prometheus configured): the counters 
 they stand, summed over the version's pods, that is the window since those pods
 started; a challenger's pods start with its rollout, so for it the two agree.
 Inference endpoints only: ``/feedback`` calls are neither requests nor errors.
+Accuracy is the evaluator's realized accuracy of the version's judged window (its
+gauges, `mlops_operator.realized`): one number for floors, analysis and DriftPolicy.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import aiohttp
 from mlops_operator.decisions.analysis import LiveCounts
 from mlops_operator.prometheus.client import PrometheusClient, Sample
 from mlops_operator.prometheus.scrape import scrape
+from mlops_operator.realized import VERSION_GAUGES
 
 __all__ = ["MIN_WINDOW_SECONDS", "counts_from_samples", "prometheus_counts", "scraped_counts"]
 
@@ -37,8 +40,21 @@ def _le(sample: Sample) -> float:
     )
 
 
+_ACCURACY = VERSION_GAUGES["realized_accuracy"]
+_LABELLED = VERSION_GAUGES["realized_labelled_rows"]
+
+
+def _realized(samples: Iterable[Sample]) -> tuple[float, float | None]:
+    values = {s.labels.get("__name__", s.name): s.value for s in samples}
+    labelled = values.get(_LABELLED, 0.0)
+    accuracy = values.get(_ACCURACY)
+    return (labelled if math.isfinite(labelled) else 0.0), (
+        accuracy if accuracy is not None and math.isfinite(accuracy) else None
+    )
+
+
 def _assemble(
-    outcomes: Iterable[Sample], buckets: Iterable[Sample], feedback: float, correct: float,
+    outcomes: Iterable[Sample], buckets: Iterable[Sample], realized: Iterable[Sample],
     bins: Iterable[Sample],
 ) -> LiveCounts:  # fmt: skip
     requests = errors = 0.0
@@ -52,7 +68,8 @@ def _assemble(
     predictions: dict[str, float] = defaultdict(float)
     for sample in bins:
         predictions[sample.labels.get("bin", "")] += sample.value
-    return LiveCounts(requests, errors, dict(latency), feedback, correct, dict(predictions))
+    labelled, accuracy = _realized(realized)
+    return LiveCounts(requests, errors, dict(latency), labelled, accuracy, dict(predictions))
 
 
 def counts_from_samples(samples: Sequence[Sample], *, model: str, version: str) -> LiveCounts:
@@ -71,8 +88,7 @@ def counts_from_samples(samples: Sequence[Sample], *, model: str, version: str) 
     return _assemble(
         of("mlops_requests_total"),
         of("mlops_request_duration_seconds_bucket"),
-        sum(s.value for s in of("mlops_feedback_total")),
-        sum(s.value for s in of("mlops_feedback_correct_total")),
+        [*of(_ACCURACY), *of(_LABELLED)],
         of("mlops_prediction_bin_total"),
     )
 
@@ -85,29 +101,28 @@ async def prometheus_counts(
     match = f'namespace="{namespace}",model="{model}",model_version="{version}"'
     served = f'{match},endpoint!="{_FEEDBACK}"'
 
-    def total(query: list[Sample]) -> float:
-        return sum(s.value for s in query if math.isfinite(s.value))
-
     outcomes = await client.query(
         f"sum by (outcome) (increase(mlops_requests_total{{{served}}}[{seconds}]))"
     )
     buckets = await client.query(
         f"sum by (le) (increase(mlops_request_duration_seconds_bucket{{{served}}}[{seconds}]))"
     )
-    feedback = await client.query(f"sum(increase(mlops_feedback_total{{{match}}}[{seconds}]))")
-    correct = await client.query(
-        f"sum(increase(mlops_feedback_correct_total{{{match}}}[{seconds}]))"
+    realized = await client.query(
+        f'max by (__name__) ({{{match},__name__=~"{_ACCURACY}|{_LABELLED}"}})'
     )
     bins = await client.query(
         f"sum by (bin) (increase(mlops_prediction_bin_total{{{match}}}[{seconds}]))"
     )
-    return _assemble(outcomes, buckets, total(feedback), total(correct), bins)
+    return _assemble(outcomes, buckets, realized, bins)
 
 
 async def scraped_counts(
     urls: Sequence[str], *, model: str, version: str, session: aiohttp.ClientSession | None = None
 ) -> LiveCounts:
-    """The version's counts since its pods started, read from each pod's ``/metrics``."""
+    """The version's counts since its pods started, read from each pod's ``/metrics``.
+
+    `urls` include the evaluator's, for the realized accuracy.
+    """
     samples: list[Sample] = []
     for url in urls:
         samples.extend(await scrape(url, session=session))

@@ -47,17 +47,20 @@ from mlops_operator.resources.common import (
     scratch_mount,
     scratch_volume,
 )
+from mlops_operator.resources.labels import labels_key_env, labels_root
 from mlops_operator.resources.payloadlog import payload_log_root
 from mlops_operator.resources.pods import with_overrides
 from mlops_operator.serving.settings import ServingSettings
 
 __all__ = [
     "DRAIN_SECONDS",
+    "GRPC_PORT_NAME",
     "SERVER_COMPONENT",
     "SERVER_PORT",
     "SERVICE_PORT",
     "Forwarding",
     "deployment_name",
+    "grpc_port",
     "payload_log_uri",
     "service_monitor",
     "service_url",
@@ -78,6 +81,7 @@ _GRACE_SECONDS = 30  # from SIGTERM to the kubelet's SIGKILL
 # still closes its payload log and exits by itself.
 _SHUTDOWN_SECONDS = _GRACE_SECONDS - DRAIN_SECONDS - 5
 SERVER_COMPONENT = "inference-server"
+GRPC_PORT_NAME = "grpc"
 
 
 def deployment_name(mdep: str, version: int) -> str:
@@ -124,14 +128,22 @@ def serving_env(
     mirror: Forwarding | None = None,
     canary: Forwarding | None = None,
     log_uri: str | None = None,
-) -> list[dict[str, str]]:
-    """The server's settings (`ServingSettings`) rendered as container env entries."""
+    labels_uri: str | None = None,
+    grpc_port: int = 0,
+) -> list[dict[str, Any]]:
+    """The server's settings (`ServingSettings`) rendered as container env entries.
+
+    With `labels_uri` (``spec.feedback``) the request-id key comes from the deployment's
+    Secret (`resources.labels`), never from the manifest.
+    """
     server = mdep.spec.server
+    feedback = mdep.spec.feedback
     settings = ServingSettings(
         model_dir=resolve_artifact_uri(artifact_uri),
         model_name=mdep.spec.model_name,
         model_version=str(version),
         port=SERVER_PORT,
+        grpc_port=grpc_port or None,
         workers=server.workers,
         max_batch_rows=server.max_batch_size,
         batch_delay_ms=float(server.batch_delay_ms),
@@ -145,12 +157,21 @@ def serving_env(
         shutdown_timeout_seconds=_SHUTDOWN_SECONDS,
         payload_log_uri=log_uri,
         payload_log_sample_rate=mdep.spec.payload_logging.sample_rate if log_uri else 0.0,
+        labels_uri=labels_uri,
+        label_retention_seconds=(
+            parse_duration(feedback.retention)
+            if feedback and labels_uri
+            else ServingSettings.model_fields["label_retention_seconds"].default
+        ),
     )
     values = settings.model_dump(mode="json", exclude_defaults=True)
-    return [
+    entries: list[dict[str, Any]] = [
         {"name": f"MLOPS_{name.upper()}", "value": str(value)}
         for name, value in sorted(values.items())
     ]
+    if labels_uri is not None:
+        entries.append(labels_key_env(mdep))
+    return entries
 
 
 def serving_deployment(
@@ -166,15 +187,20 @@ def serving_deployment(
     mirror: Forwarding | None = None,
     canary: Forwarding | None = None,
     defaults: PodOverrides | None = None,
+    grpc_port: int = 0,
 ) -> dict[str, Any]:
-    """The Deployment running the inference server for one version; `mirror` and `canary`
-    are the shares of its requests it sends to a challenger (the champion's only);
-    `defaults` (the operator's server pod defaults), then the spec's overrides go over its pod."""
+    """The Deployment running the inference server for one version (gRPC too unless port 0);
+    `mirror` and `canary` are the shares of its requests it sends to a challenger (the
+    champion's only); `defaults` (the operator's server pod defaults), then the spec's
+    overrides go over its pod."""
     selector = _labels(mdep, model_version=model_version) | {VERSION_LABEL: str(version)}
     pod_labels = selector | {TRAFFIC_LABEL: "true" if traffic else "false"}
     log_uri = payload_log_uri(mdep, storage)
-    # The servers only ever write to the store for the payload log, and only to its folder.
-    writes_store = log_uri is not None and mdep.spec.payload_logging.uri is None
+    labels_uri = labels_root(storage, mdep.namespace, mdep.name) if mdep.spec.feedback else None
+    # The servers only write to the store for the payload log and the label logs.
+    writes_store = labels_uri is not None or (
+        log_uri is not None and mdep.spec.payload_logging.uri is None
+    )
     env = serving_env(
         mdep,
         version=version,
@@ -182,12 +208,17 @@ def serving_deployment(
         mirror=mirror,
         canary=canary,
         log_uri=log_uri,
+        labels_uri=labels_uri,
+        grpc_port=grpc_port,
     )
+    ports = [{"name": "http", "containerPort": SERVER_PORT, "protocol": "TCP"}]
+    if grpc_port:
+        ports.append({"name": GRPC_PORT_NAME, "containerPort": grpc_port, "protocol": "TCP"})
     container: dict[str, Any] = {
         "name": "server",
         "image": image,
         "env": [*env, *storage.env()],
-        "ports": [{"name": "http", "containerPort": SERVER_PORT, "protocol": "TCP"}],
+        "ports": ports,
         "readinessProbe": {
             "httpGet": {"path": "/v2/health/ready", "port": "http"},
             "periodSeconds": 1,
@@ -244,7 +275,28 @@ def serving_deployment(
     }
 
 
-def _service(mdep: ModelDeployment, name: str, selector: dict[str, str]) -> dict[str, Any]:
+def grpc_port(mdep: ModelDeployment, default: int) -> int:
+    """The gRPC port of `mdep`'s servers: its own `server.grpcPort`, else the operator's."""
+    port = mdep.spec.server.grpc_port
+    return default if port is None else port
+
+
+def _service(
+    mdep: ModelDeployment, name: str, selector: dict[str, str], grpc: int
+) -> dict[str, Any]:
+    ports: list[dict[str, Any]] = [
+        {"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}
+    ]
+    if grpc:
+        ports.append(
+            {
+                "name": GRPC_PORT_NAME,
+                "port": grpc,
+                "targetPort": GRPC_PORT_NAME,
+                "protocol": "TCP",
+                "appProtocol": "kubernetes.io/h2c",
+            }
+        )
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -257,24 +309,22 @@ def _service(mdep: ModelDeployment, name: str, selector: dict[str, str]) -> dict
         "spec": {
             "type": "ClusterIP",
             "selector": selector,
-            "ports": [
-                {"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}
-            ],
+            "ports": ports,
         },
     }
 
 
-def serving_service(mdep: ModelDeployment) -> dict[str, Any]:
+def serving_service(mdep: ModelDeployment, grpc: int = 0) -> dict[str, Any]:
     """The one Service of the ModelDeployment: every ready pod that takes traffic."""
     selector = {DEPLOYMENT_LABEL: label_value(mdep.name), TRAFFIC_LABEL: "true"}
-    return _service(mdep, mdep.name, selector)
+    return _service(mdep, mdep.name, selector, grpc)
 
 
-def version_service(mdep: ModelDeployment, version: int) -> dict[str, Any]:
+def version_service(mdep: ModelDeployment, version: int, grpc: int = 0) -> dict[str, Any]:
     """The Service of one version's pods: what a challenger is mirrored or forwarded to,
     and a traffic router's backend."""
     selector = {DEPLOYMENT_LABEL: label_value(mdep.name), VERSION_LABEL: str(version)}
-    return _service(mdep, deployment_name(mdep.name, version), selector)
+    return _service(mdep, deployment_name(mdep.name, version), selector, grpc)
 
 
 def service_monitor(mdep: ModelDeployment) -> dict[str, Any]:

@@ -6,7 +6,10 @@
   second job. (The decision chain's "no retrain running" check covers later slots.)
 - **Data.** With ``retrain.useLoggedData`` the job trains on what the target served
   (``dataset.fromPayloadLog`` over the policy's window, the requests joined with their
-  labelled feedback), so the new model learns the new distribution.
+  labelled feedback), so the new model learns the new distribution; when the template
+  names a dataset too, both are combined (``dataset.sources``: the template's data,
+  sampled by ``loggedDataSample``, then the logged window), so a class that was rare in
+  the window is not forgotten, and the lineage records each source's sha256.
 - **Candidate.** ``targetDeployment`` defaults to the watched ModelDeployment, so the
   version produced is compared with that deployment's champion by its gates.
 - **Parent.** ``parentVersion`` names the champion that served when the trigger fired,
@@ -45,6 +48,21 @@ def retraining_job_name(policy_name: str, now: datetime, interval_seconds: float
     return f"{policy_name[:_NAME_PREFIX].rstrip('-')}-{slot:x}"
 
 
+def _combined(
+    original: dict[str, Any], logged: dict[str, Any], sample: float | None
+) -> dict[str, Any]:
+    """``dataset.sources``: the template's dataset (or its sources), then the logged window."""
+    secret = original.pop("credentialsSecret", None)
+    if "sources" in original:
+        sources = list(original["sources"])
+    else:
+        sources = [original | ({"sample": sample} if sample is not None else {})]
+    combined: dict[str, Any] = {"sources": [*sources, logged]}
+    if secret is not None:
+        combined["credentialsSecret"] = secret
+    return combined
+
+
 def build_retraining_job(
     policy: DriftPolicy,
     *,
@@ -61,9 +79,12 @@ def build_retraining_job(
         mode="json", by_alias=True, exclude_none=True
     )
     if spec.retrain.use_logged_data:
-        body["dataset"] = {
-            "fromPayloadLog": {"deployment": spec.deployment, "window": spec.window},
-        }
+        logged = {"fromPayloadLog": {"deployment": spec.deployment, "window": spec.window}}
+        original = body.get("dataset")
+        if original is None:
+            body["dataset"] = logged
+        else:
+            body["dataset"] = _combined(original, logged, spec.retrain.logged_data_sample)
     body.setdefault("targetDeployment", spec.deployment)
     if parent_version is not None:
         body["parentVersion"] = parent_version

@@ -56,12 +56,15 @@ from mlops_operator.api.modelversion import (
     ModelVersionSpec,
     PrimaryMetric,
     SignatureSummary,
+    SourceLineage,
     TensorDtype,
     TensorSummary,
 )
 from mlops_operator.api.pods import PodOverrides
 from mlops_operator.api.resource import API_VERSION
 from mlops_operator.api.trainingjob import (
+    Dataset,
+    DatasetSource,
     PayloadLogSource,
     Task,
     TrainingJob,
@@ -88,7 +91,7 @@ from mlops_operator.trainer.result import (
     TrainingSucceeded,
     parse_termination_message,
 )
-from mlops_operator.trainer.settings import TrainerSettings
+from mlops_operator.trainer.settings import DataSource, TrainerSettings
 
 __all__ = [
     "CONTAINER",
@@ -143,52 +146,96 @@ def job_name(training: TrainingJob) -> str:
     return label_value(training.name)
 
 
+AnySource = Dataset | DatasetSource
+"""A single-source dataset, or one source of several: the same three ways to name data."""
+
+
+def _source_lineage_uri(source: AnySource, namespace: str) -> str:
+    if source.uri is not None:
+        return source.uri
+    if source.pvc is not None:
+        return f"pvc://{source.pvc.claim_name}/{source.pvc.path}"
+    log = _payload_log(source)
+    return f"payloadlog://{namespace}/{log.deployment}?window={log.window}"
+
+
 def dataset_lineage_uri(training: TrainingJob) -> str:
     """The dataset as the lineage records it: the URI given, ``pvc://<claim>/<path>``, or
-    ``payloadlog://<namespace>/<deployment>?window=<window>``."""
+    ``payloadlog://<namespace>/<deployment>?window=<window>``; several joined by `` + ``."""
     dataset = training.spec.dataset
-    if dataset.uri is not None:
-        return dataset.uri
-    if dataset.pvc is not None:
-        return f"pvc://{dataset.pvc.claim_name}/{dataset.pvc.path}"
-    source = _payload_log(training)
-    return f"payloadlog://{training.namespace}/{source.deployment}?window={source.window}"
+    if dataset.sources:
+        return " + ".join(_source_lineage_uri(s, training.namespace) for s in dataset.sources)
+    return _source_lineage_uri(dataset, training.namespace)
 
 
-def _payload_log(training: TrainingJob) -> PayloadLogSource:
-    source = training.spec.dataset.from_payload_log
-    if source is None:
+def _payload_log(source: AnySource) -> PayloadLogSource:
+    log = source.from_payload_log
+    if log is None:
         raise UnsupportedSpec("`dataset` names no source; give `uri`, `pvc` or `fromPayloadLog`")
-    return source
+    return log
 
 
-def _trainer_dataset_uri(training: TrainingJob, storage: ArtifactStorage) -> str:
-    dataset = training.spec.dataset
-    if dataset.pvc is not None:
-        return f"file://{DATASET_MOUNT_ROOT}/{dataset.pvc.claim_name}/{dataset.pvc.path}"
-    if dataset.uri is not None:
-        return dataset.uri
-    source = _payload_log(training)
+def _source_uri(
+    source: AnySource,
+    training: TrainingJob,
+    storage: ArtifactStorage,
+    payload_logs: Mapping[str, str],
+) -> str:
+    if source.pvc is not None:
+        return f"file://{DATASET_MOUNT_ROOT}/{source.pvc.claim_name}/{source.pvc.path}"
+    if source.uri is not None:
+        return source.uri
+    log = _payload_log(source)
     try:
-        window = parse_duration(source.window)
+        window = parse_duration(log.window)
     except ValueError as error:
         raise UnsupportedSpec(f"`dataset.fromPayloadLog.window`: {error}") from error
+    root = payload_logs.get(log.deployment) or payload_log_root(
+        storage, training.namespace, log.deployment
+    )
     return payload_log_dataset_uri(
-        payload_log_root(storage, training.namespace, source.deployment),
-        target=training.spec.target,
-        window_seconds=window,
-        min_rows=source.min_rows,
+        root, target=training.spec.target, window_seconds=window, min_rows=log.min_rows
     )
 
 
+def _data(
+    training: TrainingJob, storage: ArtifactStorage, payload_logs: Mapping[str, str]
+) -> dict[str, Any]:
+    """The trainer's dataset settings: one URI and its format, or the list of sources."""
+    dataset = training.spec.dataset
+    if not dataset.sources:
+        return {
+            "dataset_uri": _source_uri(dataset, training, storage, payload_logs),
+            "dataset_format": dataset.format.value,
+        }
+    return {
+        "sources": [
+            DataSource(
+                uri=_source_uri(source, training, storage, payload_logs),
+                format=source.format.value,
+                sample=source.sample,
+                lineage_uri=_source_lineage_uri(source, training.namespace),
+            )
+            for source in dataset.sources
+        ]
+    }
+
+
 def trainer_settings(
-    training: TrainingJob, storage: ArtifactStorage, image: str
+    training: TrainingJob,
+    storage: ArtifactStorage,
+    image: str,
+    payload_logs: Mapping[str, str] | None = None,
 ) -> TrainerSettings:
-    """The trainer's settings for `training` (rendered into the pod's environment)."""
+    """The trainer's settings for `training` (rendered into the pod's environment).
+
+    `payload_logs`: where a ModelDeployment's payload log is when its ``payloadLogging.uri``
+    moved it out of the artifact store, by deployment name.
+    """
     spec = training.spec
     try:
         return TrainerSettings(
-            dataset_uri=_trainer_dataset_uri(training, storage),
+            **_data(training, storage, payload_logs or {}),
             target=spec.target,
             estimator=spec.estimator.name,
             params=spec.estimator.params,
@@ -213,20 +260,16 @@ def trainer_settings(
 def _volumes(training: TrainingJob, storage: ArtifactStorage) -> tuple[list[Any], list[Any]]:
     volumes = [scratch_volume(), *storage.volumes()]
     mounts = [scratch_mount(), *storage.mounts()]
-    pvc = training.spec.dataset.pvc
-    if pvc is not None:
+    dataset = training.spec.dataset
+    named: list[AnySource] = [dataset, *(dataset.sources or [])]
+    claims = sorted({s.pvc.claim_name for s in named if s.pvc is not None})
+    for index, claim in enumerate(claims):
+        name = DATASET_VOLUME if index == 0 else f"{DATASET_VOLUME}-{index}"
         volumes.append(
-            {
-                "name": DATASET_VOLUME,
-                "persistentVolumeClaim": {"claimName": pvc.claim_name, "readOnly": True},
-            }
+            {"name": name, "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
         )
         mounts.append(
-            {
-                "name": DATASET_VOLUME,
-                "mountPath": f"{DATASET_MOUNT_ROOT}/{pvc.claim_name}",
-                "readOnly": True,
-            }
+            {"name": name, "mountPath": f"{DATASET_MOUNT_ROOT}/{claim}", "readOnly": True}
         )
     return volumes, mounts
 
@@ -235,12 +278,13 @@ def build_job(
     training: TrainingJob,
     storage: ArtifactStorage,
     image: str,
+    payload_logs: Mapping[str, str] | None = None,
     defaults: PodOverrides | None = None,
 ) -> dict[str, Any]:
     """The ``batch/v1`` Job that runs the trainer for `training` (raises `UnsupportedSpec`);
     `defaults`, the operator's trainer pod defaults, then the spec's overrides go over its pod."""
     spec = training.spec
-    env = trainer_settings(training, storage, image).to_env()
+    env = trainer_settings(training, storage, image, payload_logs).to_env()
     volumes, mounts = _volumes(training, storage)
     meta_labels = labels(spec.model_name, component=TRAINER_COMPONENT, training_job=training.name)
     container: dict[str, Any] = {
@@ -504,6 +548,8 @@ def build_model_version(
                 sha256=result.dataset_sha256,
                 rows=result.dataset_rows,
                 columns=result.dataset_columns,
+                format=None if spec.dataset.format.value == "auto" else spec.dataset.format.value,
+                sources=_source_lineage(training, result),
             ),
             target=spec.target,
             estimator=spec.estimator.name,
@@ -535,6 +581,23 @@ def build_model_version(
         },
         "spec": version_spec.model_dump(mode="json", by_alias=True, exclude_none=True),
     }
+
+
+def _source_lineage(training: TrainingJob, result: TrainingSucceeded) -> list[SourceLineage] | None:
+    dataset = training.spec.dataset
+    named: list[AnySource] = [*dataset.sources] if dataset.sources else [dataset]
+    if not result.dataset_sources or len(named) != len(result.dataset_sources):
+        return None
+    return [
+        SourceLineage(
+            uri=_source_lineage_uri(source, training.namespace),
+            sha256=sha256,
+            rows=rows,
+            sample=getattr(source, "sample", 1.0),
+            used_rows=used,
+        )
+        for source, (sha256, rows, used) in zip(named, result.dataset_sources, strict=True)
+    ]
 
 
 def _summary(outcome: Outcome, model_version: str | None) -> str:

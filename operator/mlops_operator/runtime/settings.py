@@ -131,6 +131,13 @@ class OperatorSettings(BaseSettings):
     operator_image: str = Field(default_factory=lambda: default_image("operator"))
     trainer_image: str = Field(default_factory=lambda: default_image("trainer"))
     server_image: str = Field(default_factory=lambda: default_image("server"))
+    server_grpc_port: int = Field(
+        default=9000,
+        ge=0,
+        le=65535,
+        description="gRPC port of the inference servers of ModelDeployments that set no"
+        " `server.grpcPort`; 0: no gRPC endpoint.",
+    )
     bind_address: str = Field(
         default="0.0.0.0",
         description="Address the liveness and metrics endpoints listen on.",

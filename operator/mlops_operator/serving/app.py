@@ -1,28 +1,31 @@
-"""HTTP wiring: the Open Inference Protocol, ``/predict``, ``/feedback``, probes and ``/metrics``.
+"""HTTP wiring: the Open Inference Protocol, KServe V1, MLflow, ``/predict``, probes, ``/metrics``.
 
-Handlers only move bytes: decoding and checks live in ``validation``, inference
-in ``batching``, counting in ``metrics``. Every response carries the model
-version and a request id (``X-Model-Version``, ``X-Request-ID``, and in JSON
-bodies). Client mistakes are 4xx with a message; only a server fault is a 5xx.
+Handlers only move bytes: decoding and checks live in ``validation`` (and ``formats``,
+``binary``), inference in ``batching``, counting in ``metrics``. Every response carries
+the model version and a request id (``X-Model-Version``, ``X-Request-ID``, and in JSON
+bodies). Client mistakes are 4xx with a message; only a server fault is a 5xx. The gRPC
+endpoint (``grpc``) shares :meth:`InferenceServer.infer` and the decoder with these.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
+import numpy.typing as npt
 import orjson
 from aiohttp import web
 
 from mlops_operator import __version__
+from mlops_operator.modelcard import TensorSpec
 from mlops_operator.serving.batching import MicroBatcher
+from mlops_operator.serving.binary import HEADER_LENGTH, split_body, tensor_bytes
 from mlops_operator.serving.errors import (
-    CanaryUnreachable,
     ClientError,
     DeadlineExceeded,
     InvalidInput,
@@ -31,20 +34,36 @@ from mlops_operator.serving.errors import (
     ServerNotReady,
     UnsupportedMediaType,
 )
-from mlops_operator.serving.feedback import FeedbackStore, parse_feedback
+from mlops_operator.serving.formats import mlflow_batch, predict_batch, v1_batch
+from mlops_operator.serving.labels import LabelRecorder, RequestIds, parse_feedback
 from mlops_operator.serving.metrics import CONTENT_TYPE, ServingMetrics
 from mlops_operator.serving.model import V2_DATATYPES, ServedModel
 from mlops_operator.serving.settings import ServingSettings
 from mlops_operator.serving.sidechannels import CanaryForwarder, PayloadLogger, ShadowMirror
-from mlops_operator.serving.validation import RequestDecoder
+from mlops_operator.serving.validation import Batch, RequestDecoder, V2Request
 
-__all__ = ["InferenceServer"]
+__all__ = ["EXTENSIONS", "InferenceServer", "Reply"]
 
 log = logging.getLogger(__name__)
 
+# Server metadata's "extensions": what Triton and KServe clients may rely on.
+EXTENSIONS = ["binary_tensor_data"]
 _JSON_TYPES = frozenset({"application/json", ""})
+_BINARY_TYPES = _JSON_TYPES | {"application/octet-stream"}
 _DUMP = orjson.OPT_SERIALIZE_NUMPY
-Responder = Callable[[Any, str], Awaitable[dict[str, Any]]]
+Outputs = list[npt.NDArray[Any]]
+
+
+@dataclass
+class Reply:
+    """What a handler answers: the JSON body, binary tensors after it, and the request's rows."""
+
+    body: dict[str, Any]
+    batch: Batch | None = None
+    binary: list[bytes] | None = None
+
+
+Responder = Callable[[web.Request, Any, "memoryview | None", str], Awaitable[Reply]]
 
 
 class InferenceServer:
@@ -62,7 +81,16 @@ class InferenceServer:
             delay_seconds=settings.batch_delay_ms / 1000,
             offload=settings.offload_inference,
         )
-        self.feedback = FeedbackStore(settings.feedback_window)
+        key = settings.labels_key.get_secret_value().encode() if settings.labels_key else None
+        self.ids = RequestIds(
+            key or os.urandom(32), worker=worker, retention_seconds=settings.label_retention_seconds
+        )
+        self.labels = (
+            LabelRecorder(settings.labels_uri, self.metrics, self.ids,
+                          calibration=model.card.calibration)
+            if settings.labels_uri
+            else None
+        )  # fmt: skip
         self.mirror = (
             ShadowMirror(
                 settings.shadow_url,
@@ -74,12 +102,7 @@ class InferenceServer:
             else None
         )
         self.canary = (
-            CanaryForwarder(
-                settings.canary_url,
-                self.metrics,
-                percent=settings.canary_percent,
-                remembered=settings.feedback_window,
-            )
+            CanaryForwarder(settings.canary_url, self.metrics, percent=settings.canary_percent)
             if settings.canary_url and settings.canary_percent
             else None
         )
@@ -95,158 +118,258 @@ class InferenceServer:
             else None
         )
         self.draining = False
-        # Unique per process lifetime and cheap: a random nonce, the worker, a counter.
-        self._id_prefix = f"{os.urandom(4).hex()}-{worker}-"
-        self._id_counter = itertools.count(1)
         self._headers = {"X-Model-Version": model.version}
+        self._outputs = model.card.signature.outputs
+        self._versioned = f"/v2/models/{model.name}/versions/{model.version}/"
 
-    def _next_id(self) -> str:
-        return f"{self._id_prefix}{next(self._id_counter):x}"
+    def next_id(self) -> str:
+        """A new request id, signed with the deployment's key (`serving.labels.RequestIds`)."""
+        return self.ids.issue()
 
     def application(self) -> web.Application:
         """The aiohttp application with every route."""
         app = web.Application(client_max_size=self.settings.max_body_bytes)
-        name = "/v2/models/{name}"
-        app.router.add_get("/v2/health/live", self._live)
-        app.router.add_get("/v2/health/ready", self._ready)
-        app.router.add_get("/v2", self._server_metadata)
-        app.router.add_get(name, self._model_metadata)
-        app.router.add_get(name + "/versions/{version}", self._model_metadata)
-        app.router.add_get(name + "/ready", self._model_ready)
-        app.router.add_get(name + "/versions/{version}/ready", self._model_ready)
-        app.router.add_post(name + "/infer", self._v2_infer)
-        app.router.add_post(name + "/versions/{version}/infer", self._v2_infer)
-        app.router.add_post("/predict", self._predict)
-        app.router.add_post("/feedback", self._feedback)
-        app.router.add_get("/metrics", self._metrics)
+        router = app.router
+        # The served model's own paths first, as plain resources: aiohttp finds those by a
+        # dict lookup before it tries the patterns (which remain for 404s naming the model).
+        v2 = f"/v2/models/{self.model.name}"
+        for prefix in (v2, f"{v2}/versions/{self.model.version}", "/v2/models/{name}",
+                       "/v2/models/{name}/versions/{version}"):  # fmt: skip
+            router.add_post(prefix + "/infer", self._v2_infer)
+            router.add_get(prefix, self._model_metadata)
+            router.add_get(prefix + "/ready", self._model_ready)
+        for name in (self.model.name, "{name}"):
+            router.add_post(f"/v1/models/{name}:predict", self._v1_predict)
+            router.add_get(f"/v1/models/{name}", self._v1_model)
+        router.add_get("/v2/health/live", self._live)
+        router.add_get("/v2/health/ready", self._ready)
+        router.add_get("/v2", self._server_metadata)
+        router.add_post("/predict", self._predict)
+        router.add_post("/invocations", self._invocations)
+        # MLflow's scoring server probes.
+        router.add_get("/ping", self._ready)
+        router.add_get("/health", self._ready)
+        router.add_post("/feedback", self._feedback)
+        router.add_get("/metrics", self._metrics)
         app.on_startup.append(self._start)
         app.on_cleanup.append(self._stop)
         return app
 
     async def _start(self, _: web.Application) -> None:
         self.batcher.start()
-        for channel in (self.mirror, self.payloads, self.canary):
+        for channel in (self.mirror, self.payloads, self.labels, self.canary):
             if channel is not None:
                 channel.start()
 
     async def _stop(self, _: web.Application) -> None:
         await self.batcher.stop()
-        for channel in (self.mirror, self.payloads, self.canary):
+        for channel in (self.mirror, self.payloads, self.labels, self.canary):
             if channel is not None:
                 await channel.stop()
 
-    # -- inference ------------------------------------------------------------------------
+    # -- inference, whatever the format ----------------------------------------------------
+
+    async def infer(self, batch: Batch, request_id: str) -> Outputs:
+        """The model's outputs for a validated batch; its predicted rows recorded for labels."""
+        outputs = await self.batcher.predict(batch)
+        if self.labels is not None:
+            self.labels.record(request_id, outputs, classifier=self.model.is_classifier)
+        return outputs
+
+    def check_envelope(self, parsed: V2Request, path_version: str | None) -> None:
+        """The body's ``model_name`` / ``model_version`` (KServe's and Triton's clients send
+        them) must agree with the path and with what is served."""
+        if parsed.model_name and parsed.model_name != self.model.name:
+            raise InvalidInput(
+                f"model_name {parsed.model_name!r} in the body disagrees with the model "
+                f"{self.model.name!r} the request was sent to"
+            )
+        version = parsed.model_version
+        if not version or version == self.model.version:
+            return
+        if path_version is not None:
+            raise InvalidInput(
+                f"model_version {version!r} in the body disagrees with the version "
+                f"{path_version!r} in the path"
+            )
+        raise ModelNotFound(
+            f"version {version!r} of {self.model.name!r} is not served here; "
+            f"this server serves version {self.model.version!r}"
+        )
+
+    def selected_outputs(
+        self, parsed: V2Request, outputs: Outputs
+    ) -> list[tuple[TensorSpec, npt.NDArray[Any]]]:
+        """The requested outputs (all by default) with their card specs, in card order."""
+        return [
+            (spec, output)
+            for spec, output in zip(self._outputs, outputs, strict=True)
+            if parsed.outputs is None or spec.name in parsed.outputs
+        ]
+
+    def metadata(self) -> dict[str, Any]:
+        """The model's Open Inference Protocol metadata."""
+        signature = self.model.card.signature
+
+        def tensors(specs: list[TensorSpec]) -> list[dict[str, Any]]:
+            return [
+                {
+                    "name": s.name,
+                    "datatype": V2_DATATYPES[s.dtype],
+                    "shape": [-1 if d is None else d for d in s.shape],
+                }
+                for s in specs
+            ]
+
+        return {
+            "name": self.model.name,
+            "versions": [self.model.version],
+            "platform": "onnxruntime_onnx",
+            "inputs": tensors(signature.inputs),
+            "outputs": tensors(signature.outputs),
+            "parameters": {
+                "sha256": self.model.sha256,
+                "task": signature.task,
+                "features": self.model.feature_names,
+                "classes": signature.classes,
+            },
+        }
+
+    # -- HTTP inference endpoints ---------------------------------------------------------
 
     async def _predict(self, request: web.Request) -> web.Response:
         return await self._serve(request, "predict", self._predict_body)
 
-    async def _predict_body(self, body: Any, request_id: str) -> dict[str, Any]:
-        batch = self.decoder.predict(body)
-        outputs = await self.batcher.predict(batch)
+    async def _predict_body(
+        self, _: web.Request, body: Any, __: memoryview | None, request_id: str
+    ) -> Reply:
+        batch = predict_batch(self.decoder, body)
+        outputs = await self.infer(batch, request_id)
         if self.model.is_classifier:
-            labels = list(map(str, outputs[0].tolist()))
-            self.feedback.remember(request_id, labels)
-            return {
-                "labels": labels,
-                "probabilities": outputs[1],
-                "classes": self.model.card.signature.classes,
-            }
-        predictions = outputs[0].ravel()
-        self.feedback.remember(request_id, predictions.tolist())
-        return {"predictions": predictions}
+            return Reply(
+                {
+                    "labels": list(map(str, outputs[0].tolist())),
+                    "probabilities": outputs[1],
+                    "classes": self.model.card.signature.classes,
+                },
+                batch,
+            )
+        return Reply({"predictions": outputs[0].ravel()}, batch)
+
+    async def _v1_predict(self, request: web.Request) -> web.Response:
+        return await self._serve(request, "v1_predict", self._predictions(v1_batch))
+
+    async def _invocations(self, request: web.Request) -> web.Response:
+        return await self._serve(request, "invocations", self._predictions(mlflow_batch))
+
+    def _predictions(self, read: Callable[[RequestDecoder, Any], Batch]) -> Responder:
+        """KServe V1 and MLflow answer ``{"predictions": [...]}``: labels or values per row."""
+
+        async def respond(
+            _: web.Request, body: Any, __: memoryview | None, request_id: str
+        ) -> Reply:
+            batch = read(self.decoder, body)
+            outputs = await self.infer(batch, request_id)
+            first = outputs[0].ravel()
+            return Reply(
+                {"predictions": first.tolist() if first.dtype.kind == "O" else first}, batch
+            )
+
+        return respond
 
     async def _v2_infer(self, request: web.Request) -> web.Response:
         return await self._serve(request, "v2_infer", self._v2_body)
 
-    async def _v2_body(self, body: Any, request_id: str) -> dict[str, Any]:
-        parsed = self.decoder.v2(body)
-        outputs = await self.batcher.predict(parsed.batch)
-        first = outputs[0]
-        remembered = first.ravel().tolist()
-        self.feedback.remember(
-            request_id, list(map(str, remembered)) if self.model.is_classifier else remembered
-        )
+    async def _v2_body(
+        self, request: web.Request, body: Any, binary: memoryview | None, request_id: str
+    ) -> Reply:
+        parsed = self.decoder.v2(body, binary)
+        self.check_envelope(parsed, self._path_version(request))
+        outputs = await self.infer(parsed.batch, request_id)
         tensors = []
-        for spec, output in zip(self.model.card.signature.outputs, outputs, strict=True):
-            if parsed.outputs is not None and spec.name not in parsed.outputs:
-                continue
-            flat = output.ravel()
-            tensors.append(
-                {
-                    "name": spec.name,
-                    "datatype": V2_DATATYPES[spec.dtype],
-                    "shape": list(output.shape),
-                    "data": flat.tolist() if flat.dtype.kind == "O" else flat,
-                }
-            )
-        return {
-            "model_name": self.model.name,
-            "id": parsed.id or request_id,
-            "parameters": {"request_id": request_id},
-            "outputs": tensors,
-        }
+        chunks: list[bytes] = []
+        for spec, output in self.selected_outputs(parsed, outputs):
+            tensor: dict[str, Any] = {
+                "name": spec.name,
+                "datatype": V2_DATATYPES[spec.dtype],
+                "shape": list(output.shape),
+            }
+            if spec.name in parsed.binary_outputs:
+                chunk = tensor_bytes(output)
+                tensor["parameters"] = {"binary_data_size": len(chunk)}
+                chunks.append(chunk)
+            else:
+                flat = output.ravel()
+                tensor["data"] = flat.tolist() if flat.dtype.kind == "O" else flat
+            tensors.append(tensor)
+        return Reply(
+            {
+                "model_name": self.model.name,
+                "id": parsed.id or request_id,
+                "parameters": {"request_id": request_id},
+                "outputs": tensors,
+            },
+            parsed.batch,
+            chunks or None,
+        )
 
     async def _feedback(self, request: web.Request) -> web.Response:
         return await self._serve(request, "feedback", self._feedback_body)
 
-    async def _feedback_body(self, body: Any, _: str) -> dict[str, Any]:
-        classification = self.model.is_classifier
-        pairs = parse_feedback(body, classification=classification)
-        passed_on = 0
-        if self.canary is not None:
-            theirs = [(rid, labels) for rid, labels in pairs if self.canary.answered(rid)]
-            pairs = [(rid, labels) for rid, labels in pairs if not self.canary.answered(rid)]
-            passed_on = await self._canary_feedback(theirs) if theirs else 0
-        matched = [(self.feedback.take(rid, len(labels)), labels) for rid, labels in pairs]
-        total = correct = 0
-        squared = 0.0
-        for predictions, labels in matched:
-            total += len(labels)
-            for predicted, actual in zip(predictions, labels, strict=True):
-                if classification:
-                    correct += predicted == actual
-                else:
-                    squared += (predicted - actual) ** 2
-        self.metrics.observe_feedback(total, correct, squared)
+    async def _feedback_body(
+        self, _: web.Request, body: Any, __: memoryview | None, ___: str
+    ) -> Reply:
+        if self.labels is None:
+            raise ModelNotFound(
+                "labels are not collected by this server: the ModelDeployment needs"
+                " spec.feedback (mlops serve: --labels-uri)"
+            )
+        classes = self.model.card.signature.classes if self.model.is_classifier else None
+        pairs = parse_feedback(body, classes=classes)
+        accepted, duplicates = self.labels.accept(pairs)
         if self.payloads is not None:
             for request_id, labels in pairs:
                 self.payloads.log_feedback(request_id, labels)
-        return {"accepted": total + passed_on}
-
-    async def _canary_feedback(self, pairs: list[tuple[str, list[Any]]]) -> int:
-        assert self.canary is not None
-        items = [{"request_id": rid, "labels": labels} for rid, labels in pairs]
-        status, text = await self.canary.feedback(items)
-        if status != 200:
-            raise CanaryUnreachable(f"the canary refused the feedback of its requests: {text}")
-        accepted: int = orjson.loads(text)["accepted"]
-        return accepted
+        return Reply({"accepted": accepted, "duplicates": duplicates})
 
     async def _serve(self, request: web.Request, endpoint: str, respond: Responder) -> web.Response:
         started = time.perf_counter()
-        request_id = self._next_id()
+        request_id = self.next_id()
         status, outcome = 200, "ok"
         raw = b""
+        reply: Reply | None = None
         forwarding = False
         try:
             async with asyncio.timeout(self._deadline):
                 self._check_model(request)
-                raw = await self._read_body(request)
+                header_length = request.headers.get(HEADER_LENGTH)
+                raw = await self._read_body(request, binary=header_length is not None)
                 if self._to_canary(request, endpoint):
-                    assert self.canary is not None
                     forwarding = True
-                    content_type = request.headers.get("Content-Type", "")
-                    forwarded = await self.canary.forward(request.path, raw, content_type)
+                    forwarded = await self._forward(request, raw)
                     forwarding = False
                     if forwarded is not None:
-                        if self.draining:
-                            forwarded.force_close()
                         return forwarded
+                binary = None
+                text = raw
+                if header_length is not None:
+                    if endpoint != "v2_infer":
+                        raise InvalidInput(
+                            f"binary tensor data ({HEADER_LENGTH}) is only accepted by "
+                            "/v2/models/{name}/infer"
+                        )
+                    text, binary = split_body(raw, header_length)
                 try:
-                    body = orjson.loads(raw)
+                    body = orjson.loads(text)
                 except orjson.JSONDecodeError as error:
-                    raise InvalidInput(f"the body is not valid JSON: {error}") from error
-                payload = await respond(body, request_id)
+                    hint = (
+                        f"; binary tensor data needs the {HEADER_LENGTH} header"
+                        if header_length is None and endpoint == "v2_infer"
+                        else ""
+                    )
+                    raise InvalidInput(f"the body is not valid JSON: {error}{hint}") from error
+                reply = await respond(request, body, binary, request_id)
+                payload = reply.body
         except TimeoutError:
             late = DeadlineExceeded(
                 f"no answer within the server's deadline of {self.settings.timeout_ms} ms"
@@ -264,17 +387,31 @@ class InferenceServer:
         payload["model_version"] = self.model.version
         payload["request_id"] = request_id
         data = orjson.dumps(payload, option=_DUMP)
-        response = self._response(data, status, request_id)
+        if reply is not None and reply.binary:
+            response = self._response(
+                b"".join([data, *reply.binary]),
+                status,
+                request_id,
+                content_type="application/octet-stream",
+                extra={HEADER_LENGTH: str(len(data))},
+            )
+        else:
+            response = self._response(data, status, request_id)
         if forwarding:
             # The canary ran out of the request's time: its failure (it counts its own), not ours.
             self.metrics.observe_side_channel("canary", outcome)
             return response
         self.metrics.observe_request(endpoint, outcome, time.perf_counter() - started)
-        if status == 200 and endpoint != "feedback":
-            if self.mirror is not None:
-                self.mirror.offer(request.path, raw, request_id)
-            if self.payloads is not None:
-                self.payloads.log_request(endpoint, request_id, raw, data)
+        if reply is not None and reply.batch is not None:
+            native = endpoint in ("predict", "v2_infer") and HEADER_LENGTH not in request.headers
+            self.sample(
+                endpoint,
+                reply.batch,
+                request_id,
+                response=data,
+                path=request.path if native else None,
+                raw=raw if native else None,
+            )
         return response
 
     def _to_canary(self, request: web.Request, endpoint: str) -> bool:
@@ -283,8 +420,59 @@ class InferenceServer:
             self.canary is not None
             and endpoint != "feedback"
             and "version" not in request.match_info
+            and not request.path.startswith(self._versioned)
             and self.canary.take()
         )
+
+    async def _forward(self, request: web.Request, raw: bytes) -> web.Response | None:
+        assert self.canary is not None
+        forwarded = await self.canary.forward(request.path, raw, request.headers)
+        if forwarded is not None and self.draining:
+            forwarded.force_close()
+        return forwarded
+
+    def sample(
+        self,
+        endpoint: str,
+        batch: Batch,
+        request_id: str,
+        *,
+        response: bytes,
+        path: str | None = None,
+        raw: bytes | None = None,
+    ) -> None:
+        """Offer an answered request to the shadow mirror and the payload log.
+
+        ``raw`` is the JSON body at ``path`` of a ``/predict`` or V2 JSON request; any other
+        request (binary, KServe V1, MLflow, gRPC) travels as ``/predict`` rows, the one format
+        every reader of the payload log and every shadow server takes.
+        """
+        if self.mirror is None and self.payloads is None:
+            return
+        if path is None or raw is None:
+            path, endpoint = "/predict", "predict"
+            raw = orjson.dumps({"rows": self.rows_of(batch)})
+        if self.mirror is not None:
+            self.mirror.offer(path, raw, request_id)
+        if self.payloads is not None:
+            self.payloads.log_request(endpoint, request_id, raw, response)
+
+    def rows_of(self, batch: Batch) -> list[list[Any]]:
+        """The rows of a validated batch, features in card order (JSON-ready)."""
+        if self.model.single_input:
+            return list(next(iter(batch.feeds.values())).tolist())
+        columns: list[list[Any]] = [[] for _ in self.model.feature_names]
+        for features in self.model.features_by_input.values():
+            for feature in features:
+                position = self.model.feature_names.index(feature.name)
+                columns[position] = batch.feeds[feature.input][:, feature.index].tolist()
+        return [list(row) for row in zip(*columns, strict=True)]
+
+    def _path_version(self, request: web.Request) -> str | None:
+        version = request.match_info.get("version")
+        if version is None and request.path.startswith(self._versioned):
+            return self.model.version  # the plain route of the served version
+        return version
 
     def _check_model(self, request: web.Request) -> None:
         name = request.match_info.get("name")
@@ -299,12 +487,20 @@ class InferenceServer:
                 f"this server serves version {self.model.version!r}"
             )
 
-    async def _read_body(self, request: web.Request) -> bytes:
+    async def _read_body(self, request: web.Request, *, binary: bool) -> bytes:
         content_type = request.headers.get("Content-Type", "")
         media = content_type.partition(";")[0].strip().lower()
-        if media not in _JSON_TYPES and not media.endswith("+json"):
+        accepted = _BINARY_TYPES if binary else _JSON_TYPES
+        if media not in accepted and not media.endswith("+json"):
+            if media == "application/octet-stream":
+                raise UnsupportedMediaType(
+                    f"Content-Type {content_type!r} needs the {HEADER_LENGTH} header giving the "
+                    "JSON header's length (the binary tensor data extension, on "
+                    "/v2/models/{name}/infer); without it send application/json"
+                )
             raise UnsupportedMediaType(
                 f"Content-Type {content_type!r} is not supported; send application/json"
+                + (" or application/octet-stream" if binary else "")
             )
         limit = self.settings.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
@@ -316,12 +512,22 @@ class InferenceServer:
         except web.HTTPRequestEntityTooLarge as error:
             raise PayloadTooLarge(f"the body is larger than {limit} bytes") from error
 
-    def _response(self, data: bytes, status: int, request_id: str | None = None) -> web.Response:
+    def _response(
+        self,
+        data: bytes,
+        status: int,
+        request_id: str | None = None,
+        *,
+        content_type: str = "application/json",
+        extra: dict[str, str] | None = None,
+    ) -> web.Response:
         headers = (
             self._headers if request_id is None else {**self._headers, "X-Request-ID": request_id}
         )
+        if extra:
+            headers = {**headers, **extra}
         response = web.Response(
-            body=data, status=status, content_type="application/json", headers=headers
+            body=data, status=status, content_type=content_type, headers=headers
         )
         if self.draining:
             # Clients must not reuse a connection that is about to be closed.
@@ -348,41 +554,20 @@ class InferenceServer:
             return self._json({"error": error.message}, error.status)
         return self._json({"name": self.model.name, "ready": True})
 
+    async def _v1_model(self, request: web.Request) -> web.Response:
+        return await self._model_ready(request)
+
     async def _server_metadata(self, _: web.Request) -> web.Response:
-        return self._json({"name": "mlops-operator", "version": __version__, "extensions": []})
+        return self._json(
+            {"name": "mlops-operator", "version": __version__, "extensions": EXTENSIONS}
+        )
 
     async def _model_metadata(self, request: web.Request) -> web.Response:
         try:
             self._check_model(request)
         except ClientError as error:
             return self._json({"error": error.message}, error.status)
-        signature = self.model.card.signature
-
-        def tensors(specs: list[Any]) -> list[dict[str, Any]]:
-            return [
-                {
-                    "name": s.name,
-                    "datatype": V2_DATATYPES[s.dtype],
-                    "shape": [-1 if d is None else d for d in s.shape],
-                }
-                for s in specs
-            ]
-
-        return self._json(
-            {
-                "name": self.model.name,
-                "versions": [self.model.version],
-                "platform": "onnxruntime_onnx",
-                "inputs": tensors(signature.inputs),
-                "outputs": tensors(signature.outputs),
-                "parameters": {
-                    "sha256": self.model.sha256,
-                    "task": signature.task,
-                    "features": self.model.feature_names,
-                    "classes": signature.classes,
-                },
-            }
-        )
+        return self._json(self.metadata())
 
     async def _metrics(self, _: web.Request) -> web.Response:
         return web.Response(

@@ -1,40 +1,72 @@
 """Dynamic micro-batching: concurrent requests merged into one onnxruntime call.
 
-A request's validated rows join a queue and its handler awaits a future. One
-task per worker drains the queue: it takes whatever is queued (after yielding
-once so that requests parsed in the same loop iteration join), or, with a delay
-configured, waits that long for more, up to a row cap. One batch runs at a time;
-while it runs (in a thread, releasing the GIL), the event loop keeps parsing, so
-the next batch forms by itself under load and a lone request pays no delay.
+A request's validated rows join a queue and its handler awaits a future. The first
+request to join an idle queue schedules a flush with ``call_soon`` (or ``call_later``
+with a delay configured), so every handler the event loop runs in the same turn joins
+before it fires: under load, whatever arrived together is one call; a lone request
+pays one loop turn. No task, no event, no extra turns between the handler and the model.
+
+Where the model runs depends on what it costs. A cheap model (a row in well under
+:data:`OFFLOAD_ABOVE_SECONDS`) runs in the flush itself, on the event loop: handing it
+to a thread costs two wake-ups and a GIL hand-over, more than the model. An expensive
+one runs in a one-thread executor (onnxruntime releases the GIL), so the loop keeps
+parsing the next batch meanwhile; one batch runs at a time and the next is taken the
+moment it ends. Metrics are counted after the handlers have been given their rows.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import statistics
+import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from mlops_operator.serving.metrics import ServingMetrics
-from mlops_operator.serving.model import ServedModel
+from mlops_operator.serving.model import NUMPY_DTYPES, ServedModel
 from mlops_operator.serving.validation import Batch
 
-__all__ = ["MicroBatcher"]
+__all__ = ["OFFLOAD_ABOVE_SECONDS", "MicroBatcher", "one_row_seconds"]
 
 log = logging.getLogger(__name__)
+
+OFFLOAD_ABOVE_SECONDS = 100e-6
+"""A model whose one-row call takes longer runs in a thread (``offload_inference`` unset)."""
 
 Outputs = list[npt.NDArray[Any]]
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Pending:
     batch: Batch
     future: asyncio.Future[Outputs]
+    alone: bool = field(default=False)  # retried by itself after its batch failed
+
+
+def one_row_seconds(model: ServedModel, runs: int = 15) -> float:
+    """The median time of a one-row call (after warming the session up), in seconds."""
+    feeds = {
+        name: np.full(
+            [1 if d is None else d for d in spec.shape],
+            "" if spec.dtype == "string" else 0,
+            dtype=NUMPY_DTYPES[spec.dtype],
+        )
+        for name, spec in model.inputs.items()
+    }
+    for _ in range(3):
+        model.run(feeds)
+    durations = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        model.run(feeds)
+        durations.append(time.perf_counter() - started)
+    return statistics.median(durations)
 
 
 class MicroBatcher:
@@ -47,89 +79,170 @@ class MicroBatcher:
         *,
         max_rows: int,
         delay_seconds: float,
-        offload: bool,
+        offload: bool | None,
     ) -> None:
         self._model = model
         self._metrics = metrics
         self._max_rows = max_rows
         self._delay = delay_seconds
-        self._executor = (
-            ThreadPoolExecutor(1, thread_name_prefix="onnxruntime") if offload else None
-        )
+        self._offload = offload
+        self._executor: ThreadPoolExecutor | None = None
         self._queue: deque[_Pending] = deque()
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._scheduled = False
+        self._running = False
+        self._idle: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def offloaded(self) -> bool:
+        """Whether onnxruntime runs in a thread (decided at :meth:`start` when unset)."""
+        return self._executor is not None
 
     def start(self) -> None:
-        """Start the batching task on the running loop."""
-        self._task = asyncio.get_running_loop().create_task(self._loop(), name="micro-batcher")
+        """Bind to the running loop; measure the model when ``offload`` was left to us."""
+        self._loop = asyncio.get_running_loop()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        offload = self._offload
+        if offload is None:
+            try:
+                seconds = one_row_seconds(self._model)
+            except Exception:  # onnxruntime rejects the synthetic row
+                log.warning(
+                    "cannot time a one-row call; onnxruntime runs in a thread", exc_info=True
+                )
+                seconds = float("inf")
+            offload = seconds > OFFLOAD_ABOVE_SECONDS
+            log.info(
+                "one row takes %.0f µs: onnxruntime runs %s",
+                seconds * 1e6,
+                "in a thread" if offload else "on the event loop",
+            )
+        if offload:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="onnxruntime")
 
     async def stop(self) -> None:
         """Stop after every queued request has been answered."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        while self._queue or self._running:
+            assert self._idle is not None
+            self._idle.clear()
+            if not self._scheduled and not self._running:
+                self._flush()
+            if self._running or self._queue:
+                await self._idle.wait()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
 
     async def predict(self, batch: Batch) -> Outputs:
         """The model's outputs for ``batch``, computed together with concurrent requests."""
-        future: asyncio.Future[Outputs] = asyncio.get_running_loop().create_future()
+        loop = self._loop
+        assert loop is not None, "start() the batcher first"
+        future: asyncio.Future[Outputs] = loop.create_future()
         self._queue.append(_Pending(batch, future))
-        self._wakeup.set()
+        if not self._scheduled and not self._running:
+            self._scheduled = True
+            if self._delay:
+                loop.call_later(self._delay, self._flush)
+            else:
+                loop.call_soon(self._flush)
         return await future
 
-    async def _loop(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._queue:
-                await asyncio.sleep(self._delay)
-                taken = self._take()
-                await self._execute(taken)
+    def _flush(self) -> None:
+        self._scheduled = False
+        if self._running or not self._queue:
+            return
+        taken = self._take()
+        try:
+            feeds = self._feeds(taken)
+            if self._executor is not None:
+                self._submit(self._executor, taken, feeds)
+                return
+            outputs = self._model.run(feeds)
+        except Exception as error:  # noqa: BLE001 - isolated by _failed, logged when alone
+            self._failed(taken, error)
+        else:
+            self._deliver(taken, feeds, outputs)
+        self._next()
+
+    def _submit(
+        self, executor: ThreadPoolExecutor, taken: list[_Pending], feeds: dict[str, Any]
+    ) -> None:
+        job = executor.submit(self._model.run, feeds)
+        self._running = True
+        loop = self._loop
+        assert loop is not None
+        job.add_done_callback(lambda done: loop.call_soon_threadsafe(self._ran, taken, feeds, done))
+
+    def _ran(self, taken: list[_Pending], feeds: dict[str, Any], job: Future[Outputs]) -> None:
+        self._running = False
+        error = job.exception()
+        if error is not None:
+            self._failed(taken, error)
+        else:
+            self._deliver(taken, feeds, job.result())
+        self._next()
+
+    def _next(self) -> None:
+        """Take what queued meanwhile, or tell a waiting ``stop`` that all is answered."""
+        if not self._queue:
+            if self._idle is not None:
+                self._idle.set()
+        elif self._executor is not None:
+            self._flush()  # the thread is free: at once
+        elif not self._scheduled:
+            # On the loop: the handlers just answered run first.
+            self._scheduled = True
+            assert self._loop is not None
+            self._loop.call_soon(self._flush)
 
     def _take(self) -> list[_Pending]:
         taken = [self._queue.popleft()]
+        if taken[0].alone:
+            return taken
         rows = taken[0].batch.rows
-        while self._queue and rows + self._queue[0].batch.rows <= self._max_rows:
+        while (
+            self._queue
+            and not self._queue[0].alone
+            and rows + self._queue[0].batch.rows <= self._max_rows
+        ):
             pending = self._queue.popleft()
             taken.append(pending)
             rows += pending.batch.rows
         return taken
 
-    async def _execute(self, taken: list[_Pending]) -> None:
+    @staticmethod
+    def _feeds(taken: list[_Pending]) -> dict[str, npt.NDArray[Any]]:
         if len(taken) == 1:
-            feeds = taken[0].batch.feeds
-        else:
-            feeds = {
-                name: np.concatenate([p.batch.feeds[name] for p in taken])
-                for name in taken[0].batch.feeds
-            }
-        try:
-            outputs = await self._run(feeds)
-        except Exception as error:
-            if len(taken) > 1:
-                # Isolate the request that broke the batch so the others still get answers.
-                for pending in taken:
-                    await self._execute([pending])
-                return
-            log.exception("onnxruntime failed on a validated request")
-            if not taken[0].future.done():
-                taken[0].future.set_exception(error)
-            return
-        start = 0
-        for pending in taken:
-            end = start + pending.batch.rows
-            if not pending.future.done():  # the client may have gone away
-                pending.future.set_result([output[start:end] for output in outputs])
-            start = end
-        # Let the handlers answer before spending time on metrics.
-        await asyncio.sleep(0)
-        self._metrics.observe_batch(feeds, outputs[0], [p.batch.rows for p in taken])
+            return taken[0].batch.feeds
+        return {
+            name: np.concatenate([p.batch.feeds[name] for p in taken])
+            for name in taken[0].batch.feeds
+        }
 
-    async def _run(self, feeds: dict[str, npt.NDArray[Any]]) -> Outputs:
-        if self._executor is None:
-            return self._model.run(feeds)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._model.run, feeds)
+    def _failed(self, taken: list[_Pending], error: BaseException) -> None:
+        if len(taken) > 1:
+            # Isolate the request that broke the batch so the others still get answers.
+            for pending in reversed(taken):
+                pending.alone = True
+                self._queue.appendleft(pending)
+            return
+        log.error("onnxruntime failed on a validated request", exc_info=error)
+        if not taken[0].future.done():
+            taken[0].future.set_exception(error)
+
+    def _deliver(self, taken: list[_Pending], feeds: dict[str, Any], outputs: Outputs) -> None:
+        if len(taken) == 1:
+            if not taken[0].future.done():  # the client may have gone away
+                taken[0].future.set_result(outputs)
+        else:
+            start = 0
+            for pending in taken:
+                end = start + pending.batch.rows
+                if not pending.future.done():
+                    pending.future.set_result([output[start:end] for output in outputs])
+                start = end
+        # After the handlers (whose wake-ups set_result just queued) have answered.
+        assert self._loop is not None
+        self._loop.call_soon(
+            self._metrics.observe_batch, feeds, outputs[0], [p.batch.rows for p in taken]
+        )

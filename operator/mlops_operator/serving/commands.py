@@ -15,6 +15,7 @@ _OPTIONS: tuple[tuple[str, type, str], ...] = (
     ("model-version", str, "version on every response and metric (default: sha256 prefix)"),
     ("host", str, "address to listen on (default 0.0.0.0)"),
     ("port", int, "port to listen on (default 8080)"),
+    ("grpc-port", int, "also serve the Open Inference Protocol over gRPC on this port"),
     ("workers", int, "worker processes sharing the port (default: one per whole CPU)"),
     ("intra-op-threads", int, "onnxruntime threads per worker (default: CPU limit / workers)"),
     ("cpu-limit", float, "CPUs available (default: the cgroup limit)"),
@@ -29,6 +30,8 @@ _OPTIONS: tuple[tuple[str, type, str], ...] = (
     ("timeout-ms", int, "deadline of a request in milliseconds, HTTP 504 past it (default: none)"),
     ("payload-log-uri", str, "write sampled payloads as JSON lines under this URI"),
     ("payload-log-sample-rate", float, "share of requests logged (0..1)"),
+    ("labels-uri", str, "record every prediction (and /feedback labels) as Parquet under this URI"),
+    ("label-retention-seconds", float, "how long after a prediction labels are accepted"),
     ("drain-seconds", float, "after SIGTERM, serve this long while not ready"),
     ("log-level", str, "logging level (default INFO)"),
 )

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 __all__ = [
     "ArtifactError",
-    "CanaryUnreachable",
     "ClientError",
     "DeadlineExceeded",
+    "ExpiredRequestId",
     "InvalidInput",
+    "LabelsBacklogged",
     "ModelNotFound",
     "PayloadTooLarge",
     "ServerNotReady",
     "UnknownRequestId",
     "UnsupportedMediaType",
+    "outcomes",
 ]
 
 
@@ -57,7 +59,7 @@ class ModelNotFound(ClientError):
 
 
 class UnknownRequestId(ClientError):
-    """Feedback names a request id this server does not remember."""
+    """Feedback names a request id this deployment never issued (or a mistyped one)."""
 
     status = 404
     outcome = "unknown_request_id"
@@ -70,11 +72,18 @@ class DeadlineExceeded(ClientError):
     outcome = "timeout"
 
 
-class CanaryUnreachable(ClientError):
-    """Feedback for requests the canary answered could not be passed on to it."""
+class ExpiredRequestId(ClientError):
+    """Feedback names a request predicted longer ago than the label retention."""
 
-    status = 502
-    outcome = "canary_unreachable"
+    status = 410
+    outcome = "expired_request_id"
+
+
+class LabelsBacklogged(ClientError):
+    """The label log cannot take more labels until the store catches up."""
+
+    status = 503
+    outcome = "labels_backlogged"
 
 
 class ServerNotReady(ClientError):
@@ -82,3 +91,14 @@ class ServerNotReady(ClientError):
 
     status = 503
     outcome = "not_ready"
+
+
+def outcomes() -> tuple[str, ...]:
+    """Every ``outcome`` label a request may be counted with: ok, error, each refusal's."""
+    found: set[str] = set()
+    pending: list[type[ClientError]] = [ClientError]
+    while pending:
+        kind = pending.pop()
+        found.add(kind.outcome)
+        pending.extend(kind.__subclasses__())
+    return ("ok", "error", *sorted(found))

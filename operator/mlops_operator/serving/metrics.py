@@ -5,17 +5,22 @@ state beyond counters: each feature's values are counted into the training
 reference's bins (``mlops_feature_bin_total``) and the reference proportions are
 exported beside them (``mlops_feature_reference_proportion``), so PSI over any
 window is one PromQL expression (``docs/serving.md``). Predictions get the same
-pair. Feature and prediction counters are updated once per onnxruntime batch
-with vectorised counts, so metrics cost a few calls per batch, not per value.
+pair.
 
-With several worker processes, prometheus_client's multiprocess mode
-(``PROMETHEUS_MULTIPROC_DIR``, set by the supervisor) merges their values.
+The series that move with traffic (requests, latency, rows, feature and prediction
+bins) are slots of :class:`~mlops_operator.serving.hotcounters.SlotCounters`: no lock, one
+store per observation, feature and prediction bins counted once per onnxruntime batch
+with vectorised arithmetic (a one-row batch by a few list bisections instead). The rest
+(reference proportions, feedback, side channels, model info) stay prometheus_client
+series. With several worker processes (``PROMETHEUS_MULTIPROC_DIR``, set by the
+supervisor) both kinds are merged across workers at scrape time.
 """
 
 from __future__ import annotations
 
+import math
 import os
-from collections import Counter as Tally
+from bisect import bisect_left
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,13 +31,14 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    Histogram,
     disable_created_metrics,
     generate_latest,
     multiprocess,
 )
 
 from mlops_operator.modelcard import CategoricalReference
+from mlops_operator.serving.errors import outcomes
+from mlops_operator.serving.hotcounters import SlotCounters
 from mlops_operator.serving.model import ServedModel
 from mlops_operator.statistics import bin_indices
 
@@ -43,23 +49,26 @@ OTHER_CATEGORY = "__other__"
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 _ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384)
 _MODEL_LABELS = ("model", "model_version")
+# Every endpoint a request is counted under (the ``endpoint`` label).
+ENDPOINTS = ("predict", "v2_infer", "v1_predict", "invocations", "grpc_infer", "feedback")
+# Batches of at most this many rows are counted row by row in Python; larger ones with numpy.
+_SMALL_BATCH = 4
 
 # The `_created` twin of every series doubles the scrape for no use in PromQL.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class _FeatureCounter:
-    """Counts one feature's values into its reference bins."""
+    """One feature's slots: its reference bins (or categories and ``__other__``) and NaN."""
 
     def __init__(self, metrics: ServingMetrics, name: str, input_name: str, index: int) -> None:
         reference = metrics.model.card.reference[name]
-        labels = (*metrics.model_labels, name)
+        hot, labels = metrics.hot, [*metrics.base_labels, ("feature", name)]
         self.input_name, self.index = input_name, index
         self.edges: list[float] = []
         self.categories: dict[str, int] = {}
         if isinstance(reference, CategoricalReference):
             bins = [*reference.categories, OTHER_CATEGORY]
-            self.categories = {c: i for i, c in enumerate(reference.categories)}
         else:
             # Values reach this counter as the input's dtype (float32, mostly) while the card's
             # edges are float64 training values: round the edges the same way, or a value equal
@@ -69,96 +78,151 @@ class _FeatureCounter:
             width = np.float32 if dtype == "float32" else np.float64
             self.edges = np.asarray(reference.edges, dtype=width).astype(np.float64).tolist()
             bins = [str(i) for i in range(len(reference.edges) + 1)]
-        self.children = [metrics.feature_bins.labels(*labels, b) for b in bins]
-        self.non_finite = metrics.feature_non_finite.labels(*labels)
+        self.first = hot.allocate(0)
+        for bin_label in bins:
+            hot.counter(metrics.feature_bins, [*labels, ("bin", bin_label)])
+        if isinstance(reference, CategoricalReference):
+            self.categories = {c: self.first + i for i, c in enumerate(reference.categories)}
+        self.other = self.first + len(bins) - 1
+        self.non_finite = hot.counter(metrics.feature_non_finite, labels)
         for bin_label, proportion in zip(bins, reference.proportions, strict=True):
-            metrics.feature_reference.labels(*labels, bin_label).set(proportion)
+            metrics.feature_reference.labels(*metrics.model_labels, name, bin_label).set(proportion)
 
-    def count(self, feeds: Mapping[str, npt.NDArray[Any]]) -> None:
+    def count(self, feeds: Mapping[str, npt.NDArray[Any]], slots: memoryview[float]) -> None:
         column = feeds[self.input_name][:, self.index]
         if self.categories:
-            tally = Tally(self.categories.get(str(v), len(self.categories)) for v in column)
-            for position, amount in tally.items():
-                self.children[position].inc(amount)
+            for value in column.tolist():
+                slots[self.categories.get(str(value), self.other)] += 1.0
+            return
+        if len(column) <= _SMALL_BATCH:
+            for value in column.tolist():
+                if math.isnan(value):  # counted apart, in no bin
+                    slots[self.non_finite] += 1.0
+                else:
+                    slots[self.first + bisect_left(self.edges, value)] += 1.0
             return
         values = column.astype(np.float64, copy=False)
         missing = np.isnan(values)
         if missing.any():
-            self.non_finite.inc(int(missing.sum()))
+            slots[self.non_finite] += float(missing.sum())
             values = values[~missing]
-        counts = np.bincount(bin_indices(values, self.edges), minlength=len(self.children))
+        counts = np.bincount(bin_indices(values, self.edges), minlength=len(self.edges) + 1)
         for index in np.flatnonzero(counts).tolist():
-            self.children[index].inc(int(counts[index]))
+            slots[self.first + index] += float(counts[index])
+
+
+class _NumericMatrix:
+    """All features numeric in one input, counted together: one comparison per batch."""
+
+    def __init__(self, counters: list[_FeatureCounter]) -> None:
+        self.counters = counters
+        self.input_name = counters[0].input_name
+        self.order = [c.index for c in counters]
+        width = max(len(c.edges) for c in counters)
+        padded = [c.edges + [np.inf] * (width - len(c.edges)) for c in counters]
+        self.edges = np.asarray(padded, dtype=np.float64)[None, :, :]
+        self.first = np.asarray([c.first for c in counters], dtype=np.intp)
+        self.non_finite = np.asarray([c.non_finite for c in counters], dtype=np.intp)
+
+    def count_rows(self, feeds: Mapping[str, npt.NDArray[Any]], slots: memoryview[float]) -> None:
+        """A few rows: one ``tolist`` and a bisection per value beat any numpy call."""
+        counters = self.counters
+        for row in feeds[self.input_name].tolist():
+            for counter in counters:
+                value = row[counter.index]
+                if math.isnan(value):  # counted apart, in no bin
+                    slots[counter.non_finite] += 1.0
+                else:
+                    slots[counter.first + bisect_left(counter.edges, value)] += 1.0
+
+    def count(self, feeds: Mapping[str, npt.NDArray[Any]], hot: SlotCounters) -> None:
+        values = feeds[self.input_name][:, self.order]
+        # Bin i of a feature holds e[i-1] < x <= e[i]: its index is how many edges are below x.
+        slots = (values[:, :, None] > self.edges).sum(axis=2) + self.first
+        missing = np.isnan(values)
+        if missing.any():
+            slots = np.where(missing, self.non_finite, slots)
+        hot.array[: hot.size] += np.bincount(slots.ravel(), minlength=hot.size)
 
 
 class ServingMetrics:
-    """All series of one served model, with label children bound once."""
+    """All series of one served model, laid out once; observations are slot increments."""
 
     def __init__(self, model: ServedModel) -> None:
         self.model = model
         self.model_labels = (model.name, model.version)
+        self.base_labels = list(zip(_MODEL_LABELS, self.model_labels, strict=True))
+        multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        self._multiprocess = bool(multiprocess_dir)
         self.registry = CollectorRegistry(auto_describe=True)
-        self._multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
-        self._define()
-        self._requests: dict[tuple[str, str], Any] = {}
-        self._latency: dict[str, Any] = {}
-        self._rows = self.request_rows.labels(*self.model_labels)
-        self._batch_rows = self.batch_rows.labels(*self.model_labels)
-        self.model_info.labels(*self.model_labels, model.sha256, model.card.signature.task).set(1)
+        self._define_cold()
+        self.hot = SlotCounters()
+        self._define_hot()
         self._features = [
             _FeatureCounter(self, f.name, f.input, f.index)
             for f in model.card.signature.features
             if f.name in model.card.reference
         ]
+        single = len({c.input_name for c in self._features}) == 1 and model.single_input
+        numeric = all(not c.categories for c in self._features)
+        self._matrix = (
+            _NumericMatrix(self._features) if self._features and single and numeric else None
+        )
         self._bind_predictions()
+        self.hot.open(multiprocess_dir)
+        self.model_info.labels(*self.model_labels, model.sha256, model.card.signature.task).set(1)
 
-    def _define(self) -> None:
-        registry, labels = self.registry, _MODEL_LABELS
-        self.requests = Counter(
+    def _define_hot(self) -> None:
+        hot, base = self.hot, self.base_labels
+        requests = hot.family(
             "mlops_requests",
             "Requests by endpoint and outcome (ok, or the reason they were refused).",
-            [*labels, "endpoint", "outcome"],
-            registry=registry,
+            lazy=True,
         )
-        self.latency = Histogram(
-            "mlops_request_duration_seconds",
-            "Time from a request's arrival to its response, by endpoint.",
-            [*labels, "endpoint"],
-            buckets=_LATENCY_BUCKETS,
-            registry=registry,
+        self._requests = {
+            (endpoint, outcome): hot.counter(
+                requests, [*base, ("endpoint", endpoint), ("outcome", outcome)]
+            )
+            for endpoint in ENDPOINTS
+            for outcome in outcomes()
+        }
+        self._latency = {
+            endpoint: hot.histogram(
+                "mlops_request_duration_seconds",
+                "Time from a request's arrival to its response, by endpoint.",
+                [*base, ("endpoint", endpoint)],
+                _LATENCY_BUCKETS,
+                lazy=True,
+            )
+            for endpoint in ENDPOINTS
+        }
+        self._rows = hot.histogram(
+            "mlops_request_rows", "Rows per inference request.", base, _ROW_BUCKETS
         )
-        self.request_rows = Histogram(
-            "mlops_request_rows",
-            "Rows per inference request.",
-            labels,
-            buckets=_ROW_BUCKETS,
-            registry=registry,
+        self._batch_rows = hot.histogram(
+            "mlops_batch_rows", "Rows per onnxruntime call (micro-batch size).", base, _ROW_BUCKETS
         )
-        self.batch_rows = Histogram(
-            "mlops_batch_rows",
-            "Rows per onnxruntime call (micro-batch size).",
-            labels,
-            buckets=_ROW_BUCKETS,
-            registry=registry,
-        )
-        self.prediction_bins = Counter(
+        self.prediction_bins = hot.family(
             "mlops_prediction_bin",
             "Predictions by class (classification) or by reference bin index (regression).",
-            [*labels, "bin"],
-            registry=registry,
         )
+        self.feature_bins = hot.family(
+            "mlops_feature_bin",
+            "Input values per feature and training-reference bin (index, or category).",
+        )
+        self.feature_non_finite = hot.family(
+            "mlops_feature_non_finite",
+            "Missing (NaN) input values per feature; not counted in any bin.",
+        )
+
+    def _define_cold(self) -> None:
+        registry, labels = self.registry, _MODEL_LABELS
         self.prediction_reference = Gauge(
             "mlops_prediction_reference_proportion",
             "Share of each prediction bin on the training data.",
             [*labels, "bin"],
             registry=registry,
             multiprocess_mode="max",
-        )
-        self.feature_bins = Counter(
-            "mlops_feature_bin",
-            "Input values per feature and training-reference bin (index, or category).",
-            [*labels, "feature", "bin"],
-            registry=registry,
         )
         self.feature_reference = Gauge(
             "mlops_feature_reference_proportion",
@@ -167,33 +231,16 @@ class ServingMetrics:
             registry=registry,
             multiprocess_mode="max",
         )
-        self.feature_non_finite = Counter(
-            "mlops_feature_non_finite",
-            "Missing (NaN) input values per feature; not counted in any bin.",
-            [*labels, "feature"],
-            registry=registry,
-        )
-        self.feedback = Counter(
-            "mlops_feedback",
-            "Ground-truth labels received through /feedback.",
-            labels,
-            registry=registry,
-        )
-        self.feedback_correct = Counter(
-            "mlops_feedback_correct",
-            "Feedback labels equal to the prediction (classification).",
-            labels,
-            registry=registry,
-        )
-        self.feedback_squared_error = Counter(
-            "mlops_feedback_squared_error",
-            "Sum of squared prediction errors over feedback (regression).",
-            labels,
+        self.labels = Counter(
+            "mlops_labels",
+            "Ground-truth labels posted to /feedback, by outcome (accepted, duplicate); the"
+            " evaluator joins them with the predictions (mlops_realized_*).",
+            [*labels, "outcome"],
             registry=registry,
         )
         self.side_channel = Counter(
             "mlops_side_channel",
-            "Shadow mirroring and payload logging records by channel and outcome.",
+            "Side channel records (shadow, payload_log, predictions, labels) by outcome.",
             [*labels, "channel", "outcome"],
             registry=registry,
         )
@@ -211,27 +258,22 @@ class ServingMetrics:
         self._prediction_edges: list[float] = []
         if reference.classes is not None:
             bins = list(reference.classes)
-            self._class_index = {c: i for i, c in enumerate(bins)}
         else:
             self._prediction_edges = reference.edges or []
             bins = [str(i) for i in range(len(self._prediction_edges) + 1)]
         for bin_label, proportion in zip(bins, reference.proportions, strict=True):
             self.prediction_reference.labels(*self.model_labels, bin_label).set(proportion)
-        self._prediction_children = [
-            self.prediction_bins.labels(*self.model_labels, b) for b in bins
+        self._prediction_slots = [
+            self.hot.counter(self.prediction_bins, [*self.base_labels, ("bin", b)]) for b in bins
         ]
+        if reference.classes is not None:
+            self._class_index = dict(zip(bins, self._prediction_slots, strict=True))
 
     def observe_request(self, endpoint: str, outcome: str, seconds: float) -> None:
         """Count one finished request and its latency."""
-        key = (endpoint, outcome)
-        child = self._requests.get(key)
-        if child is None:
-            child = self._requests[key] = self.requests.labels(*self.model_labels, *key)
-        child.inc()
-        latency = self._latency.get(endpoint)
-        if latency is None:
-            latency = self._latency[endpoint] = self.latency.labels(*self.model_labels, endpoint)
-        latency.observe(seconds)
+        slots = self.hot.slots
+        slots[self._requests[endpoint, outcome]] += 1.0
+        self._latency[endpoint].observe(slots, seconds)
 
     def observe_batch(
         self,
@@ -240,36 +282,50 @@ class ServingMetrics:
         request_rows: list[int],
     ) -> None:
         """Count one onnxruntime batch: rows per request, feature bins and predictions."""
+        slots = self.hot.slots
         for rows in request_rows:
-            self._rows.observe(rows)
-        self._batch_rows.observe(len(predictions))
-        for feature in self._features:
-            feature.count(feeds)
-        if self._class_index:
-            values, counts = np.unique(predictions, return_counts=True)
-            for value, count in zip(values.tolist(), counts.tolist(), strict=True):
-                position = self._class_index.get(str(value))
-                if position is not None:
-                    self._prediction_children[position].inc(count)
-        elif self._prediction_children:
-            finite = predictions.astype(np.float64).ravel()
-            counts = np.bincount(
-                bin_indices(finite[~np.isnan(finite)], self._prediction_edges),
-                minlength=len(self._prediction_children),
-            )
-            for index in np.flatnonzero(counts).tolist():
-                self._prediction_children[index].inc(int(counts[index]))
-
-    def observe_feedback(self, total: int, correct: int = 0, squared_error: float = 0.0) -> None:
-        """Count feedback labels matched to their predictions."""
-        self.feedback.labels(*self.model_labels).inc(total)
-        if self.model.is_classifier:
-            self.feedback_correct.labels(*self.model_labels).inc(correct)
+            self._rows.observe(slots, rows)
+        rows = len(predictions)
+        self._batch_rows.observe(slots, rows)
+        if self._matrix is not None:
+            if rows > _SMALL_BATCH:
+                self._matrix.count(feeds, self.hot)
+            else:
+                self._matrix.count_rows(feeds, slots)
         else:
-            self.feedback_squared_error.labels(*self.model_labels).inc(squared_error)
+            for feature in self._features:
+                feature.count(feeds, slots)
+        if self._class_index:
+            self._count_classes(predictions, slots)
+        elif self._prediction_slots:
+            self._count_values(predictions, slots)
+
+    def _count_classes(self, predictions: npt.NDArray[Any], slots: memoryview[float]) -> None:
+        if len(predictions) <= _SMALL_BATCH:
+            pairs = [(value, 1) for value in predictions.ravel().tolist()]
+        else:
+            values, counts = np.unique(predictions, return_counts=True)
+            pairs = list(zip(values.tolist(), counts.tolist(), strict=True))
+        for value, count in pairs:
+            slot = self._class_index.get(str(value))
+            if slot is not None:
+                slots[slot] += float(count)
+
+    def _count_values(self, predictions: npt.NDArray[Any], slots: memoryview[float]) -> None:
+        finite = predictions.astype(np.float64).ravel()
+        finite = finite[~np.isnan(finite)]
+        counts = np.bincount(
+            bin_indices(finite, self._prediction_edges), minlength=len(self._prediction_slots)
+        )
+        for index in np.flatnonzero(counts).tolist():
+            slots[self._prediction_slots[index]] += float(counts[index])
+
+    def observe_labels(self, outcome: str, amount: int) -> None:
+        """Count labels posted to /feedback (rows accepted, or requests repeating an id)."""
+        self.labels.labels(*self.model_labels, outcome).inc(amount)
 
     def observe_side_channel(self, channel: str, outcome: str, amount: int = 1) -> None:
-        """Count shadow mirroring or payload logging records."""
+        """Count side channel records: shadow copies, payload log lines, prediction or label rows."""
         self.side_channel.labels(*self.model_labels, channel, outcome).inc(amount)
 
     def render(self) -> bytes:
@@ -277,5 +333,7 @@ class ServingMetrics:
         if self._multiprocess:
             merged = CollectorRegistry()
             multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
-            return generate_latest(merged)
-        return generate_latest(self.registry)
+            cold = generate_latest(merged)
+        else:
+            cold = generate_latest(self.registry)
+        return self.hot.render() + cold

@@ -7,7 +7,7 @@ server reads them back, so the container interface is defined once.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlops_operator.podcontract import ENV_PREFIX
@@ -32,6 +32,15 @@ class ServingSettings(BaseSettings):
     )
     host: str = Field(default="0.0.0.0", description="Address to listen on.")
     port: int = Field(default=8080, ge=0, le=65535, description="Port to listen on.")
+    grpc_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description=(
+            "Port of the Open Inference Protocol over gRPC (KServe's GRPCInferenceService);"
+            " unset: no gRPC endpoint."
+        ),
+    )
     workers: int = Field(
         default=0, ge=0, description="Worker processes sharing the port; 0 = one per whole CPU."
     )
@@ -49,14 +58,30 @@ class ServingSettings(BaseSettings):
         ge=0,
         description="How long a batch waits for more requests; 0 takes whatever is queued.",
     )
-    offload_inference: bool = Field(
-        default=True,
-        description="Run onnxruntime in a thread so the event loop keeps parsing meanwhile.",
+    offload_inference: bool | None = Field(
+        default=None,
+        description=(
+            "Run onnxruntime in a thread so the event loop keeps parsing meanwhile; unset: only"
+            " when a one-row call takes over 100 µs (a cheaper model runs faster on the loop"
+            " than a thread hand-over costs)."
+        ),
     )
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1, description="Largest request body.")
     max_rows: int = Field(default=10_000, ge=1, description="Most rows in one request.")
-    feedback_window: int = Field(
-        default=100_000, ge=1, description="Recent requests kept for /feedback by request id."
+    labels_uri: str | None = Field(
+        default=None,
+        description="Directory or fsspec URI of the deployment's prediction and label logs"
+        " (every prediction is recorded there; /feedback labels join them); off when unset.",
+    )
+    labels_key: SecretStr | None = Field(
+        default=None,
+        description="Key that signs request ids, shared by every replica (a Secret); default:"
+        " a random key per server process, so labels survive worker changes but not restarts.",
+    )
+    label_retention_seconds: float = Field(
+        default=7 * 24 * 3600,
+        gt=0,
+        description="How long after a prediction its labels are accepted (410 Gone after).",
     )
     shadow_url: str | None = Field(
         default=None, description="Base URL that receives a fire-and-forget copy of each request."

@@ -34,14 +34,14 @@ import logging
 import os
 import socket
 import zlib
-from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aiohttp
 import orjson
 from aiohttp import web
 
+from mlops_operator.serving.binary import HEADER_LENGTH
 from mlops_operator.serving.metrics import ServingMetrics
 from mlops_operator.storage.keys import InvalidKeyError
 from mlops_operator.storage.store import ArtifactStore, StorageError
@@ -222,26 +222,26 @@ class PayloadLogger:
             await self.flush()
 
 
-_FORWARDED_HEADERS = ("Content-Type", "X-Model-Version", "X-Request-ID")
+# What a forwarded request and its answer keep: the body's type and, for binary tensor data,
+# the JSON header's length; the answering version and its request id.
+_FORWARDED_REQUEST_HEADERS = ("Content-Type", HEADER_LENGTH)
+_FORWARDED_ANSWER_HEADERS = ("Content-Type", HEADER_LENGTH, "X-Model-Version", "X-Request-ID")
 
 
 class CanaryForwarder:
     """Passes ``percent`` % of the requests to the canary's server and relays its answers.
 
-    The canary counts what it serves in its own metrics (the rollout's analysis
-    reads them), so a forwarded request is not the champion's. Feedback for a
-    request the canary answered is passed on to it too: the client only knows the
-    ModelDeployment's Service, and only the canary remembers its predictions.
+    The canary counts what it serves in its own metrics and records its own predictions
+    (the rollout's analysis reads both), so a forwarded request is not the champion's.
+    Labels for it may come to any replica of either version: request ids are signed with
+    the deployment's key, and the evaluator joins labels with predictions wherever they
+    were recorded.
     """
 
-    def __init__(
-        self, base_url: str, metrics: ServingMetrics, *, percent: int, remembered: int
-    ) -> None:
+    def __init__(self, base_url: str, metrics: ServingMetrics, *, percent: int) -> None:
         self._base_url = base_url.rstrip("/")
         self._metrics = metrics
         self._share = TrafficShare(percent)
-        self._remembered = remembered
-        self._answered: OrderedDict[str, None] = OrderedDict()
         self._session: aiohttp.ClientSession | None = None
 
     def start(self) -> None:
@@ -257,49 +257,24 @@ class CanaryForwarder:
         """Whether this request is in the canary's share."""
         return self._session is not None and self._share.take()
 
-    async def forward(self, path: str, body: bytes, content_type: str) -> web.Response | None:
+    async def forward(
+        self, path: str, body: bytes, headers: Mapping[str, str]
+    ) -> web.Response | None:
         """The canary's answer to the request, or None when it could not be had.
 
         The request's own deadline (``timeout_ms``) bounds the wait; `_FORWARD_TIMEOUT`
         bounds it when the server has none.
         """
         assert self._session is not None
+        sent = {k: headers[k] for k in _FORWARDED_REQUEST_HEADERS if k in headers}
         try:
-            async with self._session.post(
-                self._base_url + path,
-                data=body,
-                headers={"Content-Type": content_type or "application/json"},
-            ) as answer:
+            async with self._session.post(self._base_url + path, data=body, headers=sent) as answer:
                 data = await answer.read()
-                headers = {k: answer.headers[k] for k in _FORWARDED_HEADERS if k in answer.headers}
+                kept = {
+                    k: answer.headers[k] for k in _FORWARDED_ANSWER_HEADERS if k in answer.headers
+                }
         except (aiohttp.ClientError, TimeoutError):
             self._metrics.observe_side_channel("canary", "failed")
             return None
         self._metrics.observe_side_channel("canary", "forwarded")
-        request_id = headers.get("X-Request-ID")
-        if request_id:
-            self._answered[request_id] = None
-            if len(self._answered) > self._remembered:
-                self._answered.popitem(last=False)
-        return web.Response(body=data, status=answer.status, headers=headers)
-
-    def answered(self, request_id: str) -> bool:
-        """Whether the canary answered the request `request_id` (among the recent ones)."""
-        return request_id in self._answered
-
-    async def feedback(self, items: list[dict[str, Any]]) -> tuple[int, str]:
-        """Pass feedback on the canary's requests to it: its status and body."""
-        assert self._session is not None
-        for item in items:
-            self._answered.pop(item["request_id"], None)
-        try:
-            async with self._session.post(
-                self._base_url + "/feedback",
-                data=orjson.dumps(items),
-                headers={"Content-Type": "application/json"},
-                timeout=_SHADOW_TIMEOUT,
-            ) as answer:
-                return answer.status, await answer.text()
-        except (aiohttp.ClientError, TimeoutError) as error:
-            self._metrics.observe_side_channel("canary", "failed")
-            return 503, f"the canary that answered these requests cannot be reached: {error}"
+        return web.Response(body=data, status=answer.status, headers=kept)

@@ -1,14 +1,26 @@
-"""Strict request decoding: a request body becomes onnxruntime feeds or a 4xx that says why.
+"""Strict request decoding: a request becomes onnxruntime feeds or a 4xx that says why.
 
-Every check compares the body with the model card's signature (feature names and
+Every check compares the request with the model card's signature (feature names and
 count, input names, shapes, dtypes) and the server's limits (rows per request),
 and applies the card's NaN/inf policy. Messages name the offending row, feature
 or input together with what was expected, because the caller has to fix it.
+
+One decoder serves every format, so the same body means the same feeds and the
+same refusal whichever way it arrives:
+
+- rows (``/predict``'s ``rows`` or ``instances``, KServe V1 ``instances``, MLflow's
+  ``dataframe_records``, ``dataframe_split``, ``instances`` and ``inputs``): lists in
+  card feature order or objects keyed by feature name, or columns by feature name;
+- tensors (the Open Inference Protocol): JSON ``data``, the binary tensor data
+  extension's bytes, or gRPC's typed or raw contents all end in :meth:`RequestDecoder.tensor`.
 """
 
 from __future__ import annotations
 
 import math
+import struct
+import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +30,7 @@ import numpy.typing as npt
 from mlops_operator.serving.errors import InvalidInput, PayloadTooLarge
 from mlops_operator.serving.model import NUMPY_DTYPES, V2_DATATYPES, ServedModel
 
-__all__ = ["Batch", "RequestDecoder", "V2Request"]
+__all__ = ["Batch", "RequestDecoder", "TensorInput", "V2Request", "decode_bytes_elements"]
 
 _NUMBER_TYPES: dict[str, frozenset[type]] = {
     "float32": frozenset({float, int}),
@@ -28,6 +40,12 @@ _NUMBER_TYPES: dict[str, frozenset[type]] = {
 }
 _FLOAT_DTYPES = frozenset({"float32", "float64"})
 _TYPE_WORDS = {"float32": "numbers", "float64": "numbers", "int64": "integers", "string": "strings"}
+# Little-endian wire layouts of the binary tensor data extension and gRPC's raw contents.
+_WIRE_DTYPES: dict[str, np.dtype[Any]] = {
+    "float32": np.dtype("<f4"),
+    "float64": np.dtype("<f8"),
+    "int64": np.dtype("<i8"),
+}
 _JSON_NAMES = {
     type(None): "null",
     bool: "a boolean",
@@ -37,6 +55,12 @@ _JSON_NAMES = {
     list: "a list",
     dict: "an object",
 }
+_V2_KEYS = frozenset({"id", "parameters", "inputs", "outputs", "model_name", "model_version"})
+_TENSOR_KEYS = frozenset({"name", "shape", "datatype", "data", "parameters"})
+_LENGTH = struct.Struct("<I")
+# A number beyond float32 becomes infinity when cast, which _check_finite refuses by name; the
+# cast's warning says nothing more (and np.errstate costs microseconds on every request).
+warnings.filterwarnings("ignore", "overflow encountered in cast", RuntimeWarning)
 
 
 def _json_name(value: object) -> str:
@@ -53,15 +77,67 @@ class Batch:
 
 @dataclass(frozen=True)
 class V2Request:
-    """A validated Open Inference Protocol request."""
+    """A validated Open Inference Protocol request (JSON, binary or gRPC)."""
 
     batch: Batch
     id: str | None
     outputs: list[str] | None
+    model_name: str | None = None
+    model_version: str | None = None
+    # Outputs to answer as binary data (the extension), by name; empty: all as JSON.
+    binary_outputs: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class TensorInput:
+    """One input tensor as it arrived, before validation.
+
+    Exactly one of ``data`` (JSON: flat or nested scalars, types unchecked), ``values``
+    (gRPC typed contents: already of the wire type) and ``raw`` (little-endian bytes) is set.
+    """
+
+    name: str
+    shape: list[int]
+    datatype: str
+    data: list[Any] | None = None
+    values: Sequence[Any] | None = None
+    raw: bytes | memoryview | None = None
+
+
+def decode_bytes_elements(raw: bytes | memoryview, count: int, where: str) -> list[str]:
+    """``count`` BYTES elements (4-byte little-endian length, then the bytes) as UTF-8 strings."""
+    view = memoryview(raw)
+    values: list[str] = []
+    offset = 0
+    for index in range(count):
+        if offset + 4 > len(view):
+            raise InvalidInput(
+                f"{where}: binary data ends after {index} of {count} BYTES elements "
+                "(each is a 4-byte little-endian length, then its bytes)"
+            )
+        (length,) = _LENGTH.unpack_from(view, offset)
+        offset += 4
+        if offset + length > len(view):
+            raise InvalidInput(
+                f"{where}: BYTES element {index} declares {length} bytes; "
+                f"only {len(view) - offset} remain"
+            )
+        try:
+            values.append(str(view[offset : offset + length], "utf-8"))
+        except UnicodeDecodeError as error:
+            raise InvalidInput(
+                f"{where}: BYTES element {index} is not valid UTF-8 ({error.reason})"
+            ) from error
+        offset += length
+    if offset != len(view):
+        raise InvalidInput(
+            f"{where}: binary data has {len(view) - offset} bytes after its {count} BYTES elements"
+        )
+    return values
 
 
 class RequestDecoder:
-    """Turns decoded JSON bodies into feeds for one model, or raises a ``ClientError``."""
+    """Turns decoded requests into feeds for one model, or raises a ``ClientError``."""
 
     def __init__(self, model: ServedModel, *, max_rows: int) -> None:
         self._model = model
@@ -74,28 +150,69 @@ class RequestDecoder:
             for name, features in model.features_by_input.items()
         }
         self._output_names = [spec.name for spec in model.card.signature.outputs]
+        self._input_names = sorted(model.inputs)
 
-    # -- /predict -------------------------------------------------------------------------
+    # -- rows: /predict, KServe V1, MLflow ---------------------------------------------------
 
-    def predict(self, body: object) -> Batch:
-        """Feeds from a ``/predict`` body: ``{"rows": [...]}`` with list or object rows."""
-        if not isinstance(body, dict):
-            raise InvalidInput(
-                f'expected a JSON object like {{"rows": [[...], ...]}}, got {_json_name(body)}'
-            )
-        unexpected = sorted(set(body) - {"rows"})
-        if unexpected or "rows" not in body:
-            raise InvalidInput(
-                f'expected exactly one key "rows" in the body, got keys {sorted(body)}'
-            )
-        rows = body["rows"]
+    def rows(self, rows: object, key: str) -> Batch:
+        """Feeds from a list of rows (lists in feature order, or objects keyed by feature)."""
         if not isinstance(rows, list) or not rows:
             raise InvalidInput(
-                f'"rows" must be a non-empty list of rows, got {_json_name(rows)}'
+                f'"{key}" must be a non-empty list of rows, got {_json_name(rows)}'
                 + (" (empty)" if rows == [] else "")
             )
         self._check_row_count(len(rows))
-        matrix = [self._row_values(i, row) for i, row in enumerate(rows)]
+        return self._matrix([self._row_values(i, row) for i, row in enumerate(rows)])
+
+    def columns(self, columns: object, key: str) -> Batch:
+        """Feeds from columns keyed by feature name, all of one length (MLflow's ``inputs``)."""
+        if not isinstance(columns, dict) or columns.keys() != self._name_set:
+            given = sorted(map(str, columns)) if isinstance(columns, dict) else _json_name(columns)
+            raise InvalidInput(
+                f'"{key}" must be an object with one list per feature, exactly {self._names}; '
+                f"got {given}"
+            )
+        lengths = {len(v) if isinstance(v, list) else -1 for v in columns.values()}
+        if len(lengths) != 1 or -1 in lengths or 0 in lengths:
+            raise InvalidInput(f'"{key}": every feature must be a non-empty list of one length')
+        self._check_row_count(lengths.pop())
+        return self._matrix(
+            [list(row) for row in zip(*(columns[n] for n in self._names), strict=True)]
+        )
+
+    def split(self, frame: object, key: str) -> Batch:
+        """Feeds from pandas' ``split`` orientation: ``{"columns": [...], "data": [[...]]}``."""
+        if (
+            not isinstance(frame, dict)
+            or "data" not in frame
+            or set(frame)
+            - {
+                "columns",
+                "data",
+                "index",
+            }
+        ):
+            raise InvalidInput(
+                f'"{key}" must be an object with "data" (rows) and optional "columns" and "index"'
+            )
+        columns = frame.get("columns")
+        data = frame["data"]
+        if columns is None or columns == self._names:
+            return self.rows(data, f"{key}.data")
+        if not isinstance(columns, list) or sorted(map(str, columns)) != sorted(self._names):
+            raise InvalidInput(
+                f'"{key}.columns" must name each feature once, {self._names}; got {columns!r}'
+            )
+        # A permutation of the features: rows become objects keyed by column.
+        if not isinstance(data, list):
+            raise InvalidInput(f'"{key}.data" must be a list of rows, got {_json_name(data)}')
+        width = len(columns)
+        for index, row in enumerate(data):
+            if not isinstance(row, list) or len(row) != width:
+                raise InvalidInput(f'"{key}.data" row {index} must be a list of {width} values')
+        return self.rows([dict(zip(columns, row, strict=True)) for row in data], f"{key}.data")
+
+    def _matrix(self, matrix: list[list[Any]]) -> Batch:
         if self._model.single_input:
             name, spec = next(iter(self._model.inputs.items()))
             feeds = {name: self._to_array(matrix, spec.dtype, name)}
@@ -109,7 +226,7 @@ class RequestDecoder:
                 )
                 for name, columns in self._columns.items()
             }
-        return Batch(feeds=feeds, rows=len(rows))
+        return Batch(feeds=feeds, rows=len(matrix))
 
     def _row_values(self, index: int, row: object) -> list[Any]:
         if type(row) is list:
@@ -155,53 +272,80 @@ class RequestDecoder:
 
     # -- Open Inference Protocol ----------------------------------------------------------
 
-    def v2(self, body: object) -> V2Request:
-        """Feeds from an Open Inference Protocol (KServe V2) inference request."""
+    def v2(self, body: object, binary: memoryview | None = None) -> V2Request:
+        """Feeds from an Open Inference Protocol request body (JSON, with optional binary data).
+
+        ``binary`` is what follows the JSON header under the binary tensor data extension;
+        inputs with a ``binary_data_size`` parameter take their bytes from it, in order.
+        """
         if not isinstance(body, dict):
             raise InvalidInput(f'expected a JSON object with "inputs", got {_json_name(body)}')
-        unexpected = sorted(set(body) - {"id", "parameters", "inputs", "outputs"})
-        if unexpected:
+        if not body.keys() <= _V2_KEYS:
+            unexpected = sorted(map(str, set(body) - _V2_KEYS))
             raise InvalidInput(
                 f"unexpected keys {unexpected}; an inference request has "
-                '"id", "parameters", "inputs" and "outputs"'
+                '"id", "parameters", "inputs" and "outputs" (and optionally "model_name" and '
+                '"model_version", which must name this model)'
             )
         request_id = body.get("id")
         if request_id is not None and not isinstance(request_id, str):
             raise InvalidInput(f'"id" must be a string, got {_json_name(request_id)}')
+        envelope = [body.get(k) for k in ("model_name", "model_version")]
+        for key, value in zip(("model_name", "model_version"), envelope, strict=True):
+            if value is not None and not isinstance(value, str):
+                raise InvalidInput(f'"{key}" must be a string, got {_json_name(value)}')
+        parameters = _parameters(body.get("parameters"), "parameters")
         inputs = body.get("inputs")
         if not isinstance(inputs, list) or not inputs:
             raise InvalidInput(
-                f'"inputs" must be a non-empty list of tensors; the model takes '
-                f"{sorted(self._model.inputs)}"
+                f'"inputs" must be a non-empty list of tensors; the model takes {self._input_names}'
             )
-        tensors = [self._v2_tensor_fields(i, t) for i, t in enumerate(inputs)]
-        names = [t[0] for t in tensors]
-        if sorted(names) != sorted(self._model.inputs):
-            raise InvalidInput(
-                f"inputs {names} do not match the model's inputs {sorted(self._model.inputs)}"
-            )
-        feeds = {
-            name: self._v2_array(name, shape, datatype, data)
-            for name, shape, datatype, data in tensors
-        }
-        batch_sizes = {array.shape[0] for array in feeds.values()}
-        if len(batch_sizes) != 1:
-            raise InvalidInput(
-                f"inputs have different batch sizes {sorted(batch_sizes)}; expected one"
-            )
+        tensors = self._json_tensors(inputs, binary)
+        requested = body.get("outputs")
         return V2Request(
-            batch=Batch(feeds=feeds, rows=batch_sizes.pop()),
+            batch=self.tensors(tensors),
             id=request_id,
-            outputs=self._v2_outputs(body.get("outputs")),
+            outputs=self._v2_outputs(requested),
+            model_name=envelope[0],
+            model_version=envelope[1],
+            binary_outputs=self._binary_outputs(parameters, requested),
         )
+
+    def _json_tensors(self, inputs: list[Any], binary: memoryview | None) -> list[TensorInput]:
+        tensors = []
+        offset = 0
+        for index, tensor in enumerate(inputs):
+            name, shape, datatype, data, size = self._v2_tensor_fields(index, tensor)
+            if size is None:
+                tensors.append(TensorInput(name, shape, datatype, data=data))
+                continue
+            available = 0 if binary is None else len(binary) - offset
+            if binary is None or size > available:
+                raise InvalidInput(
+                    f"input {name!r}: binary_data_size is {size} but "
+                    + (
+                        "the request has no binary data (send the JSON header's length in the "
+                        "Inference-Header-Content-Length header, the tensors' bytes after it)"
+                        if binary is None
+                        else f"only {available} bytes of binary data remain"
+                    )
+                )
+            tensors.append(TensorInput(name, shape, datatype, raw=binary[offset : offset + size]))
+            offset += size
+        if binary is not None and offset != len(binary):
+            raise InvalidInput(
+                f"the body has {len(binary) - offset} bytes of binary data beyond what the inputs' "
+                "binary_data_size parameters declare"
+            )
+        return tensors
 
     def _v2_tensor_fields(
         self, index: int, tensor: object
-    ) -> tuple[str, list[int], str, list[Any]]:
+    ) -> tuple[str, list[int], str, list[Any] | None, int | None]:
         if not isinstance(tensor, dict):
             raise InvalidInput(f"inputs[{index}] is {_json_name(tensor)}; expected a tensor object")
-        unexpected = sorted(set(tensor) - {"name", "shape", "datatype", "data", "parameters"})
-        if unexpected:
+        if not tensor.keys() <= _TENSOR_KEYS:
+            unexpected = sorted(map(str, set(tensor) - _TENSOR_KEYS))
             raise InvalidInput(
                 f"inputs[{index}] has unexpected keys {unexpected}; a tensor has "
                 '"name", "shape", "datatype", "data" and optional "parameters"'
@@ -218,21 +362,47 @@ class RequestDecoder:
             )
         if not isinstance(datatype, str):
             raise InvalidInput(f'input {name!r}: datatype must be a string like "FP32"')
+        size = _parameters(tensor.get("parameters"), f"input {name!r}: parameters").get(
+            "binary_data_size"
+        )
+        if size is not None:
+            if type(size) is not int or size < 0:
+                raise InvalidInput(
+                    f"input {name!r}: binary_data_size must be a non-negative integer"
+                )
+            if data is not None:
+                raise InvalidInput(f'input {name!r}: has both "data" and binary_data_size')
+            return name, shape, datatype, None, size
         if not isinstance(data, list):
             raise InvalidInput(f"input {name!r}: data must be a list, got {_json_name(data)}")
-        return name, shape, datatype, data
+        return name, shape, datatype, data, None
 
-    def _v2_array(
-        self, name: str, shape: list[int], datatype: str, data: list[Any]
-    ) -> npt.NDArray[Any]:
+    def tensors(self, tensors: Sequence[TensorInput]) -> Batch:
+        """Feeds from the input tensors of a request, checked against the model's inputs."""
+        names = [t.name for t in tensors]
+        if sorted(names) != self._input_names:
+            raise InvalidInput(
+                f"inputs {names} do not match the model's inputs {self._input_names}"
+            )
+        feeds = {t.name: self.tensor(t) for t in tensors}
+        batch_sizes = {array.shape[0] for array in feeds.values()}
+        if len(batch_sizes) != 1:
+            raise InvalidInput(
+                f"inputs have different batch sizes {sorted(batch_sizes)}; expected one"
+            )
+        return Batch(feeds=feeds, rows=batch_sizes.pop())
+
+    def tensor(self, tensor: TensorInput) -> npt.NDArray[Any]:
+        """One input tensor as the model's array, whichever encoding it arrived in."""
+        name, shape, datatype = tensor.name, tensor.shape, tensor.datatype
         spec = self._model.inputs[name]
         expected_type = V2_DATATYPES[spec.dtype]
         if datatype != expected_type:
             raise InvalidInput(f"input {name!r}: datatype {datatype}; expected {expected_type}")
-        expected_shape = ["-1" if d is None else str(d) for d in spec.shape]
         if len(shape) != len(spec.shape) or any(
             d is not None and d != s for d, s in zip(spec.shape, shape, strict=True)
         ):
+            expected_shape = ["-1" if d is None else str(d) for d in spec.shape]
             raise InvalidInput(
                 f"input {name!r}: shape {shape}; expected [{', '.join(expected_shape)}] "
                 "(-1 is the batch dimension)"
@@ -240,22 +410,56 @@ class RequestDecoder:
         if shape[0] < 1:
             raise InvalidInput(f"input {name!r}: the batch dimension must be at least 1")
         self._check_row_count(shape[0])
+        count = math.prod(shape)
+        if tensor.raw is not None:
+            array = self._from_raw(tensor.raw, spec.dtype, count, name)
+        elif tensor.values is not None:
+            if len(tensor.values) != count:
+                raise InvalidInput(
+                    f"input {name!r}: contents hold {len(tensor.values)} values; "
+                    f"expected {count} for shape {shape}"
+                )
+            values: Any = tensor.values
+            if spec.dtype == "string":
+                values = _utf8(values, name)
+            array = self._cast(values, spec.dtype, name)
+        else:
+            array = self._from_json(tensor.data or [], spec.dtype, count, tensor)
+        array = array.reshape(shape)
+        self._check_finite(array, name, self._columns[name])
+        return array
+
+    def _from_json(
+        self, data: list[Any], dtype: str, count: int, tensor: TensorInput
+    ) -> npt.NDArray[Any]:
+        name, shape = tensor.name, tensor.shape
         flat = _flatten(data, depth=len(shape))
-        if flat is None or len(flat) != math.prod(shape):
+        if flat is None or len(flat) != count:
             raise InvalidInput(
-                f"input {name!r}: data does not hold {math.prod(shape)} scalars for shape {shape} "
+                f"input {name!r}: data does not hold {count} scalars for shape {shape} "
                 "(flat row-major or nested to the same shape)"
             )
-        allowed = self._allowed(spec.dtype)
+        allowed = self._allowed(dtype)
         if not set(map(type, flat)) <= allowed:
             value = next(v for v in flat if type(v) not in allowed)
             raise InvalidInput(
                 f"input {name!r}: got {_json_name(value)} in data; "
-                f"expected {self._expected_words(spec.dtype)} ({expected_type})"
+                f"expected {self._expected_words(dtype)} ({V2_DATATYPES[dtype]})"
             )
-        array = self._cast(flat, spec.dtype, name).reshape(shape)
-        self._check_finite(array, name, self._columns[name])
-        return array
+        return self._cast(flat, dtype, name)
+
+    @staticmethod
+    def _from_raw(raw: bytes | memoryview, dtype: str, count: int, name: str) -> npt.NDArray[Any]:
+        if dtype == "string":
+            return np.array(decode_bytes_elements(raw, count, f"input {name!r}"), dtype=object)
+        wire = _WIRE_DTYPES[dtype]
+        if len(raw) != count * wire.itemsize:
+            raise InvalidInput(
+                f"input {name!r}: {len(raw)} bytes of binary data; expected {count * wire.itemsize}"
+                f" ({count} {V2_DATATYPES[dtype]} values of {wire.itemsize} bytes, little-endian)"
+            )
+        array: npt.NDArray[Any] = np.frombuffer(raw, dtype=wire)
+        return array.astype(NUMPY_DTYPES[dtype], copy=False)
 
     def _v2_outputs(self, outputs: object) -> list[str] | None:
         if outputs is None:
@@ -263,6 +467,10 @@ class RequestDecoder:
         if not isinstance(outputs, list):
             raise InvalidInput(f'"outputs" must be a list, got {_json_name(outputs)}')
         names = [o.get("name") if isinstance(o, dict) else None for o in outputs]
+        return self.output_names(names)
+
+    def output_names(self, names: Sequence[object]) -> list[str]:
+        """Requested output names, each an output of the model."""
         unknown = [n for n in names if n not in self._output_names]
         if unknown:
             raise InvalidInput(
@@ -270,6 +478,24 @@ class RequestDecoder:
                 f"expected names among {self._output_names}"
             )
         return [str(n) for n in names]
+
+    def _binary_outputs(self, parameters: Mapping[str, Any], outputs: object) -> frozenset[str]:
+        """Outputs answered as binary data: ``binary_data_output``, overridden per output."""
+        everything = parameters.get("binary_data_output", False)
+        if type(everything) is not bool:
+            raise InvalidInput("parameters.binary_data_output must be true or false")
+        chosen = set(self._output_names) if everything else set()
+        for output in outputs if isinstance(outputs, list) else []:
+            given = _parameters(output.get("parameters"), f"output {output.get('name')!r}")
+            flag = given.get("binary_data")
+            if flag is None:
+                continue
+            if type(flag) is not bool:
+                raise InvalidInput(
+                    f"output {output.get('name')!r}: parameters.binary_data must be true or false"
+                )
+            (chosen.add if flag else chosen.discard)(output["name"])
+        return frozenset(chosen)
 
     # -- shared checks --------------------------------------------------------------------
 
@@ -291,16 +517,15 @@ class RequestDecoder:
         return words
 
     @staticmethod
-    def _cast(values: list[Any], dtype: str, name: str) -> npt.NDArray[Any]:
+    def _cast(values: Any, dtype: str, name: str) -> npt.NDArray[Any]:
         try:
-            with np.errstate(over="ignore", invalid="ignore"):
-                return np.array(values, dtype=NUMPY_DTYPES[dtype])
+            return np.array(values, dtype=NUMPY_DTYPES[dtype])
         except (OverflowError, TypeError, ValueError) as error:
             raise InvalidInput(f"input {name!r}: a value does not fit {dtype} ({error})") from error
 
     def _check_finite(self, array: npt.NDArray[Any], name: str, columns: list[int] | None) -> None:
         """Refuse infinities always, and NaN (a JSON null) unless the model imputes it."""
-        if array.dtype.kind != "f":
+        if array.dtype.kind != "f" or np.isfinite(array).all():
             return
         bad = np.isinf(array) if self._allow_non_finite else ~np.isfinite(array)
         if not bad.any():
@@ -312,10 +537,30 @@ class RequestDecoder:
             feature_index = columns[column] if columns else column
             if feature_index < len(self._names):
                 where = f"row {int(position[0])}, feature {self._names[feature_index]!r}"
+        if np.isnan(array[tuple(position)]):
+            raise InvalidInput(
+                f"{where}: NaN (a missing value), which this model does not impute; "
+                "expected a finite number"
+            )
         raise InvalidInput(
             f"{where}: value out of range for {array.dtype} (overflows to infinity); "
             "expected a finite number"
         )
+
+
+def _parameters(value: object, where: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{where} must be an object, got {_json_name(value)}")
+    return value
+
+
+def _utf8(values: Sequence[Any], name: str) -> list[str]:
+    try:
+        return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]
+    except UnicodeDecodeError as error:
+        raise InvalidInput(f"input {name!r}: a BYTES value is not valid UTF-8") from error
 
 
 def _flatten(data: list[Any], depth: int) -> list[Any] | None:

@@ -29,13 +29,16 @@ _CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
-def load_dataset(uri: str) -> pd.DataFrame:
-    """The dataset at ``uri``, as loaded (see :mod:`.snapshot` for its canonical form)."""
+def load_dataset(uri: str, format: str = "auto") -> pd.DataFrame:
+    """The dataset at ``uri``, as loaded (see :mod:`.snapshot` for its canonical form).
+
+    `format` (``csv`` or ``parquet``) overrides the file name's extension; ``auto`` uses it.
+    """
     if uri.startswith("sklearn://"):
         return _load_bundled(uri.removeprefix("sklearn://").strip("/"))
     if uri.startswith(SCHEME_PREFIX):
         return load_payload_log(uri)
-    reader = _reader_for(uri)
+    reader = _reader_for(uri, format)
     try:
         with fsspec.open(uri, "rb", compression="infer") as handle:
             return reader(handle)
@@ -71,9 +74,13 @@ def _load_bundled(name: str) -> pd.DataFrame:
     return frame
 
 
-def _reader_for(uri: str) -> Callable[[Any], pd.DataFrame]:
+def _reader_for(uri: str, format: str = "auto") -> Callable[[Any], pd.DataFrame]:
     suffix = "".join(PurePosixPath(urlsplit(uri).path).suffixes[-2:]).lower()
     name = PurePosixPath(urlsplit(uri).path).name.lower()
+    if format == "parquet":
+        return lambda handle: pd.read_parquet(handle)
+    if format == "csv":
+        return lambda handle: pd.read_csv(handle)
     if name.endswith(_PARQUET_SUFFIXES):
         return lambda handle: pd.read_parquet(handle)
     if name.endswith(_CSV_SUFFIXES):
@@ -83,7 +90,8 @@ def _reader_for(uri: str) -> Callable[[Any], pd.DataFrame]:
     raise TrainingError(
         Reason.INVALID_DATASET,
         f"dataset {uri} has an unsupported extension {suffix or '(none)'!r};"
-        " expected .csv (optionally compressed: .csv.gz, .csv.bz2, .csv.zst) or .parquet",
+        " expected .csv (optionally compressed: .csv.gz, .csv.bz2, .csv.zst) or .parquet, or"
+        " say which with the dataset's format (csv, parquet)",
     )
 
 

@@ -89,6 +89,8 @@ class TrainingSucceeded(_Message):
     dataset_sha256: str
     dataset_rows: int
     dataset_columns: int
+    dataset_sources: list[tuple[str, int, int]] = Field(default_factory=list)
+    """Per source, in order (several sources, or a sampled one): (sha256, rows, rows used)."""
     metrics: dict[str, float]
     code_version: str
     """Version of the trainer code."""

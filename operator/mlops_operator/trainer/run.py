@@ -24,9 +24,16 @@ import numpy as np
 import pandas as pd
 
 from mlops_operator.buildinfo import code_version
-from mlops_operator.modelcard import MODEL_CARD_FILE, MODEL_FILE, Artifact, Lineage, ModelCard
+from mlops_operator.modelcard import (
+    MODEL_CARD_FILE,
+    MODEL_FILE,
+    Artifact,
+    Lineage,
+    ModelCard,
+    SourceRecord,
+)
 from mlops_operator.storage import ArtifactStore, StorageError, join_key, sha256_bytes
-from mlops_operator.trainer.datasets import load_dataset
+from mlops_operator.trainer.calibration import calibration_of
 from mlops_operator.trainer.errors import Reason, TrainingError
 from mlops_operator.trainer.estimators import build_estimator, resolve_estimator
 from mlops_operator.trainer.evaluation import cross_validation_metrics, held_out_metrics, split
@@ -41,7 +48,8 @@ from mlops_operator.trainer.result import (
     render_termination_message,
 )
 from mlops_operator.trainer.settings import TrainerSettings
-from mlops_operator.trainer.snapshot import canonicalize, content_sha256, write_snapshot
+from mlops_operator.trainer.snapshot import write_snapshot
+from mlops_operator.trainer.sources import LoadedSource, combine, load_source
 
 __all__ = ["TrainingOutcome", "report", "train"]
 
@@ -74,13 +82,31 @@ def train(settings: TrainerSettings) -> TrainingOutcome:
     store = _open_store(settings.store_uri)
 
     with _phase(seconds, "load"):
-        frame = canonicalize(load_dataset(settings.dataset_uri))
-        dataset_sha256 = content_sha256(frame)
-    _log.info(
-        "dataset %s: %d rows, %d columns, sha256 %s",
-        settings.dataset_uri,
-        *frame.shape,
-        dataset_sha256,
+        loaded = [load_source(s, seed=settings.seed) for s in settings.data_sources()]
+        frame, dataset_sha256 = combine(loaded)
+    for part in loaded:
+        _log.info(
+            "source %s: %d rows (%d used), sha256 %s",
+            part.lineage_uri,
+            len(part.frame),
+            len(part.used),
+            part.sha256,
+        )
+    _log.info("training table: %d rows, %d columns, sha256 %s", *frame.shape, dataset_sha256)
+    sources = (
+        []
+        if len(loaded) == 1 and loaded[0].source.sample >= 1.0
+        else [
+            SourceRecord(
+                uri=part.lineage_uri,
+                sha256=part.sha256,
+                rows=len(part.frame),
+                sample=part.source.sample,
+                used_rows=len(part.used),
+                key=join_key("datasets", part.sha256) if store else None,
+            )
+            for part in loaded
+        ]
     )
     table = prepare(
         frame,
@@ -130,6 +156,12 @@ def train(settings: TrainerSettings) -> TrainingOutcome:
                 seed=settings.seed,
             )
     classes = [str(c) for c in pipeline.classes_] if spec.task == "classification" else None
+    calibration = None
+    if classes is not None:
+        with _phase(seconds, "calibrate"):
+            calibration = calibration_of(
+                pipeline, table, (x_train, x_test, y_train, y_test), seed=settings.seed
+            )
     with _phase(seconds, "export"):
         model = export_onnx(pipeline, table, spec.task)
         onnx_bytes = model.SerializeToString()
@@ -155,11 +187,12 @@ def train(settings: TrainerSettings) -> TrainingOutcome:
         signature=signature_of(model, table, spec.task, classes, imputes=imputation != "none"),
         metrics=metrics,
         lineage=Lineage(
-            dataset_uri=settings.dataset_uri,
+            dataset_uri=" + ".join(part.lineage_uri for part in loaded),
             dataset_sha256=dataset_sha256,
             dataset_rows=frame.shape[0],
             dataset_columns=frame.shape[1],
             dataset_key=join_key("datasets", dataset_sha256) if store else None,
+            sources=sources,
             target=settings.target,
             categorical=table.categorical,
             estimator=spec.name,
@@ -181,9 +214,10 @@ def train(settings: TrainerSettings) -> TrainingOutcome:
         parity=parity,
         reference=references,
         prediction_reference=predictions,
+        calibration=calibration,
     )
     with _phase(seconds, "write"):
-        result = _write(settings, store, frame, card, onnx_bytes)
+        result = _write(settings, store, frame, card, onnx_bytes, loaded)
     return TrainingOutcome(result=result, card=card, seconds=seconds)
 
 
@@ -202,6 +236,7 @@ def _write(
     frame: pd.DataFrame,
     card: ModelCard,
     onnx_bytes: bytes,
+    loaded: list[LoadedSource],
 ) -> TrainingSucceeded:
     card_bytes = card.model_dump_json(indent=2).encode()
     sha256 = card.artifact.sha256
@@ -212,6 +247,9 @@ def _write(
         model_uri, model_key = output.root_uri, None
         if store is not None:
             write_snapshot(frame, card.lineage.dataset_sha256, store)
+            for part in loaded if card.lineage.sources else ():
+                # Each source's own rows, by its own sha256: what `mlops reproduce` reads back.
+                write_snapshot(part.frame, part.sha256, store)
             model_key = join_key("models", settings.model_name, sha256)
             store.put_bytes(join_key(model_key, MODEL_FILE), onnx_bytes, sha256=sha256)
             store.put_bytes(join_key(model_key, MODEL_CARD_FILE), card_bytes)
@@ -228,6 +266,7 @@ def _write(
         dataset_sha256=card.lineage.dataset_sha256,
         dataset_rows=card.lineage.dataset_rows,
         dataset_columns=card.lineage.dataset_columns,
+        dataset_sources=[(r.sha256, r.rows, r.used_rows) for r in card.lineage.sources],
         metrics=card.metrics,
         code_version=card.lineage.code_version,
         libraries=card.lineage.libraries,

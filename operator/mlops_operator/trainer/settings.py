@@ -11,14 +11,42 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, JsonValue, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlops_operator.podcontract import ENV_PREFIX, TERMINATION_MESSAGE_PATH, TRAINER_OUTPUT_DIR
 
-__all__ = ["TrainerSettings", "describe_invalid"]
+__all__ = ["DataFormat", "DataSource", "TrainerSettings", "describe_invalid"]
+
+DataFormat = Literal["auto", "csv", "parquet"]
+
+
+class DataSource(BaseModel):
+    """One source of a combined training table (`TrainerSettings.sources`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    uri: str = Field(min_length=1, description="Where the trainer reads it (as `dataset_uri`).")
+    format: DataFormat = Field(default="auto", description="As `dataset_format`.")
+    sample: float = Field(
+        default=1.0, gt=0, le=1, description="Share of its rows used, drawn with `seed`."
+    )
+    lineage_uri: str | None = Field(
+        default=None,
+        description="How the lineage names it (e.g. payloadlog://ns/deployment?window=24h);"
+        " default: `uri`.",
+    )
 
 
 class TrainerSettings(BaseSettings):
@@ -26,12 +54,23 @@ class TrainerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
 
-    dataset_uri: str = Field(
+    dataset_uri: str | None = Field(
+        default=None,
         min_length=1,
         description=(
             "sklearn://iris|wine|breast_cancer|digits|diabetes, a CSV or Parquet path or"
-            " file:// URI, or any fsspec URI (s3://... with s3fs installed)."
+            " file:// URI, or any fsspec URI (s3://... with s3fs installed). Exactly one of"
+            " dataset_uri and sources."
         ),
+    )
+    dataset_format: DataFormat = Field(
+        default="auto",
+        description="csv or parquet whatever the file's name says; auto: from its extension.",
+    )
+    sources: list[DataSource] = Field(
+        default_factory=list,
+        description="Several sources combined into one table (same columns), each with its own"
+        " data version in the lineage; instead of dataset_uri.",
     )
     target: str = Field(min_length=1, description="The column to predict.")
     estimator: str = Field(min_length=1, description="An allow-listed scikit-learn estimator.")
@@ -95,8 +134,36 @@ class TrainerSettings(BaseSettings):
     training_job: str | None = Field(default=None, description="namespace/name, for lineage.")
     image: str | None = Field(default=None, description="The trainer image, for lineage.")
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _require_data(
+        cls, data: Any, handler: ModelWrapValidatorHandler[TrainerSettings]
+    ) -> TrainerSettings:
+        """No data at all is reported as the missing ``dataset_uri``, beside the other errors."""
+        missing = isinstance(data, dict) and not data.get("dataset_uri") and not data.get("sources")
+        required: list[InitErrorDetails] = (
+            [{"type": "missing", "loc": ("dataset_uri",), "input": data}] if missing else []
+        )
+        try:
+            settings = handler(data)
+        except ValidationError as error:
+            if not required:
+                raise
+            details: list[InitErrorDetails] = []
+            for e in error.errors():
+                detail: InitErrorDetails = {"type": e["type"], "loc": e["loc"], "input": e["input"]}
+                if "ctx" in e:
+                    detail["ctx"] = e["ctx"]
+                details.append(detail)
+            raise ValidationError.from_exception_data(cls.__name__, required + details) from None
+        if required:
+            raise ValidationError.from_exception_data(cls.__name__, required)
+        return settings
+
     @model_validator(mode="after")
     def _check_folds_and_columns(self) -> TrainerSettings:
+        if self.dataset_uri is not None and self.sources:
+            raise ValueError("exactly one of dataset_uri and sources must be given")
         if self.cv_folds == 1:
             raise ValueError("cv_folds must be 0 (no cross-validation) or at least 2")
         if self.target in (self.categorical or ()):
@@ -110,6 +177,13 @@ class TrainerSettings(BaseSettings):
             if missing:
                 raise ValueError(f"categorical columns {missing} are not among the features")
         return self
+
+    def data_sources(self) -> list[DataSource]:
+        """The sources to read: `sources`, or `dataset_uri` as the one source."""
+        if self.sources:
+            return list(self.sources)
+        assert self.dataset_uri is not None  # the validator requires one of them
+        return [DataSource(uri=self.dataset_uri, format=self.dataset_format)]
 
     def to_env(self) -> dict[str, str]:
         """The environment variables that reproduce these settings in the trainer pod.

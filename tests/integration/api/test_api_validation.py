@@ -130,21 +130,65 @@ CASES = [
         TJ,
         {"spec.dataset.pvc": {"claimName": "data", "path": "x.csv"}},
         "spec.dataset",
-        "exactly one of `uri`, `pvc` or `fromPayloadLog` must be set",
+        "exactly one of `uri`, `pvc`, `fromPayloadLog` or `sources` must be set",
     ),
     Case(
         "tj-dataset-no-source",
         TJ,
         {"spec.dataset": {"format": "csv"}},
         "spec.dataset",
-        "exactly one of `uri`, `pvc` or `fromPayloadLog` must be set",
+        "exactly one of `uri`, `pvc`, `fromPayloadLog` or `sources` must be set",
     ),
     Case(
         "tj-credentials-without-uri",
         TJ,
         {"spec.dataset": {"pvc": {"claimName": "data", "path": "x.csv"}, "credentialsSecret": "s"}},
         "spec.dataset.credentialsSecret",
-        "`credentialsSecret` must only be set with `uri`",
+        "`credentialsSecret` must only be set with `uri` or `sources`",
+    ),
+    Case(
+        "tj-source-two-kinds",
+        TJ,
+        {
+            "spec.dataset": {
+                "sources": [
+                    {"uri": "sklearn://iris", "fromPayloadLog": {"deployment": "iris"}},
+                    {"uri": "sklearn://wine"},
+                ]
+            }
+        },
+        "spec.dataset.sources[0]",
+        "exactly one of `uri`, `pvc` or `fromPayloadLog` must be set",
+    ),
+    Case(
+        "tj-sources-one",
+        TJ,
+        {"spec.dataset": {"sources": [{"uri": "sklearn://iris"}]}},
+        "spec.dataset.sources",
+        "should have at least 2 items",
+    ),
+    Case(
+        "tj-source-sample-range",
+        TJ,
+        {
+            "spec.dataset": {
+                "sources": [{"uri": "sklearn://iris", "sample": 0}, {"uri": "sklearn://wine"}]
+            }
+        },
+        "spec.dataset.sources[0].sample",
+        "should be greater than 0",
+    ),
+    Case(
+        "tj-sources-format-per-source",
+        TJ,
+        {
+            "spec.dataset": {
+                "format": "csv",
+                "sources": [{"uri": "sklearn://iris"}, {"uri": "sklearn://wine"}],
+            }
+        },
+        "spec.dataset.format",
+        "`format` is set per source with `sources`",
     ),
     Case(
         "tj-pvc-path-dotdot",
@@ -376,6 +420,20 @@ CASES = [
         "greater than or equal to 1",
     ),
     Case(
+        "mdep-grpc-port-not-http",
+        MDEP,
+        {"spec.server.grpcPort": 8080},
+        "spec.server.grpcPort",
+        "`grpcPort` must be 0 (no gRPC endpoint), or 1024-65535 and not the HTTP port 8080",
+    ),
+    Case(
+        "mdep-grpc-port-unprivileged",
+        MDEP,
+        {"spec.server.grpcPort": 443},
+        "spec.server.grpcPort",
+        "`grpcPort` must be 0 (no gRPC endpoint), or 1024-65535",
+    ),
+    Case(
         "mdep-canary-steps-increase",
         MDEP,
         {"spec.rollout.canary.steps.2.weight": 20},
@@ -423,6 +481,34 @@ CASES = [
         {"spec.version": 3},
         "spec.version",
         "`version` must not be set when `promotion` is Auto",
+    ),
+    Case(
+        "mdep-min-accuracy-needs-feedback",
+        MDEP,
+        {"spec.feedback": DELETE},
+        "spec.feedback",
+        "`rollbackFloors.minAccuracy` needs `feedback`",
+    ),
+    Case(
+        "mdep-feedback-window-within-retention",
+        MDEP,
+        {"spec.feedback.window": "200h"},
+        "spec.feedback.window",
+        "`window` must not be longer than `retention`",
+    ),
+    Case(
+        "mdep-feedback-delay-within-retention",
+        MDEP,
+        {"spec.feedback.maxLabelDelay": "200h"},
+        "spec.feedback.maxLabelDelay",
+        "`maxLabelDelay` must not be longer than `retention`",
+    ),
+    Case(
+        "mdep-feedback-coverage-range",
+        MDEP,
+        {"spec.feedback.minLabelCoverage": 0},
+        "spec.feedback.minLabelCoverage",
+        "should be greater than 0",
     ),
     Case(
         "mdep-floors-need-one",
@@ -547,11 +633,29 @@ CASES = [
         "`retrain` must be set when `action` is Retrain",
     ),
     Case(
-        "dp-logged-data-xor-dataset",
+        "dp-dataset-unless-logged-data",
         DP,
-        {"spec.retrain.useLoggedData": True},
+        {"spec.retrain.template.dataset": DELETE},
         "spec.retrain.template.dataset",
         "`template.dataset` must be set unless `useLoggedData` is true",
+    ),
+    Case(
+        "dp-logged-sample-needs-logged-data",
+        DP,
+        {"spec.retrain.loggedDataSample": 0.5},
+        "spec.retrain.loggedDataSample",
+        "`loggedDataSample` needs `useLoggedData`",
+    ),
+    Case(
+        "dp-estimated-accuracy-and-rmse",
+        DP,
+        {
+            "spec.triggers.rmse": {"ceiling": 3.0},
+            "spec.triggers.accuracy": DELETE,
+            "spec.triggers.estimatedAccuracy": {"floor": 0.8},
+        },
+        "spec.triggers.rmse",
+        "`estimatedAccuracy` is for classifiers and `rmse` for regressors: not both",
     ),
     Case(
         "dp-budget-period",

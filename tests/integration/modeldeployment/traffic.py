@@ -39,6 +39,8 @@ class Traffic:
     max_seconds: float = 900
     outcomes: Counter[int] = field(default_factory=Counter)
     versions: Counter[str] = field(default_factory=Counter)
+    request_ids: list[tuple[str, str]] = field(default_factory=list)
+    """(request id, predicted label) of every answered classifier request, for labelling."""
     failures: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -52,6 +54,8 @@ class Traffic:
             self.outcomes[status] += 1
             if status == 200:
                 self.versions[str(body.get("model_version"))] += 1
+                if body.get("labels"):
+                    self.request_ids.append((body["request_id"], body["labels"][0]))
             elif len(self.failures) < 20:
                 self.failures.append(f"{status}: {body}")
             # Pacing, not synchronisation: the load stays bounded whatever the server does.

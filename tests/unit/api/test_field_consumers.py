@@ -32,9 +32,7 @@ ONE_VALUE = "one value"
 """A field whose schema admits a single value: it states a fact no one can change (checked)."""
 
 # Fields another developer's branch implements (issue 16, split between branches).
-ELSEWHERE = {
-    "Dataset.format": "h15: the trainer reads the declared format (csv/parquet/auto)",
-}
+ELSEWHERE: dict[str, str] = {}
 
 UT, IT = "tests/unit", "tests/integration"
 RESOURCES_TJ = f"{UT}/resources/test_trainingjob.py"
@@ -58,6 +56,15 @@ REPRODUCE = (
     f"{UT}/test_reproduce.py::test_the_lineage_gives_back_the_trainer_settings_of_the_training_job"
 )
 VALIDATE = f"{UT}/validator/test_validate.py"
+SOURCES = (
+    f"{UT}/trainer/test_sources.py::test_two_sources_are_combined_and_each_keeps_its_data_version"
+)
+REBUILT = (
+    f"{UT}/trainer/test_sources.py::test_reproduce_rebuilds_a_combination_from_the_snapshots_alone"
+)
+EVALUATOR = f"{UT}/evaluator/test_evaluator.py"
+LABELS_WIRED = f"{UT}/resources/test_labels_wiring.py::test_feedback_gives_every_server_the_labels_root_the_retention_and_the_secret_key"
+ESTIMATED = f"{MEASURE}::test_estimated_accuracy_reads_cbpe_before_labels"
 
 REGISTRY: dict[str, tuple[str, str]] = {
     # TrainingJob and the DriftPolicy's retrain template (the shared recipe).
@@ -144,8 +151,8 @@ REGISTRY: dict[str, tuple[str, str]] = {
         "resources.retraining",
         f"{UT}/drift/test_retraining.py::test_the_whole_manifest",
     ),
-    "Dataset.uri": ("resources.trainingjob", RECIPE_ENV),
-    "Dataset.pvc": (
+    "_DataLocation.uri": ("resources.trainingjob", RECIPE_ENV),
+    "_DataLocation.pvc": (
         "resources.trainingjob",
         f"{RESOURCES_TJ}::test_a_dataset_on_a_claim_is_mounted_read_only",
     ),
@@ -157,7 +164,7 @@ REGISTRY: dict[str, tuple[str, str]] = {
         "resources.trainingjob",
         f"{RESOURCES_TJ}::test_a_dataset_on_a_claim_is_mounted_read_only",
     ),
-    "Dataset.fromPayloadLog": (
+    "_DataLocation.fromPayloadLog": (
         "resources.trainingjob",
         f"{UT}/resources/test_payload_log_wiring.py::test_a_training_job_from_the_payload_log_reads_that_folder",
     ),
@@ -173,6 +180,12 @@ REGISTRY: dict[str, tuple[str, str]] = {
         "resources.trainingjob",
         f"{UT}/trainer/test_payload_log.py::test_too_few_labelled_rows_is_dataset_not_found_with_the_count",
     ),
+    "_DataLocation.format": (
+        "resources.trainingjob",
+        f"{UT}/trainer/test_sources.py::test_the_format_overrides_the_extension",
+    ),
+    "Dataset.sources": ("resources.trainingjob", SOURCES),
+    "DatasetSource.sample": ("resources.trainingjob", SOURCES),
     "Dataset.credentialsSecret": (
         "resources.trainingjob",
         f"{RESOURCES_TJ}::test_credentials_come_from_the_named_secret",
@@ -331,6 +344,12 @@ REGISTRY: dict[str, tuple[str, str]] = {
         "reproduce",
         f"{UT}/test_reproduce.py::test_each_difference_is_flagged",
     ),
+    "DatasetLineage.format": ("reproduce", REBUILT),
+    "DatasetLineage.sources": ("reproduce", REBUILT),
+    **{
+        f"SourceLineage.{field}": (WHOLE, SOURCES)
+        for field in ("uri", "sha256", "rows", "sample", "usedRows")
+    },
     "DatasetLineage.rows": (WHOLE, MV_RECORD),
     "DatasetLineage.columns": (WHOLE, MV_RECORD),
     "Lineage.target": ("reproduce", REPRODUCE),
@@ -400,6 +419,10 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "ServerSettings.maxRows": (
         "resources.modeldeployment",
         f"{UT}/serving/test_validation.py::test_predict_refusals",
+    ),
+    "ServerSettings.grpcPort": (
+        "resources.modeldeployment",
+        f"{UT}/resources/test_modeldeployment.py::test_the_grpc_port_reaches_the_server_the_pod_and_the_services",
     ),
     "ServerSettings.timeoutMs": (
         "resources.modeldeployment",
@@ -524,6 +547,20 @@ REGISTRY: dict[str, tuple[str, str]] = {
         "resources.modeldeployment",
         f"{UT}/resources/test_modeldeployment.py::test_the_service_monitor_interval_is_one_prometheus_reads",
     ),
+    "ModelDeploymentSpec.feedback": ("resources.modeldeployment", LABELS_WIRED),
+    "Feedback.window": (
+        "resources.labels",
+        f"{EVALUATOR}::test_a_window_is_judged_only_once_its_labels_arrived",
+    ),
+    "Feedback.minLabelCoverage": (
+        "resources.labels",
+        f"{EVALUATOR}::test_a_window_is_judged_only_once_its_labels_arrived",
+    ),
+    "Feedback.maxLabelDelay": (
+        "resources.labels",
+        f"{EVALUATOR}::test_windows_short_of_labels_expire_after_the_delay",
+    ),
+    "Feedback.retention": ("resources.labels", LABELS_WIRED),
     "ModelDeploymentSpec.historyLimit": (
         "decisions.rollout",
         f"{ROLLOUT}::test_history_is_bounded_newest_first",
@@ -571,15 +608,33 @@ REGISTRY: dict[str, tuple[str, str]] = {
         "drift.measure",
         f"{DRIFT}::test_too_few_samples_is_not_judged_and_restarts_the_run",
     ),
-    "Triggers.accuracy": ("drift.measure", f"{MEASURE}::test_accuracy_and_rmse_from_feedback"),
-    "AccuracyTrigger.floor": ("drift.measure", f"{MEASURE}::test_accuracy_and_rmse_from_feedback"),
+    "Triggers.accuracy": (
+        "drift.measure",
+        f"{MEASURE}::test_realized_accuracy_and_rmse_are_the_judged_window_with_its_coverage",
+    ),
+    "AccuracyTrigger.floor": (
+        "drift.measure",
+        f"{MEASURE}::test_realized_accuracy_and_rmse_are_the_judged_window_with_its_coverage",
+    ),
     "AccuracyTrigger.minSamples": (
         "drift.measure",
-        f"{MEASURE}::test_accuracy_and_rmse_from_feedback",
+        f"{MEASURE}::test_realized_accuracy_and_rmse_are_the_judged_window_with_its_coverage",
     ),
-    "Triggers.rmse": ("drift.measure", f"{MEASURE}::test_accuracy_and_rmse_from_feedback"),
-    "RmseTrigger.ceiling": ("drift.measure", f"{MEASURE}::test_accuracy_and_rmse_from_feedback"),
-    "RmseTrigger.minSamples": ("drift.measure", f"{MEASURE}::test_accuracy_and_rmse_from_feedback"),
+    "Triggers.rmse": (
+        "drift.measure",
+        f"{MEASURE}::test_realized_accuracy_and_rmse_are_the_judged_window_with_its_coverage",
+    ),
+    "RmseTrigger.ceiling": (
+        "drift.measure",
+        f"{MEASURE}::test_realized_accuracy_and_rmse_are_the_judged_window_with_its_coverage",
+    ),
+    "RmseTrigger.minSamples": (
+        "drift.measure",
+        f"{MEASURE}::test_realized_accuracy_and_rmse_are_the_judged_window_with_its_coverage",
+    ),
+    "Triggers.estimatedAccuracy": ("drift.measure", ESTIMATED),
+    "EstimatedAccuracyTrigger.floor": ("drift.measure", ESTIMATED),
+    "EstimatedAccuracyTrigger.minSamples": ("drift.measure", ESTIMATED),
     "Triggers.custom": (
         "drift.gather",
         f"{IT}/driftpolicy/test_what_admission_cannot_see.py::test_custom_triggers_without_a_prometheus_are_reported",
@@ -632,6 +687,10 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "Retrain.template": (
         "resources.retraining",
         f"{UT}/drift/test_retraining.py::test_the_whole_manifest",
+    ),
+    "Retrain.loggedDataSample": (
+        "resources.retraining",
+        f"{UT}/drift/test_retraining.py::test_logged_data_with_a_dataset_combines_both_so_nothing_is_forgotten",
     ),
     "Retrain.useLoggedData": (
         "resources.retraining",

@@ -38,7 +38,9 @@ def rbac_problems(role: dict[str, Any]) -> list[str]:
                 problems.append(f"{where}: wildcard in {field}: {rule[field]}")
         if rule.get("nonResourceURLs"):
             problems.append(f"{where}: nonResourceURLs are not needed by the operator")
-        if "secrets" in (rule.get("resources") or []) and role["kind"] == "ClusterRole":
+        # Creating a Secret reads none (the request-id keys of spec.feedback); any other verb does.
+        reads = set(rule.get("verbs") or []) - {"create"}
+        if "secrets" in (rule.get("resources") or []) and role["kind"] == "ClusterRole" and reads:
             problems.append(f"{where}: Secrets in a ClusterRole (cluster-wide Secret access)")
         if set(rule.get("verbs") or []) & _ESCALATING_VERBS:
             problems.append(f"{where}: escalating verbs {sorted(rule['verbs'])}")

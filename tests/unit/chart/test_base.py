@@ -32,6 +32,8 @@ OPERATOR_GRANTS = {
     ("apps", "deployments"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "services"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "persistentvolumeclaims"): {"get", "create"},
+    # spec.feedback's request-id key: created once, never read back.
+    ("", "secrets"): {"create"},
     ("", "events"): {"create", "patch"},
     ("events.k8s.io", "events"): {"create", "patch"},
     ("monitoring.coreos.com", "servicemonitors"): {

@@ -102,9 +102,11 @@ def test_a_crossed_limit_fails_even_without_the_comparison() -> None:
 
 def test_live_accuracy_needs_enough_labels() -> None:
     analysis = Analysis(minRequests=10, minAccuracy=0.9)
-    few = LiveCounts(requests=100, feedback=5, feedback_correct=1)
+    few = LiveCounts(requests=100, labelled=5, realized_accuracy=0.2)
     assert judge_challenger(analysis, few, None).outcome is Outcome.PASSED
-    many = LiveCounts(requests=100, feedback=50, feedback_correct=40)
+    unjudged = LiveCounts(requests=100, labelled=0, realized_accuracy=None)
+    assert judge_challenger(analysis, unjudged, None).outcome is Outcome.PASSED
+    many = LiveCounts(requests=100, labelled=50, realized_accuracy=0.8)
     judgement = judge_challenger(analysis, many, None)
     assert judgement.outcome is Outcome.FAILED
     assert judgement.evidence["accuracy"] == 0.8

@@ -1,9 +1,10 @@
 """From window counts to readings: every trigger, zero traffic, one-class traffic, missing series.
 
 Aspects: feature drift as the share of watched features whose PSI reaches the threshold
-(per-feature PSI in the details), prediction drift, accuracy and RMSE from feedback, the
-sample counts the decision needs, what is said when something is missing, and `assemble`
-adding several pods' counts while taking their identical references once.
+(per-feature PSI in the details), prediction drift, realized accuracy and RMSE and estimated
+accuracy from the evaluator's gauges (a window not judged yet has no value, never a low
+one), the sample counts the decision needs, what is said when something is missing, and
+`assemble` adding several pods' counts while taking their identical references once.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pytest
 from mlops_operator.api.driftpolicy import (
     AccuracyTrigger,
     CustomTrigger,
+    EstimatedAccuracyTrigger,
     FeatureDriftTrigger,
     PredictionDriftTrigger,
     RmseTrigger,
@@ -31,15 +33,25 @@ from mlops_operator.prometheus import Sample
 from mlops_operator.statistics import psi
 
 REFERENCE = {"0": 0.25, "1": 0.25, "2": 0.5}
+REALIZED = {
+    "realized_accuracy": 0.75,
+    "realized_rmse": 0.5,
+    "realized_labelled_rows": 200.0,
+    "realized_predictions": 250.0,
+    "realized_coverage": 0.8,
+    "realized_window_start": 1_800_000_000.0,
+    "label_coverage": 0.1,
+    "estimated_accuracy": 0.7,
+    "estimated_predictions": 400.0,
+    "cbpe_absolute_error": 0.02,
+}
 
 
 def counts(**features: dict[str, float]) -> WindowCounts:
     return WindowCounts(
         features={name: Histogram(c, REFERENCE) for name, c in features.items()},
         predictions=Histogram({"a": 90.0, "b": 10.0}, {"a": 0.5, "b": 0.5}),
-        feedback=200.0,
-        feedback_correct=150.0,
-        feedback_squared_error=50.0,
+        realized=REALIZED,
     )
 
 
@@ -94,18 +106,36 @@ def test_one_class_predictions_drift() -> None:
     assert reading.op is ComparisonOp.GE
 
 
-def test_accuracy_and_rmse_from_feedback() -> None:
+def test_realized_accuracy_and_rmse_are_the_judged_window_with_its_coverage() -> None:
     (acc,) = measure(Triggers(accuracy=AccuracyTrigger(floor=0.8, min_samples=100)), counts())
     assert (acc.value, acc.samples, acc.op, acc.threshold) == (0.75, 200, ComparisonOp.LT, 0.8)
+    assert acc.coverage == 0.8
+    assert "200 of 250 rows labelled (coverage 0.8)" in acc.message
+    assert "2027-01-15T08:00:00+00:00" in acc.message
     (err,) = measure(Triggers(rmse=RmseTrigger(ceiling=1.0)), counts())
     assert err.value == pytest.approx(0.5)
     assert err.op is ComparisonOp.GT
 
 
-def test_extrapolated_correct_above_total_is_capped() -> None:
-    window = WindowCounts(feedback=100.2, feedback_correct=100.4)
-    (acc,) = measure(Triggers(accuracy=AccuracyTrigger(floor=0.5)), window)
-    assert acc.value == 1.0
+def test_a_window_not_judged_yet_has_no_value_and_says_so() -> None:
+    pending = {"label_coverage": 0.42, "expired_windows": 1.0, "estimated_accuracy": 0.9}
+    (acc,) = measure(Triggers(accuracy=AccuracyTrigger(floor=0.8)), WindowCounts(realized=pending))
+    assert (acc.value, acc.samples) == (None, 0)
+    assert "no window judged yet" in acc.message
+    assert "coverage 0.42" in acc.message
+    assert "1 window(s) expired" in acc.message
+    (none,) = measure(Triggers(accuracy=AccuracyTrigger(floor=0.8)), WindowCounts())
+    assert none.value is None
+    assert "needs spec.feedback" in none.message
+
+
+def test_estimated_accuracy_reads_cbpe_before_labels() -> None:
+    trigger = EstimatedAccuracyTrigger(floor=0.8, min_samples=100)
+    (est,) = measure(Triggers(estimated_accuracy=trigger), counts())
+    assert (est.name, est.value, est.samples, est.op) == (
+        "estimatedAccuracy", 0.7, 400, ComparisonOp.LT
+    )  # fmt: skip
+    assert "off realized accuracy by 0.02" in est.message
 
 
 def test_custom_reading_without_a_sample_has_no_value() -> None:
@@ -126,12 +156,17 @@ def test_assemble_adds_pods_counts_and_takes_one_reference_per_version() -> None
         feature_reference=[*ref, *ref, sample("2", "0", 1.0, feature="f")],
         prediction_bins=[sample("1", "a", float("nan"))],
         prediction_reference=[sample("1", "a", 1.0)],
-        feedback={"total": [sample("1", "", 4.0), sample("2", "", 1.0)]},
+        realized=[
+            Sample({"model_version": "1", "__name__": "mlops_realized_accuracy"}, 0.5),
+            Sample({"model_version": "1", "__name__": "mlops_unrelated"}, 9.0),
+            Sample({"model_version": "2", "__name__": "mlops_realized_accuracy"}, float("nan")),
+        ],
     )
     assert sorted(counted) == ["1", "2"]
     assert counted["1"].features["f"] == Histogram({"0": 6.0, "1": 2.0}, {"0": 0.5, "1": 0.5})
     assert counted["1"].predictions == Histogram({}, {"a": 1.0})
-    assert counted["1"].feedback == 4.0
+    assert counted["1"].realized == {"realized_accuracy": 0.5}
+    assert counted["2"].realized == {}
     assert counted["2"].features["f"] == Histogram({"0": 9.0}, {"0": 1.0})
     assert counted["2"].predictions is None
 

@@ -10,6 +10,7 @@ import pytest
 
 from mlops_operator.api.durations import parse_duration, promql_duration
 from mlops_operator.drift import promql
+from mlops_operator.realized import VERSION_GAUGES
 
 SCOPE = promql.Scope(model="iris", namespace="team-a", model_version="3")
 
@@ -27,11 +28,6 @@ def test_count_queries() -> None:
     assert promql.feature_bins(SCOPE, "5m") == (
         "sum by (model_version, feature, bin) (increase(mlops_feature_bin_total"
         '{model="iris",namespace="team-a",model_version="3"}[5m]))'
-    )
-    assert promql.feedback(SCOPE, "1h", "correct") == (
-        'sum by (model_version) (increase(mlops_feedback_correct_total{model="iris",'
-        'namespace="team-a",'
-        'model_version="3"}[1h]))'
     )
     assert "max_over_time(mlops_prediction_reference_proportion" in promql.prediction_reference(
         SCOPE, "5m"
@@ -51,11 +47,13 @@ def test_psi_query_floors_both_shares_at_the_documented_epsilon() -> None:
     assert "ln(" in query
 
 
-def test_accuracy_and_rmse_queries() -> None:
-    assert promql.accuracy(SCOPE, "5m").count("increase(") == 2
-    assert promql.rmse(SCOPE, "5m").startswith(
-        "sqrt(sum by (model_version) (increase(mlops_feedback_squared_error"
-    )
+def test_the_realized_query_reads_every_evaluator_gauge_as_it_stands() -> None:
+    query = promql.realized(SCOPE)
+    assert query.startswith('max by (__name__, model_version) ({model="iris",')
+    assert 'namespace="team-a",model_version="3",__name__=~"' in query
+    for name in VERSION_GAUGES.values():
+        assert name in query
+    assert "increase(" not in query
 
 
 def test_custom_query_gets_the_window() -> None:

@@ -105,3 +105,20 @@ def test_alert_only_policies_cannot_build_a_job() -> None:
     object.__setattr__(alert.spec, "retrain", None)
     with pytest.raises(ValueError, match="no `retrain` template"):
         build_retraining_job(alert, name="n", reason="r", values={})
+
+
+def test_logged_data_with_a_dataset_combines_both_so_nothing_is_forgotten() -> None:
+    retrain = policy().spec.retrain
+    assert retrain is not None
+    raw = retrain.template.model_dump(by_alias=True, exclude_none=True)
+    combined = policy(useLoggedData=True, loggedDataSample=0.25, template=raw)
+    manifest = build_retraining_job(combined, name="n", reason="r", values={})
+    assert manifest["spec"]["dataset"] == {
+        "sources": [
+            {"uri": "sklearn://iris", "format": "auto", "sample": 0.25},
+            {"fromPayloadLog": {"deployment": "iris", "window": "30m"}},
+        ]
+    }
+    job = TrainingJob.model_validate(manifest)
+    assert job.spec.dataset.sources is not None
+    assert [s.sample for s in job.spec.dataset.sources] == [0.25, 1.0]

@@ -34,18 +34,23 @@ def snapshot(metrics: ServingMetrics, at: datetime) -> Snapshot:
 
 def test_parse_keeps_only_the_drift_series(server_metrics: ServingMetrics) -> None:
     server_metrics.observe_request("predict", "ok", 0.001)
-    server_metrics.observe_feedback(10, correct=7)
-    series = parse_metrics(server_metrics.render().decode())
+    server_metrics.observe_labels("accepted", 10)
+    evaluator = (
+        "# TYPE mlops_realized_accuracy gauge\n"
+        'mlops_realized_accuracy{model="iris",model_version="1"} 0.7\n'
+        "# TYPE mlops_evaluation_duration_seconds gauge\n"
+        'mlops_evaluation_duration_seconds{model="iris"} 0.2\n'
+    )
+    series = parse_metrics(server_metrics.render().decode() + evaluator)
     assert {name for name, _ in series} == {
         "mlops_feature_bin_total",
         "mlops_feature_reference_proportion",
         "mlops_prediction_bin_total",
         "mlops_prediction_reference_proportion",
-        "mlops_feedback_total",
-        "mlops_feedback_correct_total",
+        "mlops_realized_accuracy",
     }
     labels = frozenset({("model", "iris"), ("model_version", "1")})
-    assert series[("mlops_feedback_correct_total", labels)] == 7.0
+    assert series[("mlops_realized_accuracy", labels)] == 0.7
 
 
 def test_window_psi_equals_direct_psi_of_the_values_sent_in_it(

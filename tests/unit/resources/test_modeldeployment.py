@@ -15,6 +15,7 @@ from mlops_operator.decisions.gates import merge_gates
 from mlops_operator.resources.common import ArtifactStorage
 from mlops_operator.resources.modeldeployment import (
     Forwarding,
+    grpc_port,
     service_monitor,
     serving_deployment,
     serving_selector,
@@ -43,10 +44,11 @@ def _mdep(**spec: Any) -> ModelDeployment:
     )  # fmt: skip
 
 
-def _deployment(traffic: bool = True, **spec: Any) -> dict[str, Any]:
+def _deployment(traffic: bool = True, grpc: int = 0, **spec: Any) -> dict[str, Any]:
     return serving_deployment(
         _mdep(**spec), version=3, model_version="iris-v3", artifact_uri="pvc://mlops-artifacts/m/k",
         replicas=2, traffic=traffic, image="mlops-operator/server:1", storage=ArtifactStorage(),
+        grpc_port=grpc,
     )  # fmt: skip
 
 
@@ -130,6 +132,32 @@ def test_the_champion_is_told_its_shares_and_the_deadline(monkeypatch: pytest.Mo
     )  # fmt: skip
     assert settings.timeout_ms == 250
     assert version_service_url(_mdep(), 3) == "http://iris-v3.team.svc.cluster.local:80"
+
+
+def test_the_grpc_port_reaches_the_server_the_pod_and_the_services(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The ModelDeployment's own port wins over the operator's default; 0 turns gRPC off.
+    assert grpc_port(_mdep(server={"grpcPort": 9100}), 9000) == 9100
+    assert grpc_port(_mdep(), 9000) == 9000
+    assert grpc_port(_mdep(server={"grpcPort": 0}), 9000) == 0
+    deployment = _deployment(grpc=9100)
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "grpc", "containerPort": 9100, "protocol": "TCP"} in container["ports"]
+    monkeypatch.setenv("MLOPS_MODEL_DIR", "/m")
+    monkeypatch.setenv("MLOPS_GRPC_PORT", _env(deployment)["MLOPS_GRPC_PORT"])
+    assert ServingSettings().grpc_port == 9100  # type: ignore[call-arg]
+    for service in (serving_service(_mdep(), 9100), version_service(_mdep(), 3, 9100)):
+        ports = {p["name"]: p for p in service["spec"]["ports"]}
+        assert ports["grpc"]["port"] == 9100
+        assert ports["grpc"]["targetPort"] == "grpc"
+        assert ports["grpc"]["appProtocol"] == "kubernetes.io/h2c"
+    off = _deployment(grpc=0)
+    assert [p["name"] for p in off["spec"]["template"]["spec"]["containers"][0]["ports"]] == [
+        "http"
+    ]
+    assert "MLOPS_GRPC_PORT" not in _env(off)
+    assert [p["name"] for p in serving_service(_mdep(), 0)["spec"]["ports"]] == ["http"]
 
 
 def _mv(name: str = "iris-v2") -> ModelVersion:

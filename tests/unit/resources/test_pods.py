@@ -130,7 +130,9 @@ def _main(manifest: dict[str, Any], container: str) -> tuple[dict[str, Any], dic
 def test_each_workload_takes_its_defaults_then_the_objects_overrides() -> None:
     overrides = {"nodeSelector": {"pool": "ml"}, "resources": {"requests": {"cpu": "2"}}}
     trainer, main = _main(
-        build_job(_training(podOverrides=overrides), STORAGE, "t:1", WORKLOAD_DEFAULTS["trainer"]),
+        build_job(
+            _training(podOverrides=overrides), STORAGE, "t:1", defaults=WORKLOAD_DEFAULTS["trainer"]
+        ),
         "trainer",
     )
     assert trainer["nodeSelector"] == {"pool": "ml"}
@@ -139,7 +141,7 @@ def test_each_workload_takes_its_defaults_then_the_objects_overrides() -> None:
     # The older spec.resources is the last layer.
     _, legacy = _main(
         build_job(_training(resources={"limits": {"cpu": "3"}}), STORAGE, "t:1",
-                  WORKLOAD_DEFAULTS["trainer"]),
+                  defaults=WORKLOAD_DEFAULTS["trainer"]),
         "trainer",
     )  # fmt: skip
     assert legacy["resources"]["limits"] == {"memory": "4Gi", "cpu": "3"}

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sklearn.datasets import load_diabetes, load_iris
@@ -22,6 +23,8 @@ from mlops_operator.modelcard import ModelCard
 from mlops_operator.serving.app import InferenceServer
 from mlops_operator.serving.loading import load_model
 from mlops_operator.serving.settings import ServingSettings
+from mlops_operator.trainer.run import train
+from mlops_operator.trainer.settings import TrainerSettings
 from tests.unit.serving.builders import export_model
 
 IRIS_FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
@@ -49,6 +52,37 @@ def trained_iris(models_root: Path) -> ModelDir:
          "--target", "target", "--estimator", "LogisticRegression", "--output", str(path)],
         check=True, capture_output=True, timeout=300,
     )  # fmt: skip
+    return ModelDir(path, ModelCard.model_validate_json((path / "model-card.json").read_text()))
+
+
+@pytest.fixture(scope="session")
+def trained_categorical(models_root: Path) -> ModelDir:
+    """The trainer's categorical export: one input per column, string (BYTES) ones included."""
+    rng = np.random.default_rng(0)
+    rows = 300
+    frame = pd.DataFrame(
+        {
+            "age": rng.integers(18, 80, rows).astype(float),
+            "income": rng.normal(50, 15, rows).round(2),
+            "plan": rng.choice(["basic", "plus", "pro"], rows),
+            "region": rng.choice(["north", "south", "east", "west"], rows),
+        }
+    )
+    score = (frame["income"] - 50) / 15 + (frame["plan"] == "pro") * 1.5 - frame["age"] / 60
+    frame["churned"] = np.where(score + rng.normal(0, 0.5, rows) > 0, "yes", "no")
+    csv = models_root / "customers.csv"
+    frame.to_csv(csv, index=False)
+    path = models_root / "trained-categorical"
+    train(
+        TrainerSettings(
+            dataset_uri=str(csv),
+            target="churned",
+            categorical=["plan", "region"],
+            estimator="LogisticRegression",
+            model_name="churn",
+            output_dir=path,
+        )
+    )
     return ModelDir(path, ModelCard.model_validate_json((path / "model-card.json").read_text()))
 
 

@@ -6,9 +6,10 @@ import asyncio
 
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sklearn.datasets import load_iris
 
-from mlops_operator.serving.batching import MicroBatcher
+from mlops_operator.serving.batching import OFFLOAD_ABOVE_SECONDS, MicroBatcher, one_row_seconds
 from mlops_operator.serving.loading import load_model
 from mlops_operator.serving.metrics import ServingMetrics
 from mlops_operator.serving.validation import Batch
@@ -31,8 +32,12 @@ async def test_queued_requests_merge_up_to_the_row_cap(iris_lr: ModelDir, offloa
     for start, size, outputs in zip(starts, sizes, results, strict=True):
         np.testing.assert_array_equal(outputs[0], expected[0][start : start + size])
         np.testing.assert_allclose(outputs[1], expected[1][start : start + size], rtol=1e-6)
-    batch_rows = metrics.registry.get_sample_value(
-        "mlops_batch_rows_count", {"model": model.name, "model_version": model.version}
+    scrape = text_string_to_metric_families(metrics.render().decode())
+    batch_rows = next(
+        s.value
+        for family in scrape
+        for s in family.samples
+        if s.name == "mlops_batch_rows_count" and s.labels["model_version"] == model.version
     )
     # 15 rows in requests of 1–3 under a cap of 5: at least 3 and far fewer than 8 calls.
     assert batch_rows is not None
@@ -47,3 +52,46 @@ async def test_a_lone_request_is_answered_without_waiting_for_company(iris_lr: M
     outputs = await asyncio.wait_for(batcher.predict(Batch({"X": row}, 1)), timeout=30)
     await batcher.stop()
     assert outputs[0].tolist() == [0]
+
+
+async def test_offload_is_decided_by_what_one_row_costs(
+    iris_lr: ModelDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = load_model(str(iris_lr.path), threads=1)
+    assert one_row_seconds(model) < OFFLOAD_ABOVE_SECONDS  # logistic regression: microseconds
+    cheap = MicroBatcher(model, ServingMetrics(model), max_rows=8, delay_seconds=0, offload=None)
+    cheap.start()
+    assert not cheap.offloaded
+    await cheap.stop()
+    monkeypatch.setattr(
+        "mlops_operator.serving.batching.one_row_seconds", lambda _: OFFLOAD_ABOVE_SECONDS * 2
+    )
+    costly = MicroBatcher(model, ServingMetrics(model), max_rows=8, delay_seconds=0, offload=None)
+    costly.start()
+    assert costly.offloaded
+    row = load_iris().data[:1].astype(np.float32)
+    outputs = await asyncio.wait_for(costly.predict(Batch({"X": row}, 1)), timeout=30)
+    await costly.stop()
+    assert outputs[0].tolist() == [0]
+
+
+@pytest.mark.parametrize("offload", [True, False])
+async def test_a_request_that_breaks_its_batch_fails_alone(
+    iris_lr: ModelDir, offload: bool
+) -> None:
+    model = load_model(str(iris_lr.path), threads=1)
+    batcher = MicroBatcher(
+        model, ServingMetrics(model), max_rows=64, delay_seconds=0, offload=offload
+    )
+    batcher.start()
+    rows = load_iris().data[:3].astype(np.float32)
+    # float64 where the model takes float32: the merged batch upcasts and onnxruntime refuses it.
+    broken = Batch({"X": rows[:1].astype(np.float64)}, 1)
+    good = [Batch({"X": rows[i : i + 1]}, 1) for i in range(3)]
+    results = await asyncio.gather(
+        *(batcher.predict(b) for b in [good[0], broken, *good[1:]]), return_exceptions=True
+    )
+    await batcher.stop()
+    assert isinstance(results[1], Exception)
+    expected = model.run({"X": rows})[0].tolist()
+    assert [r[0].tolist()[0] for r in (results[0], results[2], results[3])] == expected  # type: ignore[index]

@@ -1,10 +1,9 @@
-"""Prometheus metrics: drift counters give the PSI a direct computation gives; feedback; info.
+"""Prometheus metrics: drift counters give the PSI a direct computation gives; predictions; info.
 
 Aspects: per-feature bin counters plus reference gauges reproduce, through the
 PromQL formula of docs/serving.md, the PSI computed directly from the values
-sent; predictions are counted by class; feedback counts correct labels
-(classification) and squared error (regression), once per request id;
-the model-info gauge names version and sha256.
+sent; predictions are counted by class or regression bin; the model-info
+gauge names version and sha256. Labels and realized accuracy: test_labels.py.
 """
 
 from __future__ import annotations
@@ -105,52 +104,11 @@ async def _predict(running: Running, rows: list[Any]) -> dict[str, Any]:
     return body
 
 
-async def test_classification_feedback_counts_correct_labels(
-    serve: Serve, iris_lr: ModelDir
-) -> None:
-    running = await serve(iris_lr)
-    first = await _predict(running, iris_lr.card.parity.sample_inputs[:3])
-    second = await _predict(running, iris_lr.card.parity.sample_inputs[:1])
-    wrong = [("1" if label == "0" else "0") for label in first["labels"][:1]]
-    feedback = [
-        {"request_id": first["request_id"], "labels": [*wrong, *first["labels"][1:]]},
-        {"request_id": second["request_id"], "labels": [int(second["labels"][0])]},
-    ]
-    response = await running.client.post("/feedback", json=feedback)
-    assert response.status == 200, await response.text()
-    assert (await response.json())["accepted"] == 4
-    samples = await scrape(running)
-    assert samples["mlops_feedback_total"][0][1] == 4.0
-    assert samples["mlops_feedback_correct_total"][0][1] == 3.0
-    again = await running.client.post("/feedback", json=feedback[1])
-    assert again.status == 404
-    assert "unknown or already has feedback" in (await again.json())["error"]
-
-
-async def test_feedback_refusals(serve: Serve, iris_lr: ModelDir) -> None:
-    running = await serve(iris_lr)
-    predicted = await _predict(running, iris_lr.card.parity.sample_inputs[:2])
-    cases = [
-        ({"request_id": "nope", "labels": ["0"]}, 404, "request id 'nope' is unknown"),
-        ({"request_id": predicted["request_id"], "labels": ["0"]}, 400, "expected 2 labels"),
-        ({"request_id": predicted["request_id"]}, 400, 'exactly "request_id" and "labels"'),
-        ({"request_id": predicted["request_id"], "labels": [0.5, 1]}, 400, "strings or integers"),
-    ]
-    for body, status, message in cases:
-        response = await running.client.post("/feedback", json=body)
-        assert response.status == status
-        assert message in (await response.json())["error"]
-
-
-async def test_regression_feedback_sums_squared_error(
+async def test_regression_predictions_are_counted_by_reference_bin(
     serve: Serve, diabetes_regression: ModelDir
 ) -> None:
     running = await serve(diabetes_regression)
-    predicted = await _predict(running, diabetes_regression.card.parity.sample_inputs[:2])
-    truth = [p + 2.0 for p in predicted["predictions"]]
-    body = {"request_id": predicted["request_id"], "labels": truth}
-    assert (await running.client.post("/feedback", json=body)).status == 200
+    await _predict(running, diabetes_regression.card.parity.sample_inputs[:2])
     samples = await scrape(running)
-    assert samples["mlops_feedback_squared_error_total"][0][1] == pytest.approx(8.0, rel=1e-5)
     bins = samples["mlops_prediction_bin_total"]
     assert sum(v for _, v in bins) == 2.0

@@ -100,7 +100,11 @@ async def test_feedback_joins_the_logged_requests_into_a_training_dataset(
     from mlops_operator.trainer.payloadlog_uri import payload_log_dataset_uri
 
     running = await serve(
-        iris_lr, payload_log_uri=str(tmp_path), payload_log_sample_rate=1.0, model_version="1"
+        iris_lr,
+        payload_log_uri=str(tmp_path),
+        payload_log_sample_rate=1.0,
+        model_version="1",
+        labels_uri=str(tmp_path.parent / f"{tmp_path.name}-labels"),
     )
     rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
     ids = []
@@ -128,7 +132,11 @@ async def test_sampling_follows_the_request_id_so_feedback_matches_its_request(
     serve: Serve, iris_lr: ModelDir, tmp_path: Path
 ) -> None:
     running = await serve(
-        iris_lr, payload_log_uri=str(tmp_path), payload_log_sample_rate=0.5, model_version="1"
+        iris_lr,
+        payload_log_uri=str(tmp_path),
+        payload_log_sample_rate=0.5,
+        model_version="1",
+        labels_uri=str(tmp_path.parent / f"{tmp_path.name}-labels"),
     )
     ids = []
     for _ in range(40):

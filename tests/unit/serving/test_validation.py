@@ -36,7 +36,8 @@ def v2(data: Any, *, shape: Any = (1, 4), datatype: Any = "FP32", name: Any = "X
 
 PREDICT_CASES = [
     ([ROW], 400, "expected a JSON object"),
-    ({"instances": [ROW]}, 400, 'expected exactly one key "rows"'),
+    ({"rows": [ROW], "instances": [ROW]}, 400, "expected exactly one of ['rows', 'instances']"),
+    ({"inputs": [ROW]}, 400, "expected exactly one of ['rows', 'instances']"),
     ({"rows": []}, 400, "non-empty list of rows"),
     ({"rows": ROW}, 400, "row 0 is a number; expected a list of 4 values"),
     ({"rows": [ROW[:3]]}, 400, "row 0 has 3 values; expected 4"),

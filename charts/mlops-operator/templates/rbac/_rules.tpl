@@ -1,6 +1,7 @@
 {{/*
 The operator's permissions, in one place: every rule names the controller that needs it.
-No wildcards, no Secrets. tests/unit/chart and tests/integration/chart check both.
+No wildcards; Secrets may only be created (never read). tests/unit/chart and
+tests/integration/chart check both.
 */}}
 
 {{/* Namespaced objects: granted cluster-wide (scope Cluster) or per watched namespace (Namespaced). */}}
@@ -36,6 +37,11 @@ No wildcards, no Secrets. tests/unit/chart and tests/integration/chart check bot
 - apiGroups: [""]
   resources: [services]
   verbs: [get, list, watch, create, patch, delete]
+# ModelDeployment.spec.feedback: the Secret with the key that signs request ids, created
+# once with random bytes; the operator never reads it back (the serving pods mount it).
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [create]
 # The artifact PVC: created when missing, never deleted (it outlives TrainingJobs).
 - apiGroups: [""]
   resources: [persistentvolumeclaims]

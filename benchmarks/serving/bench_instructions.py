@@ -1,0 +1,167 @@
+"""Instructions per request, from valgrind's callgrind: a figure load on the machine cannot move.
+
+Wall-clock figures on a shared 2-core machine swing with whatever else runs; an instruction
+count does not. Each server runs under ``valgrind --tool=callgrind`` twice, answering
+``--few`` then ``--many`` sequential keep-alive requests (one client, one connection), and
+the difference of the two totals divided by the difference of the counts is what one
+request costs: start-up, imports and model loading cancel out. The floor
+(``floor_server.py``) is measured the same way, so the printed ratio is the per-request
+overhead of validation, metrics, drift counters and batching over the bare minimum.
+``--profile DIR`` keeps the callgrind files (``callgrind_annotate`` reads them).
+
+Needs valgrind (``apt-get install valgrind``; installed here when missing and run as root).
+
+Run: ``.venv/bin/python benchmarks/serving/bench_instructions.py [--few 200 --many 1200]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from bench_self import free_port
+from tools import ensure_debian_package
+
+from mlops_operator.trainer.run import train
+from mlops_operator.trainer.settings import TrainerSettings
+
+SERVER_START = 600.0
+
+
+def keepalive_requests(
+    port: int, path: str, body: bytes, headers: dict[str, str], count: int
+) -> None:
+    """``count`` sequential requests on one connection; every answer must be a 200."""
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\n{head}Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    with socket.create_connection(("127.0.0.1", port), timeout=120) as sock:
+        reader = sock.makefile("rb")
+        for _ in range(count):
+            sock.sendall(request)
+            status = reader.readline()
+            if b" 200 " not in status:
+                raise RuntimeError(f"{path} answered {status!r}")
+            length = 0
+            while (line := reader.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            reader.read(length)
+
+
+def instructions(
+    command: list[str], port: int, send: int, out: Path, load: dict[str, object]
+) -> int:
+    """Total instructions of the server under callgrind after ``send`` requests."""
+    process = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *command],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + SERVER_START
+    while True:
+        try:
+            keepalive_requests(port, **load, count=1)  # type: ignore[arg-type]
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"server did not start: {process.stderr.read() if process.stderr else ''}"
+                ) from None
+            time.sleep(0.5)
+    keepalive_requests(port, **load, count=send)  # type: ignore[arg-type]
+    os.killpg(process.pid, signal.SIGTERM)
+    _, stderr = process.communicate(timeout=SERVER_START)
+    totals = [int(m.replace(",", "")) for m in re.findall(r"Collected : ([\d,]+)", stderr)]
+    if not totals:
+        raise RuntimeError(f"no callgrind total: {stderr[-2000:]}")
+    return sum(totals)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--few", type=int, default=200)
+    parser.add_argument("--many", type=int, default=1200)
+    parser.add_argument("--profile", type=Path, help="keep the callgrind files here")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="also measure the server of another checkout (its operator/ on PYTHONPATH), e.g. "
+        "`git archive main operator | tar -x -C /tmp/main` to show what a change saves",
+    )
+    parser.add_argument("--only-v2", action="store_true", help="skip the /predict row")
+    args = parser.parse_args()
+    ensure_debian_package("valgrind", "valgrind")
+    with tempfile.TemporaryDirectory() as root:
+        model_dir = Path(root) / "iris"
+        train(TrainerSettings(dataset_uri="sklearn://iris", target="target",
+                              estimator="LogisticRegression", model_name="iris", output_dir=model_dir))  # fmt: skip
+        row = [5.1, 3.5, 1.4, 0.2]
+        v2 = json.dumps(
+            {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": row}]}
+        ).encode()
+        json_headers = {"Content-Type": "application/json"}
+        python = sys.executable
+        servers = {
+            "floor (aiohttp + onnxruntime)": (
+                lambda port: [python, str(HERE / "floor_server.py"), "--model-dir", str(model_dir),
+                              "--name", "iris", "--port", str(port)],
+                {"path": "/v2/models/iris/infer", "body": v2, "headers": json_headers},
+            ),
+            "mlops serve, V2 JSON": (
+                lambda port: [python, "-m", "mlops_operator.cli", "serve", "--model-dir", str(model_dir),
+                              "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+                              "--log-level", "WARNING"],
+                {"path": "/v2/models/iris/infer", "body": v2, "headers": json_headers},
+            ),
+            "mlops serve, /predict": (
+                lambda port: [python, "-m", "mlops_operator.cli", "serve", "--model-dir", str(model_dir),
+                              "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+                              "--log-level", "WARNING"],
+                {"path": "/predict", "body": json.dumps({"rows": [row]}).encode(), "headers": json_headers},
+            ),
+        }  # fmt: skip
+        if args.only_v2:
+            del servers["mlops serve, /predict"]
+        if args.baseline is not None:
+            source = str(args.baseline.resolve() / "operator")
+            servers["mlops serve, V2 JSON, baseline"] = (
+                lambda port: ["env", f"PYTHONPATH={source}", "PYTHONDONTWRITEBYTECODE=1",
+                              *servers["mlops serve, V2 JSON"][0](port)],
+                servers["mlops serve, V2 JSON"][1],
+            )  # fmt: skip
+        print(f"# {time.strftime('%Y-%m-%d %H:%M')} instructions per request (callgrind), "
+              f"{args.many - args.few} requests' difference; load average {os.getloadavg()}")  # fmt: skip
+        print("| server | instructions per request | ratio to the floor |")
+        print("|---|---:|---:|")
+        floor = None
+        for label, (command, load) in servers.items():
+            counts = []
+            for send in (args.few, args.many):
+                port = free_port()
+                folder = args.profile or Path(root)
+                folder.mkdir(parents=True, exist_ok=True)
+                slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+                out = folder / f"callgrind.{slug}.{send}"
+                counts.append(instructions(command(port), port, send, out, load))
+            per_request = (counts[1] - counts[0]) / (args.many - args.few)
+            floor = floor or per_request
+            print(f"| {label} | {per_request:,.0f} | {per_request / floor:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
