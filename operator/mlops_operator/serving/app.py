@@ -426,7 +426,9 @@ class InferenceServer:
 
     async def _forward(self, request: web.Request, raw: bytes) -> web.Response | None:
         assert self.canary is not None
-        forwarded = await self.canary.forward(request.path, raw, request.headers)
+        # Half the deadline for the canary: a slow one leaves time to answer here.
+        within = self._deadline / 2 if self._deadline else None
+        forwarded = await self.canary.forward(request.path, raw, request.headers, within=within)
         if forwarded is not None and self.draining:
             forwarded.force_close()
         return forwarded

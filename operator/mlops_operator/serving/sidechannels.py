@@ -10,8 +10,9 @@ answers a configured share of requests by passing them to the canary's Service
 and returning its answer, so ``weight: 10`` means 10 % of requests whatever the
 pods of each version (the Service alone can only split by pods). The share is
 exact: `TrafficShare` picks every n-th request deterministically, not by chance.
-A canary that cannot be reached is not the client's problem: the champion then
-answers itself, and the failure is counted.
+A canary that cannot be reached, or does not answer within half the request's
+deadline, is not the client's problem: the champion then answers itself, and the
+failure is counted (the canary's own metrics show its latency to the analysis).
 
 The payload log holds two kinds of JSON lines, joined later by ``request_id``
 (``mlops_operator.trainer.payloadlog`` reads them as a training dataset):
@@ -258,22 +259,27 @@ class CanaryForwarder:
         return self._session is not None and self._share.take()
 
     async def forward(
-        self, path: str, body: bytes, headers: Mapping[str, str]
+        self, path: str, body: bytes, headers: Mapping[str, str], *, within: float | None
     ) -> web.Response | None:
-        """The canary's answer to the request, or None when it could not be had.
-
-        The request's own deadline (``timeout_ms``) bounds the wait; `_FORWARD_TIMEOUT`
-        bounds it when the server has none.
-        """
+        """The canary's answer to the request, or None when it could not be had `within`
+        seconds (`_FORWARD_TIMEOUT` when None): the caller then answers itself."""
         assert self._session is not None
         sent = {k: headers[k] for k in _FORWARDED_REQUEST_HEADERS if k in headers}
         try:
-            async with self._session.post(self._base_url + path, data=body, headers=sent) as answer:
-                data = await answer.read()
-                kept = {
-                    k: answer.headers[k] for k in _FORWARDED_ANSWER_HEADERS if k in answer.headers
-                }
-        except (aiohttp.ClientError, TimeoutError):
+            async with asyncio.timeout(within):
+                async with self._session.post(
+                    self._base_url + path, data=body, headers=sent
+                ) as answer:
+                    data = await answer.read()
+                    kept = {
+                        k: answer.headers[k]
+                        for k in _FORWARDED_ANSWER_HEADERS
+                        if k in answer.headers
+                    }
+        except TimeoutError:
+            self._metrics.observe_side_channel("canary", "timeout")
+            return None
+        except aiohttp.ClientError:
             self._metrics.observe_side_channel("canary", "failed")
             return None
         self._metrics.observe_side_channel("canary", "forwarded")

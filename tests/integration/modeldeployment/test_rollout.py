@@ -30,9 +30,6 @@ CANARY = {
     "spec": {
         "modelName": "iris",
         "replicas": 2,
-        # The slow copy takes seconds a request on a loaded machine: the deadline is not what
-        # this scenario is about (the analysis is), and no caller may see a failure.
-        "server": {"timeoutMs": 120000},
         "rollout": {
             "strategy": "Canary",
             "canary": {"steps": [{"weight": w, "pause": "6s"} for w in (10, 50, 100)]},
