@@ -26,6 +26,9 @@ __all__ = [
     "DATASET_MOUNT_ROOT",
     "DATASET_VOLUME",
     "ENV_PREFIX",
+    "EXIT_ARTIFACT_REFUSED",
+    "LABELS_MOUNT",
+    "PAYLOAD_LOG_MOUNT",
     "RESERVED_MOUNTS",
     "RESERVED_VOLUMES",
     "SCRATCH_MOUNT",
@@ -53,8 +56,15 @@ ARTIFACT_MOUNT = "/var/lib/mlops/artifacts"
 DATASET_VOLUME = "dataset"
 DATASET_MOUNT_ROOT = "/var/lib/mlops/datasets"
 """A TrainingJob's ``dataset.pvc`` claim is mounted at ``<root>/<claim>``."""
+PAYLOAD_LOG_MOUNT = "/var/lib/mlops/payload-log"
+"""Where a serving pod sees its deployment's payload-log folder, apart from the (read-only) store."""
+LABELS_MOUNT = "/var/lib/mlops/labels"
+"""Where a serving pod sees its deployment's label logs, apart from the (read-only) store."""
 TRAINER_OUTPUT_DIR = f"{SCRATCH_MOUNT}/model"
 TERMINATION_MESSAGE_PATH = "/dev/termination-log"
+EXIT_ARTIFACT_REFUSED = 3
+"""The server's exit code when it refuses its artifact (the operator reads it from the pod,
+the reason from `TERMINATION_MESSAGE_PATH`)."""
 
 RESERVED_VOLUMES = (SCRATCH_VOLUME, ARTIFACT_VOLUME, DATASET_VOLUME)
 RESERVED_MOUNTS = (SCRATCH_MOUNT, "/var/lib/mlops")

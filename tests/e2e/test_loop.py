@@ -23,7 +23,8 @@ import pytest
 from mlops_operator.demo.report import accuracy_between, summarize, write_report
 from tests.e2e.conftest import ClosedLoop
 
-pytestmark = pytest.mark.timeout(600)
+# One worker runs the session's closed loop once for every test that looks at it.
+pytestmark = [pytest.mark.timeout(600), pytest.mark.xdist_group("closed-loop")]
 
 
 def test_the_loop_closes(closed_loop: ClosedLoop, tmp_path: Path) -> None:

@@ -28,6 +28,8 @@ from mlops_operator.podcontract import (
     ARTIFACT_MOUNT,
     DATASET_MOUNT_ROOT,
     ENV_PREFIX,
+    LABELS_MOUNT,
+    PAYLOAD_LOG_MOUNT,
     SCRATCH_MOUNT,
     TERMINATION_MESSAGE_PATH,
     WORKLOADS,
@@ -86,7 +88,7 @@ def _server() -> dict[str, Any]:
          "spec": {"modelName": "iris", "payloadLogging": {"enabled": True}}}
     )  # fmt: skip
     return serving_deployment(
-        mdep, version=1, model_version="iris-v1", artifact_uri="pvc://mlops-artifacts/m/k",
+        mdep, version=1, model_version="iris-v1", artifact_uri="pvc://mlops-artifacts/m/k", artifact_sha256="0" * 64,
         replicas=1, traffic=True, image="s:1", storage=STORAGE,
         mirror=Forwarding("http://iris-v2.ml.svc.cluster.local:80", 50),
         canary=Forwarding("http://iris-v3.ml.svc.cluster.local:80", 10),
@@ -127,7 +129,7 @@ def test_every_pod_speaks_its_programs_language(
             field = name.removeprefix(ENV_PREFIX).lower()
             assert dumped[field] is not None, name
     mounts = [m["mountPath"] for m in container["volumeMounts"]]
-    allowed = (SCRATCH_MOUNT, ARTIFACT_MOUNT, DATASET_MOUNT_ROOT)
+    allowed = (SCRATCH_MOUNT, ARTIFACT_MOUNT, DATASET_MOUNT_ROOT, PAYLOAD_LOG_MOUNT, LABELS_MOUNT)
     assert all(any(m == a or m.startswith(f"{a}/") for a in allowed) for m in mounts), mounts
     assert container.get("terminationMessagePath", TERMINATION_MESSAGE_PATH) == (
         TERMINATION_MESSAGE_PATH

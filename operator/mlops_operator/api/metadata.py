@@ -30,9 +30,11 @@ __all__ = [
     "MODEL_LABEL",
     "MODEL_VERSION_LABEL",
     "PART_OF_LABEL",
+    "REJECTED_BY_ANNOTATION",
     "REQUESTED_BY_ANNOTATION",
     "RETRAIN_REASON_ANNOTATION",
     "RETRAIN_VALUES_ANNOTATION",
+    "REVOKED_BY_ANNOTATION",
     "SCRAPE_ANNOTATION",
     "SCRAPE_PATH_ANNOTATION",
     "SCRAPE_PORT_ANNOTATION",
@@ -82,6 +84,8 @@ RETRAIN_REASON_ANNOTATION = "mlops.dev/retrain-reason"
 RETRAIN_VALUES_ANNOTATION = "mlops.dev/retrain-values"
 REQUESTED_BY_ANNOTATION = "mlops.dev/requested-by"
 APPROVED_BY_ANNOTATION = "mlops.dev/approved-by"
+REJECTED_BY_ANNOTATION = "mlops.dev/rejected-by"
+REVOKED_BY_ANNOTATION = "mlops.dev/revoked-by"
 SCRAPE_ANNOTATION = "prometheus.io/scrape"
 SCRAPE_PORT_ANNOTATION = "prometheus.io/port"
 SCRAPE_PATH_ANNOTATION = "prometheus.io/path"
@@ -185,13 +189,27 @@ CATALOGUE: tuple[MetadataKey, ...] = (
         REQUESTED_BY_ANNOTATION,
         "annotation",
         "ModelDeployments (set by `mlops rollback`/`promote`)",
-        "who asked for the current spec; recorded as the actor of a manual rollback",
+        "the user who changed the served version by hand (verb `promote` or `rollback`,"
+        " admission-checked to be the requester); the actor of a manual rollback",
     ),
     MetadataKey(
         APPROVED_BY_ANNOTATION,
         "annotation",
         "ModelVersions (set by `mlops approve`)",
-        "who approved a version held by `requireApproval`",
+        "the user who approved a version held by `requireApproval` (verb `approve`,"
+        " admission-checked to be the requester)",
+    ),
+    MetadataKey(
+        REJECTED_BY_ANNOTATION,
+        "annotation",
+        "ModelVersions (set by `mlops reject`)",
+        "the user who rejected the version for good (verb `reject`)",
+    ),
+    MetadataKey(
+        REVOKED_BY_ANNOTATION,
+        "annotation",
+        "ModelVersions",
+        "the user who withdrew an approval, set when `approved-by` is removed (verb `approve`)",
     ),
     MetadataKey(SCRAPE_ANNOTATION, "annotation", "serving pods", "`true`: Prometheus scrapes it"),
     MetadataKey(SCRAPE_PORT_ANNOTATION, "annotation", "serving pods", "the metrics port"),

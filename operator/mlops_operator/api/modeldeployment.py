@@ -54,6 +54,7 @@ __all__ = [
     "RollbackFloors",
     "Rollout",
     "RolloutStrategy",
+    "SecretKeyRef",
     "ServerSettings",
     "ServiceMonitorSettings",
     "ShadowSettings",
@@ -296,6 +297,19 @@ class PayloadLogging(CamelModel):
     )
 
 
+class SecretKeyRef(CamelModel):
+    """One key of a Secret in the ModelDeployment's namespace."""
+
+    name: ObjectName = Field(description="Name of the Secret.")
+    key: str = Field(
+        default="token",
+        min_length=1,
+        max_length=253,
+        pattern=r"^[-._a-zA-Z0-9]+$",
+        description="Key in the Secret's data.",
+    )
+
+
 class Feedback(CamelModel):
     """Ground truth: labels posted to `/feedback`, joined with the predictions they are for.
 
@@ -346,6 +360,13 @@ class Feedback(CamelModel):
         default="24h",
         description="How long labels may take: a window still short of labels this long after"
         " it ended is counted as expired, never judged.",
+    )
+    token_secret: SecretKeyRef | None = Field(
+        default=None,
+        description="Require `Authorization: Bearer <token>` on `/feedback`, the token being"
+        " this Secret key (you create the Secret; the serving pods read it, the operator"
+        " never does). Absent: anyone who reaches the Service may post labels (labels steer"
+        " realized accuracy, rollbacks and retraining).",
     )
 
 

@@ -38,18 +38,19 @@ async def _served(context: OperatorContext) -> bool:
 
 async def route_traffic(
     context: OperatorContext, mdep: ModelDeployment, weights: Mapping[int, int], *, split: bool
-) -> bool:
-    """Keep `mdep`'s HTTPRoute at `weights`; whether a mesh applies them.
+) -> tuple[bool, str | None]:
+    """Keep `mdep`'s HTTPRoute at `weights`; whether a mesh applies them, and a name conflict.
 
     `split`: whether the weights split requests now (a canary), the only time the
-    route's acceptance is read.
+    route's acceptance is read. A route of that name that `mdep` does not control is left
+    alone and never read as applying the weights (the conflict says why).
     """
     if not weights or not await _served(context):
-        return False
+        return False, None
     try:
-        await children.apply(context, http_route(mdep, weights), exists=True)
-        if not split:
-            return False
+        conflict = await children.apply(context, http_route(mdep, weights), exists=True)
+        if conflict is not None or not split:
+            return False, conflict
         route = await context.kube.get(GATEWAY_API, HTTP_ROUTE, mdep.name, mdep.namespace)
     except ApiError as error:
         logger.warning(
@@ -59,5 +60,5 @@ async def route_traffic(
             error,
         )
         context.apis.put(GATEWAY_API, False)
-        return False
-    return accepted(route, mdep)
+        return False, None
+    return accepted(route, mdep), None

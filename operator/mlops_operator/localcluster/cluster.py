@@ -7,6 +7,7 @@ missing ones are started in dependency order, each waited on until healthy.
 
 from __future__ import annotations
 
+import fcntl
 import shlex
 import shutil
 import ssl
@@ -15,7 +16,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +25,9 @@ from mlops_operator.localcluster import (
     addons,
     binaries,
     diskimages,
+    images,
     network,
+    objectstore,
     pki,
     prerequisites,
 )
@@ -53,6 +57,8 @@ class _Component:
     timeout: float
     # Writes the component's configuration files before it starts.
     configure: Callable[[ClusterLayout, Ports], None] | None = None
+    # Its environment, when it needs more than ours (secrets kept off its command line).
+    env: Callable[[ClusterLayout], dict[str, str]] | None = None
 
 
 def _kube(binary: str, build: Callable[[Path, ClusterLayout, Ports], list[str]]) -> CommandBuilder:
@@ -127,7 +133,19 @@ _NODE = (
     ),
 )
 
-_COMPONENTS = _CONTROL_PLANE + _NODE
+# Started on request (`up(object_store=True)`), after the node: it listens on the bridge.
+_OBJECT_STORE = _Component(
+    "object-store",
+    lambda layout, _ports: objectstore.command(
+        binaries.OBJECT_STORE.path("versitygw"), layout.root
+    ),
+    lambda _ports: objectstore.health_url(),
+    60,
+    lambda layout, _ports: objectstore.prepare(layout.root),
+    lambda layout: objectstore.server_env(layout.root),
+)
+
+_COMPONENTS = _CONTROL_PLANE + _NODE + (_OBJECT_STORE,)
 
 
 @dataclass(frozen=True)
@@ -266,7 +284,8 @@ class LocalCluster:
                 _progress(f"starting {component.name}")
                 if component.configure:
                     component.configure(self.layout, ports)
-                process.start(component.command(self.layout, ports))
+                env = component.env(self.layout) if component.env else None
+                process.start(component.command(self.layout, ports), env=env)
             self._wait_healthy(component, ports)
 
     def _bootstrap(self) -> None:
@@ -290,10 +309,30 @@ class LocalCluster:
         if proc.returncode != 0:
             raise RuntimeError(f"bootstrap objects were refused: {proc.stderr.strip()}")
 
-    def up(self) -> Ports:
-        """Start whatever is not running; return once every component is healthy."""
-        binaries.ensure_binaries()
-        prerequisites.ensure_packages()
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        # `up` and `down` of one cluster take turns: parallel test workers each bring
+        # the shared cluster up, and two at once would both start an etcd and allocate
+        # ports of their own. The lock is released with its descriptor, even on a crash.
+        self.layout.root.mkdir(parents=True, exist_ok=True)
+        with (self.layout.root / "lifecycle.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def up(self, *, object_store: bool = False) -> Ports:
+        """Start whatever is not running; return once every component is healthy.
+
+        With `object_store` (and a node), the S3 object store too (`objectstore`).
+        """
+        if object_store and not self._with_node:
+            raise ValueError("the object store listens on the node's bridge: it needs the node")
+        with self._exclusive():
+            extra = (binaries.OBJECT_STORE,) if object_store else ()
+            binaries.ensure_binaries((*binaries.DEFAULT_COMPONENTS, *extra))
+            prerequisites.ensure_packages()
+            return self._up(object_store=object_store)
+
+    def _up(self, *, object_store: bool) -> Ports:
         started = time.monotonic()
         ports = self.layout.load_ports()
         if ports is None or not self.is_running():
@@ -308,6 +347,8 @@ class LocalCluster:
             self._claim_node()
             self._bootstrap()
             self._start(_NODE, ports)
+            if object_store:
+                self._start((_OBJECT_STORE,), ports)
         _progress(
             f"ready in {time.monotonic() - started:.1f}s; kubeconfig: {self.layout.admin_kubeconfig}"
         )
@@ -315,15 +356,20 @@ class LocalCluster:
 
     def down(self) -> list[str]:
         """Stop every component (reverse order); return the names of those stopped."""
+        with self._exclusive():
+            return self._down()
+
+    def _down(self) -> list[str]:
         # The node gets the longest grace: it stops its pods' processes first.
         stopped = [
             c.name
-            for c in reversed(self._components)
+            for c in reversed(self._components + ((_OBJECT_STORE,) if self._with_node else ()))
             if self._process(c.name).stop(grace_seconds=30 if c.name == "local-node" else 10)
         ]
         if self._with_node and _owner_is(self.layout.root):
             network.remove_bridge()
             _node_owner_file().unlink(missing_ok=True)
+            images.release_built_images()
         self._discard_data()
         return stopped
 
@@ -335,6 +381,7 @@ class LocalCluster:
             self.layout.etcd_data,
             self.layout.prometheus_data,
             self.layout.data_root,
+            objectstore.data_dir(self.layout.root),
         ):
             shutil.rmtree(throwaway, ignore_errors=True)
 
@@ -342,21 +389,33 @@ class LocalCluster:
         """Each component's PID (if running) and health."""
         ports = self.layout.load_ports()
         result = []
-        for component in self._components:
+        # The object store is reported once started (a cluster without it is healthy).
+        running_optional = tuple(
+            c for c in (_OBJECT_STORE,) if self._with_node and self._process(c.name).pid()
+        )
+        for component in self._components + running_optional:
             pid = self._process(component.name).pid()
             healthy = bool(pid and ports and self._healthy(component.health_url(ports)))
             result.append(ComponentStatus(component.name, pid, healthy))
         return result
 
+    def object_store(self) -> objectstore.ObjectStore | None:
+        """The object store's address and credentials while it runs, else None."""
+        if self._process(_OBJECT_STORE.name).pid() is None:
+            return None
+        return objectstore.credentials(self.layout.root)
+
     def env(self) -> dict[str, str]:
-        """The variables that point a shell at this cluster."""
+        """The variables that point a shell at this cluster (and at its object store, if up)."""
         ports = self.layout.load_ports()
         prometheus = f"http://127.0.0.1:{ports.prometheus}" if ports else ""
+        store = self.object_store()
         return {
             "KUBECONFIG": str(self.layout.admin_kubeconfig),
             "PROMETHEUS_URL": prometheus,
             "MLOPS_CLUSTER_DIR": str(self.layout.root),
             "PATH": f"{binaries.KUBERNETES.directory}:$PATH",
+            **(store.env() | {"MLOPS_OBJECT_STORE_URI": store.uri} if store else {}),
         }
 
     def env_script(self) -> str:

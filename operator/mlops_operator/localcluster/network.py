@@ -17,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import ipaddress
 import json
+import shutil
 import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -30,6 +31,7 @@ __all__ = [
     "PodNetwork",
     "ensure_bridge",
     "remove_bridge",
+    "remove_pod_namespaces",
 ]
 
 BRIDGE = "mlops0"
@@ -74,17 +76,24 @@ def ensure_bridge() -> None:
     )
 
 
-def remove_bridge() -> None:
-    """Remove the namespaces of the bridge's pods, the bridge and the rules.
+def remove_pod_namespaces() -> None:
+    """Remove the namespaces of the bridge's pods, with their files under /etc/netns.
 
-    Namespace names are machine-wide while the bridge is not: only the pods whose
-    host-side veth sits in this network namespace are ours (another cluster, started
-    in a namespace of its own, keeps its pods).
+    Namespace names (and /etc/netns) are machine-wide while the bridge is not: only the
+    pods whose host-side veth sits in this network namespace are ours. Another cluster,
+    started in a namespace of its own, keeps its pods running.
     """
     for line in _ip("-o", "link", "show", "type", "veth").stdout.splitlines():
         veth = line.split(":", 2)[1].strip().split("@", 1)[0]
         if veth.startswith("vm"):
-            _ip("netns", "delete", f"{_NETNS_PREFIX}{veth[2:]}", check=False)
+            netns = f"{_NETNS_PREFIX}{veth[2:]}"
+            _ip("netns", "delete", netns, check=False)
+            shutil.rmtree(Path("/etc/netns") / netns, ignore_errors=True)
+
+
+def remove_bridge() -> None:
+    """Remove the namespaces of the bridge's pods, the bridge and the rules."""
+    remove_pod_namespaces()
     _ip("link", "delete", BRIDGE, check=False)
     subprocess.run(["nft", "delete", "table", "inet", _NFT_TABLE], capture_output=True, check=False)
 

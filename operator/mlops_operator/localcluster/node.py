@@ -24,7 +24,6 @@ import re
 import shutil
 import signal
 import stat
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -469,17 +468,6 @@ def _label_name(key: str) -> str:
     return re.sub(r"[^a-zA-Z0-9_]", "_", key)
 
 
-def _clean_stale_namespaces() -> None:
-    # Pods of a previous run of this node have no processes left: start them afresh.
-    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
-    for line in listing.stdout.splitlines():
-        name = line.split()[0] if line.split() else ""
-        if name.startswith("mlops-"):
-            subprocess.run(["ip", "netns", "delete", name], check=False)
-    for leftover in Path("/etc/netns").glob("mlops-*"):
-        shutil.rmtree(leftover, ignore_errors=True)
-
-
 async def _serve(args: argparse.Namespace) -> None:
     pki = Path(args.pki)
     server = f"https://127.0.0.1:{args.apiserver_port}"
@@ -549,7 +537,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     Path(args.data_root).mkdir(parents=True, exist_ok=True)
-    _clean_stale_namespaces()
+    # Pods of a previous run of this node have no processes left: start them afresh. Only
+    # this node's: every `mlops-*` namespace on the machine took other clusters' pods too.
+    network.remove_pod_namespaces()
     asyncio.run(_serve(args))
 
 

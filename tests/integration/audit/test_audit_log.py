@@ -90,7 +90,16 @@ def test_promotion_and_rollback_reach_the_audit_log_once_in_order(
     assert _metric(operator, "mlops_promotions_total", **labels) == 1
     assert _metric(operator, "mlops_rollbacks_total", reason="RolledBack",
                    **labels) == 1  # fmt: skip
-    # Later ticks hand nothing new to a Job: the file stays as it is.
-    mdep = get_json(kubeconfig, "-n", ns, "mdep", MDEP)
-    assert mdep["metadata"]["annotations"]["mlops.dev/audited"] == entries[-1]["id"]
+    # Later ticks hand nothing new to a Job: the file stays as it is. The operator moves
+    # the annotation after it created the Job, in a request of its own: wait for it.
+    wait_for(
+        lambda: (
+            get_json(kubeconfig, "-n", ns, "mdep", MDEP)["metadata"]["annotations"].get(
+                "mlops.dev/audited"
+            )
+            == entries[-1]["id"]
+        ),
+        timeout=30,
+        what="the audited annotation to name the rollback",
+    )
     assert _logged(log) == expected

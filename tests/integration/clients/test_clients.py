@@ -33,6 +33,10 @@ from tests.unit.serving.conftest import ModelDir
 
 HERE = Path(__file__).resolve().parent
 
+# One worker makes the module's clients venv (created in a shared cache when missing: two
+# workers creating it at once would race) and its trained models once.
+pytestmark = pytest.mark.xdist_group("competitor-clients")
+
 
 def _free_port() -> int:
     import socket

@@ -48,6 +48,17 @@ spec:
 """
 
 
+def _widget(namespace: str, name: str, size: int) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "test.mlops.dev/v1",
+            "kind": "Widget",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"size": size},
+        }
+    )
+
+
 def test_crd_lifecycle(kubeconfig: Path, namespace: str) -> None:
     kubectl(kubeconfig, "apply", "-f", "-", stdin=WIDGET_CRD)
     kubectl(
@@ -57,6 +68,10 @@ def test_crd_lifecycle(kubeconfig: Path, namespace: str) -> None:
         "crd/widgets.test.mlops.dev",
         "--timeout=60s",
     )
+    # The watch lists first (w0 comes as ADDED) and then watches from the list's
+    # resourceVersion, so nothing created after that line is missed. A --watch-only
+    # started just before the creates missed them while kubectl was still connecting.
+    kubectl(kubeconfig, "create", "-f", "-", stdin=_widget(namespace, "w0", 3))
     watch = subprocess.Popen(
         [
             str(KUBECTL),
@@ -65,7 +80,7 @@ def test_crd_lifecycle(kubeconfig: Path, namespace: str) -> None:
             namespace,
             "get",
             "widgets",
-            "--watch-only",
+            "--watch",
             "--output-watch-events",
             "-o",
             "json",
@@ -74,17 +89,19 @@ def test_crd_lifecycle(kubeconfig: Path, namespace: str) -> None:
         stdout=subprocess.PIPE,
         text=True,
     )
+    stdout = watch.stdout
+    assert stdout is not None
+
+    def event() -> tuple[str, str]:
+        line = json.loads(stdout.readline())
+        return line["type"], line["object"]["metadata"]["name"]
+
     try:
+        assert event() == ("ADDED", "w0")
         for i in (1, 2):
-            manifest = {
-                "apiVersion": "test.mlops.dev/v1",
-                "kind": "Widget",
-                "metadata": {"name": f"w{i}", "namespace": namespace},
-                "spec": {"size": i},
-            }
-            kubectl(kubeconfig, "create", "-f", "-", stdin=json.dumps(manifest))
+            kubectl(kubeconfig, "create", "-f", "-", stdin=_widget(namespace, f"w{i}", i))
         listed = get_json(kubeconfig, "-n", namespace, "widgets")
-        assert sorted(item["spec"]["size"] for item in listed["items"]) == [1, 2]
+        assert sorted(item["spec"]["size"] for item in listed["items"]) == [1, 2, 3]
         invalid = kubectl(
             kubeconfig,
             "create",
@@ -103,11 +120,10 @@ def test_crd_lifecycle(kubeconfig: Path, namespace: str) -> None:
         assert invalid.returncode != 0
         assert "spec.size" in invalid.stderr
         kubectl(kubeconfig, "-n", namespace, "delete", "widget", "w1")
-        assert watch.stdout is not None
-        events = [json.loads(watch.stdout.readline())["type"] for _ in range(3)]
-        assert events == ["ADDED", "ADDED", "DELETED"]
+        events = [event() for _ in range(3)]
+        assert events == [("ADDED", "w1"), ("ADDED", "w2"), ("DELETED", "w1")]
         remaining = get_json(kubeconfig, "-n", namespace, "widgets")["items"]
-        assert [w["metadata"]["name"] for w in remaining] == ["w2"]
+        assert [w["metadata"]["name"] for w in remaining] == ["w0", "w2"]
     finally:
         watch.kill()
         watch.wait()

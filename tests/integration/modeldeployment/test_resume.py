@@ -14,11 +14,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.integration.modeldeployment.conftest import model_version, serve_first_of_two
 from tests.integration.modeldeployment.test_rollout import CANARY, MDEP
 from tests.integration.modeldeployment.traffic import Traffic
 from tests.integration.operator.conftest import RunningOperator, start_operator
 from tests.kube import get_json, kubectl
+
+# Serial: the canary's analysis holds v2 to a p99 of 200 ms (test_rollout's CANARY).
+pytestmark = pytest.mark.serial
 
 
 def _status(kubeconfig: Path, ns: str) -> dict[str, Any]:

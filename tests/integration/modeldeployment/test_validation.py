@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from tests.integration.modeldeployment.conftest import model_version, train_into
 from tests.integration.operator.conftest import RunningOperator
@@ -113,6 +114,12 @@ def test_validated_rejected_and_approved(
              what="approval recorded")  # fmt: skip
     approval = get_json(kubeconfig, "-n", ns, "mv", "iris-v3")["status"]["approval"]
     assert approval["by"] == "alice"
-    events = get_json(kubeconfig, "-n", ns, "events", "--field-selector",
-                      "involvedObject.name=iris-v3")["items"]  # fmt: skip
-    assert any(e["reason"] == "Approved" and "alice" in e["message"] for e in events)
+
+    def approved_events() -> list[dict[str, Any]]:
+        # Kopf posts Events from a queue of its own, after the status write: wait for it.
+        events = get_json(kubeconfig, "-n", ns, "events", "--field-selector",
+                          "involvedObject.name=iris-v3")["items"]  # fmt: skip
+        return [e for e in events if e["reason"] == "Approved"]
+
+    approved = wait_for(approved_events, timeout=30, what="the Approved Event")
+    assert any("alice" in e["message"] for e in approved), approved

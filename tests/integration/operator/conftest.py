@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
@@ -46,12 +47,27 @@ def namespace(kubeconfig: Path) -> Iterator[str]:
     kubectl(kubeconfig, "delete", "namespace", name, "--wait=false", check=False)
 
 
+# Ports below the kernel's ephemeral range (32768-60999 by default), which it never hands
+# out by itself, in a block of 1,000 for each xdist worker: a port picked here is taken
+# neither by another worker nor by an outgoing connection before the test binds it.
+_FIRST_PORT, _PORT_BLOCK = 20_000, 1_000
+_port_counter = itertools.count()
+
+
 def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A loopback port nobody listens on, that nobody else is given until the test binds it."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ... under xdist
+    index = int(worker.removeprefix("gw")) + 1 if worker.startswith("gw") else 0
+    base = _FIRST_PORT + index % 10 * _PORT_BLOCK
+    for _ in range(_PORT_BLOCK):
+        port = base + next(_port_counter) % _PORT_BLOCK
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no free loopback port in {base}-{base + _PORT_BLOCK - 1}")
 
 
 def http_get(url: str) -> tuple[int, str] | None:
@@ -74,6 +90,11 @@ class RunningOperator:
     metrics_url: str
     log: Path
 
+    @property
+    def readiness_url(self) -> str:
+        """``/readyz``: whether the operator can reach a ready API server."""
+        return self.liveness_url.removesuffix("/healthz") + "/readyz"
+
     def metrics(self) -> str:
         """The current scrape."""
         answer = http_get(self.metrics_url)
@@ -94,7 +115,7 @@ class RunningOperator:
 
 
 def start_operator(kubeconfig: Path, namespace: str, log: Path) -> RunningOperator:
-    """Start the operator watching `namespace`; return once its liveness probe answers."""
+    """Start the operator watching `namespace`; return once its readiness probe answers."""
     liveness, metrics = free_port(), free_port()
     env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
     command = [
@@ -120,10 +141,10 @@ def start_operator(kubeconfig: Path, namespace: str, log: Path) -> RunningOperat
             raise AssertionError(
                 f"the operator exited with {process.returncode}: {log.read_text()}"
             )
-        answer = http_get(running.liveness_url)
+        answer = http_get(running.readiness_url)
         return answer is not None and answer[0] == 200
 
-    wait_for(live, timeout=60, what="the operator's liveness probe")
+    wait_for(live, timeout=60, what="the operator's readiness probe")
     return running
 
 

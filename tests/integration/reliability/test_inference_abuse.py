@@ -30,7 +30,8 @@ from hypothesis import strategies as st
 from tests.integration.operator.conftest import MLOPS, free_port, http_get
 from tests.kube import wait_for
 
-pytestmark = pytest.mark.reliability
+# One worker starts the module's inference server once.
+pytestmark = [pytest.mark.reliability, pytest.mark.xdist_group("inference-abuse")]
 
 MAX_BODY = 64 * 1024
 MAX_ROWS = 100

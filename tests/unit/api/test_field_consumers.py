@@ -65,6 +65,8 @@ REBUILT = (
 EVALUATOR = f"{UT}/evaluator/test_evaluator.py"
 LABELS_WIRED = f"{UT}/resources/test_labels_wiring.py::test_feedback_gives_every_server_the_labels_root_the_retention_and_the_secret_key"
 ESTIMATED = f"{MEASURE}::test_estimated_accuracy_reads_cbpe_before_labels"
+# The server reads the token from the Secret itself (the operator never sees it).
+FEEDBACK_TOKEN = f"{UT}/resources/test_modeldeployment.py::test_the_feedback_token_comes_from_the_secret_never_through_the_operator"
 
 REGISTRY: dict[str, tuple[str, str]] = {
     # TrainingJob and the DriftPolicy's retrain template (the shared recipe).
@@ -513,15 +515,15 @@ REGISTRY: dict[str, tuple[str, str]] = {
     ),
     "ModelDeploymentSpec.payloadLogging": (
         "resources.modeldeployment",
-        f"{UT}/resources/test_payload_log_wiring.py::test_logging_on_writes_the_deployments_folder_of_the_store",
+        f"{UT}/resources/test_payload_log_wiring.py::test_logging_on_writes_the_deployments_folder_only_the_store_stays_read_only",
     ),
     "PayloadLogging.enabled": (
         "resources.modeldeployment",
-        f"{UT}/resources/test_payload_log_wiring.py::test_logging_on_writes_the_deployments_folder_of_the_store",
+        f"{UT}/resources/test_payload_log_wiring.py::test_logging_on_writes_the_deployments_folder_only_the_store_stays_read_only",
     ),
     "PayloadLogging.sampleRate": (
         "resources.modeldeployment",
-        f"{UT}/resources/test_payload_log_wiring.py::test_logging_on_writes_the_deployments_folder_of_the_store",
+        f"{UT}/resources/test_payload_log_wiring.py::test_logging_on_writes_the_deployments_folder_only_the_store_stays_read_only",
     ),
     "PayloadLogging.uri": (
         "resources.modeldeployment",
@@ -561,6 +563,9 @@ REGISTRY: dict[str, tuple[str, str]] = {
         f"{EVALUATOR}::test_windows_short_of_labels_expire_after_the_delay",
     ),
     "Feedback.retention": ("resources.labels", LABELS_WIRED),
+    "Feedback.tokenSecret": ("resources.modeldeployment", FEEDBACK_TOKEN),
+    "SecretKeyRef.name": ("resources.modeldeployment", FEEDBACK_TOKEN),
+    "SecretKeyRef.key": ("resources.modeldeployment", FEEDBACK_TOKEN),
     "ModelDeploymentSpec.historyLimit": (
         "decisions.rollout",
         f"{ROLLOUT}::test_history_is_bounded_newest_first",

@@ -151,7 +151,7 @@ def test_each_workload_takes_its_defaults_then_the_objects_overrides() -> None:
          "spec": {"modelName": "iris", "podOverrides": overrides}}
     )  # fmt: skip
     server, main = _main(
-        serving_deployment(mdep, version=1, model_version="iris-v1", artifact_uri="pvc://c/k",
+        serving_deployment(mdep, version=1, model_version="iris-v1", artifact_uri="pvc://c/k", artifact_sha256="0" * 64,
                            replicas=1, traffic=True, image="s:1", storage=STORAGE,
                            defaults=WORKLOAD_DEFAULTS["server"]),
         "server",

@@ -1,0 +1,55 @@
+"""The parallel suite's grouping holds: tests marked with one xdist_group share one worker.
+
+The e2e tests share a session's closed loop (minutes) and the chart tests fixed-name
+cluster roles only because their group keeps them on one worker. pytest-xdist groups by
+rewriting node ids, which some pytest releases silently ignore (pytest 9.2): the tests
+still pass, each worker then running the loop itself. This runs a small suite on two
+workers with the project's pytest settings and counts where a grouped fixture was made.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+CONFTEST = """
+import os
+import pytest
+
+@pytest.fixture(scope="session")
+def shared():
+    with open(os.environ["MADE"], "a") as out:
+        out.write(os.environ["PYTEST_XDIST_WORKER"] + "\\n")
+"""
+GROUPED = """
+import time
+import pytest
+
+pytestmark = pytest.mark.xdist_group("together")
+
+def test_{name}(shared):
+    time.sleep(0.5)
+"""
+
+
+def test_tests_of_one_group_share_a_worker_and_its_session_fixtures(tmp_path: Path) -> None:
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "conftest.py").write_text(CONFTEST)
+    for name in ("a", "b", "c"):
+        (suite / f"test_{name}.py").write_text(GROUPED.format(name=name))
+    (suite / "test_free.py").write_text(
+        "".join(f"def test_free_{i}():\n    pass\n\n" for i in range(6))
+    )
+    made = tmp_path / "made"
+    answer = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2",
+         "--dist=loadgroup", f"--basetemp={tmp_path / 'base'}", "-q", str(suite)],
+        cwd=suite, env={**os.environ, "MADE": str(made)},
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert answer.returncode == 0, answer.stdout + answer.stderr
+    workers = made.read_text().split()
+    assert len(workers) == 1, f"the grouped tests' session fixture was made on {workers}"
