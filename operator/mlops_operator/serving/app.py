@@ -9,6 +9,7 @@ endpoint (``grpc``) shares :meth:`InferenceServer.infer` and the decoder with th
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import os
@@ -27,6 +28,7 @@ from mlops_operator.serving.batching import MicroBatcher
 from mlops_operator.serving.binary import HEADER_LENGTH, split_body, tensor_bytes
 from mlops_operator.serving.errors import (
     ClientError,
+    DeadlineExceeded,
     InvalidInput,
     ModelNotFound,
     PayloadTooLarge,
@@ -39,7 +41,7 @@ from mlops_operator.serving.labels import LabelRecorder, RequestIds, parse_feedb
 from mlops_operator.serving.metrics import CONTENT_TYPE, ServingMetrics
 from mlops_operator.serving.model import V2_DATATYPES, ServedModel
 from mlops_operator.serving.settings import ServingSettings
-from mlops_operator.serving.sidechannels import PayloadLogger, ShadowMirror
+from mlops_operator.serving.sidechannels import CanaryForwarder, PayloadLogger, ShadowMirror
 from mlops_operator.serving.validation import Batch, RequestDecoder, V2Request
 
 __all__ = ["EXTENSIONS", "InferenceServer", "Reply"]
@@ -92,10 +94,21 @@ class InferenceServer:
             else None
         )  # fmt: skip
         self.mirror = (
-            ShadowMirror(settings.shadow_url, self.metrics, queue_size=settings.shadow_queue_size)
+            ShadowMirror(
+                settings.shadow_url,
+                self.metrics,
+                queue_size=settings.shadow_queue_size,
+                percent=settings.shadow_percent,
+            )
             if settings.shadow_url
             else None
         )
+        self.canary = (
+            CanaryForwarder(settings.canary_url, self.metrics, percent=settings.canary_percent)
+            if settings.canary_url and settings.canary_percent
+            else None
+        )
+        self._deadline = settings.timeout_ms / 1000 if settings.timeout_ms else None
         self.payloads = (
             PayloadLogger(
                 settings.payload_log_uri,
@@ -146,13 +159,13 @@ class InferenceServer:
 
     async def _start(self, _: web.Application) -> None:
         self.batcher.start()
-        for channel in (self.mirror, self.payloads, self.labels):
+        for channel in (self.mirror, self.payloads, self.labels, self.canary):
             if channel is not None:
                 channel.start()
 
     async def _stop(self, _: web.Application) -> None:
         await self.batcher.stop()
-        for channel in (self.mirror, self.payloads, self.labels):
+        for channel in (self.mirror, self.payloads, self.labels, self.canary):
             if channel is not None:
                 await channel.stop()
 
@@ -346,30 +359,45 @@ class InferenceServer:
         status, outcome = 200, "ok"
         raw = b""
         reply: Reply | None = None
+        forwarding = False
         try:
-            self._check_model(request)
-            header_length = request.headers.get(HEADER_LENGTH)
-            raw = await self._read_body(request, binary=header_length is not None)
-            binary = None
-            text = raw
-            if header_length is not None:
-                if endpoint != "v2_infer":
-                    raise InvalidInput(
-                        f"binary tensor data ({HEADER_LENGTH}) is only accepted by "
-                        "/v2/models/{name}/infer"
+            async with asyncio.timeout(self._deadline):
+                self._check_model(request)
+                header_length = request.headers.get(HEADER_LENGTH)
+                raw = await self._read_body(request, binary=header_length is not None)
+                if self._to_canary(request, endpoint):
+                    forwarding = True
+                    forwarded = await self._forward(request, raw)
+                    forwarding = False
+                    if forwarded is not None:
+                        return forwarded
+                binary = None
+                text = raw
+                if header_length is not None:
+                    if endpoint != "v2_infer":
+                        raise InvalidInput(
+                            f"binary tensor data ({HEADER_LENGTH}) is only accepted by "
+                            "/v2/models/{name}/infer"
+                        )
+                    text, binary = split_body(raw, header_length)
+                try:
+                    body = orjson.loads(text)
+                except orjson.JSONDecodeError as error:
+                    hint = (
+                        f"; binary tensor data needs the {HEADER_LENGTH} header"
+                        if header_length is None and endpoint == "v2_infer"
+                        else ""
                     )
-                text, binary = split_body(raw, header_length)
-            try:
-                body = orjson.loads(text)
-            except orjson.JSONDecodeError as error:
-                hint = (
-                    f"; binary tensor data needs the {HEADER_LENGTH} header"
-                    if header_length is None and endpoint == "v2_infer"
-                    else ""
-                )
-                raise InvalidInput(f"the body is not valid JSON: {error}{hint}") from error
-            reply = await respond(request, body, binary, request_id)
-            payload = reply.body
+                    raise InvalidInput(f"the body is not valid JSON: {error}{hint}") from error
+                reply = await respond(request, body, binary, request_id)
+                payload = reply.body
+        except TimeoutError:
+            late = DeadlineExceeded(
+                f"no answer within the server's deadline of {self.settings.timeout_ms} ms"
+                " (spec.server.timeoutMs)"
+            )
+            status, outcome = late.status, late.outcome
+            payload = {"error": late.message}
         except ClientError as error:
             status, outcome = error.status, error.outcome
             payload = {"error": error.message}
@@ -390,6 +418,10 @@ class InferenceServer:
             )
         else:
             response = self._response(data, status, request_id)
+        if forwarding:
+            # The canary ran out of the request's time: its failure (it counts its own), not ours.
+            self.metrics.observe_side_channel("canary", outcome)
+            return response
         self.metrics.observe_request(endpoint, outcome, time.perf_counter() - started)
         if reply is not None and reply.batch is not None:
             native = endpoint in ("predict", "v2_infer") and HEADER_LENGTH not in request.headers
@@ -402,6 +434,25 @@ class InferenceServer:
                 raw=raw if native else None,
             )
         return response
+
+    def _to_canary(self, request: web.Request, endpoint: str) -> bool:
+        # A request that names a version asks for that one; feedback has its own path.
+        return (
+            self.canary is not None
+            and endpoint != "feedback"
+            and "version" not in request.match_info
+            and not request.path.startswith(self._versioned)
+            and self.canary.take()
+        )
+
+    async def _forward(self, request: web.Request, raw: bytes) -> web.Response | None:
+        assert self.canary is not None
+        # Half the deadline for the canary: a slow one leaves time to answer here.
+        within = self._deadline / 2 if self._deadline else None
+        forwarded = await self.canary.forward(request.path, raw, request.headers, within=within)
+        if forwarded is not None and self.draining:
+            forwarded.force_close()
+        return forwarded
 
     def sample(
         self,

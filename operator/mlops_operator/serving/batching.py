@@ -49,8 +49,14 @@ class _Pending:
     alone: bool = field(default=False)  # retried by itself after its batch failed
 
 
+_SURELY_COSTLY_SECONDS = 0.1
+"""A call this slow settles the question at once: timing 18 of a model that takes seconds a
+call would keep the server from listening for minutes (its liveness probe would kill it)."""
+
+
 def one_row_seconds(model: ServedModel, runs: int = 15) -> float:
-    """The median time of a one-row call (after warming the session up), in seconds."""
+    """The median time of a one-row call (after warming the session up), in seconds; the
+    first call's time when it is slower than `_SURELY_COSTLY_SECONDS`."""
     feeds = {
         name: np.full(
             [1 if d is None else d for d in spec.shape],
@@ -59,7 +65,12 @@ def one_row_seconds(model: ServedModel, runs: int = 15) -> float:
         )
         for name, spec in model.inputs.items()
     }
-    for _ in range(3):
+    started = time.perf_counter()
+    model.run(feeds)
+    first = time.perf_counter() - started
+    if first > _SURELY_COSTLY_SECONDS:
+        return first
+    for _ in range(2):
         model.run(feeds)
     durations = []
     for _ in range(runs):

@@ -34,7 +34,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops_operator.api.governance import REQUESTED_BY
+from mlops_operator.api.metadata import REQUESTED_BY_ANNOTATION
 from mlops_operator.api.resource import API_VERSION
 from mlops_operator.k8s import Connection, KubeClient
 from mlops_operator.k8s.kubeconfig import Overrides, load
@@ -342,7 +342,7 @@ def test_as_impersonates_a_user_and_groups(cluster: Cluster) -> None:
         _mlops("promote", "churn", "--to", "4", *admin, "--as", f"promoter@{ns}")
     )
     annotations = get_json(cluster.admin, "mdep", "churn", "-n", ns)["metadata"]["annotations"]
-    assert annotations[REQUESTED_BY] == f"promoter@{ns}"
+    assert annotations[REQUESTED_BY_ANNOTATION] == f"promoter@{ns}"
     # A user with no binding of their own, in the promoters' group; flags before the command.
     member = ("--as", f"someone@{ns}", "--as-group", f"promoters@{ns}")
     assert f"promotion Auto, requested by someone@{ns}" in _succeeded(
