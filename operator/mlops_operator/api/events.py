@@ -37,3 +37,13 @@ class Event:
     type: EventType
     reason: Reason
     message: str
+
+    @classmethod
+    def normal(cls, reason: Reason, message: str) -> Event:
+        """A `EventType.NORMAL` Event."""
+        return cls(EventType.NORMAL, reason, message)
+
+    @classmethod
+    def warning(cls, reason: Reason, message: str) -> Event:
+        """A `EventType.WARNING` Event."""
+        return cls(EventType.WARNING, reason, message)

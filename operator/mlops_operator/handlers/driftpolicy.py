@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from mlops_operator.api.conditions import Condition, ConditionType, Reason, find_condition
 from mlops_operator.api.driftpolicy import DriftPolicy, LastRetrain, TriggerState
 from mlops_operator.api.durations import parse_duration
-from mlops_operator.api.events import EventType
+from mlops_operator.api.events import Event
 from mlops_operator.api.resource import API_VERSION, GROUP, VERSION
 from mlops_operator.decisions.drift import (
     Decision,
@@ -71,7 +71,7 @@ async def reconcile_drift_policy(
     ]
     for reason, problem in problems:
         if problem:
-            post(body, EventType.WARNING, reason, problem)
+            post(body, Event.warning(reason, problem))
     wakeup = memo.wakeups.get(body.metadata.uid or "")
     if wakeup is not None:
         wakeup.set()
@@ -151,7 +151,7 @@ async def _evaluate(
         return await write_status(context.kube, body, status) is not None
     gathered = await gatherer.readings(policy, target, at)
     for refused in gathered.refused_targets:
-        post(body, EventType.WARNING, Reason.SCRAPE_TARGET_REFUSED, refused)
+        post(body, Event.warning(Reason.SCRAPE_TARGET_REFUSED, refused))
     retrains = await gatherer.retrains(policy)
     previous_status = body.get("status") or {}
     last = previous_status.get("lastEvaluationTime") or body.metadata.get("creationTimestamp")
@@ -221,7 +221,7 @@ async def _create_retrain(
         # Created by an earlier attempt in this slot (the operator crashed after creating it).
         created = await gatherer.kube.get(API_VERSION, "TrainingJob", name, policy.namespace)
     # Told when created, whatever becomes of this evaluation's status: the TrainingJob exists.
-    post(body, EventType.NORMAL, Reason.RETRAIN_TRIGGERED, f"created TrainingJob {name}: {reason}")
+    post(body, Event.normal(Reason.RETRAIN_TRIGGERED, f"created TrainingJob {name}: {reason}"))
     return Retrain(
         name=name,
         created=parse_time(created["metadata"]["creationTimestamp"]),
@@ -236,7 +236,7 @@ def _report_halt(
     """One Warning Event when the policy stops evaluating for `reason` (not on every round)."""
     before = find_condition(conditions, ConditionType.READY)
     if before is None or before.reason != reason.value:
-        post(body, EventType.WARNING, reason, message)
+        post(body, Event.warning(reason, message))
 
 
 def _report_reachability(
@@ -245,6 +245,6 @@ def _report_reachability(
     before = find_condition(conditions, ConditionType.SOURCE_REACHABLE)
     was = before is None or before.status == "True"
     if was and not reachable:
-        post(body, EventType.WARNING, Reason.SOURCE_UNREACHABLE, message)
+        post(body, Event.warning(Reason.SOURCE_UNREACHABLE, message))
     elif not was and reachable:
-        post(body, EventType.NORMAL, Reason.SOURCE_REACHABLE, "the metrics source answers again")
+        post(body, Event.normal(Reason.SOURCE_REACHABLE, "the metrics source answers again"))

@@ -48,8 +48,7 @@ from typing import Any, TypeVar, cast
 import kopf
 from pydantic import BaseModel, ValidationError
 
-from mlops_operator.api.conditions import Reason
-from mlops_operator.api.events import MAX_EVENT_MESSAGE, Event, EventType
+from mlops_operator.api.events import MAX_EVENT_MESSAGE, Event
 from mlops_operator.k8s import Conflict, KubeClient, NotFound
 
 __all__ = [
@@ -59,7 +58,6 @@ __all__ = [
     "Written",
     "now",
     "post",
-    "post_event",
     "stage_status",
     "status_patch",
     "stored_status",
@@ -83,19 +81,15 @@ def now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-def post(obj: Mapping[str, Any], type: EventType, reason: Reason, message: str) -> None:
-    """Post an Event about `obj` (a Kopf body, or the object as the client read it).
+def post(obj: Mapping[str, Any], event: Event) -> None:
+    """Post `event` about `obj` (a Kopf body, or the object as the client read it).
 
     Kopf queues it and posts it in the background; the message is cut to
     `MAX_EVENT_MESSAGE` characters.
     """
     body = obj if isinstance(obj, kopf.Body) else kopf.Body(cast(kopf.RawBody, dict(obj)))
-    kopf.event(body, type=type.value, reason=reason.value, message=message[:MAX_EVENT_MESSAGE])
-
-
-def post_event(obj: Mapping[str, Any], event: Event) -> None:
-    """Post an `Event` a decision returned (`post`)."""
-    post(obj, event.type, event.reason, event.message)
+    message = event.message[:MAX_EVENT_MESSAGE]
+    kopf.event(body, type=event.type.value, reason=event.reason.value, message=message)
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from pydantic import ValidationError
 
 from mlops_operator.api.conditions import ConditionType, Reason
 from mlops_operator.api.durations import parse_duration
-from mlops_operator.api.events import EventType
+from mlops_operator.api.events import Event
 from mlops_operator.api.metadata import REQUESTED_BY_ANNOTATION, VERSION_LABEL
 from mlops_operator.api.modeldeployment import (
     ChallengerPhase,
@@ -69,7 +69,7 @@ from mlops_operator.decisions.rollout import (
 from mlops_operator.handlers import children
 from mlops_operator.handlers.audit import audit_deployment
 from mlops_operator.handlers.context import OperatorContext
-from mlops_operator.handlers.kit import now, post, post_event, stored_status, write_status
+from mlops_operator.handlers.kit import now, post, stored_status, write_status
 from mlops_operator.handlers.reconciling import parse, reconciles
 from mlops_operator.handlers.routing import route_traffic
 from mlops_operator.k8s import ApiError, Conflict, KubeClient
@@ -267,7 +267,7 @@ async def _record(
     if await write_status(context.kube, body, recorded_status(mdep, plan.status)) is None:
         return False
     for event in plan.events:
-        post_event(body, event)
+        post(body, event)
     return True
 
 
@@ -458,7 +458,7 @@ async def reconcile_model_deployment(
     await audit_deployment(memo, mdep, plan.status.history)
     conflicts = await _converge(memo, mdep, plan, versions, existing)
     for conflict in set(conflicts) - set(memo.conflicts.get(uid) or ()):
-        post(body, EventType.WARNING, Reason.NAME_CONFLICT, conflict)
+        post(body, Event.warning(Reason.NAME_CONFLICT, conflict))
     memo.conflicts.put(uid, tuple(conflicts))
     settled = plan.status.challenger is None and not conflicts
     memo.ticks.put(uid, (inputs, settled))

@@ -38,7 +38,7 @@ import kopf
 from pydantic import ValidationError
 
 from mlops_operator.api.conditions import ConditionType, Reason
-from mlops_operator.api.events import EventType
+from mlops_operator.api.events import Event, EventType
 from mlops_operator.api.gates import Gates
 from mlops_operator.api.metadata import JOB_UID_LABEL, TRAINING_JOB_UID_ANNOTATION
 from mlops_operator.api.modeldeployment import ModelDeployment
@@ -58,7 +58,7 @@ from mlops_operator.decisions.validation import (
 )
 from mlops_operator.handlers.audit import audit_reviews, audited
 from mlops_operator.handlers.context import OperatorContext
-from mlops_operator.handlers.kit import now, post, post_event, stored_status, write_status
+from mlops_operator.handlers.kit import now, post, stored_status, write_status
 from mlops_operator.handlers.reconciling import current_conditions, parse, reconciles
 from mlops_operator.k8s import Conflict, KubeClient, NotFound
 from mlops_operator.resources.common import controlled_by
@@ -201,7 +201,7 @@ async def _judge(
         now=now(),
     )
     if await write_status(context.kube, body, status) is not None:
-        post_event(body, event)
+        post(body, event)
 
 
 async def _review(
@@ -216,7 +216,7 @@ async def _review(
         if await write_status(context.kube, body, status) is None:
             return  # decided from an old copy: the next tick reviews again
         kind = EventType.NORMAL if decision[0] is ReviewAction.APPROVE else EventType.WARNING
-        post(body, kind, REVIEW_REASONS[decision[0]], message)
+        post(body, Event(kind, REVIEW_REASONS[decision[0]], message))
     await audit_reviews(context, mv, annotations, status.reviews)
 
 
@@ -234,7 +234,7 @@ async def _name_conflict(kube: KubeClient, mv: ModelVersion, body: kopf.Body, jo
         now=now(),
     )
     if status is not None and await write_status(kube, body, status) is not None:
-        post(body, EventType.WARNING, Reason.NAME_CONFLICT, message)
+        post(body, Event.warning(Reason.NAME_CONFLICT, message))
 
 
 @kopf.timer(GROUP, VERSION, "modelversions", interval=2.0, when=_needs_work)

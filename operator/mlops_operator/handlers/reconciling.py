@@ -45,7 +45,7 @@ from mlops_operator.api.conditions import (
     Reason,
     set_condition,
 )
-from mlops_operator.api.events import EventType
+from mlops_operator.api.events import Event
 from mlops_operator.api.resource import GROUP, VERSION, CustomResource
 from mlops_operator.handlers.context import OperatorContext
 from mlops_operator.handlers.kit import now, post, stage_status
@@ -225,5 +225,5 @@ def parse(kind: type[R], body: kopf.Body, patch: kopf.Patch, condition_type: Con
         now=now(),
     )
     if stage_status(body, patch, status):
-        post(body, EventType.WARNING, Reason.INVALID_SPEC, error)
+        post(body, Event.warning(Reason.INVALID_SPEC, error))
     raise kopf.PermanentError(f"invalid spec: {error}")

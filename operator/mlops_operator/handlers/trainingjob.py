@@ -52,7 +52,7 @@ import kopf
 from pydantic import ValidationError
 
 from mlops_operator.api.conditions import ConditionType, Reason
-from mlops_operator.api.events import EventType
+from mlops_operator.api.events import Event
 from mlops_operator.api.metadata import (
     JOB_UID_LABEL,
     TRAINING_JOB_GENERATION_ANNOTATION,
@@ -197,7 +197,7 @@ async def _fail(
     outcome = _fail_outcome(reason, message)
     written = await _record_outcome(kube, body, training, outcome, job=job)
     if written is not None and _phase(written.before) not in _TERMINAL:
-        post(written.after, EventType.WARNING, reason, message)
+        post(written.after, Event.warning(reason, message))
 
 
 async def _create_job(
@@ -232,7 +232,7 @@ async def _name_conflict(
     # No jobName: the Job of that name is not this TrainingJob's, so it was never created.
     written = await _record_outcome(kube, body, training, outcome, job=None)
     if written is not None and written.changed:
-        post(body, EventType.WARNING, Reason.NAME_CONFLICT, message)
+        post(body, Event.warning(Reason.NAME_CONFLICT, message))
     raise kopf.TemporaryError(message, delay=_CONFLICT_RETRY_SECONDS)
 
 
@@ -337,7 +337,7 @@ async def _start(training: TrainingJob, body: kopf.Body, context: OperatorContex
     job, created = found
     await _sync_job(kube, job, training)
     if created:
-        post(body, EventType.NORMAL, Reason.STARTED, f"created trainer Job {name}")
+        post(body, Event.normal(Reason.STARTED, f"created trainer Job {name}"))
 
 
 @reconciles(TrainingJob)
@@ -428,9 +428,9 @@ async def _finish(
         return  # recorded by an earlier run, whose Event was posted then
     if version is not None:
         message = str(written.after.get("status", {}).get("message") or version)
-        post(written.after, EventType.NORMAL, Reason.TRAINED, message)
+        post(written.after, Event.normal(Reason.TRAINED, message))
     else:
-        post(written.after, EventType.WARNING, outcome.reason, outcome.message)
+        post(written.after, Event.warning(outcome.reason, outcome.message))
 
 
 def _generation_of(job: Mapping[str, Any]) -> int | None:

@@ -19,7 +19,7 @@ import pytest
 from kopf._core.engines import posting
 
 from mlops_operator.api.conditions import Reason
-from mlops_operator.api.events import MAX_EVENT_MESSAGE, EventType
+from mlops_operator.api.events import MAX_EVENT_MESSAGE, Event
 from mlops_operator.api.trainingjob import TrainingJobPhase, TrainingJobStatus
 from mlops_operator.handlers import kit
 from mlops_operator.handlers.kit import post, status_patch, stored_status, write_status
@@ -156,7 +156,7 @@ async def test_an_event_is_queued_typed_and_cut_to_kopfs_bound() -> None:
     posting.event_queue_loop_var.set(asyncio.get_running_loop())
     posting.event_queue_var.set(queue)
     obj = {"apiVersion": "mlops.dev/v1alpha1", "kind": "TrainingJob", "metadata": {"name": "t"}}
-    post(obj, EventType.WARNING, Reason.NAME_CONFLICT, "x" * 5000)
+    post(obj, Event.warning(Reason.NAME_CONFLICT, "x" * 5000))
     event = queue.get_nowait()
     assert (event.ref["name"], event.type, event.reason) == ("t", "Warning", "NameConflict")
     assert event.message == "x" * MAX_EVENT_MESSAGE
