@@ -77,6 +77,8 @@ class Reason(StrEnum):
     the operator leaves it alone."""
 
     # TrainingJob.
+    STARTED = "Started"
+    """The trainer Job was created (an Event's reason; the conditions say Pending)."""
     PENDING = "Pending"
     """The trainer Job exists and waits for its pod to start."""
     JOB_RUNNING = "JobRunning"

@@ -26,6 +26,7 @@ __all__ = [
     "DRIFT_POLICY_LABEL",
     "GATES_ANNOTATION",
     "JOB_NAME_LABEL",
+    "JOB_UID_LABEL",
     "MANAGED_BY_LABEL",
     "MODEL_LABEL",
     "MODEL_VERSION_LABEL",
@@ -72,6 +73,7 @@ VERSION_LABEL = "mlops.dev/version"
 TRAFFIC_LABEL = "mlops.dev/traffic"
 DRIFT_POLICY_LABEL = "mlops.dev/drift-policy"
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
 
 # Annotations.
 TRAINING_JOB_UID_ANNOTATION = "mlops.dev/training-job-uid"
@@ -139,6 +141,12 @@ CATALOGUE: tuple[MetadataKey, ...] = (
     ),
     MetadataKey(
         JOB_NAME_LABEL, "label", "pods of a Job (set by Kubernetes)", "read to find a Job's pods"
+    ),
+    MetadataKey(
+        JOB_UID_LABEL,
+        "label",
+        "pods of a Job (set by Kubernetes)",
+        "read to find the pods of one Job (the uid: pods of an earlier Job of that name may linger)",
     ),
     MetadataKey(
         TRAINING_JOB_UID_ANNOTATION,

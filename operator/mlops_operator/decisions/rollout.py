@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 from mlops_operator.api.conditions import Condition, ConditionStatus, ConditionType, Reason
 from mlops_operator.api.conditions import set_condition as _set
 from mlops_operator.api.durations import parse_duration
+from mlops_operator.api.events import Event, EventType
 from mlops_operator.api.gates import Gates
 from mlops_operator.api.modeldeployment import (
     Challenger,
@@ -52,7 +53,6 @@ from mlops_operator.decisions.gates import metric_gate
 __all__ = [
     "OPERATOR",
     "Candidate",
-    "Event",
     "Plan",
     "Served",
     "advance",
@@ -76,15 +76,6 @@ class Candidate:
     version: int
     phase: ModelVersionPhase
     metrics: Mapping[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Event:
-    """A Kubernetes Event to post on the ModelDeployment."""
-
-    type: str
-    reason: str
-    message: str
 
 
 @dataclass(frozen=True)
@@ -225,8 +216,8 @@ class _Tick:
         )
         history = [entry, *self.status.history][: self.spec.history_limit]
         self.status = self.status.model_copy(update={"history": history})
-        kind = "Warning" if warning else "Normal"
-        self.events.append(Event(kind, reason.value, f"v{version}: {message}"))
+        kind = EventType.WARNING if warning else EventType.NORMAL
+        self.events.append(Event(kind, reason, f"v{version}: {message}"))
 
     def set(self, **fields: object) -> None:
         self.status = self.status.model_copy(update=fields)
@@ -269,7 +260,7 @@ def _promote(tick: _Tick, challenger: Challenger, evidence: Mapping[str, float])
     )
     if decided:
         # A passed shadow recorded the promotion with its evidence; this is the switch finishing.
-        tick.events.append(Event("Normal", reason.value, f"v{challenger.version}: {message}"))
+        tick.events.append(Event(EventType.NORMAL, reason, f"v{challenger.version}: {message}"))
     else:
         tick.record(action, challenger.version, reason, message, evidence, actor=actor)
     tick.set(
@@ -360,8 +351,8 @@ def _judge(tick: _Tick, challenger: Challenger, judgement: Judgement | None) -> 
     following = challenger.step + 1
     tick.events.append(
         Event(
-            "Normal",
-            Reason.CANARY_STEP.value,
+            EventType.NORMAL,
+            Reason.CANARY_STEP,
             f"v{challenger.version}: step {challenger.step} at {challenger.weight}% passed"
             f" ({judgement.message}); next {steps[following].weight}%",
         )
@@ -396,7 +387,7 @@ def _start(tick: _Tick, champion: Champion, target: Candidate) -> None:
     what = "rollback to" if rollback else f"{strategy.value} rollout of"
     message = f"{what} version {target.version} started (champion {champion.version})"
     tick.condition(ConditionType.PROGRESSING, ConditionStatus.TRUE, Reason.ROLLOUT_STARTED, message)
-    tick.events.append(Event("Normal", Reason.ROLLOUT_STARTED.value, message))
+    tick.events.append(Event(EventType.NORMAL, Reason.ROLLOUT_STARTED, message))
 
 
 def _progress(
@@ -605,7 +596,7 @@ def _champion_refused(tick: _Tick, refusal: str) -> None:
     message = f"a pod of the champion refuses its artifact: {refusal}"
     degraded = next((c for c in tick.status.conditions if c.type == ConditionType.DEGRADED), None)
     if degraded is None or degraded.reason != Reason.ARTIFACT_REFUSED.value:
-        tick.events.append(Event("Warning", Reason.ARTIFACT_REFUSED.value, message[:1024]))
+        tick.events.append(Event(EventType.WARNING, Reason.ARTIFACT_REFUSED, message))
     tick.condition(ConditionType.DEGRADED, ConditionStatus.TRUE, Reason.ARTIFACT_REFUSED, message)
 
 
@@ -637,7 +628,7 @@ def _restore(
         tick.condition(ConditionType.DEGRADED, ConditionStatus.TRUE, reason,
                        message + "; no earlier Validated version to restore")  # fmt: skip
         return
-    tick.events.append(Event("Warning", reason.value, message))
+    tick.events.append(Event(EventType.WARNING, reason, message))
     tick.record(
         HistoryAction.ABORT, champion.version, reason, message, evidence, warning=True,
     )  # fmt: skip

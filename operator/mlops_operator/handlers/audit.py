@@ -28,7 +28,6 @@ from mlops_operator.api.resource import API_VERSION
 from mlops_operator.audit.entry import AuditEntry, log_key
 from mlops_operator.audit.sources import deployment_entries, retrain_entry, review_entries
 from mlops_operator.handlers.context import OperatorContext
-from mlops_operator.handlers.trainingjob import storage_of
 from mlops_operator.k8s import ApiError, Conflict
 from mlops_operator.resources.audit import audit_job
 
@@ -51,7 +50,7 @@ async def write_audit(
     if not entries or annotations.get(AUDITED_ANNOTATION) == entries[-1].id:
         return
     newest = entries[-1]
-    storage = storage_of(context.settings)
+    storage = context.storage
     manifest = audit_job(
         entries,
         key=log_key(newest.namespace, plural, newest.name),

@@ -1,4 +1,10 @@
-"""What every handler receives as Kopf's ``memo``: the settings, the API client and shared state."""
+"""What every handler receives as Kopf's ``memo``: the settings, the API client and shared state.
+
+All the operator's short-lived state lives here, none in module globals: what a
+handler remembers between calls is visible in one place, dies with the operator
+(a test's operator starts from nothing), and is bounded (`Notes`) or keyed by a
+live object (a policy's wake-up, removed when its daemon ends).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,8 @@ from typing import Any
 
 from mlops_operator.handlers.notes import Notes
 from mlops_operator.k8s import KubeClient
+from mlops_operator.prometheus import PrometheusClient
+from mlops_operator.resources.common import ArtifactStorage
 from mlops_operator.runtime.settings import OperatorSettings
 
 __all__ = [
@@ -56,9 +64,13 @@ class OperatorContext:
     ticks: Notes[tuple[tuple[Any, ...], bool]] = field(
         default_factory=lambda: Notes(SETTLED_TICK_SECONDS)
     )
+    """ModelDeployments (by uid): the inputs of the last tick, and whether it left them settled."""
     apis: Notes[bool] = field(default_factory=lambda: Notes(RESYNC_SECONDS))
     """Optional APIs (by group-version, e.g. the Gateway API's) and whether the cluster serves them."""
-    """ModelDeployments (by uid): the inputs of the last tick, and whether it left them settled."""
+    wakeups: dict[str, asyncio.Event] = field(default_factory=dict)
+    """DriftPolicies (by uid) whose daemon runs: set to evaluate at once (a spec change)."""
+    prometheus_clients: dict[str, PrometheusClient] = field(default_factory=dict)
+    """One client (and its connections) per Prometheus URL, shared by the ModelDeployment ticks."""
 
     @classmethod
     def create(cls, settings: OperatorSettings, kube: KubeClient) -> OperatorContext:
@@ -68,3 +80,23 @@ class OperatorContext:
             kube=kube,
             slots=asyncio.Semaphore(settings.max_concurrent_reconciles),
         )
+
+    @property
+    def storage(self) -> ArtifactStorage:
+        """The artifact store the settings describe."""
+        settings = self.settings
+        return ArtifactStorage(
+            claim=settings.artifact_pvc,
+            uri=settings.artifact_uri,
+            credentials_secret=settings.artifact_credentials_secret,
+        )
+
+    def prometheus(self, url: str) -> PrometheusClient:
+        """The shared client of the Prometheus at `url`."""
+        return self.prometheus_clients.setdefault(url, PrometheusClient(url))
+
+    async def close(self) -> None:
+        """Close the connections the context opened (not `kube`: its owner closes it)."""
+        for client in self.prometheus_clients.values():
+            await client.close()
+        self.prometheus_clients.clear()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import kopf
@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from mlops_operator.api.conditions import Condition, ConditionType, Reason, find_condition
 from mlops_operator.api.driftpolicy import DriftPolicy, LastRetrain, TriggerState
 from mlops_operator.api.durations import parse_duration
+from mlops_operator.api.events import Event
 from mlops_operator.api.resource import API_VERSION, GROUP, VERSION
 from mlops_operator.decisions.drift import (
     Decision,
@@ -37,6 +38,7 @@ from mlops_operator.drift.gather import Gatherer, TargetMissing, parse_time, unr
 from mlops_operator.drift.status import evaluated_status, halted_status, recorded_evaluations
 from mlops_operator.handlers.audit import audit_retrain
 from mlops_operator.handlers.context import OperatorContext
+from mlops_operator.handlers.kit import now, post, write_status
 from mlops_operator.handlers.reconciling import current_conditions, parse, reconciles
 from mlops_operator.k8s import ApiError, Conflict
 from mlops_operator.resources.retraining import build_retraining_job, retraining_job_name
@@ -47,12 +49,9 @@ __all__ = ["evaluate_drift_policy", "reconcile_drift_policy"]
 log = logging.getLogger(__name__)
 
 _PLURAL = DriftPolicy.crd.plural
-_wakeups: dict[str, asyncio.Event] = {}
 _RETRY_SECONDS = 10.0
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
+_REDECIDE_SECONDS = 1.0
+"""How soon an evaluation whose status was dropped (decided from an old copy) is made again."""
 
 
 @reconciles(DriftPolicy)
@@ -67,13 +66,13 @@ async def reconcile_drift_policy(
     """
     policy = parse(DriftPolicy, body, patch, ConditionType.READY)
     problems = [
-        (Reason.INVALID_SCHEDULE, schedule_problem(policy.spec.triggers.schedule, _now())),
+        (Reason.INVALID_SCHEDULE, schedule_problem(policy.spec.triggers.schedule, now())),
         (Reason.PROMETHEUS_REQUIRED, unrunnable(policy, memo.settings.prometheus_url)),
     ]
     for reason, problem in problems:
         if problem:
-            kopf.event(body, type="Warning", reason=reason.value, message=problem[:1024])
-    wakeup = _wakeups.get(body.metadata.uid or "")
+            post(body, Event.warning(reason, problem))
+    wakeup = memo.wakeups.get(body.metadata.uid or "")
     if wakeup is not None:
         wakeup.set()
 
@@ -84,7 +83,7 @@ async def evaluate_drift_policy(
 ) -> None:
     """Evaluate the policy every `spec.interval` until it is deleted or the operator stops."""
     uid = body.metadata.uid or ""
-    wakeup = _wakeups.setdefault(uid, asyncio.Event())
+    wakeup = memo.wakeups.setdefault(uid, asyncio.Event())
     settings = memo.settings
     gatherer = Gatherer(
         memo.kube,
@@ -105,7 +104,7 @@ async def evaluate_drift_policy(
             finally:
                 waiter.cancel()
     finally:
-        _wakeups.pop(uid, None)
+        memo.wakeups.pop(uid, None)
         await gatherer.close()
 
 
@@ -117,54 +116,49 @@ async def _round(context: OperatorContext, body: kopf.Body, gatherer: Gatherer) 
         return _RETRY_SECONDS  # the reconcile handler reports it; wait for a fixed spec
     interval = parse_duration(policy.spec.interval)
     try:
-        await _evaluate(context, policy, body, gatherer)
+        recorded = await _evaluate(context, policy, body, gatherer)
     except ApiError as error:
         log.warning("DriftPolicy %s/%s: API error: %s", policy.namespace, policy.name, error)
         return min(interval, _RETRY_SECONDS)
-    return interval
-
-
-async def _write(gatherer: Gatherer, policy: DriftPolicy, status: dict[str, Any]) -> None:
-    await gatherer.kube.patch_status(
-        API_VERSION, "DriftPolicy", policy.name, policy.namespace, status
-    )
+    return interval if recorded else min(interval, _REDECIDE_SECONDS)
 
 
 async def _evaluate(
     context: OperatorContext, policy: DriftPolicy, body: kopf.Body, gatherer: Gatherer
-) -> None:
-    now = _now()
+) -> bool:
+    """One evaluation; False when its status was dropped (`kit.write_status`): the policy
+    changed since `body` was read, so the evaluation is made again from the new one."""
+    at = now()
     conditions = current_conditions(body)
     if policy.spec.suspend:
         message = "spec.suspend is true: not evaluating"
-        status = halted_status(policy, conditions, Reason.SUSPENDED, message, now)
-        await _write(gatherer, policy, status)
-        return
+        status = halted_status(policy, conditions, Reason.SUSPENDED, message, at)
+        return await write_status(context.kube, body, status) is not None
     url = policy.spec.prometheus.url
     refusal = url and prometheus_refusal(url, context.settings.allowed_prometheus_urls)
     if refusal:
         # Nothing is fetched from a URL the platform did not allow: the tenant cannot point
         # the operator at an internal address (or a slow or huge answer) of their choosing.
+        status = halted_status(policy, conditions, Reason.PROMETHEUS_NOT_ALLOWED, refusal, at)
+        if await write_status(context.kube, body, status) is None:
+            return False
         _report_halt(body, conditions, Reason.PROMETHEUS_NOT_ALLOWED, refusal)
-        status = halted_status(policy, conditions, Reason.PROMETHEUS_NOT_ALLOWED, refusal, now)
-        await _write(gatherer, policy, status)
-        return
+        return True
     try:
         target = await gatherer.target(policy)
     except TargetMissing as error:
-        status = halted_status(policy, conditions, Reason.TARGET_NOT_FOUND, str(error), now)
-        await _write(gatherer, policy, status)
-        return
-    gathered = await gatherer.readings(policy, target, now)
+        status = halted_status(policy, conditions, Reason.TARGET_NOT_FOUND, str(error), at)
+        return await write_status(context.kube, body, status) is not None
+    gathered = await gatherer.readings(policy, target, at)
     for refused in gathered.refused_targets:
-        kopf.event(body, type="Warning", reason=Reason.SCRAPE_TARGET_REFUSED.value, message=refused)
+        post(body, Event.warning(Reason.SCRAPE_TARGET_REFUSED, refused))
     retrains = await gatherer.retrains(policy)
     previous_status = body.get("status") or {}
     last = previous_status.get("lastEvaluationTime") or body.metadata.get("creationTimestamp")
     decision = evaluate(
         Evaluation(
             spec=policy.spec,
-            now=now,
+            now=at,
             readings=gathered.readings,
             previous=[TriggerState.model_validate(t) for t in previous_status.get("triggers", [])],
             last_evaluation=parse_time(last) if last else None,
@@ -176,15 +170,17 @@ async def _evaluate(
     if decision.retrain:
         champion = (target.get("status") or {}).get("champion") or {}
         parent = champion.get("modelVersion")
-        retrains.append(await _create_retrain(gatherer, policy, body, decision, now, parent))
+        retrains.append(await _create_retrain(gatherer, policy, body, decision, at, parent))
     note = f"judging model_version {gathered.version}" if gathered.version else ""
     note += f"; {gathered.note}" if gathered.note else ""
     psi = next((r.details for r in gathered.readings or () if r.name == "featureDrift"), {})
-    history = recorded_evaluations(previous_status.get("evaluations") or [], decision, now, psi)
-    status = evaluated_status(policy, conditions, decision, retrains, now, note, history)
+    history = recorded_evaluations(previous_status.get("evaluations") or [], decision, at, psi)
+    status = evaluated_status(policy, conditions, decision, retrains, at, note, history)
+    if await write_status(context.kube, body, status) is None:
+        return False
     _report_reachability(body, conditions, decision.source_reachable, decision.message)
-    await _write(gatherer, policy, status)
     await _account(context, policy, target, previous_status, status, decision)
+    return True
 
 
 async def _account(
@@ -224,12 +220,8 @@ async def _create_retrain(
     except Conflict:
         # Created by an earlier attempt in this slot (the operator crashed after creating it).
         created = await gatherer.kube.get(API_VERSION, "TrainingJob", name, policy.namespace)
-    kopf.event(
-        body,
-        type="Normal",
-        reason=Reason.RETRAIN_TRIGGERED.value,
-        message=f"created TrainingJob {name}: {reason}"[:1024],
-    )
+    # Told when created, whatever becomes of this evaluation's status: the TrainingJob exists.
+    post(body, Event.normal(Reason.RETRAIN_TRIGGERED, f"created TrainingJob {name}: {reason}"))
     return Retrain(
         name=name,
         created=parse_time(created["metadata"]["creationTimestamp"]),
@@ -244,7 +236,7 @@ def _report_halt(
     """One Warning Event when the policy stops evaluating for `reason` (not on every round)."""
     before = find_condition(conditions, ConditionType.READY)
     if before is None or before.reason != reason.value:
-        kopf.event(body, type="Warning", reason=reason.value, message=message[:1024])
+        post(body, Event.warning(reason, message))
 
 
 def _report_reachability(
@@ -253,11 +245,6 @@ def _report_reachability(
     before = find_condition(conditions, ConditionType.SOURCE_REACHABLE)
     was = before is None or before.status == "True"
     if was and not reachable:
-        kopf.event(body, type="Warning", reason=Reason.SOURCE_UNREACHABLE.value, message=message)
+        post(body, Event.warning(Reason.SOURCE_UNREACHABLE, message))
     elif not was and reachable:
-        kopf.event(
-            body,
-            type="Normal",
-            reason=Reason.SOURCE_REACHABLE.value,
-            message="the metrics source answers again",
-        )
+        post(body, Event.normal(Reason.SOURCE_REACHABLE, "the metrics source answers again"))

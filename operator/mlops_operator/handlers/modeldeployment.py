@@ -36,7 +36,6 @@ import contextlib
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any, cast
 
 import kopf
@@ -44,6 +43,7 @@ from pydantic import ValidationError
 
 from mlops_operator.api.conditions import ConditionType, Reason
 from mlops_operator.api.durations import parse_duration
+from mlops_operator.api.events import Event
 from mlops_operator.api.metadata import REQUESTED_BY_ANNOTATION, VERSION_LABEL
 from mlops_operator.api.modeldeployment import (
     ChallengerPhase,
@@ -51,7 +51,7 @@ from mlops_operator.api.modeldeployment import (
     ModelDeploymentStatus,
 )
 from mlops_operator.api.modelversion import ModelVersion, ModelVersionPhase
-from mlops_operator.api.resource import API_VERSION, GROUP, VERSION
+from mlops_operator.api.resource import GROUP, VERSION
 from mlops_operator.decisions.analysis import (
     Judgement,
     LiveCounts,
@@ -69,11 +69,11 @@ from mlops_operator.decisions.rollout import (
 from mlops_operator.handlers import children
 from mlops_operator.handlers.audit import audit_deployment
 from mlops_operator.handlers.context import OperatorContext
+from mlops_operator.handlers.kit import now, post, stored_status, write_status
 from mlops_operator.handlers.reconciling import parse, reconciles
 from mlops_operator.handlers.routing import route_traffic
-from mlops_operator.handlers.trainingjob import storage_of
 from mlops_operator.k8s import ApiError, Conflict, KubeClient
-from mlops_operator.prometheus import PrometheusClient, PrometheusError, ScrapeError
+from mlops_operator.prometheus import PrometheusError, ScrapeError
 from mlops_operator.prometheus.live import prometheus_counts, scraped_counts
 from mlops_operator.resources.common import (
     COMPONENT_LABEL,
@@ -96,8 +96,8 @@ from mlops_operator.resources.modeldeployment import (
     artifact_refusal,
     deployment_name,
     grpc_port,
+    recorded_status,
     service_monitor,
-    service_url,
     serving_deployment,
     serving_selector,
     serving_service,
@@ -111,24 +111,6 @@ __all__ = ["TICK_SECONDS", "accept_model_deployment", "reconcile_model_deploymen
 logger = logging.getLogger(__name__)
 
 TICK_SECONDS = 2.0
-
-_KIND = "ModelDeployment"
-_prometheus: dict[str, PrometheusClient] = {}
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
-
-def _status(body: kopf.Body) -> ModelDeploymentStatus:
-    try:
-        return ModelDeploymentStatus.model_validate(dict(body.get("status") or {}))
-    except ValidationError:
-        return ModelDeploymentStatus()
-
-
-def _post(obj: Mapping[str, Any], *, type: str, reason: str, message: str) -> None:
-    kopf.event(kopf.Body(cast(kopf.RawBody, dict(obj))), type=type, reason=reason, message=message)
 
 
 VersionIndex = kopf.Index[tuple[str, str], Mapping[str, Any]]
@@ -224,9 +206,8 @@ async def _counts(
 ) -> LiveCounts:
     url = context.settings.prometheus_url
     if url:
-        client = _prometheus.setdefault(url, PrometheusClient(url))
         return await prometheus_counts(
-            client,
+            context.prometheus(url),
             namespace=mdep.namespace,
             model=mdep.spec.model_name,
             version=str(version),
@@ -264,7 +245,7 @@ async def _judge_floors(
     if context.floor_checks.get(key):
         return None
     context.floor_checks.put(key, True)
-    window = min(parse_duration(floors.window), (_now() - champion.since).total_seconds())
+    window = min(parse_duration(floors.window), (now() - champion.since).total_seconds())
     try:
         counts = await _counts(context, mdep, champion.version, window)
     except (PrometheusError, ScrapeError) as error:
@@ -273,51 +254,20 @@ async def _judge_floors(
     return judge_floors(floors, counts)
 
 
-def _status_patch(before: Mapping[str, Any], after: ModelDeploymentStatus) -> dict[str, Any]:
-    """A merge patch turning the stored status into `after` (absent fields become null)."""
-    wanted = after.model_dump(mode="json", by_alias=True, exclude_none=True)
-    patch = {key: value for key, value in wanted.items() if before.get(key) != value}
-    patch |= {key: None for key in before if key not in wanted}
-    return patch
-
-
 async def _record(
     context: OperatorContext, mdep: ModelDeployment, body: kopf.Body, plan: Plan
 ) -> bool:
-    """Write the plan's status, conditional on `body`'s resourceVersion, then post its Events.
+    """Write the plan's status, decided from `body`, then post its Events.
 
     False when the ModelDeployment changed since `body` was read (Kopf's copy may lag the
-    previous tick's own write): the plan was made from an old status and is dropped, so a
-    decision is never recorded twice; the next tick decides again from the new one.
+    previous tick's own write): the plan was made from an old status and is dropped
+    (`kit.write_status`), so a decision is never recorded twice; the next tick decides
+    again from the new one.
     """
-    champion = plan.status.champion
-    status = plan.status.model_copy(
-        update={
-            "observed_generation": mdep.generation,
-            "url": service_url(mdep),
-            "selector": ",".join(
-                f"{k}={v}" for k, v in serving_selector(mdep, champion.version).items()
-            )
-            if champion
-            else "",
-        }
-    )
-    patch = _status_patch(dict(body.get("status") or {}), status)
-    if patch:
-        conditional = {"metadata": {"resourceVersion": body.metadata["resourceVersion"]}}
-        try:
-            await context.kube.patch(
-                API_VERSION,
-                _KIND,
-                mdep.name,
-                mdep.namespace,
-                conditional | {"status": patch},
-                subresource="status",
-            )
-        except Conflict:
-            return False
+    if await write_status(context.kube, body, recorded_status(mdep, plan.status)) is None:
+        return False
     for event in plan.events:
-        _post(body, type=event.type, reason=event.reason, message=event.message)
+        post(body, event)
     return True
 
 
@@ -331,7 +281,7 @@ async def _converge(
     """Apply the children the plan wants and delete the ones it no longer does; the conflicts
     (names held by objects this deployment does not control, which are left alone)."""
     settings = context.settings
-    storage = storage_of(settings)
+    storage = context.storage
     uid = str(mdep.metadata.get("uid"))
     grpc = grpc_port(mdep, settings.server_grpc_port)
     conflicts: list[str | None] = [
@@ -478,10 +428,10 @@ async def reconcile_model_deployment(
     if memo.ticks.get(uid) == (inputs, True):
         return
     mdep = parse(ModelDeployment, body, patch, ConditionType.READY)
-    status = _status(body)
+    status = stored_status(body, ModelDeploymentStatus)
     versions = _versions(raw_versions)
-    now = _now()
-    window = analysis_window(mdep.spec, status, now)
+    at = now()
+    window = analysis_window(mdep.spec, status, at)
     judgement = await _judge_challenger(memo, mdep, status, window) if window else None
     floors = await _judge_floors(memo, mdep, status)
     annotations = body.metadata.annotations or {}
@@ -492,7 +442,7 @@ async def reconcile_model_deployment(
         status,
         candidates=[_candidate(mv) for mv in versions.values()],
         ready=ready,
-        now=now,
+        now=at,
         generation=mdep.generation,
         judgement=judgement,
         floors=floors,
@@ -508,7 +458,7 @@ async def reconcile_model_deployment(
     await audit_deployment(memo, mdep, plan.status.history)
     conflicts = await _converge(memo, mdep, plan, versions, existing)
     for conflict in set(conflicts) - set(memo.conflicts.get(uid) or ()):
-        _post(body, type="Warning", reason=Reason.NAME_CONFLICT.value, message=conflict[:1024])
+        post(body, Event.warning(Reason.NAME_CONFLICT, conflict))
     memo.conflicts.put(uid, tuple(conflicts))
     settled = plan.status.challenger is None and not conflicts
     memo.ticks.put(uid, (inputs, settled))

@@ -32,46 +32,34 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import kopf
 from pydantic import ValidationError
 
-from mlops_operator.api.conditions import (
-    Condition,
-    ConditionStatus,
-    ConditionType,
-    Reason,
-    set_conditions,
-)
+from mlops_operator.api.conditions import ConditionType, Reason
+from mlops_operator.api.events import Event, EventType
 from mlops_operator.api.gates import Gates
-from mlops_operator.api.metadata import TRAINING_JOB_UID_ANNOTATION
+from mlops_operator.api.metadata import JOB_UID_LABEL, TRAINING_JOB_UID_ANNOTATION
 from mlops_operator.api.modeldeployment import ModelDeployment
 from mlops_operator.api.modelversion import (
-    GateResult,
     ModelVersion,
     ModelVersionPhase,
     ModelVersionStatus,
     ReviewAction,
 )
 from mlops_operator.api.resource import API_VERSION, GROUP, VERSION
-from mlops_operator.decisions.gates import (
-    evaluate_gates,
-    gates_for,
-    serving_deployments,
-    verdict,
-)
-from mlops_operator.decisions.review import (
-    REVIEW_REASONS,
-    apply_review,
-    awaiting_message,
-    pending_review,
+from mlops_operator.decisions.gates import gates_for, serving_deployments
+from mlops_operator.decisions.review import REVIEW_REASONS, apply_review, pending_review
+from mlops_operator.decisions.validation import (
+    judged_status,
+    name_conflict_status,
+    validating_status,
 )
 from mlops_operator.handlers.audit import audit_reviews, audited
 from mlops_operator.handlers.context import OperatorContext
+from mlops_operator.handlers.kit import now, post, stored_status, write_status
 from mlops_operator.handlers.reconciling import current_conditions, parse, reconciles
-from mlops_operator.handlers.trainingjob import JOB_UID_LABEL, storage_of
 from mlops_operator.k8s import Conflict, KubeClient, NotFound
 from mlops_operator.resources.common import controlled_by
 from mlops_operator.resources.trainingjob import is_finished
@@ -82,25 +70,17 @@ from mlops_operator.resources.validation import (
     validation_job,
     validation_job_name,
 )
-from mlops_operator.validator.report import CheckName
 
 __all__ = ["accept_model_version", "validate_model_version"]
 
 logger = logging.getLogger(__name__)
 
-# The validator's checks, and the Job failing before any check reported.
-_ARTIFACT_CHECKS = CheckName.ALL | {"validation"}
 # Phases past validation: only people's reviews move them.
 _REVIEWED = (
     ModelVersionPhase.AWAITING_APPROVAL.value,
     ModelVersionPhase.VALIDATED.value,
     ModelVersionPhase.REJECTED.value,
 )
-_KIND = "ModelVersion"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
 
 
 def _needs_work(
@@ -115,30 +95,6 @@ def _needs_work(
         return True
     reviews = status.get("reviews") or []
     return bool(reviews) and not audited(body, reviews)
-
-
-def _post(obj: Mapping[str, Any], *, type: str, reason: str, message: str) -> None:
-    kopf.event(kopf.Body(cast(kopf.RawBody, dict(obj))), type=type, reason=reason, message=message)
-
-
-async def _write(kube: KubeClient, mv: ModelVersion, status: ModelVersionStatus) -> None:
-    """Merge `status` into the stored one; an optional field it leaves out is cleared (an
-    approval withdrawn must not linger in the merge)."""
-    written = status.model_dump(mode="json", by_alias=True, exclude_none=True)
-    cleared = {
-        field.alias or name: None
-        for name, field in ModelVersionStatus.model_fields.items()
-        if (field.alias or name) not in written and getattr(status, name) is None
-    }
-    await kube.patch_status(API_VERSION, _KIND, mv.name, mv.namespace, written | cleared)
-
-
-def _conditions(
-    conditions: list[Condition],
-    generation: int | None,
-    *pairs: tuple[ConditionType, ConditionStatus, Reason, str],
-) -> list[Condition]:
-    return set_conditions(conditions, pairs, observed_generation=generation, now=_now())
 
 
 async def _deployments(kube: KubeClient, mv: ModelVersion) -> list[ModelDeployment]:
@@ -170,7 +126,7 @@ async def _champions(
             continue
         try:
             other = ModelVersion.model_validate(
-                await kube.get(API_VERSION, _KIND, champion.model_version, mv.namespace)
+                await kube.get(API_VERSION, "ModelVersion", champion.model_version, mv.namespace)
             )
         except NotFound:
             continue
@@ -193,25 +149,24 @@ def _validating_message(
 async def _start(
     context: OperatorContext, mv: ModelVersion, body: kopf.Body, status: ModelVersionStatus
 ) -> None:
+    """Record Validating, then create the validation Job (unless the record was dropped)."""
     deployments = await _deployments(context.kube, mv)
     gates = gates_for(mv, deployments)
     champions = await _champions(context.kube, mv, gates, deployments)
     if status.phase is not ModelVersionPhase.VALIDATING:
-        conditions = _conditions(
-            current_conditions(body), mv.generation,
-            (ConditionType.VALIDATED, ConditionStatus.UNKNOWN, Reason.VALIDATING,
-             _validating_message(mv, deployments, champions)),
-            (ConditionType.READY, ConditionStatus.FALSE, Reason.VALIDATING, "not validated yet"),
-        )  # fmt: skip
-        status = status.model_copy(
-            update={"phase": ModelVersionPhase.VALIDATING, "conditions": conditions,
-                    "observed_generation": mv.generation}
-        )  # fmt: skip
-        await _write(context.kube, mv, status)
+        validating = validating_status(
+            status,
+            current_conditions(body),
+            generation=mv.generation,
+            message=_validating_message(mv, deployments, champions),
+            now=now(),
+        )
+        if await write_status(context.kube, body, validating) is None:
+            return  # decided from an old copy: the next tick starts again
     job = validation_job(
         mv,
         image=context.settings.trainer_image,
-        storage=storage_of(context.settings),
+        storage=context.storage,
         gates=gates,
         champions=champions,
         defaults=context.settings.validator_pod,
@@ -225,6 +180,7 @@ async def _start(
 async def _judge(
     context: OperatorContext, mv: ModelVersion, body: kopf.Body, job: Mapping[str, Any]
 ) -> None:
+    """Record the verdict on the ended validation Job's report, then post its Event."""
     pods = await context.kube.list(
         "v1", "Pod", mv.namespace, labels={JOB_UID_LABEL: str(job["metadata"]["uid"])}
     )
@@ -233,63 +189,19 @@ async def _judge(
         gates = recorded_gates(job, mv.spec.gates)
     except ValidationError as error:
         gates, report = Gates(), f"the gates recorded on the validation Job do not parse: {error}"
-    if isinstance(report, str):
-        results = [GateResult(gate="validation", passed=False, message=report)]
-        measured: dict[str, float] = {}
-    else:
-        results = evaluate_gates(
-            gates,
-            primary_metric=mv.spec.primary_metric.name,
-            report=report,
-            champions=recorded_champions(job),
-        )
-        measured = dict(report.candidate_metrics)
-    imported = TRAINING_JOB_UID_ANNOTATION not in (mv.metadata.get("annotations") or {})
-    if imported:
-        results.append(GateResult(gate="provenance", passed=True, message=_IMPORTED))
-    require_approval = gates.require_approval or imported
-    phase = verdict(results, require_approval=require_approval, approval=None)
-    failed = [r for r in results if not r.passed]
-    if phase is ModelVersionPhase.REJECTED:
-        message = "; ".join(f"{r.gate}: {r.message}" for r in failed)[:2000]
-        pairs = (
-            (ConditionType.VALIDATED, ConditionStatus.FALSE,
-             Reason.ARTIFACT_INVALID if _artifact_failed(results) else Reason.GATE_FAILED, message),
-            (ConditionType.READY, ConditionStatus.FALSE, Reason.GATE_FAILED, "rejected: " + message),
-        )  # fmt: skip
-    elif phase is ModelVersionPhase.AWAITING_APPROVAL:
-        message = awaiting_message(
-            "every gate passed"
-            + ("; the version was not produced by a TrainingJob" if imported else "")
-        )
-        pairs = (
-            (ConditionType.VALIDATED, ConditionStatus.UNKNOWN, Reason.AWAITING_APPROVAL, message),
-            (ConditionType.READY, ConditionStatus.FALSE, Reason.AWAITING_APPROVAL, message),
-        )
-    else:
-        message = f"{len(results)} checks and gates passed"
-        pairs = (
-            (ConditionType.VALIDATED, ConditionStatus.TRUE, Reason.VALIDATED, message),
-            (ConditionType.READY, ConditionStatus.TRUE, Reason.VALIDATED, message),
-        )
-    status = _status(body).model_copy(
-        update={
-            "observed_generation": mv.generation,
-            "phase": phase,
-            "gate_results": results,
-            "measured_metrics": measured,
-            "validated_at": _now(),
-            "conditions": _conditions(current_conditions(body), mv.generation, *pairs),
-        }
+    status, event = judged_status(
+        stored_status(body, ModelVersionStatus),
+        current_conditions(body),
+        report,
+        gates,
+        primary_metric=mv.spec.primary_metric.name,
+        champions=recorded_champions(job),
+        imported=TRAINING_JOB_UID_ANNOTATION not in (mv.metadata.get("annotations") or {}),
+        generation=mv.generation,
+        now=now(),
     )
-    await _write(context.kube, mv, status)
-    kind = "Warning" if phase is ModelVersionPhase.REJECTED else "Normal"
-    _post(body, type=kind, reason=pairs[0][2].value, message=message[:1000])
-
-
-def _artifact_failed(results: list[GateResult]) -> bool:
-    """Whether an artifact check (not a metric gate) failed."""
-    return any(not r.passed and r.gate in _ARTIFACT_CHECKS for r in results)
+    if await write_status(context.kube, body, status) is not None:
+        post(body, event)
 
 
 async def _review(
@@ -300,44 +212,29 @@ async def _review(
     annotations = dict(body.metadata.annotations)
     decision = pending_review(status.phase.value, status.approval is not None, annotations)
     if decision is not None:
-        status, message = apply_review(status, *decision, now=_now(), generation=mv.generation)
-        await _write(context.kube, mv, status)
-        kind = "Normal" if decision[0] is ReviewAction.APPROVE else "Warning"
-        _post(body, type=kind, reason=REVIEW_REASONS[decision[0]].value, message=message)
+        status, message = apply_review(status, *decision, now=now(), generation=mv.generation)
+        if await write_status(context.kube, body, status) is None:
+            return  # decided from an old copy: the next tick reviews again
+        kind = EventType.NORMAL if decision[0] is ReviewAction.APPROVE else EventType.WARNING
+        post(body, Event(kind, REVIEW_REASONS[decision[0]], message))
     await audit_reviews(context, mv, annotations, status.reviews)
-
-
-_IMPORTED = (
-    "not produced by a TrainingJob of this operator: nothing ties the artifact and its numbers"
-    " to a training run the operator observed, so a person must approve it"
-)
 
 
 async def _name_conflict(kube: KubeClient, mv: ModelVersion, body: kopf.Body, job: str) -> None:
     """Report once (condition and Event) that the validation Job's name is taken."""
-    status = _status(body)
-    current = next((c for c in status.conditions if c.type == ConditionType.VALIDATED), None)
-    if current is not None and current.reason == Reason.NAME_CONFLICT.value:
-        return
     message = (
         f"a Job named {job} exists and is not controlled by this ModelVersion (uid"
         f" {mv.metadata.get('uid')}); the operator leaves it alone and validates once it is gone"
     )
-    conditions = _conditions(
-        current_conditions(body), mv.generation,
-        (ConditionType.VALIDATED, ConditionStatus.UNKNOWN, Reason.NAME_CONFLICT, message),
-        (ConditionType.READY, ConditionStatus.FALSE, Reason.NAME_CONFLICT, message),
-    )  # fmt: skip
-    await _write(kube, mv, status.model_copy(update={"conditions": conditions}))
-    _post(body, type="Warning", reason=Reason.NAME_CONFLICT.value, message=message)
-
-
-def _status(body: kopf.Body) -> ModelVersionStatus:
-    """The stored status (`parse` leaves it out); one that does not parse starts over."""
-    try:
-        return ModelVersionStatus.model_validate(dict(body.get("status") or {}))
-    except ValidationError:
-        return ModelVersionStatus()
+    status = name_conflict_status(
+        stored_status(body, ModelVersionStatus),
+        current_conditions(body),
+        message,
+        generation=mv.generation,
+        now=now(),
+    )
+    if status is not None and await write_status(kube, body, status) is not None:
+        post(body, Event.warning(Reason.NAME_CONFLICT, message))
 
 
 @kopf.timer(GROUP, VERSION, "modelversions", interval=2.0, when=_needs_work)
@@ -346,7 +243,7 @@ async def validate_model_version(
 ) -> None:
     """Move a ModelVersion one step through validation (see the module docstring)."""
     mv = parse(ModelVersion, body, patch, ConditionType.VALIDATED)
-    status = _status(body)
+    status = stored_status(body, ModelVersionStatus)
     if status.phase.value in _REVIEWED:
         await _review(memo, mv, body, status)
         return

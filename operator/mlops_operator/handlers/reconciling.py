@@ -31,7 +31,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 import aiohttp
@@ -45,8 +45,10 @@ from mlops_operator.api.conditions import (
     Reason,
     set_condition,
 )
+from mlops_operator.api.events import Event
 from mlops_operator.api.resource import GROUP, VERSION, CustomResource
 from mlops_operator.handlers.context import OperatorContext
+from mlops_operator.handlers.kit import now, post, stage_status
 from mlops_operator.k8s import ApiError
 from mlops_operator.runtime.metrics import reconciler
 
@@ -57,7 +59,6 @@ __all__ = [
     "limited",
     "parse",
     "reconciles",
-    "report_acceptance",
     "retrying",
     "validation_message",
 ]
@@ -71,11 +72,6 @@ _MAX_BACKOFF = 30.0
 
 MAX_MESSAGE = 2048
 """Validation messages are cut here: a condition is read in `kubectl describe`, not a log."""
-
-
-def _now() -> datetime:
-    # Whole seconds, as Kubernetes writes metav1.Time.
-    return datetime.now(UTC).replace(microsecond=0)
 
 
 def limited(handler: Handler) -> Callable[..., Coroutine[Any, Any, None]]:
@@ -214,14 +210,6 @@ def acceptance_status(
     }
 
 
-def _merge_status(body: Mapping[str, Any], patch: kopf.Patch, status: Mapping[str, Any]) -> bool:
-    """Put the fields of `status` that differ from the body's into `patch`; whether any did."""
-    current = body.get("status") or {}
-    changed = {key: value for key, value in status.items() if current.get(key) != value}
-    patch.status.update(changed)
-    return bool(changed)
-
-
 def parse(kind: type[R], body: kopf.Body, patch: kopf.Patch, condition_type: ConditionType) -> R:
     """`body` as `kind`'s model; a refused spec is reported (status, one Event) and made permanent."""
     try:
@@ -234,22 +222,8 @@ def parse(kind: type[R], body: kopf.Body, patch: kopf.Patch, condition_type: Con
         condition_type=condition_type,
         generation=body.metadata.get("generation"),
         error=error,
-        now=_now(),
+        now=now(),
     )
-    if _merge_status(body, patch, status):
-        kopf.event(body, type="Warning", reason=Reason.INVALID_SPEC.value, message=error)
+    if stage_status(body, patch, status):
+        post(body, Event.warning(Reason.INVALID_SPEC, error))
     raise kopf.PermanentError(f"invalid spec: {error}")
-
-
-def report_acceptance(
-    resource: CustomResource, body: kopf.Body, patch: kopf.Patch, condition_type: ConditionType
-) -> None:
-    """Record in status that `resource`'s current spec was accepted (no-op when already recorded)."""
-    status = acceptance_status(
-        current_conditions(body),
-        condition_type=condition_type,
-        generation=resource.generation,
-        error=None,
-        now=_now(),
-    )
-    _merge_status(body, patch, status)

@@ -45,15 +45,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping
 from typing import Any, cast
 
 import kopf
 from pydantic import ValidationError
 
 from mlops_operator.api.conditions import ConditionType, Reason
+from mlops_operator.api.events import Event
 from mlops_operator.api.metadata import (
+    JOB_UID_LABEL,
     TRAINING_JOB_GENERATION_ANNOTATION,
     TRAINING_JOB_UID_ANNOTATION,
 )
@@ -68,6 +69,7 @@ from mlops_operator.decisions.versions import (
     version_numbers,
 )
 from mlops_operator.handlers.context import OperatorContext
+from mlops_operator.handlers.kit import StatusOf, Written, now, post, write_status
 from mlops_operator.handlers.reconciling import parse, reconciles, retrying
 from mlops_operator.k8s import Conflict, KubeClient, NotFound
 from mlops_operator.resources.common import (
@@ -95,90 +97,17 @@ from mlops_operator.resources.trainingjob import (
 from mlops_operator.runtime.settings import OperatorSettings
 from mlops_operator.trainer.result import TrainingSucceeded
 
-__all__ = ["JOB_UID_LABEL", "follow_trainer_job", "reconcile_training_job", "storage_of"]
+__all__ = ["follow_trainer_job", "reconcile_training_job"]
 
 logger = logging.getLogger(__name__)
 
 _KIND = "TrainingJob"
 _TERMINAL = (TrainingJobPhase.SUCCEEDED.value, TrainingJobPhase.FAILED.value)
-_STATUS_ATTEMPTS = 5
 _CONFLICT_RETRY_SECONDS = 30
-JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
-"""The label the Job controller puts on a Job's pods: the Job's uid."""
-StatusFn = Callable[[Mapping[str, Any]], dict[str, Any] | None]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
-
-def storage_of(settings: OperatorSettings) -> ArtifactStorage:
-    """The artifact store the operator's settings describe."""
-    return ArtifactStorage(
-        claim=settings.artifact_pvc,
-        uri=settings.artifact_uri,
-        credentials_secret=settings.artifact_credentials_secret,
-    )
-
-
-def _post(obj: Mapping[str, Any], *, type: str, reason: str, message: str) -> None:
-    """Post an Event about a TrainingJob read through the client (not Kopf's own body)."""
-    kopf.event(kopf.Body(cast(kopf.RawBody, dict(obj))), type=type, reason=reason, message=message)
 
 
 def _terminal(body: Mapping[str, Any]) -> bool:
     return (body.get("status") or {}).get("phase") in _TERMINAL
-
-
-async def _record(
-    kube: KubeClient,
-    namespace: str,
-    name: str,
-    uid: str,
-    compute: StatusFn,
-    *,
-    current: Mapping[str, Any] | None = None,
-    cached: bool = False,
-) -> tuple[Mapping[str, Any], Mapping[str, Any]] | None:
-    """Write the status `compute` derives from the TrainingJob as stored; (before, after).
-
-    None when the TrainingJob is gone, being deleted, another one (uid), or when
-    `compute` returns None (nothing to write). The write is conditional on the
-    resourceVersion of `current` (the TrainingJob just read), else of a fresh read,
-    and retried from a fresh read when it changed. A `cached` `current` may lag
-    the API server: a status it shows as already written is confirmed by a fresh read.
-    """
-    for _ in range(_STATUS_ATTEMPTS):
-        if current is None:
-            try:
-                current = await kube.get(API_VERSION, _KIND, name, namespace)
-            except NotFound:
-                return None
-        metadata = current.get("metadata", {})
-        if metadata.get("uid") != uid or metadata.get("deletionTimestamp"):
-            return None
-        status = compute(current)
-        if status is None:
-            return None
-        previous = current.get("status") or {}
-        changed = {key: value for key, value in status.items() if previous.get(key) != value}
-        if not changed:
-            if cached:
-                current, cached = None, False
-                continue
-            return current, current
-        patch = {"metadata": {"resourceVersion": metadata["resourceVersion"]}, "status": changed}
-        try:
-            updated = await kube.patch(
-                API_VERSION, _KIND, name, namespace, patch, subresource="status"
-            )
-        except Conflict:
-            current = None
-            continue
-        except NotFound:
-            return None  # deleted since it was read (or since the watch's copy)
-        return current, updated
-    raise kopf.TemporaryError(f"the status of {_KIND} {namespace}/{name} kept changing", delay=2)
 
 
 def _phase(body: Mapping[str, Any]) -> str | None:
@@ -193,7 +122,7 @@ def _status_for(
     job: str | None,
     generation: int | None,
     model_version: str | None = None,
-) -> StatusFn:
+) -> StatusOf:
     """The status of `outcome`, except over a finished TrainingJob unless `outcome` is final too."""
 
     def compute(current: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -206,7 +135,7 @@ def _status_for(
             job_name=job,
             generation=generation,
             model_version=model_version,
-            now=_now(),
+            now=now(),
         )
 
     return compute
@@ -238,29 +167,37 @@ async def _ensure_claim(context: OperatorContext, namespace: str) -> None:
 
 
 def _fail_outcome(reason: Reason, message: str) -> Outcome:
-    return Outcome(TrainingJobPhase.FAILED, reason, message, finished=_now())
+    return Outcome(TrainingJobPhase.FAILED, reason, message, finished=now())
 
 
 async def _record_outcome(
-    kube: KubeClient, training: TrainingJob, outcome: Outcome, *, job: str | None
-) -> tuple[Mapping[str, Any], Mapping[str, Any]] | None:
-    """Write the status of an `outcome` the handler found itself (not the Job's); (before, after)."""
-    return await _record(
-        kube,
-        training.namespace,
-        training.name,
-        str(training.metadata.get("uid")),
-        _status_for(training, outcome, job=job, generation=training.generation),
-    )
+    kube: KubeClient,
+    body: Mapping[str, Any],
+    training: TrainingJob,
+    outcome: Outcome,
+    *,
+    job: str | None,
+) -> Written | None:
+    """Write the status of an `outcome` the handler found itself (not the Job's) over the
+    TrainingJob as stored (`body` may lag it)."""
+    compute = _status_for(training, outcome, job=job, generation=training.generation)
+    return await write_status(kube, body, compute, cached=True)
 
 
 async def _fail(
-    kube: KubeClient, training: TrainingJob, reason: Reason, message: str, *, job: str
+    kube: KubeClient,
+    body: Mapping[str, Any],
+    training: TrainingJob,
+    reason: Reason,
+    message: str,
+    *,
+    job: str,
 ) -> None:
     """Record that `training` failed before its Job could report, with one Warning Event."""
-    written = await _record_outcome(kube, training, _fail_outcome(reason, message), job=job)
-    if written is not None and _phase(written[0]) not in _TERMINAL:
-        _post(written[1], type="Warning", reason=reason.value, message=message)
+    outcome = _fail_outcome(reason, message)
+    written = await _record_outcome(kube, body, training, outcome, job=job)
+    if written is not None and _phase(written.before) not in _TERMINAL:
+        post(written.after, Event.warning(reason, message))
 
 
 async def _create_job(
@@ -293,9 +230,9 @@ async def _name_conflict(
     )
     outcome = Outcome(TrainingJobPhase.PENDING, Reason.NAME_CONFLICT, message)
     # No jobName: the Job of that name is not this TrainingJob's, so it was never created.
-    written = await _record_outcome(kube, training, outcome, job=None)
-    if written is not None and written[0] is not written[1]:
-        kopf.event(body, type="Warning", reason=Reason.NAME_CONFLICT.value, message=message)
+    written = await _record_outcome(kube, body, training, outcome, job=None)
+    if written is not None and written.changed:
+        post(body, Event.warning(Reason.NAME_CONFLICT, message))
     raise kopf.TemporaryError(message, delay=_CONFLICT_RETRY_SECONDS)
 
 
@@ -362,32 +299,26 @@ async def _payload_logs(kube: KubeClient, training: TrainingJob) -> dict[str, st
 async def _start(training: TrainingJob, body: kopf.Body, context: OperatorContext) -> None:
     kube, settings = context.kube, context.settings
     name = job_name(training)
-    uid = str(training.metadata.get("uid"))
     if _terminal(body):
         if (body.get("status") or {}).get("observedGeneration") != training.generation:
             # A finished TrainingJob's spec changes only in `ttlSecondsAfterFinished` (the
             # rest is frozen; `suspend` no longer matters): the kept Job follows it.
             await _keep_job(kube, training, settings)
-            await _record(
-                kube,
-                training.namespace,
-                training.name,
-                uid,
-                lambda _: {"observedGeneration": training.generation},
-            )
+            generation = {"observedGeneration": training.generation}
+            await write_status(kube, body, lambda _: generation, cached=True)
         return
-    storage = storage_of(settings)
+    storage = context.storage
     if training.spec.image is not None:
         refusal = image_refusal(training.spec.image, settings.allowed_image_prefixes)
         if refusal is not None:
-            await _fail(kube, training, Reason.IMAGE_NOT_ALLOWED, refusal, job=name)
+            await _fail(kube, body, training, Reason.IMAGE_NOT_ALLOWED, refusal, job=name)
             return
     try:
         logs = await _payload_logs(kube, training)
         image = training.spec.image or settings.trainer_image
         manifest = build_job(training, storage, image, logs, settings.trainer_pod)
     except UnsupportedSpec as error:
-        await _fail(kube, training, Reason.INVALID_SPEC, str(error), job=name)
+        await _fail(kube, body, training, Reason.INVALID_SPEC, str(error), job=name)
         return
     if (body.get("status") or {}).get("jobName"):
         try:
@@ -395,7 +326,7 @@ async def _start(training: TrainingJob, body: kopf.Body, context: OperatorContex
         except NotFound:
             message = f"the trainer Job {name} was deleted before it finished; create a new"
             message += " TrainingJob to train again"
-            await _fail(kube, training, Reason.TRAINING_FAILED, message, job=name)
+            await _fail(kube, body, training, Reason.TRAINING_FAILED, message, job=name)
             return
     if storage.uses_pvc:
         await _ensure_claim(context, training.namespace)
@@ -406,7 +337,7 @@ async def _start(training: TrainingJob, body: kopf.Body, context: OperatorContex
     job, created = found
     await _sync_job(kube, job, training)
     if created:
-        kopf.event(body, type="Normal", reason="Started", message=f"created trainer Job {name}")
+        post(body, Event.normal(Reason.STARTED, f"created trainer Job {name}"))
 
 
 @reconciles(TrainingJob)
@@ -463,13 +394,15 @@ def _image_of(job: Mapping[str, Any]) -> str:
 
 
 async def _finish(
-    kube: KubeClient,
-    settings: OperatorSettings,
+    context: OperatorContext,
+    body: Mapping[str, Any],
     training: TrainingJob,
     job: Mapping[str, Any],
     generation: int | None,
 ) -> None:
-    """Read the ended Job's result, create the ModelVersion, record the outcome, release the Job."""
+    """Read the ended Job's result, create the ModelVersion, record the outcome over the
+    TrainingJob as `body` shows it (just read), release the Job."""
+    kube, settings = context.kube, context.settings
     name = job["metadata"]["name"]
     # By the Job's uid, not its name: pods of an earlier Job of that name may linger.
     pods = await kube.list(
@@ -480,29 +413,24 @@ async def _finish(
     if outcome.result is not None:
         try:
             version = await _model_version(
-                kube, training, outcome.result, storage=storage_of(settings), image=_image_of(job)
+                kube, training, outcome.result, storage=context.storage, image=_image_of(job)
             )
         except (ValueError, ValidationError) as error:
             outcome = _fail_outcome(
                 Reason.TRAINING_FAILED,
                 f"the trained model cannot be recorded as a ModelVersion: {error}",
             )
-    written = await _record(
-        kube,
-        training.namespace,
-        training.name,
-        str(training.metadata.get("uid")),
-        _status_for(training, outcome, job=name, generation=generation, model_version=version),
-    )
+    compute = _status_for(training, outcome, job=name, generation=generation, model_version=version)
+    written = await write_status(kube, body, compute)
     ttl = {"spec": {"ttlSecondsAfterFinished": _ttl(training, settings)}}
     await kube.patch("batch/v1", "Job", name, training.namespace, ttl)
-    if written is None or _phase(written[0]) in _TERMINAL:
+    if written is None or _phase(written.before) in _TERMINAL:
         return  # recorded by an earlier run, whose Event was posted then
     if version is not None:
-        message = str(written[1].get("status", {}).get("message") or version)
-        _post(written[1], type="Normal", reason=Reason.TRAINED.value, message=message)
+        message = str(written.after.get("status", {}).get("message") or version)
+        post(written.after, Event.normal(Reason.TRAINED, message))
     else:
-        _post(written[1], type="Warning", reason=outcome.reason.value, message=outcome.message)
+        post(written.after, Event.warning(outcome.reason, outcome.message))
 
 
 def _generation_of(job: Mapping[str, Any]) -> int | None:
@@ -570,20 +498,13 @@ async def _follow(
         if not _terminal(body):
             message = f"the trainer Job {name} was deleted before it finished; create a new"
             message += " TrainingJob to train again"
-            await _fail(kube, training, Reason.TRAINING_FAILED, message, job=name)
+            await _fail(kube, body, training, Reason.TRAINING_FAILED, message, job=name)
         return
     if outcome is None:
-        await _finish(kube, context.settings, training, job, generation)
+        await _finish(context, body, training, job, generation)
         return
-    written = await _record(
-        kube,
-        namespace,
-        training.name,
-        uid,
-        _status_for(training, outcome, job=name, generation=generation),
-        current=body,
-        cached=cached,
-    )
+    compute = _status_for(training, outcome, job=name, generation=generation)
+    written = await write_status(kube, body, compute, cached=cached)
     if written is not None:
         context.recorded.put(job_uid, shown)
 

@@ -42,7 +42,7 @@ from mlops_operator.api.metadata import (
     TRAFFIC_LABEL,
     VERSION_LABEL,
 )
-from mlops_operator.api.modeldeployment import ModelDeployment
+from mlops_operator.api.modeldeployment import ModelDeployment, ModelDeploymentStatus
 from mlops_operator.api.pods import PodOverrides
 from mlops_operator.podcontract import (
     EXIT_ARTIFACT_REFUSED,
@@ -81,6 +81,7 @@ __all__ = [
     "deployment_name",
     "grpc_port",
     "payload_log_uri",
+    "recorded_status",
     "service_monitor",
     "service_url",
     "serving_deployment",
@@ -394,6 +395,20 @@ def serving_selector(mdep: ModelDeployment, version: int | None = None) -> dict[
     """Labels of every serving Deployment and pod of `mdep` (of one `version` when given)."""
     found = {DEPLOYMENT_LABEL: label_value(mdep.name), COMPONENT_LABEL: SERVER_COMPONENT}
     return found | ({VERSION_LABEL: str(version)} if version is not None else {})
+
+
+def recorded_status(mdep: ModelDeployment, decided: ModelDeploymentStatus) -> ModelDeploymentStatus:
+    """The status to record for a rollout decision: with the generation it answers, the
+    endpoint's URL and the champion's pod selector (the scale subresource's)."""
+    champion = decided.champion
+    selector = serving_selector(mdep, champion.version) if champion else {}
+    return decided.model_copy(
+        update={
+            "observed_generation": mdep.generation,
+            "url": service_url(mdep),
+            "selector": ",".join(f"{k}={v}" for k, v in selector.items()),
+        }
+    )
 
 
 def artifact_refusal(pods: Sequence[Mapping[str, Any]]) -> str | None:

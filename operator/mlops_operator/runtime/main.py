@@ -79,13 +79,14 @@ def _lease_namespace(settings: OperatorSettings) -> str:
 
 
 async def _kopf(settings: OperatorSettings, kube: KubeClient, health: Health) -> None:
+    context = OperatorContext.create(settings, kube)
     operator = asyncio.create_task(
         kopf.operator(
             clusterwide=settings.clusterwide,
             namespaces=settings.namespaces,
             standalone=settings.peering is None,
             peering_name=settings.peering,
-            memo=OperatorContext.create(settings, kube),
+            memo=context,
         ),
         name="kopf",
     )
@@ -94,6 +95,7 @@ async def _kopf(settings: OperatorSettings, kube: KubeClient, health: Health) ->
         await operator
     finally:
         health.forget("kopf")
+        await context.close()
 
 
 async def _standby(election: LeaderElection, health: Health) -> bool:
