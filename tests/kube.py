@@ -38,6 +38,27 @@ def get_json(kubeconfig: Path, *args: str) -> Any:
     return json.loads(kubectl(kubeconfig, "get", *args, "-o", "json").stdout)
 
 
+def _established(crd: dict[str, Any]) -> bool:
+    conditions = (crd.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+
+def wait_established(kubeconfig: Path, *names: str, timeout: float = 60) -> None:
+    """Wait until every CRD in `names` (``crd/<name>`` or ``<name>``) is Established.
+
+    Polled, not ``kubectl wait``: kubectl fails at once ("accessor error: <nil>") while a
+    new CRD has no conditions yet, a moment that lasts longer on a busy API server.
+    """
+    wanted = [name.removeprefix("crd/") for name in names]
+
+    def ready() -> bool:
+        found = get_json(kubeconfig, "crd", *wanted)
+        crds = found["items"] if found.get("kind") == "List" else [found]
+        return len(crds) == len(wanted) and all(_established(c) for c in crds)
+
+    wait_for(ready, timeout=timeout, what=f"CRDs {', '.join(wanted)} to be Established")
+
+
 def wait_for(
     probe: Callable[[], T | None], timeout: float = 120, interval: float = 0.25, what: str = ""
 ) -> T:

@@ -76,6 +76,18 @@ class Stage:
     facts: dict[str, Any] = field(default_factory=dict)
 
 
+def _established(kube: Kubectl) -> bool:
+    """Whether every mlops.dev CRD is Established (polled: ``kubectl wait`` fails at once
+    while a new CRD has no conditions yet)."""
+    selector = "app.kubernetes.io/part-of=mlops-operator"
+    crds = json.loads(kube.run("get", "crd", "-l", selector, "-o", "json"))["items"]
+    conditions = [(crd.get("status") or {}).get("conditions") or [] for crd in crds]
+    return bool(crds) and all(
+        any(c["type"] == "Established" and c["status"] == "True" for c in found)
+        for found in conditions
+    )
+
+
 @dataclass
 class Demo:
     """One run of the loop in `namespace` of the local cluster."""
@@ -169,8 +181,7 @@ class Demo:
         self.kube = kube
         _step("installing the mlops.dev CRDs")
         kube.run("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=crd_stream())
-        kube.run("wait", "--for=condition=Established", "--timeout=60s", "crd",
-                 "-l", "app.kubernetes.io/part-of=mlops-operator")  # fmt: skip
+        wait_until(lambda: _established(kube), timeout=60, what="the CRDs to be Established")
         _step(f"namespace {self.namespace} (restricted Pod Security Standard)")
         kube.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {
             "name": self.namespace,

@@ -10,7 +10,7 @@ import pytest
 
 from mlops_operator.api import KINDS
 from tests.integration.api.support import ROOT
-from tests.kube import kubectl
+from tests.kube import kubectl, wait_established
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +18,7 @@ def crds(kubeconfig: Path) -> Path:
     """The generated CRDs, applied and Established; returns the kubeconfig that reaches them."""
     kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     names = [f"crd/{kind.crd.name}" for kind in KINDS]
-    kubectl(kubeconfig, "wait", "--for=condition=Established", "--timeout=60s", *names)
+    wait_established(kubeconfig, *names)
     return kubeconfig
 
 

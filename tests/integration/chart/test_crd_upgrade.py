@@ -22,7 +22,7 @@ import pytest
 
 from mlops_operator.localcluster.cluster import LocalCluster
 from tests.integration.chart.conftest import CHART, Helm
-from tests.kube import get_json, kubectl, wait_for
+from tests.kube import get_json, kubectl, wait_established, wait_for
 
 FIELD = "ttlSecondsAfterFinished"
 CRD = "trainingjobs.mlops.dev"
@@ -93,7 +93,7 @@ def test_a_crd_change_is_upgraded_through_the_chart(
     # No --wait: this control plane has no node, so the operator's pod stays Pending.
     helm("install", "mlops", str(old), "-n", "mlops-system", "--create-namespace",
          kubeconfig=config)  # fmt: skip
-    kubectl(config, "wait", "--for=condition=Established", "--timeout=60s", f"crd/{CRD}")
+    wait_established(config, CRD)
     assert not _schema_has_field(config)
 
     refused = _apply(config, _training_job("refused", **{FIELD: 60}), check=False)
@@ -105,7 +105,7 @@ def test_a_crd_change_is_upgraded_through_the_chart(
     helm("upgrade", "mlops", str(CHART), "-n", "mlops-system", "--reuse-values",
          kubeconfig=config)  # fmt: skip
     wait_for(lambda: _schema_has_field(config), timeout=60, what=f"the CRD to gain {FIELD}")
-    kubectl(config, "wait", "--for=condition=Established", "--timeout=60s", f"crd/{CRD}")
+    wait_established(config, CRD)
 
     _apply(config, _training_job("after", **{FIELD: 60}))
     assert get_json(config, "trainingjob", "after", "-n", "default")["spec"][FIELD] == 60

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from mlops_operator.localcluster.binaries import KUBERNETES_VERSION
-from tests.kube import KUBECTL, get_json, kubectl, wait_for
+from tests.kube import KUBECTL, get_json, kubectl, wait_established, wait_for
 
 
 def test_readyz_and_versions(kubeconfig: Path) -> None:
@@ -61,13 +61,7 @@ def _widget(namespace: str, name: str, size: int) -> str:
 
 def test_crd_lifecycle(kubeconfig: Path, namespace: str) -> None:
     kubectl(kubeconfig, "apply", "-f", "-", stdin=WIDGET_CRD)
-    kubectl(
-        kubeconfig,
-        "wait",
-        "--for=condition=Established",
-        "crd/widgets.test.mlops.dev",
-        "--timeout=60s",
-    )
+    wait_established(kubeconfig, "crd/widgets.test.mlops.dev")
     # The watch lists first (w0 comes as ADDED) and then watches from the list's
     # resourceVersion, so nothing created after that line is missed. A --watch-only
     # started just before the creates missed them while kubectl was still connecting.

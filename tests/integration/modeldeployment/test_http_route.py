@@ -21,7 +21,7 @@ import pytest
 from mlops_operator.localcluster.binaries import gateway_api_crds
 from tests.integration.modeldeployment.conftest import model_version, serve_first_of_two
 from tests.integration.operator.conftest import RunningOperator
-from tests.kube import get_json, kubectl, wait_for
+from tests.kube import get_json, kubectl, wait_established, wait_for
 
 CRD = "httproutes.gateway.networking.k8s.io"
 MDEP = {
@@ -47,7 +47,7 @@ def gateway_api(kubeconfig: Path) -> Iterator[None]:
     path = gateway_api_crds() / "gateway.networking.k8s.io_httproutes.yaml"
     if not present:
         kubectl(kubeconfig, "apply", "--server-side", "-f", str(path))
-        kubectl(kubeconfig, "wait", "--for=condition=Established", f"crd/{CRD}", "--timeout=60s")
+        wait_established(kubeconfig, CRD)
     yield
     if not present:
         # Operators of other tests notice within a minute and go back to forwarding alone.

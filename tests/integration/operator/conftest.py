@@ -20,7 +20,7 @@ import kopf
 import pytest
 
 from mlops_operator.k8s import KubeClient
-from tests.kube import kubectl, wait_for
+from tests.kube import kubectl, wait_established, wait_for
 
 REPO = Path(__file__).resolve().parents[3]
 CRDS = sorted((REPO / "crds").glob("mlops.dev_*.yaml"))
@@ -34,7 +34,7 @@ def crds(kubeconfig: Path) -> list[Path]:
         pytest.fail(f"no generated CRDs in {REPO / 'crds'}")
     kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", *(f"-f={p}" for p in CRDS))
     names = [f"crd/{p.stem.split('_', 1)[1]}.mlops.dev" for p in CRDS]
-    kubectl(kubeconfig, "wait", "--for=condition=Established", "--timeout=60s", *names)
+    wait_established(kubeconfig, *names)
     return CRDS
 
 

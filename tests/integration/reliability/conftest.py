@@ -17,7 +17,7 @@ from mlops_operator.localcluster.cluster import LocalCluster
 from tests.integration.modeldeployment.conftest import restricted, store  # noqa: F401  # fixtures
 from tests.integration.operator.conftest import CRDS, crds  # noqa: F401  # a fixture
 from tests.integration.trainingjob.conftest import namespace, operator  # noqa: F401  # fixtures
-from tests.kube import kubectl, wait_for
+from tests.kube import kubectl, wait_established, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def private_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalC
         config = cluster.layout.admin_kubeconfig
         kubectl(config, "apply", "--server-side", *(f"-f={p}" for p in CRDS))
         names = [f"crd/{p.stem.split('_', 1)[1]}.mlops.dev" for p in CRDS]
-        kubectl(config, "wait", "--for=condition=Established", "--timeout=60s", *names)
+        wait_established(config, *names)
         yield cluster
     finally:
         cluster.down()
