@@ -17,14 +17,8 @@ import pytest
 from mlops_operator.api.conditions import Reason
 from mlops_operator.api.driftpolicy import DriftPolicySpec, TriggerState
 from mlops_operator.api.gates import ComparisonOp
-from mlops_operator.decisions.drift import (
-    Decision,
-    Evaluation,
-    Reading,
-    Retrain,
-    breached,
-    evaluate,
-)
+from mlops_operator.decisions.drift import Decision, Evaluation, Retrain, evaluate
+from mlops_operator.decisions.triggers import Reading, breached
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 INTERVAL = timedelta(seconds=30)
