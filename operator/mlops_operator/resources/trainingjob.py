@@ -59,6 +59,7 @@ from mlops_operator.api.modelversion import (
     SourceLineage,
     TensorDtype,
     TensorSummary,
+    recorded_recipe,
 )
 from mlops_operator.api.pods import PodOverrides
 from mlops_operator.api.resource import API_VERSION
@@ -570,15 +571,7 @@ def build_model_version(
                 format=None if spec.dataset.format.value == "auto" else spec.dataset.format.value,
                 sources=_source_lineage(training, result),
             ),
-            target=spec.target,
-            estimator=spec.estimator.name,
-            params=spec.estimator.params,
-            features=spec.features,
-            categorical_features=spec.categorical_features,
-            seed=spec.seed,
-            test_size=spec.test_size,
-            cv_folds=spec.cv_folds,
-            preprocessing=spec.preprocessing,
+            **recorded_recipe(spec),
             image=image,
             code_version=result.code_version,
             training_job=training.name,
