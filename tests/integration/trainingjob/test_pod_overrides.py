@@ -15,7 +15,13 @@ from typing import Any
 
 from mlops_operator.runtime.settings import WORKLOAD_DEFAULTS
 from tests.integration.operator.conftest import RunningOperator
-from tests.integration.trainingjob.conftest import apply, items, training_job, wait_finished
+from tests.integration.trainingjob.conftest import (
+    apply,
+    items,
+    trainer_pods,
+    training_job,
+    wait_finished,
+)
 from tests.kube import get_json, kubectl, wait_for
 
 NODE = {"kubernetes.io/os": "linux"}
@@ -74,7 +80,7 @@ def test_overrides_reach_the_trainer_validator_and_server_pods(
     trained = wait_finished(kubeconfig, namespace, "iris-initial")
     assert trained["status"]["phase"] == "Succeeded", trained["status"]
     _check(
-        _pod(kubeconfig, namespace, "batch.kubernetes.io/job-name=iris-initial"),
+        _pod(kubeconfig, namespace, trainer_pods("iris-initial")[1]),
         "trainer", "150m", "trainer",
     )  # fmt: skip
     version = get_json(kubeconfig, "modelversion", "iris-v1", "-n", namespace)
