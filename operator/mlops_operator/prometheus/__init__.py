@@ -18,7 +18,7 @@ names of the evaluator's gauges read here are `mlops_operator.realized`.
 """
 
 from mlops_operator.prometheus.client import PrometheusClient, PrometheusError, Sample, Series
-from mlops_operator.prometheus.scrape import ScrapeError, parse_exposition, scrape
+from mlops_operator.prometheus.exposition import ScrapeError, parse_exposition, scrape
 
 __all__ = [
     "PrometheusClient",

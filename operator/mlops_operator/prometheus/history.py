@@ -28,7 +28,7 @@ import aiohttp
 from mlops_operator.decisions.triggers import WindowCounts
 from mlops_operator.prometheus import promql
 from mlops_operator.prometheus.client import Sample
-from mlops_operator.prometheus.scrape import MAX_BYTES, ScrapeError, parse_exposition, scrape
+from mlops_operator.prometheus.exposition import MAX_BYTES, ScrapeError, parse_exposition, scrape
 from mlops_operator.prometheus.windows import SourceError, assemble
 from mlops_operator.realized import VERSION_GAUGES
 
