@@ -23,7 +23,9 @@ from mlops_operator.api.driftpolicy import (
 from mlops_operator.api.gates import ComparisonOp
 from mlops_operator.decisions.triggers import (
     Histogram,
+    Reading,
     WindowCounts,
+    breached,
     choose_version,
     custom_reading,
     measure,
@@ -150,3 +152,14 @@ def test_choose_version_prefers_the_champion_then_the_busiest() -> None:
     assert choose_version(counted, ["nope", "iris-v1"]) == ("iris-v1", quiet)
     assert choose_version(counted, []) == ("iris-v2", busy)
     assert choose_version({}, ["x"]) is None
+
+
+def test_breached_compares_with_the_operator_and_needs_samples() -> None:
+    def psi_reading(value: float | None, samples: int = 100) -> Reading:
+        return Reading("predictionDrift", value, 0.25, ComparisonOp.GE, samples, min_samples=50)
+
+    assert breached(psi_reading(0.25))
+    assert not breached(psi_reading(0.2))
+    assert not breached(psi_reading(0.9, samples=49))
+    assert not breached(psi_reading(None))
+    assert breached(Reading("accuracy", 0.7, 0.8, ComparisonOp.LT))
