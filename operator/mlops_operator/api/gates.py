@@ -9,6 +9,8 @@ the version serving now (MLflow's ``MetricThreshold`` idea, applied by the clust
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from enum import StrEnum
 
 from pydantic import Field
@@ -55,6 +57,18 @@ class ComparisonOp(StrEnum):
     LE = "<="
     GT = ">"
     LT = "<"
+
+    def holds(self, value: float, threshold: float) -> bool:
+        """Whether ``value <op> threshold``: the one reading of the operator, for gates and triggers."""
+        return _COMPARE[self](value, threshold)
+
+
+_COMPARE: dict[ComparisonOp, Callable[[float, float], bool]] = {
+    ComparisonOp.GE: operator.ge,
+    ComparisonOp.LE: operator.le,
+    ComparisonOp.GT: operator.gt,
+    ComparisonOp.LT: operator.lt,
+}
 
 
 class MetricGate(CamelModel):

@@ -30,9 +30,11 @@ from mlops_operator.api.gates import Gates
 from mlops_operator.api.model import CamelModel, Rule, field_rules
 from mlops_operator.api.pods import PodOverrides
 from mlops_operator.api.resource import CustomResource, PrinterColumn, ResourceStatus
-from mlops_operator.api.trainingjob import Preprocessing
+from mlops_operator.api.trainingjob import Preprocessing, TrainingJobSpec
 
 __all__ = [
+    "LINEAGE_PROVENANCE",
+    "RECIPE_FIELDS",
     "Approval",
     "Artifact",
     "DatasetLineage",
@@ -52,6 +54,8 @@ __all__ = [
     "SourceLineage",
     "TensorDtype",
     "TensorSummary",
+    "recipe_of_lineage",
+    "recorded_recipe",
 ]
 
 
@@ -221,6 +225,52 @@ class Lineage(CamelModel):
         description="Versions of the libraries that trained and exported it, e.g."
         " `{scikit-learn: 1.7.2}`.",
     )
+
+
+RECIPE_FIELDS: tuple[str, ...] = (
+    "target",
+    "features",
+    "categorical_features",
+    "seed",
+    "test_size",
+    "cv_folds",
+    "preprocessing",
+)
+"""Fields of a training recipe that a `Lineage` records as they are, under the same names.
+The estimator is recorded as `Lineage.estimator` (its name) and `Lineage.params`; the dataset
+as what was read (`DatasetLineage`), so each direction rebuilds that part itself."""
+
+LINEAGE_PROVENANCE: tuple[str, ...] = (
+    "dataset",
+    "image",
+    "code_version",
+    "training_job",
+    "parent_version",
+    "libraries",
+)
+"""The other fields of a `Lineage`: what was read and what ran, not the recipe."""
+
+
+def recorded_recipe(recipe: TrainingJobSpec) -> dict[str, Any]:
+    """The fields of the `Lineage` that record `recipe`: the one mapping from a TrainingJob's
+    spec to its ModelVersion's lineage (`recipe_of_lineage` is its inverse)."""
+    return {name: getattr(recipe, name) for name in RECIPE_FIELDS} | {
+        "estimator": recipe.estimator.name,
+        "params": recipe.estimator.params,
+    }
+
+
+def recipe_of_lineage(lineage: Lineage) -> dict[str, Any]:
+    """The recipe `lineage` records, as TrainingJob spec fields on the wire (camelCase; unset
+    ones left out): what `mlops reproduce` trains again. The inverse of `recorded_recipe`."""
+    recipe: dict[str, Any] = {"estimator": {"name": lineage.estimator, "params": lineage.params}}
+    for name in RECIPE_FIELDS:
+        value = getattr(lineage, name)
+        if isinstance(value, CamelModel):
+            value = value.model_dump(by_alias=True)
+        if value is not None:
+            recipe[TrainingJobSpec.model_fields[name].alias or name] = value
+    return recipe
 
 
 class PrimaryMetric(CamelModel):

@@ -119,6 +119,7 @@ def recipe_of(
     `store_root` is the artifact store whose snapshots stand in for data that cannot be
     read again (a payload log, a claim's file).
     """
+    from mlops_operator.api.modelversion import recipe_of_lineage
     from mlops_operator.api.trainingjob import CLASSIFIERS, Task, TrainingJob
 
     spec = version.spec
@@ -131,24 +132,15 @@ def recipe_of(
     if task is None:
         classifier = lineage.estimator in CLASSIFIERS
         task = Task.CLASSIFICATION if classifier else Task.REGRESSION
-    recipe: dict[str, Any] = {
+    recipe = recipe_of_lineage(lineage) | {
         "modelName": spec.model_name,
         "dataset": _dataset_of(version, dataset_uri, store_root),
-        "target": lineage.target,
-        "features": lineage.features,
-        "categoricalFeatures": lineage.categorical_features,
         "task": task.value,
-        "estimator": {"name": lineage.estimator, "params": lineage.params},
-        "seed": lineage.seed,
-        "testSize": lineage.test_size,
-        "cvFolds": lineage.cv_folds,
     }
-    if lineage.preprocessing is not None:
-        recipe["preprocessing"] = lineage.preprocessing.model_dump(by_alias=True)
     return TrainingJob.model_validate(
         {
             "metadata": {"name": lineage.training_job or version.name, "namespace": "local"},
-            "spec": {key: value for key, value in recipe.items() if value is not None},
+            "spec": recipe,
         }
     )
 

@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from mlops_operator.drift import promql
-from mlops_operator.prometheus import PrometheusClient, PrometheusError, Series
+from mlops_operator.prometheus import PrometheusClient, PrometheusError, Series, promql
 
 __all__ = [
     "Chart",

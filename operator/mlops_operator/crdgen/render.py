@@ -1,6 +1,6 @@
 """The CRDs as manifests: one per kind in ``crds/``, wrapped copies in the Helm chart.
 
-Both copies are generated here and nowhere else; ``make crds`` writes them and
+Both copies (and the kinds' Argo CD health checks, `health`) are generated here and nowhere else; ``make crds`` writes them and
 a unit test fails when the checked-in files differ from `generated_files`.
 The chart's copies live in ``templates/crds/`` rather than Helm's ``crds/``
 folder, which Helm installs once and never upgrades.
@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from mlops_operator.api import CATEGORY, GROUP, KINDS, VERSION, CustomResource
+from mlops_operator.crdgen.health import health_files
 from mlops_operator.crdgen.schema import to_structural
 
 __all__ = [
@@ -157,7 +158,8 @@ def generated_files() -> dict[Path, str]:
     # Named without an extension so that `kubectl apply -f crds/` skips it while
     # kustomize still finds it (`kubectl apply -k crds/`, or as a base).
     files[CRD_DIR / "Kustomization"] = HEADER + yaml.safe_dump(kustomization, sort_keys=False)
-    return files
+    # Argo CD's health checks read the kinds' conditions: generated with them.
+    return files | health_files()
 
 
 def _leftovers(root: Path, expected: dict[Path, str]) -> list[Path]:

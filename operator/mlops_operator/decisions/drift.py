@@ -1,9 +1,9 @@
 """Whether a DriftPolicy retrains now: a chain of pure checks over what was gathered.
 
-The controller gathers (I/O) the readings of every trigger over the window, the
-TrainingJobs the policy created and the time; `evaluate` then updates each
-trigger's run of breaches and walks the chain, cert-manager style. The first
-check that holds the retrain back names the outcome:
+The controller gathers (I/O) the readings of every trigger over the window (each
+measured and judged in `decisions.triggers`), the TrainingJobs the policy created and
+the time; `evaluate` then updates each trigger's run of breaches and walks the chain,
+cert-manager style. The first check that holds the retrain back names the outcome:
 
 1. **source reachable** — no reading means no decision: a data trigger never fires on
    missing data (the schedule, which needs no data, still may);
@@ -22,24 +22,22 @@ check that holds the retrain back names the outcome:
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from mlops_operator.api.conditions import Reason
 from mlops_operator.api.driftpolicy import DriftAction, DriftPolicySpec, TriggerState
 from mlops_operator.api.durations import parse_duration
 from mlops_operator.api.gates import ComparisonOp
-from mlops_operator.drift.schedule import CronSchedule
+from mlops_operator.api.schedules import CronSchedule
+from mlops_operator.decisions.triggers import Reading, breached
 
 __all__ = [
     "SCHEDULE",
     "Decision",
     "Evaluation",
-    "Reading",
     "Retrain",
-    "breached",
     "evaluate",
     "headline",
     "schedule_problem",
@@ -47,45 +45,6 @@ __all__ = [
 
 SCHEDULE = "schedule"
 """Name of the schedule trigger in status."""
-
-_COMPARE: dict[ComparisonOp, Callable[[float, float], bool]] = {
-    ComparisonOp.GE: operator.ge,
-    ComparisonOp.LE: operator.le,
-    ComparisonOp.GT: operator.gt,
-    ComparisonOp.LT: operator.lt,
-}
-
-
-@dataclass(frozen=True)
-class Reading:
-    """One trigger's measurement over the window.
-
-    ``value`` is None when it could not be measured (``message`` says why). The
-    trigger breaches when ``value op threshold``.
-    """
-
-    name: str
-    value: float | None
-    threshold: float
-    op: ComparisonOp
-    samples: int | None = None
-    min_samples: int | None = None
-    message: str = ""
-    details: dict[str, float] = field(default_factory=dict)
-    coverage: float | None = None
-    """Label coverage of the window judged (realized performance triggers)."""
-
-    @property
-    def enough_samples(self) -> bool:
-        """Whether the window holds enough samples to judge (always, without a minimum)."""
-        return self.min_samples is None or (self.samples or 0) >= self.min_samples
-
-
-def breached(reading: Reading) -> bool:
-    """Whether the reading crosses its threshold; never with too few samples or no value."""
-    if reading.value is None or not reading.enough_samples:
-        return False
-    return _COMPARE[reading.op](reading.value, reading.threshold)
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,12 @@ when approval is required, else `Validated`.
 from __future__ import annotations
 
 import math
-import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from mlops_operator.api.gates import (
     LOWER_IS_BETTER_METRICS,
     ChampionComparison,
-    ComparisonOp,
     Gates,
     MetricGate,
 )
@@ -41,13 +39,6 @@ __all__ = [
     "serving_deployments",
     "verdict",
 ]
-
-_OPS: dict[ComparisonOp, Callable[[float, float], bool]] = {
-    ComparisonOp.GE: operator.ge,
-    ComparisonOp.LE: operator.le,
-    ComparisonOp.GT: operator.gt,
-    ComparisonOp.LT: operator.lt,
-}
 
 
 @dataclass(frozen=True)
@@ -129,7 +120,7 @@ def metric_gate(gate: MetricGate, metrics: Mapping[str, float]) -> GateResult:
             message=f"{gate.metric!r} was not measured on the held-out rows; measured:"
             f" {sorted(metrics) or 'nothing'}",
         )
-    passed = math.isfinite(value) and _OPS[gate.op](value, gate.threshold)
+    passed = math.isfinite(value) and gate.op.holds(value, gate.threshold)
     return GateResult(
         gate=name,
         metric=gate.metric,

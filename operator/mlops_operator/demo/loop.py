@@ -501,7 +501,7 @@ class Demo:
         self, window: str = "30s", step: float = 5.0
     ) -> dict[tuple[str, str], list[tuple[float, float]]]:
         """Per (served version, feature): PSI over `window`, every `step` s, from Prometheus."""
-        from mlops_operator.drift.promql import Scope, feature_psi
+        from mlops_operator.prometheus.promql import Scope, feature_psi
 
         query = feature_psi(Scope(MODEL, self.namespace), window)
         start = self.stages[0].finished if self.stages else time.time() - 600

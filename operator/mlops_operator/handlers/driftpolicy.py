@@ -33,11 +33,20 @@ from mlops_operator.decisions.drift import (
     evaluate,
     schedule_problem,
 )
+from mlops_operator.decisions.drift_status import (
+    evaluated_status,
+    halted_status,
+    recorded_evaluations,
+)
 from mlops_operator.decisions.outbound import prometheus_refusal
-from mlops_operator.drift.gather import Gatherer, TargetMissing, parse_time, unrunnable
-from mlops_operator.drift.status import evaluated_status, halted_status, recorded_evaluations
 from mlops_operator.handlers.audit import audit_retrain
 from mlops_operator.handlers.context import OperatorContext
+from mlops_operator.handlers.driftpolicy_gather import (
+    Gatherer,
+    TargetMissing,
+    parse_time,
+    unrunnable,
+)
 from mlops_operator.handlers.kit import now, post, write_status
 from mlops_operator.handlers.reconciling import current_conditions, parse, reconciles
 from mlops_operator.k8s import ApiError, Conflict

@@ -19,7 +19,7 @@ import aiohttp
 
 from mlops_operator.decisions.analysis import LiveCounts
 from mlops_operator.prometheus.client import PrometheusClient, Sample
-from mlops_operator.prometheus.scrape import scrape
+from mlops_operator.prometheus.exposition import scrape
 from mlops_operator.realized import VERSION_GAUGES
 
 __all__ = ["MIN_WINDOW_SECONDS", "counts_from_samples", "prometheus_counts", "scraped_counts"]

@@ -22,13 +22,11 @@ from mlops_operator.audit.entry import AuditEntry
 from mlops_operator.podcontract import AUDIT_ENTRIES_ENV
 from mlops_operator.resources.common import (
     ArtifactStorage,
-    job_pod_template,
     labels,
-    restricted_container_security_context,
+    restricted_job,
     scratch_mount,
     scratch_volume,
 )
-from mlops_operator.resources.pods import with_overrides
 
 __all__ = ["TTL_SECONDS", "audit_job", "audit_job_name"]
 
@@ -70,23 +68,18 @@ def audit_job(
         "command": ["python", "-m", "mlops_operator.audit", "append", "--key", key],
         "env": [{"name": AUDIT_ENTRIES_ENV, "value": payload}, *storage.env()],
         **({"envFrom": storage.env_from()} if storage.env_from() else {}),
-        "securityContext": restricted_container_security_context(),
         "volumeMounts": [scratch_mount(), *storage.mounts()],
     }
-    template = job_pod_template(job_labels, container, [scratch_volume("16Mi"), *storage.volumes()])
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": audit_job_name(newest.name, newest.id),
-            "namespace": newest.namespace,
-            "labels": job_labels,
-            "annotations": {AUDIT_ENTRY_ANNOTATION: newest.id},
-        },
-        "spec": {
-            "backoffLimit": 6,
-            "activeDeadlineSeconds": deadline_seconds,
-            "ttlSecondsAfterFinished": TTL_SECONDS,
-            "template": with_overrides(template, "audit", (defaults,)),
-        },
+    metadata = {
+        "name": audit_job_name(newest.name, newest.id),
+        "namespace": newest.namespace,
+        "labels": job_labels,
+        "annotations": {AUDIT_ENTRY_ANNOTATION: newest.id},
     }
+    spec = {
+        "backoffLimit": 6,
+        "activeDeadlineSeconds": deadline_seconds,
+        "ttlSecondsAfterFinished": TTL_SECONDS,
+    }
+    volumes = [scratch_volume("16Mi"), *storage.volumes()]
+    return restricted_job(metadata, container, volumes, spec, (defaults,))

@@ -22,7 +22,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,6 +36,7 @@ from mlops_operator.api.metadata import (
     PART_OF_LABEL,
     TRAINING_JOB_LABEL,
 )
+from mlops_operator.api.pods import PodOverrides
 from mlops_operator.api.resource import CustomResource
 from mlops_operator.podcontract import (
     ARTIFACT_MOUNT,
@@ -44,6 +45,7 @@ from mlops_operator.podcontract import (
     SCRATCH_VOLUME,
     STORE_URI_ENV,
 )
+from mlops_operator.resources.pods import with_overrides
 
 __all__ = [
     "ARTIFACT_MOUNT",
@@ -65,12 +67,12 @@ __all__ = [
     "artifact_pvc",
     "controlled_by",
     "controller_uid",
-    "job_pod_template",
     "label_value",
     "labels",
     "owner_reference",
     "resolve_artifact_uri",
     "restricted_container_security_context",
+    "restricted_job",
     "restricted_pod_security_context",
     "scratch_mount",
     "scratch_volume",
@@ -183,21 +185,36 @@ def restricted_container_security_context() -> dict[str, Any]:
     }
 
 
-def job_pod_template(
-    pod_labels: dict[str, str], container: dict[str, Any], volumes: list[dict[str, Any]]
+def restricted_job(
+    metadata: dict[str, Any],
+    container: dict[str, Any],
+    volumes: list[dict[str, Any]],
+    spec: Mapping[str, Any],
+    overrides: Sequence[PodOverrides | None] = (),
 ) -> dict[str, Any]:
-    """The pod template of a Job's one container: never restarted, no API token, no service
-    links in its environment, ``restricted``."""
-    return {
-        "metadata": {"labels": pod_labels},
+    """The ``batch/v1`` Job of one container the operator runs (trainer, validator, audit
+    appender), the one template of all three: the Job's `spec` with a pod labelled as the Job
+    (`metadata`), never restarted, no API token, no service links in its environment,
+    ``restricted`` down to the container, and `overrides` merged over the pod in order."""
+    pod = {
+        "metadata": {"labels": metadata["labels"]},
         "spec": {
             "restartPolicy": "Never",
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,
             "securityContext": restricted_pod_security_context(),
-            "containers": [container],
+            "containers": [
+                container | {"securityContext": restricted_container_security_context()}
+            ],
             "volumes": volumes,
         },
+    }
+    template = with_overrides(pod, container["name"], overrides)
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": metadata,
+        "spec": {**spec, "template": template},
     }
 
 

@@ -59,6 +59,7 @@ from mlops_operator.api.modelversion import (
     SourceLineage,
     TensorDtype,
     TensorSummary,
+    recorded_recipe,
 )
 from mlops_operator.api.pods import PodOverrides
 from mlops_operator.api.resource import API_VERSION
@@ -74,16 +75,14 @@ from mlops_operator.api.trainingjob import (
 from mlops_operator.podcontract import DATASET_MOUNT_ROOT, DATASET_VOLUME, TRAINER_OUTPUT_DIR
 from mlops_operator.resources.common import (
     ArtifactStorage,
-    job_pod_template,
     label_value,
     labels,
     owner_reference,
-    restricted_container_security_context,
+    restricted_job,
     scratch_mount,
     scratch_volume,
 )
 from mlops_operator.resources.payloadlog import payload_log_root
-from mlops_operator.resources.pods import with_overrides
 from mlops_operator.trainer.payloadlog_uri import payload_log_dataset_uri
 from mlops_operator.trainer.result import (
     SignatureDigest,
@@ -302,7 +301,6 @@ def build_job(
         "name": CONTAINER,
         "image": image,
         "env": [{"name": key, "value": value} for key, value in sorted(env.items())],
-        "securityContext": restricted_container_security_context(),
         "volumeMounts": mounts,
         # A crash before the trainer writes its result still leaves the log's tail.
         "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -313,9 +311,7 @@ def build_job(
         env_from.append({"secretRef": {"name": spec.dataset.credentials_secret}})
     if env_from:
         container["envFrom"] = env_from
-    template = job_pod_template(meta_labels, container, volumes)
     resources = PodOverrides(resources=spec.resources) if spec.resources else None
-    layers = (defaults, spec.pod_overrides, resources)
     job_spec: dict[str, Any] = {
         "backoffLimit": spec.backoff_limit,
         "suspend": spec.suspend,
@@ -328,22 +324,18 @@ def build_job(
                 {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
             ]
         },
-        "template": with_overrides(template, CONTAINER, layers),
     }
     if spec.active_deadline_seconds is not None:
         job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": job_name(training),
-            "namespace": training.namespace,
-            "labels": meta_labels,
-            "annotations": {TRAINING_JOB_GENERATION_ANNOTATION: str(training.generation or 0)},
-            "ownerReferences": [owner_reference(training)],
-        },
-        "spec": job_spec,
+    metadata = {
+        "name": job_name(training),
+        "namespace": training.namespace,
+        "labels": meta_labels,
+        "annotations": {TRAINING_JOB_GENERATION_ANNOTATION: str(training.generation or 0)},
+        "ownerReferences": [owner_reference(training)],
     }
+    layers = (defaults, spec.pod_overrides, resources)
+    return restricted_job(metadata, container, volumes, job_spec, layers)
 
 
 def owner_uid(job: Mapping[str, Any]) -> str | None:
@@ -570,15 +562,7 @@ def build_model_version(
                 format=None if spec.dataset.format.value == "auto" else spec.dataset.format.value,
                 sources=_source_lineage(training, result),
             ),
-            target=spec.target,
-            estimator=spec.estimator.name,
-            params=spec.estimator.params,
-            features=spec.features,
-            categorical_features=spec.categorical_features,
-            seed=spec.seed,
-            test_size=spec.test_size,
-            cv_folds=spec.cv_folds,
-            preprocessing=spec.preprocessing,
+            **recorded_recipe(spec),
             image=image,
             code_version=result.code_version,
             training_job=training.name,

@@ -26,15 +26,13 @@ from mlops_operator.api.pods import PodOverrides
 from mlops_operator.podcontract import TERMINATION_MESSAGE_PATH
 from mlops_operator.resources.common import (
     ArtifactStorage,
-    job_pod_template,
     labels,
     owner_reference,
     resolve_artifact_uri,
-    restricted_container_security_context,
+    restricted_job,
     scratch_mount,
     scratch_volume,
 )
-from mlops_operator.resources.pods import with_overrides
 from mlops_operator.validator.report import ValidationReport
 from mlops_operator.validator.settings import ValidatorSettings
 
@@ -95,31 +93,22 @@ def validation_job(
         **({"envFrom": storage.env_from()} if storage.env_from() else {}),
         "terminationMessagePath": TERMINATION_MESSAGE_PATH,
         "terminationMessagePolicy": "File",
-        "securityContext": restricted_container_security_context(),
         "volumeMounts": [scratch_mount(), *storage.mounts(read_only=True)],
     }
-    template = job_pod_template(job_labels, container, [scratch_volume(), *storage.volumes()])
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": validation_job_name(mv.name),
-            "namespace": mv.namespace,
-            "labels": job_labels,
-            "annotations": {
-                GATES_ANNOTATION: gates.model_dump_json(by_alias=True, exclude_defaults=True),
-                CHAMPIONS_ANNOTATION: json.dumps(sorted(champions)),
-            },
-            "ownerReferences": [owner_reference(mv)],
+    metadata = {
+        "name": validation_job_name(mv.name),
+        "namespace": mv.namespace,
+        "labels": job_labels,
+        "annotations": {
+            GATES_ANNOTATION: gates.model_dump_json(by_alias=True, exclude_defaults=True),
+            CHAMPIONS_ANNOTATION: json.dumps(sorted(champions)),
         },
-        "spec": {
-            "backoffLimit": 0,
-            "activeDeadlineSeconds": deadline_seconds,
-            "template": with_overrides(
-                template, CONTAINER, (defaults, spec.validator_pod_overrides)
-            ),
-        },
+        "ownerReferences": [owner_reference(mv)],
     }
+    job_spec = {"backoffLimit": 0, "activeDeadlineSeconds": deadline_seconds}
+    volumes = [scratch_volume(), *storage.volumes()]
+    layers = (defaults, spec.validator_pod_overrides)
+    return restricted_job(metadata, container, volumes, job_spec, layers)
 
 
 def read_report(pods: Sequence[Mapping[str, Any]]) -> ValidationReport | str:

@@ -22,11 +22,10 @@ from typing import Any
 import pytest
 
 from mlops_operator.api.durations import parse_duration
-from mlops_operator.drift import promql
-from mlops_operator.drift.prometheus import PrometheusSource
-from mlops_operator.drift.scrape import PodTarget, ScrapeHistory, scrape
 from mlops_operator.localcluster.cluster import LocalCluster
-from mlops_operator.prometheus import PrometheusClient
+from mlops_operator.prometheus import PrometheusClient, promql
+from mlops_operator.prometheus.history import PodTarget, ScrapeHistory, scrape_pods
+from mlops_operator.prometheus.windows import WindowQueries
 from tests.integration.driftpolicy.conftest import (
     MODEL,
     Server,
@@ -213,12 +212,12 @@ def test_scrape_fallback_and_prometheus_measure_the_same_psi(
         history = ScrapeHistory()
         now = datetime.now(UTC)
         async with aiohttp.ClientSession() as session:
-            for t, snapshot in await scrape(session, [target], timeout_seconds=5, now=now):
+            for t, snapshot in await scrape_pods(session, [target], timeout_seconds=5, now=now):
                 history.record(t, snapshot)
         scraped, _ = history.window_counts(scope, now, timedelta(seconds=parse_duration(window)))
         client = PrometheusClient(prometheus_url)
         try:
-            source = PrometheusSource(client)
+            source = WindowQueries(client)
 
             # increase() extrapolates to the window's edges, so totals are not whole numbers;
             # the raw counters say when Prometheus has scraped every row sent.

@@ -50,7 +50,7 @@ GATES = f"{UT}/decisions/test_gates.py"
 ANALYSIS = f"{UT}/decisions/test_analysis.py"
 ROLLOUT = f"{UT}/decisions/test_rollout.py"
 DRIFT = f"{UT}/decisions/test_drift.py"
-MEASURE = f"{UT}/drift/test_measure.py"
+MEASURE = f"{UT}/decisions/test_triggers.py"
 SERVING = f"{UT}/resources/test_modeldeployment.py::test_the_server_env_renders_its_settings_class"
 REPRODUCE = (
     f"{UT}/test_reproduce.py::test_the_lineage_gives_back_the_trainer_settings_of_the_training_job"
@@ -151,7 +151,7 @@ REGISTRY: dict[str, tuple[str, str]] = {
     ),
     "TrainingJobTemplate.dataset": (
         "resources.retraining",
-        f"{UT}/drift/test_retraining.py::test_the_whole_manifest",
+        f"{UT}/resources/test_retraining.py::test_the_whole_manifest",
     ),
     "_DataLocation.uri": ("resources.trainingjob", RECIPE_ENV),
     "_DataLocation.pvc": (
@@ -354,15 +354,15 @@ REGISTRY: dict[str, tuple[str, str]] = {
     },
     "DatasetLineage.rows": (WHOLE, MV_RECORD),
     "DatasetLineage.columns": (WHOLE, MV_RECORD),
-    "Lineage.target": ("cli.reproduce", REPRODUCE),
-    "Lineage.estimator": ("cli.reproduce", REPRODUCE),
-    "Lineage.params": ("cli.reproduce", REPRODUCE),
-    "Lineage.features": ("cli.reproduce", REPRODUCE),
-    "Lineage.categoricalFeatures": ("cli.reproduce", REPRODUCE),
-    "Lineage.seed": ("cli.reproduce", REPRODUCE),
-    "Lineage.testSize": ("cli.reproduce", REPRODUCE),
-    "Lineage.cvFolds": ("cli.reproduce", REPRODUCE),
-    "Lineage.preprocessing": ("cli.reproduce", REPRODUCE),
+    "Lineage.target": ("api.modelversion", REPRODUCE),
+    "Lineage.estimator": ("api.modelversion", REPRODUCE),
+    "Lineage.params": ("api.modelversion", REPRODUCE),
+    "Lineage.features": ("api.modelversion", REPRODUCE),
+    "Lineage.categoricalFeatures": ("api.modelversion", REPRODUCE),
+    "Lineage.seed": ("api.modelversion", REPRODUCE),
+    "Lineage.testSize": ("api.modelversion", REPRODUCE),
+    "Lineage.cvFolds": ("api.modelversion", REPRODUCE),
+    "Lineage.preprocessing": ("api.modelversion", REPRODUCE),
     "Lineage.image": ("cli.reproduce", MV_RECORD),
     "Lineage.codeVersion": (
         "resources.trainingjob",
@@ -572,7 +572,7 @@ REGISTRY: dict[str, tuple[str, str]] = {
     ),
     # DriftPolicy.
     "DriftPolicySpec.deployment": (
-        "drift.gather",
+        "handlers.driftpolicy_gather",
         f"{IT}/driftpolicy/test_driftpolicy.py::test_reference_traffic_never_retrains_and_one_drift_episode_retrains_once",
     ),
     "DriftPolicySpec.interval": (
@@ -580,84 +580,90 @@ REGISTRY: dict[str, tuple[str, str]] = {
         f"{IT}/driftpolicy/test_driftpolicy.py::test_schedule_fires_on_time",
     ),
     "DriftPolicySpec.window": (
-        "drift.gather",
+        "handlers.driftpolicy_gather",
         f"{IT}/driftpolicy/test_driftpolicy.py::test_scrape_fallback_and_prometheus_measure_the_same_psi",
     ),
-    "DriftPolicySpec.triggers": ("drift.gather", f"{DRIFT}::test_no_breach_is_no_drift"),
+    "DriftPolicySpec.triggers": (
+        "handlers.driftpolicy_gather",
+        f"{DRIFT}::test_no_breach_is_no_drift",
+    ),
     "Triggers.featureDrift": (
-        "drift.measure",
+        "decisions.triggers",
         f"{MEASURE}::test_feature_drift_is_the_share_of_drifted_features",
     ),
     "FeatureDriftTrigger.psiThreshold": (
-        "drift.measure",
+        "decisions.triggers",
         f"{MEASURE}::test_feature_drift_is_the_share_of_drifted_features",
     ),
     "FeatureDriftTrigger.features": (
-        "drift.gather",
+        "handlers.driftpolicy_gather",
         f"{MEASURE}::test_feature_drift_watches_only_the_listed_features",
     ),
     "FeatureDriftTrigger.minSamples": (
-        "drift.measure",
+        "decisions.triggers",
         f"{DRIFT}::test_too_few_samples_is_not_judged_and_restarts_the_run",
     ),
     "FeatureDriftTrigger.minDriftedShare": (
-        "drift.measure",
+        "decisions.triggers",
         f"{MEASURE}::test_feature_drift_is_the_share_of_drifted_features",
     ),
-    "Triggers.predictionDrift": ("drift.measure", f"{MEASURE}::test_one_class_predictions_drift"),
+    "Triggers.predictionDrift": (
+        "decisions.triggers",
+        f"{MEASURE}::test_one_class_predictions_drift",
+    ),
     "PredictionDriftTrigger.psiThreshold": (
-        "drift.measure",
+        "decisions.triggers",
         f"{MEASURE}::test_one_class_predictions_drift",
     ),
     "PredictionDriftTrigger.minSamples": (
-        "drift.measure",
+        "decisions.triggers",
         f"{DRIFT}::test_too_few_samples_is_not_judged_and_restarts_the_run",
     ),
     "Triggers.accuracy": (
-        "drift.measure",
+        "decisions.triggers",
         f"{MEASURE}::test_realized_accuracy_and_rmse_are_the_judged_window_with_its_coverage",
     ),
     "AccuracyTrigger.floor": (
-        "drift.measure",
+        "decisions.triggers",
         f"{MEASURE}::test_realized_accuracy_and_rmse_are_the_judged_window_with_its_coverage",
     ),
     "AccuracyTrigger.minSamples": (
-        "drift.measure",
+        "decisions.triggers",
         f"{MEASURE}::test_realized_accuracy_and_rmse_are_the_judged_window_with_its_coverage",
     ),
     "Triggers.rmse": (
-        "drift.measure",
+        "decisions.triggers",
         f"{MEASURE}::test_realized_accuracy_and_rmse_are_the_judged_window_with_its_coverage",
     ),
     "RmseTrigger.ceiling": (
-        "drift.measure",
+        "decisions.triggers",
         f"{MEASURE}::test_realized_accuracy_and_rmse_are_the_judged_window_with_its_coverage",
     ),
     "RmseTrigger.minSamples": (
-        "drift.measure",
+        "decisions.triggers",
         f"{MEASURE}::test_realized_accuracy_and_rmse_are_the_judged_window_with_its_coverage",
     ),
-    "Triggers.estimatedAccuracy": ("drift.measure", ESTIMATED),
-    "EstimatedAccuracyTrigger.floor": ("drift.measure", ESTIMATED),
-    "EstimatedAccuracyTrigger.minSamples": ("drift.measure", ESTIMATED),
+    "Triggers.estimatedAccuracy": ("decisions.triggers", ESTIMATED),
+    "EstimatedAccuracyTrigger.floor": ("decisions.triggers", ESTIMATED),
+    "EstimatedAccuracyTrigger.minSamples": ("decisions.triggers", ESTIMATED),
     "Triggers.custom": (
-        "drift.gather",
+        "handlers.driftpolicy_gather",
         f"{IT}/driftpolicy/test_what_admission_cannot_see.py::test_custom_triggers_without_a_prometheus_are_reported",
     ),
     "CustomTrigger.name": (
-        "drift.gather",
-        f"{UT}/drift/test_promql.py::test_custom_query_gets_the_window",
+        "handlers.driftpolicy_gather",
+        f"{UT}/prometheus/test_promql.py::test_custom_query_gets_the_window",
     ),
     "CustomTrigger.query": (
-        "drift.prometheus",
-        f"{UT}/drift/test_promql.py::test_custom_query_gets_the_window",
+        "prometheus.windows",
+        f"{UT}/prometheus/test_promql.py::test_custom_query_gets_the_window",
     ),
     "CustomTrigger.op": (
-        "drift.gather",
+        "handlers.driftpolicy_gather",
         f"{MEASURE}::test_custom_reading_without_a_sample_has_no_value",
     ),
     "CustomTrigger.threshold": (
-        "drift.gather",
+        "handlers.driftpolicy_gather",
         f"{MEASURE}::test_custom_reading_without_a_sample_has_no_value",
     ),
     "Triggers.schedule": (
@@ -687,30 +693,30 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "DriftPolicySpec.action": ("decisions.drift", f"{DRIFT}::test_alert_only_reports"),
     "DriftPolicySpec.retrain": (
         "resources.retraining",
-        f"{UT}/drift/test_retraining.py::test_the_whole_manifest",
+        f"{UT}/resources/test_retraining.py::test_the_whole_manifest",
     ),
     "Retrain.template": (
         "resources.retraining",
-        f"{UT}/drift/test_retraining.py::test_the_whole_manifest",
+        f"{UT}/resources/test_retraining.py::test_the_whole_manifest",
     ),
     "Retrain.loggedDataSample": (
         "resources.retraining",
-        f"{UT}/drift/test_retraining.py::test_logged_data_with_a_dataset_combines_both_so_nothing_is_forgotten",
+        f"{UT}/resources/test_retraining.py::test_logged_data_with_a_dataset_combines_both_so_nothing_is_forgotten",
     ),
     "Retrain.useLoggedData": (
         "resources.retraining",
-        f"{UT}/drift/test_retraining.py::test_logged_data_replaces_the_dataset",
+        f"{UT}/resources/test_retraining.py::test_logged_data_replaces_the_dataset",
     ),
     "DriftPolicySpec.prometheus": (
-        "drift.gather",
+        "handlers.driftpolicy_gather",
         f"{IT}/driftpolicy/test_driftpolicy.py::test_unreachable_prometheus_never_retrains_and_recovers",
     ),
     "PrometheusSource.url": (
-        "drift.gather",
+        "handlers.driftpolicy_gather",
         f"{IT}/driftpolicy/test_driftpolicy.py::test_unreachable_prometheus_never_retrains_and_recovers",
     ),
     "PrometheusSource.timeoutSeconds": (
-        "drift.gather",
+        "handlers.driftpolicy_gather",
         f"{IT}/driftpolicy/test_driftpolicy.py::test_unreachable_prometheus_never_retrains_and_recovers",
     ),
     "DriftPolicySpec.suspend": (
@@ -786,9 +792,9 @@ def test_the_consumer_reads_the_field(key: str) -> None:
         return
     wire = key.split(".", 1)[1]
     source = _source(consumer)
-    assert re.search(rf"\.{name}\b", source) or f'"{wire}"' in source, (
-        f'{consumer} never reads {key} (`.{name}` or "{wire}")'
-    )
+    # `.name`, its wire name, or its Python name as a string (read by getattr from a table).
+    read = re.search(rf"\.{name}\b", source) or f'"{wire}"' in source or f'"{name}"' in source
+    assert read, f'{consumer} never reads {key} (`.{name}`, "{wire}" or "{name}")'
 
 
 @cache

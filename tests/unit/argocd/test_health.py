@@ -4,11 +4,14 @@ Aspects: every kind has a script and test cases in upstream Argo CD's layout
 (``<group>/<Kind>/health.lua``, ``health_test.yaml``, ``testdata/``); each test object is a
 valid object of its kind (the pydantic models accept it, status included); each script returns
 the expected status and message for each object; every status Argo CD knows that a kind can
-reach is covered; the argocd-cm kustomization ships exactly these scripts.
+reach is covered; the argocd-cm kustomization ships exactly these scripts; the scripts are
+generated from one source (`crdgen/health.py`, checked in sync by the CRDs' test), share its
+prelude, and name only condition types and reasons the controllers set.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,8 @@ import yaml
 from lupa import lua51
 
 from mlops_operator.api import GROUP, KINDS
+from mlops_operator.api.conditions import ConditionType, Reason
+from mlops_operator.crdgen.health import HEALTH_HEADER
 
 REPO = Path(__file__).resolve().parents[3]
 ARGOCD = REPO / "manifests" / "argocd"
@@ -87,3 +92,24 @@ def test_the_argocd_cm_kustomization_ships_every_script() -> None:
         f"resource.customizations.health.{GROUP}_{kind}": f"health/{GROUP}/{kind}/health.lua"
         for kind in MODELS
     }
+
+
+def test_the_scripts_are_generated_and_share_one_prelude() -> None:
+    scripts = {kind: (HEALTH / kind / "health.lua").read_text() for kind in MODELS}
+    prelude = (
+        "if obj.status == nil then\n  return hs\nend\n"
+        "local generation = obj.metadata.generation or 0\n"
+    )
+    for kind, text in scripts.items():
+        assert text.startswith(HEALTH_HEADER), kind
+        assert text.count(prelude) == 1, kind
+
+
+def test_the_scripts_name_only_the_controllers_condition_types_and_reasons() -> None:
+    for kind in MODELS:
+        text = (HEALTH / kind / "health.lua").read_text()
+        types = re.findall(r'conditions\["([A-Za-z]+)"\]', text)
+        reasons = re.findall(r'reason [~=]= "([A-Za-z]+)"', text)
+        assert types, kind
+        assert set(types) <= {t.value for t in ConditionType}, kind
+        assert set(reasons) <= {r.value for r in Reason}, kind

@@ -17,14 +17,8 @@ import pytest
 from mlops_operator.api.conditions import Reason
 from mlops_operator.api.driftpolicy import DriftPolicySpec, TriggerState
 from mlops_operator.api.gates import ComparisonOp
-from mlops_operator.decisions.drift import (
-    Decision,
-    Evaluation,
-    Reading,
-    Retrain,
-    breached,
-    evaluate,
-)
+from mlops_operator.decisions.drift import Decision, Evaluation, Retrain, evaluate
+from mlops_operator.decisions.triggers import Reading
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 INTERVAL = timedelta(seconds=30)
@@ -84,14 +78,6 @@ def run(
         states = decision.triggers
         decisions.append(decision)
     return decisions
-
-
-def test_breached_compares_with_the_operator_and_needs_samples() -> None:
-    assert breached(psi_reading(0.25))
-    assert not breached(psi_reading(0.2))
-    assert not breached(psi_reading(0.9, samples=49))
-    assert not breached(psi_reading(None))
-    assert breached(Reading("accuracy", 0.7, 0.8, ComparisonOp.LT))
 
 
 def test_source_unreachable_never_retrains_and_keeps_the_run() -> None:

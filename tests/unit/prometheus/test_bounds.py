@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from mlops_operator.prometheus import PrometheusClient, PrometheusError, ScrapeError
-from mlops_operator.prometheus.scrape import scrape
+from mlops_operator.prometheus.exposition import scrape
 
 EXPOSITION = "# TYPE x counter\nx_total 1\n"
 VECTOR = {"status": "success", "data": {"resultType": "vector", "result": []}}

@@ -3,7 +3,9 @@
 Aspects: label values fit Kubernetes' 63-character limit and stay distinct; an
 owner reference needs a uid; the security contexts are the restricted standard's;
 the artifact store's volume, environment and URIs in PVC and object-store mode,
-and the mapping of a recorded ``pvc://`` URI back to the mount.
+and the mapping of a recorded ``pvc://`` URI back to the mount; the one Job template of
+the trainer, validator and audit Jobs (its pod restricted down to the container, labelled as
+the Job, overrides merged over it, nothing of the caller's dicts changed).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import re
 
 import pytest
 
+from mlops_operator.api.pods import PodOverrides
 from mlops_operator.api.trainingjob import TrainingJob
 from mlops_operator.resources.common import (
     ARTIFACT_MOUNT,
@@ -22,6 +25,7 @@ from mlops_operator.resources.common import (
     owner_reference,
     resolve_artifact_uri,
     restricted_container_security_context,
+    restricted_job,
     restricted_pod_security_context,
 )
 
@@ -146,3 +150,27 @@ def test_recorded_uris_resolve_inside_a_pod(recorded: str, opened: str) -> None:
 def test_a_pvc_uri_without_a_key_is_refused() -> None:
     with pytest.raises(ValueError, match=r"expected pvc://<claim>/<key>"):
         resolve_artifact_uri("pvc://mlops-artifacts/")
+
+
+def test_the_job_template_is_restricted_labelled_as_the_job_and_takes_overrides() -> None:
+    metadata = {"name": "j", "namespace": "ml", "labels": {"app": "x"}}
+    container = {"name": "work", "image": "img", "securityContext": {"privileged": True}}
+    job = restricted_job(
+        metadata,
+        container,
+        [{"name": "tmp", "emptyDir": {}}],
+        {"backoffLimit": 0},
+        (PodOverrides(node_selector={"pool": "a"}), None),
+    )
+    assert (job["apiVersion"], job["kind"], job["metadata"]) == ("batch/v1", "Job", metadata)
+    assert job["spec"]["backoffLimit"] == 0
+    pod = job["spec"]["template"]
+    assert pod["metadata"]["labels"] == {"app": "x"}
+    assert pod["spec"]["restartPolicy"] == "Never"
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    assert pod["spec"]["enableServiceLinks"] is False
+    assert pod["spec"]["securityContext"] == restricted_pod_security_context()
+    (built,) = pod["spec"]["containers"]
+    assert built["securityContext"] == restricted_container_security_context()
+    assert pod["spec"]["nodeSelector"] == {"pool": "a"}
+    assert container["securityContext"] == {"privileged": True}  # the caller's, untouched

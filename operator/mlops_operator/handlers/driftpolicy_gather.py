@@ -1,6 +1,7 @@
 """Everything one evaluation of a DriftPolicy needs, read from the cluster and the metrics.
 
-The I/O half of the controller (the decision is `decisions.drift.evaluate`):
+The I/O half of the DriftPolicy controller (`handlers.driftpolicy`; the decision is
+`decisions.drift.evaluate`):
 
 - the target ModelDeployment (its model name; its champion, to judge that version),
 - the TrainingJobs the policy created (cooldown, budget, "one at a time", last retrain),
@@ -27,14 +28,13 @@ from mlops_operator.api.metadata import (
     SCRAPE_PORT_ANNOTATION,
 )
 from mlops_operator.api.resource import API_VERSION
-from mlops_operator.decisions.drift import Reading, Retrain
+from mlops_operator.decisions.drift import Retrain
 from mlops_operator.decisions.outbound import scrape_url
-from mlops_operator.drift import promql
-from mlops_operator.drift.measure import WindowCounts, choose_version, measure
-from mlops_operator.drift.prometheus import PrometheusSource, SourceError
-from mlops_operator.drift.scrape import PodTarget, ScrapeHistory, scrape
+from mlops_operator.decisions.triggers import Reading, WindowCounts, choose_version, measure
 from mlops_operator.k8s import KubeClient, NotFound
-from mlops_operator.prometheus import PrometheusClient
+from mlops_operator.prometheus import PrometheusClient, promql
+from mlops_operator.prometheus.history import PodTarget, ScrapeHistory, scrape_pods
+from mlops_operator.prometheus.windows import SourceError, WindowQueries
 from mlops_operator.resources.common import DEPLOYMENT_LABEL, label_value
 
 __all__ = ["NO_PROMETHEUS", "Gathered", "Gatherer", "TargetMissing", "parse_time", "unrunnable"]
@@ -141,7 +141,7 @@ class Gatherer:
         refused: list[str] = []
         try:
             if url:
-                source = PrometheusSource(self._client(url, self._timeout(policy)))
+                source = WindowQueries(self._client(url, self._timeout(policy)))
                 window = promql_duration(window_seconds)
                 counted = await source.window_counts(scope, window, features)
                 custom = [await source.custom(t, window) for t in spec.triggers.custom or []]
@@ -189,7 +189,7 @@ class Gatherer:
         if self._session is None:
             self._session = aiohttp.ClientSession()
         targets = await self._pods(policy, refused)
-        snapshots = await scrape(
+        snapshots = await scrape_pods(
             self._session,
             targets,
             timeout_seconds=self._timeout(policy),

@@ -1,19 +1,23 @@
-"""From the counts of a window to one reading per trigger: the maths both sources share.
+"""Each trigger of a DriftPolicy measured and judged: from a window's counts to `Reading`s.
 
-Prometheus and the direct scrape each produce a `WindowCounts` (how many values
-fell in each reference bin during the window, the reference proportions, and the
-evaluator's realized and estimated performance); everything after that is this
-module and `mlops_operator.distributions`, so the two sources cannot disagree on the
-maths. Accuracy and RMSE are the evaluator's judged window (by prediction time,
-once its label coverage reached the deployment's ``minLabelCoverage``), not the
-policy's `window`: a window whose labels are still missing is never judged.
+A metrics source (Prometheus or the direct scrape, `mlops_operator.prometheus`) gives a
+`WindowCounts` per served version: how many values fell in each reference bin during
+the window, the reference proportions, and the evaluator's realized and estimated
+performance. Everything after that is here and in `mlops_operator.distributions`, so the
+two sources cannot disagree on the maths, and each trigger is decided in one place:
+its reading (`measure`) and whether it crossed its threshold (`breached`). The
+feature-drift trigger, for one, scores every watched feature's PSI against
+``psiThreshold`` and breaches when the share of drifted features reaches
+``minDriftedShare``. The decision chain over the readings is `decisions.drift`.
+
+Accuracy and RMSE are the evaluator's judged window (by prediction time, once its label
+coverage reached the deployment's ``minLabelCoverage``), not the policy's `window`: a
+window whose labels are still missing is never judged.
 """
 
 from __future__ import annotations
 
-import math
-import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from dataclasses import replace as _with
 from datetime import UTC, datetime
@@ -28,19 +32,49 @@ from mlops_operator.api.driftpolicy import (
     Triggers,
 )
 from mlops_operator.api.gates import ComparisonOp
-from mlops_operator.decisions.drift import Reading
 from mlops_operator.distributions import drifted_share, psi
-from mlops_operator.prometheus import Sample
-from mlops_operator.realized import VERSION_GAUGES
 
 __all__ = [
     "Histogram",
+    "Reading",
     "WindowCounts",
-    "assemble",
+    "breached",
     "choose_version",
     "custom_reading",
     "measure",
 ]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One trigger's measurement over the window.
+
+    ``value`` is None when it could not be measured (``message`` says why). The
+    trigger breaches when ``value op threshold``.
+    """
+
+    name: str
+    value: float | None
+    threshold: float
+    op: ComparisonOp
+    samples: int | None = None
+    min_samples: int | None = None
+    message: str = ""
+    details: dict[str, float] = field(default_factory=dict)
+    coverage: float | None = None
+    """Label coverage of the window judged (realized performance triggers)."""
+
+    @property
+    def enough_samples(self) -> bool:
+        """Whether the window holds enough samples to judge (always, without a minimum)."""
+        return self.min_samples is None or (self.samples or 0) >= self.min_samples
+
+
+def breached(reading: Reading) -> bool:
+    """Whether the reading crosses its threshold; never with too few samples or no value."""
+    if reading.value is None or not reading.enough_samples:
+        return False
+    return reading.op.holds(reading.value, reading.threshold)
 
 
 @dataclass(frozen=True)
@@ -230,71 +264,6 @@ def custom_reading(trigger: CustomTrigger, value: float | None, message: str = "
         op=trigger.op,
         message=message or ("" if value is not None else "the query returned no sample"),
     )
-
-
-def _group(
-    samples: list[Sample], key: str | None, combine: Callable[[float, float], float]
-) -> dict[str, dict[str, float]]:
-    grouped: dict[str, dict[str, float]] = {}
-    for sample in samples:
-        labels, value = sample.labels, sample.value
-        if math.isnan(value) or "bin" not in labels:
-            continue
-        bins = grouped.setdefault(labels.get(key, "") if key else "", {})
-        name = labels["bin"]
-        bins[name] = combine(bins[name], value) if name in bins else value
-    return grouped
-
-
-def _histograms(
-    counts: list[Sample], shares: list[Sample], key: str | None
-) -> dict[str, Histogram]:
-    # Several pods: their counts add up; their (identical) reference shares do not.
-    counted = _group(counts, key, operator.add)
-    return {
-        group: Histogram(counted.get(group, {}), reference)
-        for group, reference in _group(shares, key, max).items()
-    }
-
-
-def assemble(
-    *,
-    feature_bins: list[Sample],
-    feature_reference: list[Sample],
-    prediction_bins: list[Sample],
-    prediction_reference: list[Sample],
-    realized: list[Sample],
-) -> dict[str, WindowCounts]:
-    """`WindowCounts` per served version (label ``model_version``) from a source's samples.
-
-    `realized` holds the evaluator's gauges (label ``__name__`` names each). Bins without a
-    reference share are ignored; a version without any reference is not served.
-    """
-
-    def of(samples: list[Sample], version: str) -> list[Sample]:
-        return [s for s in samples if s.labels.get("model_version", "") == version]
-
-    versions = {
-        s.labels.get("model_version", "") for s in [*feature_reference, *prediction_reference]
-    }
-    keys = {name: key for key, name in VERSION_GAUGES.items()}
-    counted: dict[str, WindowCounts] = {}
-    for version in sorted(versions):
-        gauges = {
-            keys[s.labels["__name__"]]: s.value
-            for s in of(realized, version)
-            if s.labels.get("__name__") in keys and not math.isnan(s.value)
-        }
-        counted[version] = WindowCounts(
-            features=_histograms(
-                of(feature_bins, version), of(feature_reference, version), "feature"
-            ),
-            predictions=_histograms(
-                of(prediction_bins, version), of(prediction_reference, version), None
-            ).get(""),
-            realized=gauges,
-        )
-    return counted
 
 
 def choose_version(

@@ -1,4 +1,4 @@
-"""The fallback without Prometheus: scrape the serving pods' ``/metrics`` and difference them.
+"""Without Prometheus, a DriftPolicy scrapes the serving pods' ``/metrics`` and differences them.
 
 The server's counters only grow (from zero when its process starts), so the
 counts of a window are the difference between the latest scrape of each pod and
@@ -11,8 +11,8 @@ the extrapolation. `ScrapeHistory` keeps those scrapes in memory per policy:
 - a counter that went down was reset (the process restarted): its new value is the
   increase, as in Prometheus.
 
-The result is a `WindowCounts`, so every statistic is computed by the same code
-as for Prometheus.
+The result is a `WindowCounts` (through `windows.assemble`), so every statistic is
+computed by the same code as for Prometheus.
 """
 
 from __future__ import annotations
@@ -25,15 +25,14 @@ from datetime import datetime, timedelta
 
 import aiohttp
 
-from mlops_operator.drift import promql
-from mlops_operator.drift.measure import WindowCounts, assemble
-from mlops_operator.drift.prometheus import SourceError
-from mlops_operator.prometheus import Sample, ScrapeError, parse_exposition
-from mlops_operator.prometheus import scrape as read_metrics
-from mlops_operator.prometheus.scrape import MAX_BYTES
+from mlops_operator.decisions.triggers import WindowCounts
+from mlops_operator.prometheus import promql
+from mlops_operator.prometheus.client import Sample
+from mlops_operator.prometheus.exposition import MAX_BYTES, ScrapeError, parse_exposition, scrape
+from mlops_operator.prometheus.windows import SourceError, assemble
 from mlops_operator.realized import VERSION_GAUGES
 
-__all__ = ["PodTarget", "ScrapeHistory", "Snapshot", "parse_metrics", "scrape"]
+__all__ = ["PodTarget", "ScrapeHistory", "Snapshot", "parse_metrics", "scrape_pods"]
 
 _COUNTERS = {
     "mlops_feature_bin_total": "feature_bins",
@@ -168,7 +167,7 @@ class ScrapeHistory:
         return history.snapshots[index] if index >= 0 else None
 
 
-async def scrape(
+async def scrape_pods(
     session: aiohttp.ClientSession,
     targets: Sequence[PodTarget],
     *,
@@ -183,7 +182,7 @@ async def scrape(
     async def one(target: PodTarget) -> tuple[PodTarget, Snapshot] | str:
         try:
             async with asyncio.timeout(timeout_seconds):
-                samples = await read_metrics(target.url, session=session, max_bytes=max_bytes)
+                samples = await scrape(target.url, session=session, max_bytes=max_bytes)
         except (ScrapeError, TimeoutError) as error:
             return f"{target.url}: {error or 'timed out'}"
         return target, Snapshot(now, _keep(samples))

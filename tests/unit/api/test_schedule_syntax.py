@@ -18,10 +18,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from mlops_operator.api.driftpolicy import DriftPolicy, Triggers
-from mlops_operator.api.schedules import FIELDS, SCHEDULE_PATTERN
+from mlops_operator.api.schedules import FIELDS, SCHEDULE_PATTERN, CronSchedule
 from mlops_operator.decisions.drift import Evaluation, evaluate
-from mlops_operator.drift.schedule import CronSchedule
-from mlops_operator.drift.status import evaluated_status
+from mlops_operator.decisions.drift_status import evaluated_status
 
 _TOKENS = st.sampled_from(
     ["*", "0", "5", "7", "12", "23", "24", "31", "32", "59", "60", "61", "MON", "jan", "FUN",

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 
-from mlops_operator.drift import promql
-from mlops_operator.drift.scrape import PodTarget, ScrapeHistory, Snapshot, parse_metrics
 from mlops_operator.modelcard import NumericReference
+from mlops_operator.prometheus import promql
+from mlops_operator.prometheus.history import PodTarget, ScrapeHistory, Snapshot, parse_metrics
 from mlops_operator.serving.loading import load_model
 from mlops_operator.serving.metrics import ServingMetrics
 from mlops_operator.trainer.reference import numeric_reference
-from tests.unit.drift.conftest import IRIS_FEATURES, serve
+from tests.unit.prometheus.conftest import IRIS_FEATURES, serve
 
 
 def test_the_training_data_itself_has_zero_psi(

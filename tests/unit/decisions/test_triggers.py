@@ -3,8 +3,8 @@
 Aspects: feature drift as the share of watched features whose PSI reaches the threshold
 (per-feature PSI in the details), prediction drift, realized accuracy and RMSE and estimated
 accuracy from the evaluator's gauges (a window not judged yet has no value, never a low
-one), the sample counts the decision needs, what is said when something is missing, and
-`assemble` adding several pods' counts while taking their identical references once.
+one), the sample counts the decision needs, what is said when something is missing, which
+version is judged, and whether a reading breaches its threshold.
 """
 
 from __future__ import annotations
@@ -21,16 +21,16 @@ from mlops_operator.api.driftpolicy import (
     Triggers,
 )
 from mlops_operator.api.gates import ComparisonOp
-from mlops_operator.distributions import psi
-from mlops_operator.drift.measure import (
+from mlops_operator.decisions.triggers import (
     Histogram,
+    Reading,
     WindowCounts,
-    assemble,
+    breached,
     choose_version,
     custom_reading,
     measure,
 )
-from mlops_operator.prometheus import Sample
+from mlops_operator.distributions import psi
 
 REFERENCE = {"0": 0.25, "1": 0.25, "2": 0.5}
 REALIZED = {
@@ -145,32 +145,6 @@ def test_custom_reading_without_a_sample_has_no_value() -> None:
     assert "no sample" in reading.message
 
 
-def test_assemble_adds_pods_counts_and_takes_one_reference_per_version() -> None:
-    def sample(version: str, bin_: str, value: float, **labels: str) -> Sample:
-        return Sample({"model_version": version, "bin": bin_, **labels}, value)
-
-    pod = [sample("1", "0", 3.0, feature="f"), sample("1", "1", 1.0, feature="f")]
-    ref = [sample("1", "0", 0.5, feature="f"), sample("1", "1", 0.5, feature="f")]
-    counted = assemble(
-        feature_bins=[*pod, *pod, sample("2", "0", 9.0, feature="f")],
-        feature_reference=[*ref, *ref, sample("2", "0", 1.0, feature="f")],
-        prediction_bins=[sample("1", "a", float("nan"))],
-        prediction_reference=[sample("1", "a", 1.0)],
-        realized=[
-            Sample({"model_version": "1", "__name__": "mlops_realized_accuracy"}, 0.5),
-            Sample({"model_version": "1", "__name__": "mlops_unrelated"}, 9.0),
-            Sample({"model_version": "2", "__name__": "mlops_realized_accuracy"}, float("nan")),
-        ],
-    )
-    assert sorted(counted) == ["1", "2"]
-    assert counted["1"].features["f"] == Histogram({"0": 6.0, "1": 2.0}, {"0": 0.5, "1": 0.5})
-    assert counted["1"].predictions == Histogram({}, {"a": 1.0})
-    assert counted["1"].realized == {"realized_accuracy": 0.5}
-    assert counted["2"].realized == {}
-    assert counted["2"].features["f"] == Histogram({"0": 9.0}, {"0": 1.0})
-    assert counted["2"].predictions is None
-
-
 def test_choose_version_prefers_the_champion_then_the_busiest() -> None:
     quiet = WindowCounts(predictions=Histogram({"a": 1.0}, {"a": 1.0}))
     busy = WindowCounts(predictions=Histogram({"a": 50.0}, {"a": 1.0}))
@@ -178,3 +152,14 @@ def test_choose_version_prefers_the_champion_then_the_busiest() -> None:
     assert choose_version(counted, ["nope", "iris-v1"]) == ("iris-v1", quiet)
     assert choose_version(counted, []) == ("iris-v2", busy)
     assert choose_version({}, ["x"]) is None
+
+
+def test_breached_compares_with_the_operator_and_needs_samples() -> None:
+    def psi_reading(value: float | None, samples: int = 100) -> Reading:
+        return Reading("predictionDrift", value, 0.25, ComparisonOp.GE, samples, min_samples=50)
+
+    assert breached(psi_reading(0.25))
+    assert not breached(psi_reading(0.2))
+    assert not breached(psi_reading(0.9, samples=49))
+    assert not breached(psi_reading(None))
+    assert breached(Reading("accuracy", 0.7, 0.8, ComparisonOp.LT))

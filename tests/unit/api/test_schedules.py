@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mlops_operator.drift.schedule import CronSchedule
+from mlops_operator.api.schedules import CronSchedule
 
 
 def at(text: str) -> datetime:

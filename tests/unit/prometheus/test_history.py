@@ -16,12 +16,12 @@ import pytest
 from sklearn.datasets import load_iris
 
 from mlops_operator.distributions import bin_counts, psi
-from mlops_operator.drift import promql
-from mlops_operator.drift.prometheus import SourceError
-from mlops_operator.drift.scrape import PodTarget, ScrapeHistory, Snapshot, parse_metrics
+from mlops_operator.prometheus import promql
+from mlops_operator.prometheus.history import PodTarget, ScrapeHistory, Snapshot, parse_metrics
+from mlops_operator.prometheus.windows import SourceError
 from mlops_operator.serving.metrics import ServingMetrics
 from mlops_operator.serving.model import ServedModel
-from tests.unit.drift.conftest import serve
+from tests.unit.prometheus.conftest import serve
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 WINDOW = timedelta(minutes=5)

@@ -13,7 +13,11 @@ from datetime import UTC, datetime, timedelta
 from mlops_operator.api.conditions import Reason
 from mlops_operator.api.driftpolicy import DriftPolicy, DriftPolicyStatus, TriggerState
 from mlops_operator.decisions.drift import Decision
-from mlops_operator.drift.status import KEPT_EVALUATIONS, evaluated_status, recorded_evaluations
+from mlops_operator.decisions.drift_status import (
+    KEPT_EVALUATIONS,
+    evaluated_status,
+    recorded_evaluations,
+)
 
 T0 = datetime(2026, 12, 1, 10, 0, 0, tzinfo=UTC)
 

@@ -1,8 +1,8 @@
 """PromQL over the inference server's metrics (``docs/serving.md``), for any window.
 
 Two kinds of expression. The *count* queries (`feature_bins`, `prediction_bins`,
-the reference gauges) fetch a window's raw counts, from which `measure` computes
-every statistic in Python, exactly as for the direct scrape. The *statistic*
+the reference gauges) fetch a window's raw counts, from which `decisions.triggers`
+computes every statistic in Python, exactly as for the direct scrape. The *statistic*
 queries (`feature_psi`, `prediction_psi`) compute the same numbers inside
 Prometheus, for dashboards, alerts and ``kubectl``-free debugging; a test checks
 that both agree on a real Prometheus. Realized and estimated performance come from
