@@ -19,6 +19,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
+from mlops_operator.api.durations import parse_duration
 from mlops_operator.api.fields import ColumnName, Duration, Fraction, ObjectName
 from mlops_operator.api.gates import ComparisonOp
 from mlops_operator.api.model import CamelModel, Rule, field_rules
@@ -349,6 +350,12 @@ class DriftPolicySpec(CamelModel):
         description="Where live metrics come from.",
     )
     suspend: bool = Field(default=False, description="Stop evaluating until set back to false.")
+
+    @property
+    def interval_seconds(self) -> float:
+        """`interval` in seconds: the one place it is parsed (the daemon's period, the start of
+        a first schedule window, the retrain's name)."""
+        return parse_duration(self.interval)
 
 
 class TriggerState(CamelModel):

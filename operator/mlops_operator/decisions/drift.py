@@ -168,7 +168,7 @@ def evaluate(evaluation: Evaluation) -> Decision:
     """Walk the chain (module docstring) and return the decision with the new trigger states."""
     spec, now = evaluation.spec, evaluation.now
     states = _states(evaluation)
-    start = evaluation.last_evaluation or now - timedelta(seconds=parse_duration(spec.interval))
+    start = evaluation.last_evaluation or now - timedelta(seconds=spec.interval_seconds)
     schedule = _schedule_state(spec, start, now)
     if schedule is not None:
         states.append(schedule)

@@ -23,7 +23,6 @@ from pydantic import ValidationError
 
 from mlops_operator.api.conditions import Condition, ConditionType, Reason, find_condition
 from mlops_operator.api.driftpolicy import DriftPolicy, LastRetrain, TriggerState
-from mlops_operator.api.durations import parse_duration
 from mlops_operator.api.events import Event
 from mlops_operator.api.resource import API_VERSION, GROUP, VERSION
 from mlops_operator.decisions.drift import (
@@ -123,7 +122,7 @@ async def _round(context: OperatorContext, body: kopf.Body, gatherer: Gatherer) 
         policy = DriftPolicy.model_validate({k: v for k, v in body.items() if k != "status"})
     except ValidationError:
         return _RETRY_SECONDS  # the reconcile handler reports it; wait for a fixed spec
-    interval = parse_duration(policy.spec.interval)
+    interval = policy.spec.interval_seconds
     try:
         recorded = await _evaluate(context, policy, body, gatherer)
     except ApiError as error:
@@ -218,7 +217,7 @@ async def _create_retrain(
     now: datetime,
     parent: str | None,
 ) -> Retrain:
-    name = retraining_job_name(policy.name, now, parse_duration(policy.spec.interval))
+    name = retraining_job_name(policy.name, now, policy.spec.interval_seconds)
     values = {t.name: t.value for t in decision.triggers if t.value is not None}
     reason = decision.message
     manifest = build_retraining_job(

@@ -576,7 +576,7 @@ REGISTRY: dict[str, tuple[str, str]] = {
         f"{IT}/driftpolicy/test_driftpolicy.py::test_reference_traffic_never_retrains_and_one_drift_episode_retrains_once",
     ),
     "DriftPolicySpec.interval": (
-        "handlers.driftpolicy",
+        "api.driftpolicy",
         f"{IT}/driftpolicy/test_driftpolicy.py::test_schedule_fires_on_time",
     ),
     "DriftPolicySpec.window": (
