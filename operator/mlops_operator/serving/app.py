@@ -74,7 +74,7 @@ class InferenceServer:
         self.decoder = RequestDecoder(model, max_rows=settings.max_rows)
         self.batcher = MicroBatcher(
             model,
-            self.metrics,
+            self.observe_call,
             max_rows=settings.max_batch_rows,
             delay_seconds=settings.batch_delay_ms / 1000,
             offload=settings.offload_inference,
@@ -157,11 +157,16 @@ class InferenceServer:
     # -- inference, whatever the format ----------------------------------------------------
 
     async def infer(self, batch: Batch, request_id: str) -> Outputs:
-        """The model's outputs for a validated batch; its predicted rows recorded for labels."""
-        outputs = await self.batcher.predict(batch)
+        """The model's outputs for a validated batch (its rows are recorded by `observe_call`)."""
+        return await self.batcher.predict(batch, request_id)
+
+    def observe_call(
+        self, feeds: dict[str, Any], outputs: Outputs, request_ids: list[str], rows: list[int]
+    ) -> None:
+        """After an onnxruntime call: count its drift bins and record its predictions."""
+        self.metrics.observe_batch(feeds, outputs[0], rows)
         if self.labels is not None:
-            self.labels.record(request_id, outputs, classifier=self.model.is_classifier)
-        return outputs
+            self.labels.record(request_ids, rows, outputs, classifier=self.model.is_classifier)
 
     def check_envelope(self, parsed: V2Request, path_version: str | None) -> None:
         """The body's ``model_name`` / ``model_version`` (KServe's and Triton's clients send

@@ -3,24 +3,35 @@
 A request's validated rows join a queue and its handler awaits a future. The first
 request to join an idle queue schedules a flush with ``call_soon`` (or ``call_later``
 with a delay configured), so every handler the event loop runs in the same turn joins
-before it fires: under load, whatever arrived together is one call; a lone request
-pays one loop turn. No task, no event, no extra turns between the handler and the model.
+before it fires: under load, whatever arrived together is one call. No task, no event,
+no extra turns between the handler and the model.
+
+A request that is alone (nothing queued or running, no other request handled in this
+turn of the loop, no batch delay configured) is not queued at all when the model runs on
+the loop: its handler calls the model at once, and is answered without waiting a turn for
+a flush and another for its own wake-up. The second request handled in a turn finds the
+first one's mark and queues, so concurrent requests still share calls. The mark is
+cleared by a callback scheduled behind the turn's handlers.
 
 Where the model runs depends on what it costs. A cheap model (a row in well under
 :data:`OFFLOAD_ABOVE_SECONDS`) runs in the flush itself, on the event loop: handing it
 to a thread costs two wake-ups and a GIL hand-over, more than the model. An expensive
 one runs in a one-thread executor (onnxruntime releases the GIL), so the loop keeps
 parsing the next batch meanwhile; one batch runs at a time and the next is taken the
-moment it ends. Metrics are counted after the handlers have been given their rows.
+moment it ends.
+
+After each call, once its handlers have their rows, the ``observe`` hook gets the call's
+feeds, outputs, and each request's id and row count (the server counts drift and records
+predictions for labels there, once per call and off the answer's path).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import statistics
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,11 +39,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from mlops_operator.serving.metrics import ServingMetrics
 from mlops_operator.serving.model import NUMPY_DTYPES, ServedModel
 from mlops_operator.serving.validation import Batch
 
-__all__ = ["OFFLOAD_ABOVE_SECONDS", "MicroBatcher", "one_row_seconds"]
+__all__ = ["OFFLOAD_ABOVE_SECONDS", "MicroBatcher", "Observer", "one_row_seconds"]
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +50,25 @@ OFFLOAD_ABOVE_SECONDS = 100e-6
 """A model whose one-row call takes longer runs in a thread (``offload_inference`` unset)."""
 
 Outputs = list[npt.NDArray[Any]]
+Feeds = dict[str, npt.NDArray[Any]]
+Observer = Callable[[Feeds, Outputs, list[str], list[int]], None]
+"""Called after each onnxruntime call: its feeds and outputs, each request's id and rows."""
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     batch: Batch
+    request_id: str
     future: asyncio.Future[Outputs]
     alone: bool = field(default=False)  # retried by itself after its batch failed
 
 
-def one_row_seconds(model: ServedModel, runs: int = 15) -> float:
-    """The median time of a one-row call (after warming the session up), in seconds."""
+def one_row_seconds(model: ServedModel, runs: int = 25) -> float:
+    """The shortest of ``runs`` one-row calls (after warming the session up), in seconds.
+
+    The shortest, not the median: on a busy machine preemption only ever adds time, and a
+    median taken while other processes ran once sent a 15 µs model to a thread.
+    """
     feeds = {
         name: np.full(
             [1 if d is None else d for d in spec.shape],
@@ -66,7 +84,7 @@ def one_row_seconds(model: ServedModel, runs: int = 15) -> float:
         started = time.perf_counter()
         model.run(feeds)
         durations.append(time.perf_counter() - started)
-    return statistics.median(durations)
+    return min(durations)
 
 
 class MicroBatcher:
@@ -75,14 +93,14 @@ class MicroBatcher:
     def __init__(
         self,
         model: ServedModel,
-        metrics: ServingMetrics,
+        observe: Observer,
         *,
         max_rows: int,
         delay_seconds: float,
         offload: bool | None,
     ) -> None:
         self._model = model
-        self._metrics = metrics
+        self._observe = observe
         self._max_rows = max_rows
         self._delay = delay_seconds
         self._offload = offload
@@ -90,6 +108,7 @@ class MicroBatcher:
         self._queue: deque[_Pending] = deque()
         self._scheduled = False
         self._running = False
+        self._turn_taken = False  # a request was answered alone in this turn of the loop
         self._idle: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -133,12 +152,21 @@ class MicroBatcher:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
 
-    async def predict(self, batch: Batch) -> Outputs:
+    async def predict(self, batch: Batch, request_id: str) -> Outputs:
         """The model's outputs for ``batch``, computed together with concurrent requests."""
         loop = self._loop
         assert loop is not None, "start() the batcher first"
+        if not (
+            self._turn_taken
+            or self._queue
+            or self._scheduled
+            or self._running
+            or self._delay
+            or self._executor is not None
+        ):
+            return self._alone(loop, batch, request_id)
         future: asyncio.Future[Outputs] = loop.create_future()
-        self._queue.append(_Pending(batch, future))
+        self._queue.append(_Pending(batch, request_id, future))
         if not self._scheduled and not self._running:
             self._scheduled = True
             if self._delay:
@@ -146,6 +174,25 @@ class MicroBatcher:
             else:
                 loop.call_soon(self._flush)
         return await future
+
+    def _alone(self, loop: asyncio.AbstractEventLoop, batch: Batch, request_id: str) -> Outputs:
+        """Run a lone request's rows now, on the loop, and mark the turn as taken."""
+        self._turn_taken = True
+        try:
+            outputs = self._model.run(batch.feeds)
+        except Exception:
+            loop.call_soon(self._clear_turn)
+            log.exception("onnxruntime failed on a validated request")
+            raise
+        loop.call_soon(self._after_alone, batch.feeds, outputs, request_id, batch.rows)
+        return outputs
+
+    def _after_alone(self, feeds: Feeds, outputs: Outputs, request_id: str, rows: int) -> None:
+        self._turn_taken = False
+        self._observe(feeds, outputs, [request_id], [rows])
+
+    def _clear_turn(self) -> None:
+        self._turn_taken = False
 
     def _flush(self) -> None:
         self._scheduled = False
@@ -211,7 +258,7 @@ class MicroBatcher:
         return taken
 
     @staticmethod
-    def _feeds(taken: list[_Pending]) -> dict[str, npt.NDArray[Any]]:
+    def _feeds(taken: list[_Pending]) -> Feeds:
         if len(taken) == 1:
             return taken[0].batch.feeds
         return {
@@ -244,5 +291,9 @@ class MicroBatcher:
         # After the handlers (whose wake-ups set_result just queued) have answered.
         assert self._loop is not None
         self._loop.call_soon(
-            self._metrics.observe_batch, feeds, outputs[0], [p.batch.rows for p in taken]
+            self._observe,
+            feeds,
+            outputs,
+            [p.request_id for p in taken],
+            [p.batch.rows for p in taken],
         )

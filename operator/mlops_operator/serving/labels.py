@@ -17,9 +17,10 @@ the memory of the worker that answered. Three parts make that so:
 - **The prediction log.** Every answered inference request leaves one small record
   per row (id, row, time, version, predicted class or value, and for classifiers
   the calibrated confidence used to estimate accuracy before labels arrive),
-  whatever the payload log samples. Records are appended to an in-memory buffer
-  (a few list appends per request) and written as Parquet files every few
-  seconds by a background task, so the request path never waits on the store.
+  whatever the payload log samples. Each onnxruntime call's records are appended to
+  an in-memory buffer after its requests are answered (a few list extends per call)
+  and written as Parquet files every few seconds by a background task, so the
+  request path never waits on the store.
 - **The label log.** Each accepted label is written the same way.
 
 Both logs are Hive-partitioned by day under the deployment's labels root::
@@ -377,14 +378,25 @@ class LabelRecorder:
         await self._predictions.stop()
         await self._labels.stop()
 
-    def record(self, request_id: str, outputs: Sequence[Any], *, classifier: bool) -> None:
-        """Record a request's predicted rows (the calibration is applied at flush time)."""
+    def record(
+        self,
+        request_ids: Sequence[str],
+        rows: Sequence[int],
+        outputs: Sequence[Any],
+        *,
+        classifier: bool,
+    ) -> None:
+        """Record one onnxruntime call's predicted rows: its requests' ids and row counts, in
+        the outputs' order (the calibration is applied at flush time)."""
         first = outputs[0]
-        rows = len(first)
-        if not self._predictions.room(rows):
+        total = len(first)
+        if not self._predictions.room(total):
             return
         pending = self._predictions.pending
-        self._request(pending, request_id, rows, issued_at(request_id))
+        pending.request_id.extend(request_ids)
+        pending.rows.extend(rows)
+        pending.time_ms.extend(map(issued_at, request_ids))
+        pending.total += total
         if not classifier:
             pending.value.extend(first.ravel().tolist())
             return
