@@ -9,7 +9,8 @@ endpoint (``grpc``) shares :meth:`InferenceServer.infer` and the decoder with th
 Every request takes :meth:`InferenceServer._serve` (id, latency, outcome, response,
 side channels) around :meth:`InferenceServer._answer` (from the request to its reply).
 What is counted per onnxruntime call (drift bins, the prediction log for labels) happens
-in :meth:`InferenceServer.observe_call` after the handlers have answered. The answer to
+in :meth:`InferenceServer.observe_calls`, for many calls at once, after the handlers have
+answered. The answer to
 the common V2 JSON request (every output as JSON) is written from byte templates laid
 out once per model, not built as objects and serialised (``benchmarks/serving`` says
 what each step of the path costs).
@@ -127,7 +128,7 @@ class InferenceServer:
         self.decoder = RequestDecoder(model, max_rows=settings.max_rows)
         self.batcher = MicroBatcher(
             model,
-            self.observe_call,
+            self.observe_calls,
             max_rows=settings.max_batch_rows,
             delay_seconds=settings.batch_delay_ms / 1000,
             offload=settings.offload_inference,
@@ -212,14 +213,19 @@ class InferenceServer:
     # -- inference, whatever the format ----------------------------------------------------
 
     async def infer(self, batch: Batch, request_id: str) -> Outputs:
-        """The model's outputs for a validated batch (its rows are recorded by `observe_call`)."""
+        """The model's outputs for a validated batch (its rows are recorded by `observe_calls`)."""
         return await self.batcher.predict(batch, request_id)
 
-    def observe_call(
-        self, feeds: dict[str, Any], outputs: Outputs, request_ids: list[str], rows: list[int]
+    def observe_calls(
+        self,
+        feeds: dict[str, Any],
+        outputs: Outputs,
+        request_ids: list[str],
+        rows: list[int],
+        call_rows: list[int],
     ) -> None:
-        """After an onnxruntime call: count its drift bins and record its predictions."""
-        self.metrics.observe_batch(feeds, outputs[0], rows)
+        """After onnxruntime calls (merged): count drift bins and record their predictions."""
+        self.metrics.observe_batch(feeds, outputs[0], rows, call_rows)
         if self.labels is not None:
             self.labels.record(request_ids, rows, outputs, classifier=self.model.is_classifier)
 
@@ -602,6 +608,7 @@ class InferenceServer:
         return self._json(self.metadata())
 
     async def _metrics(self, _: web.Request) -> web.Response:
+        self.batcher.observe_now()  # this worker's last calls, counted before it answers
         return web.Response(
             body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE, **self._headers}
         )

@@ -20,9 +20,13 @@ one runs in a one-thread executor (onnxruntime releases the GIL), so the loop ke
 parsing the next batch meanwhile; one batch runs at a time and the next is taken the
 moment it ends.
 
-After each call, once its handlers have their rows, the ``observe`` hook gets the call's
-feeds, outputs, and each request's id and row count (the server counts drift and records
-predictions for labels there, once per call and off the answer's path).
+Calls are observed together, off the answers' path: each call's feeds and outputs are
+kept (a list append) and the ``observe`` hook gets the kept calls merged, once
+:data:`OBSERVE_ROWS` rows are kept or :data:`OBSERVE_WITHIN_SECONDS` after the first, with
+each request's id and row count and each call's rows (the server counts drift and records
+predictions for labels there). Counting 64 rows at once costs about what counting one
+does, so a lone request no longer pays for its own count. :meth:`MicroBatcher.observe_now`
+observes what is kept at once (before a ``/metrics`` scrape, and at stop).
 """
 
 from __future__ import annotations
@@ -49,10 +53,15 @@ log = logging.getLogger(__name__)
 OFFLOAD_ABOVE_SECONDS = 100e-6
 """A model whose one-row call takes longer runs in a thread (``offload_inference`` unset)."""
 
+OBSERVE_ROWS = 256
+"""Kept calls are observed once they hold this many rows..."""
+OBSERVE_WITHIN_SECONDS = 0.05
+"""...or this long after the first of them ran."""
+
 Outputs = list[npt.NDArray[Any]]
 Feeds = dict[str, npt.NDArray[Any]]
-Observer = Callable[[Feeds, Outputs, list[str], list[int]], None]
-"""Called after each onnxruntime call: its feeds and outputs, each request's id and rows."""
+Observer = Callable[[Feeds, Outputs, list[str], list[int], list[int]], None]
+"""Called with calls' feeds and outputs merged, each request's id and rows, each call's rows."""
 
 
 @dataclass(slots=True)
@@ -109,6 +118,11 @@ class MicroBatcher:
         self._scheduled = False
         self._running = False
         self._turn_taken = False  # a request was answered alone in this turn of the loop
+        # Calls not observed yet: (feeds, outputs, request ids, request rows), and their rows.
+        self._unobserved: list[tuple[Feeds, Outputs, list[str], list[int]]] = []
+        self._unobserved_rows = 0
+        self._observe_timer: asyncio.TimerHandle | None = None
+        self._observe_soon = False
         self._idle: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -151,6 +165,7 @@ class MicroBatcher:
                 await self._idle.wait()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
+        self.observe_now()
 
     async def predict(self, batch: Batch, request_id: str) -> Outputs:
         """The model's outputs for ``batch``, computed together with concurrent requests."""
@@ -184,15 +199,48 @@ class MicroBatcher:
             loop.call_soon(self._clear_turn)
             log.exception("onnxruntime failed on a validated request")
             raise
-        loop.call_soon(self._after_alone, batch.feeds, outputs, request_id, batch.rows)
+        loop.call_soon(self._clear_turn)
+        self._keep(batch.feeds, outputs, [request_id], [batch.rows])
         return outputs
-
-    def _after_alone(self, feeds: Feeds, outputs: Outputs, request_id: str, rows: int) -> None:
-        self._turn_taken = False
-        self._observe(feeds, outputs, [request_id], [rows])
 
     def _clear_turn(self) -> None:
         self._turn_taken = False
+
+    def _keep(
+        self, feeds: Feeds, outputs: Outputs, request_ids: list[str], rows: list[int]
+    ) -> None:
+        """Keep a call for the next observation, and schedule it."""
+        self._unobserved.append((feeds, outputs, request_ids, rows))
+        self._unobserved_rows += len(outputs[0])
+        loop = self._loop
+        assert loop is not None
+        if self._unobserved_rows >= OBSERVE_ROWS:
+            if not self._observe_soon:
+                self._observe_soon = True
+                loop.call_soon(self.observe_now)  # after the handlers answered in this turn
+        elif self._observe_timer is None:
+            self._observe_timer = loop.call_later(OBSERVE_WITHIN_SECONDS, self.observe_now)
+
+    def observe_now(self) -> None:
+        """Observe the calls kept so far, merged, with one call of the ``observe`` hook."""
+        self._observe_soon = False
+        if self._observe_timer is not None:
+            self._observe_timer.cancel()
+            self._observe_timer = None
+        kept, self._unobserved, self._unobserved_rows = self._unobserved, [], 0
+        if not kept:
+            return
+        if len(kept) == 1:
+            feeds, outputs, request_ids, rows = kept[0]
+            self._observe(feeds, outputs, request_ids, rows, [len(outputs[0])])
+            return
+        self._observe(
+            {name: np.concatenate([call[0][name] for call in kept]) for name in kept[0][0]},
+            [np.concatenate([call[1][i] for call in kept]) for i in range(len(kept[0][1]))],
+            [request_id for call in kept for request_id in call[2]],
+            [rows for call in kept for rows in call[3]],
+            [len(call[1][0]) for call in kept],
+        )
 
     def _flush(self) -> None:
         self._scheduled = False
@@ -288,12 +336,4 @@ class MicroBatcher:
                 if not pending.future.done():
                     pending.future.set_result([output[start:end] for output in outputs])
                 start = end
-        # After the handlers (whose wake-ups set_result just queued) have answered.
-        assert self._loop is not None
-        self._loop.call_soon(
-            self._observe,
-            feeds,
-            outputs,
-            [p.request_id for p in taken],
-            [p.batch.rows for p in taken],
-        )
+        self._keep(feeds, outputs, [p.request_id for p in taken], [p.batch.rows for p in taken])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sklearn.datasets import load_iris
 
 from mlops_operator.serving.batching import (
+    OBSERVE_ROWS,
     OFFLOAD_ABOVE_SECONDS,
     MicroBatcher,
     Observer,
@@ -23,7 +25,9 @@ from tests.unit.serving.conftest import ModelDir
 
 def counting(metrics: ServingMetrics) -> Observer:
     """The batcher's observer as the server's, without the label log: drift counters."""
-    return lambda feeds, outputs, _, rows: metrics.observe_batch(feeds, outputs[0], rows)
+    return lambda feeds, outputs, _, rows, calls: metrics.observe_batch(
+        feeds, outputs[0], rows, calls
+    )
 
 
 @pytest.mark.parametrize("offload", [True, False])
@@ -118,10 +122,17 @@ async def test_a_lone_request_is_answered_at_once_and_company_shares_calls(
     iris_lr: ModelDir,
 ) -> None:
     model = load_model(str(iris_lr.path), threads=1)
-    calls: list[tuple[list[str], list[int]]] = []
+    observed: list[tuple[list[str], list[int], list[int], int]] = []
+    all_observed = asyncio.Event()
+
+    def observe(feeds: Any, _: Any, ids: list[str], rows: list[int], calls: list[int]) -> None:
+        observed.append((ids, rows, calls, len(feeds["X"])))
+        if sum(len(o[0]) for o in observed) == 6:
+            all_observed.set()
+
     batcher = MicroBatcher(
         model,
-        lambda _, __, ids, rows: calls.append((ids, rows)),
+        observe,
         max_rows=64,
         delay_seconds=0,
         offload=False,
@@ -136,10 +147,37 @@ async def test_a_lone_request_is_answered_at_once_and_company_shares_calls(
     results = await asyncio.gather(
         *(batcher.predict(Batch({"X": rows[i : i + 1]}, 1), f"r{i}") for i in range(5))
     )
-    for _ in range(10):  # observations come after the answers, a turn or two later
-        if len(calls) == 3:
-            break
-        await asyncio.sleep(0)
-    await batcher.stop()
-    assert calls == [(["lone"], [1]), (["r0"], [1]), (["r1", "r2", "r3", "r4"], [1, 1, 1, 1])]
     assert [r[0].tolist()[0] for r in results] == model.run({"X": rows})[0].tolist()
+    # Observed by the timer, without a scrape or a stop (together, unless the machine is so
+    # slow that the timer fired between the calls).
+    await asyncio.wait_for(all_observed.wait(), timeout=30)
+    merged = tuple([x for o in observed for x in o[i]] for i in range(3))
+    assert merged == (["lone", "r0", "r1", "r2", "r3", "r4"], [1] * 6, [1, 1, 4])
+    assert sum(o[3] for o in observed) == 6  # the calls' feeds, merged
+    await batcher.stop()
+
+
+async def test_kept_calls_are_observed_at_the_row_threshold_and_at_stop(
+    iris_lr: ModelDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("mlops_operator.serving.batching.OBSERVE_WITHIN_SECONDS", 3600)
+    model = load_model(str(iris_lr.path), threads=1)
+    observed: list[list[int]] = []
+    batcher = MicroBatcher(
+        model,
+        lambda _, outputs, __, rows, calls: observed.append(calls),
+        max_rows=OBSERVE_ROWS,
+        delay_seconds=0,
+        offload=False,
+    )
+    batcher.start()
+    rows = np.repeat(load_iris().data[:1].astype(np.float32), OBSERVE_ROWS - 1, axis=0)
+    await batcher.predict(Batch({"X": rows}, len(rows)), "big")
+    await asyncio.sleep(0)
+    assert observed == []  # one row short: kept
+    await batcher.predict(Batch({"X": rows[:1]}, 1), "last")
+    await asyncio.sleep(0)  # the threshold's observation runs in the next turn, not later
+    assert observed == [[OBSERVE_ROWS - 1, 1]]
+    await batcher.predict(Batch({"X": rows[:2]}, 2), "at stop")
+    await batcher.stop()
+    assert observed == [[OBSERVE_ROWS - 1, 1], [2]]

@@ -51,6 +51,7 @@ async def _predict(running: Running, rows: list[Any]) -> dict[str, Any]:
 async def _flush(*servers: Running) -> None:
     for running in servers:
         assert running.server.labels is not None
+        running.server.batcher.observe_now()  # the calls not yet observed, as stop() does
         await running.server.labels.stop()
 
 
@@ -243,6 +244,7 @@ async def test_a_failing_store_keeps_the_rows_for_the_next_flush(
     predicted = await _predict(running, iris_lr.card.parity.sample_inputs[:2])
     recorder = running.server.labels
     assert recorder is not None
+    running.server.batcher.observe_now()
     await recorder._predictions.flush()
     samples = await scrape(running)
     failed = {labels["outcome"]: value for labels, value in samples["mlops_side_channel_total"]
