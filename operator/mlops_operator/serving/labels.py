@@ -395,7 +395,8 @@ class LabelRecorder:
         pending = self._predictions.pending
         pending.request_id.extend(request_ids)
         pending.rows.extend(rows)
-        pending.time_ms.extend(map(issued_at, request_ids))
+        # The ids were issued here: no need for issued_at's guard against a malformed one.
+        pending.time_ms.extend([int(rid.partition("-")[0], 16) for rid in request_ids])
         pending.total += total
         if not classifier:
             pending.value.extend(first.ravel().tolist())

@@ -285,10 +285,8 @@ class ServingMetrics:
         """Count onnxruntime calls (their feeds and predictions merged): rows per request and
         per call, feature bins and predictions."""
         slots = self.hot.slots
-        for rows in request_rows:
-            self._rows.observe(slots, rows)
-        for rows in call_rows:
-            self._batch_rows.observe(slots, rows)
+        self._rows.observe_all(slots, request_rows)
+        self._batch_rows.observe_all(slots, call_rows)
         rows = len(predictions)
         if self._matrix is not None:
             if rows > _SMALL_BATCH:
