@@ -8,6 +8,12 @@ PY := $(VENV)/bin/python
 MLOPS := $(VENV)/bin/mlops
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# uv resolves and exports the lock (uv.lock -> requirements/*.txt); pip installs from it.
+UV_VERSION := 0.13.8
+UV := $(VENV)/bin/uv
+# `make images IMAGE_REPO=registry.example.com/mlops IMAGE_TAG=1.2.3`
+IMAGE_REPO ?= ghcr.io/mlops-operator
+IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
 ##@ The two commands
 
@@ -19,20 +25,31 @@ demo: $(STAMP) binaries ## The main job: the closed MLOps loop, end to end, on t
 # MLOPS_TEST_WORKERS pytest-xdist workers (default 4) and the serial ones alone after them
 # (tests/suite.py, tests/conftest.py).
 .PHONY: test
-test: $(STAMP) binaries browser lint typecheck ## The whole suite: lint, types, unit, integration and e2e tests.
+test: $(STAMP) binaries images browser lint typecheck ## The whole suite: lint, types, unit, integration and e2e tests.
 	$(PY) -m tests.suite $(PYTEST_ARGS)
 
 ##@ Development
 
 .PHONY: venv
-venv: $(STAMP) ## Create .venv and install the project with every extra.
+venv: $(STAMP) ## Create .venv: the locked dependencies (requirements/dev.txt), then the project.
 
-$(STAMP): pyproject.toml
+# A pyproject.toml change re-locks first (uv lock keeps every pin it can), so the venv, the
+# images and CI always install what uv.lock says; commit uv.lock and requirements/ with it.
+$(STAMP): pyproject.toml uv.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet uv==$(UV_VERSION)
+	$(UV) lock --quiet
+	UV=$(UV) requirements/export.sh
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements/dev.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
+
+.PHONY: lock
+lock: $(STAMP) ## Re-lock after a dependency change (LOCK_ARGS=--upgrade: newest allowed) and export requirements/.
+	$(UV) lock $(LOCK_ARGS)
+	UV=$(UV) requirements/export.sh
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements/dev.txt
 
 .PHONY: crds
 crds: $(STAMP) ## Regenerate crds/*.yaml and the Helm chart's CRD templates from operator/mlops_operator/api.
@@ -54,8 +71,12 @@ manifests: crds helm ## Render the kustomize base (manifests/base) from the Helm
 	HELM=$(HELM) manifests/render-base.sh > manifests/base/mlops-operator.yaml
 
 .PHONY: binaries
-binaries: $(STAMP) ## Build (first run only) and cache the control-plane binaries.
-	$(MLOPS) cluster build
+binaries: $(STAMP) ## Build (first run only) and cache the cluster binaries and its object store.
+	$(MLOPS) cluster build --object-store
+
+.PHONY: images
+images: $(STAMP) ## Build the operator, trainer and server images with buildah (IMAGE_REPO, IMAGE_TAG).
+	$(MLOPS) images build --repo $(IMAGE_REPO) --tag $(IMAGE_TAG)
 
 .PHONY: browser
 browser: ## Debian's chromium for the console's browser tests (installed when missing, as root).
@@ -65,7 +86,8 @@ browser: ## Debian's chromium for the console's browser tests (installed when mi
 			--no-install-recommends chromium fonts-liberation >/dev/null; }
 
 .PHONY: lint
-lint: $(STAMP) ## ruff (lint and format) and the import-layer contracts.
+lint: $(STAMP) ## ruff (lint and format), the import-layer contracts, and uv.lock matching pyproject.toml.
+	$(UV) lock --check --quiet
 	$(VENV)/bin/ruff check operator tests benchmarks
 	$(VENV)/bin/ruff format --check operator tests benchmarks
 	$(VENV)/bin/lint-imports

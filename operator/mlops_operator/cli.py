@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "mlops_operator.console.commands",
     "mlops_operator.crdgen.commands",
     "mlops_operator.demo",
+    "mlops_operator.imagebuild.commands",
     "mlops_operator.localcluster.commands",
     "mlops_operator.plugin.commands",
     "mlops_operator.reproduce",

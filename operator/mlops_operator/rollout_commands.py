@@ -1,4 +1,4 @@
-"""``mlops rollback``, ``mlops promote``, ``mlops history`` and ``mlops approve``.
+"""``mlops rollback``, ``mlops promote``, ``mlops history``, ``mlops approve`` and ``mlops reject``.
 
 Each is one change to one object, made with the caller's own credentials (the
 kubeconfig, as kubectl uses it) so RBAC decides who may do it; the caller's
@@ -62,8 +62,8 @@ async def _mdep(kube: Any, name: str, namespace: str) -> dict[str, Any]:
 
 
 async def _pin(kube: Any, args: argparse.Namespace, namespace: str, version: int) -> None:
+    from mlops_operator.api.governance import REQUESTED_BY
     from mlops_operator.api.resource import API_VERSION
-    from mlops_operator.handlers.modeldeployment import REQUESTED_BY
 
     user = await _whoami(kube)
     patch = {
@@ -98,9 +98,15 @@ async def _promote(kube: Any, namespace: str, args: argparse.Namespace) -> int:
 
     mdep = await _mdep(kube, args.name, namespace)
     if args.auto:
-        patch = {"spec": {"promotion": "Auto", "version": None}}
+        from mlops_operator.api.governance import REQUESTED_BY
+
+        user = await _whoami(kube)
+        patch = {
+            "metadata": {"annotations": {REQUESTED_BY: user}},
+            "spec": {"promotion": "Auto", "version": None},
+        }
         await kube.patch(API_VERSION, "ModelDeployment", args.name, namespace, patch)
-        print(f"modeldeployment/{args.name}: promotion Auto")
+        print(f"modeldeployment/{args.name}: promotion Auto, requested by {user}")
         return 0
     version = args.to
     if version is None:
@@ -152,6 +158,19 @@ async def _logged_history(
     from mlops_operator.audit import log_key, read_entries
 
     key = log_key(namespace, "modeldeployments", args.name)
+    if args.store:
+        # An object store: one object per entry, read with this machine's credentials.
+        from mlops_operator.audit.objects import read_objects
+        from mlops_operator.storage import ArtifactStore, StorageError
+
+        try:
+            entries, bad = read_objects(ArtifactStore(args.store), key)
+        except StorageError as error:
+            print(f"error: cannot read the audit log from {args.store}: {error}")
+            return None
+        if bad:
+            print(f"warning: {bad} audit object(s) under {args.store} did not parse")
+        return [entry.model_dump(mode="json") for entry in reversed(entries)]
     root = await _store_dir(kube, namespace, args)
     if root is None:
         print(f"error: the artifact claim {args.claim} of {namespace} is not readable from this"
@@ -192,14 +211,28 @@ async def _history(kube: Any, namespace: str, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _approve(kube: Any, namespace: str, args: argparse.Namespace) -> int:
+async def _review(kube: Any, namespace: str, args: argparse.Namespace) -> int:
+    """Approve, reject, or (``approve --revoke``) withdraw an approval, in the caller's name.
+
+    The API server admits the change only from a user holding the verb, and only when the
+    annotation names that user (the chart's admission policy): the name is the caller's own.
+    """
+    from mlops_operator.api.governance import APPROVED_BY, REJECTED_BY, REVOKED_BY
     from mlops_operator.api.resource import API_VERSION
-    from mlops_operator.handlers.modelversion import APPROVED_BY
 
     user = await _whoami(kube)
-    patch = {"metadata": {"annotations": {APPROVED_BY: user}}}
+    if args.command == "reject":
+        annotations: dict[str, str | None] = {REJECTED_BY: user}
+        done = "rejected"
+    elif args.revoke:
+        annotations = {APPROVED_BY: None, REVOKED_BY: user}
+        done = "approval revoked"
+    else:
+        annotations = {APPROVED_BY: user, REVOKED_BY: None}
+        done = "approved"
+    patch = {"metadata": {"annotations": annotations}}
     await kube.patch(API_VERSION, "ModelVersion", args.name, namespace, patch)
-    print(f"modelversion/{args.name} approved by {user}")
+    print(f"modelversion/{args.name} {done} by {user}")
     return 0
 
 
@@ -228,11 +261,12 @@ def register(subparsers: Any) -> None:
         ("rollback", "serve an earlier version of a ModelDeployment (one change)", _rollback),
         ("promote", "pin a newer version of a ModelDeployment, or return it to Auto", _promote),
         ("history", "promotions and rollbacks of a ModelDeployment, with evidence", _history),
-        ("approve", "approve a ModelVersion held by requireApproval", _approve),
+        ("approve", "approve a ModelVersion held for approval (or --revoke it)", _review),
+        ("reject", "reject a ModelVersion for good (a deployment withdraws it)", _review),
     ]
     for name, text, command in specs:
         parser: argparse.ArgumentParser = subparsers.add_parser(name, help=text, description=text)
-        what = "MODELVERSION" if name == "approve" else "MODELDEPLOYMENT"
+        what = "MODELVERSION" if name in ("approve", "reject") else "MODELDEPLOYMENT"
         parser.add_argument("name", metavar=what)
         parser.add_argument("-n", "--namespace", help="namespace (default: the kubeconfig's)")
         if name in ("rollback", "promote"):
@@ -241,6 +275,10 @@ def register(subparsers: Any) -> None:
             parser.epilog = "Without --to: the version that served before the current champion."
         if name == "promote":
             parser.add_argument("--auto", action="store_true", help="return to promotion: Auto")
+        if name == "approve":
+            parser.add_argument(
+                "--revoke", action="store_true", help="withdraw an approval given before"
+            )
         if name == "history":
             parser.add_argument(
                 "--at", metavar="TIME", help="which version was live at TIME (RFC 3339), and why"
@@ -253,6 +291,12 @@ def register(subparsers: Any) -> None:
             )
             parser.add_argument(
                 "--store-dir", metavar="DIR", help="the artifact store's root, mounted here"
+            )
+            parser.add_argument(
+                "--store",
+                metavar="URI",
+                help="the artifact store's object-store root (the operator's --artifact-uri,"
+                " e.g. s3://bucket/prefix), read with this machine's credentials (AWS_*)",
             )
             parser.add_argument(
                 "--claim",

@@ -112,10 +112,20 @@ def test_the_console_shows_the_loop(
         page.get_by_role("heading", name="Lineage").wait_for()
         lineage = v2["spec"]["lineage"]
         assert page.locator("#dataset-uri").inner_text() == lineage["dataset"]["uri"]
-        assert (
-            page.locator("#dataset-uri").inner_text().startswith(f"payloadlog://{namespace}/iris")
-        )
         assert page.locator("#dataset-sha").inner_text() == lineage["dataset"]["sha256"]
+        # The retrain combined the original data with the logged window: each source with its
+        # own data version.
+        sources = page.locator("#dataset-sources li")
+        assert sources.count() == len(lineage["dataset"]["sources"]) == 2
+        for shown, source in zip(sources.all(), lineage["dataset"]["sources"], strict=True):
+            assert shown.locator(".source-uri").inner_text() == source["uri"]
+            assert shown.locator(".source-sha").inner_text() == source["sha256"]
+        assert (
+            sources.nth(1)
+            .locator(".source-uri")
+            .inner_text()
+            .startswith(f"payloadlog://{namespace}/iris")
+        )
         assert page.locator("#training-job").inner_text() == lineage["trainingJob"]
         assert "started by drift policy iris" in page.locator("#retrain").inner_text()
         assert "compareToChampion" in page.locator("#gate-results").inner_text()

@@ -39,3 +39,44 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- printf "%s:%s" $repository (default .root.Chart.AppVersion $image.tag) -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+The user names the operator acts as, as a CEL list literal (JSON strings are CEL strings): its
+ServiceAccount's, and governance.operatorUsers (e.g. an operator run outside the cluster).
+*/}}
+{{- define "mlops-operator.operatorUsers" -}}
+{{- $account := printf "system:serviceaccount:%s:%s" .Release.Namespace (include "mlops-operator.serviceAccountName" .) -}}
+{{- toJson (uniq (prepend .Values.governance.operatorUsers $account)) -}}
+{{- end -}}
+
+{{/*
+The namespaces the admission policies guard: governance.namespaceSelector when set, else the
+watched namespaces, else every namespace.
+*/}}
+{{- define "mlops-operator.governedNamespaces" -}}
+{{- if .Values.governance.namespaceSelector -}}
+{{- toYaml .Values.governance.namespaceSelector -}}
+{{- else if .Values.operator.watchNamespaces -}}
+matchExpressions:
+  - key: kubernetes.io/metadata.name
+    operator: In
+    values: {{ toJson .Values.operator.watchNamespaces }}
+{{- else -}}
+{}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The image prefixes a TrainingJob may use, comma-separated: operator.allowedImagePrefixes, else the
+folder of the chart's trainer repository (registry included): the project's own images.
+*/}}
+{{- define "mlops-operator.allowedImagePrefixes" -}}
+{{- if .Values.operator.allowedImagePrefixes -}}
+{{- join "," .Values.operator.allowedImagePrefixes -}}
+{{- else -}}
+{{- $registry := .Values.images.registry -}}
+{{- $repository := ternary (printf "%s/%s" $registry .Values.images.trainer.repository) .Values.images.trainer.repository (ne $registry "") -}}
+{{- $folder := regexReplaceAll "[^/]*$" $repository "" -}}
+{{- ternary $folder (printf "%s:" $repository) (ne $folder "") -}}
+{{- end -}}
+{{- end -}}

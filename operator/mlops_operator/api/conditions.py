@@ -13,7 +13,7 @@ tests can rely on them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from enum import StrEnum
 
@@ -29,6 +29,7 @@ __all__ = [
     "find_condition",
     "is_condition_true",
     "set_condition",
+    "set_conditions",
 ]
 
 
@@ -71,6 +72,9 @@ class Reason(StrEnum):
     """The spec passed the API server but cannot be acted on (e.g. a reference is missing)."""
     RECONCILED = "Reconciled"
     """The children match the spec."""
+    NAME_CONFLICT = "NameConflict"
+    """An object the operator would create exists already and is not controlled by this one;
+    the operator leaves it alone."""
 
     # TrainingJob.
     PENDING = "Pending"
@@ -89,6 +93,8 @@ class Reason(StrEnum):
     """The artifact store refused a write (full, read-only, unreachable); the message has why."""
     SUSPENDED = "Suspended"
     """``spec.suspend`` is true."""
+    IMAGE_NOT_ALLOWED = "ImageNotAllowed"
+    """``spec.image`` does not start with a prefix the operator's settings allow."""
 
     # ModelVersion.
     VALIDATING = "Validating"
@@ -103,6 +109,10 @@ class Reason(StrEnum):
     """Every gate passed and ``requireApproval`` holds the version until someone approves it."""
     APPROVED = "Approved"
     """A person approved the version."""
+    REJECTED = "Rejected"
+    """A person rejected the version (final)."""
+    APPROVAL_REVOKED = "ApprovalRevoked"
+    """A person withdrew an approval; the version waits for approval again."""
 
     # ModelDeployment.
     AVAILABLE = "Available"
@@ -123,6 +133,11 @@ class Reason(StrEnum):
     """The champion breached a rollback floor and the previous version was restored."""
     FLOOR_BREACHED = "FloorBreached"
     """The champion's live metrics cross a rollback floor and no earlier version exists."""
+    ARTIFACT_REFUSED = "ArtifactRefused"
+    """A serving pod refused to load its version's artifact (its sha256 is not the one the
+    ModelVersion registers, or it does not load)."""
+    VERSION_WITHDRAWN = "VersionWithdrawn"
+    """The champion's ModelVersion is no longer Validated (rejected or its approval revoked)."""
 
     # DriftPolicy.
     NO_DRIFT = "NoDrift"
@@ -145,6 +160,10 @@ class Reason(StrEnum):
     """The metrics source (Prometheus or the pods) did not answer."""
     TARGET_NOT_FOUND = "TargetNotFound"
     """The ModelDeployment the policy watches does not exist (yet)."""
+    PROMETHEUS_NOT_ALLOWED = "PrometheusNotAllowed"
+    """``spec.prometheus.url`` is not in the operator's allow-list; nothing was fetched."""
+    SCRAPE_TARGET_REFUSED = "ScrapeTargetRefused"
+    """A serving pod's address or scrape annotations do not make a valid URL; it is not scraped."""
 
 
 class Condition(CamelModel):
@@ -219,3 +238,25 @@ def set_condition(
     if previous is None:
         return [*conditions, updated]
     return [updated if c.type == type_ else c for c in conditions]
+
+
+def set_conditions(
+    conditions: Sequence[Condition],
+    changes: Iterable[tuple[str, ConditionStatus, Reason, str]],
+    *,
+    observed_generation: int | None,
+    now: datetime,
+) -> list[Condition]:
+    """`set_condition` for each ``(type, status, reason, message)`` of `changes`, in order."""
+    result = list(conditions)
+    for type_, status, reason, message in changes:
+        result = set_condition(
+            result,
+            type_=type_,
+            status=status,
+            reason=reason,
+            message=message,
+            observed_generation=observed_generation,
+            now=now,
+        )
+    return result

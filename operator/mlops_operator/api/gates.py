@@ -70,7 +70,9 @@ class MetricGate(CamelModel):
     )
 
     metric: MetricName = Field(
-        description="Name of a metric in the ModelVersion's `spec.metrics`, e.g. `accuracy`."
+        description="A held-out metric the validation Job measures (`accuracy`,"
+        " `balanced_accuracy`, `f1_macro`, `log_loss`, `roc_auc`; `rmse`, `mae`, `r2`): the"
+        " gate judges the validator's measurement, not the version's self-reported metrics."
     )
     op: ComparisonOp = Field(
         default=ComparisonOp.GE,
@@ -142,5 +144,7 @@ class Gates(CamelModel):
     )
     require_approval: bool = Field(
         default=False,
-        description="Hold a version that passed every other gate until a person approves it.",
+        description="Hold a version that passed every other gate until a person holding the"
+        " `approve` verb (the chart's approver role, `<release>-approver`) approves it. A"
+        " version the operator did not produce from a TrainingJob is always held.",
     )

@@ -53,6 +53,7 @@ __all__ = [
     "RollbackFloors",
     "Rollout",
     "RolloutStrategy",
+    "SecretKeyRef",
     "ServerSettings",
     "ServiceMonitorSettings",
     "ShadowSettings",
@@ -191,7 +192,8 @@ class Analysis(CamelModel):
     min_accuracy: Fraction | None = Field(
         default=None,
         description="Smallest realized accuracy of the challenger's judged window (needs"
-        " `feedback`).",
+        " `feedback`). The challenger waits at its step until a window of its predictions is"
+        " judged (its labels reached `feedback.minLabelCoverage`); it never passes without one.",
     )
     max_prediction_psi: float | None = Field(
         default=None,
@@ -289,6 +291,19 @@ class PayloadLogging(CamelModel):
     )
 
 
+class SecretKeyRef(CamelModel):
+    """One key of a Secret in the ModelDeployment's namespace."""
+
+    name: ObjectName = Field(description="Name of the Secret.")
+    key: str = Field(
+        default="token",
+        min_length=1,
+        max_length=253,
+        pattern=r"^[-._a-zA-Z0-9]+$",
+        description="Key in the Secret's data.",
+    )
+
+
 class Feedback(CamelModel):
     """Ground truth: labels posted to `/feedback`, joined with the predictions they are for.
 
@@ -339,6 +354,13 @@ class Feedback(CamelModel):
         default="24h",
         description="How long labels may take: a window still short of labels this long after"
         " it ended is counted as expired, never judged.",
+    )
+    token_secret: SecretKeyRef | None = Field(
+        default=None,
+        description="Require `Authorization: Bearer <token>` on `/feedback`, the token being"
+        " this Secret key (you create the Secret; the serving pods read it, the operator"
+        " never does). Absent: anyone who reaches the Service may post labels (labels steer"
+        " realized accuracy, rollbacks and retraining).",
     )
 
 

@@ -44,6 +44,8 @@ __all__ = [
     "ModelVersionSpec",
     "ModelVersionStatus",
     "PrimaryMetric",
+    "Review",
+    "ReviewAction",
     "SignatureSummary",
     "SourceLineage",
     "TensorDtype",
@@ -248,7 +250,9 @@ class ModelVersionSpec(CamelModel):
     )
     metrics: dict[str, float] = Field(
         max_length=64,
-        description="Offline metrics on the held-out split, e.g. `{accuracy: 0.97, f1_macro: 0.96}`.",
+        description="Offline metrics on the held-out split as the trainer reported them, e.g."
+        " `{accuracy: 0.97, f1_macro: 0.96}`; gates judge the validator's own measurement"
+        " (`status.measuredMetrics`), not these.",
     )
     primary_metric: PrimaryMetric = Field(description="The headline metric.")
     lineage: Lineage | None = Field(
@@ -294,8 +298,33 @@ class GateResult(CamelModel):
 class Approval(CamelModel):
     """Who let the version through `requireApproval`, and when."""
 
-    by: str = Field(min_length=1, max_length=256, description="The approver's user name.")
+    by: str = Field(
+        min_length=1,
+        max_length=256,
+        description="The approver's user name, as the API server authenticated it.",
+    )
     at: datetime = Field(description="When it was approved.")
+
+
+class ReviewAction(StrEnum):
+    """What a person decided about a version."""
+
+    APPROVE = "Approve"
+    REJECT = "Reject"
+    REVOKE = "Revoke"
+
+
+class Review(CamelModel):
+    """One decision of a person: an approval, a rejection, or an approval withdrawn."""
+
+    action: ReviewAction = Field(description="`Approve`, `Reject` or `Revoke` (an approval).")
+    by: str = Field(
+        min_length=1,
+        max_length=256,
+        description="The user name the API server authenticated for the request that made it"
+        " (the admission policy admits no other name).",
+    )
+    at: datetime = Field(description="When the operator recorded it.")
 
 
 class ModelVersionStatus(ResourceStatus):
@@ -307,7 +336,21 @@ class ModelVersionStatus(ResourceStatus):
     gate_results: list[GateResult] = Field(
         default_factory=list, max_length=64, description="Every check run, with its evidence."
     )
-    approval: Approval | None = Field(default=None, description="Set once approved.")
+    approval: Approval | None = Field(
+        default=None, description="Set while approved; cleared when the approval is revoked."
+    )
+    reviews: list[Review] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Approvals, rejections and revocations by people, oldest first (the audit"
+        " log keeps all of them).",
+    )
+    measured_metrics: dict[str, float] = Field(
+        default_factory=dict,
+        max_length=64,
+        description="Metrics the validation Job measured itself on the held-out rows; threshold"
+        " gates judge these, never the self-reported `spec.metrics`.",
+    )
     validated_at: datetime | None = Field(default=None, description="When validation finished.")
 
 

@@ -28,12 +28,18 @@ class AuditEntry(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str = Field(min_length=_ID_LENGTH, max_length=_ID_LENGTH, description="Content hash.")
-    kind: str = Field(min_length=1, description="`ModelDeployment` or `DriftPolicy`.")
+    kind: str = Field(
+        min_length=1, description="`ModelDeployment`, `DriftPolicy` or `ModelVersion`."
+    )
     namespace: str = Field(min_length=1)
     name: str = Field(min_length=1)
     uid: str = Field(default="", description="The object's uid: a re-created namesake differs.")
     time: datetime
-    action: str = Field(min_length=1, description="`Deploy`, `Promote`, `Rollback`, `Abort`, …")
+    action: str = Field(
+        min_length=1,
+        description="`Deploy`, `Promote`, `Rollback`, `Abort`, `Retrain`, `Approve`, `Reject`,"
+        " `Revoke` …",
+    )
     version: int | None = Field(default=None, description="Model version concerned, if any.")
     reason: str = Field(min_length=1)
     message: str = ""

@@ -1,5 +1,9 @@
 """Appending to and reading an audit log file: append-only, each entry once, in order.
 
+This is the layout on a file system (the artifact PVC): one JSON-lines file. On an object
+store, which cannot append, the log is one object per entry (`mlops_operator.audit.objects`),
+under the same rules (`fresh_entries`).
+
 `append_entries` takes a batch oldest first (the appender gets an object's whole
 bounded history each time) and writes only the entries after the newest one the
 file already holds. Every batch is a suffix-closed view of one history, so two
@@ -21,7 +25,7 @@ from pydantic import ValidationError
 
 from mlops_operator.audit.entry import AuditEntry
 
-__all__ = ["append_entries", "read_entries"]
+__all__ = ["append_entries", "fresh_entries", "read_entries"]
 
 
 def _ids(content: bytes) -> set[str]:
@@ -49,6 +53,16 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+def fresh_entries(entries: Sequence[AuditEntry], present: set[str]) -> list[AuditEntry]:
+    """The entries after the newest one already logged, not logged themselves.
+
+    An entry older than one already logged and missing from the log is not added: it would
+    land after a newer decision.
+    """
+    known = [i for i, entry in enumerate(entries) if entry.id in present]
+    return [e for e in entries[known[-1] + 1 if known else 0 :] if e.id not in present]
+
+
 def append_entries(path: Path, entries: Sequence[AuditEntry]) -> int:
     """Append the entries of `entries` (oldest first) newer than any already in `path`; how many.
 
@@ -60,9 +74,7 @@ def append_entries(path: Path, entries: Sequence[AuditEntry]) -> int:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         content = _read_all(fd)
-        present = _ids(content)
-        known = [i for i, entry in enumerate(entries) if entry.id in present]
-        fresh = [e for e in entries[known[-1] + 1 if known else 0 :] if e.id not in present]
+        fresh = fresh_entries(entries, _ids(content))
         if not fresh:
             return 0
         torn = bool(content) and not content.endswith(b"\n")

@@ -1,9 +1,10 @@
 """The audit Job's program: ``append`` a batch of entries to a log, or ``show`` a log.
 
 ``append --key KEY`` reads the entries (a JSON list, oldest first) from
-``MLOPS_AUDIT_ENTRIES`` and the store root from ``MLOPS_STORE_URI`` (a
-``file://`` mount: append needs a file system); ``show --key KEY`` prints the
-log's lines. Exit code 0 on success, 2 on bad input.
+``MLOPS_AUDIT_ENTRIES`` and the store root from ``MLOPS_STORE_URI``: a ``file://`` mount
+holds the log as one JSON-lines file, an object store (``s3://``…) as one object per entry
+(`mlops_operator.audit.log`). ``show --key KEY`` prints the log's lines either way. Exit
+code 0 on success, 2 on bad input, 3 when the store cannot be written or read.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from mlops_operator.audit.entry import ENTRIES_ENV, AuditEntry
 from mlops_operator.audit.log import append_entries, read_entries
+from mlops_operator.audit.objects import append_objects, read_objects
+from mlops_operator.storage import ArtifactStore, StorageError
 
 __all__ = ["main", "store_root"]
 
@@ -26,39 +29,55 @@ _STORE_ENV = "MLOPS_STORE_URI"
 _ENTRIES = TypeAdapter(list[AuditEntry])
 
 
-def store_root(uri: str) -> Path:
-    """The directory of a ``file://`` store URI; any other scheme cannot hold an appended log."""
+def store_root(uri: str) -> Path | None:
+    """The directory of a ``file://`` store URI; None for an object store (``s3://``…)."""
     parts = urlsplit(uri)
-    if parts.scheme != "file" or not parts.path:
+    if parts.scheme == "file" and parts.path:
+        return Path(parts.path)
+    if not parts.scheme or not parts.netloc:
         raise ValueError(
-            f"{_STORE_ENV}={uri!r}: the audit log needs a file system store (file:///path);"
-            " object stores cannot append"
+            f"{_STORE_ENV}={uri!r}: expected a file system store (file:///path) or an object"
+            " store (s3://bucket/prefix)"
         )
-    return Path(parts.path)
+    return None
 
 
-def _log_path(key: str) -> Path:
-    root = store_root(os.environ.get(_STORE_ENV, ""))
+def _check(key: str) -> str:
+    if not key.startswith("audit/") or not key.endswith(".jsonl"):
+        raise ValueError(f"--key {key!r}: expected audit/<namespace>/<plural>/<name>.jsonl")
+    return key
+
+
+def _log_path(root: Path, key: str) -> Path:
     path = (root / key).resolve()
-    if not key.startswith("audit/") or not path.is_relative_to(root.resolve()):
+    if not path.is_relative_to(root.resolve()):
         raise ValueError(f"--key {key!r}: expected audit/<namespace>/<plural>/<name>.jsonl")
     return path
 
 
 def _append(key: str) -> int:
-    path = _log_path(key)
+    uri = os.environ.get(_STORE_ENV, "")
+    root = store_root(uri)
     entries = _ENTRIES.validate_json(os.environ.get(ENTRIES_ENV) or "[]")
-    written = append_entries(path, entries)
+    if root is None:
+        written = append_objects(ArtifactStore(uri), key, entries)
+    else:
+        written = append_entries(_log_path(root, key), entries)
     print(f"appended {written} of {len(entries)} entries to {key}")
     return 0
 
 
 def _show(key: str) -> int:
-    path = _log_path(key)
-    if not path.exists():
-        print(f"{key}: no audit log yet", file=sys.stderr)
-        return 0
-    entries, bad = read_entries(path)
+    uri = os.environ.get(_STORE_ENV, "")
+    root = store_root(uri)
+    if root is None:
+        entries, bad = read_objects(ArtifactStore(uri), key)
+    else:
+        path = _log_path(root, key)
+        if not path.exists():
+            print(f"{key}: no audit log yet", file=sys.stderr)
+            return 0
+        entries, bad = read_entries(path)
     sys.stdout.buffer.write(b"".join(entry.line() for entry in entries))
     if bad:
         print(f"{key}: {bad} line(s) did not parse (torn by a crash?)", file=sys.stderr)
@@ -72,7 +91,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--key", required=True, help="audit/<namespace>/<plural>/<name>.jsonl")
     args = parser.parse_args(argv)
     try:
-        return _append(args.key) if args.command == "append" else _show(args.key)
+        key = _check(args.key)
+        return _append(key) if args.command == "append" else _show(key)
     except (ValueError, ValidationError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except StorageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 3

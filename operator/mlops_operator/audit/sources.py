@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from mlops_operator.api.conditions import Reason
 from mlops_operator.api.driftpolicy import LastRetrain
 from mlops_operator.api.modeldeployment import HistoryEntry
+from mlops_operator.api.modelversion import Review
 from mlops_operator.audit.entry import AuditEntry, make_entry
+from mlops_operator.decisions.review import DONE, REVIEW_REASONS
 
-__all__ = ["deployment_entries", "retrain_entry"]
+__all__ = ["deployment_entries", "retrain_entry", "review_entries"]
 
 
 def deployment_entries(
@@ -51,3 +53,24 @@ def retrain_entry(namespace: str, name: str, uid: str, retrain: LastRetrain) -> 
         message=retrain.reason,
         details={"trainingJob": retrain.training_job},
     )
+
+
+def review_entries(
+    namespace: str, name: str, uid: str, version: int, reviews: Sequence[Review]
+) -> list[AuditEntry]:
+    """The entries of a ModelVersion's ``status.reviews`` (oldest first), the reviewer as actor."""
+    return [
+        make_entry(
+            kind="ModelVersion",
+            namespace=namespace,
+            name=name,
+            uid=uid,
+            time=review.at,
+            action=review.action.value,
+            version=version,
+            reason=REVIEW_REASONS[review.action].value,
+            message=f"{DONE[review.action]} by {review.by}",
+            actor=review.by,
+        )
+        for review in reviews
+    ]

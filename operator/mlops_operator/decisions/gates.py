@@ -3,11 +3,12 @@
 The gates are the version's own merged with those of every ModelDeployment
 that may serve it (`gates_for`). Three sources of results, in order: the validation Job's checks of the artifact
 (checksum, load, signature, parity, evaluation), the absolute thresholds on the
-version's recorded metrics (``accuracy >= 0.9``), and the comparison with each
-champion on the same held-out rows, both measured inside the Job so the numbers
-are comparable. Then the verdict: `Rejected` if anything failed, else
-`AwaitingApproval` until someone approves when approval is required, else
-`Validated`.
+metrics the Job measured itself on the held-out rows (``accuracy >= 0.9``), and
+the comparison with each champion on the same rows. Every number judged is the
+validator's own: ``spec.metrics`` is what the creator of the ModelVersion wrote,
+and anyone allowed to create one could write any figure there. Then the verdict:
+`Rejected` if anything failed, else `AwaitingApproval` until someone approves
+when approval is required, else `Validated`.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def gates_for(mv: ModelVersion, deployments: Sequence[ModelDeployment]) -> Gates
 
 
 def metric_gate(gate: MetricGate, metrics: Mapping[str, float]) -> GateResult:
-    """``metric op threshold`` on the version's recorded metrics; a missing metric fails."""
+    """``metric op threshold`` on measured `metrics`; a metric not measured fails."""
     name = f"{gate.metric} {gate.op.value} {gate.threshold:g}"
     value = metrics.get(gate.metric)
     if value is None:
@@ -125,7 +126,8 @@ def metric_gate(gate: MetricGate, metrics: Mapping[str, float]) -> GateResult:
             metric=gate.metric,
             threshold=gate.threshold,
             passed=False,
-            message=f"the version has no metric {gate.metric!r}; it has {sorted(metrics)}",
+            message=f"{gate.metric!r} was not measured on the held-out rows; measured:"
+            f" {sorted(metrics) or 'nothing'}",
         )
     passed = math.isfinite(value) and _OPS[gate.op](value, gate.threshold)
     return GateResult(
@@ -199,23 +201,23 @@ def check_results(report: ValidationReport) -> list[GateResult]:
 def evaluate_gates(
     gates: Gates,
     *,
-    metrics: Mapping[str, float],
     primary_metric: str,
     report: ValidationReport | None,
     champions: Sequence[str] = (),
 ) -> list[GateResult]:
     """Every gate's result: the artifact checks, the thresholds, then each champion comparison.
 
-    `champions` names the champion ModelVersions the comparison applies to; each
+    Thresholds and comparisons judge what `report` measured (nothing measured: they
+    fail). `champions` names the champion ModelVersions the comparison applies to; each
     must have been measured in `report` (a champion the Job could not evaluate fails
     the gate). No champion means nothing to compare with: the comparison passes.
     """
     results = check_results(report) if report is not None else []
-    results += [metric_gate(gate, metrics) for gate in gates.metrics]
+    candidate = report.candidate_metrics if report is not None else {}
+    results += [metric_gate(gate, candidate) for gate in gates.metrics]
     comparison = gates.compare_to_champion
     if comparison is None:
         return results
-    candidate = report.candidate_metrics if report is not None else {}
     measured = report.champion_metrics if report is not None else {}
     for name in champions:
         results.append(

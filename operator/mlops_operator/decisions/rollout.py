@@ -128,8 +128,17 @@ def choose_target(
     Manual: the pinned version once Validated. Auto: the newest Validated version
     that passes the deployment's own metric gates and is newer than any version in
     the history, so a withdrawn or rolled-back version is never retried; a newer one is.
+    Never a version whose artifact a serving pod refused (as the history records): its
+    bytes are not the ones that were validated.
     """
-    validated = [c for c in candidates if c.phase is ModelVersionPhase.VALIDATED]
+    refused = {
+        e.version
+        for e in status.history
+        if e.action is HistoryAction.ABORT and e.reason == Reason.ARTIFACT_REFUSED.value
+    }
+    validated = [
+        c for c in candidates if c.phase is ModelVersionPhase.VALIDATED and c.version not in refused
+    ]
     if spec.promotion is Promotion.MANUAL:
         return next((c for c in validated if c.version == spec.version), None)
     seen = [entry.version for entry in status.history]
@@ -424,8 +433,13 @@ def _served(
     ], None
 
 
-def _summarize(tick: _Tick) -> None:
+def _summarize(tick: _Tick, conflicts: Sequence[str]) -> None:
     champion = tick.status.champion
+    if conflicts:
+        tick.condition(
+            ConditionType.READY, ConditionStatus.FALSE, Reason.NAME_CONFLICT, "; ".join(conflicts)
+        )
+        return
     if champion is None:
         tick.condition(
             ConditionType.READY,
@@ -469,14 +483,20 @@ def advance(
     judgement: Judgement | None = None,
     floors: Judgement | None = None,
     actor: str = "spec",
+    conflicts: Sequence[str] = (),
+    refused: Mapping[int, str] | None = None,
 ) -> Plan:
     """The next status and the Deployments it implies.
 
     `ready` maps each version to the ready pods of its Deployment; `judgement` is
     the challenger's window when `analysis_window` said one was due; `floors` the
     champion's window against ``spec.rollbackFloors``; `actor` who changed the spec
-    (recorded on manual rollbacks).
+    (recorded on manual rollbacks); `conflicts` why children could not be applied (names
+    held by objects this deployment does not control), which make it not Ready; `refused`
+    the versions whose serving pods refuse their artifact, and why: such a challenger is
+    withdrawn and never tried again, a champion is reported Degraded.
     """
+    refused = refused or {}
     tick = _Tick(spec, status, ready, now, generation, actor)
     target = choose_target(spec, status, candidates)
     champion, challenger = status.champion, status.challenger
@@ -495,7 +515,12 @@ def advance(
             c.name == challenger.model_version and c.phase is ModelVersionPhase.VALIDATED
             for c in candidates
         )
-        if superseded or withdrawn:
+        refusal = refused.get(challenger.version)
+        if refusal is not None:
+            # Its pods refuse the artifact (replaced after validation): traffic stays put.
+            failed = Judgement(Outcome.FAILED, {}, message=f"its serving pod refused: {refusal}")
+            _withdraw(tick, challenger, Reason.ARTIFACT_REFUSED, failed)
+        elif superseded or withdrawn:
             why = (
                 "the spec now asks for another version"
                 if superseded
@@ -508,9 +533,16 @@ def advance(
             _progress(tick, champion, challenger, judgement)
     elif target is not None and target.version != champion.version:
         _start(tick, champion, target)
+    elif _unvalidated(champion, candidates):
+        message = f"version {champion.version} is no longer Validated (rejected, or its approval"
+        message += " revoked)"
+        _restore(tick, champion, candidates, Reason.VERSION_WITHDRAWN, message, {})
     elif floors is not None and floors.outcome is Outcome.FAILED:
-        _breach(tick, champion, floors, candidates)
-    _summarize(tick)
+        message = f"version {champion.version} breached a rollback floor: {floors.message}"
+        _restore(tick, champion, candidates, Reason.FLOOR_BREACHED, message, floors.evidence)
+    if tick.status.champion is not None and tick.status.champion.version in refused:
+        _champion_refused(tick, refused[tick.status.champion.version])
+    _summarize(tick, conflicts)
     served, mirror = _served(spec, tick.status)
     return Plan(status=tick.status, served=served, mirror_to=mirror, events=tick.events)
 
@@ -527,12 +559,33 @@ def _previous(status: ModelDeploymentStatus, champion: Champion) -> HistoryEntry
     )
 
 
-def _breach(
-    tick: _Tick, champion: Champion, floors: Judgement, candidates: Sequence[Candidate]
+def _unvalidated(champion: Champion, candidates: Sequence[Candidate]) -> bool:
+    """Whether the champion's ModelVersion is known and no longer Validated."""
+    return any(
+        c.name == champion.model_version and c.phase is not ModelVersionPhase.VALIDATED
+        for c in candidates
+    )
+
+
+def _champion_refused(tick: _Tick, refusal: str) -> None:
+    message = f"a pod of the champion refuses its artifact: {refusal}"
+    degraded = next((c for c in tick.status.conditions if c.type == ConditionType.DEGRADED), None)
+    if degraded is None or degraded.reason != Reason.ARTIFACT_REFUSED.value:
+        tick.events.append(Event("Warning", Reason.ARTIFACT_REFUSED.value, message[:1024]))
+    tick.condition(ConditionType.DEGRADED, ConditionStatus.TRUE, Reason.ARTIFACT_REFUSED, message)
+
+
+def _restore(
+    tick: _Tick,
+    champion: Champion,
+    candidates: Sequence[Candidate],
+    reason: Reason,
+    message: str,
+    evidence: Mapping[str, float],
 ) -> None:
-    message = f"version {champion.version} breached a rollback floor: {floors.message}"
+    """Replace the champion by the version that served before it, when that one is Validated."""
     if tick.spec.promotion is Promotion.MANUAL:
-        tick.condition(ConditionType.DEGRADED, ConditionStatus.TRUE, Reason.FLOOR_BREACHED,
+        tick.condition(ConditionType.DEGRADED, ConditionStatus.TRUE, reason,
                        message + "; the version is pinned (promotion Manual), so it stays")  # fmt: skip
         return
     previous = _previous(tick.status, champion)
@@ -547,13 +600,12 @@ def _breach(
         None,
     )
     if restore is None:
-        tick.condition(ConditionType.DEGRADED, ConditionStatus.TRUE, Reason.FLOOR_BREACHED,
+        tick.condition(ConditionType.DEGRADED, ConditionStatus.TRUE, reason,
                        message + "; no earlier Validated version to restore")  # fmt: skip
         return
-    tick.events.append(Event("Warning", Reason.FLOOR_BREACHED.value, message))
+    tick.events.append(Event("Warning", reason.value, message))
     tick.record(
-        HistoryAction.ABORT, champion.version, Reason.FLOOR_BREACHED, message, floors.evidence,
-        warning=True,
+        HistoryAction.ABORT, champion.version, reason, message, evidence, warning=True,
     )  # fmt: skip
     tick.set(
         challenger=Challenger(
@@ -563,4 +615,4 @@ def _breach(
             phase=ChallengerPhase.PROMOTING,
         )
     )
-    tick.condition(ConditionType.DEGRADED, ConditionStatus.TRUE, Reason.FLOOR_BREACHED, message)
+    tick.condition(ConditionType.DEGRADED, ConditionStatus.TRUE, reason, message)

@@ -13,10 +13,14 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_operator.demo.kube import DemoError
-from mlops_operator.demo.loop import Demo
+
+if TYPE_CHECKING:
+    # The loop needs the local cluster's extra (PyYAML): imported when the demo runs, so that
+    # `mlops --help` works in the images, which do not carry it.
+    from mlops_operator.demo.loop import Demo
 
 __all__ = ["register", "run_demo"]
 
@@ -44,7 +48,7 @@ def run_demo(demo: Demo, report: Path) -> int:
     assert demo.traffic is not None
     series = demo.psi_series()
     versions = {
-        v1.facts["model_version"]: {"accuracy": v1.facts["metrics"].get("accuracy"), "data": "sklearn://iris"},
+        v1.facts["model_version"]: {"accuracy": v1.facts["metrics"].get("accuracy"), "data": v1.facts["dataset"]},
         v2.facts["model_version"]: {"accuracy": v2.facts["metrics"].get("accuracy"),
                                     "data": (v2.facts.get("dataset") or {}).get("uri")},
     }  # fmt: skip
@@ -52,7 +56,7 @@ def run_demo(demo: Demo, report: Path) -> int:
                         recovered.facts["retrains"], origin)  # fmt: skip
     shift = next(s for s in demo.stages if s.name == "shift")
     lineage = [
-        ["sklearn://iris", "iris-initial", v1.facts["model_version"], "iris"],
+        [v1.facts["dataset"], "iris-initial", v1.facts["model_version"], "iris"],
         [(v2.facts.get("dataset") or {}).get("uri", ""), shift.facts["training_job"], v2.facts["model_version"], "iris"],
     ]  # fmt: skip
     parent = v2.facts.get("parent_version")
@@ -83,7 +87,10 @@ def _reproduce(demo: Demo, version: str) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    demo = Demo(namespace=args.namespace, seed=args.seed, out=args.report.parent)
+    from mlops_operator.demo.loop import Demo
+
+    demo = Demo(namespace=args.namespace, seed=args.seed, out=args.report.parent,
+                object_store=args.object_store)  # fmt: skip
     return run_demo(demo, args.report)
 
 
@@ -94,4 +101,6 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, default=7, help="seed of the traffic")
     parser.add_argument("--report", type=Path, default=Path("out/demo-report.html"),
                         help="where the HTML report goes (plots beside it)")  # fmt: skip
+    parser.add_argument("--object-store", action="store_true",
+                        help="run the loop on the local cluster's S3 object store, not a PVC")  # fmt: skip
     parser.set_defaults(func=_demo)

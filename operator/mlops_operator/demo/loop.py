@@ -6,10 +6,16 @@ Stages, each a method that returns what it saw (the e2e test asserts on it):
 sensor is re-calibrated and labels flow: drift detected, one retrain),
 `retrain` (v2 trained on the logged rows and validated), `rollout` (canary,
 promotion) and `recover` (PSI and accuracy against v2), then `finish`.
+
+With ``object_store=True`` the same loop runs on the local cluster's S3 object store
+(`mlops cluster up --object-store`) instead of the artifact PVC: the operator gets
+``--artifact-uri s3://mlops/<namespace>`` and a credentials Secret; v1's dataset is a CSV
+in the bucket; artifacts, payload logs, data snapshots and the audit log all land there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -28,14 +34,16 @@ import yaml
 
 from mlops_operator.demo.kube import DemoError, Kubectl, wait_until
 from mlops_operator.demo.traffic import Observation, Traffic, World
+from mlops_operator.localcluster.objectstore import ObjectStore
 
-__all__ = ["EXAMPLES", "Demo", "Stage"]
+__all__ = ["EXAMPLES", "STORE_SECRET", "Demo", "Stage"]
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "manifests" / "examples" / "iris"
 MODEL = "iris"
 DEPLOYMENT = "iris"
 POLICY = "iris"
 POLICY_LABEL = "mlops.dev/drift-policy"
+STORE_SECRET = "mlops-object-store"
 _LOOP_KINDS = "driftpolicies.mlops.dev,modeldeployments.mlops.dev,trainingjobs.mlops.dev,modelversions.mlops.dev"
 
 
@@ -81,6 +89,8 @@ class Demo:
     kube: Kubectl | None = None
     prometheus_url: str = ""
     traffic: Traffic | None = None
+    object_store: bool = False
+    store: ObjectStore | None = None
     _operator: subprocess.Popen[bytes] | None = None
 
     # -- helpers ---------------------------------------------------------------------------
@@ -146,7 +156,8 @@ class Demo:
         began = time.time()
         cluster = LocalCluster()
         _step("bringing the local cluster up (first run: builds Kubernetes from its Go modules)")
-        cluster.up()
+        cluster.up(object_store=self.object_store)
+        self.store = cluster.object_store() if self.object_store else None
         self.prometheus_url = cluster.env().get("PROMETHEUS_URL", "")
         if not self.prometheus_url:
             raise DemoError("the local cluster runs no Prometheus; the loop needs it")
@@ -160,10 +171,41 @@ class Demo:
         kube.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {
             "name": self.namespace,
             "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}])  # fmt: skip
+        if self.store is not None:
+            _step(f"object store {self.store.endpoint}: credentials in Secret {STORE_SECRET},"
+                  f" artifacts under {self.store_uri}")  # fmt: skip
+            kube.apply([self.store.secret(self.namespace, STORE_SECRET)])
         self._start_operator(kube)
         if self._remove_loop_objects():
             _detail("removed the previous run's objects (the artifact claim stays)")
         return self._record("start", began, prometheus=self.prometheus_url)
+
+    @property
+    def store_uri(self) -> str:
+        """The artifact store's root on the object store (one folder per namespace)."""
+        if self.store is None:
+            raise DemoError("the demo runs without the object store")
+        return f"{self.store.uri}/{self.namespace}"
+
+    def open_store(self, root: str | None = None) -> Any:
+        """An `ArtifactStore` on the object store, from this machine (the store's credentials)."""
+        from mlops_operator.storage import ArtifactStore
+
+        if self.store is None:
+            raise DemoError("the demo runs without the object store")
+        options = {"key": self.store.access_key, "secret": self.store.secret_key,
+                   "endpoint_url": self.store.endpoint,
+                   "client_kwargs": {"region_name": self.store.region}}  # fmt: skip
+        return ArtifactStore(root or self.store_uri, storage_options=options)
+
+    def _upload_dataset(self) -> str:
+        """scikit-learn's iris as a CSV in the bucket; its s3:// URI."""
+        from sklearn.datasets import load_iris
+
+        frame = load_iris(as_frame=True).frame
+        key = "datasets/iris.csv"
+        stored = self.open_store().put_bytes(key, frame.to_csv(index=False).encode())
+        return str(stored.uri)
 
     def _remove_loop_objects(self) -> bool:
         # The operator must be running: its finalizers hold the objects until it lets them go.
@@ -173,8 +215,29 @@ class Demo:
                        "--timeout=120s")  # fmt: skip
         return bool(present)
 
+    def _stop_earlier_operator(self) -> None:
+        """Stop the operator an earlier run left behind (killed before `finish`), if it runs.
+
+        Two operators on one namespace would both turn a finished trainer Job into a
+        ModelVersion and both write every status: the earlier one must go first.
+        """
+        pid_file = self.out / "demo-operator.pid"
+        try:
+            pid = int(pid_file.read_text())
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return
+        if b"operator" not in command or b"run" not in command:
+            return  # the number belongs to another process by now
+        _detail(f"stopping the operator of an earlier run (pid {pid})")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        wait_until(lambda: not Path(f"/proc/{pid}").exists(), timeout=90,
+                   what=f"the earlier operator (pid {pid}) to stop")  # fmt: skip
+
     def _start_operator(self, kube: Kubectl) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
+        self._stop_earlier_operator()
         log = self.out / "demo-operator.log"
         liveness = _free_port()
         metrics = _free_port()
@@ -185,11 +248,15 @@ class Demo:
         ]  # fmt: skip
         env = {**os.environ, "KUBECONFIG": str(kube.kubeconfig),
                "MLOPS_PROMETHEUS_URL": self.prometheus_url}  # fmt: skip
+        if self.store is not None:
+            command += [f"--artifact-uri={self.store_uri}",
+                        f"--artifact-credentials-secret={STORE_SECRET}"]  # fmt: skip
         _step(f"starting the operator (standalone, namespace {self.namespace}; log: {log})")
         with log.open("wb") as sink:
             self._operator = subprocess.Popen(
                 command, env=env, stdout=sink, stderr=subprocess.STDOUT
             )
+        (self.out / "demo-operator.pid").write_text(str(self._operator.pid))
         process = self._operator
 
         def live() -> bool:
@@ -208,6 +275,9 @@ class Demo:
         """Train v1 from scikit-learn's iris and wait until its gates pass."""
         began = time.time()
         training = self._manifest("trainingjob")
+        if self.store is not None:
+            training["spec"]["dataset"] = {"uri": self._upload_dataset(),
+                                           "credentialsSecret": STORE_SECRET}  # fmt: skip
         _step(
             f"train v1: TrainingJob {training['metadata']['name']} on {training['spec']['dataset']['uri']}"
         )
@@ -223,7 +293,8 @@ class Demo:
             )
         self.marks["v1_validated"] = time.time()
         return self._record("train_v1", began, model_version=version, metrics=status.get("metrics"),
-                            phase=validated.get("phase"))  # fmt: skip
+                            phase=validated.get("phase"),
+                            dataset=training["spec"]["dataset"]["uri"])  # fmt: skip
 
     def deploy(self, timeout: float = 180) -> Stage:
         """Deploy with the ModelDeployment and start the traffic (reference-like, unlabelled)."""

@@ -21,6 +21,7 @@ import aiohttp
 from mlops_operator.api.driftpolicy import DriftPolicy
 from mlops_operator.api.resource import API_VERSION
 from mlops_operator.decisions.drift import Reading, Retrain
+from mlops_operator.decisions.outbound import scrape_url
 from mlops_operator.drift import promql
 from mlops_operator.drift.durations import parse_duration, promql_duration
 from mlops_operator.drift.measure import WindowCounts, choose_version, measure
@@ -55,6 +56,9 @@ class Gathered:
     note: str = ""
     version: str | None = None
     counts: WindowCounts | None = None
+    refused_targets: list[str] = field(default_factory=list)
+    """Serving pods not scraped because their address or annotations make no valid URL,
+    reported for the first time this evaluation."""
 
 
 @dataclass
@@ -63,9 +67,14 @@ class Gatherer:
 
     kube: KubeClient
     default_prometheus_url: str | None = None
+    max_seconds: float = 30.0
+    """No query or scrape takes longer, whatever the policy asks."""
+    max_bytes: int = 16 * 1024 * 1024
+    """No answer is read beyond this many bytes."""
     history: ScrapeHistory = field(default_factory=ScrapeHistory)
     _session: aiohttp.ClientSession | None = None
     _clients: dict[str, PrometheusClient] = field(default_factory=dict)
+    _refused: set[str] = field(default_factory=set)
 
     async def close(self) -> None:
         """Close the HTTP sessions."""
@@ -119,14 +128,15 @@ class Gatherer:
         url = spec.prometheus.url or self.default_prometheus_url
         features = spec.triggers.feature_drift.features if spec.triggers.feature_drift else None
         note = ""
+        refused: list[str] = []
         try:
             if url:
-                source = PrometheusSource(self._client(url, spec.prometheus.timeout_seconds))
+                source = PrometheusSource(self._client(url, self._timeout(policy)))
                 window = promql_duration(window_seconds)
                 counted = await source.window_counts(scope, window, features)
                 custom = [await source.custom(t, window) for t in spec.triggers.custom or []]
             else:
-                counted, note = await self._scraped(policy, scope, now, window_seconds)
+                counted, note = await self._scraped(policy, scope, now, window_seconds, refused)
                 custom = [
                     Reading(
                         f"custom/{t.name}",
@@ -138,29 +148,48 @@ class Gatherer:
                     for t in spec.triggers.custom or []
                 ]
         except SourceError as error:
-            return Gathered(None, [], source_error=str(error))
+            return Gathered(None, [], source_error=str(error), refused_targets=refused)
         chosen = choose_version(counted, _champion_names(target))
         if chosen is None:
-            return Gathered(None, [], source_error=f"no served version of {scope.matchers()}")
+            return Gathered(
+                None,
+                [],
+                source_error=f"no served version of {scope.matchers()}",
+                refused_targets=refused,
+            )
         version, counts = chosen
         readings = [*measure(spec.triggers, counts), *custom]
-        return Gathered(readings, [], note=note, version=version, counts=counts)
+        if refused:
+            note = "; ".join(filter(None, [note, f"{len(refused)} pod(s) not scraped"]))
+        return Gathered(
+            readings, [], note=note, version=version, counts=counts, refused_targets=refused
+        )
+
+    def _timeout(self, policy: DriftPolicy) -> float:
+        return min(float(policy.spec.prometheus.timeout_seconds), self.max_seconds)
 
     def _client(self, url: str, timeout: float) -> PrometheusClient:
-        if url not in self._clients:
-            self._clients[url] = PrometheusClient(url, timeout=timeout)
-        return self._clients[url]
+        key = f"{url} {timeout}"
+        if key not in self._clients:
+            self._clients[key] = PrometheusClient(url, timeout=timeout, max_bytes=self.max_bytes)
+        return self._clients[key]
 
     async def _scraped(
-        self, policy: DriftPolicy, scope: promql.Scope, now: datetime, window: float
+        self,
+        policy: DriftPolicy,
+        scope: promql.Scope,
+        now: datetime,
+        window: float,
+        refused: list[str],
     ) -> tuple[dict[str, WindowCounts], str]:
         if self._session is None:
             self._session = aiohttp.ClientSession()
-        targets = await self._pods(policy)
+        targets = await self._pods(policy, refused)
         snapshots = await scrape(
             self._session,
             targets,
-            timeout_seconds=policy.spec.prometheus.timeout_seconds,
+            timeout_seconds=self._timeout(policy),
+            max_bytes=self.max_bytes,
             now=now,
         )
         for target, snapshot in snapshots:
@@ -169,7 +198,10 @@ class Gatherer:
         self.history.forget([t.uid for t in targets], now, span)
         return self.history.window_counts(scope, now, span)
 
-    async def _pods(self, policy: DriftPolicy) -> Sequence[PodTarget]:
+    async def _pods(self, policy: DriftPolicy, refused: list[str]) -> Sequence[PodTarget]:
+        """The serving pods to scrape; a pod whose address or annotations make no valid URL
+        is skipped, and named in `refused` the first time (anyone who may create pods can
+        label one like a serving pod: its annotations are input, not configuration)."""
         pods = await self.kube.list(
             "v1",
             "Pod",
@@ -183,12 +215,20 @@ class Gatherer:
             port = annotations.get("prometheus.io/port")
             if status.get("phase") != "Running" or not status.get("podIP") or not port:
                 continue
-            path = annotations.get("prometheus.io/path", "/metrics")
+            target = scrape_url(
+                status["podIP"], port, annotations.get("prometheus.io/path", "/metrics")
+            )
+            if target.url is None:
+                why = f"pod {pod['metadata']['name']} not scraped: {target.refusal}"
+                if why not in self._refused:
+                    self._refused.add(why)
+                    refused.append(why)
+                continue
             started = status.get("startTime")
             targets.append(
                 PodTarget(
                     uid=pod["metadata"]["uid"],
-                    url=f"http://{status['podIP']}:{port}{path}",
+                    url=target.url,
                     started=parse_time(started) if started else None,
                 )
             )

@@ -30,6 +30,7 @@ from mlops_operator.drift.measure import WindowCounts, assemble
 from mlops_operator.drift.prometheus import SourceError
 from mlops_operator.prometheus import Sample, ScrapeError, parse_exposition
 from mlops_operator.prometheus import scrape as read_metrics
+from mlops_operator.prometheus.scrape import MAX_BYTES
 from mlops_operator.realized import VERSION_GAUGES
 
 __all__ = ["PodTarget", "ScrapeHistory", "Snapshot", "parse_metrics", "scrape"]
@@ -172,6 +173,7 @@ async def scrape(
     targets: Sequence[PodTarget],
     *,
     timeout_seconds: float,
+    max_bytes: int = MAX_BYTES,
     now: datetime,
 ) -> list[tuple[PodTarget, Snapshot]]:
     """Scrape every target at once; fails only when none answers (one down pod is tolerated)."""
@@ -181,7 +183,7 @@ async def scrape(
     async def one(target: PodTarget) -> tuple[PodTarget, Snapshot] | str:
         try:
             async with asyncio.timeout(timeout_seconds):
-                samples = await read_metrics(target.url, session=session)
+                samples = await read_metrics(target.url, session=session, max_bytes=max_bytes)
         except (ScrapeError, TimeoutError) as error:
             return f"{target.url}: {error or 'timed out'}"
         return target, Snapshot(now, _keep(samples))

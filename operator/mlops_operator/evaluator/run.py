@@ -43,11 +43,14 @@ class Evaluator:
         started = time.perf_counter()
         now = time.time() if now is None else now
         now_ms = int(now * 1000)
+        since_ms = now_ms - int(settings.retention_seconds * 1000)
+        if settings.not_before is not None:
+            since_ms = max(since_ms, int(settings.not_before * 1000))
         windows, totals = join_windows(
             self._con,
             settings.labels_uri,
             window_ms=int(settings.window_seconds * 1000),
-            since_ms=now_ms - int(settings.retention_seconds * 1000),
+            since_ms=since_ms,
         )
         versions = judge(
             windows,

@@ -34,6 +34,12 @@ class EvaluatorSettings(BaseSettings):
     retention_seconds: float = Field(
         default=7 * 24 * 3600, gt=0, description="How far back predictions are read."
     )
+    not_before: float | None = Field(
+        default=None,
+        description="Unix time before which predictions are not read: the ModelDeployment's"
+        " creation, so one deleted and created again under its name does not inherit its"
+        " namesake's windows (whose request ids its new key never issued).",
+    )
     interval_seconds: float = Field(default=15, gt=0, description="Seconds between two joins.")
     memory_limit: str = Field(
         default="512MB", description="DuckDB's memory limit (it spills past it)."

@@ -16,23 +16,35 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import ValidationError
 
 from mlops_operator.api.driftpolicy import DriftPolicy, LastRetrain
+from mlops_operator.api.governance import AUDITED
 from mlops_operator.api.modeldeployment import HistoryEntry, ModelDeployment
+from mlops_operator.api.modelversion import ModelVersion, Review
 from mlops_operator.api.resource import API_VERSION
 from mlops_operator.audit.entry import AuditEntry, log_key
-from mlops_operator.audit.sources import deployment_entries, retrain_entry
+from mlops_operator.audit.sources import deployment_entries, retrain_entry, review_entries
 from mlops_operator.handlers.context import OperatorContext
 from mlops_operator.handlers.trainingjob import storage_of
 from mlops_operator.k8s import ApiError, Conflict
 from mlops_operator.resources.audit import audit_job
 
-__all__ = ["AUDITED_ANNOTATION", "audit_deployment", "audit_retrain", "write_audit"]
+__all__ = [
+    "AUDITED_ANNOTATION",
+    "audit_deployment",
+    "audit_retrain",
+    "audit_reviews",
+    "audited",
+    "write_audit",
+]
 
 log = logging.getLogger(__name__)
 
-AUDITED_ANNOTATION = "mlops.dev/audited"
-"""On a ModelDeployment or DriftPolicy: the id of the newest entry handed to an audit Job."""
+AUDITED_ANNOTATION = AUDITED
+"""On an audited object: the id of the newest entry handed to an audit Job."""
 
 
 async def write_audit(
@@ -50,9 +62,6 @@ async def write_audit(
         return
     newest = entries[-1]
     storage = storage_of(context.settings)
-    if not storage.uses_pvc:
-        log.debug("no audit log for %s/%s: the store is not a PVC", newest.namespace, newest.name)
-        return
     manifest = audit_job(
         entries,
         key=log_key(newest.namespace, plural, newest.name),
@@ -109,3 +118,39 @@ async def audit_retrain(
         model=model,
         deployment=policy.spec.deployment,
     )
+
+
+def _review_entries(mv: ModelVersion, reviews: Sequence[Review]) -> list[AuditEntry]:
+    uid = str(mv.metadata.get("uid") or "")
+    return review_entries(mv.namespace, mv.name, uid, mv.spec.version, reviews)
+
+
+async def audit_reviews(
+    context: OperatorContext,
+    mv: ModelVersion,
+    annotations: Mapping[str, str],
+    reviews: Sequence[Review],
+) -> None:
+    """Audit a ModelVersion's recorded reviews (approvals, rejections, revocations)."""
+    await write_audit(
+        context,
+        api_version=API_VERSION,
+        plural=ModelVersion.crd.plural,
+        annotations=annotations,
+        entries=_review_entries(mv, reviews),
+        model=mv.spec.model_name,
+    )
+
+
+def audited(body: Mapping[str, Any], reviews: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether the newest of a ModelVersion's recorded `reviews` (as stored) was handed to a Job.
+
+    False also for a body that does not parse: the handler then reports it.
+    """
+    try:
+        mv = ModelVersion.model_validate({k: v for k, v in body.items() if k != "status"})
+        parsed = [Review.model_validate(r) for r in reviews]
+    except ValidationError:
+        return False
+    annotations = mv.metadata.get("annotations") or {}
+    return bool(annotations.get(AUDITED_ANNOTATION) == _review_entries(mv, parsed)[-1].id)

@@ -51,6 +51,8 @@ class OperatorContext:
     """Children last applied (a digest of the manifest) or deleted (`children`)."""
     floor_checks: Notes[bool] = field(default_factory=lambda: Notes(FLOOR_CHECK_SECONDS))
     """ModelDeployments (by uid) whose rollback floors were measured."""
+    conflicts: Notes[tuple[str, ...]] = field(default_factory=lambda: Notes(RESYNC_SECONDS))
+    """ModelDeployments (by uid): children left alone at the last tick (names held by others)."""
     ticks: Notes[tuple[tuple[Any, ...], bool]] = field(
         default_factory=lambda: Notes(SETTLED_TICK_SECONDS)
     )

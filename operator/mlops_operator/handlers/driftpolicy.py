@@ -25,6 +25,7 @@ from mlops_operator.api.conditions import Condition, ConditionType, Reason, find
 from mlops_operator.api.driftpolicy import DriftPolicy, LastRetrain, TriggerState
 from mlops_operator.api.resource import API_VERSION, GROUP, VERSION
 from mlops_operator.decisions.drift import Decision, Evaluation, Retrain, evaluate
+from mlops_operator.decisions.outbound import prometheus_refusal
 from mlops_operator.drift.durations import parse_duration
 from mlops_operator.drift.gather import Gatherer, TargetMissing, parse_time
 from mlops_operator.drift.status import evaluated_status, halted_status, recorded_evaluations
@@ -64,7 +65,13 @@ async def evaluate_drift_policy(
     """Evaluate the policy every `spec.interval` until it is deleted or the operator stops."""
     uid = body.metadata.uid or ""
     wakeup = _wakeups.setdefault(uid, asyncio.Event())
-    gatherer = Gatherer(memo.kube, memo.settings.prometheus_url)
+    settings = memo.settings
+    gatherer = Gatherer(
+        memo.kube,
+        settings.prometheus_url,
+        max_seconds=settings.fetch_timeout_seconds,
+        max_bytes=settings.fetch_max_bytes,
+    )
     try:
         while not stopped:
             wakeup.clear()
@@ -113,6 +120,15 @@ async def _evaluate(
         status = halted_status(policy, conditions, Reason.SUSPENDED, message, now)
         await _write(gatherer, policy, status)
         return
+    url = policy.spec.prometheus.url
+    refusal = url and prometheus_refusal(url, context.settings.allowed_prometheus_urls)
+    if refusal:
+        # Nothing is fetched from a URL the platform did not allow: the tenant cannot point
+        # the operator at an internal address (or a slow or huge answer) of their choosing.
+        _report_halt(body, conditions, Reason.PROMETHEUS_NOT_ALLOWED, refusal)
+        status = halted_status(policy, conditions, Reason.PROMETHEUS_NOT_ALLOWED, refusal, now)
+        await _write(gatherer, policy, status)
+        return
     try:
         target = await gatherer.target(policy)
     except TargetMissing as error:
@@ -120,6 +136,8 @@ async def _evaluate(
         await _write(gatherer, policy, status)
         return
     gathered = await gatherer.readings(policy, target, now)
+    for refused in gathered.refused_targets:
+        kopf.event(body, type="Warning", reason=Reason.SCRAPE_TARGET_REFUSED.value, message=refused)
     retrains = await gatherer.retrains(policy)
     previous_status = body.get("status") or {}
     last = previous_status.get("lastEvaluationTime") or body.metadata.get("creationTimestamp")
@@ -197,6 +215,15 @@ async def _create_retrain(
         finished=False,
         reason=reason,
     )
+
+
+def _report_halt(
+    body: kopf.Body, conditions: list[Condition], reason: Reason, message: str
+) -> None:
+    """One Warning Event when the policy stops evaluating for `reason` (not on every round)."""
+    before = find_condition(conditions, ConditionType.READY)
+    if before is None or before.reason != reason.value:
+        kopf.event(body, type="Warning", reason=reason.value, message=message[:1024])
 
 
 def _report_reachability(

@@ -37,7 +37,7 @@ from mlops_operator.handlers.bookkeeping import SpecDigestStorage
 from mlops_operator.handlers.context import OperatorContext
 from mlops_operator.runtime.settings import OperatorSettings
 
-__all__ = ["ANNOTATION_PREFIX", "configure", "configure_kopf", "login"]
+__all__ = ["ANNOTATION_PREFIX", "configure", "configure_kopf", "credentials", "login"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,11 +73,8 @@ def configure(settings: kopf.OperatorSettings, memo: OperatorContext, **_: Any) 
     configure_kopf(settings, memo.settings)
 
 
-@kopf.on.login()
-async def login(
-    settings: kopf.OperatorSettings, memo: OperatorContext, **_: Any
-) -> kopf.ConnectionInfo | None:
-    """Kopf's login hook (also on re-login): resolve credentials and share them with `memo.kube`."""
+def credentials(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo | None:
+    """The service account's credentials in a pod, else the kubeconfig's; None (logged) if neither."""
     info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
         settings=settings
     )
@@ -86,6 +83,16 @@ async def login(
             "no Kubernetes credentials: no service-account token (not in a pod?) and no "
             "kubeconfig; set KUBECONFIG or create ~/.kube/config"
         )
+    return info
+
+
+@kopf.on.login()
+async def login(
+    settings: kopf.OperatorSettings, memo: OperatorContext, **_: Any
+) -> kopf.ConnectionInfo | None:
+    """Kopf's login hook (also on re-login): resolve credentials and share them with `memo.kube`."""
+    info = credentials(settings)
+    if info is None:
         return None
     await memo.kube.connect(info)
     return info

@@ -42,7 +42,8 @@ from typing import Any, cast
 import kopf
 from pydantic import ValidationError
 
-from mlops_operator.api.conditions import ConditionType
+from mlops_operator.api.conditions import ConditionType, Reason
+from mlops_operator.api.governance import REQUESTED_BY
 from mlops_operator.api.modeldeployment import (
     ChallengerPhase,
     ModelDeployment,
@@ -57,6 +58,7 @@ from mlops_operator.decisions.analysis import (
     judge_challenger,
     judge_floors,
 )
+from mlops_operator.decisions.outbound import scrape_url
 from mlops_operator.decisions.rollout import (
     Candidate,
     Plan,
@@ -77,6 +79,7 @@ from mlops_operator.resources.common import (
     COMPONENT_LABEL,
     DEPLOYMENT_LABEL,
     ArtifactStorage,
+    controller_uid,
     label_value,
 )
 from mlops_operator.resources.labels import (
@@ -90,6 +93,7 @@ from mlops_operator.resources.modeldeployment import (
     SERVER_COMPONENT,
     SERVER_PORT,
     VERSION_LABEL,
+    artifact_refusal,
     deployment_name,
     grpc_port,
     service_monitor,
@@ -102,13 +106,11 @@ from mlops_operator.resources.modeldeployment import (
 )
 from mlops_operator.runtime.metrics import count_deployment_decisions
 
-__all__ = ["REQUESTED_BY", "TICK_SECONDS", "accept_model_deployment", "reconcile_model_deployment"]
+__all__ = ["TICK_SECONDS", "accept_model_deployment", "reconcile_model_deployment"]
 
 logger = logging.getLogger(__name__)
 
 TICK_SECONDS = 2.0
-REQUESTED_BY = "mlops.dev/requested-by"
-"""Annotation naming who asked for the current spec (set by ``mlops rollback``/``promote``)."""
 
 _KIND = "ModelDeployment"
 _prometheus: dict[str, PrometheusClient] = {}
@@ -161,6 +163,8 @@ def serving_deployments(
             "resourceVersion": meta.get("resourceVersion"),
             "deletionTimestamp": meta.get("deletionTimestamp"),
         },
+        # Labels can be copied by anyone; the controller's uid tells ours from a lookalike.
+        "controller": controller_uid(body),
         "status": dict(body.status),
     }
     return {(str(namespace), meta.labels[DEPLOYMENT_LABEL]): summary}
@@ -180,7 +184,10 @@ def _versions(raws: Sequence[Mapping[str, Any]]) -> dict[str, ModelVersion]:
 
 def _candidate(mv: ModelVersion) -> Candidate:
     phase = mv.status.phase if mv.status else ModelVersionPhase.PENDING
-    return Candidate(mv.name, mv.spec.version, phase, dict(mv.spec.metrics))
+    # The validator's measurement, never the self-reported spec.metrics (gates judge numbers
+    # the operator can vouch for).
+    measured = mv.status.measured_metrics if mv.status else {}
+    return Candidate(mv.name, mv.spec.version, phase, dict(measured))
 
 
 def _ready(deployments: Sequence[Mapping[str, Any]]) -> dict[int, int]:
@@ -206,11 +213,10 @@ async def _pod_urls(kube: KubeClient, mdep: ModelDeployment, version: int) -> li
     if mdep.spec.feedback is not None:
         # The evaluator's realized accuracy is read with the version's own counters.
         pods += await kube.list("v1", "Pod", mdep.namespace, labels=evaluator_selector(mdep))
-    return [
-        f"http://{pod['status']['podIP']}:{SERVER_PORT}/metrics"
-        for pod in pods
-        if (pod.get("status") or {}).get("podIP") and pod["status"].get("phase") == "Running"
-    ]
+    running = [p for p in pods if (p.get("status") or {}).get("phase") == "Running"]
+    # Only addresses that are IPs make a URL (a pod's status is input like its annotations).
+    targets = [scrape_url(p["status"].get("podIP"), SERVER_PORT) for p in running]
+    return [t.url for t in targets if t.url is not None]
 
 
 async def _counts(
@@ -321,14 +327,19 @@ async def _converge(
     plan: Plan,
     versions: Mapping[str, ModelVersion],
     existing: Sequence[Mapping[str, Any]],
-) -> None:
+) -> list[str]:
+    """Apply the children the plan wants and delete the ones it no longer does; the conflicts
+    (names held by objects this deployment does not control, which are left alone)."""
     settings = context.settings
     storage = storage_of(settings)
+    uid = str(mdep.metadata.get("uid"))
     grpc = grpc_port(mdep, settings.server_grpc_port)
-    await children.apply(context, serving_service(mdep, grpc), exists=True)
+    conflicts: list[str | None] = [
+        await children.apply(context, serving_service(mdep, grpc), exists=True)
+    ]
     mirror_url = None
     if plan.mirror_to is not None:
-        await children.apply(context, shadow_service(mdep, grpc), exists=True)
+        conflicts.append(await children.apply(context, shadow_service(mdep, grpc), exists=True))
         mirror_url = (
             f"http://{shadow_service_name(mdep.name)}.{mdep.namespace}.svc.cluster.local:80"
         )
@@ -344,30 +355,60 @@ async def _converge(
         wanted.add(name)
         manifest = _deployment(mdep, served, mv, settings.server_image, storage,
                                mirror_url if is_champion else None, grpc)  # fmt: skip
-        await children.apply(context, manifest, exists=name in present)
+        seen = name in present
+        conflicts.append(
+            await children.apply(context, manifest, exists=seen, controller=uid if seen else None)
+        )
     for name in present - wanted:
-        await children.delete(context, "apps/v1", "Deployment", name, mdep.namespace)
+        await children.delete(context, "apps/v1", "Deployment", name, mdep.namespace, owner=uid)
     if plan.mirror_to is None:
         await children.delete(
-            context, "v1", "Service", shadow_service_name(mdep.name), mdep.namespace
+            context, "v1", "Service", shadow_service_name(mdep.name), mdep.namespace, owner=uid
         )
-    await _converge_labels(context, mdep, storage)
+    conflicts.append(await _converge_labels(context, mdep, storage))
     if mdep.spec.monitoring.service_monitor.enabled:
         try:
-            await children.apply(context, service_monitor(mdep), exists=True)
+            conflicts.append(await children.apply(context, service_monitor(mdep), exists=True))
         except ApiError as error:
             logger.warning("no ServiceMonitor for %s (is the CRD installed?): %s", mdep.name, error)
+    return [c for c in conflicts if c is not None]
+
+
+async def _refusals(
+    context: OperatorContext,
+    mdep: ModelDeployment,
+    ready: Mapping[int, int],
+    plan_versions: Sequence[int],
+) -> dict[int, str]:
+    """Why the pods of a version that is not fully ready refuse its artifact, by version.
+
+    Only versions short of ready pods are looked at (one list each), so a settled
+    deployment costs nothing here.
+    """
+    found: dict[int, str] = {}
+    for version in plan_versions:
+        if ready.get(version, 0) >= max(mdep.spec.replicas, 1):
+            continue
+        pods = await context.kube.list(
+            "v1", "Pod", mdep.namespace, labels=serving_selector(mdep, version)
+        )
+        refusal = artifact_refusal(pods)
+        if refusal is not None:
+            found[version] = refusal
+    return found
 
 
 async def _converge_labels(
     context: OperatorContext, mdep: ModelDeployment, storage: ArtifactStorage
-) -> None:
-    """The request-id key (created once, never read back) and the evaluator, with `feedback`."""
+) -> str | None:
+    """The request-id key (created once, never read back) and the evaluator, with `feedback`;
+    a name conflict of the evaluator, if any."""
     name = evaluator_name(mdep.name)
     if mdep.spec.feedback is None:
-        await children.delete(context, "apps/v1", "Deployment", name, mdep.namespace)
-        return
-    secret = labels_key_secret_name(mdep.name)
+        owner = str(mdep.metadata.get("uid"))
+        await children.delete(context, "apps/v1", "Deployment", name, mdep.namespace, owner=owner)
+        return None
+    secret = labels_key_secret_name(mdep)
     marker = f"v1/Secret/{mdep.namespace}/{secret}"
     if context.applied.get(marker) is None:
         # Created before: its key must stay, or every id issued so far would be 404.
@@ -375,7 +416,7 @@ async def _converge_labels(
             await context.kube.create(labels_key_secret(mdep, os.urandom(32)))
         context.applied.put(marker, "created")
     manifest = evaluator_deployment(mdep, image=context.settings.server_image, storage=storage)
-    await children.apply(context, manifest, exists=True)
+    return await children.apply(context, manifest, exists=True)
 
 
 def _deployment(
@@ -392,6 +433,7 @@ def _deployment(
         version=served.version,
         model_version=served.model_version,
         artifact_uri=mv.spec.artifact.uri,
+        artifact_sha256=mv.spec.artifact.sha256,
         replicas=served.replicas,
         traffic=served.traffic,
         image=image,
@@ -415,12 +457,14 @@ async def reconcile_model_deployment(
             (namespace, str(spec.get("modelName"))), ()
         )
     )
-    existing = list(
-        cast(DeploymentIndex, kwargs["serving_deployments"]).get(
+    uid = str(body.metadata.uid)
+    existing = [
+        d
+        for d in cast(DeploymentIndex, kwargs["serving_deployments"]).get(
             (namespace, label_value(str(body.metadata.name))), ()
         )
-    )
-    uid = str(body.metadata.uid)
+        if d["controller"] == uid
+    ]
     inputs = (
         body.metadata.get("resourceVersion"),
         *sorted(str(raw["metadata"].get("resourceVersion")) for raw in raw_versions),
@@ -436,16 +480,20 @@ async def reconcile_model_deployment(
     judgement = await _judge_challenger(memo, mdep, status, window) if window else None
     floors = await _judge_floors(memo, mdep, status)
     annotations = body.metadata.annotations or {}
+    ready = _ready(existing)
+    served = [v for v in (status.champion, status.challenger) if v is not None]
     plan = advance(
         mdep.spec,
         status,
         candidates=[_candidate(mv) for mv in versions.values()],
-        ready=_ready(existing),
+        ready=ready,
         now=now,
         generation=mdep.generation,
         judgement=judgement,
         floors=floors,
         actor=annotations.get(REQUESTED_BY) or f"spec generation {mdep.generation}",
+        conflicts=memo.conflicts.get(uid) or (),
+        refused=await _refusals(memo, mdep, ready, [v.version for v in served]),
     )
     if not await _record(memo, mdep, body, plan):
         return
@@ -453,8 +501,12 @@ async def reconcile_model_deployment(
         mdep.namespace, mdep.spec.model_name, mdep.name, status.history, plan.status.history
     )
     await audit_deployment(memo, mdep, plan.status.history)
-    await _converge(memo, mdep, plan, versions, existing)
-    memo.ticks.put(uid, (inputs, plan.status.challenger is None))
+    conflicts = await _converge(memo, mdep, plan, versions, existing)
+    for conflict in set(conflicts) - set(memo.conflicts.get(uid) or ()):
+        _post(body, type="Warning", reason=Reason.NAME_CONFLICT.value, message=conflict[:1024])
+    memo.conflicts.put(uid, tuple(conflicts))
+    settled = plan.status.challenger is None and not conflicts
+    memo.ticks.put(uid, (inputs, settled))
 
 
 @reconciles(ModelDeployment)

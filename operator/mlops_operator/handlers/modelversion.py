@@ -1,21 +1,28 @@
-"""The ModelVersion controller: validate the artifact in a Job, judge the gates, hold for approval.
+"""The ModelVersion controller: validate the artifact in a Job, judge the gates, record reviews.
 
 A timer runs every few seconds on each ModelVersion that is not yet Validated or
-Rejected, and moves it one state at a time, recording each state before acting:
+Rejected, or that a person's decision waits on, and moves it one state at a time,
+recording each state before acting:
 
 1. **Pending → Validating**: settle the gates (the version's own merged with
    those of the ModelDeployments that may serve it, `decisions.gates.gates_for`)
    and the champions to compare with (only when the gates compare), record
    ``Validating``, then create the validation Job ``<mv>-validate``
-   (`mlops_operator.resources.validation`), which notes both.
+   (`mlops_operator.resources.validation`), which notes both. A Job of that name
+   that this version does not control is left alone and reported (``NameConflict``).
 2. **Validating → Validated / Rejected / AwaitingApproval**: once the Job ended,
    read its report from the pod's termination message and judge every gate with
-   `mlops_operator.decisions.gates`; the evidence goes to ``status.gateResults``,
-   the verdict to the phase, the ``Validated`` and ``Ready`` conditions and an Event.
-3. **AwaitingApproval → Validated**: when the annotation `APPROVED_BY` appears,
-   the approver and the time are recorded in ``status.approval`` and an Event
-   (who may set it is a question of RBAC on ModelVersions; ``mlops approve`` sets
-   it to the caller's authenticated user name).
+   `mlops_operator.decisions.gates` on the numbers the Job measured itself; the
+   evidence goes to ``status.gateResults`` and ``status.measuredMetrics``, the
+   verdict to the phase, the ``Validated`` and ``Ready`` conditions and an Event.
+   A version the operator did not produce from a TrainingJob (no
+   `TRAINING_JOB_UID`, which only the operator may set) is held for approval
+   whatever its gates say: nothing ties its artifact to a training run.
+3. **Reviews**: a person's approval, rejection or revocation of an approval
+   (annotations the API server admits only from a user holding the verb and
+   naming that user, `mlops_operator.api.governance`) moves the phase
+   (`mlops_operator.decisions.review`), is recorded in ``status.reviews`` and an
+   Event, and is appended to the version's audit log.
 
 A crash anywhere repeats at most the step in progress: the Job's name is
 deterministic and an existing Job is reused.
@@ -31,16 +38,22 @@ from typing import Any, cast
 import kopf
 from pydantic import ValidationError
 
-from mlops_operator.api.conditions import Condition, ConditionStatus, ConditionType, Reason
-from mlops_operator.api.conditions import set_condition as _set
+from mlops_operator.api.conditions import (
+    Condition,
+    ConditionStatus,
+    ConditionType,
+    Reason,
+    set_conditions,
+)
 from mlops_operator.api.gates import Gates
+from mlops_operator.api.governance import TRAINING_JOB_UID
 from mlops_operator.api.modeldeployment import ModelDeployment
 from mlops_operator.api.modelversion import (
-    Approval,
     GateResult,
     ModelVersion,
     ModelVersionPhase,
     ModelVersionStatus,
+    ReviewAction,
 )
 from mlops_operator.api.resource import API_VERSION, GROUP, VERSION
 from mlops_operator.decisions.gates import (
@@ -49,10 +62,18 @@ from mlops_operator.decisions.gates import (
     serving_deployments,
     verdict,
 )
+from mlops_operator.decisions.review import (
+    REVIEW_REASONS,
+    apply_review,
+    awaiting_message,
+    pending_review,
+)
+from mlops_operator.handlers.audit import audit_reviews, audited
 from mlops_operator.handlers.context import OperatorContext
 from mlops_operator.handlers.reconciling import current_conditions, parse, reconciles
-from mlops_operator.handlers.trainingjob import storage_of
+from mlops_operator.handlers.trainingjob import JOB_UID_LABEL, storage_of
 from mlops_operator.k8s import Conflict, KubeClient, NotFound
+from mlops_operator.resources.common import controlled_by
 from mlops_operator.resources.trainingjob import is_finished
 from mlops_operator.resources.validation import (
     read_report,
@@ -62,14 +83,16 @@ from mlops_operator.resources.validation import (
     validation_job_name,
 )
 
-__all__ = ["APPROVED_BY", "accept_model_version", "validate_model_version"]
+__all__ = ["accept_model_version", "validate_model_version"]
 
 logger = logging.getLogger(__name__)
 
-APPROVED_BY = "mlops.dev/approved-by"
-"""Annotation naming who approved a version held by ``requireApproval``."""
-
-_FINAL = (ModelVersionPhase.VALIDATED.value, ModelVersionPhase.REJECTED.value)
+# Phases past validation: only people's reviews move them.
+_REVIEWED = (
+    ModelVersionPhase.AWAITING_APPROVAL.value,
+    ModelVersionPhase.VALIDATED.value,
+    ModelVersionPhase.REJECTED.value,
+)
 _KIND = "ModelVersion"
 
 
@@ -77,8 +100,18 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-def _unfinished(status: Mapping[str, Any], **_: Any) -> bool:
-    return status.get("phase") not in _FINAL
+def _needs_work(
+    body: kopf.Body, status: Mapping[str, Any], annotations: Mapping[str, str], **_: Any
+) -> bool:
+    """Whether a tick has something to do: validation unfinished, a review not recorded yet,
+    or one recorded but not yet handed to the audit log."""
+    phase = status.get("phase")
+    if phase not in _REVIEWED:
+        return True
+    if pending_review(phase, bool(status.get("approval")), annotations) is not None:
+        return True
+    reviews = status.get("reviews") or []
+    return bool(reviews) and not audited(body, reviews)
 
 
 def _post(obj: Mapping[str, Any], *, type: str, reason: str, message: str) -> None:
@@ -86,13 +119,15 @@ def _post(obj: Mapping[str, Any], *, type: str, reason: str, message: str) -> No
 
 
 async def _write(kube: KubeClient, mv: ModelVersion, status: ModelVersionStatus) -> None:
-    await kube.patch_status(
-        API_VERSION,
-        _KIND,
-        mv.name,
-        mv.namespace,
-        status.model_dump(mode="json", by_alias=True, exclude_none=True),
-    )
+    """Merge `status` into the stored one; an optional field it leaves out is cleared (an
+    approval withdrawn must not linger in the merge)."""
+    written = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+    cleared = {
+        field.alias or name: None
+        for name, field in ModelVersionStatus.model_fields.items()
+        if (field.alias or name) not in written and getattr(status, name) is None
+    }
+    await kube.patch_status(API_VERSION, _KIND, mv.name, mv.namespace, written | cleared)
 
 
 def _conditions(
@@ -100,18 +135,7 @@ def _conditions(
     generation: int | None,
     *pairs: tuple[ConditionType, ConditionStatus, Reason, str],
 ) -> list[Condition]:
-    now = _now()
-    for type_, status, reason, message in pairs:
-        conditions = _set(
-            conditions,
-            type_=type_,
-            status=status,
-            reason=reason,
-            message=message,
-            observed_generation=generation,
-            now=now,
-        )
-    return conditions
+    return set_conditions(conditions, pairs, observed_generation=generation, now=_now())
 
 
 async def _deployments(kube: KubeClient, mv: ModelVersion) -> list[ModelDeployment]:
@@ -191,14 +215,14 @@ async def _start(
     try:
         await context.kube.create(job)
     except Conflict:
-        return
+        return  # created meanwhile; the next tick checks whose it is
 
 
 async def _judge(
     context: OperatorContext, mv: ModelVersion, body: kopf.Body, job: Mapping[str, Any]
 ) -> None:
     pods = await context.kube.list(
-        "v1", "Pod", mv.namespace, labels={"job-name": job["metadata"]["name"]}
+        "v1", "Pod", mv.namespace, labels={JOB_UID_LABEL: str(job["metadata"]["uid"])}
     )
     report = read_report(pods)
     try:
@@ -207,15 +231,20 @@ async def _judge(
         gates, report = Gates(), f"the gates recorded on the validation Job do not parse: {error}"
     if isinstance(report, str):
         results = [GateResult(gate="validation", passed=False, message=report)]
+        measured: dict[str, float] = {}
     else:
         results = evaluate_gates(
             gates,
-            metrics=mv.spec.metrics,
             primary_metric=mv.spec.primary_metric.name,
             report=report,
             champions=recorded_champions(job),
         )
-    phase = verdict(results, require_approval=gates.require_approval, approval=None)
+        measured = dict(report.candidate_metrics)
+    imported = TRAINING_JOB_UID not in (mv.metadata.get("annotations") or {})
+    if imported:
+        results.append(GateResult(gate="provenance", passed=True, message=_IMPORTED))
+    require_approval = gates.require_approval or imported
+    phase = verdict(results, require_approval=require_approval, approval=None)
     failed = [r for r in results if not r.passed]
     if phase is ModelVersionPhase.REJECTED:
         message = "; ".join(f"{r.gate}: {r.message}" for r in failed)[:2000]
@@ -225,8 +254,9 @@ async def _judge(
             (ConditionType.READY, ConditionStatus.FALSE, Reason.GATE_FAILED, "rejected: " + message),
         )  # fmt: skip
     elif phase is ModelVersionPhase.AWAITING_APPROVAL:
-        message = (
-            f"every gate passed; waiting for approval (annotate {APPROVED_BY}, or mlops approve)"
+        message = awaiting_message(
+            "every gate passed"
+            + ("; the version was not produced by a TrainingJob" if imported else "")
         )
         pairs = (
             (ConditionType.VALIDATED, ConditionStatus.UNKNOWN, Reason.AWAITING_APPROVAL, message),
@@ -238,12 +268,15 @@ async def _judge(
             (ConditionType.VALIDATED, ConditionStatus.TRUE, Reason.VALIDATED, message),
             (ConditionType.READY, ConditionStatus.TRUE, Reason.VALIDATED, message),
         )
-    status = ModelVersionStatus(
-        observed_generation=mv.generation,
-        phase=phase,
-        gate_results=results,
-        validated_at=_now(),
-        conditions=_conditions(current_conditions(body), mv.generation, *pairs),
+    status = _status(body).model_copy(
+        update={
+            "observed_generation": mv.generation,
+            "phase": phase,
+            "gate_results": results,
+            "measured_metrics": measured,
+            "validated_at": _now(),
+            "conditions": _conditions(current_conditions(body), mv.generation, *pairs),
+        }
     )
     await _write(context.kube, mv, status)
     kind = "Warning" if phase is ModelVersionPhase.REJECTED else "Normal"
@@ -256,29 +289,44 @@ def _artifact_failed(results: list[GateResult]) -> bool:
     return any(not r.passed and r.gate in checks for r in results)
 
 
-async def _approve(
+async def _review(
     context: OperatorContext, mv: ModelVersion, body: kopf.Body, status: ModelVersionStatus
 ) -> None:
-    # Read afresh: the annotation is the only change, and it must not wait for a spec event.
-    stored = await context.kube.get(API_VERSION, _KIND, mv.name, mv.namespace)
-    approver = (stored["metadata"].get("annotations") or {}).get(APPROVED_BY)
-    if not approver:
+    """Record the decision a person's annotation asks for, and hand it to the audit log."""
+    # Kopf's copy follows every change of the object, annotations included.
+    annotations = dict(body.metadata.annotations)
+    decision = pending_review(status.phase.value, status.approval is not None, annotations)
+    if decision is not None:
+        status, message = apply_review(status, *decision, now=_now(), generation=mv.generation)
+        await _write(context.kube, mv, status)
+        kind = "Normal" if decision[0] is ReviewAction.APPROVE else "Warning"
+        _post(body, type=kind, reason=REVIEW_REASONS[decision[0]].value, message=message)
+    await audit_reviews(context, mv, annotations, status.reviews)
+
+
+_IMPORTED = (
+    "not produced by a TrainingJob of this operator: nothing ties the artifact and its numbers"
+    " to a training run the operator observed, so a person must approve it"
+)
+
+
+async def _name_conflict(kube: KubeClient, mv: ModelVersion, body: kopf.Body, job: str) -> None:
+    """Report once (condition and Event) that the validation Job's name is taken."""
+    status = _status(body)
+    current = next((c for c in status.conditions if c.type == ConditionType.VALIDATED), None)
+    if current is not None and current.reason == Reason.NAME_CONFLICT.value:
         return
-    approval = Approval(by=approver, at=_now())
-    message = f"approved by {approver}"
-    status = status.model_copy(
-        update={
-            "phase": ModelVersionPhase.VALIDATED,
-            "approval": approval,
-            "conditions": _conditions(
-                current_conditions(body), mv.generation,
-                (ConditionType.VALIDATED, ConditionStatus.TRUE, Reason.APPROVED, message),
-                (ConditionType.READY, ConditionStatus.TRUE, Reason.APPROVED, message),
-            ),
-        }
+    message = (
+        f"a Job named {job} exists and is not controlled by this ModelVersion (uid"
+        f" {mv.metadata.get('uid')}); the operator leaves it alone and validates once it is gone"
+    )
+    conditions = _conditions(
+        current_conditions(body), mv.generation,
+        (ConditionType.VALIDATED, ConditionStatus.UNKNOWN, Reason.NAME_CONFLICT, message),
+        (ConditionType.READY, ConditionStatus.FALSE, Reason.NAME_CONFLICT, message),
     )  # fmt: skip
-    await _write(context.kube, mv, status)
-    _post(body, type="Normal", reason=Reason.APPROVED.value, message=message)
+    await _write(kube, mv, status.model_copy(update={"conditions": conditions}))
+    _post(body, type="Warning", reason=Reason.NAME_CONFLICT.value, message=message)
 
 
 def _status(body: kopf.Body) -> ModelVersionStatus:
@@ -289,20 +337,24 @@ def _status(body: kopf.Body) -> ModelVersionStatus:
         return ModelVersionStatus()
 
 
-@kopf.timer(GROUP, VERSION, "modelversions", interval=2.0, when=_unfinished)
+@kopf.timer(GROUP, VERSION, "modelversions", interval=2.0, when=_needs_work)
 async def validate_model_version(
     body: kopf.Body, patch: kopf.Patch, memo: OperatorContext, **_: Any
 ) -> None:
     """Move a ModelVersion one step through validation (see the module docstring)."""
     mv = parse(ModelVersion, body, patch, ConditionType.VALIDATED)
     status = _status(body)
-    if status.phase is ModelVersionPhase.AWAITING_APPROVAL:
-        await _approve(memo, mv, body, status)
+    if status.phase.value in _REVIEWED:
+        await _review(memo, mv, body, status)
         return
+    name = validation_job_name(mv.name)
     try:
-        job = await memo.kube.get("batch/v1", "Job", validation_job_name(mv.name), mv.namespace)
+        job = await memo.kube.get("batch/v1", "Job", name, mv.namespace)
     except NotFound:
         await _start(memo, mv, body, status)
+        return
+    if not controlled_by(job, mv):
+        await _name_conflict(memo.kube, mv, body, name)
         return
     if is_finished(job):
         await _judge(memo, mv, body, job)

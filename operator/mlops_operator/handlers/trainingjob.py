@@ -55,6 +55,7 @@ from pydantic import ValidationError
 from mlops_operator.api.conditions import ConditionType, Reason
 from mlops_operator.api.resource import API_VERSION, GROUP, VERSION
 from mlops_operator.api.trainingjob import Dataset, DatasetSource, TrainingJob, TrainingJobPhase
+from mlops_operator.decisions.outbound import image_refusal
 from mlops_operator.decisions.versions import (
     candidates,
     next_version,
@@ -92,13 +93,16 @@ from mlops_operator.resources.trainingjob import (
 from mlops_operator.runtime.settings import OperatorSettings
 from mlops_operator.trainer.result import TrainingSucceeded
 
-__all__ = ["follow_trainer_job", "reconcile_training_job", "storage_of"]
+__all__ = ["JOB_UID_LABEL", "follow_trainer_job", "reconcile_training_job", "storage_of"]
 
 logger = logging.getLogger(__name__)
 
 _KIND = "TrainingJob"
 _TERMINAL = (TrainingJobPhase.SUCCEEDED.value, TrainingJobPhase.FAILED.value)
 _STATUS_ATTEMPTS = 5
+_CONFLICT_RETRY_SECONDS = 30
+JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
+"""The label the Job controller puts on a Job's pods: the Job's uid."""
 StatusFn = Callable[[Mapping[str, Any]], dict[str, Any] | None]
 
 
@@ -108,7 +112,11 @@ def _now() -> datetime:
 
 def storage_of(settings: OperatorSettings) -> ArtifactStorage:
     """The artifact store the operator's settings describe."""
-    return ArtifactStorage(claim=settings.artifact_pvc, uri=settings.artifact_uri)
+    return ArtifactStorage(
+        claim=settings.artifact_pvc,
+        uri=settings.artifact_uri,
+        credentials_secret=settings.artifact_credentials_secret,
+    )
 
 
 def _post(obj: Mapping[str, Any], *, type: str, reason: str, message: str) -> None:
@@ -180,7 +188,7 @@ def _status_for(
     training: TrainingJob,
     outcome: Outcome,
     *,
-    job: str,
+    job: str | None,
     generation: int | None,
     model_version: str | None = None,
 ) -> StatusFn:
@@ -231,26 +239,36 @@ def _fail_outcome(reason: Reason, message: str) -> Outcome:
     return Outcome(TrainingJobPhase.FAILED, reason, message, finished=_now())
 
 
-async def _fail(
-    kube: KubeClient, training: TrainingJob, reason: Reason, message: str, *, job: str
-) -> None:
-    """Record that `training` failed before its Job could report, with one Warning Event."""
-    outcome = _fail_outcome(reason, message)
-    written = await _record(
+async def _record_outcome(
+    kube: KubeClient, training: TrainingJob, outcome: Outcome, *, job: str | None
+) -> tuple[Mapping[str, Any], Mapping[str, Any]] | None:
+    """Write the status of an `outcome` the handler found itself (not the Job's); (before, after)."""
+    return await _record(
         kube,
         training.namespace,
         training.name,
         str(training.metadata.get("uid")),
         _status_for(training, outcome, job=job, generation=training.generation),
     )
+
+
+async def _fail(
+    kube: KubeClient, training: TrainingJob, reason: Reason, message: str, *, job: str
+) -> None:
+    """Record that `training` failed before its Job could report, with one Warning Event."""
+    written = await _record_outcome(kube, training, _fail_outcome(reason, message), job=job)
     if written is not None and _phase(written[0]) not in _TERMINAL:
         _post(written[1], type="Warning", reason=reason.value, message=message)
 
 
 async def _create_job(
     kube: KubeClient, manifest: dict[str, Any], training: TrainingJob
-) -> tuple[dict[str, Any], bool]:
-    """The trainer Job, created unless it exists; (the Job, whether it was created now)."""
+) -> tuple[dict[str, Any], bool] | None:
+    """The trainer Job, created unless it exists; (the Job, whether it was created now).
+
+    None when a Job of that name exists that this TrainingJob does not control (by uid):
+    the operator leaves it alone, and the caller reports the conflict.
+    """
     try:
         return await kube.create(manifest), True
     except Conflict:
@@ -258,12 +276,25 @@ async def _create_job(
     name = manifest["metadata"]["name"]
     existing = await kube.get("batch/v1", "Job", name, training.namespace)
     if owner_uid(existing) != training.metadata.get("uid"):
-        raise kopf.TemporaryError(
-            f"Job {name} belongs to an earlier TrainingJob of this name; waiting for the garbage"
-            " collector to delete it",
-            delay=5,
-        )
+        return None
     return existing, False
+
+
+async def _name_conflict(
+    kube: KubeClient, training: TrainingJob, body: kopf.Body, job: str
+) -> None:
+    """Report (condition and Event) that a Job named `job` is someone else's; retry later."""
+    message = (
+        f"a Job named {job} exists and is not controlled by this TrainingJob (uid"
+        f" {training.metadata.get('uid')}); the operator leaves it alone and trains once it is"
+        " gone"
+    )
+    outcome = Outcome(TrainingJobPhase.PENDING, Reason.NAME_CONFLICT, message)
+    # No jobName: the Job of that name is not this TrainingJob's, so it was never created.
+    written = await _record_outcome(kube, training, outcome, job=None)
+    if written is not None and written[0] is not written[1]:
+        kopf.event(body, type="Warning", reason=Reason.NAME_CONFLICT.value, message=message)
+    raise kopf.TemporaryError(message, delay=_CONFLICT_RETRY_SECONDS)
 
 
 async def _sync_job(kube: KubeClient, job: Mapping[str, Any], training: TrainingJob) -> None:
@@ -321,6 +352,11 @@ async def _start(training: TrainingJob, body: kopf.Body, context: OperatorContex
             )
         return
     storage = storage_of(settings)
+    if training.spec.image is not None:
+        refusal = image_refusal(training.spec.image, settings.allowed_image_prefixes)
+        if refusal is not None:
+            await _fail(kube, training, Reason.IMAGE_NOT_ALLOWED, refusal, job=name)
+            return
     try:
         logs = await _payload_logs(kube, training)
         image = training.spec.image or settings.trainer_image
@@ -338,7 +374,11 @@ async def _start(training: TrainingJob, body: kopf.Body, context: OperatorContex
             return
     if storage.uses_pvc:
         await _ensure_claim(context, training.namespace)
-    job, created = await _create_job(kube, manifest, training)
+    found = await _create_job(kube, manifest, training)
+    if found is None:
+        await _name_conflict(kube, training, body, name)
+        return
+    job, created = found
     await _sync_job(kube, job, training)
     if created:
         kopf.event(body, type="Normal", reason="Started", message=f"created trainer Job {name}")
@@ -366,7 +406,8 @@ async def _model_version(
     existing = await kube.list(
         API_VERSION, "ModelVersion", training.namespace, labels={MODEL_LABEL: label_value(model)}
     )
-    mine = produced_by(existing, str(training.metadata.get("uid")), UID_ANNOTATION)
+    uid = str(training.metadata.get("uid"))
+    mine = produced_by(existing, uid, UID_ANNOTATION)
     if mine is not None:
         return str(mine["metadata"]["name"])
     for number in candidates(next_version(version_numbers(existing, model))):
@@ -377,9 +418,14 @@ async def _model_version(
         try:
             await kube.create(manifest)
         except Conflict as error:
-            if error.reason == "AlreadyExists":
-                continue  # another TrainingJob took this number first
-            raise
+            if error.reason != "AlreadyExists":
+                raise
+            taken = await kube.get(API_VERSION, "ModelVersion", name, training.namespace)
+            if produced_by([taken], uid, UID_ANNOTATION) is not None:
+                # Created meanwhile for this very TrainingJob (a second operator process,
+                # or a retried request whose first attempt went through): it is ours.
+                return name
+            continue  # another TrainingJob took this number first
         return name
     raise kopf.TemporaryError(f"no free version number for model {model} after {number}", delay=1)
 
@@ -400,8 +446,9 @@ async def _finish(
 ) -> None:
     """Read the ended Job's result, create the ModelVersion, record the outcome, release the Job."""
     name = job["metadata"]["name"]
+    # By the Job's uid, not its name: pods of an earlier Job of that name may linger.
     pods = await kube.list(
-        "v1", "Pod", training.namespace, labels={"batch.kubernetes.io/job-name": name}
+        "v1", "Pod", training.namespace, labels={JOB_UID_LABEL: str(job["metadata"]["uid"])}
     )
     outcome = observe_job(job, pods)
     version = None

@@ -263,10 +263,21 @@ class KubeClient:
         namespace: str | None = None,
         *,
         propagation: str = "Background",
+        uid: str | None = None,
     ) -> bool:
-        """Delete the object (children by `propagation`); False when it did not exist."""
+        """Delete the object (children by `propagation`); False when it did not exist.
+
+        With `uid`, only the object of that uid: `errors.Conflict` when the name now
+        belongs to another one (deleted and created again since it was read).
+        """
         rtype = await self.resource_type(api_version, kind)
-        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
+        body: dict[str, Any] = {
+            "kind": "DeleteOptions",
+            "apiVersion": "v1",
+            "propagationPolicy": propagation,
+        }
+        if uid is not None:
+            body["preconditions"] = {"uid": uid}
         try:
             await self._request("DELETE", rtype.path(namespace, name), body=body)
         except NotFound:

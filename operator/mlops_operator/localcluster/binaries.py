@@ -25,15 +25,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlops_operator.localcluster import progress
+
 __all__ = [
     "COREDNS",
     "COREDNS_VERSION",
+    "DEFAULT_COMPONENTS",
     "ETCD",
     "ETCD_VERSION",
     "HELM",
     "HELM_VERSION",
     "KUBERNETES",
     "KUBERNETES_VERSION",
+    "OBJECT_STORE",
+    "OBJECT_STORE_VERSION",
     "Component",
     "cache_root",
     "ensure_binaries",
@@ -44,6 +49,8 @@ KUBERNETES_VERSION = "v1.36.3"
 ETCD_VERSION = "v3.6.16"
 COREDNS_VERSION = "v1.14.7"
 HELM_VERSION = "v3.21.4"
+# versitygw: an S3 server (Apache-2.0) over a directory, the local cluster's object store.
+OBJECT_STORE_VERSION = "v1.8.0"
 
 KUBERNETES_COMMANDS = (
     "kube-apiserver",
@@ -83,6 +90,8 @@ ETCD = Component("etcd", ETCD_VERSION, ("etcd", "etcdctl"))
 COREDNS = Component("coredns", COREDNS_VERSION, ("coredns",))
 # Not part of the cluster: the chart's tests and `make helm` build it on first use.
 HELM = Component("helm", HELM_VERSION, ("helm",))
+# Only for `mlops cluster up --object-store` (and `mlops cluster build --object-store`).
+OBJECT_STORE = Component("versitygw", OBJECT_STORE_VERSION, ("versitygw",))
 
 
 def cache_root() -> Path:
@@ -109,7 +118,7 @@ def go_binary() -> str:
 
 
 def _log(message: str) -> None:
-    print(f"[build] {message}", file=sys.stderr, flush=True)
+    progress.log(message)
 
 
 def _go_env() -> dict[str, str]:
@@ -118,16 +127,13 @@ def _go_env() -> dict[str, str]:
     return env
 
 
-def _run(args: Sequence[str], cwd: Path, extra_env: dict[str, str] | None = None) -> str:
-    started = time.monotonic()
+def _run(step: str, args: Sequence[str], cwd: Path, extra_env: dict[str, str] | None = None) -> str:
+    """Run one build step with a heartbeat (`progress.run_step`); its stdout."""
     env = {**_go_env(), **(extra_env or {})}
-    proc = subprocess.run(list(args), cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"`{' '.join(args)}` failed with exit code {proc.returncode}:\n{proc.stderr[-4000:]}"
-        )
-    _log(f"{' '.join(args[:3])} ... done in {time.monotonic() - started:.0f}s")
-    return proc.stdout
+    try:
+        return progress.run_step(step, args, cwd=cwd, env=env)
+    except progress.StepFailed as error:
+        raise RuntimeError(str(error)) from error
 
 
 def _go_directives(gomod_text: str) -> tuple[str, str]:
@@ -169,7 +175,11 @@ def _wrapper(workdir: Path, module: str, gomod_text: str, replaces: dict[str, st
 
 def _upstream_gomod(go: str, module: str, version: str, workdir: Path) -> str:
     workdir.mkdir(parents=True, exist_ok=True)
-    out = _run([go, "mod", "download", "-json", f"{module}@{version}"], workdir)
+    out = _run(
+        f"{module}@{version}: download",
+        [go, "mod", "download", "-json", f"{module}@{version}"],
+        workdir,
+    )
     return Path(json.loads(out)["GoMod"]).read_text()
 
 
@@ -197,10 +207,13 @@ def _build_kubernetes(go: str, workdir: Path, out: Path) -> None:
     _wrapper(workdir, "mlopsk8sbins", gomod, replaces)
     packages = [f"k8s.io/kubernetes/cmd/{c}" for c in KUBERNETES.binaries]
     _log("resolving modules (first time: several hundred MB from the module proxy)")
-    _run([go, "get", *(f"{p}@{version}" for p in packages)], workdir)
+    _run(
+        f"kubernetes {version}: go get", [go, "get", *(f"{p}@{version}" for p in packages)], workdir
+    )
     for pkg in packages:
-        _log(f"compiling {pkg.rsplit('/', 1)[-1]} (cold: many minutes on 2 cores)")
+        binary = pkg.rsplit("/", 1)[-1]
         _run(
+            f"kubernetes {version}: go build {binary} (cold: many minutes on 2 cores)",
             [
                 go,
                 "build",
@@ -222,6 +235,7 @@ def _build_etcd(go: str, workdir: Path, out: Path) -> None:
     gomod = _upstream_gomod(go, "go.etcd.io/etcd/server/v3", version, workdir)
     _wrapper(workdir, "mlopsetcdbins", gomod, {})
     _run(
+        f"etcd {version}: go get",
         [
             go,
             "get",
@@ -238,8 +252,8 @@ def _build_etcd(go: str, workdir: Path, out: Path) -> None:
         ),
         ("etcdctl", "go.etcd.io/etcd/etcdctl/v3", ""),
     ):
-        _log(f"compiling {binary}")
         _run(
+            f"etcd {version}: go build {binary}",
             [go, "build", "-trimpath", "-ldflags", "-s -w" + extra, "-o", str(out / binary), pkg],
             workdir,
         )
@@ -249,8 +263,8 @@ def _build_coredns(go: str, workdir: Path, out: Path) -> None:
     # CoreDNS's go.mod has no replace directives, so `go install pkg@version` works.
     workdir.mkdir(parents=True, exist_ok=True)
     env_out = {"GOBIN": str(out)}
-    _log("compiling coredns")
     _run(
+        f"coredns {COREDNS.version}: go install",
         [
             go,
             "install",
@@ -281,8 +295,8 @@ def _helm_ldflags(version: str, kubernetes_version: str) -> str:
 def _build_helm(go: str, workdir: Path, out: Path) -> None:
     # Helm's go.mod has no replace directives, so `go install pkg@version` works.
     workdir.mkdir(parents=True, exist_ok=True)
-    _log("compiling helm")
     _run(
+        f"helm {HELM.version}: go install",
         [
             go,
             "install",
@@ -296,15 +310,39 @@ def _build_helm(go: str, workdir: Path, out: Path) -> None:
     )
 
 
+def _build_object_store(go: str, workdir: Path, out: Path) -> None:
+    # versitygw's go.mod has no replace directives, so `go install pkg@version` works.
+    workdir.mkdir(parents=True, exist_ok=True)
+    version = OBJECT_STORE.version
+    _run(
+        f"versitygw {version}: go install",
+        [
+            go,
+            "install",
+            "-trimpath",
+            "-ldflags",
+            f"-s -w -X main.Version={version}",
+            f"github.com/versity/versitygw/cmd/versitygw@{version}",
+        ],
+        workdir,
+        {"GOBIN": str(out)},
+    )
+
+
 _BUILDERS = {
     KUBERNETES.name: _build_kubernetes,
     ETCD.name: _build_etcd,
     COREDNS.name: _build_coredns,
     HELM.name: _build_helm,
+    OBJECT_STORE.name: _build_object_store,
 }
 
 
-def ensure_binaries(components: Sequence[Component] = (ETCD, KUBERNETES, COREDNS)) -> None:
+DEFAULT_COMPONENTS = (ETCD, KUBERNETES, COREDNS)
+"""What the local cluster always runs (`mlops cluster build`)."""
+
+
+def ensure_binaries(components: Sequence[Component] = DEFAULT_COMPONENTS) -> None:
     """Build every component that is not cached yet; print progress while doing so."""
     for component in components:
         if component.is_built():

@@ -25,7 +25,9 @@ from mlops_operator.localcluster import (
     addons,
     binaries,
     diskimages,
+    images,
     network,
+    objectstore,
     pki,
     prerequisites,
 )
@@ -55,6 +57,8 @@ class _Component:
     timeout: float
     # Writes the component's configuration files before it starts.
     configure: Callable[[ClusterLayout, Ports], None] | None = None
+    # Its environment, when it needs more than ours (secrets kept off its command line).
+    env: Callable[[ClusterLayout], dict[str, str]] | None = None
 
 
 def _kube(binary: str, build: Callable[[Path, ClusterLayout, Ports], list[str]]) -> CommandBuilder:
@@ -129,7 +133,19 @@ _NODE = (
     ),
 )
 
-_COMPONENTS = _CONTROL_PLANE + _NODE
+# Started on request (`up(object_store=True)`), after the node: it listens on the bridge.
+_OBJECT_STORE = _Component(
+    "object-store",
+    lambda layout, _ports: objectstore.command(
+        binaries.OBJECT_STORE.path("versitygw"), layout.root
+    ),
+    lambda _ports: objectstore.health_url(),
+    60,
+    lambda layout, _ports: objectstore.prepare(layout.root),
+    lambda layout: objectstore.server_env(layout.root),
+)
+
+_COMPONENTS = _CONTROL_PLANE + _NODE + (_OBJECT_STORE,)
 
 
 @dataclass(frozen=True)
@@ -268,7 +284,8 @@ class LocalCluster:
                 _progress(f"starting {component.name}")
                 if component.configure:
                     component.configure(self.layout, ports)
-                process.start(component.command(self.layout, ports))
+                env = component.env(self.layout) if component.env else None
+                process.start(component.command(self.layout, ports), env=env)
             self._wait_healthy(component, ports)
 
     def _bootstrap(self) -> None:
@@ -302,14 +319,20 @@ class LocalCluster:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
 
-    def up(self) -> Ports:
-        """Start whatever is not running; return once every component is healthy."""
-        with self._exclusive():
-            binaries.ensure_binaries()
-            prerequisites.ensure_packages()
-            return self._up()
+    def up(self, *, object_store: bool = False) -> Ports:
+        """Start whatever is not running; return once every component is healthy.
 
-    def _up(self) -> Ports:
+        With `object_store` (and a node), the S3 object store too (`objectstore`).
+        """
+        if object_store and not self._with_node:
+            raise ValueError("the object store listens on the node's bridge: it needs the node")
+        with self._exclusive():
+            extra = (binaries.OBJECT_STORE,) if object_store else ()
+            binaries.ensure_binaries((*binaries.DEFAULT_COMPONENTS, *extra))
+            prerequisites.ensure_packages()
+            return self._up(object_store=object_store)
+
+    def _up(self, *, object_store: bool) -> Ports:
         started = time.monotonic()
         ports = self.layout.load_ports()
         if ports is None or not self.is_running():
@@ -324,6 +347,8 @@ class LocalCluster:
             self._claim_node()
             self._bootstrap()
             self._start(_NODE, ports)
+            if object_store:
+                self._start((_OBJECT_STORE,), ports)
         _progress(
             f"ready in {time.monotonic() - started:.1f}s; kubeconfig: {self.layout.admin_kubeconfig}"
         )
@@ -338,12 +363,13 @@ class LocalCluster:
         # The node gets the longest grace: it stops its pods' processes first.
         stopped = [
             c.name
-            for c in reversed(self._components)
+            for c in reversed(self._components + ((_OBJECT_STORE,) if self._with_node else ()))
             if self._process(c.name).stop(grace_seconds=30 if c.name == "local-node" else 10)
         ]
         if self._with_node and _owner_is(self.layout.root):
             network.remove_bridge()
             _node_owner_file().unlink(missing_ok=True)
+            images.release_built_images()
         self._discard_data()
         return stopped
 
@@ -355,6 +381,7 @@ class LocalCluster:
             self.layout.etcd_data,
             self.layout.prometheus_data,
             self.layout.data_root,
+            objectstore.data_dir(self.layout.root),
         ):
             shutil.rmtree(throwaway, ignore_errors=True)
 
@@ -362,21 +389,33 @@ class LocalCluster:
         """Each component's PID (if running) and health."""
         ports = self.layout.load_ports()
         result = []
-        for component in self._components:
+        # The object store is reported once started (a cluster without it is healthy).
+        running_optional = tuple(
+            c for c in (_OBJECT_STORE,) if self._with_node and self._process(c.name).pid()
+        )
+        for component in self._components + running_optional:
             pid = self._process(component.name).pid()
             healthy = bool(pid and ports and self._healthy(component.health_url(ports)))
             result.append(ComponentStatus(component.name, pid, healthy))
         return result
 
+    def object_store(self) -> objectstore.ObjectStore | None:
+        """The object store's address and credentials while it runs, else None."""
+        if self._process(_OBJECT_STORE.name).pid() is None:
+            return None
+        return objectstore.credentials(self.layout.root)
+
     def env(self) -> dict[str, str]:
-        """The variables that point a shell at this cluster."""
+        """The variables that point a shell at this cluster (and at its object store, if up)."""
         ports = self.layout.load_ports()
         prometheus = f"http://127.0.0.1:{ports.prometheus}" if ports else ""
+        store = self.object_store()
         return {
             "KUBECONFIG": str(self.layout.admin_kubeconfig),
             "PROMETHEUS_URL": prometheus,
             "MLOPS_CLUSTER_DIR": str(self.layout.root),
             "PATH": f"{binaries.KUBERNETES.directory}:$PATH",
+            **(store.env() | {"MLOPS_OBJECT_STORE_URI": store.uri} if store else {}),
         }
 
     def env_script(self) -> str:

@@ -13,20 +13,27 @@ __all__ = ["register"]
 
 
 def _cluster(args: argparse.Namespace) -> Any:
-    from mlops_operator.localcluster.cluster import LocalCluster
-
+    try:
+        from mlops_operator.localcluster.cluster import LocalCluster
+    except ModuleNotFoundError as error:
+        # The images and `pip install mlops-operator[operator]` do not carry the local cluster.
+        raise SystemExit(
+            f"mlops cluster needs the localcluster extra ({error.name} is missing):"
+            " pip install 'mlops-operator[localcluster]'"
+        ) from error
     return LocalCluster(args.state_dir)
 
 
 def _build(args: argparse.Namespace) -> int:
     from mlops_operator.localcluster import binaries
 
-    binaries.ensure_binaries()
+    extra = (binaries.OBJECT_STORE,) if args.object_store else ()
+    binaries.ensure_binaries((*binaries.DEFAULT_COMPONENTS, *extra))
     return 0
 
 
 def _up(args: argparse.Namespace) -> int:
-    _cluster(args).up()
+    _cluster(args).up(object_store=args.object_store)
     return _status(args)
 
 
@@ -79,10 +86,16 @@ def register(subparsers: Any) -> None:
         help="state directory (default: $MLOPS_CLUSTER_DIR or ~/.local/state/mlops-operator/cluster)",
     )
     actions = cluster.add_subparsers(dest="action", metavar="ACTION", required=True)
-    actions.add_parser("build", help="build and cache the binaries (first run only)").set_defaults(
-        func=_build
-    )
-    actions.add_parser("up", help="start the cluster (idempotent)").set_defaults(func=_up)
+    object_store = {
+        "action": "store_true",
+        "help": "the S3 object store too (versitygw on the bridge; see `mlops cluster env`)",
+    }
+    build = actions.add_parser("build", help="build and cache the binaries (first run only)")
+    build.add_argument("--object-store", **object_store)
+    build.set_defaults(func=_build)
+    up = actions.add_parser("up", help="start the cluster (idempotent)")
+    up.add_argument("--object-store", **object_store)
+    up.set_defaults(func=_up)
     actions.add_parser("down", help="stop everything the cluster started").set_defaults(func=_down)
     status = actions.add_parser("status", help="what runs and whether it is healthy")
     status.add_argument("-o", "--output", choices=["text", "json"], default="text")

@@ -8,6 +8,13 @@ project's Python environment reachable at its own path (for an unprivileged user
 and whatever the volumes cover), drops to the
 pod's user and groups, and ``exec``s the container's command. Its only input
 is a JSON spec file, written by the node.
+
+For a built image (``rootfs`` in the spec, `mlops_operator.localcluster.images`) it goes
+one step further, as a runtime does: the image's files are bind-mounted at a root of the
+container's own, with a fresh /proc, a /dev of its own (a tmpfs with the usual device nodes),
+the pod's /etc/resolv.conf and /etc/hosts and the volumes under it; the root is made
+read-only when the container asks for ``readOnlyRootFilesystem``, and the process is
+chrooted into it. The host's Python and files are then out of reach.
 """
 
 from __future__ import annotations
@@ -82,6 +89,67 @@ def _restore(staged: list[tuple[Path, str]]) -> None:
         _mount(str(stage), path, None, _MS_BIND | _MS_REC)
 
 
+_DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+_MAX_LINKS = 40
+
+
+def _in_root(root: Path, target: str) -> Path:
+    """`target` inside `root`, its symbolic links resolved as they would be inside it.
+
+    Images link paths across their tree (Debian's /var/run -> /run): resolved on the host, an
+    absolute link would lead out of the image (a volume bound onto the host's /run instead of
+    the container's). Links are followed against `root`, and never above it.
+    """
+    parts = [p for p in target.split("/") if p not in ("", ".")]
+    resolved: list[str] = []
+    links = 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = root.joinpath(*resolved, part)
+        if candidate.is_symlink():
+            links += 1
+            if links > _MAX_LINKS:
+                raise OSError(f"too many symbolic links under {target} in the image")
+            link = os.readlink(candidate)
+            if link.startswith("/"):
+                resolved = []
+            parts = [p for p in link.split("/") if p not in ("", ".")] + parts
+            continue
+        resolved.append(part)
+    return root.joinpath(*resolved)
+
+
+def _enter_image(spec: dict[str, Any]) -> None:
+    """Make the image's files the container's root (see the module docstring), then chroot."""
+    root = Path(spec["rootDir"])
+    root.mkdir(parents=True, exist_ok=True)
+    # The mount points below are made in the node's working container of the image (its
+    # merged directory), never in the image's layers, and before the root turns read-only.
+    _mount(spec["rootfs"], str(root), None, _MS_BIND | _MS_REC)
+    (root / "proc").mkdir(exist_ok=True)
+    _mount("proc", str(root / "proc"), "proc", 0)
+    (root / "dev").mkdir(exist_ok=True)
+    _mount("tmpfs", str(root / "dev"), "tmpfs", 0, "mode=0755,size=64k")
+    for device in _DEVICES:
+        (root / "dev" / device).touch()
+        _mount(f"/dev/{device}", str(root / "dev" / device), None, _MS_BIND)
+    (root / "dev" / "shm").mkdir()
+    _mount("tmpfs", str(root / "dev" / "shm"), "tmpfs", 0, "mode=1777,size=64m")
+    # `ip netns exec` put the pod's resolv.conf and hosts over the host's: carry them in.
+    for name in ("resolv.conf", "hosts"):
+        _bind(f"/etc/{name}", str(_in_root(root, f"/etc/{name}")), read_only=True)
+    for mount in spec.get("mounts", []):
+        target = _in_root(root, mount["target"])
+        _bind(mount["source"], str(target), bool(mount.get("readOnly")))
+    if spec.get("readOnlyRoot"):
+        _mount(None, str(root), None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY)
+    os.chroot(root)
+
+
 def _drop_privileges(spec: dict[str, Any]) -> None:
     uid, gid = spec.get("uid"), spec.get("gid")
     groups = [int(g) for g in spec.get("groups", [])]
@@ -96,15 +164,18 @@ def main(argv: list[str] | None = None) -> None:
     """Prepare the mount namespace and identity, then become the container's command."""
     args = argv if argv is not None else sys.argv[1:]
     spec: dict[str, Any] = json.loads(Path(args[0]).read_text())
-    environment = spec["environment"]
-    staged = _stage(environment["keep"])
-    # Volumes before masks: their sources may sit under a directory a mask then hides.
-    for mount in spec.get("mounts", []):
-        _bind(mount["source"], mount["target"], bool(mount.get("readOnly")))
-    for directory in environment["masks"]:
-        # A tmpfs inside this mount namespace: chmod would change the host.
-        _mount("tmpfs", directory, "tmpfs", 0, "mode=0755")
-    _restore(staged)
+    if spec.get("rootfs"):
+        _enter_image(spec)
+    else:
+        environment = spec["environment"]
+        staged = _stage(environment["keep"])
+        # Volumes before masks: their sources may sit under a directory a mask then hides.
+        for mount in spec.get("mounts", []):
+            _bind(mount["source"], mount["target"], bool(mount.get("readOnly")))
+        for directory in environment["masks"]:
+            # A tmpfs inside this mount namespace: chmod would change the host.
+            _mount("tmpfs", directory, "tmpfs", 0, "mode=0755")
+        _restore(staged)
     _drop_privileges(spec)
     os.chdir(spec.get("workingDir") or "/")
     argv_ = [str(a) for a in spec["argv"]]

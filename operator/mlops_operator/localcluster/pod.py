@@ -54,6 +54,30 @@ _DNS_SERVICE_IP = "10.96.0.10"
 _FIRST_READY_RETRY = 0.2
 
 
+def subpath(root: Path, sub: str) -> Path:
+    """`sub` inside the volume at `root`, created when missing as the kubelet creates it.
+
+    Each missing level gets the volume root's mode and group (with ``fsGroup`` the root is
+    the pod's group's, group-writable and setgid, as the kubelet leaves a volume it gave
+    to that group), so the pod may write it whoever created the levels above. A path that
+    leaves the volume is refused, as the kubelet refuses it.
+    """
+    if not sub:
+        return root
+    parts = Path(sub).parts
+    if Path(sub).is_absolute() or ".." in parts:
+        raise ValueError(f"subPath {sub!r} must be a relative path inside the volume")
+    stat = root.stat()
+    current = root
+    for part in parts:
+        current = current / part
+        if not current.exists():
+            current.mkdir()
+            os.chown(current, -1, stat.st_gid)
+            current.chmod(stat.st_mode & 0o7777)
+    return current
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -159,7 +183,8 @@ class PodWorker:
         unrunnable = []
         for init, key in ((True, "initContainers"), (False, "containers")):
             for c in spec.get(key, []):
-                image = resolve_image(c["image"])
+                # A built image may need mounting: buildah runs outside the event loop.
+                image = await asyncio.to_thread(resolve_image, c["image"])
                 state = ContainerState(c["name"])
                 previous = next(
                     (
@@ -302,6 +327,8 @@ class PodWorker:
             "reason": state.reason,
             "startedAt": state.started_at,
             "finishedAt": state.finished_at,
+            # As the kubelet keeps it: why the container ended survives its restart.
+            **({"message": state.message} if state.message else {}),
         }
         state.waiting_reason = "CrashLoopBackOff"
         state.waiting_message = f"back-off {delay:.0f}s restarting failed container={state.name}"
@@ -359,7 +386,7 @@ class PodWorker:
         mounts = []
         for vm in container.spec.get("volumeMounts", []):
             volume = volumes[vm["name"]]
-            source = volume.path / vm.get("subPath", "")
+            source = subpath(volume.path, vm.get("subPath", ""))
             mounts.append(
                 {
                     "source": str(source),
@@ -379,6 +406,12 @@ class PodWorker:
             "mounts": mounts,
             "environment": self.node.environment,
             "terminationLog": target,
+            # A built image: chroot into its root file system (read-only when asked).
+            "rootfs": container.image.rootfs,
+            "rootDir": str(self.dir / "roots" / container.state.name),
+            "readOnlyRoot": bool(
+                container.spec.get("securityContext", {}).get("readOnlyRootFilesystem")
+            ),
         }
         path = self.dir / "run" / f"{container.state.name}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -386,16 +419,19 @@ class PodWorker:
         return path
 
     def _argv(self, container: _Container) -> list[str]:
+        # Kubernetes' rule: command replaces ENTRYPOINT, args replace CMD.
         command = container.spec.get("command")
         args = container.spec.get("args", [])
         if command:
             return [*command, *args]
-        return [*container.image.entrypoint, *args]
+        return [*container.image.entrypoint, *(args or container.image.cmd)]
 
-    def _base_env(self, uid: int) -> dict[str, str]:
+    def _base_env(self, container: _Container, uid: int) -> dict[str, str]:
         path = f"{Path(sys.prefix) / 'bin'}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         return {
-            "PATH": path,
+            # A built image's ENV (its PATH included) comes first; the pod's env wins over it.
+            **dict(container.image.env),
+            "PATH": dict(container.image.env).get("PATH", path),
             "HOSTNAME": self.pod["spec"].get("hostname") or self.name,
             "HOME": "/root" if uid == 0 else "/",
             "KUBERNETES_SERVICE_HOST": self.node.api_service_host,
@@ -413,7 +449,7 @@ class PodWorker:
         try:
             sources = await self._env_sources()
             uid = self._identity(container)[0]
-            env = container_env(self.pod, container.spec, sources, self._base_env(uid))
+            env = container_env(self.pod, container.spec, sources, self._base_env(container, uid))
             termination = self.dir / "termination" / state.name
             termination.parent.mkdir(parents=True, exist_ok=True)
             termination.write_text("")

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 
 __all__ = ["REQUIRED", "ensure_packages"]
 
@@ -26,21 +27,26 @@ REQUIRED = {
 }
 
 
-def _missing() -> list[str]:
-    return sorted({pkg for exe, pkg in REQUIRED.items() if shutil.which(exe) is None})
+def _missing(required: Mapping[str, str]) -> list[str]:
+    return sorted({pkg for exe, pkg in required.items() if shutil.which(exe) is None})
 
 
-def ensure_packages() -> None:
-    """Install the missing packages with apt-get (root only); fail clearly otherwise."""
-    missing = _missing()
+def ensure_packages(
+    required: Mapping[str, str] = REQUIRED, *, purpose: str = "the local node"
+) -> None:
+    """Install the missing packages of `required` (executable -> Debian package) with apt-get.
+
+    Root only; fails clearly otherwise, naming `purpose` and the packages.
+    """
+    missing = _missing(required)
     if not missing:
         return
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         raise RuntimeError(
-            f"the local node needs {', '.join(missing)}: install them (Debian/Ubuntu: "
+            f"{purpose} needs {', '.join(missing)}: install them (Debian/Ubuntu: "
             f"apt-get install {' '.join(missing)}) and run this as root"
         )
-    print(f"[cluster] installing {', '.join(missing)} from Debian", file=sys.stderr, flush=True)
+    print(f"[setup] installing {', '.join(missing)} from Debian", file=sys.stderr, flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
     subprocess.run(
@@ -49,5 +55,5 @@ def ensure_packages() -> None:
         env=env,
         stdout=subprocess.DEVNULL,
     )
-    if _missing():
-        raise RuntimeError(f"still missing after apt-get: {', '.join(_missing())}")
+    if still := _missing(required):
+        raise RuntimeError(f"still missing after apt-get: {', '.join(still)}")

@@ -8,6 +8,7 @@ expressions over time.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -110,13 +111,16 @@ class PrometheusClient:
     Create it once and share it; it opens its HTTP session on first use.
     """
 
-    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, base_url: str, *, timeout: float = 10.0, max_bytes: int = 16 * 1024 * 1024
+    ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(
                 f"the Prometheus URL must start with http:// or https://, got {base_url!r}"
             )
         self.base_url = base_url.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._max_bytes = max_bytes
         self._session: aiohttp.ClientSession | None = None
 
     async def _post(self, path: str, form: Mapping[str, str]) -> Any:
@@ -124,8 +128,20 @@ class PrometheusClient:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         url = f"{self.base_url}{path}"
         try:
-            async with self._session.post(url, data=dict(form)) as response:
-                return await response.json(content_type=None)
+            # No redirects, a bounded body, a bounded time: the answer cannot take the
+            # operator anywhere else, nor hold it, nor fill its memory.
+            async with self._session.post(url, data=dict(form), allow_redirects=False) as response:
+                if 300 <= response.status < 400:
+                    raise PrometheusError(
+                        f"Prometheus at {self.base_url} answered a redirect (HTTP"
+                        f" {response.status}); redirects are not followed"
+                    )
+                body = await response.content.read(self._max_bytes + 1)
+            if len(body) > self._max_bytes:
+                raise PrometheusError(
+                    f"Prometheus at {self.base_url} answered more than {self._max_bytes} bytes"
+                )
+            return json.loads(body)
         except (aiohttp.ClientError, TimeoutError, ValueError) as error:
             raise PrometheusError(f"cannot query Prometheus at {self.base_url}: {error}") from error
 

@@ -56,11 +56,6 @@ def audit_job(
     """The Job appending `entries` (one object's, oldest first) to the log at store `key`."""
     if not entries:
         raise ValueError("an audit Job needs at least one entry")
-    if not storage.uses_pvc:
-        raise ValueError(
-            f"the audit log needs the artifact PVC; the store is {storage.store_uri!r},"
-            " which cannot append"
-        )
     newest = entries[-1]
     job_labels = labels(model, component="audit", deployment=deployment)
     payload = json.dumps([entry.model_dump(mode="json", exclude_none=True) for entry in entries])
@@ -69,6 +64,7 @@ def audit_job(
         "image": image,
         "command": ["python", "-m", "mlops_operator.audit", "append", "--key", key],
         "env": [{"name": ENTRIES_ENV, "value": payload}, *storage.env()],
+        **({"envFrom": storage.env_from()} if storage.env_from() else {}),
         "securityContext": restricted_container_security_context(),
         "volumeMounts": [scratch_mount(), *storage.mounts()],
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}},

@@ -22,10 +22,12 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from mlops_operator.api.governance import TRAINING_JOB_UID
 from mlops_operator.api.resource import CustomResource
 
 __all__ = [
@@ -47,6 +49,8 @@ __all__ = [
     "UID_ANNOTATION",
     "ArtifactStorage",
     "artifact_pvc",
+    "controlled_by",
+    "controller_uid",
     "label_value",
     "labels",
     "owner_reference",
@@ -65,7 +69,7 @@ MODEL_LABEL = "mlops.dev/model"
 TRAINING_JOB_LABEL = "mlops.dev/training-job"
 MODEL_VERSION_LABEL = "mlops.dev/model-version"
 DEPLOYMENT_LABEL = "mlops.dev/deployment"
-UID_ANNOTATION = "mlops.dev/training-job-uid"
+UID_ANNOTATION = TRAINING_JOB_UID
 """On a ModelVersion: the uid of the TrainingJob that produced it (names can be reused, uids not)."""
 
 RUN_AS_USER = 65532
@@ -137,6 +141,25 @@ def owner_reference(owner: CustomResource, *, controller: bool = True) -> dict[s
     }
 
 
+def controlled_by(obj: Mapping[str, Any], owner: CustomResource) -> bool:
+    """Whether `owner` (by uid, not name) is the controller of `obj` (an object as stored).
+
+    Names are reused (an object deleted and created again, or someone else's object that
+    happens to have the name); the uid is not. The operator changes or deletes a child
+    only when this holds.
+    """
+    return controller_uid(obj) == owner.metadata.get("uid")
+
+
+def controller_uid(obj: Mapping[str, Any]) -> str | None:
+    """The uid in `obj`'s controller owner reference, if it has one."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller") is True:
+            uid = ref.get("uid")
+            return str(uid) if uid else None
+    return None
+
+
 def restricted_pod_security_context() -> dict[str, Any]:
     """The pod-level settings the ``restricted`` Pod Security Standard asks for."""
     return {
@@ -173,11 +196,17 @@ def scratch_mount() -> dict[str, Any]:
 class ArtifactStorage:
     """Where workloads read and write artifacts: a PVC (``claim``) or an object store (``uri``).
 
-    ``uri`` wins when both are set: an object-store root needs no volume.
+    ``uri`` wins when both are set: an object-store root needs no volume. With an object
+    store, ``credentials_secret`` names a Secret (in the workload's namespace) whose keys
+    become every workload container's environment: ``AWS_ACCESS_KEY_ID``,
+    ``AWS_SECRET_ACCESS_KEY`` and, for an S3-compatible server, ``AWS_ENDPOINT_URL``. The
+    operator never reads it (it has no access to Secrets); without it the pods use whatever
+    their platform provides (workload identity on the ServiceAccount).
     """
 
     claim: str | None = "mlops-artifacts"
     uri: str | None = None
+    credentials_secret: str | None = None
 
     def __post_init__(self) -> None:
         if not self.claim and not self.uri:
@@ -199,6 +228,12 @@ class ArtifactStorage:
         """The environment entries that tell a workload where the store is."""
         return [{"name": STORE_URI_ENV, "value": self.store_uri}]
 
+    def env_from(self) -> list[dict[str, Any]]:
+        """The container's ``envFrom``: the credentials Secret of an object store, if any."""
+        if self.uses_pvc or not self.credentials_secret:
+            return []
+        return [{"secretRef": {"name": self.credentials_secret}}]
+
     def volumes(self) -> list[dict[str, Any]]:
         """The pod volumes the store needs (none for an object store)."""
         if not self.uses_pvc:
@@ -210,6 +245,23 @@ class ArtifactStorage:
         if not self.uses_pvc:
             return []
         return [{"name": ARTIFACT_VOLUME, "mountPath": ARTIFACT_MOUNT, "readOnly": read_only}]
+
+    def writable_folder(self, key: str, mount_path: str) -> tuple[str, list[dict[str, Any]]]:
+        """One folder of the store, writable, for a pod that mounts the store read-only.
+
+        The URI the pod writes to and the mounts it needs: with the claim, a second mount
+        of it that exposes only `key` at `mount_path`; with an object store, the key's URI
+        and no mount (the store's own credentials decide what the pod may write).
+        """
+        if not self.uses_pvc:
+            return f"{self.store_uri}/{key.strip('/')}", []
+        mount = {
+            "name": ARTIFACT_VOLUME,
+            "mountPath": mount_path,
+            "subPath": key.strip("/"),
+            "readOnly": False,
+        }
+        return f"file://{mount_path}", [mount]
 
     def uri_of(self, key: str) -> str:
         """The URI a ModelVersion records for `key`: ``pvc://<claim>/<key>`` or the store's own."""

@@ -3,7 +3,7 @@
 - **Logs.** ``labels/<namespace>/<deployment>`` in the artifact store: every serving
   pod of every version appends its prediction rows and the labels it is posted there
   (``serving/labels.py``), so a label reaches the join whichever pod took it.
-- **Key.** The Secret ``<deployment>-labels-key`` holds the key that signs request ids,
+- **Key.** The Secret ``<deployment>-labels-key-<uid>`` holds the key that signs request ids,
   shared by every pod of the deployment (and its challengers), so any pod verifies an id
   another issued. The operator creates it once with random bytes and never reads it
   (create is the only verb it has on Secrets); it is owned by the ModelDeployment.
@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import base64
+from datetime import datetime
 from typing import Any
 
 from mlops_operator.api.modeldeployment import Feedback, ModelDeployment
@@ -25,6 +26,7 @@ from mlops_operator.evaluator.settings import EvaluatorSettings
 from mlops_operator.realized import EVALUATOR_COMPONENT
 from mlops_operator.resources.common import (
     ArtifactStorage,
+    label_value,
     labels,
     owner_reference,
     restricted_container_security_context,
@@ -37,9 +39,11 @@ __all__ = [
     "EVALUATOR_PORT",
     "LABELS_KEY_ENV",
     "LABELS_KEY_FIELD",
+    "LABELS_MOUNT",
     "evaluator_deployment",
     "evaluator_name",
     "evaluator_selector",
+    "labels_key",
     "labels_key_env",
     "labels_key_secret",
     "labels_key_secret_name",
@@ -47,21 +51,34 @@ __all__ = [
 ]
 
 LABELS_FOLDER = "labels"
+LABELS_MOUNT = "/var/lib/mlops/labels"
+"""Where a serving pod sees its deployment's label logs, apart from the (read-only) store."""
 LABELS_KEY_ENV = "MLOPS_LABELS_KEY"
 LABELS_KEY_FIELD = "key"
 EVALUATOR_PORT = 8080
 _EVALUATE_SECONDS = 10.0
 
 
-def labels_root(storage: ArtifactStorage, namespace: str, deployment: str) -> str:
-    """The deployment's label logs as a workload pod sees them."""
+def labels_key(namespace: str, deployment: str) -> str:
+    """The store key of the deployment's label logs."""
     # Both parts are DNS names (checked by the API), so the key needs no further checking.
-    return f"{storage.store_uri}/{LABELS_FOLDER}/{namespace}/{deployment}"
+    return f"{LABELS_FOLDER}/{namespace}/{deployment}"
 
 
-def labels_key_secret_name(deployment: str) -> str:
-    """The Secret holding the deployment's request-id key."""
-    return f"{deployment}-labels-key"
+def labels_root(storage: ArtifactStorage, namespace: str, deployment: str) -> str:
+    """The deployment's label logs as a pod that mounts the whole store sees them."""
+    return f"{storage.store_uri}/{labels_key(namespace, deployment)}"
+
+
+def labels_key_secret_name(mdep: ModelDeployment) -> str:
+    """The Secret holding the deployment's request-id key: named after it and its uid.
+
+    The operator may only create Secrets, never read them, so it cannot tell its own from
+    a namesake's: the uid keeps a ModelDeployment deleted and created again under its name
+    from taking the earlier one's Secret (still there until garbage-collected) as its own.
+    """
+    uid = str(mdep.metadata.get("uid") or "").replace("-", "")[:8]
+    return label_value(f"{mdep.name}-labels-key-{uid}")
 
 
 def labels_key_secret(mdep: ModelDeployment, key: bytes) -> dict[str, Any]:
@@ -70,7 +87,7 @@ def labels_key_secret(mdep: ModelDeployment, key: bytes) -> dict[str, Any]:
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {
-            "name": labels_key_secret_name(mdep.name),
+            "name": labels_key_secret_name(mdep),
             "namespace": mdep.namespace,
             "labels": labels(mdep.spec.model_name, deployment=mdep.name),
             "ownerReferences": [owner_reference(mdep)],
@@ -85,7 +102,7 @@ def labels_key_env(mdep: ModelDeployment) -> dict[str, Any]:
     return {
         "name": LABELS_KEY_ENV,
         "valueFrom": {
-            "secretKeyRef": {"name": labels_key_secret_name(mdep.name), "key": LABELS_KEY_FIELD}
+            "secretKeyRef": {"name": labels_key_secret_name(mdep), "key": LABELS_KEY_FIELD}
         },
     }
 
@@ -100,6 +117,14 @@ def evaluator_selector(mdep: ModelDeployment) -> dict[str, str]:
     return labels(mdep.spec.model_name, component=EVALUATOR_COMPONENT, deployment=mdep.name)
 
 
+def _created(mdep: ModelDeployment) -> float | None:
+    """When `mdep` was created (Unix seconds), if the API server said so."""
+    stamp = mdep.metadata.get("creationTimestamp")
+    if not stamp:
+        return None
+    return datetime.fromisoformat(str(stamp)).timestamp()
+
+
 def evaluator_settings(
     mdep: ModelDeployment, feedback: Feedback, storage: ArtifactStorage
 ) -> EvaluatorSettings:
@@ -111,6 +136,7 @@ def evaluator_settings(
         min_label_coverage=feedback.min_label_coverage,
         max_label_delay_seconds=parse_duration(feedback.max_label_delay),
         retention_seconds=parse_duration(feedback.retention),
+        not_before=_created(mdep),
         interval_seconds=_EVALUATE_SECONDS,
         port=EVALUATOR_PORT,
     )

@@ -13,12 +13,22 @@
   closes, and carry Prometheus scrape annotations.
 - **Payload log**: with ``payloadLogging.enabled`` the servers log their sample
   to ``payloadLogging.uri``, by default to the deployment's folder in the
-  artifact store (`payload_log_root`; the claim is then mounted read-write),
-  where a TrainingJob's ``dataset.fromPayloadLog`` finds it.
+  artifact store, where a TrainingJob's ``dataset.fromPayloadLog`` finds it. The
+  claim stays read-only; only that folder (and, with ``spec.feedback``, the label
+  logs' folder) is mounted writable, each at its own path
+  (`ArtifactStorage.writable_folder`), so a server can never rewrite a model.
+- **Artifact**: the server is told the sha256 the ModelVersion registers and
+  refuses any other bytes; its refusal is its termination message, which the
+  controller reads from the pod to report it and withdraw the version.
+- **Feedback**: with ``feedback.tokenSecret`` the servers take the token from
+  that Secret (the kubelet reads it; the operator never does) and ``/feedback``
+  requires it as a bearer token.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from mlops_operator.api.modeldeployment import ModelDeployment
@@ -36,18 +46,21 @@ from mlops_operator.resources.common import (
     scratch_mount,
     scratch_volume,
 )
-from mlops_operator.resources.labels import labels_key_env, labels_root
-from mlops_operator.resources.payloadlog import payload_log_root
-from mlops_operator.serving.settings import ServingSettings
+from mlops_operator.resources.labels import LABELS_MOUNT, labels_key, labels_key_env
+from mlops_operator.resources.payloadlog import PAYLOAD_LOG_MOUNT, payload_log_key, payload_log_root
+from mlops_operator.serving.settings import EXIT_ARTIFACT_REFUSED, ServingSettings
 
 __all__ = [
     "DRAIN_SECONDS",
+    "FEEDBACK_TOKEN_ENV",
     "GRPC_PORT_NAME",
     "SERVER_COMPONENT",
+    "SERVER_CONTAINER",
     "SERVER_PORT",
     "SERVICE_PORT",
     "TRAFFIC_LABEL",
     "VERSION_LABEL",
+    "artifact_refusal",
     "deployment_name",
     "grpc_port",
     "payload_log_uri",
@@ -72,6 +85,9 @@ _GRACE_SECONDS = 30  # from SIGTERM to the kubelet's SIGKILL
 # still closes its payload log and exits by itself.
 _SHUTDOWN_SECONDS = _GRACE_SECONDS - DRAIN_SECONDS - 5
 SERVER_COMPONENT = "inference-server"
+SERVER_CONTAINER = "server"
+TERMINATION_MESSAGE_PATH = "/dev/termination-log"
+FEEDBACK_TOKEN_ENV = "MLOPS_FEEDBACK_TOKEN"
 GRPC_PORT_NAME = "grpc"
 
 
@@ -107,6 +123,7 @@ def serving_env(
     *,
     version: int,
     artifact_uri: str,
+    artifact_sha256: str,
     shadow_url: str | None,
     log_uri: str | None = None,
     labels_uri: str | None = None,
@@ -114,13 +131,16 @@ def serving_env(
 ) -> list[dict[str, Any]]:
     """The server's settings (`ServingSettings`) rendered as container env entries.
 
-    With `labels_uri` (``spec.feedback``) the request-id key comes from the deployment's
-    Secret (`resources.labels`), never from the manifest.
+    Secrets never pass through the manifest: with `labels_uri` (``spec.feedback``) the
+    request-id key comes from the deployment's Secret (`resources.labels`), and with
+    ``feedback.tokenSecret`` the feedback token from the user's; the kubelet reads both.
     """
     server = mdep.spec.server
     feedback = mdep.spec.feedback
     settings = ServingSettings(
         model_dir=resolve_artifact_uri(artifact_uri),
+        expected_sha256=artifact_sha256,
+        termination_message_path=Path(TERMINATION_MESSAGE_PATH),
         model_name=mdep.spec.model_name,
         model_version=str(version),
         port=SERVER_PORT,
@@ -148,6 +168,10 @@ def serving_env(
     ]
     if labels_uri is not None:
         entries.append(labels_key_env(mdep))
+    secret = feedback.token_secret if feedback else None
+    if secret is not None:
+        reference = {"name": secret.name, "key": secret.key}
+        entries.append({"name": FEEDBACK_TOKEN_ENV, "valueFrom": {"secretKeyRef": reference}})
     return entries
 
 
@@ -157,6 +181,7 @@ def serving_deployment(
     version: int,
     model_version: str,
     artifact_uri: str,
+    artifact_sha256: str,
     replicas: int,
     traffic: bool,
     image: str,
@@ -170,15 +195,24 @@ def serving_deployment(
     if not traffic:
         pod_labels[f"{DEPLOYMENT_LABEL}-shadow"] = label_value(mdep.name)
     log_uri = payload_log_uri(mdep, storage)
-    labels_uri = labels_root(storage, mdep.namespace, mdep.name) if mdep.spec.feedback else None
-    # The servers only write to the store for the payload log and the label logs.
-    writes_store = labels_uri is not None or (
-        log_uri is not None and mdep.spec.payload_logging.uri is None
-    )
+    # The store is read-only: a server that could write it could replace the models it and
+    # its neighbours serve. It writes only the deployment's own payload-log and label folders,
+    # each mounted writable on its own.
+    mounts = [scratch_mount(), *storage.mounts(read_only=True)]
+    if log_uri is not None and mdep.spec.payload_logging.uri is None:
+        key = payload_log_key(mdep.namespace, mdep.name)
+        log_uri, writable = storage.writable_folder(key, PAYLOAD_LOG_MOUNT)
+        mounts += writable
+    labels_uri = None
+    if mdep.spec.feedback:
+        key = labels_key(mdep.namespace, mdep.name)
+        labels_uri, writable = storage.writable_folder(key, LABELS_MOUNT)
+        mounts += writable
     env = serving_env(
         mdep,
         version=version,
         artifact_uri=artifact_uri,
+        artifact_sha256=artifact_sha256,
         shadow_url=shadow_url,
         log_uri=log_uri,
         labels_uri=labels_uri,
@@ -188,9 +222,12 @@ def serving_deployment(
     if grpc_port:
         ports.append({"name": GRPC_PORT_NAME, "containerPort": grpc_port, "protocol": "TCP"})
     container: dict[str, Any] = {
-        "name": "server",
+        "name": SERVER_CONTAINER,
         "image": image,
         "env": [*env, *storage.env()],
+        "terminationMessagePath": TERMINATION_MESSAGE_PATH,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        **({"envFrom": storage.env_from()} if storage.env_from() else {}),
         "ports": ports,
         "readinessProbe": {
             "httpGet": {"path": "/v2/health/ready", "port": "http"},
@@ -204,7 +241,7 @@ def serving_deployment(
             "failureThreshold": 3,
         },
         "securityContext": restricted_container_security_context(),
-        "volumeMounts": [scratch_mount(), *storage.mounts(read_only=not writes_store)],
+        "volumeMounts": mounts,
     }
     if mdep.spec.resources is not None:
         container["resources"] = mdep.spec.resources.model_dump(
@@ -323,3 +360,22 @@ def serving_selector(mdep: ModelDeployment, version: int | None = None) -> dict[
     """Labels of every serving Deployment and pod of `mdep` (of one `version` when given)."""
     found = {DEPLOYMENT_LABEL: label_value(mdep.name), COMPONENT_LABEL: SERVER_COMPONENT}
     return found | ({VERSION_LABEL: str(version)} if version is not None else {})
+
+
+def artifact_refusal(pods: Sequence[Mapping[str, Any]]) -> str | None:
+    """Why a version's serving pods refuse its artifact (their termination message), if they do.
+
+    The server exits with `EXIT_ARTIFACT_REFUSED` and writes why as its termination
+    message; the kubelet keeps it in the container's state, or its last state once the
+    container restarted.
+    """
+    for pod in pods:
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            if status.get("name") != SERVER_CONTAINER:
+                continue
+            for state in (status.get("state") or {}, status.get("lastState") or {}):
+                ended = state.get("terminated") or {}
+                if ended.get("exitCode") == EXIT_ARTIFACT_REFUSED:
+                    message = str(ended.get("message") or "").strip()
+                    return message or "the server refused the artifact (no message)"
+    return None

@@ -113,6 +113,7 @@ GENERATION_ANNOTATION = "mlops.dev/training-job-generation"
 DATASET_MOUNT_ROOT = "/var/lib/mlops/datasets"
 OUTPUT_DIR = "/tmp/model"
 _TERMINAL = (TrainingJobPhase.SUCCEEDED, TrainingJobPhase.FAILED)
+_UID_CHARS = 8
 # The trainer's reasons that are the TrainingJob's own; any other is `TrainingFailed`.
 _TRAINER_REASONS = {
     "DatasetNotFound": Reason.DATASET_UNAVAILABLE,
@@ -125,8 +126,18 @@ class UnsupportedSpec(ValueError):
 
 
 def job_name(training: TrainingJob) -> str:
-    """The trainer Job's name: the TrainingJob's (shortened with a hash beyond 63 characters)."""
-    return label_value(training.name)
+    """The trainer Job's name: the TrainingJob's and the start of its uid (shortened with a hash
+    beyond 63 characters).
+
+    The uid makes it the Job of this TrainingJob, not of an earlier one of the same name:
+    GitOps tools delete and re-create objects under one name, and the earlier TrainingJob's
+    Job may outlive it for a while (garbage collection) or for good (orphaned). Deterministic
+    all the same, so a re-run after a crash finds the Job it created.
+    """
+    uid = str(training.metadata.get("uid") or "")
+    if not uid:
+        raise ValueError(f"TrainingJob {training.name!r} has no uid; read it back from the API")
+    return label_value(f"{training.name}-{uid.replace('-', '')[:_UID_CHARS]}")
 
 
 AnySource = Dataset | DatasetSource
@@ -289,8 +300,12 @@ def build_job(
         # A crash before the trainer writes its result still leaves the log's tail.
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
+    # The dataset's Secret comes last: a key both define takes the dataset's value.
+    env_from = storage.env_from()
     if spec.dataset.credentials_secret:
-        container["envFrom"] = [{"secretRef": {"name": spec.dataset.credentials_secret}}]
+        env_from.append({"secretRef": {"name": spec.dataset.credentials_secret}})
+    if env_from:
+        container["envFrom"] = env_from
     if spec.resources is not None:
         container["resources"] = spec.resources.model_dump(by_alias=True, exclude_none=True)
     job_spec: dict[str, Any] = {
@@ -334,9 +349,13 @@ def build_job(
 
 
 def owner_uid(job: Mapping[str, Any]) -> str | None:
-    """The uid of the TrainingJob that controls the Job, if any."""
+    """The uid of the TrainingJob that controls the Job, if any (a mere owner does not count)."""
     for ref in job.get("metadata", {}).get("ownerReferences") or []:
-        if ref.get("kind") == "TrainingJob" and ref.get("apiVersion") == API_VERSION:
+        if (
+            ref.get("kind") == "TrainingJob"
+            and ref.get("apiVersion") == API_VERSION
+            and ref.get("controller") is True
+        ):
             uid = ref.get("uid")
             return str(uid) if uid else None
     return None
@@ -613,7 +632,7 @@ def training_status(
     current: Mapping[str, Any] | None,
     outcome: Outcome,
     *,
-    job_name: str,
+    job_name: str | None,
     generation: int | None,
     model_version: str | None = None,
     now: datetime,

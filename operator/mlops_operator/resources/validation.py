@@ -91,6 +91,7 @@ def validation_job(
         "image": image,
         "command": ["python", "-m", "mlops_operator.validator"],
         "env": [*settings.to_env(), *storage.env()],
+        **({"envFrom": storage.env_from()} if storage.env_from() else {}),
         "terminationMessagePath": TERMINATION_MESSAGE_PATH,
         "terminationMessagePolicy": "File",
         "securityContext": restricted_container_security_context(),

@@ -72,10 +72,24 @@ def register(subparsers: Any) -> None:
     run.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     run.add_argument("--artifact-pvc", help="PVC of the artifact store (default mlops-artifacts)")
     run.add_argument("--artifact-uri", help="object-store root for artifacts instead of a PVC")
+    run.add_argument(
+        "--artifact-credentials-secret",
+        help="Secret whose keys become the workload pods' environment (object-store credentials)",
+    )
     run.add_argument("--trainer-image", help="image of training pods")
     run.add_argument("--server-image", help="image of inference-server pods")
     run.add_argument("--operator-image", help="this operator's own image")
     run.add_argument(
-        "--peering", help="KopfPeering name to coordinate replicas; default: standalone"
+        "--peering", help="KopfPeering to announce this operator in; default: standalone"
+    )
+    run.add_argument(
+        "--leader-election",
+        action="store_true",
+        default=None,
+        help="run Kopf only while holding the Lease (replicas: one leads, the others stand by)",
+    )
+    run.add_argument("--leader-election-lease", help="name of the Lease (default mlops-operator)")
+    run.add_argument(
+        "--leader-election-namespace", help="namespace of the Lease (default: the pod's own)"
     )
     run.set_defaults(func=_run)

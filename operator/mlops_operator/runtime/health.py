@@ -1,34 +1,75 @@
-"""The liveness probe's one check: can the operator reach a ready API server?
+"""The operator's probes: ``/healthz`` is its own health, ``/readyz`` whether it can work now.
 
-Kopf's liveness endpoint answers 200 with the results of the ``@kopf.on.probe``
-handlers, so with none it keeps answering 200 while the API server (or its etcd)
-is gone and nothing can be reconciled. This probe makes the endpoint answer 500
-with the reason then: a handler raising `kopf.PermanentError` fails Kopf's probe
-activity at once, where a temporary error would make it retry inside the request.
-Kopf caches a successful probe for 10 s, so an outage shows within ~10 s plus the
-request timeout. The watches and handlers recover by themselves once the API is
-back (``tests/reliability/test_control_plane_faults.py`` shows it); a kubelet
-restarting the pod after the probe's ``failureThreshold`` only starts it afresh.
+Liveness must not depend on the API server: a kubelet restarts a container whose liveness
+fails, and restarting every operator replica through an API-server or etcd outage only adds
+load when the control plane comes back and loses the standby's warm state. Kopf's watches
+and the handlers recover by themselves once the API answers again
+(``tests/integration/reliability/test_control_plane_faults.py`` shows it). So:
+
+- ``GET /healthz`` answers 200 while the process's own parts run: the event loop (which
+  answers the request at all) and the tasks the operator cannot work without (Kopf's
+  operator task while leading, the leader election while waiting or leading). A task that
+  ended (crashed) makes it answer 500 with its name, and the kubelet restarts the pod.
+- ``GET /readyz`` answers 200 when the API server answers its own ``/readyz`` (which fails
+  while it has lost etcd too), else 500 with the reason: the pod shows NotReady through an
+  outage and nothing restarts. Its body says whether this replica leads or stands by.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Awaitable, Callable
 
-import kopf
+from aiohttp import web
 
-from mlops_operator.handlers.context import OperatorContext
-
-__all__ = ["PROBE_TIMEOUT", "api_server_ready"]
+__all__ = ["PROBE_TIMEOUT", "Health"]
 
 PROBE_TIMEOUT = 3.0
-"""Seconds the probe waits for ``/readyz``: well below the chart's probe timeout (5 s)."""
+"""Seconds ``/readyz`` waits for the API server: well below the chart's probe timeout (5 s)."""
 
 
-@kopf.on.probe(id="apiServer")
-async def api_server_ready(memo: OperatorContext, **_: Any) -> str:
-    """Kopf probe: ``ready`` when the API server is, else fail the liveness probe with why."""
-    problem = await memo.kube.readiness_problem(wait_seconds=PROBE_TIMEOUT)
-    if problem is not None:
-        raise kopf.PermanentError(f"the API server is not ready: {problem}")
-    return "ready"
+class Health:
+    """What the probes report; `serve` exposes it over HTTP."""
+
+    def __init__(self, api_problem: Callable[[float], Awaitable[str | None]]) -> None:
+        self._api_problem = api_problem
+        self.role = "starting"
+        self._vital: dict[str, asyncio.Task[object]] = {}
+
+    def watch(self, name: str, task: asyncio.Task[object]) -> None:
+        """Count `task` as vital: /healthz fails once it has ended."""
+        self._vital[name] = task
+
+    def forget(self, name: str) -> None:
+        """Stop counting the task `name` (it was meant to end)."""
+        self._vital.pop(name, None)
+
+    def problem(self) -> str | None:
+        """Why the process is not healthy, or None."""
+        for name, task in self._vital.items():
+            if task.done():
+                error = None if task.cancelled() else task.exception()
+                return f"{name} has stopped" + (f": {error!r}" if error else "")
+        return None
+
+    async def _healthz(self, _: web.Request) -> web.Response:
+        problem = self.problem()
+        if problem is not None:
+            return web.Response(status=500, text=f"unhealthy: {problem}\n")
+        return web.Response(text=f"ok ({self.role})\n")
+
+    async def _readyz(self, _: web.Request) -> web.Response:
+        problem = self.problem() or await self._api_problem(PROBE_TIMEOUT)
+        if problem is not None:
+            return web.Response(status=500, text=f"not ready ({self.role}): {problem}\n")
+        return web.Response(text=f"ready ({self.role})\n")
+
+    async def serve(self, host: str, port: int) -> web.AppRunner:
+        """Serve ``/healthz`` and ``/readyz`` on `host`:`port` until the runner is cleaned up."""
+        app = web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        return runner

@@ -1,28 +1,48 @@
-"""Run the operator: logging, the metrics endpoint, then Kopf with the project's handlers.
+"""Run the operator: logging, its probes and metrics, leader election, then Kopf with the handlers.
 
-Kopf owns the process's lifetime: it installs the SIGINT/SIGTERM handlers, serves
-the liveness probe (whose check, importing `health` registers, is that the API server
-is ready), and on a signal stops watching, lets running handlers finish
-(bounded by its own timeouts) and returns; the metrics endpoint is closed after it.
+Kopf owns the process's lifetime while it runs: it installs the SIGINT/SIGTERM handlers, and
+on a signal stops watching, lets running handlers finish (bounded by its own timeouts) and
+returns; the probe and metrics endpoints are closed after it. With leader election, a
+replica first waits as a standby (its own signal handlers stop it) and runs Kopf only once
+it holds the Lease; a leader that loses the Lease stops Kopf at once and the process exits
+with status 1, so its pod restarts as a standby (`mlops_operator.runtime.leadership`).
+The probes are the operator's own (`mlops_operator.runtime.health`), not Kopf's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import signal
+import socket
 import sys
+import uuid
+from pathlib import Path
 
 import kopf
 
 from mlops_operator import handlers
 from mlops_operator.handlers.context import OperatorContext
+from mlops_operator.handlers.lifecycle import credentials
 from mlops_operator.k8s import KubeClient
-from mlops_operator.runtime import health, metrics
+from mlops_operator.runtime import metrics
+from mlops_operator.runtime.health import Health
+from mlops_operator.runtime.leadership import LeaderElection, LeaseTiming
 from mlops_operator.runtime.settings import LogFormat, LogLevel, OperatorSettings
 
-__all__ = ["configure_logging", "health", "run", "run_operator"]
+__all__ = ["LeadershipLost", "configure_logging", "run", "run_operator"]
 
 logger = logging.getLogger(__name__)
+
+_SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+# Kopf gets this long to stop its handlers once the Lease is lost; then the process exits.
+_STOP_AFTER_LOSS = 2.0
+
+
+class LeadershipLost(RuntimeError):
+    """This replica stopped renewing its Lease: another may lead now, so it must stop."""
 
 
 def configure_logging(log_format: LogFormat, level: LogLevel) -> None:
@@ -32,38 +52,152 @@ def configure_logging(log_format: LogFormat, level: LogLevel) -> None:
         log_refkey="object",
     )
     logging.getLogger().setLevel(level)
-    # One line per liveness probe (every few seconds, forever) drowns everything else.
+    # One line per probe (every few seconds, forever) drowns everything else.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
+def _identity() -> str:
+    """This process's name in the Lease: ``<pod name>_<random>`` (controller-runtime's form).
+
+    The pod's name (POD_ID, as Kopf reads it; else the host name) says where it runs; the
+    random part makes a restarted container a new candidate: with the pod's name alone, it
+    would find its dead predecessor's unexpired Lease under its own name and take it at once.
+    """
+    return f"{os.environ.get('POD_ID') or socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+
+
+def _lease_namespace(settings: OperatorSettings) -> str:
+    found = settings.leader_election_namespace or os.environ.get("POD_NAMESPACE")
+    if not found and _SERVICE_ACCOUNT_NAMESPACE.is_file():
+        found = _SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
+    if not found:
+        raise ValueError(
+            "leader election needs the Lease's namespace: set MLOPS_LEADER_ELECTION_NAMESPACE"
+            " (--leader-election-namespace) or POD_NAMESPACE"
+        )
+    return found
+
+
+async def _kopf(settings: OperatorSettings, kube: KubeClient, health: Health) -> None:
+    operator = asyncio.create_task(
+        kopf.operator(
+            clusterwide=settings.clusterwide,
+            namespaces=settings.namespaces,
+            standalone=settings.peering is None,
+            peering_name=settings.peering,
+            memo=OperatorContext.create(settings, kube),
+        ),
+        name="kopf",
+    )
+    health.watch("kopf", operator)
+    try:
+        await operator
+    finally:
+        health.forget("kopf")
+
+
+async def _standby(election: LeaderElection, health: Health) -> bool:
+    """Wait for the Lease; False when a signal stopped the wait first."""
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopped.set)
+    acquiring = asyncio.create_task(election.acquire(), name="leader election")
+    health.watch("leader election", acquiring)
+    stopping = asyncio.create_task(stopped.wait())
+    try:
+        await asyncio.wait({acquiring, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        health.forget("leader election")
+        for task in (acquiring, stopping):
+            task.cancel()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    return not stopped.is_set()
+
+
+async def _lead(
+    settings: OperatorSettings, kube: KubeClient, health: Health, info: kopf.ConnectionInfo
+) -> None:
+    timing = LeaseTiming(
+        lease_seconds=settings.leader_election_lease_seconds,
+        renew_seconds=settings.leader_election_renew_seconds,
+        retry_seconds=settings.leader_election_retry_seconds,
+    )
+    # A client of its own with a short timeout: a hung request must not outlast the deadline.
+    lease_kube = KubeClient(
+        connections=2,
+        request_timeout=timing.renew_seconds / 2,
+        connect_timeout=timing.renew_seconds / 2,
+    )
+    await lease_kube.connect(info)
+    election = LeaderElection(
+        lease_kube,
+        namespace=_lease_namespace(settings),
+        name=settings.leader_election_lease,
+        identity=_identity(),
+        timing=timing,
+    )
+    try:
+        health.role = "standby"
+        if not await _standby(election, health):
+            return
+        health.role = "leader"
+        holding = asyncio.create_task(election.hold(), name="lease renewal")
+        health.watch("lease renewal", holding)
+        leading = asyncio.create_task(_kopf(settings, kube, health), name="leading")
+        await asyncio.wait({holding, leading}, return_when=asyncio.FIRST_COMPLETED)
+        health.forget("lease renewal")
+        if holding.done():
+            # Another replica may lead from now on: stop acting at once (no graceful drain).
+            leading.cancel()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError, Exception):
+                await asyncio.wait_for(leading, _STOP_AFTER_LOSS)
+            raise LeadershipLost(
+                f"lost the Lease {election.namespace}/{election.name}; exiting so that the pod"
+                " restarts as a standby"
+            )
+        holding.cancel()
+        await election.release()
+        leading.result()
+    finally:
+        await lease_kube.close()
+
+
 async def run_operator(settings: OperatorSettings) -> None:
-    """Serve metrics and run Kopf until it is stopped (SIGTERM, SIGINT, or a fatal error)."""
+    """Serve probes and metrics and run Kopf (once leading) until it is stopped or loses the Lease."""
     # Timers and daemons call the API outside the reconcile slots: room for them too.
     kube = KubeClient(
         connections=2 * settings.max_concurrent_reconciles,
         request_timeout=settings.api_request_timeout,
         connect_timeout=settings.api_connect_timeout,
     )
-    runner = await metrics.serve(settings.bind_address, settings.metrics_port)
+    info = credentials(kopf.OperatorSettings())
+    if info is None:
+        raise kopf.LoginError("no credentials")
+    # Logged in before Kopf (whose login hook refreshes it), so /readyz answers from the start.
+    await kube.connect(info)
+    health = Health(kube.readiness_problem)
+    health_runner = await health.serve(settings.bind_address, settings.liveness_port)
+    metrics_runner = await metrics.serve(settings.bind_address, settings.metrics_port)
     logger.info(
         "operator starting",
         extra={
             "namespaces": settings.namespaces or "*",
             "handlers": handlers.__all__,
+            "leaderElection": settings.leader_election,
             "metrics": f"http://{settings.bind_address}:{settings.metrics_port}/metrics",
         },
     )
     try:
-        await kopf.operator(
-            clusterwide=settings.clusterwide,
-            namespaces=settings.namespaces,
-            standalone=settings.peering is None,
-            peering_name=settings.peering,
-            liveness_endpoint=f"http://{settings.bind_address}:{settings.liveness_port}/healthz",
-            memo=OperatorContext.create(settings, kube),
-        )
+        if settings.leader_election:
+            await _lead(settings, kube, health, info)
+        else:
+            health.role = "standalone"
+            await _kopf(settings, kube, health)
     finally:
-        await runner.cleanup()
+        await metrics_runner.cleanup()
+        await health_runner.cleanup()
         await kube.close()
         logger.info("operator stopped")
 
@@ -81,5 +215,8 @@ def run(settings: OperatorSettings) -> int:
             " ~/.kube/config) outside one",
             file=sys.stderr,
         )
+        return 1
+    except (LeadershipLost, ValueError) as error:
+        print(f"mlops operator run: {error}", file=sys.stderr)
         return 1
     return 0

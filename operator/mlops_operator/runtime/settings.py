@@ -13,9 +13,9 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from mlops_operator import __version__
+from mlops_operator import DEFAULT_IMAGE_REPO, __version__
 
-__all__ = ["LogFormat", "LogLevel", "OperatorSettings", "default_image"]
+__all__ = ["PROJECT_IMAGE_PREFIX", "LogFormat", "LogLevel", "OperatorSettings", "default_image"]
 
 LogFormat = Literal["json", "text"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -23,9 +23,17 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
+PROJECT_IMAGE_PREFIX = f"{DEFAULT_IMAGE_REPO}/"
+"""The repository prefix of the project's own images (`default_image`)."""
+
+
 def default_image(component: str) -> str:
-    """The image this release of the project builds for `component` (operator, trainer, server)."""
-    return f"mlops-operator/{component}:{__version__}"
+    """The image this release of the project publishes for `component` (operator, trainer, server).
+
+    The repository a release process pushes to (`make images IMAGE_REPO=...` builds them under
+    any other name); the local cluster's node runs any ``*/mlops-operator/<component>``.
+    """
+    return f"{PROJECT_IMAGE_PREFIX}{component}:{__version__}"
 
 
 class OperatorSettings(BaseSettings):
@@ -48,6 +56,13 @@ class OperatorSettings(BaseSettings):
         default=None,
         description="An object-store root for artifacts (s3://bucket/prefix); when set, pods use"
         " it directly and no PersistentVolumeClaim is mounted.",
+    )
+    artifact_credentials_secret: str | None = Field(
+        default=None,
+        description="With artifact_uri: a Secret, in each namespace that runs workloads, whose"
+        " keys become the environment of trainer, validator, server and audit pods"
+        " (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL for an S3-compatible"
+        " server). Unset: the pods' own identity (workload identity).",
     )
     artifact_pvc_size: str = Field(
         default="10Gi", description="Storage requested when the operator creates the claim."
@@ -107,6 +122,31 @@ class OperatorSettings(BaseSettings):
         description="Prometheus server queried for rollout analysis and rollback floors; unset: "
         "the serving pods' /metrics are scraped directly.",
     )
+    prometheus_allowed_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Prometheus base URLs a DriftPolicy's spec.prometheus.url may name"
+        " (comma-separated in MLOPS_PROMETHEUS_ALLOWED_URLS), besides prometheus_url itself; a"
+        " policy naming any other URL is refused and nothing is fetched from it.",
+    )
+    allowed_image_prefixes: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [PROJECT_IMAGE_PREFIX],
+        description="Image prefixes a TrainingJob's spec.image may start with (comma-separated"
+        " in MLOPS_ALLOWED_IMAGE_PREFIXES); default: the project's own images. End a prefix"
+        " with `/` or `:` so that it cannot match a longer repository name.",
+    )
+    fetch_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=300,
+        description="Longest any outbound request of the operator (a Prometheus query, a"
+        " scrape of a serving pod) may take; a DriftPolicy's own timeout is capped by it.",
+    )
+    fetch_max_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="Largest response body the operator reads from Prometheus or a serving"
+        " pod; a longer one fails the request.",
+    )
     operator_image: str = Field(default_factory=lambda: default_image("operator"))
     trainer_image: str = Field(default_factory=lambda: default_image("trainer"))
     server_image: str = Field(default_factory=lambda: default_image("server"))
@@ -127,13 +167,51 @@ class OperatorSettings(BaseSettings):
     log_level: LogLevel = "INFO"
     peering: str | None = Field(
         default=None,
-        description="Name of the KopfPeering to coordinate replicas through; none: standalone "
-        "(one replica, no peering objects needed).",
+        description="Name of a KopfPeering to announce this operator in (Kopf's peering pauses"
+        " operators of lower priority); none: standalone. Replicas of one release coordinate"
+        " through leader election instead.",
+    )
+    leader_election: bool = Field(
+        default=False,
+        description="Run Kopf only while holding the coordination Lease `leader_election_lease`"
+        " in `leader_election_namespace`; other replicas wait as standbys and take over when the"
+        " holder stops renewing. Needs get/create/patch on that Lease.",
+    )
+    leader_election_lease: str = Field(
+        default="mlops-operator",
+        min_length=1,
+        max_length=253,
+        description="Name of the Lease the replicas compete for.",
+    )
+    leader_election_namespace: str | None = Field(
+        default=None,
+        description="Namespace of the Lease; unset: the pod's own (POD_NAMESPACE, else the"
+        " service account's namespace file).",
+    )
+    leader_election_lease_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="How long a standby waits after the holder's last renewal before taking"
+        " over (client-go's LeaseDuration).",
+    )
+    leader_election_renew_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long the holder keeps trying to renew before it stops acting and exits"
+        " (client-go's RenewDeadline); below the lease duration, so it stops before anyone may"
+        " take over.",
+    )
+    leader_election_retry_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="Interval of renewals and of a standby's attempts (client-go's RetryPeriod).",
     )
 
-    @field_validator("namespaces", mode="before")
+    @field_validator(
+        "namespaces", "prometheus_allowed_urls", "allowed_image_prefixes", mode="before"
+    )
     @classmethod
-    def _split_namespaces(cls, value: object) -> object:
+    def _split_lists(cls, value: object) -> object:
         if isinstance(value, str):
             return [name.strip() for name in value.split(",") if name.strip()]
         return value
@@ -156,6 +234,23 @@ class OperatorSettings(BaseSettings):
                 " for a watch whose server-side end never arrives"
             )
         return self
+
+    @model_validator(mode="after")
+    def _lease_timing_ordered(self) -> OperatorSettings:
+        retry, renew = self.leader_election_retry_seconds, self.leader_election_renew_seconds
+        lease = self.leader_election_lease_seconds
+        if not retry < renew < lease:
+            raise ValueError(
+                f"leader election needs retry ({retry}) < renew ({renew}) < lease ({lease})"
+                " seconds: the holder must give up before a standby may take over"
+            )
+        return self
+
+    @property
+    def allowed_prometheus_urls(self) -> list[str]:
+        """Every Prometheus URL a DriftPolicy may name: the platform's and the allow-list."""
+        urls = [self.prometheus_url, *self.prometheus_allowed_urls]
+        return list(dict.fromkeys(url.rstrip("/") for url in urls if url))
 
     @property
     def clusterwide(self) -> bool:

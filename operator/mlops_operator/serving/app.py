@@ -18,6 +18,7 @@ what each step of the path costs).
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import time
@@ -39,6 +40,7 @@ from mlops_operator.serving.errors import (
     ModelNotFound,
     PayloadTooLarge,
     ServerNotReady,
+    Unauthorized,
     UnsupportedMediaType,
 )
 from mlops_operator.serving.formats import mlflow_batch, predict_batch, v1_batch
@@ -370,7 +372,26 @@ class InferenceServer:
         )
 
     async def _feedback(self, request: web.Request) -> web.Response:
+        denied = self._feedback_denied(request)
+        if denied is not None:
+            self.metrics.observe_request("feedback", denied.outcome, 0.0)
+            response = self._json({"error": denied.message}, denied.status)
+            response.headers["WWW-Authenticate"] = 'Bearer realm="feedback"'
+            return response
         return await self._serve(request, "feedback", self._feedback_body)
+
+    def _feedback_denied(self, request: web.Request) -> Unauthorized | None:
+        """Why a /feedback request is refused when a token is required (labels steer
+        accuracy, rollbacks and retraining: only the label sender may post them)."""
+        token = self.settings.feedback_token
+        if token is None:
+            return None
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not given:
+            return Unauthorized("/feedback needs `Authorization: Bearer <token>`")
+        if not hmac.compare_digest(given.strip().encode(), token.get_secret_value().encode()):
+            return Unauthorized("the bearer token is not this deployment's feedback token")
+        return None
 
     async def _feedback_body(
         self, _: web.Request, body: Any, __: memoryview | None, ___: str

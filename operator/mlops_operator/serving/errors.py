@@ -11,6 +11,7 @@ __all__ = [
     "ModelNotFound",
     "PayloadTooLarge",
     "ServerNotReady",
+    "Unauthorized",
     "UnknownRequestId",
     "UnsupportedMediaType",
     "outcomes",
@@ -48,6 +49,13 @@ class UnsupportedMediaType(ClientError):
 
     status = 415
     outcome = "unsupported_media_type"
+
+
+class Unauthorized(ClientError):
+    """The endpoint needs a bearer token and the request carries none, or another one."""
+
+    status = 401
+    outcome = "unauthorized"
 
 
 class ModelNotFound(ClientError):

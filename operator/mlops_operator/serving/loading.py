@@ -1,7 +1,7 @@
 """Loading a model from the artifact store: checksum first, ONNX only, threads sized to the pod.
 
-The artifact is read as bytes, its sha256 compared with the card's, and only
-then handed to onnxruntime (from memory, so the file cannot change between the
+The artifact is read as bytes, its sha256 compared with the one the ModelVersion
+registers (when the pod is told it) and with the card's, and only then handed to onnxruntime (from memory, so the file cannot change between the
 check and the load). Nothing here unpickles: a pickle or joblib file renamed
 ``.onnx`` fails the ONNX parse and is refused.
 """
@@ -40,8 +40,13 @@ def _read(store: ArtifactStore, key: str) -> bytes:
         raise ArtifactError(f"cannot read {key} from {store.root_uri}: {error}") from error
 
 
-def read_artifact(model_dir: str) -> tuple[ModelCard, bytes]:
-    """The card and the verified ONNX bytes from ``model_dir`` (a path or fsspec URI)."""
+def read_artifact(model_dir: str, expected_sha256: str | None = None) -> tuple[ModelCard, bytes]:
+    """The card and the verified ONNX bytes from ``model_dir`` (a path or fsspec URI).
+
+    With `expected_sha256` (the ModelVersion's registered digest) the bytes must hash to
+    it: a model and card replaced together in the store after validation agree with each
+    other, never with the registry.
+    """
     try:
         store = ArtifactStore(model_dir)
     except StorageError as error:
@@ -55,6 +60,12 @@ def read_artifact(model_dir: str) -> tuple[ModelCard, bytes]:
     data = _read(store, card.artifact.file)
     artifact_uri = store.uri(card.artifact.file)
     digest = hashlib.sha256(data).hexdigest()
+    if expected_sha256 is not None and digest != expected_sha256:
+        raise ArtifactError(
+            f"sha256 mismatch for {artifact_uri}: the file hashes to {digest} but the ModelVersion"
+            f" registers {expected_sha256}; the artifact was replaced or corrupted after it was"
+            " registered, and is refused"
+        )
     if digest != card.artifact.sha256:
         raise ArtifactError(
             f"sha256 mismatch for {artifact_uri}: the file hashes to {digest} but the model "
@@ -90,10 +101,18 @@ def _check_signature(declared: list[TensorSpec], actual: list[ort.NodeArg], what
 
 
 def load_model(
-    model_dir: str, *, threads: int, name: str | None = None, version: str | None = None
+    model_dir: str,
+    *,
+    threads: int,
+    name: str | None = None,
+    version: str | None = None,
+    expected_sha256: str | None = None,
 ) -> ServedModel:
-    """Verify and load the model in ``model_dir``; raises ``ArtifactError`` when it must not serve."""
-    card, data = read_artifact(model_dir)
+    """Verify and load the model in ``model_dir``; raises ``ArtifactError`` when it must not serve.
+
+    `expected_sha256`: the digest the ModelVersion registers (see `read_artifact`).
+    """
+    card, data = read_artifact(model_dir, expected_sha256)
     try:
         session = ort.InferenceSession(
             data, sess_options=session_options(threads), providers=["CPUExecutionProvider"]

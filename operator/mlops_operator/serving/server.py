@@ -32,13 +32,11 @@ from mlops_operator.serving.cpu import cpu_limit, plan_workers
 from mlops_operator.serving.errors import ArtifactError
 from mlops_operator.serving.loading import load_model
 from mlops_operator.serving.model import ServedModel
-from mlops_operator.serving.settings import ServingSettings
+from mlops_operator.serving.settings import EXIT_ARTIFACT_REFUSED, ServingSettings
 
 __all__ = ["EXIT_ARTIFACT_REFUSED", "run"]
 
 log = logging.getLogger(__name__)
-
-EXIT_ARTIFACT_REFUSED = 3
 
 
 def _listen_socket(host: str, port: int) -> socket.socket:
@@ -129,6 +127,7 @@ def _worker(settings: ServingSettings, worker: int, threads: int, model: ServedM
             model = _load(settings, threads)
         except ArtifactError as error:
             log.error("worker %d refusing to start: %s", worker, error)
+            _report_refusal(settings, error)
             return EXIT_ARTIFACT_REFUSED
     with _event_loop_runner() as runner:
         runner.run(_serve(settings, model, worker))
@@ -146,7 +145,18 @@ def _load(settings: ServingSettings, threads: int) -> ServedModel:
         threads=threads,
         name=settings.model_name,
         version=settings.model_version,
+        expected_sha256=settings.expected_sha256,
     )
+
+
+def _report_refusal(settings: ServingSettings, error: ArtifactError) -> None:
+    """Leave why the artifact was refused where Kubernetes reports it (the termination message)."""
+    if settings.termination_message_path is None:
+        return
+    try:
+        settings.termination_message_path.write_text(f"artifact refused: {error}"[:4000])
+    except OSError as failure:
+        log.warning("could not write the termination message: %s", failure)
 
 
 def _configure_logging(level: str) -> None:
@@ -222,6 +232,7 @@ def run(settings: ServingSettings) -> int:
         model = _load(settings, threads)
     except ArtifactError as error:
         log.error("refusing to start: %s", error)
+        _report_refusal(settings, error)
         return EXIT_ARTIFACT_REFUSED
     if workers == 1:
         return _worker(settings, 0, threads, model)

@@ -7,10 +7,15 @@ server reads them back, so the container interface is defined once.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ServingSettings"]
+__all__ = ["EXIT_ARTIFACT_REFUSED", "ServingSettings"]
+
+EXIT_ARTIFACT_REFUSED = 3
+"""The server's exit code when it refuses its artifact (the operator reads it from the pod)."""
 
 
 class ServingSettings(BaseSettings):
@@ -20,6 +25,22 @@ class ServingSettings(BaseSettings):
 
     model_dir: str = Field(
         description="Directory or fsspec URI holding model.onnx and model-card.json."
+    )
+    expected_sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="The sha256 the ModelVersion registers for the artifact: the server refuses"
+        " any other bytes, whatever the model card beside them says.",
+    )
+    termination_message_path: Path | None = Field(
+        default=None,
+        description="Where a refusal to start is written for Kubernetes to report (the pod's"
+        " terminationMessagePath).",
+    )
+    feedback_token: SecretStr | None = Field(
+        default=None,
+        description="When set, /feedback answers only requests that carry"
+        " `Authorization: Bearer <token>` (from the ModelDeployment's Secret).",
     )
     model_name: str | None = Field(
         default=None, description="Name served under /v2/models/{name}; default: the card's."

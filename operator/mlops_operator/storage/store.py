@@ -123,6 +123,9 @@ class ArtifactStore:
     def keys(self, prefix: str) -> list[str]:
         """Keys of the artifacts under the folder ``prefix``, sorted; temporary files excluded."""
         base = self._path(prefix)
+        # Object-store filesystems (s3fs) cache listings per instance, and fsspec shares one
+        # instance per set of options across the process: a listing must show the store now.
+        self._fs.invalidate_cache(base)
         if not self._fs.isdir(base):
             return []
         found = (posixpath.relpath(path, self._root) for path in self._fs.find(base))

@@ -60,8 +60,10 @@ def predict(model: ServedModel, rows: pd.DataFrame) -> tuple[npt.NDArray[Any], A
 
 
 def _checksum(settings: ValidatorSettings) -> Check:
+    # The bytes must hash to the digest the ModelVersion registers (handed in through the pod
+    # spec), and the card must say the same: a card that agrees only with itself proves nothing.
     try:
-        card, _ = read_artifact(settings.model_uri)
+        card, _ = read_artifact(settings.model_uri, settings.expected_sha256)
     except ArtifactError as error:
         return Check(name=CheckName.CHECKSUM, passed=False, message=str(error))
     if card.artifact.sha256 != settings.expected_sha256:
@@ -185,7 +187,7 @@ def validate(settings: ValidatorSettings) -> ValidationReport:
     if not checks[-1].passed:
         return ValidationReport(checks=checks)
     try:
-        model = load_model(settings.model_uri, threads=1)
+        model = load_model(settings.model_uri, threads=1, expected_sha256=settings.expected_sha256)
     except ArtifactError as error:
         return ValidationReport(
             checks=[*checks, Check(name=CheckName.LOAD, passed=False, message=str(error))]

@@ -5,8 +5,9 @@ Aspects: the release installs into its own namespace; the operator pod runs on t
 as the chart's ServiceAccount, passes its probes (Ready) and, with only the chart's RBAC, trains
 a TrainingJob of the one namespace it watches into a ModelVersion (whose lineage `kubectl mlops
 lineage` prints); the service account may not read
-Secrets; the user roles aggregate into view/edit and only an approver may write the status
-through which approvals and manual promotions are recorded; `helm upgrade` to namespaced RBAC
+Secrets; the user roles (named after the release) aggregate into view/edit, nobody but the operator
+may write status and only an approver holds the governance verbs (approve, rollback); `helm upgrade`
+to namespaced RBAC
 replaces the pod (Recreate) and the new one trains another version; `helm uninstall` removes the
 operator, its RBAC and the user roles and keeps every mlops object.
 """
@@ -194,17 +195,20 @@ def test_install_upgrade_uninstall(
         "approve",
         "-n",
         watched,
-        "--clusterrole=mlops-approver",
+        f"--clusterrole={release}-approver",
         f"--user={approver}",
     )
     wait_for(
         lambda: _can(kubeconfig, editor, "create", "modeldeployments.mlops.dev", watched),
-        what="mlops-editor aggregated into edit",
+        what=f"{release}-editor aggregated into edit",
     )
     assert _can(kubeconfig, editor, "get", "modelversions.mlops.dev", watched)
     assert not _can(kubeconfig, editor, "patch", "modelversions.mlops.dev/status", watched)
-    assert _can(kubeconfig, approver, "patch", "modelversions.mlops.dev/status", watched)
-    assert _can(kubeconfig, approver, "patch", "modeldeployments.mlops.dev/status", watched)
+    assert not _can(kubeconfig, editor, "approve", "modelversions.mlops.dev", watched)
+    assert not _can(kubeconfig, approver, "patch", "modelversions.mlops.dev/status", watched)
+    assert not _can(kubeconfig, approver, "patch", "modeldeployments.mlops.dev/status", watched)
+    assert _can(kubeconfig, approver, "approve", "modelversions.mlops.dev", watched)
+    assert _can(kubeconfig, approver, "rollback", "modeldeployments.mlops.dev", watched)
     assert not _can(kubeconfig, approver, "delete", "modelversions.mlops.dev", watched)
 
     old_uid = pod["metadata"]["uid"]
@@ -248,7 +252,10 @@ def test_install_upgrade_uninstall(
         kubeconfig, "get", "deployment", release, "-n", namespace, check=False
     ).returncode
     assert kubectl(kubeconfig, "get", "clusterrole", release, check=False).returncode
-    assert kubectl(kubeconfig, "get", "clusterrole", "mlops-approver", check=False).returncode
+    for role in ("viewer", "editor", "approver"):
+        assert kubectl(
+            kubeconfig, "get", "clusterrole", f"{release}-{role}", check=False
+        ).returncode
     assert (
         get_json(kubeconfig, "trainingjob", name, "-n", watched)["metadata"]["uid"]
         == job["metadata"]["uid"]

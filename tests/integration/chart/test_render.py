@@ -51,7 +51,11 @@ def test_lint_strict_is_clean(helm: Helm) -> None:
         ),
         (["artifacts.uri=bucket/prefix"], "at '/artifacts/uri': 'bucket/prefix' does not match"),
         (["operator.extraEnv.LOG=1"], "at '/operator/extraEnv': additional properties 'LOG'"),
-        (["operator.replicas=2"], "additional properties 'replicas' not allowed"),
+        (
+            ["operator.replicas=2", "operator.leaderElection.enabled=false"],
+            "operator.replicas > 1 needs operator.leaderElection.enabled",
+        ),
+        (["operator.replicas=0"], "at '/operator/replicas': minimum: got 0, want 1"),
         (["operator.metricsPort=8081"], "the probe and the metrics endpoint need a port each"),
         (["operator.timeouts.watchClient=300"], "watchClient (300) must exceed"),
         (["operator.timeouts.watchInactivity=0"], "at '/operator/timeouts/watchInactivity'"),
@@ -83,11 +87,15 @@ def test_no_rbac_mode_grants_too_much(helm: Helm, sets: list[str]) -> None:
 
 def test_namespaced_rbac_grants_objects_only_in_the_watched_namespaces(helm: Helm) -> None:
     docs = _template(helm, "rbac.scope=Namespaced", "operator.watchNamespaces={team-a,team-b}")
-    assert sorted(r["metadata"]["namespace"] for r in by_kind(docs, "Role")) == ["team-a", "team-b"]
-    assert sorted(b["metadata"]["namespace"] for b in by_kind(docs, "RoleBinding")) == [
-        "team-a",
-        "team-b",
-    ]
+    # Besides the watched namespaces, only the leader election's Role on its one Lease.
+    roles = {(r["metadata"]["namespace"], r["metadata"]["name"]) for r in by_kind(docs, "Role")}
+    assert roles == {
+        ("team-a", "rel-mlops-operator"),
+        ("team-b", "rel-mlops-operator"),
+        ("ops", "rel-mlops-operator-leader-election"),
+    }
+    bindings = by_kind(docs, "RoleBinding")
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["ops", "team-a", "team-b"]
     (operator,) = [
         r for r in by_kind(docs, "ClusterRole") if r["metadata"]["name"] == "rel-mlops-operator"
     ]
@@ -147,7 +155,12 @@ def test_monitoring_objects_render_when_enabled(helm: Helm) -> None:
     assert alerts["MlopsFeatureDrift"]["expr"].rstrip().endswith("> 0.2")
     assert "increase(mlops_feature_bin_total[30m])" in alerts["MlopsFeatureDrift"]["expr"]
     assert 'job="rel-mlops-operator-metrics"' in alerts["MlopsOperatorDown"]["expr"]
-    assert all(a["annotations"]["runbook"] for a in alerts.values())
+    runbooks = (REPO / "docs" / "runbooks.md").read_text()
+    for name, alert in alerts.items():
+        page, _, anchor = alert["annotations"]["runbook_url"].partition("#")
+        assert page.endswith("/docs/runbooks.md")
+        assert f"\n## {name}\n" in runbooks
+        assert anchor == name.lower()  # GitHub's anchor of the heading
     (dashboard,) = by_kind(docs, "ConfigMap")
     panels = json.loads(dashboard["data"]["mlops-operator.json"])["panels"]
     titles = {p["title"] for p in panels}
@@ -170,7 +183,82 @@ def test_every_overlay_builds(overlay: object) -> None:
     assert result.returncode == 0, result.stderr
     docs = documents(result.stdout)
     (deployment,) = by_kind(docs, "Deployment")
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    # Leader election is on: a rolling update's new pod stands by until the old one has gone.
+    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate"}
+    env = {
+        e["name"]: e.get("value")
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["MLOPS_LEADER_ELECTION"] == "true"
+
+
+def test_admission_policies_follow_the_watched_namespaces_and_can_be_left_out(helm: Helm) -> None:
+    docs = _template(
+        helm, "operator.watchNamespaces={team-a,team-b}", "governance.operatorUsers={ci-operator}"
+    )
+    bindings = by_kind(docs, "ValidatingAdmissionPolicyBinding")
+    assert len(bindings) == 4
+    for binding in bindings:
+        assert binding["spec"]["matchResources"]["namespaceSelector"] == {
+            "matchExpressions": [
+                {
+                    "key": "kubernetes.io/metadata.name",
+                    "operator": "In",
+                    "values": ["team-a", "team-b"],
+                }
+            ]
+        }
+    (status,) = [
+        p
+        for p in by_kind(docs, "ValidatingAdmissionPolicy")
+        if p["metadata"]["name"].endswith("-status")
+    ]
+    assert status["spec"]["validations"][0]["expression"] == (
+        'request.userInfo.username in ["system:serviceaccount:ops:rel-mlops-operator","ci-operator"]'
+    )
+    assert not by_kind(
+        _template(helm, "governance.admissionPolicies=false"), "ValidatingAdmissionPolicy"
+    )
+
+
+def test_network_policies_are_opt_in_per_namespace(helm: Helm) -> None:
+    assert not by_kind(_template(helm), "NetworkPolicy")
+    docs = _template(
+        helm, "networkPolicy.enabled=true", "networkPolicy.namespaces={serving,staging}"
+    )
+    policies = by_kind(docs, "NetworkPolicy")
+    assert sorted(p["metadata"]["namespace"] for p in policies) == ["serving", "staging"]
+    spec = policies[0]["spec"]
+    assert spec["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "inference-server"
+    assert spec["policyTypes"] == ["Ingress"]
+    (rule,) = spec["ingress"]
+    assert rule["from"][0] == {"podSelector": {}}
+    assert rule["from"][1]["namespaceSelector"] == {
+        "matchLabels": {"kubernetes.io/metadata.name": "ops"}
+    }
+    failed = helm("template", "rel", str(CHART), "--set", "networkPolicy.enabled=true", check=False)
+    assert failed.returncode != 0
+    assert "networkPolicy.enabled needs networkPolicy.namespaces" in failed.stderr
+
+
+def test_the_allowed_image_prefixes_default_to_the_projects_own(helm: Helm) -> None:
+    def env(*sets: str) -> dict[str, str]:
+        (deployment,) = by_kind(_template(helm, *sets), "Deployment")
+        return {
+            e["name"]: e.get("value", "")
+            for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        }
+
+    assert env()["MLOPS_ALLOWED_IMAGE_PREFIXES"] == "ghcr.io/mlops-operator/"
+    assert (
+        env("images.registry=ghcr.io/acme")["MLOPS_ALLOWED_IMAGE_PREFIXES"]
+        == "ghcr.io/acme/mlops-operator/"
+    )
+    assert env("operator.allowedImagePrefixes={ghcr.io/acme/,quay.io/ml/}")[
+        "MLOPS_ALLOWED_IMAGE_PREFIXES"
+    ] == ("ghcr.io/acme/,quay.io/ml/")
+    allowed = env("operator.prometheusAllowedUrls={http://prom-a:9090,http://prom-b:9090}")
+    assert allowed["MLOPS_PROMETHEUS_ALLOWED_URLS"] == "http://prom-a:9090,http://prom-b:9090"
 
 
 def test_the_console_renders_read_only_in_its_namespaces(helm: Helm) -> None:

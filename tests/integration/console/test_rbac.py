@@ -1,7 +1,7 @@
 """The console shows a person what Kubernetes RBAC lets them read, and nothing else.
 
 A user (a client certificate signed by the cluster's CA, so a real user name) is bound
-to the chart's ``mlops-viewer`` rules in one namespace only. Aspects, in Debian's
+to the chart's viewer rules (``mlops-operator-viewer``) in one namespace only. Aspects, in Debian's
 chromium: the console started with that user's kubeconfig reads that namespace alone
 (and says so), lists its model and not the other namespace's; a page of the other
 namespace is refused; asked for the other namespace explicitly, it shows the API
@@ -37,13 +37,13 @@ def other_namespace(kubeconfig: Path) -> Iterator[str]:
 def viewer(
     local_cluster: LocalCluster, kubeconfig: Path, namespace: str, tmp_path: Path
 ) -> Iterator[Path]:
-    """The kubeconfig of a user bound to the chart's mlops-viewer rules in `namespace` only."""
+    """The kubeconfig of a user bound to the chart's viewer rules in `namespace` only."""
     user = f"viewer-{uuid.uuid4().hex[:8]}"
     role = f"mlops-viewer-{user}"  # the chart's rules under a name no other test uses
     chart_role = next(
         r
         for r in by_kind(documents(BASE.read_text()), "ClusterRole")
-        if r["metadata"]["name"] == "mlops-viewer"
+        if r["metadata"]["name"] == "mlops-operator-viewer"
     )
     manifests = [
         {

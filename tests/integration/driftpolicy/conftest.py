@@ -29,6 +29,7 @@ from mlops_operator.resources.common import (
 from tests.integration.operator.conftest import (  # noqa: F401  (fixtures)
     RunningOperator,
     crds,
+    free_port,
     operator_for_test,
 )
 from tests.kube import get_json, kubectl, wait_for
@@ -203,7 +204,23 @@ class Traffic:
 
 
 @pytest.fixture
-def operator_for(kubeconfig: Path, restricted: str, tmp_path: Path) -> Iterator[RunningOperator]:
+def dead_port() -> int:
+    """A loopback port where nothing listens (until a test starts a Prometheus there)."""
+    return free_port()
+
+
+@pytest.fixture
+def operator_for(
+    kubeconfig: Path,
+    restricted: str,
+    tmp_path: Path,
+    prometheus_url: str,
+    dead_port: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[RunningOperator]:
+    """The operator, allowing the policies to name the cluster's Prometheus and `dead_port`."""
+    allowed = [prometheus_url, f"http://127.0.0.1:{dead_port}"]
+    monkeypatch.setenv("MLOPS_PROMETHEUS_ALLOWED_URLS", ",".join(allowed))
     with operator_for_test(kubeconfig, restricted, tmp_path / "operator.log") as running:
         yield running
 

@@ -37,7 +37,7 @@ from tests.integration.driftpolicy.conftest import (
     retraining_jobs,
     status_of,
 )
-from tests.integration.operator.conftest import RunningOperator, free_port
+from tests.integration.operator.conftest import RunningOperator
 from tests.kube import get_json, kubectl, wait_for
 
 PETAL = "petal length (cm)"
@@ -104,11 +104,6 @@ def test_reference_traffic_never_retrains_and_one_drift_episode_retrains_once(
         what="the RetrainTriggered Event",
     )
     assert len(triggered) == 1, triggered
-
-
-@pytest.fixture
-def dead_port() -> int:
-    return free_port()
 
 
 def test_unreachable_prometheus_never_retrains_and_recovers(

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from mlops_operator.api.governance import TRAINING_JOB_UID
 from mlops_operator.modelcard import ModelCard
 from mlops_operator.trainer.run import train
 from mlops_operator.trainer.settings import TrainerSettings
@@ -96,7 +97,12 @@ def model_version(
     card: ModelCard,
     gates: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A ModelVersion for an artifact in the claim, as the TrainingJob controller records one."""
+    """A ModelVersion for an artifact in the claim, as the TrainingJob controller records one.
+
+    With the annotation naming the TrainingJob's uid (here a made-up one) that only the
+    operator sets: without it the version counts as hand-made and is held for approval.
+    These namespaces carry no admission policy, so the test may set it.
+    """
     signature = card.signature
     spec: dict[str, Any] = {
         "modelName": model,
@@ -114,7 +120,8 @@ def model_version(
     if gates is not None:
         spec["gates"] = gates
     return {"apiVersion": "mlops.dev/v1alpha1", "kind": "ModelVersion",
-            "metadata": {"name": name}, "spec": spec}  # fmt: skip
+            "metadata": {"name": name, "annotations": {TRAINING_JOB_UID: f"test-{name}"}},
+            "spec": spec}  # fmt: skip
 
 
 @pytest.fixture

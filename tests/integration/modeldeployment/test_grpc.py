@@ -14,6 +14,7 @@ import grpc
 
 from mlops_operator.serving.oip import grpc_predict_v2_pb2 as pb
 from tests.integration.modeldeployment.conftest import model_version, train_into
+from tests.integration.modeldeployment.traffic import wait_until_routed
 from tests.integration.operator.conftest import RunningOperator
 from tests.kube import get_json, kubectl
 
@@ -49,6 +50,8 @@ def test_grpc_through_the_service(
     name = card.signature.inputs[0].name
     tensor = request.inputs.add(name=name, datatype="FP32", shape=[len(rows), len(rows[0])])
     tensor.contents.fp32_contents.extend(v for row in rows for v in row)
+    # The pods are Ready; the Service's rules (both ports) follow at kube-proxy's next sync.
+    wait_until_routed(f"http://{service['clusterIP']}:80")
     with grpc.insecure_channel(f"{service['clusterIP']}:{GRPC_PORT}") as channel:
 
         def rpc(method: str, message: object, reply: type) -> object:

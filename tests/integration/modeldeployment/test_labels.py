@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sklearn.datasets import load_iris
 
 from tests.integration.modeldeployment.conftest import model_version, train_into
-from tests.integration.modeldeployment.traffic import Traffic, predict
+from tests.integration.modeldeployment.traffic import Traffic, predict, wait_until_routed
 from tests.integration.operator.conftest import RunningOperator, http_get
 from tests.kube import get_json, kubectl, wait_for
 
@@ -100,6 +100,7 @@ def test_labels_join_whichever_replica_worker_or_restarted_pod_took_them(
     wait_for(lambda: len(_serving_pods(kubeconfig, ns)) == 3, timeout=120, what="3 ready pods")
     before = _serving_pods(kubeconfig, ns)
     url = f"http://{get_json(kubeconfig, '-n', ns, 'service', MDEP)['spec']['clusterIP']}:80"
+    wait_until_routed(url)  # every prediction below must be answered
 
     # Noisy flowers, so the model is wrong on some: the accuracy to match is not 1.
     iris = load_iris()

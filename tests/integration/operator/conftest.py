@@ -90,6 +90,11 @@ class RunningOperator:
     metrics_url: str
     log: Path
 
+    @property
+    def readiness_url(self) -> str:
+        """``/readyz``: whether the operator can reach a ready API server."""
+        return self.liveness_url.removesuffix("/healthz") + "/readyz"
+
     def metrics(self) -> str:
         """The current scrape."""
         answer = http_get(self.metrics_url)
@@ -110,7 +115,7 @@ class RunningOperator:
 
 
 def start_operator(kubeconfig: Path, namespace: str, log: Path) -> RunningOperator:
-    """Start the operator watching `namespace`; return once its liveness probe answers."""
+    """Start the operator watching `namespace`; return once its readiness probe answers."""
     liveness, metrics = free_port(), free_port()
     env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
     command = [
@@ -136,10 +141,10 @@ def start_operator(kubeconfig: Path, namespace: str, log: Path) -> RunningOperat
             raise AssertionError(
                 f"the operator exited with {process.returncode}: {log.read_text()}"
             )
-        answer = http_get(running.liveness_url)
+        answer = http_get(running.readiness_url)
         return answer is not None and answer[0] == 200
 
-    wait_for(live, timeout=60, what="the operator's liveness probe")
+    wait_for(live, timeout=60, what="the operator's readiness probe")
     return running
 
 

@@ -148,7 +148,7 @@ KINDS = (
         DriftPolicy,
         _example("driftpolicy.yaml"),
         "Ready",
-        frozenset({"Suspended", "TargetNotFound", "InvalidSpec"}),
+        frozenset({"Suspended", "TargetNotFound", "InvalidSpec", "PrometheusNotAllowed"}),
     ),
 )
 

@@ -14,9 +14,9 @@ connections open, as a lost NAT or load-balancer entry does: nothing ends the
 operator's watches, only its own inactivity timeout (4 s here instead of 70, through
 the setting production uses; the 300/330 s watch timeouts stay), and a request in
 flight at the cut only its request timeout (10 s here instead of 60). While cut, its
-liveness probe answers 500 (its ``/readyz`` check goes through the proxy too) and it
-lets go of every connection that was open when the cut began; once new connections flow
-again (the old ones never do), it answers 200 without having restarted, and
+readiness probe answers 500 (its ``/readyz`` check goes through the proxy too) while liveness
+stays 200, and it lets go of every connection that was open when the cut began; once new
+connections flow again (the old ones never do), readiness answers 200 without a restart, and
 objects created and changed during the cut and after it converge.
 """
 
@@ -40,8 +40,8 @@ import yaml
 from mlops_operator.localcluster.cluster import LocalCluster
 from mlops_operator.localcluster.processes import ManagedProcess
 from tests.integration.operator.conftest import RunningOperator, http_get, start_operator
-from tests.integration.trainingjob.conftest import apply, items, training_job
-from tests.kube import get_json, kubectl, wait_for
+from tests.integration.trainingjob.conftest import apply, items, trainer_job, training_job
+from tests.kube import kubectl, wait_for
 
 # One worker makes the module's private control plane once (etcd and an API server of its own).
 pytestmark = [pytest.mark.reliability, pytest.mark.xdist_group("private-control-plane")]
@@ -66,6 +66,11 @@ def _liveness(running: RunningOperator) -> int | None:
     return None if answer is None else answer[0]
 
 
+def _readiness(running: RunningOperator) -> int | None:
+    answer = http_get(running.readiness_url)
+    return None if answer is None else answer[0]
+
+
 @pytest.mark.parametrize("component", ["kube-apiserver", "etcd"])
 def test_the_operator_rides_out_a_control_plane_restart(
     component: str, private_cluster: LocalCluster, private_namespace: str, tmp_path: Path
@@ -84,19 +89,24 @@ def test_the_operator_rides_out_a_control_plane_restart(
         assert ManagedProcess(component, private_cluster.layout.root).stop()
 
         wait_for(
-            lambda: _liveness(running) == 500,
+            lambda: _readiness(running) == 500,
             timeout=OUTAGE_TIMEOUT,
-            what=f"the liveness probe to report the stopped {component}",
+            what=f"the readiness probe to report the stopped {component}",
         )
         assert running.process.poll() is None, "the operator exited during the outage"
-        assert "the API server is not ready" in running.log.read_text()
+        assert _liveness(running) == 200, "liveness must not follow the API server"
+        answer = http_get(running.readiness_url)
+        assert answer is not None, "the readiness probe did not answer"
+        assert answer[0] == 500, answer
+        assert answer[1].startswith("not ready (standalone): GET "), answer
 
         private_cluster.up()
         wait_for(
-            lambda: _liveness(running) == 200,
+            lambda: _readiness(running) == 200,
             timeout=RECOVERY_TIMEOUT,
-            what="the liveness probe to recover",
+            what="the readiness probe to recover",
         )
+        assert _liveness(running) == 200
         kubectl(
             config,
             "apply",
@@ -110,7 +120,10 @@ def test_the_operator_rides_out_a_control_plane_restart(
             timeout=RECOVERY_TIMEOUT,
             what="every TrainingJob to be reconciled after the restart",
         )
-        jobs = [j["metadata"]["name"] for j in items(config, namespace, "jobs")]
+        jobs = [
+            j["metadata"]["labels"]["mlops.dev/training-job"]
+            for j in items(config, namespace, "jobs")
+        ]
         assert sorted(jobs) == sorted(expected), "not exactly one Job per TrainingJob"
 
         kubectl(
@@ -125,7 +138,7 @@ def test_the_operator_rides_out_a_control_plane_restart(
             '{"spec": {"suspend": false}}',
         )
         wait_for(
-            lambda: get_json(config, "job", "held-0", "-n", namespace)["spec"]["suspend"] is False,
+            lambda: trainer_job(config, namespace, "held-0")["spec"]["suspend"] is False,
             timeout=RECOVERY_TIMEOUT,
             what="the spec change after the outage to reach the Job",
         )
@@ -291,7 +304,7 @@ def _converged_after_the_cut(config: Path, namespace: str) -> bool:
     """Created during the cut and after it: reconciled; changed during it: applied to the Job."""
     if not _suspended(config, namespace) >= {"during", "after"}:
         return False
-    job = get_json(config, "job", "before", "-n", namespace)
+    job = trainer_job(config, namespace, "before")
     return job["spec"]["suspend"] is False
 
 
@@ -322,9 +335,9 @@ def test_the_operator_notices_a_black_holed_watch_and_resumes(
             kubectl(config, "patch", "trainingjob", "before", "-n", namespace,
                     "--type=merge", "-p", '{"spec": {"suspend": false}}')  # fmt: skip
             wait_for(
-                lambda: _liveness(running) == 500,
+                lambda: _readiness(running) == 500,
                 timeout=CUT_DEADLINE,
-                what="the liveness probe to report the black-holed API server",
+                what="the readiness probe to report the black-holed API server",
             )
             failing_after = time.monotonic() - cut_at
             wait_for(
@@ -334,6 +347,7 @@ def test_the_operator_notices_a_black_holed_watch_and_resumes(
                 " the cut (silent watches and idle ones)",
             )
             assert running.process.poll() is None, "the operator exited during the cut"
+            assert _liveness(running) == 200, "liveness must not follow the API server"
             assert "during" not in _suspended(config, namespace), "a byte got through the cut"
 
             cut_for = time.monotonic() - cut_at
@@ -346,14 +360,14 @@ def test_the_operator_notices_a_black_holed_watch_and_resumes(
             )
             converged_after = time.monotonic() - cut_at - cut_for
             wait_for(
-                lambda: _liveness(running) == 200,
+                lambda: _readiness(running) == 200,
                 timeout=RECOVERY_TIMEOUT,
-                what="the liveness probe to recover",
+                what="the readiness probe to recover",
             )
             assert running.process.poll() is None, "the operator exited"
             assert running.process.pid == pid
             print(
-                f"watch cut: {len(dead)} connections black-holed; liveness failing after"
+                f"watch cut: {len(dead)} connections black-holed; readiness failing after"
                 f" {failing_after:.1f}s; all let go after {cut_for:.1f}s (cut lifted);"
                 f" converged {converged_after:.1f}s after the cut"
             )

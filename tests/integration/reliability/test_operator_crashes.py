@@ -54,6 +54,8 @@ from tests.integration.trainingjob.conftest import (
     finished,
     items,
     kill,
+    trainer_job,
+    trainer_pods,
     training_job,
     wait_finished,
 )
@@ -66,16 +68,16 @@ TRAINERS = ("-l", "app.kubernetes.io/component=trainer")
 
 
 def _job_exists(config: Path, namespace: str, name: str) -> bool:
-    return any(j["metadata"]["name"] == name for j in items(config, namespace, "jobs", *TRAINERS))
+    return bool(items(config, namespace, "jobs", *trainer_pods(name)))
 
 
 def _pod_running(config: Path, namespace: str, name: str) -> bool:
-    pods = items(config, namespace, "pods", "-l", f"job-name={name}")
+    pods = items(config, namespace, "pods", *trainer_pods(name))
     return any((p.get("status") or {}).get("phase") in ("Running", "Succeeded") for p in pods)
 
 
 def _job_complete(config: Path, namespace: str, name: str) -> bool:
-    job = get_json(config, "job", name, "-n", namespace)
+    job = trainer_job(config, namespace, name)
     conditions = (job.get("status") or {}).get("conditions") or []
     return any(c["type"] == "Complete" and c["status"] == "True" for c in conditions)
 
@@ -133,7 +135,8 @@ def test_training_cycles_converge_through_operator_crashes(
             uid = version["metadata"]["annotations"]["mlops.dev/training-job-uid"]
             assert uid == trainings[made_by]["metadata"]["uid"]
         jobs = sorted(
-            j["metadata"]["name"] for j in items(kubeconfig, namespace, "jobs", *TRAINERS)
+            j["metadata"]["labels"]["mlops.dev/training-job"]
+            for j in items(kubeconfig, namespace, "jobs", *TRAINERS)
         )
         assert jobs == sorted(names), "duplicate or missing trainer Jobs"
 

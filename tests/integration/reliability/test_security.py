@@ -114,6 +114,7 @@ def test_generated_pods_are_admitted_under_the_restricted_standard(
             version=1,
             model_version="iris-v1",
             artifact_uri="pvc://mlops-artifacts/models/iris/x",
+            artifact_sha256="0" * 64,
             replicas=1,
             traffic=True,
             image=IMAGE,

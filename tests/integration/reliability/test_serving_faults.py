@@ -51,7 +51,7 @@ import pytest
 from mlops_operator.localcluster.network import PodNetwork
 from mlops_operator.resources.modeldeployment import DRAIN_SECONDS, SERVER_PORT
 from tests.integration.modeldeployment.conftest import model_version, train_into
-from tests.integration.modeldeployment.traffic import predict
+from tests.integration.modeldeployment.traffic import predict, wait_until_routed
 from tests.integration.operator.conftest import RunningOperator, http_get
 from tests.kube import get_json, kubectl, wait_for
 
@@ -293,6 +293,9 @@ def test_a_serving_pod_killed_under_load(
     service = get_json(kubeconfig, "-n", ns, "service", MDEP)["spec"]["clusterIP"]
     url = f"http://{service}:80"
     rows = card.parity.sample_inputs
+    # Every request counts from the first: the Service must have its endpoints (Ready is
+    # the pods', kube-proxy's rules follow at its next sync).
+    wait_until_routed(url)
     figures: dict[str, list[dict[str, Any]]] = {"deleted": [], "sigkilled": []}
     for _ in range(ROUNDS):
         with Load(url, rows) as load:

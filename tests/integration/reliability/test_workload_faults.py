@@ -25,7 +25,14 @@ from pathlib import Path
 import pytest
 
 from tests.integration.operator.conftest import RunningOperator, http_get
-from tests.integration.trainingjob.conftest import apply, items, training_job, wait_finished
+from tests.integration.trainingjob.conftest import (
+    apply,
+    items,
+    trainer_job,
+    trainer_pods,
+    training_job,
+    wait_finished,
+)
 from tests.kube import get_json, kubectl, wait_for
 
 pytestmark = pytest.mark.reliability
@@ -76,7 +83,7 @@ def test_a_killed_trainer_is_retried_within_the_backoff_limit_then_fails(
 
     retried = wait_finished(kubeconfig, namespace, "iris-retried")["status"]
     assert (retried["phase"], retried["modelVersion"]) == ("Succeeded", "iris-v1"), retried
-    assert len(items(kubeconfig, namespace, "pods", "-l", "job-name=iris-retried")) == 2
+    assert len(items(kubeconfig, namespace, "pods", *trainer_pods("iris-retried"))) == 2
 
     exhausted = wait_finished(kubeconfig, namespace, "iris-exhausted")["status"]
     assert exhausted["phase"] == "Failed", exhausted
@@ -84,8 +91,8 @@ def test_a_killed_trainer_is_retried_within_the_backoff_limit_then_fails(
     assert (condition["status"], condition["reason"]) == ("False", "TrainingFailed")
     assert "backoff limit" in condition["message"], condition
     assert "exited with code 137 (SIGKILL" in condition["message"], condition
-    assert len(items(kubeconfig, namespace, "pods", "-l", "job-name=iris-exhausted")) == 2
-    job = get_json(kubeconfig, "job", "iris-exhausted", "-n", namespace)
+    assert len(items(kubeconfig, namespace, "pods", *trainer_pods("iris-exhausted"))) == 2
+    job = trainer_job(kubeconfig, namespace, "iris-exhausted")
     failed = next(c for c in job["status"]["conditions"] if c["type"] == "Failed")
     assert failed["reason"] == "BackoffLimitExceeded", failed
     assert "modelVersion" not in exhausted
@@ -129,7 +136,7 @@ def _train_into_failing_store(
     assert "cannot write" in condition["message"], condition["message"]
     assert os_error in condition["message"], condition["message"]
     # The trainer's exit 1 fails the Job at once: a store that refuses writes is not retried.
-    assert len(items(kubeconfig, namespace, "pods", "-l", "job-name=iris-no-room")) == 1
+    assert len(items(kubeconfig, namespace, "pods", *trainer_pods("iris-no-room"))) == 1
     # Nothing under a final name, and the temporary written to is removed too.
     assert _files(root) == before
     assert items(kubeconfig, namespace, "modelversions") == []

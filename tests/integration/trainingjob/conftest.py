@@ -93,6 +93,17 @@ def items(kubeconfig: Path, namespace: str, resource: str, *selector: str) -> li
     return found
 
 
+def trainer_pods(name: str) -> tuple[str, str]:
+    """The ``-l`` selector of TrainingJob `name`'s trainer pods (its Job's name ends in its uid)."""
+    return ("-l", f"mlops.dev/training-job={name},app.kubernetes.io/component=trainer")
+
+
+def trainer_job(kubeconfig: Path, namespace: str, name: str) -> dict[str, Any]:
+    """The trainer Job of TrainingJob `name` (named after it and its uid; found by label)."""
+    (job,) = items(kubeconfig, namespace, "jobs", *trainer_pods(name))
+    return job
+
+
 def our_events(kubeconfig: Path, namespace: str, name: str) -> list[dict[str, Any]]:
     """The Events the operator posted about TrainingJob `name`."""
     return [

@@ -9,7 +9,10 @@ the operator between Job and ModelVersion, with two TrainingJobs of one model
 finishing while it is down, still yields one Job and one ModelVersion each,
 with distinct version numbers, and a further restart adds nothing; a version
 made just before a crash is found by the TrainingJob's uid, not made again; a
-suspended TrainingJob holds its Job and runs once resumed.
+suspended TrainingJob holds its Job and runs once resumed; a TrainingJob deleted (its Job
+orphaned) and created again under its name trains in a Job of its own into exactly one new
+version, numbers gapless, the orphan untouched; an image outside the allowed prefixes is
+refused with ImageNotAllowed and no Job.
 """
 
 from __future__ import annotations
@@ -22,12 +25,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from mlops_operator.runtime.settings import PROJECT_IMAGE_PREFIX
 from tests.integration.operator.conftest import RunningOperator, start_operator
 from tests.integration.trainingjob.conftest import (
     apply,
     items,
     kill,
     our_events,
+    trainer_job,
+    trainer_pods,
     training_job,
     wait_finished,
 )
@@ -100,7 +106,7 @@ def test_iris_trains_into_a_version_matching_its_model_card(
 
     def released() -> dict[str, Any] | None:
         # The Job gets its TTL once the outcome is recorded, in a request after the status write.
-        job: dict[str, Any] = get_json(kubeconfig, "job", "iris-initial", "-n", namespace)
+        job: dict[str, Any] = trainer_job(kubeconfig, namespace, "iris-initial")
         return job if job["spec"].get("ttlSecondsAfterFinished") is not None else None
 
     job = wait_for(released, timeout=30, what="the Job's TTL")
@@ -149,7 +155,7 @@ def test_a_bad_parameter_fails_with_the_trainers_sentence_and_no_version(
     assert "modelVersion" not in status
     assert items(kubeconfig, namespace, "modelversions") == []
     # The pod failure policy stops at the first deterministic failure despite backoffLimit 3.
-    assert len(items(kubeconfig, namespace, "pods", "-l", "job-name=iris-bad")) == 1
+    assert len(items(kubeconfig, namespace, "pods", *trainer_pods("iris-bad"))) == 1
     warnings = wait_for(
         lambda: [
             e for e in our_events(kubeconfig, namespace, "iris-bad") if e["type"] == "Warning"
@@ -184,8 +190,72 @@ def test_deleting_a_training_job_removes_its_job_and_pods(
     )
 
 
+def test_a_training_job_recreated_under_its_name_gets_one_version_of_its_own(
+    operator: RunningOperator, kubeconfig: Path, namespace: str
+) -> None:
+    """GitOps deletes and re-creates objects under one name: the earlier TrainingJob's Job, here
+    orphaned so that it stays for good, is neither taken as the new one's nor touched."""
+    apply(kubeconfig, training_job(namespace, "iris-again"))
+    first = wait_finished(kubeconfig, namespace, "iris-again")
+    assert (first["status"]["phase"], first["status"]["modelVersion"]) == ("Succeeded", "iris-v1")
+    kubectl(kubeconfig, "delete", "trainingjob", "iris-again", "-n", namespace, "--cascade=orphan")
+    old = wait_for(
+        lambda: (
+            (j := trainer_job(kubeconfig, namespace, "iris-again"))
+            and not j["metadata"].get("ownerReferences")
+            and j
+        ),
+        timeout=60,
+        what="the garbage collector to orphan the old Job",
+    )
+
+    apply(kubeconfig, training_job(namespace, "iris-again"))
+    second = wait_finished(kubeconfig, namespace, "iris-again")
+    assert second["metadata"]["uid"] != first["metadata"]["uid"]
+    assert (second["status"]["phase"], second["status"]["modelVersion"]) == (
+        "Succeeded",
+        "iris-v2",
+    )
+    versions = items(kubeconfig, namespace, "modelversions")
+    made_by = {
+        v["spec"]["version"]: v["metadata"]["annotations"]["mlops.dev/training-job-uid"]
+        for v in versions
+    }
+    # Gapless, and exactly one version for each run.
+    assert made_by == {1: first["metadata"]["uid"], 2: second["metadata"]["uid"]}
+    jobs = {j["metadata"]["uid"]: j for j in items(kubeconfig, namespace, "jobs", *TRAINERS)}
+    assert len(jobs) == 2
+    kept = jobs[old["metadata"]["uid"]]
+    assert kept["metadata"]["resourceVersion"] == old["metadata"]["resourceVersion"]
+    (new,) = [j for j in jobs.values() if j["metadata"]["uid"] != old["metadata"]["uid"]]
+    owner = new["metadata"]["ownerReferences"][0]
+    assert (owner["uid"], owner["controller"]) == (second["metadata"]["uid"], True)
+    assert second["status"]["jobName"] == new["metadata"]["name"] != old["metadata"]["name"]
+
+
+def test_an_image_outside_the_allowed_prefixes_is_refused_with_a_reason(
+    operator: RunningOperator, kubeconfig: Path, namespace: str
+) -> None:
+    apply(kubeconfig, training_job(namespace, "iris-foreign", image="docker.io/evil/trainer:1"))
+    failed = wait_finished(kubeconfig, namespace, "iris-foreign")["status"]
+    assert failed["phase"] == "Failed"
+    conditions = {c["type"]: c for c in failed["conditions"]}
+    assert conditions["Succeeded"]["reason"] == "ImageNotAllowed"
+    assert "image 'docker.io/evil/trainer:1' is not allowed" in conditions["Succeeded"]["message"]
+    assert f"'{PROJECT_IMAGE_PREFIX}'" in conditions["Succeeded"]["message"]
+    assert items(kubeconfig, namespace, "jobs", *trainer_pods("iris-foreign")) == []
+    wait_for(
+        lambda: (
+            "ImageNotAllowed"
+            in {e["reason"] for e in our_events(kubeconfig, namespace, "iris-foreign")}
+        ),
+        timeout=30,
+        what="the Warning Event",
+    )
+
+
 def _complete(kubeconfig: Path, namespace: str, name: str) -> bool:
-    job = get_json(kubeconfig, "job", name, "-n", namespace)
+    job = trainer_job(kubeconfig, namespace, name)
     conditions = job.get("status", {}).get("conditions", [])
     return any(c["type"] == "Complete" and c["status"] == "True" for c in conditions)
 
@@ -295,8 +365,8 @@ def test_a_suspended_training_job_waits_and_then_runs(
         return held is not None and held["status"] == "True"
 
     wait_for(suspended, timeout=60, what="the Suspended condition")
-    assert get_json(kubeconfig, "job", "iris-held", "-n", namespace)["spec"]["suspend"] is True
-    assert items(kubeconfig, namespace, "pods", "-l", "job-name=iris-held") == []
+    assert trainer_job(kubeconfig, namespace, "iris-held")["spec"]["suspend"] is True
+    assert items(kubeconfig, namespace, "pods", *trainer_pods("iris-held")) == []
 
     kubectl(
         kubeconfig,

@@ -3,8 +3,9 @@
 Aspects: a ModelDeployment's history becomes entries oldest first; a retrain's
 entry depends only on recorded fields; the Job's name is deterministic per
 newest entry and fits a label; its pod is restricted, mounts the claim
-read-write, hands the whole batch to the appender and cleans itself up; an
-object store is refused.
+read-write, hands the whole batch to the appender and cleans itself up; with an
+object store it mounts nothing and gets the store's credentials Secret; an empty batch
+is refused.
 """
 
 from __future__ import annotations
@@ -110,12 +111,25 @@ def test_the_pod_is_restricted_and_appends_the_whole_batch() -> None:
     ]
 
 
-def test_an_object_store_and_an_empty_batch_are_refused() -> None:
+def test_on_an_object_store_the_job_mounts_nothing_and_gets_the_credentials() -> None:
     entries = deployment_entries("ns", "iris", "u-1", _history())
     key = "audit/ns/modeldeployments/iris.jsonl"
-    with pytest.raises(ValueError, match="cannot append"):
-        audit_job(
-            entries, key=key, model="iris", image="i", storage=ArtifactStorage(uri="s3://b/r")
-        )
+    storage = ArtifactStorage(uri="s3://b/r/", credentials_secret="store-credentials")
+    job = audit_job(entries, key=key, model="iris", image="i", storage=storage)
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert [v["name"] for v in pod["volumes"]] == ["scratch"]
+    assert [m["mountPath"] for m in container["volumeMounts"]] == ["/tmp"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["MLOPS_STORE_URI"] == "s3://b/r"
+    assert container["envFrom"] == [{"secretRef": {"name": "store-credentials"}}]
+    # On a PVC there is nothing to authenticate: the Secret is not handed out.
+    claim = ArtifactStorage(credentials_secret="store-credentials")
+    plain = audit_job(entries, key=key, model="iris", image="i", storage=claim)
+    assert "envFrom" not in plain["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_an_empty_batch_is_refused() -> None:
+    key = "audit/ns/modeldeployments/iris.jsonl"
     with pytest.raises(ValueError, match="at least one entry"):
         audit_job([], key=key, model="iris", image="i", storage=ArtifactStorage())

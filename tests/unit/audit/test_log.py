@@ -4,7 +4,10 @@ Aspects: ids are content hashes; a batch appends only what follows the newest
 entry already present; a retried or stale batch adds nothing; racing appenders
 (real processes) write each entry once; a torn last line is kept and ended; the
 ``append``/``show`` program reads its entries and store from the environment and
-refuses keys outside ``audit/`` and non-file stores.
+refuses keys outside ``audit/`` and stores that are neither a directory nor an object store.
+On an object store (fsspec's in-memory one here; the real S3 server in
+tests/e2e/test_object_store.py) the log is one object per entry: the same rules, each object
+written once, read back in decision order.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from pathlib import Path
 import pytest
 
 from mlops_operator.audit import AuditEntry, append_entries, log_key, make_entry, read_entries
+from mlops_operator.audit.objects import append_objects, objects_prefix, read_objects
+from mlops_operator.storage import ArtifactStore
 
 T0 = datetime(2025, 3, 4, 14, 0, tzinfo=UTC)
 
@@ -148,7 +153,7 @@ def test_the_program_appends_from_the_environment_and_shows_the_log(tmp_path: Pa
     [
         ("audit/../../etc/x.jsonl", None, "expected audit/"),
         ("models/x.jsonl", None, "expected audit/"),
-        ("audit/ns/modeldeployments/x.jsonl", "s3://bucket/root", "object stores cannot append"),
+        ("audit/ns/modeldeployments/x.jsonl", "bucket/root", "expected a file system store"),
     ],
 )
 def test_the_program_refuses_bad_keys_and_stores(
@@ -163,3 +168,24 @@ def test_the_program_refuses_bad_keys_and_stores(
 def test_log_keys_refuse_segments_that_are_not_names(part: str) -> None:
     with pytest.raises(ValueError, match="path segment"):
         log_key("ns", "modeldeployments", part)
+
+
+def test_an_object_store_log_is_one_object_per_entry_in_decision_order() -> None:
+    store = ArtifactStore(f"memory://audit-test-{os.getpid()}-{id(object())}")
+    key = log_key("ns", "modeldeployments", "iris")
+    history = [_entry(1), _entry(2), _entry(3)]
+    assert append_objects(store, key, history[:2]) == 2
+    assert append_objects(store, key, history[:2]) == 0  # a retried batch
+    assert append_objects(store, key, history) == 1
+    names = store.keys(objects_prefix(key))
+    assert len(names) == 3
+    assert all(name.startswith("audit/ns/modeldeployments/iris/2025") for name in names)
+    first = store.read_bytes(names[0])
+    assert append_objects(store, key, history) == 0
+    assert store.read_bytes(names[0]) == first  # never rewritten
+    entries, bad = read_objects(store, key)
+    assert [e.version for e in entries] == [1, 2, 3]
+    assert bad == 0
+    # An older entry missing from the log is not added after a newer one.
+    assert append_objects(store, key, [_entry(0, message="late"), *history]) == 0
+    assert [e.version for e in read_objects(store, key)[0]] == [1, 2, 3]

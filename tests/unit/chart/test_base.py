@@ -4,17 +4,28 @@ Kopf and the restricted Pod Security Standard accept.
 Aspects: every Role and ClusterRole is free of wildcards, cluster-wide Secret access and
 escalating verbs, and the checker itself catches each of those; the operator's rules grant
 exactly the verbs listed here per resource (a new verb is a reviewed change); the Deployment
-runs one replica with the Recreate strategy, probes the liveness endpoint, sets resources, and
-its pod meets `restricted`; the user roles aggregate into view and edit, and only the approver
-role may write the status through which approvals and manual promotions are recorded.
+runs one leader-elected replica (its Lease Role reaches only that Lease), probes /healthz and
+/readyz, sets resources, and its pod meets `restricted`; the user roles (named after the release)
+aggregate into view and edit, none writes status, and only the approver role holds the governance
+verbs; the admission policies deny by default in every namespace, admit status writes from the
+operator's account only, and name the annotations and verbs of `mlops_operator.api.governance`.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
+from mlops_operator.api.governance import (
+    APPROVED_BY,
+    OPERATOR_ANNOTATIONS,
+    REJECTED_BY,
+    REQUESTED_BY,
+    REVOKED_BY,
+    Verb,
+)
 from tests.unit.chart.rendered import BASE, by_kind, documents, rbac_problems
 
 DOCS = documents(BASE.read_text())
@@ -103,11 +114,12 @@ def test_the_operator_role_is_bound_to_its_service_account_only() -> None:
     ]
 
 
-def test_the_deployment_runs_one_kopf_replica_under_restricted() -> None:
+def test_the_deployment_runs_one_leader_elected_replica_under_restricted() -> None:
     (deployment,) = by_kind(DOCS, "Deployment")
     spec = deployment["spec"]
     assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    # Leader election on: a rolling update's new pod waits as a standby until the old one goes.
+    assert spec["strategy"] == {"type": "RollingUpdate"}
     pod = spec["template"]["spec"]
     assert pod["serviceAccountName"] == "mlops-operator"
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -121,29 +133,101 @@ def test_the_deployment_runs_one_kopf_replica_under_restricted() -> None:
         "capabilities": {"drop": ["ALL"]},
     }
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "healthz"}
     assert {"name": "healthz", "containerPort": 8081, "protocol": "TCP"} in container["ports"]
     assert container["resources"]["requests"]["memory"]
     assert container["resources"]["limits"]["memory"]
     env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
     assert env["POD_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert env["MLOPS_ARTIFACT_PVC"] == "mlops-artifacts"
-    assert env["MLOPS_TRAINER_IMAGE"] == "mlops-operator/trainer:0.1.0"
+    assert env["MLOPS_TRAINER_IMAGE"] == "ghcr.io/mlops-operator/trainer:0.1.0"
+    assert env["MLOPS_LEADER_ELECTION"] == "true"
+    assert env["MLOPS_LEADER_ELECTION_LEASE"] == "mlops-operator"
+    assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
 
 
-def test_user_roles_join_view_and_edit_and_only_approvers_write_status() -> None:
+def test_the_lease_role_reaches_only_its_own_lease() -> None:
+    role = _role("mlops-operator-leader-election")
+    assert role["kind"] == "Role"
+    assert role["metadata"]["namespace"] == "mlops-system"
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": ["mlops-operator"],
+            "verbs": ["get", "patch"],
+        },
+    ]
+    (binding,) = [
+        b for b in by_kind(DOCS, "RoleBinding") if b["roleRef"]["name"] == role["metadata"]["name"]
+    ]
+    assert binding["subjects"][0]["name"] == "mlops-operator"
+
+
+def test_user_roles_join_view_and_edit_and_only_approvers_hold_the_governance_verbs() -> None:
     aggregation = "rbac.authorization.k8s.io/aggregate-to-"
     labels = {r["metadata"]["name"]: r["metadata"]["labels"] for r in ROLES}
-    assert labels["mlops-viewer"][f"{aggregation}view"] == "true"
-    assert labels["mlops-editor"][f"{aggregation}edit"] == "true"
-    assert not any(key.startswith(aggregation) for key in labels["mlops-approver"])
+    assert labels["mlops-operator-viewer"][f"{aggregation}view"] == "true"
+    assert labels["mlops-operator-editor"][f"{aggregation}edit"] == "true"
+    assert not any(key.startswith(aggregation) for key in labels["mlops-operator-approver"])
     writes = {"create", "update", "patch", "delete", "deletecollection"}
-    for name in ("mlops-viewer", "mlops-editor"):
+    governance = {verb.value for verb in Verb}
+    for name in ("mlops-operator-viewer", "mlops-operator-editor", "mlops-operator-approver"):
         for (_, resource), verbs in _grants(_role(name)).items():
             assert not (resource.endswith("/status") and verbs & writes), (name, resource)
-    approver = _grants(_role("mlops-approver"))
-    assert approver[("mlops.dev", "modelversions/status")] >= {"patch", "update"}
-    assert approver[("mlops.dev", "modeldeployments/status")] >= {"patch", "update"}
-    assert approver[("mlops.dev", "modelversions")] == {"get", "list", "watch"}
+            if name != "mlops-operator-approver":
+                assert not verbs & governance, (name, resource, verbs)
+    approver = _grants(_role("mlops-operator-approver"))
+    assert approver[("mlops.dev", "modelversions")] == {
+        "get", "list", "watch", "patch", Verb.APPROVE, Verb.REJECT
+    }  # fmt: skip
+    assert approver[("mlops.dev", "modeldeployments")] == {
+        "get", "list", "watch", "patch", Verb.PROMOTE, Verb.ROLLBACK
+    }  # fmt: skip
+
+
+def _policies() -> dict[str, dict[str, Any]]:
+    return {p["metadata"]["name"]: p for p in by_kind(DOCS, "ValidatingAdmissionPolicy")}
+
+
+def test_every_policy_is_bound_to_deny_in_every_namespace_by_default() -> None:
+    policies = _policies()
+    assert sorted(policies) == [
+        f"mlops-operator-{name}" for name in ("annotations", "approvals", "promotions", "status")
+    ]
+    bindings = by_kind(DOCS, "ValidatingAdmissionPolicyBinding")
+    assert {b["spec"]["policyName"] for b in bindings} == set(policies)
+    for binding in bindings:
+        assert binding["spec"]["validationActions"] == ["Deny"]
+        assert binding["spec"]["matchResources"]["namespaceSelector"] == {}
+    for policy in policies.values():
+        assert policy["spec"]["failurePolicy"] == "Fail"
+
+
+def test_the_policies_use_the_governance_catalogue() -> None:
+    """The chart's CEL names the annotations and verbs the operator and the CLI use."""
+    approvals = json.dumps(_policies()["mlops-operator-approvals"])
+    for name in (APPROVED_BY, REJECTED_BY, REVOKED_BY):
+        assert f"'{name}'" in approvals
+    for verb in (Verb.APPROVE, Verb.REJECT):
+        assert f"check('{verb}')" in approvals
+    promotions = json.dumps(_policies()["mlops-operator-promotions"])
+    assert f"'{REQUESTED_BY}'" in promotions
+    assert f"'{Verb.ROLLBACK}' : '{Verb.PROMOTE}'" in promotions
+    annotations = _policies()["mlops-operator-annotations"]["spec"]["validations"][0]
+    listed = [f"'{name}'" for name in OPERATOR_ANNOTATIONS]
+    assert f"[{', '.join(listed)}]" in annotations["expression"]
+
+
+def test_only_the_operators_account_writes_status() -> None:
+    status = _policies()["mlops-operator-status"]["spec"]
+    assert status["matchConstraints"]["resourceRules"][0]["resources"] == [
+        f"{kind}/status" for kind in MLOPS
+    ]
+    assert status["validations"][0]["expression"] == (
+        'request.userInfo.username in ["system:serviceaccount:mlops-system:mlops-operator"]'
+    )
 
 
 def test_the_base_carries_the_four_crds_without_helm_metadata() -> None:

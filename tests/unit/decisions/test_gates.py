@@ -135,7 +135,6 @@ def test_evaluate_gates_lists_checks_thresholds_then_champions() -> None:
     )
     results = evaluate_gates(
         gates,
-        metrics=METRICS,
         primary_metric="accuracy",
         report=_report(**{"iris-v1": {"accuracy": 0.95}}),
         champions=["iris-v1"],
@@ -149,11 +148,21 @@ def test_evaluate_gates_lists_checks_thresholds_then_champions() -> None:
     assert verdict(results, require_approval=False, approval=None) is ModelVersionPhase.REJECTED
 
 
+def test_thresholds_judge_the_validators_measurement_not_the_reported_metrics() -> None:
+    # The report measured 0.9 where a hand-made ModelVersion could claim anything: the gate
+    # sees only the measurement; with nothing measured (evaluation failed) it fails.
+    gates = Gates(metrics=[MetricGate(metric="accuracy", threshold=0.95)])
+    (measured,) = evaluate_gates(gates, primary_metric="accuracy", report=_report())[2:]
+    assert (measured.passed, measured.value) == (False, 0.9)
+    unmeasured = ValidationReport(checks=[Check(name="evaluation", passed=False)])
+    (missing,) = evaluate_gates(gates, primary_metric="accuracy", report=unmeasured)[1:]
+    assert not missing.passed
+    assert "was not measured on the held-out rows" in missing.message
+
+
 def test_no_champion_passes_the_comparison() -> None:
     gates = Gates(compare_to_champion=_compare(MaxRegression(absolute=0.0)))
-    results = evaluate_gates(
-        gates, metrics=METRICS, primary_metric="accuracy", report=_report(), champions=[]
-    )
+    results = evaluate_gates(gates, primary_metric="accuracy", report=_report(), champions=[])
     assert results[-1].passed
     assert "no champion" in results[-1].message
 
@@ -161,7 +170,6 @@ def test_no_champion_passes_the_comparison() -> None:
 def test_approval_holds_a_passing_version_until_given() -> None:
     results = evaluate_gates(
         Gates(require_approval=True),
-        metrics=METRICS,
         primary_metric="accuracy",
         report=_report(),
     )

@@ -269,3 +269,84 @@ def test_history_is_bounded_newest_first() -> None:
         status = advance(spec, status, candidates=mvs, ready={version - 1: 2}, now=T0).status
         status = advance(spec, status, candidates=mvs, ready={version: 2}, now=T0).status
     assert [e.version for e in status.history] == [3, 2]
+
+
+def _v2_rolling_out(spec: ModelDeploymentSpec) -> ModelDeploymentStatus:
+    status = advance(spec, _serving_v1(spec), candidates=[_mv(1), _mv(2)], ready={1: 2}, now=T0)
+    assert status.status.challenger is not None
+    return status.status
+
+
+@pytest.mark.parametrize("promotion", [{}, {"promotion": "Manual", "version": 2}])
+def test_a_challenger_whose_pods_refuse_its_artifact_is_withdrawn_for_good(
+    promotion: dict[str, Any],
+) -> None:
+    spec = _spec(**promotion)
+    mvs = [_mv(1), _mv(2)]
+    status = _v2_rolling_out(_spec()) if not promotion else advance(
+        spec, _serving_v1(_spec()), candidates=mvs, ready={1: 2}, now=T0
+    ).status  # fmt: skip
+    refusal = "artifact refused: sha256 mismatch ... the ModelVersion registers ab12"
+    plan = advance(spec, status, candidates=mvs, ready={1: 2, 2: 0}, now=T0, refused={2: refusal})
+    assert plan.status.challenger is None
+    assert plan.status.champion is not None
+    assert plan.status.champion.version == 1
+    assert _served(plan) == {1: (2, True)}  # traffic stays on the champion
+    entry = plan.status.history[0]
+    assert (entry.action, entry.version, entry.reason) == (
+        HistoryAction.ABORT,
+        2,
+        "ArtifactRefused",
+    )
+    assert refusal in entry.message
+    assert _reason(plan.status, "Degraded") == ("True", "ArtifactRefused")
+    assert [e.reason for e in plan.events] == ["ArtifactRefused"]
+    # Its pods are gone with it, and the version is not rolled out again (Auto or pinned).
+    again = advance(spec, plan.status, candidates=mvs, ready={1: 2}, now=T0)
+    assert again.status.challenger is None
+
+
+def test_a_champion_whose_pods_refuse_its_artifact_is_reported_once() -> None:
+    spec = _spec()
+    status = _serving_v1(spec)
+    plan = advance(spec, status, candidates=[_mv(1)], ready={1: 1}, now=T0, refused={1: "nope"})
+    assert _reason(plan.status, "Degraded") == ("True", "ArtifactRefused")
+    assert [e.reason for e in plan.events] == ["ArtifactRefused"]
+    later = advance(
+        spec, plan.status, candidates=[_mv(1)], ready={1: 1}, now=T0, refused={1: "nope"}
+    )
+    assert later.events == []
+
+
+def test_children_held_by_others_make_the_deployment_not_ready() -> None:
+    spec = _spec()
+    conflict = "Service iris already exists and has no controller; the operator leaves it alone"
+    plan = advance(
+        spec, _serving_v1(spec), candidates=[_mv(1)], ready={1: 2}, now=T0, conflicts=[conflict]
+    )
+    assert _reason(plan.status, "Ready") == ("False", "NameConflict")
+    ready = find_condition(plan.status.conditions, "Ready")
+    assert ready is not None
+    assert ready.message == conflict
+    assert _reason(
+        advance(spec, plan.status, candidates=[_mv(1)], ready={1: 2}, now=T0).status, "Ready"
+    ) == ("True", "Available")
+
+
+@pytest.mark.parametrize("phase", [ModelVersionPhase.REJECTED, ModelVersionPhase.AWAITING_APPROVAL])
+def test_a_champion_no_longer_validated_gives_way_to_the_previous_one(
+    phase: ModelVersionPhase,
+) -> None:
+    spec = _spec()
+    status = _v2_rolling_out(spec)
+    status = advance(spec, status, candidates=[_mv(1), _mv(2)], ready={1: 2, 2: 2}, now=T0).status
+    assert status.champion is not None
+    assert status.champion.version == 2
+    withdrawn = [_mv(1), _mv(2, phase)]
+    plan = advance(spec, status, candidates=withdrawn, ready={2: 2}, now=T0)
+    assert plan.status.challenger is not None
+    assert plan.status.challenger.version == 1
+    assert _reason(plan.status, "Degraded") == ("True", "VersionWithdrawn")
+    done = advance(spec, plan.status, candidates=withdrawn, ready={2: 2, 1: 2}, now=T0)
+    assert done.status.champion is not None
+    assert done.status.champion.version == 1

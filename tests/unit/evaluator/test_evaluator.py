@@ -7,7 +7,7 @@ newer one as its labels arrive; windows go by prediction time, not label time;
 the latest of repeated labels wins and repeats are counted; labels without a
 recorded prediction are counted as unmatched; windows past maxLabelDelay short
 of labels are expired; CBPE is the mean calibrated confidence; predictions older
-than the retention are not read; the metrics render every number per version;
+than the retention, or than the deployment (a namesake's), are not read; the metrics render every number per version;
 the labels a real server wrote join with DuckDB.
 """
 
@@ -205,3 +205,23 @@ async def test_labels_a_real_server_wrote_join(tmp_path: Path, serve: Any, iris_
     judged = evaluator(tmp_path, window_seconds=3600).evaluate().versions["7"]
     assert judged.judged is not None
     assert judged.judged.accuracy == pytest.approx(accuracy_score(truth, body["labels"]))
+
+
+def test_a_namesakes_predictions_before_the_deployment_was_created_are_not_read(
+    tmp_path: Path,
+) -> None:
+    # A deployment deleted and created again under its name writes to the same folder: the
+    # earlier one's decayed window must not be judged for the new one.
+    old = predictions(tmp_path, T0 + 1000, ["a"] * 10, prefix="old")
+    labels(tmp_path, old, ["b"] * 10, predicted_at=T0 + 1000, at_ms=T0 + 2000)
+    created = (T0 + MINUTE) / 1000
+    new = predictions(tmp_path, T0 + MINUTE + 1000, ["a"] * 10, prefix="new")
+    labels(tmp_path, new, ["a"] * 10, predicted_at=T0 + MINUTE + 1000, at_ms=T0 + MINUTE + 2000)
+    now = (T0 + 2 * MINUTE) / 1000
+    # Without the bound the lifetime mixes both: half the rows wrong.
+    inherited = evaluator(tmp_path).evaluate(now=now).versions["1"]
+    assert (inherited.lifetime.predictions, inherited.lifetime.accuracy) == (20, 0.5)
+    fresh = evaluator(tmp_path, not_before=created).evaluate(now=now).versions["1"]
+    assert (fresh.lifetime.predictions, fresh.lifetime.accuracy) == (10, 1.0)
+    assert fresh.judged is not None
+    assert (fresh.judged.start_ms, fresh.judged.accuracy) == (T0 + MINUTE, 1.0)

@@ -1,13 +1,16 @@
-"""images/Dockerfile (one target per image), checked without a Docker engine.
+"""images/Dockerfile (one target per image), checked without building it.
 
 Aspects: it parses with BuildKit's own parser (PyPI `dockerfile`) and passes hadolint; it is
 multi-stage and takes its base image only from the BASE_IMAGE build argument (no default, and
 refused unless pinned by digest); each image's target runs as the numeric user 65532, carries
-the OCI labels and an exec-form ENTRYPOINT, and copies an environment that installed only its
-extra; the extra each installs resolves within this environment to versions that satisfy every
-requirement, the server's without scikit-learn and the operator's without onnxruntime; each
-entrypoint answers `--help` with only its extra's packages importable; the root .dockerignore
-lets in exactly what the Dockerfile copies.
+the OCI labels and an exec-form ENTRYPOINT, and copies an environment that installed exactly
+its locked requirements file (hashes required, no dependency resolution) and the project's
+wheel without dependencies; each requirements file pins exactly the closure of the image's
+extras (the server's without scikit-learn, the operator's without onnxruntime, neither image
+with the local cluster's cryptography), and is what `requirements/export.sh` makes from
+uv.lock today; each entrypoint answers `--help` with only its extras' packages importable;
+the root .dockerignore lets in exactly what the Dockerfile copies.
+tests/integration/images/ builds the images and runs them from their own root file systems.
 """
 
 from __future__ import annotations
@@ -24,10 +27,11 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 REPO = Path(__file__).resolve().parents[3]
+# image -> (its extras, its entrypoint)
 IMAGES = {
-    "operator": ("operator", ["mlops", "operator", "run"]),
-    "trainer": ("train", ["python", "-m", "mlops_operator.trainer"]),
-    "server": ("serve", ["mlops", "serve"]),
+    "operator": (("operator",), ["mlops", "operator", "run"]),
+    "trainer": (("train", "s3"), ["python", "-m", "mlops_operator.trainer"]),
+    "server": (("serve", "s3"), ["mlops", "serve"]),
 }
 # What each image's program imports once it runs (the entrypoints import lazily).
 PROGRAMS = {
@@ -71,14 +75,15 @@ def _image(target: str) -> list[dockerfile.Command]:
     return chain
 
 
-def _closure(extra: str) -> set[str]:
-    """The distributions `mlops-operator[extra]` needs, resolved against this environment."""
+def _closure(*extras: str) -> set[str]:
+    """The distributions `mlops-operator[extras]` needs, resolved against this environment."""
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    optional = pyproject["project"]["optional-dependencies"]
     pending = [
         Requirement(r)
         for r in (
             *pyproject["project"]["dependencies"],
-            *pyproject["project"]["optional-dependencies"][extra],
+            *(r for extra in extras for r in optional[extra]),
         )
     ]
     found: set[str] = set()
@@ -134,23 +139,67 @@ def test_runs_as_65532_with_oci_labels_and_an_exec_entrypoint(image: str) -> Non
     (entrypoint,) = [c for c in final if c.cmd == "ENTRYPOINT"]
     assert entrypoint.json
     assert list(entrypoint.value) == IMAGES[image][1]
-    # The image copies its environment from a stage that installed its extra and no other.
+    # The image copies its environment from a stage that installed its locked requirements
+    # file and the project's wheel, nothing else.
     (source,) = [f.split("=", 1)[1] for c in final if c.cmd == "COPY" for f in c.flags]
     installs = [" ".join(c.value) for c in _stages()[source][1] if c.cmd == "RUN"]
-    assert installs == [f'/opt/mlops/bin/pip install ".[{IMAGES[image][0]}]"']
+    assert installs == [
+        f"/opt/mlops/bin/pip install --require-hashes --no-deps -r requirements/{image}.txt",
+        "/opt/mlops/bin/pip install --no-deps /wheels/*.whl",
+    ]
+
+
+def _locked(image: str) -> dict[str, str]:
+    """The pins of requirements/<image>.txt: name -> version."""
+    pins = {}
+    for line in (REPO / "requirements" / f"{image}.txt").read_text().splitlines():
+        if line and not line.startswith((" ", "#")):
+            name, _, version = line.split(";")[0].strip().rstrip(" \\").partition("==")
+            pins[canonicalize_name(name)] = version
+    return pins
 
 
 @pytest.mark.parametrize("image", IMAGES)
-def test_the_extra_resolves(image: str) -> None:
-    closure = _closure(IMAGES[image][0])
+def test_the_lock_pins_exactly_the_closure_of_the_extras(image: str) -> None:
+    closure = _closure(*IMAGES[image][0])
     assert "pydantic" in closure
+    locked = _locked(image)
+    assert closure <= set(locked), closure - set(locked)
+    # The lock is universal: it also pins what only Windows needs (pandas' tzdata, colorama).
+    assert set(locked) - closure <= {"colorama", "tzdata"}, set(locked) - closure
+    for line in (REPO / "requirements" / f"{image}.txt").read_text().splitlines():
+        assert not line.startswith("-e"), line
+        assert "://" not in line.split("#")[0], line
 
 
 def test_the_server_carries_no_scikit_learn_and_the_operator_no_onnxruntime() -> None:
-    assert "scikit-learn" not in _closure("serve")
-    assert "onnxruntime" in _closure("serve")
-    assert not {"scikit-learn", "onnxruntime"} & _closure("operator")
-    assert {"scikit-learn", "skl2onnx", "onnxruntime"} <= _closure("train")
+    assert "scikit-learn" not in _locked("server")
+    assert {"onnxruntime", "s3fs"} <= set(_locked("server"))
+    assert not {"scikit-learn", "onnxruntime"} & set(_locked("operator"))
+    assert {"scikit-learn", "skl2onnx", "onnxruntime", "s3fs", "aiohttp"} <= set(_locked("trainer"))
+    # The local cluster's PKI and manifests are no workload's business.
+    for image in IMAGES:
+        assert "cryptography" not in _closure(*IMAGES[image][0]), image
+
+
+def test_the_requirements_files_are_what_the_lock_exports(tmp_path: Path) -> None:
+    uv = Path(sys.executable).with_name("uv")
+    if not uv.exists():
+        pytest.fail(f"{uv} is missing: `make venv` installs uv")
+    result = subprocess.run(
+        ["bash", str(REPO / "requirements" / "export.sh"), str(tmp_path)],
+        env={"UV": str(uv), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    for exported in sorted(tmp_path.glob("*.txt")):
+        checked_in = REPO / "requirements" / exported.name
+        assert checked_in.read_text() == exported.read_text(), (
+            f"{checked_in} differs from uv.lock's export: run `make lock`"
+        )
 
 
 # Runs in a child on a sys.path that holds only the image's distributions, as in the image.
@@ -182,8 +231,8 @@ def _site_packages_of(distributions: set[str], into: Path) -> Path:
 
 @pytest.mark.parametrize("image", IMAGES)
 def test_the_entrypoint_starts_with_only_its_extra(image: str, tmp_path: Path) -> None:
-    extra, entrypoint = IMAGES[image]
-    site = _site_packages_of(_closure(extra), tmp_path / "site-packages")
+    extras, entrypoint = IMAGES[image]
+    site = _site_packages_of(_closure(*extras), tmp_path / "site-packages")
     result = subprocess.run(
         [sys.executable, "-S", "-c", _PROGRAM, ",".join(PROGRAMS[image]), *entrypoint, "--help"],
         capture_output=True,
@@ -212,4 +261,5 @@ def test_dockerignore_lets_in_exactly_what_the_dockerfiles_copy() -> None:
     lines = (REPO / ".dockerignore").read_text().splitlines()
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
     assert lines[0] == "*" or "*" in lines[: lines.index(next(iter(sorted(lines))))] or "*" in lines
-    assert allowed == copied == {"pyproject.toml", "README.md", "operator"}
+    assert allowed == {"pyproject.toml", "README.md", "operator", "requirements"}
+    assert {c.split("/")[0] for c in copied} == allowed

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import os
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -148,3 +150,27 @@ def test_container_status_shapes() -> None:
     assert running.status("img")["restartCount"] == 2
     crashed = ContainerState("c", exit_code=1, reason="Error", waiting_reason="CrashLoopBackOff")
     assert crashed.status("img")["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+
+
+def test_a_missing_sub_path_is_made_with_the_volumes_mode_and_never_leaves_it(
+    tmp_path: Path,
+) -> None:
+    from mlops_operator.localcluster.pod import subpath
+
+    root = tmp_path / "claim"
+    root.mkdir()
+    os.chown(root, -1, 65532)  # the pod's fsGroup, as the node gives it the claim
+    root.chmod(0o2775)
+    (root / "payload-logs").mkdir(mode=0o755)  # made by someone else, under another group
+    os.chown(root / "payload-logs", -1, 0)
+    made = subpath(root, "payload-logs/team/iris")
+    assert made == root / "payload-logs" / "team" / "iris"
+    for level in (root / "payload-logs" / "team", made):
+        assert level.is_dir()
+        assert level.stat().st_mode & 0o7777 == 0o2775
+        assert level.stat().st_gid == 65532
+    assert subpath(root, "payload-logs/team/iris") == made  # existing: unchanged
+    assert subpath(root, "") == root
+    for escape in ("../elsewhere", "a/../../b", "/etc"):
+        with pytest.raises(ValueError, match="must be a relative path inside the volume"):
+            subpath(root, escape)

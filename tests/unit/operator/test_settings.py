@@ -27,8 +27,8 @@ def test_defaults_watch_the_whole_cluster_standalone() -> None:
     assert settings.clusterwide
     assert settings.peering is None
     assert (settings.metrics_port, settings.liveness_port) == (8080, 8081)
-    assert settings.trainer_image == f"mlops-operator/trainer:{__version__}"
-    assert settings.server_image == f"mlops-operator/server:{__version__}"
+    assert settings.trainer_image == f"ghcr.io/mlops-operator/trainer:{__version__}"
+    assert settings.server_image == f"ghcr.io/mlops-operator/server:{__version__}"
 
 
 def test_namespaces_come_from_a_comma_separated_variable(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,8 +1,8 @@
 """The label path's wiring: servers, key Secret, evaluator; and where a TrainingJob reads a log.
 
-Aspects: with ``spec.feedback`` every server gets the deployment's labels root, the
-retention, the key from the Secret (never a value in the manifest) and a writable
-store; without it none of that; the Secret holds random key bytes and is owned by the
+Aspects: with ``spec.feedback`` every server gets the deployment's label folder (mounted
+writable on its own; the store stays read-only), the retention and the key from the Secret
+(never a value in the manifest); without it none of that; the Secret holds random key bytes and is owned by the
 ModelDeployment; the evaluator pod reads the store read-only, runs the evaluator
 with the feedback settings and is scraped; a ModelDeployment whose
 ``payloadLogging.uri`` moved its log gives the trainer that place to read.
@@ -41,7 +41,8 @@ def _mdep(**spec: Any) -> ModelDeployment:
 def _server(mdep: ModelDeployment) -> dict[str, Any]:
     deployment = serving_deployment(
         mdep, version=2, model_version="iris-v2", artifact_uri="pvc://mlops-artifacts/m/k",
-        replicas=1, traffic=True, image="mlops-operator/server:1", storage=STORAGE,
+        artifact_sha256="ab" * 32, replicas=1, traffic=True, image="mlops-operator/server:1",
+        storage=STORAGE,
     )  # fmt: skip
     container: dict[str, Any] = deployment["spec"]["template"]["spec"]["containers"][0]
     return container
@@ -55,15 +56,22 @@ def _store_mount(container: dict[str, Any]) -> dict[str, Any]:
 def test_feedback_gives_every_server_the_labels_root_the_retention_and_the_secret_key() -> None:
     container = _server(_mdep(feedback=FEEDBACK))
     env = {e["name"]: e for e in container["env"]}
-    assert (
-        env["MLOPS_LABELS_URI"]["value"] == "file:///var/lib/mlops/artifacts/labels/team/iris-live"
-    )
+    # The deployment's label folder of the claim, mounted writable on its own; the store
+    # itself stays read-only (a server must never be able to replace a model).
+    assert env["MLOPS_LABELS_URI"]["value"] == "file:///var/lib/mlops/labels"
+    [labels] = [m for m in container["volumeMounts"] if m["mountPath"] == "/var/lib/mlops/labels"]
+    assert labels == {
+        "name": "artifacts",
+        "mountPath": "/var/lib/mlops/labels",
+        "subPath": "labels/team/iris-live",
+        "readOnly": False,
+    }
     assert env["MLOPS_LABEL_RETENTION_SECONDS"]["value"] == "172800.0"
     assert env["MLOPS_LABELS_KEY"] == {
         "name": "MLOPS_LABELS_KEY",
-        "valueFrom": {"secretKeyRef": {"name": "iris-live-labels-key", "key": "key"}},
+        "valueFrom": {"secretKeyRef": {"name": "iris-live-labels-key-u", "key": "key"}},
     }
-    assert _store_mount(container)["readOnly"] is False
+    assert _store_mount(container)["readOnly"] is True
 
 
 def test_without_feedback_no_label_path_and_a_read_only_store() -> None:
@@ -76,7 +84,8 @@ def test_without_feedback_no_label_path_and_a_read_only_store() -> None:
 def test_the_key_secret_is_random_bytes_owned_by_the_deployment() -> None:
     secret = labels_key_secret(_mdep(feedback=FEEDBACK), b"\x01" * 32)
     assert base64.b64decode(secret["data"]["key"]) == (b"\x01" * 32).hex().encode()
-    assert secret["metadata"]["name"] == "iris-live-labels-key"
+    # Named after the deployment's uid too: a namesake's Secret is never taken for its own.
+    assert secret["metadata"]["name"] == "iris-live-labels-key-u"
     [owner] = secret["metadata"]["ownerReferences"]
     assert (owner["kind"], owner["uid"], owner["controller"]) == ("ModelDeployment", "u", True)
 
@@ -116,3 +125,13 @@ def test_a_payload_log_moved_by_its_deployment_is_read_where_it_went() -> None:
     assert moved.root == "s3://logs/iris"
     default = parse_payload_log_uri(dataset_uri({}))
     assert default.root == "file:///var/lib/mlops/artifacts/payload-logs/team/iris-live"
+
+
+def test_the_evaluator_reads_nothing_older_than_its_deployment() -> None:
+    mdep = _mdep(feedback=FEEDBACK)
+    mdep.metadata["creationTimestamp"] = "2027-01-15T08:00:00Z"
+    deployment = evaluator_deployment(mdep, image="img", storage=STORAGE)
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    # A namesake deleted and created again writes to the same folder: only this one's rows count.
+    assert float(env["MLOPS_NOT_BEFORE"]) == 1_800_000_000.0

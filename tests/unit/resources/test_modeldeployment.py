@@ -14,6 +14,7 @@ from mlops_operator.decisions.gates import merge_gates
 from mlops_operator.resources.common import ArtifactStorage
 from mlops_operator.resources.modeldeployment import (
     TRAFFIC_LABEL,
+    artifact_refusal,
     grpc_port,
     serving_deployment,
     serving_selector,
@@ -34,6 +35,7 @@ from mlops_operator.validator.report import Check, ValidationReport
 from mlops_operator.validator.settings import ValidatorSettings
 
 META = {"name": "iris", "namespace": "team", "uid": "u-1"}
+SHA = "ab" * 32
 
 
 def _mdep(**spec: Any) -> ModelDeployment:
@@ -46,14 +48,14 @@ def _mdep(**spec: Any) -> ModelDeployment:
 def _deployment(traffic: bool = True, grpc: int = 0, **spec: Any) -> dict[str, Any]:
     return serving_deployment(
         _mdep(**spec), version=3, model_version="iris-v3", artifact_uri="pvc://mlops-artifacts/m/k",
-        replicas=2, traffic=traffic, image="mlops-operator/server:1", storage=ArtifactStorage(),
-        grpc_port=grpc,
+        artifact_sha256=SHA, replicas=2, traffic=traffic, image="mlops-operator/server:1",
+        storage=ArtifactStorage(), grpc_port=grpc,
     )  # fmt: skip
 
 
-def _env(deployment: dict[str, Any]) -> dict[str, str]:
+def _env(deployment: dict[str, Any]) -> dict[str, Any]:
     container = deployment["spec"]["template"]["spec"]["containers"][0]
-    return {e["name"]: e["value"] for e in container["env"]}
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
 
 
 def test_one_deployment_per_version_with_a_deterministic_name() -> None:
@@ -91,6 +93,11 @@ def test_the_server_env_renders_its_settings_class(monkeypatch: pytest.MonkeyPat
             monkeypatch.setenv(name, value)
     settings = ServingSettings()  # type: ignore[call-arg]
     assert (settings.model_name, settings.max_batch_rows, settings.workers) == ("iris", 32, 2)
+    # The registered digest and where a refusal is reported travel in the pod spec.
+    assert settings.expected_sha256 == SHA
+    container = _deployment()["spec"]["template"]["spec"]["containers"][0]
+    assert str(settings.termination_message_path) == container["terminationMessagePath"]
+    assert settings.feedback_token is None
     assert settings.drain_seconds > 0
     # Draining and finishing requests in flight end before the kubelet's SIGKILL.
     grace = _deployment()["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
@@ -203,3 +210,29 @@ def test_the_report_is_read_from_the_termination_message() -> None:
     ]}}  # fmt: skip
     assert "OOMKilled, exit code 137" in str(read_report([broken]))
     assert "without a finished validator pod" in str(read_report([]))
+
+
+def test_the_feedback_token_comes_from_the_secret_never_through_the_operator() -> None:
+    env = _env(_deployment(feedback={"tokenSecret": {"name": "labels", "key": "bearer"}}))
+    assert env["MLOPS_FEEDBACK_TOKEN"] == {"secretKeyRef": {"name": "labels", "key": "bearer"}}
+    assert "MLOPS_FEEDBACK_TOKEN" not in _env(_deployment())
+
+
+def _pod(state: dict[str, Any], last: dict[str, Any] | None = None) -> dict[str, Any]:
+    status: dict[str, Any] = {"name": "server", "state": state}
+    if last is not None:
+        status["lastState"] = last
+    return {"status": {"containerStatuses": [status]}}
+
+
+def test_a_refusal_is_read_from_the_servers_termination_message() -> None:
+    refused = {"terminated": {"exitCode": 3, "message": "artifact refused: sha256 mismatch"}}
+    assert artifact_refusal([_pod(refused)]) == "artifact refused: sha256 mismatch"
+    # After a restart the kubelet keeps it as the last state.
+    waiting = {"waiting": {"reason": "CrashLoopBackOff"}}
+    assert artifact_refusal([_pod(waiting, refused)]) == "artifact refused: sha256 mismatch"
+    # Other endings are not refusals: a crash, a clean stop, a pod still running.
+    crashed = {"terminated": {"exitCode": 1, "message": "Traceback ..."}}
+    assert artifact_refusal([_pod(crashed), _pod({"running": {}}), _pod(waiting, crashed)]) is None
+    bare = {"terminated": {"exitCode": 3}}
+    assert artifact_refusal([_pod(bare)]) == "the server refused the artifact (no message)"

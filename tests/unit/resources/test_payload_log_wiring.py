@@ -1,7 +1,7 @@
 """The payload log's wiring: the servers write to the deployment's folder, a TrainingJob reads it.
 
-Aspects: logging on gives the server the folder and the sample rate and mounts the
-store read-write (read-only otherwise); a chosen URI is used as given without
+Aspects: logging on gives the server the folder and the sample rate, mounting only that
+folder of the claim writable (the store itself is read-only whatever the settings); a chosen URI is used as given without
 writing the store; ``fromPayloadLog`` gives the trainer a ``payloadlog+`` URI for
 the same folder with the window, the target and minRows, and the lineage names the
 deployment; the retraining builder's job is accepted.
@@ -31,7 +31,8 @@ def _server(logging: dict[str, Any] | None) -> dict[str, Any]:
     )  # fmt: skip
     deployment = serving_deployment(
         mdep, version=2, model_version="iris-v2", artifact_uri="pvc://mlops-artifacts/m/k",
-        replicas=1, traffic=True, image="mlops-operator/server:1", storage=STORAGE,
+        artifact_sha256="ab" * 32, replicas=1, traffic=True, image="mlops-operator/server:1",
+        storage=STORAGE,
     )  # fmt: skip
     container: dict[str, Any] = deployment["spec"]["template"]["spec"]["containers"][0]
     return container
@@ -46,15 +47,25 @@ def _store_mount(container: dict[str, Any]) -> dict[str, Any]:
     return mount
 
 
-def test_logging_on_writes_the_deployments_folder_of_the_store() -> None:
+def test_logging_on_writes_the_deployments_folder_only_the_store_stays_read_only() -> None:
     container = _server({"enabled": True, "sampleRate": 0.25})
     env = _env(container)
-    assert (
-        env["MLOPS_PAYLOAD_LOG_URI"]
-        == "file:///var/lib/mlops/artifacts/payload-logs/team/iris-live"
-    )
+    assert env["MLOPS_PAYLOAD_LOG_URI"] == "file:///var/lib/mlops/payload-log"
     assert env["MLOPS_PAYLOAD_LOG_SAMPLE_RATE"] == "0.25"
-    assert _store_mount(container)["readOnly"] is False
+    assert _store_mount(container)["readOnly"] is True
+    # The one writable mount: the same claim, only the deployment's folder, where a
+    # TrainingJob's fromPayloadLog reads it (payload-logs/<namespace>/<deployment>).
+    [log] = [m for m in container["volumeMounts"] if m["mountPath"] == "/var/lib/mlops/payload-log"]
+    assert log == {
+        "name": "artifacts",
+        "mountPath": "/var/lib/mlops/payload-log",
+        "subPath": "payload-logs/team/iris-live",
+        "readOnly": False,
+    }
+    writable = [
+        m for m in container["volumeMounts"] if m["name"] == "artifacts" and not m["readOnly"]
+    ]
+    assert writable == [log]
 
 
 def test_logging_off_or_elsewhere_leaves_the_store_read_only() -> None:

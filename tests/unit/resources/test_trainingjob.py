@@ -95,7 +95,8 @@ def _settings_from_env(job: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_the_job_is_named_after_and_owned_by_the_training_job() -> None:
     job = build_job(_training(), STORAGE, IMAGE)
-    assert job["metadata"]["name"] == "iris-initial"
+    # The uid's start tells this TrainingJob's Job from an earlier namesake's.
+    assert job["metadata"]["name"] == "iris-initial-uid1"
     assert job["metadata"]["namespace"] == "ml"
     assert owner_uid(job) == "uid-1"
     assert job["metadata"]["labels"]["mlops.dev/training-job"] == "iris-initial"

@@ -4,8 +4,10 @@ Aspects: a label posted to another server (another worker, replica, or the same
 pod after a restart) that shares the deployment's key and store is accepted,
 and both logs hold the rows as Parquet; every prediction is recorded whatever
 the payload log samples; forged and expired ids and unknown classes
-are refused with the reason; ids tagged the earlier way (HMAC-SHA256) still verify; duplicates are counted; a failing store keeps the
-rows for the next flush; a server without a labels URI says how to enable them;
+are refused with the reason; ids tagged the earlier way (HMAC-SHA256) still verify;
+duplicates are counted; a failing store keeps the rows for the next flush; a server
+without a labels URI says how to enable them; with a feedback token, labels without it
+are refused (401) and never recorded;
 classifier records carry the calibrated confidence CBPE averages.
 """
 
@@ -269,3 +271,32 @@ async def test_classifier_records_carry_the_calibrated_confidence(
     expected = np.interp(probabilities, calibration.probabilities, calibration.accuracy)
     recorded = [r["confidence"] for r in _table(tmp_path, "predictions")]
     assert recorded == pytest.approx(expected.tolist(), abs=1e-6)
+
+
+async def test_feedback_with_a_token_needs_it_and_records_only_then(
+    serve: Serve, iris_lr: ModelDir, tmp_path: Path
+) -> None:
+    running = await serve(iris_lr, labels_uri=str(tmp_path), feedback_token="s3cret-labels")
+    predicted = await _predict(running, iris_lr.card.parity.sample_inputs[:1])
+    body = {"request_id": predicted["request_id"], "labels": predicted["labels"]}
+    for headers, message in [
+        ({}, "needs `Authorization: Bearer <token>`"),
+        ({"Authorization": "Bearer guess"}, "is not this deployment's feedback token"),
+        ({"Authorization": "Basic s3cret-labels"}, "needs `Authorization: Bearer <token>`"),
+    ]:
+        refused = await running.client.post("/feedback", json=body, headers=headers)
+        assert refused.status == 401
+        assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+        assert message in (await refused.json())["error"]
+    assert "mlops_labels_total" not in await scrape(running)
+    accepted = await running.client.post(
+        "/feedback", json=body, headers={"Authorization": "Bearer s3cret-labels"}
+    )
+    assert accepted.status == 200, await accepted.text()
+    samples = await scrape(running)
+    counted = {labels["outcome"]: value for labels, value in samples["mlops_labels_total"]}
+    assert counted == {"accepted": 1.0}
+    # Predictions need no token: only the labels that steer accuracy are guarded.
+    assert (await _predict(running, iris_lr.card.parity.sample_inputs[:1]))["labels"]
+    await _flush(running)
+    assert len(_table(tmp_path, "labels")) == 1

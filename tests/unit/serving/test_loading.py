@@ -9,6 +9,7 @@ refusing to start with a clear log line and exit code 3.
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 import shutil
 import subprocess
@@ -115,3 +116,38 @@ def test_mlops_serve_refuses_to_start_on_a_tampered_artifact(
     )
     assert result.returncode == EXIT_ARTIFACT_REFUSED
     assert "refusing to start: sha256 mismatch" in result.stderr
+
+
+def test_model_and_card_swapped_together_are_refused_against_the_registered_digest(
+    iris_lr: ModelDir, iris_forest: ModelDir, tmp_path: Path
+) -> None:
+    # Consistent with each other, so only the ModelVersion's digest can tell.
+    directory = _copy(iris_lr, tmp_path)
+    for name in (MODEL_FILE, MODEL_CARD_FILE):
+        shutil.copyfile(iris_forest.path / name, directory / name)
+    assert load_model(str(directory), threads=1).sha256 == iris_forest.card.artifact.sha256
+    registered = iris_lr.card.artifact.sha256
+    with pytest.raises(ArtifactError) as refused:
+        load_model(str(directory), threads=1, expected_sha256=registered)
+    message = str(refused.value)
+    assert f"hashes to {iris_forest.card.artifact.sha256}" in message
+    assert f"the ModelVersion registers {registered}" in message
+
+
+def test_mlops_serve_leaves_its_refusal_as_the_termination_message(
+    iris_lr: ModelDir, iris_forest: ModelDir, tmp_path: Path
+) -> None:
+    directory = _copy(iris_forest, tmp_path)
+    termination = tmp_path / "termination-log"
+    result = subprocess.run(
+        [sys.executable, "-m", "mlops_operator.cli", "serve", "--model-dir", str(directory),
+         "--host", "127.0.0.1", "--port", "0"],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "MLOPS_EXPECTED_SHA256": iris_lr.card.artifact.sha256,
+             "MLOPS_TERMINATION_MESSAGE_PATH": str(termination)},
+    )  # fmt: skip
+    assert result.returncode == EXIT_ARTIFACT_REFUSED
+    written = termination.read_text()
+    assert written.startswith("artifact refused: sha256 mismatch")
+    assert iris_lr.card.artifact.sha256 in written
+    assert iris_forest.card.artifact.sha256 in written

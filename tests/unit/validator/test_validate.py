@@ -86,7 +86,20 @@ def test_champion_is_measured_on_the_same_rows(
 def test_a_checksum_other_than_recorded_is_refused(good: tuple[str, str]) -> None:
     report = validate(ValidatorSettings(model_uri=good[0], expected_sha256="0" * 64))
     assert [(c.name, c.passed) for c in report.checks] == [("checksum", False)]
-    assert "records " + "0" * 64 in report.checks[0].message
+    # Both digests are named: what the bytes hash to and what the ModelVersion registers.
+    assert f"hashes to {good[1]}" in report.checks[0].message
+    assert "ModelVersion registers " + "0" * 64 in report.checks[0].message
+
+
+def test_model_and_card_replaced_together_are_refused(store: Path) -> None:
+    # The card agrees with the new bytes; only the digest from the ModelVersion gives them away.
+    uri, sha = _train(store, "original", "GaussianNB", {})
+    other, other_sha = _train(store, "swapped", "LogisticRegression", {})
+    for name in ("model.onnx", "model-card.json"):
+        (Path(uri) / name).write_bytes((Path(other) / name).read_bytes())
+    report = validate(ValidatorSettings(model_uri=uri, expected_sha256=sha))
+    assert [(c.name, c.passed) for c in report.checks] == [("checksum", False)]
+    assert f"hashes to {other_sha} but the ModelVersion registers {sha}" in report.checks[0].message
 
 
 def test_a_modified_artifact_is_refused(store: Path, tmp_path: Path) -> None:
