@@ -134,6 +134,7 @@ class InferenceServer:
             max_rows=settings.max_batch_rows,
             delay_seconds=settings.batch_delay_ms / 1000,
             offload=settings.offload_inference,
+            observe_delay_seconds=settings.observe_delay_ms / 1000,
         )
         key = settings.labels_key.get_secret_value().encode() if settings.labels_key else None
         self.ids = RequestIds(

@@ -22,7 +22,7 @@ moment it ends.
 
 Calls are observed together, off the answers' path: each call's feeds and outputs are
 kept (a list append) and the ``observe`` hook gets the kept calls merged, once
-:data:`OBSERVE_ROWS` rows are kept or :data:`OBSERVE_WITHIN_SECONDS` after the first, with
+:data:`OBSERVE_ROWS` rows are kept or ``observe_delay_seconds`` after the first, with
 each request's id and row count and each call's rows (the server counts drift and records
 predictions for labels there). Counting 64 rows at once costs about what counting one
 does, so a lone request no longer pays for its own count. :meth:`MicroBatcher.observe_now`
@@ -54,9 +54,8 @@ OFFLOAD_ABOVE_SECONDS = 100e-6
 """A model whose one-row call takes longer runs in a thread (``offload_inference`` unset)."""
 
 OBSERVE_ROWS = 256
-"""Kept calls are observed once they hold this many rows..."""
-OBSERVE_WITHIN_SECONDS = 0.05
-"""...or this long after the first of them ran."""
+"""Kept calls are observed once they hold this many rows, or ``observe_delay_seconds`` after
+the first of them ran."""
 
 Outputs = list[npt.NDArray[Any]]
 Feeds = dict[str, npt.NDArray[Any]]
@@ -107,9 +106,11 @@ class MicroBatcher:
         max_rows: int,
         delay_seconds: float,
         offload: bool | None,
+        observe_delay_seconds: float = 0.05,
     ) -> None:
         self._model = model
         self._observe = observe
+        self._observe_delay = observe_delay_seconds
         self._max_rows = max_rows
         self._delay = delay_seconds
         self._offload = offload
@@ -219,7 +220,7 @@ class MicroBatcher:
                 self._observe_soon = True
                 loop.call_soon(self.observe_now)  # after the handlers answered in this turn
         elif self._observe_timer is None:
-            self._observe_timer = loop.call_later(OBSERVE_WITHIN_SECONDS, self.observe_now)
+            self._observe_timer = loop.call_later(self._observe_delay, self.observe_now)
 
     def observe_now(self) -> None:
         """Observe the calls kept so far, merged, with one call of the ``observe`` hook."""

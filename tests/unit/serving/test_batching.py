@@ -158,9 +158,8 @@ async def test_a_lone_request_is_answered_at_once_and_company_shares_calls(
 
 
 async def test_kept_calls_are_observed_at_the_row_threshold_and_at_stop(
-    iris_lr: ModelDir, monkeypatch: pytest.MonkeyPatch
+    iris_lr: ModelDir,
 ) -> None:
-    monkeypatch.setattr("mlops_operator.serving.batching.OBSERVE_WITHIN_SECONDS", 3600)
     model = load_model(str(iris_lr.path), threads=1)
     observed: list[list[int]] = []
     batcher = MicroBatcher(
@@ -169,6 +168,7 @@ async def test_kept_calls_are_observed_at_the_row_threshold_and_at_stop(
         max_rows=OBSERVE_ROWS,
         delay_seconds=0,
         offload=False,
+        observe_delay_seconds=3600,  # the timer never fires here
     )
     batcher.start()
     rows = np.repeat(load_iris().data[:1].astype(np.float32), OBSERVE_ROWS - 1, axis=0)
