@@ -136,6 +136,9 @@ class InferenceServer:
             offload=settings.offload_inference,
             observe_delay_seconds=settings.observe_delay_ms / 1000,
         )
+        # The model's outputs for a validated batch, whatever the format (its rows are counted
+        # and recorded by `observe_calls`): the batcher's own coroutine, not one around it.
+        self.infer: Callable[[Batch, str], Awaitable[Outputs]] = self.batcher.predict
         key = settings.labels_key.get_secret_value().encode() if settings.labels_key else None
         self.ids = RequestIds(
             key or os.urandom(32), worker=worker, retention_seconds=settings.label_retention_seconds
@@ -214,10 +217,6 @@ class InferenceServer:
                 await channel.stop()
 
     # -- inference, whatever the format ----------------------------------------------------
-
-    async def infer(self, batch: Batch, request_id: str) -> Outputs:
-        """The model's outputs for a validated batch (its rows are recorded by `observe_calls`)."""
-        return await self.batcher.predict(batch, request_id)
 
     def observe_calls(
         self,
