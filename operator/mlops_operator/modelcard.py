@@ -177,7 +177,10 @@ class Lineage(_Strict):
     test_size: float
     cv_folds: int = Field(default=0, description="0 when no cross-validation ran.")
     scaling: Literal["standard", "none"] = "none"
-    imputation: Literal["median", "mean", "none"] = "none"
+    imputation: Literal["median", "mean", "most_frequent", "none"] = "none"
+    categorical_imputation: Literal["most_frequent", "constant"] | None = Field(
+        default=None, description="How a missing category is filled; None: no categorical column."
+    )
     image: str | None = None
     code_version: str
     training_job: str | None = None

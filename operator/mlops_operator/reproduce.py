@@ -136,7 +136,7 @@ def recipe_of(
         "features": lineage.features,
         "categoricalFeatures": lineage.categorical_features,
         "task": task.value,
-        "estimator": {"name": lineage.estimator.value, "params": lineage.params},
+        "estimator": {"name": lineage.estimator, "params": lineage.params},
         "seed": lineage.seed,
         "testSize": lineage.test_size,
         "cvFolds": lineage.cv_folds,

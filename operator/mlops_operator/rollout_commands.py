@@ -15,6 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from mlops_operator.api.metadata import APPROVED_BY_ANNOTATION, REQUESTED_BY_ANNOTATION
+
 __all__ = ["live_at", "register"]
 
 Command = Callable[[Any, str, argparse.Namespace], Awaitable[int]]
@@ -62,12 +64,11 @@ async def _mdep(kube: Any, name: str, namespace: str) -> dict[str, Any]:
 
 
 async def _pin(kube: Any, args: argparse.Namespace, namespace: str, version: int) -> None:
-    from mlops_operator.api.governance import REQUESTED_BY
     from mlops_operator.api.resource import API_VERSION
 
     user = await _whoami(kube)
     patch = {
-        "metadata": {"annotations": {REQUESTED_BY: user}},
+        "metadata": {"annotations": {REQUESTED_BY_ANNOTATION: user}},
         "spec": {"promotion": "Manual", "version": version},
     }
     await kube.patch(API_VERSION, "ModelDeployment", args.name, namespace, patch)
@@ -98,11 +99,11 @@ async def _promote(kube: Any, namespace: str, args: argparse.Namespace) -> int:
 
     mdep = await _mdep(kube, args.name, namespace)
     if args.auto:
-        from mlops_operator.api.governance import REQUESTED_BY
+        from mlops_operator.api.metadata import REQUESTED_BY_ANNOTATION
 
         user = await _whoami(kube)
         patch = {
-            "metadata": {"annotations": {REQUESTED_BY: user}},
+            "metadata": {"annotations": {REQUESTED_BY_ANNOTATION: user}},
             "spec": {"promotion": "Auto", "version": None},
         }
         await kube.patch(API_VERSION, "ModelDeployment", args.name, namespace, patch)
@@ -217,18 +218,21 @@ async def _review(kube: Any, namespace: str, args: argparse.Namespace) -> int:
     The API server admits the change only from a user holding the verb, and only when the
     annotation names that user (the chart's admission policy): the name is the caller's own.
     """
-    from mlops_operator.api.governance import APPROVED_BY, REJECTED_BY, REVOKED_BY
+    from mlops_operator.api.metadata import (
+        REJECTED_BY_ANNOTATION,
+        REVOKED_BY_ANNOTATION,
+    )
     from mlops_operator.api.resource import API_VERSION
 
     user = await _whoami(kube)
     if args.command == "reject":
-        annotations: dict[str, str | None] = {REJECTED_BY: user}
+        annotations: dict[str, str | None] = {REJECTED_BY_ANNOTATION: user}
         done = "rejected"
     elif args.revoke:
-        annotations = {APPROVED_BY: None, REVOKED_BY: user}
+        annotations = {APPROVED_BY_ANNOTATION: None, REVOKED_BY_ANNOTATION: user}
         done = "approval revoked"
     else:
-        annotations = {APPROVED_BY: user, REVOKED_BY: None}
+        annotations = {APPROVED_BY_ANNOTATION: user, REVOKED_BY_ANNOTATION: None}
         done = "approved"
     patch = {"metadata": {"annotations": annotations}}
     await kube.patch(API_VERSION, "ModelVersion", args.name, namespace, patch)

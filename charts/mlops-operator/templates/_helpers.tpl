@@ -41,6 +41,18 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
 {{/*
+One workload's pod defaults as the JSON the operator reads (MLOPS_<WORKLOAD>_POD), with the
+chart's imagePullSecrets added to the workload's own.
+*/}}
+{{- define "mlops-operator.workloadPod" -}}
+{{- $pod := deepCopy (index .root.Values.workloads .workload | default dict) -}}
+{{- with .root.Values.imagePullSecrets -}}
+{{- $_ := set $pod "imagePullSecrets" (concat ($pod.imagePullSecrets | default list) .) -}}
+{{- end -}}
+{{- toJson $pod -}}
+{{- end -}}
+
+{{/*
 The user names the operator acts as, as a CEL list literal (JSON strings are CEL strings): its
 ServiceAccount's, and governance.operatorUsers (e.g. an operator run outside the cluster).
 */}}

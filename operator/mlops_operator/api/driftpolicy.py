@@ -12,15 +12,18 @@ new version then goes through the same gates and rollout as any other.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from mlops_operator.api.fields import ColumnName, Duration, Fraction, ObjectName
 from mlops_operator.api.gates import ComparisonOp
-from mlops_operator.api.model import CamelModel, Rule
+from mlops_operator.api.model import CamelModel, Rule, field_rules
 from mlops_operator.api.resource import CustomResource, PrinterColumn, ResourceStatus
+from mlops_operator.api.schedules import SCHEDULE_MESSAGE, SCHEDULE_PATTERN
 from mlops_operator.api.trainingjob import TrainingJobTemplate
 
 __all__ = [
@@ -43,10 +46,23 @@ __all__ = [
     "Triggers",
 ]
 
-CRON_PATTERN = (
-    r"^(@(yearly|annually|monthly|weekly|daily|hourly)"
-    r"|([0-9*/,\-]+\s+){4}[0-9A-Za-z*/,\-]+)$"
+_SCHEDULE_RULE = Rule(
+    "self.matches(" + repr(SCHEDULE_PATTERN) + ")", SCHEDULE_MESSAGE, reason="FieldValueInvalid"
 )
+
+
+def _check_schedule(expression: str) -> str:
+    if not re.fullmatch(SCHEDULE_PATTERN, expression):
+        raise ValueError(SCHEDULE_MESSAGE)
+    return expression
+
+
+Schedule = Annotated[
+    str,
+    Field(max_length=128, json_schema_extra=field_rules(_SCHEDULE_RULE)),
+    AfterValidator(_check_schedule),
+]
+"""A cron expression (`mlops_operator.api.schedules`), checked the same way on both sides."""
 
 
 class FeatureDriftTrigger(CamelModel):
@@ -195,12 +211,12 @@ class Triggers(CamelModel):
         description="PromQL triggers.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
-    schedule: str | None = Field(
+    schedule: Schedule | None = Field(
         default=None,
-        max_length=128,
-        pattern=CRON_PATTERN,
         description="Retrain on a cron schedule (5 fields, UTC) regardless of drift, e.g."
-        " `0 3 * * 0`; cooldown and budget still apply.",
+        " `0 3 * * 0`; cooldown and budget still apply. A schedule the API server admits but"
+        " that can never fire (a reversed range, 30 February) sets `Ready` to False with"
+        " reason `InvalidSchedule`.",
     )
 
 

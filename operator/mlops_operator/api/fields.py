@@ -8,10 +8,12 @@ RE2-compatible: the API server evaluates them with Go's regexp.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Annotated
 
 from pydantic import AfterValidator, Field, WithJsonSchema
 
+from mlops_operator.api.durations import DURATION_PATTERN, Duration
 from mlops_operator.api.model import CamelModel, Rule
 
 __all__ = [
@@ -28,14 +30,11 @@ __all__ = [
     "ResourceRequirements",
     "Sha256",
     "StorageUri",
+    "quantity_value",
 ]
 
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-
-# Go's time.ParseDuration units that people use for operations (no ns/us): CEL's
-# duration() parses exactly this syntax, so rules can compare two durations.
-DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 
 # Kubernetes' own pattern for resource.Quantity.
 QUANTITY_PATTERN = (
@@ -56,11 +55,6 @@ MetricName = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z][
 ColumnName = Annotated[str, Field(min_length=1, max_length=256)]
 """A column of a tabular dataset."""
 
-Duration = Annotated[
-    str, Field(max_length=32, pattern=DURATION_PATTERN, json_schema_extra={"format": "duration"})
-]
-"""A duration such as ``30s``, ``5m``, ``1h30m`` or ``1.5h``."""
-
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 """A number between 0 and 1 inclusive."""
 
@@ -74,6 +68,33 @@ StorageUri = Annotated[
 
 Image = Annotated[str, Field(min_length=1, max_length=512, pattern=r"^\S+$")]
 """A container image reference."""
+
+
+_BINARY = {f"{p}i": Decimal(2) ** (10 * n) for n, p in enumerate("KMGTPE", 1)}
+_DECIMAL = {
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "k": Decimal("1e3"),
+    "M": Decimal("1e6"),
+    "G": Decimal("1e9"),
+    "T": Decimal("1e12"),
+    "P": Decimal("1e15"),
+    "E": Decimal("1e18"),
+}
+
+
+def quantity_value(quantity: int | str) -> Decimal:
+    """The number a Kubernetes quantity stands for (``500m`` is 0.5, ``1Gi`` is 2**30)."""
+    text = str(quantity)
+    if not _QUANTITY.match(text):
+        raise ValueError(f"{text!r} is not a Kubernetes quantity")
+    for suffix, factor in _BINARY.items():
+        if text.endswith(suffix):
+            return Decimal(text[: -len(suffix)]) * factor
+    if text[-1:] in _DECIMAL:
+        return Decimal(text[:-1]) * _DECIMAL[text[-1]]
+    return Decimal(text)
 
 
 def _check_quantity(value: int | str) -> int | str:

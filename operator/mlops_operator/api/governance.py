@@ -11,42 +11,22 @@ annotation names exactly the authenticated user making the request. So the
 name the operator records in the status and the audit log is the user the API
 server authenticated, never free text.
 
-This module is the one catalogue of those names: the controllers, the CLI and
-the chart's policies (checked by ``tests/unit/chart``) all use these values.
+The annotation keys live in the metadata catalogue (`mlops_operator.api.metadata`,
+``*_BY_ANNOTATION``); this module names the verbs and which annotations only the
+operator may set. The controllers, the CLI and the chart's policies (checked by
+``tests/unit/chart``) all use these values.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = [
-    "APPROVED_BY",
-    "AUDITED",
-    "OPERATOR_ANNOTATIONS",
-    "REJECTED_BY",
-    "REQUESTED_BY",
-    "REVOKED_BY",
-    "TRAINING_JOB_UID",
-    "Verb",
-]
+from mlops_operator.api.metadata import AUDITED_ANNOTATION, TRAINING_JOB_UID_ANNOTATION
 
-APPROVED_BY = "mlops.dev/approved-by"
-"""On a ModelVersion: the user who approved it (verb `Verb.APPROVE`)."""
-REJECTED_BY = "mlops.dev/rejected-by"
-"""On a ModelVersion: the user who rejected it (verb `Verb.REJECT`); final."""
-REVOKED_BY = "mlops.dev/revoked-by"
-"""On a ModelVersion: the user who withdrew its approval, set when `APPROVED_BY` is removed
-(verb `Verb.APPROVE`)."""
-REQUESTED_BY = "mlops.dev/requested-by"
-"""On a ModelDeployment: the user who changed which version it serves by hand (``promotion``
-or ``version``; verb `Verb.PROMOTE` or `Verb.ROLLBACK`)."""
-TRAINING_JOB_UID = "mlops.dev/training-job-uid"
-"""On a ModelVersion: the uid of the TrainingJob that produced it. Only the operator may set
-it, so its presence says the operator made the version from a training run it observed."""
-AUDITED = "mlops.dev/audited"
-"""On an object with an audit log: the id of the newest entry handed to an audit Job."""
+__all__ = ["OPERATOR_ANNOTATIONS", "Verb"]
 
-OPERATOR_ANNOTATIONS = (TRAINING_JOB_UID, AUDITED)
+
+OPERATOR_ANNOTATIONS = (TRAINING_JOB_UID_ANNOTATION, AUDITED_ANNOTATION)
 """Annotations only the operator's identity may set or change (admission policy)."""
 
 

@@ -27,6 +27,7 @@ from mlops_operator.api.fields import (
 )
 from mlops_operator.api.gates import Gates
 from mlops_operator.api.model import CamelModel, Rule
+from mlops_operator.api.pods import PodOverrides
 from mlops_operator.api.resource import (
     CustomResource,
     PrinterColumn,
@@ -164,12 +165,18 @@ class ShadowSettings(CamelModel):
 class Analysis(CamelModel):
     """Live checks of the challenger during a canary or shadow; a failure withdraws it."""
 
-    interval: Duration = Field(default="1m", description="How often the checks run.")
+    interval: Duration = Field(
+        default="1m",
+        description="How often the checks run during a step (or a shadow), each over the"
+        " traffic since the previous one; a step ends once its `pause` is over and the checks"
+        " after it pass.",
+    )
     min_requests: int = Field(
         default=100,
         ge=1,
         le=10_000_000,
-        description="Requests the challenger must have served in an interval before it is judged.",
+        description="Requests the challenger must have served since the previous check before"
+        " it is judged (until then the check waits for more).",
     )
     failure_limit: int = Field(
         default=3,
@@ -396,6 +403,11 @@ class ModelDeploymentSpec(CamelModel):
             reason="FieldValueRequired",
         ),
         Rule(
+            "!has(self.resources) || !has(self.podOverrides) || !has(self.podOverrides.resources)",
+            "`resources` and `podOverrides.resources` must not both be set",
+            field_path=".podOverrides.resources",
+        ),
+        Rule(
             "self.promotion != 'Auto' || !has(self.version)",
             "`version` must not be set when `promotion` is Auto: set `promotion: Manual` to pin",
             field_path=".version",
@@ -435,6 +447,11 @@ class ModelDeploymentSpec(CamelModel):
     )
     resources: ResourceRequirements | None = Field(
         default=None, description="Compute resources of each serving pod."
+    )
+    pod_overrides: PodOverrides | None = Field(
+        default=None,
+        description="Changes to the serving pods (placement, service account, pull secrets,"
+        " resources, env, volumes), merged over the operator's defaults.",
     )
     server: ServerSettings = Field(
         default=ServerSettings(),
@@ -500,6 +517,9 @@ class Challenger(CamelModel):
     step: int = Field(default=0, ge=0, description="Index of the current canary step.")
     phase: ChallengerPhase = Field(default=ChallengerPhase.STARTING, description="Rollout phase.")
     since: datetime | None = Field(default=None, description="When the current step began.")
+    analyzed_at: datetime | None = Field(
+        default=None, description="When the current step's traffic was last judged."
+    )
     failed_analyses: int = Field(
         default=0, ge=0, description="Consecutive failed analysis intervals."
     )

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from mlops_operator.api.estimators import EstimatorName, Task
 from mlops_operator.api.fields import (
     ColumnName,
     Image,
@@ -27,8 +28,9 @@ from mlops_operator.api.fields import (
 )
 from mlops_operator.api.gates import Gates
 from mlops_operator.api.model import CamelModel, Rule, field_rules
+from mlops_operator.api.pods import PodOverrides
 from mlops_operator.api.resource import CustomResource, PrinterColumn, ResourceStatus
-from mlops_operator.api.trainingjob import EstimatorName, Preprocessing, Task
+from mlops_operator.api.trainingjob import Preprocessing
 
 __all__ = [
     "Approval",
@@ -201,7 +203,10 @@ class Lineage(CamelModel):
     )
     image: Image | None = Field(default=None, description="Trainer image (ideally by digest).")
     code_version: str = Field(
-        min_length=1, max_length=128, description="Version of the trainer code (package or git)."
+        min_length=1,
+        max_length=128,
+        description="The trainer's code: the package version plus the commit it was built from"
+        " where known, e.g. `0.1.0+g0123456789ab` (`.dirty` when the checkout differed).",
     )
     training_job: ObjectName | None = Field(
         default=None, description="The TrainingJob that produced it; absent when imported."
@@ -263,6 +268,11 @@ class ModelVersionSpec(CamelModel):
     )
     gates: Gates | None = Field(
         default=None, description="Checks this version must pass before any deployment uses it."
+    )
+    validator_pod_overrides: PodOverrides | None = Field(
+        default=None,
+        description="Changes to the validation Job's pod, merged over the operator's defaults"
+        " (a TrainingJob copies its `validatorPodOverrides` here).",
     )
 
 

@@ -15,6 +15,13 @@ from typing import Any
 
 from pydantic import Field
 
+from mlops_operator.api.estimators import (
+    CLASSIFIERS,
+    REGRESSORS,
+    SCALE_INVARIANT,
+    EstimatorName,
+    Task,
+)
 from mlops_operator.api.fields import (
     ColumnName,
     Duration,
@@ -26,10 +33,12 @@ from mlops_operator.api.fields import (
 )
 from mlops_operator.api.gates import Gates
 from mlops_operator.api.model import CamelModel, Rule, field_rules, frozen_except
+from mlops_operator.api.pods import PodOverrides
 from mlops_operator.api.resource import CustomResource, PrinterColumn, ResourceStatus
 
 __all__ = [
     "CLASSIFIERS",
+    "MISSING_CATEGORY",
     "REGRESSORS",
     "CategoricalImpute",
     "Dataset",
@@ -51,48 +60,8 @@ __all__ = [
 ]
 
 
-class Task(StrEnum):
-    """What the model predicts."""
-
-    CLASSIFICATION = "classification"
-    REGRESSION = "regression"
-
-
-class EstimatorName(StrEnum):
-    """The scikit-learn estimators the trainer can fit and export to ONNX."""
-
-    LOGISTIC_REGRESSION = "LogisticRegression"
-    RANDOM_FOREST_CLASSIFIER = "RandomForestClassifier"
-    GRADIENT_BOOSTING_CLASSIFIER = "GradientBoostingClassifier"
-    HIST_GRADIENT_BOOSTING_CLASSIFIER = "HistGradientBoostingClassifier"
-    DECISION_TREE_CLASSIFIER = "DecisionTreeClassifier"
-    K_NEIGHBORS_CLASSIFIER = "KNeighborsClassifier"
-    SVC = "SVC"
-    LINEAR_REGRESSION = "LinearRegression"
-    RIDGE = "Ridge"
-    LASSO = "Lasso"
-    ELASTIC_NET = "ElasticNet"
-    RANDOM_FOREST_REGRESSOR = "RandomForestRegressor"
-    GRADIENT_BOOSTING_REGRESSOR = "GradientBoostingRegressor"
-    HIST_GRADIENT_BOOSTING_REGRESSOR = "HistGradientBoostingRegressor"
-    DECISION_TREE_REGRESSOR = "DecisionTreeRegressor"
-    K_NEIGHBORS_REGRESSOR = "KNeighborsRegressor"
-    SVR = "SVR"
-
-
-CLASSIFIERS = tuple(
-    e
-    for e in EstimatorName
-    if e.value.endswith("Classifier") or e in (EstimatorName.LOGISTIC_REGRESSION, EstimatorName.SVC)
-)
-"""Estimators for `task: classification`."""
-
-REGRESSORS = tuple(e for e in EstimatorName if e not in CLASSIFIERS)
-"""Estimators for `task: regression`."""
-
-
-def _cel_names(names: tuple[EstimatorName, ...]) -> str:
-    return "[" + ", ".join(f"'{n.value}'" for n in names) + "]"
+def _cel_names(names: tuple[str, ...]) -> str:
+    return "[" + ", ".join(f"'{name}'" for name in names) + "]"
 
 
 class DatasetFormat(StrEnum):
@@ -250,23 +219,37 @@ class CategoricalImpute(StrEnum):
     CONSTANT = "constant"
 
 
+MISSING_CATEGORY = "__missing__"
+"""The category `impute.categorical: constant` fills in."""
+
+
 class Imputation(CamelModel):
-    """Missing-value strategies, exported into the ONNX graph."""
+    """Missing-value strategies, fitted on the training split and exported into the ONNX graph.
+
+    The served model then fills a missing value (JSON ``null``) the same way.
+    """
 
     numeric: NumericImpute = Field(
-        default=NumericImpute.MEDIAN, description="Strategy for numeric columns."
+        default=NumericImpute.MEDIAN,
+        description="Strategy for numeric columns: the training split's `median`, `mean` or"
+        " `most_frequent` value.",
     )
     categorical: CategoricalImpute = Field(
         default=CategoricalImpute.MOST_FREQUENT,
-        description="Strategy for categorical columns; `constant` fills `__missing__`.",
+        description="Strategy for categorical columns: the training split's most frequent"
+        f" category, or `constant`, which fills `{MISSING_CATEGORY}` (a category of its own).",
     )
 
 
 class Preprocessing(CamelModel):
     """Feature preprocessing fitted with the estimator and exported with it."""
 
-    scale_numeric: bool = Field(
-        default=True, description="Standardize numeric features (zero mean, unit variance)."
+    scale_numeric: bool | None = Field(
+        default=None,
+        description="Standardize numeric features (zero mean, unit variance): `true` always,"
+        " `false` never; unset: only for estimators whose results depend on scale (linear"
+        " models, kernels, distances, networks). `true` is refused with a tree ensemble or"
+        " naive Bayes, which scaling cannot change.",
     )
     impute: Imputation = Field(
         default=Imputation(),
@@ -284,6 +267,19 @@ class _TrainingRecipe(CamelModel):
             "`estimator.name` must be a classifier when `task` is classification"
             " and a regressor when `task` is regression",
             field_path=".estimator.name",
+        ),
+        Rule(
+            "!has(self.preprocessing) || !has(self.preprocessing.scaleNumeric)"
+            " || !self.preprocessing.scaleNumeric"
+            f" || !(self.estimator.name in {_cel_names(SCALE_INVARIANT)})",
+            "`preprocessing.scaleNumeric` must not be true for a tree ensemble or naive Bayes:"
+            " scaling cannot change them; leave it unset",
+            field_path=".preprocessing.scaleNumeric",
+        ),
+        Rule(
+            "!has(self.resources) || !has(self.podOverrides) || !has(self.podOverrides.resources)",
+            "`resources` and `podOverrides.resources` must not both be set",
+            field_path=".podOverrides.resources",
         ),
         Rule(
             "!has(self.features) || !(self.target in self.features)",
@@ -341,6 +337,16 @@ class _TrainingRecipe(CamelModel):
     resources: ResourceRequirements | None = Field(
         default=None, description="Compute resources of the trainer pod."
     )
+    pod_overrides: PodOverrides | None = Field(
+        default=None,
+        description="Changes to the trainer pod (placement, service account, pull secrets,"
+        " resources, env, volumes), merged over the operator's defaults.",
+    )
+    validator_pod_overrides: PodOverrides | None = Field(
+        default=None,
+        description="Changes to the pod that validates the produced ModelVersion (copied into"
+        " its `validatorPodOverrides`).",
+    )
     active_deadline_seconds: int | None = Field(
         default=None,
         ge=1,
@@ -357,9 +363,10 @@ class _TrainingRecipe(CamelModel):
     ttl_seconds_after_finished: int | None = Field(
         default=None,
         ge=0,
-        description="Delete the trainer Job and its pods this long after the outcome was recorded;"
-        " the TrainingJob, its status and its ModelVersion stay. Default: the operator's"
-        " setting (one hour).",
+        description="Delete the trainer Job and its pods this long after the Job finished (the"
+        " TTL is given to the Job once its outcome is recorded, so it never goes unread); the"
+        " TrainingJob, its status and its ModelVersion stay. Editable, also once finished: the"
+        " kept Job follows. Default: the operator's setting (one hour).",
     )
     image: Image | None = Field(
         default=None, description="Trainer image; default: the operator's configured image."

@@ -14,10 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ENTRIES_ENV", "AuditEntry", "entry_id", "log_key", "make_entry"]
+__all__ = ["AuditEntry", "entry_id", "log_key", "make_entry"]
 
-ENTRIES_ENV = "MLOPS_AUDIT_ENTRIES"
-"""The variable that hands the appender its entries (a JSON list, oldest first)."""
 
 _ID_LENGTH = 20
 

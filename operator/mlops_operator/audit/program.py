@@ -18,14 +18,14 @@ from urllib.parse import urlsplit
 
 from pydantic import TypeAdapter, ValidationError
 
-from mlops_operator.audit.entry import ENTRIES_ENV, AuditEntry
+from mlops_operator.audit.entry import AuditEntry
 from mlops_operator.audit.log import append_entries, read_entries
 from mlops_operator.audit.objects import append_objects, read_objects
+from mlops_operator.podcontract import AUDIT_ENTRIES_ENV, STORE_URI_ENV
 from mlops_operator.storage import ArtifactStore, StorageError
 
 __all__ = ["main", "store_root"]
 
-_STORE_ENV = "MLOPS_STORE_URI"
 _ENTRIES = TypeAdapter(list[AuditEntry])
 
 
@@ -36,7 +36,7 @@ def store_root(uri: str) -> Path | None:
         return Path(parts.path)
     if not parts.scheme or not parts.netloc:
         raise ValueError(
-            f"{_STORE_ENV}={uri!r}: expected a file system store (file:///path) or an object"
+            f"{STORE_URI_ENV}={uri!r}: expected a file system store (file:///path) or an object"
             " store (s3://bucket/prefix)"
         )
     return None
@@ -56,9 +56,9 @@ def _log_path(root: Path, key: str) -> Path:
 
 
 def _append(key: str) -> int:
-    uri = os.environ.get(_STORE_ENV, "")
+    uri = os.environ.get(STORE_URI_ENV, "")
     root = store_root(uri)
-    entries = _ENTRIES.validate_json(os.environ.get(ENTRIES_ENV) or "[]")
+    entries = _ENTRIES.validate_json(os.environ.get(AUDIT_ENTRIES_ENV) or "[]")
     if root is None:
         written = append_objects(ArtifactStore(uri), key, entries)
     else:
@@ -68,7 +68,7 @@ def _append(key: str) -> int:
 
 
 def _show(key: str) -> int:
-    uri = os.environ.get(_STORE_ENV, "")
+    uri = os.environ.get(STORE_URI_ENV, "")
     root = store_root(uri)
     if root is None:
         entries, bad = read_objects(ArtifactStore(uri), key)

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from mlops_operator.api.metadata import (
+    DRIFT_POLICY_LABEL,
+    RETRAIN_REASON_ANNOTATION,
+    RETRAIN_VALUES_ANNOTATION,
+)
 from mlops_operator.console.store import Snapshot
 from mlops_operator.resources.common import TRAINING_JOB_LABEL
-from mlops_operator.resources.retraining import (
-    POLICY_LABEL,
-    REASON_ANNOTATION,
-    VALUES_ANNOTATION,
-)
 
 __all__ = [
     "ModelGroup",
@@ -82,17 +82,17 @@ def retraining_of(job: Obj | None) -> Retraining | None:
     """The DriftPolicy retrain behind `job`, from its label and annotations; None for others."""
     if job is None:
         return None
-    policy = (_meta(job).get("labels") or {}).get(POLICY_LABEL)
+    policy = (_meta(job).get("labels") or {}).get(DRIFT_POLICY_LABEL)
     if not policy:
         return None
     annotations = _meta(job).get("annotations") or {}
     try:
-        values = json.loads(annotations.get(VALUES_ANNOTATION) or "{}")
+        values = json.loads(annotations.get(RETRAIN_VALUES_ANNOTATION) or "{}")
     except ValueError:
         values = {}
     return Retraining(
         policy=str(policy),
-        reason=str(annotations.get(REASON_ANNOTATION, "")),
+        reason=str(annotations.get(RETRAIN_REASON_ANNOTATION, "")),
         values={k: v for k, v in values.items() if isinstance(v, int | float)},
         created=str(_meta(job).get("creationTimestamp", "")),
     )
@@ -333,7 +333,7 @@ def policy_page(snapshot: Snapshot, namespace: str, name: str) -> dict[str, Any]
     retrains = [
         job
         for job in snapshot.of("TrainingJob", namespace)
-        if (_meta(job).get("labels") or {}).get(POLICY_LABEL) == name
+        if (_meta(job).get("labels") or {}).get(DRIFT_POLICY_LABEL) == name
     ]
     retrains.sort(key=lambda j: str(_meta(j).get("creationTimestamp", "")), reverse=True)
     budget = spec.get("budget") or {}

@@ -29,8 +29,8 @@ from datetime import datetime, timedelta
 
 from mlops_operator.api.conditions import Reason
 from mlops_operator.api.driftpolicy import DriftAction, DriftPolicySpec, TriggerState
+from mlops_operator.api.durations import parse_duration
 from mlops_operator.api.gates import ComparisonOp
-from mlops_operator.drift.durations import parse_duration
 from mlops_operator.drift.schedule import CronSchedule
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "breached",
     "evaluate",
     "headline",
+    "schedule_problem",
 ]
 
 SCHEDULE = "schedule"
@@ -111,6 +112,8 @@ class Evaluation:
     """The previous evaluation, or the policy's creation for the first one."""
     retrains: Sequence[Retrain] = ()
     source_error: str | None = None
+    unrunnable: str | None = None
+    """Why some triggers cannot be measured at all with this configuration (reported as such)."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,10 @@ class Decision:
     retrains_in_period: int
     headline: TriggerState | None
     """The trigger closest to firing (`headline`)."""
+    schedule_error: str | None = None
+    """Why ``triggers.schedule`` cannot be used, when it cannot (`schedule_problem`)."""
+    unrunnable: str | None = None
+    """Why some triggers cannot be measured with this configuration (from the evaluation)."""
 
 
 def _next_state(reading: Reading, previous: TriggerState | None, now: datetime) -> TriggerState:
@@ -152,8 +159,23 @@ def _next_state(reading: Reading, previous: TriggerState | None, now: datetime) 
     )
 
 
+def schedule_problem(expression: str | None, now: datetime) -> str | None:
+    """Why `expression` cannot be used as a schedule (None when it can, or is unset).
+
+    The API server admits only well-formed expressions; what its pattern cannot see (a
+    reversed range, a date that never comes) is found here.
+    """
+    if expression is None:
+        return None
+    try:
+        CronSchedule.parse(expression).next_after(now)
+    except ValueError as error:
+        return f"spec.triggers.schedule {expression!r}: {error}"
+    return None
+
+
 def _schedule_state(spec: DriftPolicySpec, start: datetime, now: datetime) -> TriggerState | None:
-    if spec.triggers.schedule is None:
+    if spec.triggers.schedule is None or schedule_problem(spec.triggers.schedule, now):
         return None
     schedule = CronSchedule.parse(spec.triggers.schedule)
     due = schedule.first_between(start, now)
@@ -214,6 +236,8 @@ def evaluate(evaluation: Evaluation) -> Decision:
             source_reachable=evaluation.readings is not None,
             retrains_in_period=len(in_period),
             headline=headline(states, evaluation.readings or ()),
+            schedule_error=schedule_problem(spec.triggers.schedule, now),
+            unrunnable=evaluation.unrunnable,
         )
 
     outcome = _blocked(evaluation, states, fired, in_period)

@@ -22,7 +22,11 @@ from datetime import datetime
 from typing import Any
 
 from mlops_operator.api.conditions import ConditionStatus, ConditionType, Reason, set_conditions
-from mlops_operator.api.governance import APPROVED_BY, REJECTED_BY, REVOKED_BY
+from mlops_operator.api.metadata import (
+    APPROVED_BY_ANNOTATION,
+    REJECTED_BY_ANNOTATION,
+    REVOKED_BY_ANNOTATION,
+)
 from mlops_operator.api.modelversion import (
     Approval,
     ModelVersionPhase,
@@ -50,7 +54,7 @@ def awaiting_message(reason: str) -> str:
     """The message of a version held for approval: why, and how to approve it."""
     return (
         f"{reason}; waiting for approval: a user holding the `approve` verb on modelversions"
-        f" (the approver role, `<release>-approver`) sets {APPROVED_BY} to their own user name"
+        f" (the approver role, `<release>-approver`) sets {APPROVED_BY_ANNOTATION} to their own user name"
         " (`mlops approve`)"
     )
 
@@ -64,14 +68,14 @@ def pending_review(
     """
     if phase not in _REVIEWABLE:
         return None
-    rejected_by = annotations.get(REJECTED_BY)
+    rejected_by = annotations.get(REJECTED_BY_ANNOTATION)
     if rejected_by:
         return ReviewAction.REJECT, rejected_by
-    approved_by = annotations.get(APPROVED_BY)
+    approved_by = annotations.get(APPROVED_BY_ANNOTATION)
     if phase == ModelVersionPhase.AWAITING_APPROVAL.value and approved_by:
         return ReviewAction.APPROVE, approved_by
     if phase == ModelVersionPhase.VALIDATED.value and approved and not approved_by:
-        return ReviewAction.REVOKE, annotations.get(REVOKED_BY) or "unknown"
+        return ReviewAction.REVOKE, annotations.get(REVOKED_BY_ANNOTATION) or "unknown"
     return None
 
 

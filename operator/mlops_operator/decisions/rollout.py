@@ -12,11 +12,14 @@ The states, per strategy (``R`` = ``spec.replicas``)::
     no champion ──▶ Deploy: the target becomes champion at once
     champion, new target ──▶ challenger
         Recreate / rollback ─ Promoting: both at R; when the challenger is ready, it is champion
-        Canary ─ step i, weight w: challenger ceil(R·w/100), champion the rest (≥1 while w<100);
-                 once ready, hold `pause`, then judge the step's window:
-                 passed ▶ next step (after the last: promote) · failed ▶ retry window or withdraw
-        Shadow ─ challenger (1 pod) gets a mirror of the champion's traffic, none of the
-                 Service's; after `shadow.duration`, judged: passed ▶ Promoting · failed ▶ withdraw
+        Canary ─ step i, weight w: the champion keeps R pods and sends exactly w % of the
+                 requests to the challenger (ceil(R·w/100) pods, none of the Service's own
+                 traffic); once both serve the step, hold `pause`, judging every `interval`:
+                 passed ▶ after `pause`, next step (after the last: Promoting)
+                 failed ▶ `failureLimit` failed intervals in a row withdraw it
+        Shadow ─ challenger (1 pod) gets a mirror of `mirrorPercent` of the champion's
+                 requests, none of the Service's; judged every `interval`; after
+                 `shadow.duration`: passed ▶ Promoting · failed ▶ withdraw
     champion, no challenger, floors breached (Auto) ──▶ Promoting the previous champion (rollback)
 """
 
@@ -24,11 +27,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
 from mlops_operator.api.conditions import Condition, ConditionStatus, ConditionType, Reason
 from mlops_operator.api.conditions import set_condition as _set
+from mlops_operator.api.durations import parse_duration
 from mlops_operator.api.gates import Gates
 from mlops_operator.api.modeldeployment import (
     Challenger,
@@ -44,7 +48,6 @@ from mlops_operator.api.modeldeployment import (
 from mlops_operator.api.modelversion import ModelVersionPhase
 from mlops_operator.decisions.analysis import Judgement, Outcome
 from mlops_operator.decisions.gates import metric_gate
-from mlops_operator.drift.durations import parse_duration
 
 __all__ = [
     "OPERATOR",
@@ -102,16 +105,21 @@ class Plan:
     served: list[Served]
     mirror_to: Served | None = None
     """The challenger the champion mirrors its traffic to (shadow), if any."""
+    canary_to: Served | None = None
+    """The challenger that answers a share of the requests (canary), if any."""
+    weights: Mapping[int, int] = field(default_factory=dict)
+    """Percent of the requests each version answers (what a traffic router should split)."""
     events: list[Event] = field(default_factory=list)
 
 
-def canary_replicas(replicas: int, weight: int) -> tuple[int, int]:
-    """Challenger and champion pods for `weight` percent: ceil(R·w/100), the rest (≥1 below 100%)."""
-    total = max(replicas, 1)
-    challenger = max(1, math.ceil(total * weight / 100))
-    if weight >= 100:
-        return total, 0
-    return min(challenger, total), max(1, total - challenger)
+def canary_replicas(replicas: int, weight: int) -> int:
+    """Challenger pods for `weight` percent of the requests: ceil(R·w/100), at least one.
+
+    The champion keeps its R pods: it takes every request and passes the challenger's
+    share on (or a traffic router splits them), so the challenger needs pods for its
+    share only.
+    """
+    return max(1, math.ceil(max(replicas, 1) * weight / 100))
 
 
 def _passes(gates: Gates | None, candidate: Candidate) -> bool:
@@ -154,20 +162,29 @@ def choose_target(
 def analysis_window(
     spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: datetime
 ) -> float | None:
-    """Seconds of traffic to judge the challenger on, when a judgement is due now; else None."""
+    """Seconds of traffic to judge the challenger on, when a judgement is due now; else None.
+
+    Due every ``analysis.interval`` of a step (or a shadow), over the traffic since the
+    previous judgement, and once more when the step's hold is over if none was made since.
+    """
     challenger = status.challenger
     if challenger is None or challenger.since is None:
         return None
     if challenger.phase not in (ChallengerPhase.CANARY, ChallengerPhase.SHADOWING):
         return None
-    elapsed = (now - challenger.since).total_seconds()
-    return elapsed if elapsed >= _hold(spec, challenger) else None
+    last = challenger.analyzed_at or challenger.since
+    elapsed = (now - last).total_seconds()
+    held_at = challenger.since + timedelta(seconds=_hold(spec, challenger))
+    if elapsed >= parse_duration(spec.rollout.analysis.interval) or (
+        now >= held_at and last < held_at
+    ):
+        return elapsed
+    return None
 
 
 def _hold(spec: ModelDeploymentSpec, challenger: Challenger) -> float:
+    """How long the current step (or the shadow) lasts at least."""
     rollout = spec.rollout
-    if challenger.failed_analyses:
-        return parse_duration(rollout.analysis.interval)
     if challenger.phase is ChallengerPhase.SHADOWING:
         return parse_duration(rollout.shadow.duration if rollout.shadow else "30m")
     steps = rollout.canary.steps if rollout.canary else []
@@ -292,7 +309,7 @@ def _judge(tick: _Tick, challenger: Challenger, judgement: Judgement | None) -> 
         if failed < rollout.analysis.failure_limit:
             tick.set(
                 challenger=challenger.model_copy(
-                    update={"failed_analyses": failed, "since": tick.now}
+                    update={"failed_analyses": failed, "analyzed_at": tick.now}
                 )
             )
             return
@@ -311,23 +328,34 @@ def _judge(tick: _Tick, challenger: Challenger, judgement: Judgement | None) -> 
             f" {judgement.message}",
         )
         return
-    if challenger.phase is ChallengerPhase.SHADOWING:
+    challenger = challenger.model_copy(update={"failed_analyses": 0, "analyzed_at": tick.now})
+    assert challenger.since is not None  # judged only once its step began
+    if (tick.now - challenger.since).total_seconds() < _hold(tick.spec, challenger):
+        tick.set(challenger=challenger)  # passed an interval; the step's pause goes on
+        return
+    steps = rollout.canary.steps if rollout.canary else []
+    if challenger.phase is ChallengerPhase.SHADOWING or challenger.step + 1 >= len(steps):
+        # Passed: the decision is recorded now, with its evidence; the switch follows once the
+        # challenger's pods take the Service's traffic (Promoting), so no request meets a
+        # Service without ready pods.
+        what = "shadow" if challenger.phase is ChallengerPhase.SHADOWING else "canary"
         tick.record(
             HistoryAction.PROMOTE,
             challenger.version,
             Reason.PROMOTED,
-            f"shadow of version {challenger.version} passed ({judgement.message});"
+            f"{what} of version {challenger.version} passed ({judgement.message});"
             " switching traffic to it",
             judgement.evidence,
         )
         switched = challenger.model_copy(
-            update={"phase": ChallengerPhase.PROMOTING, "weight": 100, "since": None}
+            update={
+                "phase": ChallengerPhase.PROMOTING,
+                "weight": 100,
+                "since": None,
+                "analyzed_at": None,
+            }
         )
         tick.set(challenger=switched)
-        return
-    steps = rollout.canary.steps if rollout.canary else []
-    if challenger.step + 1 >= len(steps):
-        _promote(tick, challenger, judgement.evidence)
         return
     following = challenger.step + 1
     tick.events.append(
@@ -344,6 +372,7 @@ def _judge(tick: _Tick, challenger: Challenger, judgement: Judgement | None) -> 
                 "step": following,
                 "weight": steps[following].weight,
                 "since": None,
+                "analyzed_at": None,
                 "failed_analyses": 0,
             }
         )
@@ -383,14 +412,13 @@ def _progress(
     wanted = (
         SHADOW_REPLICAS
         if challenger.phase is ChallengerPhase.SHADOWING
-        else canary_replicas(replicas, challenger.weight)[0]
+        else canary_replicas(replicas, challenger.weight)
     )
     if challenger.since is None:
-        # A shadow's window opens once the champion's pods that mirror (a new template) serve.
-        mirroring = challenger.phase is not ChallengerPhase.SHADOWING or tick.is_ready(
-            champion.version, max(replicas, 1)
-        )
-        if mirroring and tick.is_ready(challenger.version, wanted):
+        # A step's window opens once the champion's pods that mirror or forward this step's
+        # share (a new template) serve, and the challenger's.
+        sending = tick.is_ready(champion.version, max(replicas, 1))
+        if sending and tick.is_ready(challenger.version, wanted):
             tick.set(challenger=challenger.model_copy(update={"since": tick.now}))
             what = (
                 "shadowing"
@@ -407,30 +435,37 @@ def _progress(
     _judge(tick, challenger, judgement)
 
 
-def _served(
-    spec: ModelDeploymentSpec, status: ModelDeploymentStatus
-) -> tuple[list[Served], Served | None]:
+def _plan(spec: ModelDeploymentSpec, tick: _Tick) -> Plan:
+    """The Deployments (and the traffic between them) the recorded status implies."""
+    status = tick.status
     champion, challenger = status.champion, status.challenger
     replicas = spec.replicas
+    plan = Plan(status=status, served=[], events=tick.events)
     if champion is None:
-        return [], None
+        return plan
+    serving = Served(champion.version, champion.model_version, replicas)
     if challenger is None:
-        return [Served(champion.version, champion.model_version, replicas)], None
+        return replace(plan, served=[serving], weights={champion.version: 100})
+    if challenger.phase is ChallengerPhase.PROMOTING:
+        # Both at R behind the Service until the challenger is ready and becomes champion.
+        rising = Served(challenger.version, challenger.model_version, replicas)
+        return replace(plan, served=[serving, rising], weights={champion.version: 100})
     if challenger.phase is ChallengerPhase.SHADOWING:
         shadow = Served(
             challenger.version, challenger.model_version, SHADOW_REPLICAS, traffic=False
         )
-        return [Served(champion.version, champion.model_version, replicas), shadow], shadow
-    if challenger.phase is ChallengerPhase.PROMOTING:
-        return [
-            Served(champion.version, champion.model_version, replicas),
-            Served(challenger.version, challenger.model_version, replicas),
-        ], None
-    ours, theirs = canary_replicas(replicas, challenger.weight)
-    return [
-        Served(champion.version, champion.model_version, theirs),
-        Served(challenger.version, challenger.model_version, ours),
-    ], None
+        return replace(
+            plan, served=[serving, shadow], mirror_to=shadow, weights={champion.version: 100}
+        )
+    # Canary, or paused: the challenger answers exactly its weight, through the champion.
+    canary = Served(
+        challenger.version,
+        challenger.model_version,
+        canary_replicas(replicas, challenger.weight),
+        traffic=False,
+    )
+    weights = {champion.version: 100 - challenger.weight, challenger.version: challenger.weight}
+    return replace(plan, served=[serving, canary], canary_to=canary, weights=weights)
 
 
 def _summarize(tick: _Tick, conflicts: Sequence[str]) -> None:
@@ -543,8 +578,7 @@ def advance(
     if tick.status.champion is not None and tick.status.champion.version in refused:
         _champion_refused(tick, refused[tick.status.champion.version])
     _summarize(tick, conflicts)
-    served, mirror = _served(spec, tick.status)
-    return Plan(status=tick.status, served=served, mirror_to=mirror, events=tick.events)
+    return _plan(spec, tick)
 
 
 def _previous(status: ModelDeploymentStatus, champion: Champion) -> HistoryEntry | None:

@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from mlops_operator.api.metadata import DRIFT_POLICY_LABEL, RETRAIN_REASON_ANNOTATION
 from mlops_operator.demo.kube import DemoError, Kubectl, wait_until
 from mlops_operator.demo.traffic import Observation, Traffic, World
 from mlops_operator.localcluster.objectstore import ObjectStore
@@ -42,7 +43,6 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "manifests" / "examples" / "iri
 MODEL = "iris"
 DEPLOYMENT = "iris"
 POLICY = "iris"
-POLICY_LABEL = "mlops.dev/drift-policy"
 STORE_SECRET = "mlops-object-store"
 _LOOP_KINDS = "driftpolicies.mlops.dev,modeldeployments.mlops.dev,trainingjobs.mlops.dev,modelversions.mlops.dev"
 
@@ -113,7 +113,7 @@ class Demo:
         return stage
 
     def _retrain_jobs(self) -> list[dict[str, Any]]:
-        return self.k.list("trainingjobs.mlops.dev", f"{POLICY_LABEL}={POLICY}")
+        return self.k.list("trainingjobs.mlops.dev", f"{DRIFT_POLICY_LABEL}={POLICY}")
 
     def _phase(self, kind: str, name: str) -> str | None:
         obj = self.k.get(kind, name)
@@ -368,7 +368,7 @@ class Demo:
         job = jobs[0]
         created = _epoch(job["metadata"]["creationTimestamp"])
         self.marks["retrain_triggered"] = created
-        reason = job["metadata"].get("annotations", {}).get("mlops.dev/retrain-reason", "")
+        reason = job["metadata"].get("annotations", {}).get(RETRAIN_REASON_ANNOTATION, "")
         _step(
             f"drift detected: TrainingJob {job['metadata']['name']} created {created - onset:.1f} s after the shift"
         )

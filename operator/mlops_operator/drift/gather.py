@@ -19,20 +19,30 @@ from typing import Any
 import aiohttp
 
 from mlops_operator.api.driftpolicy import DriftPolicy
+from mlops_operator.api.durations import parse_duration, promql_duration
+from mlops_operator.api.metadata import (
+    DRIFT_POLICY_LABEL,
+    RETRAIN_REASON_ANNOTATION,
+    SCRAPE_PATH_ANNOTATION,
+    SCRAPE_PORT_ANNOTATION,
+)
 from mlops_operator.api.resource import API_VERSION
 from mlops_operator.decisions.drift import Reading, Retrain
 from mlops_operator.decisions.outbound import scrape_url
 from mlops_operator.drift import promql
-from mlops_operator.drift.durations import parse_duration, promql_duration
 from mlops_operator.drift.measure import WindowCounts, choose_version, measure
 from mlops_operator.drift.prometheus import PrometheusSource, SourceError
 from mlops_operator.drift.scrape import PodTarget, ScrapeHistory, scrape
 from mlops_operator.k8s import KubeClient, NotFound
 from mlops_operator.prometheus import PrometheusClient
 from mlops_operator.resources.common import DEPLOYMENT_LABEL, label_value
-from mlops_operator.resources.retraining import POLICY_LABEL, REASON_ANNOTATION
 
-__all__ = ["Gathered", "Gatherer", "TargetMissing", "parse_time"]
+__all__ = ["NO_PROMETHEUS", "Gathered", "Gatherer", "TargetMissing", "parse_time", "unrunnable"]
+
+NO_PROMETHEUS = (
+    "custom PromQL triggers need a Prometheus: set spec.prometheus.url, or the operator's"
+    " Prometheus (MLOPS_PROMETHEUS_URL, the chart's operator.prometheusUrl)"
+)
 
 _FINISHED = {"Succeeded", "Failed"}
 
@@ -101,7 +111,7 @@ class Gatherer:
             API_VERSION,
             "TrainingJob",
             policy.namespace,
-            labels={POLICY_LABEL: label_value(policy.name)},
+            labels={DRIFT_POLICY_LABEL: label_value(policy.name)},
         )
         found = []
         for job in jobs:
@@ -113,7 +123,7 @@ class Gatherer:
                     created=parse_time(meta["creationTimestamp"]),
                     finished=status.get("phase") in _FINISHED,
                     model_version=status.get("modelVersion"),
-                    reason=(meta.get("annotations") or {}).get(REASON_ANNOTATION, ""),
+                    reason=(meta.get("annotations") or {}).get(RETRAIN_REASON_ANNOTATION, ""),
                 )
             )
         return sorted(found, key=lambda r: r.created)
@@ -138,13 +148,7 @@ class Gatherer:
             else:
                 counted, note = await self._scraped(policy, scope, now, window_seconds, refused)
                 custom = [
-                    Reading(
-                        f"custom/{t.name}",
-                        None,
-                        t.threshold,
-                        t.op,
-                        message="custom PromQL needs spec.prometheus.url",
-                    )
+                    Reading(f"custom/{t.name}", None, t.threshold, t.op, message=NO_PROMETHEUS)
                     for t in spec.triggers.custom or []
                 ]
         except SourceError as error:
@@ -212,11 +216,11 @@ class Gatherer:
         for pod in pods:
             annotations = pod["metadata"].get("annotations") or {}
             status = pod.get("status") or {}
-            port = annotations.get("prometheus.io/port")
+            port = annotations.get(SCRAPE_PORT_ANNOTATION)
             if status.get("phase") != "Running" or not status.get("podIP") or not port:
                 continue
             target = scrape_url(
-                status["podIP"], port, annotations.get("prometheus.io/path", "/metrics")
+                status["podIP"], port, annotations.get(SCRAPE_PATH_ANNOTATION, "/metrics")
             )
             if target.url is None:
                 why = f"pod {pod['metadata']['name']} not scraped: {target.refusal}"
@@ -233,6 +237,14 @@ class Gatherer:
                 )
             )
         return targets
+
+
+def unrunnable(policy: DriftPolicy, default_prometheus_url: str | None) -> str | None:
+    """Why some of `policy`'s triggers cannot be measured at all here, or None."""
+    if policy.spec.triggers.custom and not (policy.spec.prometheus.url or default_prometheus_url):
+        names = ", ".join(t.name for t in policy.spec.triggers.custom)
+        return f"{NO_PROMETHEUS} (triggers {names} are never evaluated)"
+    return None
 
 
 def _champion_names(target: dict[str, Any]) -> list[str]:

@@ -1,11 +1,9 @@
 """Five-field cron schedules (UTC), enough to tell whether a retrain fell due.
 
-Fields are minute, hour, day of month, month and day of week, each ``*``, a
-number, a range ``a-b``, a list ``a,b`` and a step ``*/n`` or ``a-b/n``; months
-and weekdays also take names (``JAN``, ``MON``; Sunday is 0 or 7), and the
-macros ``@hourly``, ``@daily``, ``@weekly``, ``@monthly``, ``@yearly``
-(``@annually``) stand for their usual expansions. As in Vixie cron, when both
-day of month and day of week are restricted, a day matching either one matches.
+The syntax (fields, ranges, names, macros) is `mlops_operator.api.schedules`,
+which the CRD's admission check is generated from too. As in Vixie cron, when
+both day of month and day of week are restricted, a day matching either one
+matches.
 """
 
 from __future__ import annotations
@@ -13,58 +11,43 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from mlops_operator.api.schedules import FIELDS, MACROS, CronField
+
 __all__ = ["CronSchedule"]
 
-_MACROS = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
-_MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
-_DAYS = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]
-_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
-    ("minute", 0, 59, {}),
-    ("hour", 0, 23, {}),
-    ("day of month", 1, 31, {}),
-    ("month", 1, 12, {name: i + 1 for i, name in enumerate(_MONTHS)}),
-    ("day of week", 0, 7, {name: i for i, name in enumerate(_DAYS)}),
-)
 # The longest gap between two occurrences of any valid schedule (29 February every
 # four years, or 31 in a month list that rarely has one) is under nine years.
 _HORIZON = timedelta(days=366 * 9)
 
 
-def _value(token: str, names: dict[str, int], field: str) -> int:
-    if token.upper() in names:
-        return names[token.upper()]
+def _value(token: str, field: CronField) -> int:
+    named = field.value_of(token)
+    if named is not None:
+        return named
     if not token.isdigit():
-        raise ValueError(f"cron {field}: {token!r} is not a number or a known name")
+        raise ValueError(f"cron {field.name}: {token!r} is not a number or a known name")
     return int(token)
 
 
-def _parse_field(
-    text: str, field: str, low: int, high: int, names: dict[str, int]
-) -> frozenset[int]:
+def _parse_field(text: str, field: CronField) -> frozenset[int]:
+    low, high = field.low, field.high
     values: set[int] = set()
     for part in text.split(","):
         body, _, step_text = part.partition("/")
         step = int(step_text) if step_text.isdigit() else 0 if step_text else 1
         if step < 1:
-            raise ValueError(f"cron {field}: step in {part!r} must be a positive number")
+            raise ValueError(f"cron {field.name}: step in {part!r} must be a positive number")
         if body == "*":
             start, end = low, high
         elif "-" in body:
             first, _, last = body.partition("-")
-            start, end = _value(first, names, field), _value(last, names, field)
+            start, end = _value(first, field), _value(last, field)
         else:
-            start = end = _value(body, names, field)
+            start = end = _value(body, field)
             if step_text:
                 end = high
         if not low <= start <= end <= high:
-            raise ValueError(f"cron {field}: {part!r} is outside {low}-{high} or reversed")
+            raise ValueError(f"cron {field.name}: {part!r} is outside {low}-{high} or reversed")
         values.update(range(start, end + 1, step))
     return frozenset(values)
 
@@ -84,17 +67,14 @@ class CronSchedule:
     @classmethod
     def parse(cls, expression: str) -> CronSchedule:
         """The schedule of ``expression``; raises ``ValueError`` saying which field is wrong."""
-        text = _MACROS.get(expression.strip().lower(), expression.strip())
+        text = MACROS.get(expression.strip().lower(), expression.strip())
         parts = text.split()
-        if len(parts) != len(_FIELDS):
+        if len(parts) != len(FIELDS):
             raise ValueError(
                 f"cron {expression!r} has {len(parts)} fields; expected 5 (minute hour"
                 " day-of-month month day-of-week) or a macro such as @daily"
             )
-        sets = [
-            _parse_field(part, field, low, high, names)
-            for part, (field, low, high, names) in zip(parts, _FIELDS, strict=True)
-        ]
+        sets = [_parse_field(part, field) for part, field in zip(parts, FIELDS, strict=True)]
         weekdays = frozenset(d % 7 for d in sets[4])
         return cls(sets[0], sets[1], sets[2], sets[3], weekdays, parts[2] != "*", parts[4] != "*")
 

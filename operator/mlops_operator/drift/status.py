@@ -110,12 +110,17 @@ def evaluated_status(
         observed_generation=generation,
         now=now,
     )
+    ready = (ConditionStatus.TRUE, Reason.RECONCILED, "")
+    if decision.schedule_error is not None:
+        ready = (ConditionStatus.FALSE, Reason.INVALID_SCHEDULE, decision.schedule_error + "; ")
+    elif decision.unrunnable:
+        ready = (ConditionStatus.FALSE, Reason.PROMETHEUS_REQUIRED, decision.unrunnable + "; ")
     updated = _set(
         updated,
         type_=ConditionType.READY,
-        status=ConditionStatus.TRUE,
-        reason=Reason.RECONCILED,
-        message=f"evaluating every {policy.spec.interval} over {policy.spec.window}",
+        status=ready[0],
+        reason=ready[1],
+        message=f"{ready[2]}evaluating every {policy.spec.interval} over {policy.spec.window}",
         observed_generation=generation,
         now=now,
     )

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from mlops_operator.api.driftpolicy import DriftPolicy, LastRetrain
-from mlops_operator.api.governance import AUDITED
+from mlops_operator.api.metadata import AUDITED_ANNOTATION
 from mlops_operator.api.modeldeployment import HistoryEntry, ModelDeployment
 from mlops_operator.api.modelversion import ModelVersion, Review
 from mlops_operator.api.resource import API_VERSION
@@ -32,19 +32,9 @@ from mlops_operator.handlers.trainingjob import storage_of
 from mlops_operator.k8s import ApiError, Conflict
 from mlops_operator.resources.audit import audit_job
 
-__all__ = [
-    "AUDITED_ANNOTATION",
-    "audit_deployment",
-    "audit_retrain",
-    "audit_reviews",
-    "audited",
-    "write_audit",
-]
+__all__ = ["audit_deployment", "audit_retrain", "audit_reviews", "audited", "write_audit"]
 
 log = logging.getLogger(__name__)
-
-AUDITED_ANNOTATION = AUDITED
-"""On an audited object: the id of the newest entry handed to an audit Job."""
 
 
 async def write_audit(
@@ -69,6 +59,7 @@ async def write_audit(
         image=context.settings.trainer_image,
         storage=storage,
         deployment=deployment,
+        defaults=context.settings.audit_pod,
     )
     try:
         # Conflict: an earlier pass made it and did not get to move the annotation.

@@ -33,11 +33,14 @@ from typing import Any
 
 import kopf
 
+from mlops_operator.api.metadata import ANNOTATION_PREFIX
+
 __all__ = ["DIGEST_PREFIX", "SpecDigestStorage"]
 
 DIGEST_PREFIX = "sha256:"
 _LEGACY_KEY = "last-handled-configuration"
-_MIGRATING = "mlops.dev/json-copy"
+# A key added to the essence read back from a JSON copy (never stored on an object).
+_MIGRATING = f"{ANNOTATION_PREFIX}/json-copy"
 
 
 class SpecDigestStorage(kopf.AnnotationsDiffBaseStorage):

@@ -56,6 +56,8 @@ class OperatorContext:
     ticks: Notes[tuple[tuple[Any, ...], bool]] = field(
         default_factory=lambda: Notes(SETTLED_TICK_SECONDS)
     )
+    apis: Notes[bool] = field(default_factory=lambda: Notes(RESYNC_SECONDS))
+    """Optional APIs (by group-version, e.g. the Gateway API's) and whether the cluster serves them."""
     """ModelDeployments (by uid): the inputs of the last tick, and whether it left them settled."""
 
     @classmethod

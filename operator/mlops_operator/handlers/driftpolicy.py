@@ -23,11 +23,17 @@ from pydantic import ValidationError
 
 from mlops_operator.api.conditions import Condition, ConditionType, Reason, find_condition
 from mlops_operator.api.driftpolicy import DriftPolicy, LastRetrain, TriggerState
+from mlops_operator.api.durations import parse_duration
 from mlops_operator.api.resource import API_VERSION, GROUP, VERSION
-from mlops_operator.decisions.drift import Decision, Evaluation, Retrain, evaluate
+from mlops_operator.decisions.drift import (
+    Decision,
+    Evaluation,
+    Retrain,
+    evaluate,
+    schedule_problem,
+)
 from mlops_operator.decisions.outbound import prometheus_refusal
-from mlops_operator.drift.durations import parse_duration
-from mlops_operator.drift.gather import Gatherer, TargetMissing, parse_time
+from mlops_operator.drift.gather import Gatherer, TargetMissing, parse_time, unrunnable
 from mlops_operator.drift.status import evaluated_status, halted_status, recorded_evaluations
 from mlops_operator.handlers.audit import audit_retrain
 from mlops_operator.handlers.context import OperatorContext
@@ -50,9 +56,23 @@ def _now() -> datetime:
 
 
 @reconciles(DriftPolicy)
-async def reconcile_drift_policy(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-    """Check the spec (a refused one is reported and made permanent) and wake the daemon."""
-    parse(DriftPolicy, body, patch, ConditionType.READY)
+async def reconcile_drift_policy(
+    body: kopf.Body, patch: kopf.Patch, memo: OperatorContext, **_: Any
+) -> None:
+    """Check the spec (a refused one is reported and made permanent) and wake the daemon.
+
+    What the API server admits but cannot work (a schedule that never fires, custom
+    triggers without a Prometheus) is said at once in a Warning Event; the daemon, woken
+    now, writes it into the `Ready` condition at its evaluation.
+    """
+    policy = parse(DriftPolicy, body, patch, ConditionType.READY)
+    problems = [
+        (Reason.INVALID_SCHEDULE, schedule_problem(policy.spec.triggers.schedule, _now())),
+        (Reason.PROMETHEUS_REQUIRED, unrunnable(policy, memo.settings.prometheus_url)),
+    ]
+    for reason, problem in problems:
+        if problem:
+            kopf.event(body, type="Warning", reason=reason.value, message=problem[:1024])
     wakeup = _wakeups.get(body.metadata.uid or "")
     if wakeup is not None:
         wakeup.set()
@@ -150,6 +170,7 @@ async def _evaluate(
             last_evaluation=parse_time(last) if last else None,
             retrains=retrains,
             source_error=gathered.source_error,
+            unrunnable=unrunnable(policy, context.settings.prometheus_url),
         )
     )
     if decision.retrain:

@@ -33,15 +33,15 @@ from typing import Any
 
 import kopf
 
+from mlops_operator.api.metadata import ANNOTATION_PREFIX
 from mlops_operator.handlers.bookkeeping import SpecDigestStorage
 from mlops_operator.handlers.context import OperatorContext
 from mlops_operator.runtime.settings import OperatorSettings
 
-__all__ = ["ANNOTATION_PREFIX", "configure", "configure_kopf", "credentials", "login"]
+__all__ = ["configure", "configure_kopf", "credentials", "login"]
 
 logger = logging.getLogger(__name__)
 
-ANNOTATION_PREFIX = "mlops.dev"
 
 # Above CRITICAL: no log record becomes an Event; `kopf.event` still posts.
 _NO_LOG_EVENTS = logging.CRITICAL + 10

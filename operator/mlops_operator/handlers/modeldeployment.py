@@ -43,7 +43,8 @@ import kopf
 from pydantic import ValidationError
 
 from mlops_operator.api.conditions import ConditionType, Reason
-from mlops_operator.api.governance import REQUESTED_BY
+from mlops_operator.api.durations import parse_duration
+from mlops_operator.api.metadata import REQUESTED_BY_ANNOTATION, VERSION_LABEL
 from mlops_operator.api.modeldeployment import (
     ChallengerPhase,
     ModelDeployment,
@@ -62,15 +63,14 @@ from mlops_operator.decisions.outbound import scrape_url
 from mlops_operator.decisions.rollout import (
     Candidate,
     Plan,
-    Served,
     advance,
     analysis_window,
 )
-from mlops_operator.drift.durations import parse_duration
 from mlops_operator.handlers import children
 from mlops_operator.handlers.audit import audit_deployment
 from mlops_operator.handlers.context import OperatorContext
 from mlops_operator.handlers.reconciling import parse, reconciles
+from mlops_operator.handlers.routing import route_traffic
 from mlops_operator.handlers.trainingjob import storage_of
 from mlops_operator.k8s import ApiError, Conflict, KubeClient
 from mlops_operator.prometheus import PrometheusClient, PrometheusError, ScrapeError
@@ -92,7 +92,7 @@ from mlops_operator.resources.labels import (
 from mlops_operator.resources.modeldeployment import (
     SERVER_COMPONENT,
     SERVER_PORT,
-    VERSION_LABEL,
+    Forwarding,
     artifact_refusal,
     deployment_name,
     grpc_port,
@@ -101,8 +101,8 @@ from mlops_operator.resources.modeldeployment import (
     serving_deployment,
     serving_selector,
     serving_service,
-    shadow_service,
-    shadow_service_name,
+    version_service,
+    version_service_url,
 )
 from mlops_operator.runtime.metrics import count_deployment_decisions
 
@@ -337,12 +337,11 @@ async def _converge(
     conflicts: list[str | None] = [
         await children.apply(context, serving_service(mdep, grpc), exists=True)
     ]
-    mirror_url = None
-    if plan.mirror_to is not None:
-        conflicts.append(await children.apply(context, shadow_service(mdep, grpc), exists=True))
-        mirror_url = (
-            f"http://{shadow_service_name(mdep.name)}.{mdep.namespace}.svc.cluster.local:80"
-        )
+    routed, conflict = await route_traffic(
+        context, mdep, plan.weights, split=plan.canary_to is not None
+    )
+    conflicts.append(conflict)
+    mirror, canary = _forwarding(mdep, plan, routed=routed)
     wanted: set[str] = set()
     present = {d["metadata"]["name"] for d in existing}
     for served in plan.served:
@@ -353,18 +352,32 @@ async def _converge(
         is_champion = plan.status.champion and served.version == plan.status.champion.version
         name = deployment_name(mdep.name, served.version)
         wanted.add(name)
-        manifest = _deployment(mdep, served, mv, settings.server_image, storage,
-                               mirror_url if is_champion else None, grpc)  # fmt: skip
+        conflicts.append(
+            await children.apply(context, version_service(mdep, served.version, grpc), exists=True)
+        )
+        manifest = serving_deployment(
+            mdep,
+            version=served.version,
+            model_version=served.model_version,
+            artifact_uri=mv.spec.artifact.uri,
+            artifact_sha256=mv.spec.artifact.sha256,
+            replicas=served.replicas,
+            traffic=served.traffic,
+            image=settings.server_image,
+            storage=storage,
+            mirror=mirror if is_champion else None,
+            canary=canary if is_champion else None,
+            defaults=settings.server_pod,
+            grpc_port=grpc,
+        )
         seen = name in present
         conflicts.append(
             await children.apply(context, manifest, exists=seen, controller=uid if seen else None)
         )
     for name in present - wanted:
+        # The Service first: a crash in between leaves the Deployment, found again next tick.
+        await children.delete(context, "v1", "Service", name, mdep.namespace, owner=uid)
         await children.delete(context, "apps/v1", "Deployment", name, mdep.namespace, owner=uid)
-    if plan.mirror_to is None:
-        await children.delete(
-            context, "v1", "Service", shadow_service_name(mdep.name), mdep.namespace, owner=uid
-        )
     conflicts.append(await _converge_labels(context, mdep, storage))
     if mdep.spec.monitoring.service_monitor.enabled:
         try:
@@ -398,6 +411,22 @@ async def _refusals(
     return found
 
 
+def _forwarding(
+    mdep: ModelDeployment, plan: Plan, *, routed: bool
+) -> tuple[Forwarding | None, Forwarding | None]:
+    """What the champion's servers mirror (a shadow) and forward (a canary, unless a mesh
+    applies the HTTPRoute's weights)."""
+    mirror = canary = None
+    if plan.mirror_to is not None:
+        shadow = mdep.spec.rollout.shadow
+        percent = shadow.mirror_percent if shadow else 100
+        mirror = Forwarding(version_service_url(mdep, plan.mirror_to.version), percent)
+    weight = plan.weights.get(plan.canary_to.version, 0) if plan.canary_to else 0
+    if plan.canary_to is not None and weight and not routed:
+        canary = Forwarding(version_service_url(mdep, plan.canary_to.version), weight)
+    return mirror, canary
+
+
 async def _converge_labels(
     context: OperatorContext, mdep: ModelDeployment, storage: ArtifactStorage
 ) -> str | None:
@@ -417,30 +446,6 @@ async def _converge_labels(
         context.applied.put(marker, "created")
     manifest = evaluator_deployment(mdep, image=context.settings.server_image, storage=storage)
     return await children.apply(context, manifest, exists=True)
-
-
-def _deployment(
-    mdep: ModelDeployment,
-    served: Served,
-    mv: ModelVersion,
-    image: str,
-    storage: ArtifactStorage,
-    mirror_url: str | None,
-    grpc: int,
-) -> dict[str, Any]:
-    return serving_deployment(
-        mdep,
-        version=served.version,
-        model_version=served.model_version,
-        artifact_uri=mv.spec.artifact.uri,
-        artifact_sha256=mv.spec.artifact.sha256,
-        replicas=served.replicas,
-        traffic=served.traffic,
-        image=image,
-        storage=storage,
-        shadow_url=mirror_url,
-        grpc_port=grpc,
-    )
 
 
 @kopf.timer(GROUP, VERSION, "modeldeployments", interval=TICK_SECONDS)
@@ -491,7 +496,7 @@ async def reconcile_model_deployment(
         generation=mdep.generation,
         judgement=judgement,
         floors=floors,
-        actor=annotations.get(REQUESTED_BY) or f"spec generation {mdep.generation}",
+        actor=annotations.get(REQUESTED_BY_ANNOTATION) or f"spec generation {mdep.generation}",
         conflicts=memo.conflicts.get(uid) or (),
         refused=await _refusals(memo, mdep, ready, [v.version for v in served]),
     )

@@ -16,7 +16,7 @@ recording each state before acting:
    evidence goes to ``status.gateResults`` and ``status.measuredMetrics``, the
    verdict to the phase, the ``Validated`` and ``Ready`` conditions and an Event.
    A version the operator did not produce from a TrainingJob (no
-   `TRAINING_JOB_UID`, which only the operator may set) is held for approval
+   `TRAINING_JOB_UID_ANNOTATION`, which only the operator may set) is held for approval
    whatever its gates say: nothing ties its artifact to a training run.
 3. **Reviews**: a person's approval, rejection or revocation of an approval
    (annotations the API server admits only from a user holding the verb and
@@ -46,7 +46,7 @@ from mlops_operator.api.conditions import (
     set_conditions,
 )
 from mlops_operator.api.gates import Gates
-from mlops_operator.api.governance import TRAINING_JOB_UID
+from mlops_operator.api.metadata import TRAINING_JOB_UID_ANNOTATION
 from mlops_operator.api.modeldeployment import ModelDeployment
 from mlops_operator.api.modelversion import (
     GateResult,
@@ -82,11 +82,14 @@ from mlops_operator.resources.validation import (
     validation_job,
     validation_job_name,
 )
+from mlops_operator.validator.report import CheckName
 
 __all__ = ["accept_model_version", "validate_model_version"]
 
 logger = logging.getLogger(__name__)
 
+# The validator's checks, and the Job failing before any check reported.
+_ARTIFACT_CHECKS = CheckName.ALL | {"validation"}
 # Phases past validation: only people's reviews move them.
 _REVIEWED = (
     ModelVersionPhase.AWAITING_APPROVAL.value,
@@ -211,6 +214,7 @@ async def _start(
         storage=storage_of(context.settings),
         gates=gates,
         champions=champions,
+        defaults=context.settings.validator_pod,
     )
     try:
         await context.kube.create(job)
@@ -240,7 +244,7 @@ async def _judge(
             champions=recorded_champions(job),
         )
         measured = dict(report.candidate_metrics)
-    imported = TRAINING_JOB_UID not in (mv.metadata.get("annotations") or {})
+    imported = TRAINING_JOB_UID_ANNOTATION not in (mv.metadata.get("annotations") or {})
     if imported:
         results.append(GateResult(gate="provenance", passed=True, message=_IMPORTED))
     require_approval = gates.require_approval or imported
@@ -285,8 +289,7 @@ async def _judge(
 
 def _artifact_failed(results: list[GateResult]) -> bool:
     """Whether an artifact check (not a metric gate) failed."""
-    checks = {"checksum", "load", "signature", "parity", "evaluation", "validation"}
-    return any(not r.passed and r.gate in checks for r in results)
+    return any(not r.passed and r.gate in _ARTIFACT_CHECKS for r in results)
 
 
 async def _review(

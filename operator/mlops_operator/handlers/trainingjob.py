@@ -53,6 +53,10 @@ import kopf
 from pydantic import ValidationError
 
 from mlops_operator.api.conditions import ConditionType, Reason
+from mlops_operator.api.metadata import (
+    TRAINING_JOB_GENERATION_ANNOTATION,
+    TRAINING_JOB_UID_ANNOTATION,
+)
 from mlops_operator.api.resource import API_VERSION, GROUP, VERSION
 from mlops_operator.api.trainingjob import Dataset, DatasetSource, TrainingJob, TrainingJobPhase
 from mlops_operator.decisions.outbound import image_refusal
@@ -71,14 +75,12 @@ from mlops_operator.resources.common import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
     MODEL_LABEL,
-    UID_ANNOTATION,
     ArtifactStorage,
     artifact_pvc,
     label_value,
 )
 from mlops_operator.resources.trainingjob import (
     CONTAINER,
-    GENERATION_ANNOTATION,
     TRAINER_COMPONENT,
     Outcome,
     UnsupportedSpec,
@@ -306,14 +308,34 @@ async def _sync_job(kube: KubeClient, job: Mapping[str, Any], training: Training
     annotations = job.get("metadata", {}).get("annotations") or {}
     if (
         bool(job.get("spec", {}).get("suspend")) == training.spec.suspend
-        and annotations.get(GENERATION_ANNOTATION) == generation
+        and annotations.get(TRAINING_JOB_GENERATION_ANNOTATION) == generation
     ):
         return
     patch = {
-        "metadata": {"annotations": {GENERATION_ANNOTATION: generation}},
+        "metadata": {"annotations": {TRAINING_JOB_GENERATION_ANNOTATION: generation}},
         "spec": {"suspend": training.spec.suspend},
     }
     await kube.patch("batch/v1", "Job", job["metadata"]["name"], training.namespace, patch)
+
+
+def _ttl(training: TrainingJob, settings: OperatorSettings) -> int:
+    keep = training.spec.ttl_seconds_after_finished
+    return settings.job_ttl_seconds if keep is None else keep
+
+
+async def _keep_job(kube: KubeClient, training: TrainingJob, settings: OperatorSettings) -> None:
+    """Give the finished trainer Job the TrainingJob's current ``ttlSecondsAfterFinished``."""
+    try:
+        job = await kube.get("batch/v1", "Job", job_name(training), training.namespace)
+    except NotFound:
+        return  # already removed by its earlier TTL
+    current = (job.get("spec") or {}).get("ttlSecondsAfterFinished")
+    if owner_uid(job) != training.metadata.get("uid") or current is None:
+        return  # another TrainingJob's, or its outcome is not recorded yet (the watch sets it)
+    wanted = _ttl(training, settings)
+    if current != wanted:
+        patch = {"spec": {"ttlSecondsAfterFinished": wanted}}
+        await kube.patch("batch/v1", "Job", job["metadata"]["name"], training.namespace, patch)
 
 
 async def _payload_logs(kube: KubeClient, training: TrainingJob) -> dict[str, str]:
@@ -343,6 +365,9 @@ async def _start(training: TrainingJob, body: kopf.Body, context: OperatorContex
     uid = str(training.metadata.get("uid"))
     if _terminal(body):
         if (body.get("status") or {}).get("observedGeneration") != training.generation:
+            # A finished TrainingJob's spec changes only in `ttlSecondsAfterFinished` (the
+            # rest is frozen; `suspend` no longer matters): the kept Job follows it.
+            await _keep_job(kube, training, settings)
             await _record(
                 kube,
                 training.namespace,
@@ -360,7 +385,7 @@ async def _start(training: TrainingJob, body: kopf.Body, context: OperatorContex
     try:
         logs = await _payload_logs(kube, training)
         image = training.spec.image or settings.trainer_image
-        manifest = build_job(training, storage, image, logs)
+        manifest = build_job(training, storage, image, logs, settings.trainer_pod)
     except UnsupportedSpec as error:
         await _fail(kube, training, Reason.INVALID_SPEC, str(error), job=name)
         return
@@ -407,7 +432,7 @@ async def _model_version(
         API_VERSION, "ModelVersion", training.namespace, labels={MODEL_LABEL: label_value(model)}
     )
     uid = str(training.metadata.get("uid"))
-    mine = produced_by(existing, uid, UID_ANNOTATION)
+    mine = produced_by(existing, uid, TRAINING_JOB_UID_ANNOTATION)
     if mine is not None:
         return str(mine["metadata"]["name"])
     for number in candidates(next_version(version_numbers(existing, model))):
@@ -421,7 +446,7 @@ async def _model_version(
             if error.reason != "AlreadyExists":
                 raise
             taken = await kube.get(API_VERSION, "ModelVersion", name, training.namespace)
-            if produced_by([taken], uid, UID_ANNOTATION) is not None:
+            if produced_by([taken], uid, TRAINING_JOB_UID_ANNOTATION) is not None:
                 # Created meanwhile for this very TrainingJob (a second operator process,
                 # or a retried request whose first attempt went through): it is ours.
                 return name
@@ -469,8 +494,7 @@ async def _finish(
         str(training.metadata.get("uid")),
         _status_for(training, outcome, job=name, generation=generation, model_version=version),
     )
-    keep = training.spec.ttl_seconds_after_finished
-    ttl = {"spec": {"ttlSecondsAfterFinished": settings.job_ttl_seconds if keep is None else keep}}
+    ttl = {"spec": {"ttlSecondsAfterFinished": _ttl(training, settings)}}
     await kube.patch("batch/v1", "Job", name, training.namespace, ttl)
     if written is None or _phase(written[0]) in _TERMINAL:
         return  # recorded by an earlier run, whose Event was posted then
@@ -483,7 +507,7 @@ async def _finish(
 
 def _generation_of(job: Mapping[str, Any]) -> int | None:
     """The TrainingJob generation the Job was last brought in step with (its annotation)."""
-    annotation = (job["metadata"].get("annotations") or {}).get(GENERATION_ANNOTATION)
+    annotation = (job["metadata"].get("annotations") or {}).get(TRAINING_JOB_GENERATION_ANNOTATION)
     return int(annotation) if annotation and annotation.isdigit() else None
 
 

@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ __all__ = [
     "DEFAULT_COMPONENTS",
     "ETCD",
     "ETCD_VERSION",
+    "GATEWAY_API_VERSION",
     "HELM",
     "HELM_VERSION",
     "KUBERNETES",
@@ -42,6 +44,7 @@ __all__ = [
     "Component",
     "cache_root",
     "ensure_binaries",
+    "gateway_api_crds",
     "go_binary",
 ]
 
@@ -49,6 +52,8 @@ KUBERNETES_VERSION = "v1.36.3"
 ETCD_VERSION = "v3.6.16"
 COREDNS_VERSION = "v1.14.7"
 HELM_VERSION = "v3.21.4"
+# v1.7 needs Go 1.27 even to be downloaded by `go mod download`.
+GATEWAY_API_VERSION = "v1.6.3"
 # versitygw: an S3 server (Apache-2.0) over a directory, the local cluster's object store.
 OBJECT_STORE_VERSION = "v1.8.0"
 
@@ -336,6 +341,22 @@ _BUILDERS = {
     HELM.name: _build_helm,
     OBJECT_STORE.name: _build_object_store,
 }
+
+
+def gateway_api_crds(version: str = GATEWAY_API_VERSION) -> Path:
+    """The folder of the Gateway API's standard-channel CRDs, from its Go module.
+
+    The module proxy serves ``sigs.k8s.io/gateway-api`` with its CRD YAML
+    (``config/crd/standard``); Go's own module cache keeps it (outside any checkout),
+    so only the first call needs the network.
+    """
+    module = f"sigs.k8s.io/gateway-api@{version}"
+    with tempfile.TemporaryDirectory(prefix="gateway-api-") as workdir:
+        command = [go_binary(), "mod", "download", "-json", module]
+        found = json.loads(_run(f"download {module}", command, Path(workdir)))
+    if "Dir" not in found:
+        raise RuntimeError(f"sigs.k8s.io/gateway-api@{version}: {found.get('Error', found)}")
+    return Path(found["Dir"]) / "config" / "crd" / "standard"
 
 
 DEFAULT_COMPONENTS = (ETCD, KUBERNETES, COREDNS)

@@ -28,7 +28,8 @@ MIN_WINDOW_SECONDS = 15.0
 """Shortest window queried: ``increase`` needs two scrapes in it (a 5 s interval leaves room)."""
 
 _FEEDBACK = "feedback"
-_ERROR = "error"
+_ERRORS = frozenset({"error", "timeout"})
+"""Outcomes that are the server's failure: an exception (500), the deadline passed (504)."""
 
 
 def _le(sample: Sample) -> float:
@@ -59,7 +60,7 @@ def _assemble(
     requests = errors = 0.0
     for sample in outcomes:
         requests += sample.value
-        if sample.labels.get("outcome") == _ERROR:
+        if sample.labels.get("outcome") in _ERRORS:
             errors += sample.value
     latency: dict[float, float] = defaultdict(float)
     for sample in buckets:

@@ -16,19 +16,22 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from mlops_operator.audit.entry import ENTRIES_ENV, AuditEntry
+from mlops_operator.api.metadata import AUDIT_ENTRY_ANNOTATION
+from mlops_operator.api.pods import PodOverrides
+from mlops_operator.audit.entry import AuditEntry
+from mlops_operator.podcontract import AUDIT_ENTRIES_ENV
 from mlops_operator.resources.common import (
     ArtifactStorage,
+    job_pod_template,
     labels,
     restricted_container_security_context,
-    restricted_pod_security_context,
     scratch_mount,
     scratch_volume,
 )
+from mlops_operator.resources.pods import with_overrides
 
-__all__ = ["ENTRY_ANNOTATION", "TTL_SECONDS", "audit_job", "audit_job_name"]
+__all__ = ["TTL_SECONDS", "audit_job", "audit_job_name"]
 
-ENTRY_ANNOTATION = "mlops.dev/audit-entry"
 TTL_SECONDS = 300
 _MAX_NAME = 63  # the Job's name becomes a label value on its pods
 _ID_CHARS = 10
@@ -52,8 +55,10 @@ def audit_job(
     storage: ArtifactStorage,
     deployment: str | None = None,
     deadline_seconds: int = 300,
+    defaults: PodOverrides | None = None,
 ) -> dict[str, Any]:
-    """The Job appending `entries` (one object's, oldest first) to the log at store `key`."""
+    """The Job appending `entries` (one object's, oldest first) to the log at store `key`;
+    `defaults` (the operator's audit pod defaults) go over its pod."""
     if not entries:
         raise ValueError("an audit Job needs at least one entry")
     newest = entries[-1]
@@ -63,12 +68,12 @@ def audit_job(
         "name": "audit",
         "image": image,
         "command": ["python", "-m", "mlops_operator.audit", "append", "--key", key],
-        "env": [{"name": ENTRIES_ENV, "value": payload}, *storage.env()],
+        "env": [{"name": AUDIT_ENTRIES_ENV, "value": payload}, *storage.env()],
         **({"envFrom": storage.env_from()} if storage.env_from() else {}),
         "securityContext": restricted_container_security_context(),
         "volumeMounts": [scratch_mount(), *storage.mounts()],
-        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}},
     }
+    template = job_pod_template(job_labels, container, [scratch_volume("16Mi"), *storage.volumes()])
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -76,21 +81,12 @@ def audit_job(
             "name": audit_job_name(newest.name, newest.id),
             "namespace": newest.namespace,
             "labels": job_labels,
-            "annotations": {ENTRY_ANNOTATION: newest.id},
+            "annotations": {AUDIT_ENTRY_ANNOTATION: newest.id},
         },
         "spec": {
             "backoffLimit": 6,
             "activeDeadlineSeconds": deadline_seconds,
             "ttlSecondsAfterFinished": TTL_SECONDS,
-            "template": {
-                "metadata": {"labels": job_labels},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "automountServiceAccountToken": False,
-                    "securityContext": restricted_pod_security_context(),
-                    "containers": [container],
-                    "volumes": [scratch_volume("16Mi"), *storage.volumes()],
-                },
-            },
+            "template": with_overrides(template, "audit", (defaults,)),
         },
     }

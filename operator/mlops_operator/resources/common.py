@@ -27,8 +27,23 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from mlops_operator.api.governance import TRAINING_JOB_UID
+from mlops_operator.api.metadata import (
+    COMPONENT_LABEL,
+    DEPLOYMENT_LABEL,
+    MANAGED_BY_LABEL,
+    MODEL_LABEL,
+    MODEL_VERSION_LABEL,
+    PART_OF_LABEL,
+    TRAINING_JOB_LABEL,
+)
 from mlops_operator.api.resource import CustomResource
+from mlops_operator.podcontract import (
+    ARTIFACT_MOUNT,
+    ARTIFACT_VOLUME,
+    SCRATCH_MOUNT,
+    SCRATCH_VOLUME,
+    STORE_URI_ENV,
+)
 
 __all__ = [
     "ARTIFACT_MOUNT",
@@ -46,11 +61,11 @@ __all__ = [
     "SCRATCH_VOLUME",
     "STORE_URI_ENV",
     "TRAINING_JOB_LABEL",
-    "UID_ANNOTATION",
     "ArtifactStorage",
     "artifact_pvc",
     "controlled_by",
     "controller_uid",
+    "job_pod_template",
     "label_value",
     "labels",
     "owner_reference",
@@ -61,23 +76,9 @@ __all__ = [
     "scratch_volume",
 ]
 
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-PART_OF_LABEL = "app.kubernetes.io/part-of"
-COMPONENT_LABEL = "app.kubernetes.io/component"
 MANAGED_BY = "mlops-operator"
-MODEL_LABEL = "mlops.dev/model"
-TRAINING_JOB_LABEL = "mlops.dev/training-job"
-MODEL_VERSION_LABEL = "mlops.dev/model-version"
-DEPLOYMENT_LABEL = "mlops.dev/deployment"
-UID_ANNOTATION = TRAINING_JOB_UID
-"""On a ModelVersion: the uid of the TrainingJob that produced it (names can be reused, uids not)."""
 
 RUN_AS_USER = 65532
-SCRATCH_VOLUME = "scratch"
-SCRATCH_MOUNT = "/tmp"
-ARTIFACT_VOLUME = "artifacts"
-ARTIFACT_MOUNT = "/var/lib/mlops/artifacts"
-STORE_URI_ENV = "MLOPS_STORE_URI"
 PVC_SCHEME = "pvc"
 
 _MAX_LABEL_VALUE = 63
@@ -179,6 +180,24 @@ def restricted_container_security_context() -> dict[str, Any]:
         "readOnlyRootFilesystem": True,
         "runAsNonRoot": True,
         "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def job_pod_template(
+    pod_labels: dict[str, str], container: dict[str, Any], volumes: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The pod template of a Job's one container: never restarted, no API token, no service
+    links in its environment, ``restricted``."""
+    return {
+        "metadata": {"labels": pod_labels},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "securityContext": restricted_pod_security_context(),
+            "containers": [container],
+            "volumes": volumes,
+        },
     }
 
 

@@ -20,8 +20,13 @@ import base64
 from datetime import datetime
 from typing import Any
 
+from mlops_operator.api.durations import parse_duration
+from mlops_operator.api.metadata import (
+    SCRAPE_ANNOTATION,
+    SCRAPE_PATH_ANNOTATION,
+    SCRAPE_PORT_ANNOTATION,
+)
 from mlops_operator.api.modeldeployment import Feedback, ModelDeployment
-from mlops_operator.drift.durations import parse_duration
 from mlops_operator.evaluator.settings import EvaluatorSettings
 from mlops_operator.realized import EVALUATOR_COMPONENT
 from mlops_operator.resources.common import (
@@ -39,7 +44,6 @@ __all__ = [
     "EVALUATOR_PORT",
     "LABELS_KEY_ENV",
     "LABELS_KEY_FIELD",
-    "LABELS_MOUNT",
     "evaluator_deployment",
     "evaluator_name",
     "evaluator_selector",
@@ -51,8 +55,6 @@ __all__ = [
 ]
 
 LABELS_FOLDER = "labels"
-LABELS_MOUNT = "/var/lib/mlops/labels"
-"""Where a serving pod sees its deployment's label logs, apart from the (read-only) store."""
 LABELS_KEY_ENV = "MLOPS_LABELS_KEY"
 LABELS_KEY_FIELD = "key"
 EVALUATOR_PORT = 8080
@@ -191,9 +193,9 @@ def evaluator_deployment(
                 "metadata": {
                     "labels": selector,
                     "annotations": {
-                        "prometheus.io/scrape": "true",
-                        "prometheus.io/port": str(EVALUATOR_PORT),
-                        "prometheus.io/path": "/metrics",
+                        SCRAPE_ANNOTATION: "true",
+                        SCRAPE_PORT_ANNOTATION: str(EVALUATOR_PORT),
+                        SCRAPE_PATH_ANNOTATION: "/metrics",
                     },
                 },
                 "spec": {

@@ -1,12 +1,14 @@
 """The serving children of a ModelDeployment: one Deployment per served version, one Service.
 
 - **Names are deterministic**: ``<mdep>-v<version>`` for each version's
-  Deployment, ``<mdep>`` for the Service, ``<mdep>-shadow`` for the Service a
-  shadowed challenger is reached through. Re-applying after a crash converges.
+  Deployment and its Service, ``<mdep>`` for the ModelDeployment's Service.
+  Re-applying after a crash converges.
 - **Traffic** goes to every ready pod whose ``mlops.dev/traffic`` label is
-  ``"true"``: during a canary both versions' pods carry it and the split
-  follows their ready replicas; a shadowed challenger's pods do not, so the
-  Service never routes to them (the champion mirrors to ``<mdep>-shadow``).
+  ``"true"``: the champion's. A challenger is reached through its own Service:
+  the champion's servers mirror a share of the requests to a shadow, or forward
+  exactly the canary's weight to a canary (`Forwarding`), so the split does not
+  depend on pod counts. When the Gateway API is installed, an HTTPRoute
+  (`resources.routing`) carries the same weights for a mesh to apply.
 - **Pods** meet the ``restricted`` Pod Security Standard, mount the artifact
   store read-only, are ready when the server's ``/v2/health/ready`` says so,
   drain for a few seconds on SIGTERM so endpoints are gone before the listener
@@ -28,11 +30,26 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlops_operator.api.durations import parse_duration, promql_duration
+from mlops_operator.api.metadata import (
+    SCRAPE_ANNOTATION,
+    SCRAPE_PATH_ANNOTATION,
+    SCRAPE_PORT_ANNOTATION,
+    TRAFFIC_LABEL,
+    VERSION_LABEL,
+)
 from mlops_operator.api.modeldeployment import ModelDeployment
-from mlops_operator.drift.durations import parse_duration
+from mlops_operator.api.pods import PodOverrides
+from mlops_operator.podcontract import (
+    EXIT_ARTIFACT_REFUSED,
+    LABELS_MOUNT,
+    PAYLOAD_LOG_MOUNT,
+    TERMINATION_MESSAGE_PATH,
+)
 from mlops_operator.resources.common import (
     COMPONENT_LABEL,
     DEPLOYMENT_LABEL,
@@ -46,9 +63,10 @@ from mlops_operator.resources.common import (
     scratch_mount,
     scratch_volume,
 )
-from mlops_operator.resources.labels import LABELS_MOUNT, labels_key, labels_key_env
-from mlops_operator.resources.payloadlog import PAYLOAD_LOG_MOUNT, payload_log_key, payload_log_root
-from mlops_operator.serving.settings import EXIT_ARTIFACT_REFUSED, ServingSettings
+from mlops_operator.resources.labels import labels_key, labels_key_env
+from mlops_operator.resources.payloadlog import payload_log_key, payload_log_root
+from mlops_operator.resources.pods import with_overrides
+from mlops_operator.serving.settings import ServingSettings
 
 __all__ = [
     "DRAIN_SECONDS",
@@ -58,8 +76,7 @@ __all__ = [
     "SERVER_CONTAINER",
     "SERVER_PORT",
     "SERVICE_PORT",
-    "TRAFFIC_LABEL",
-    "VERSION_LABEL",
+    "Forwarding",
     "artifact_refusal",
     "deployment_name",
     "grpc_port",
@@ -70,12 +87,10 @@ __all__ = [
     "serving_env",
     "serving_selector",
     "serving_service",
-    "shadow_service",
-    "shadow_service_name",
+    "version_service",
+    "version_service_url",
 ]
 
-TRAFFIC_LABEL = "mlops.dev/traffic"
-VERSION_LABEL = "mlops.dev/version"
 SERVER_PORT = 8080
 SERVICE_PORT = 80
 DRAIN_SECONDS = 5.0
@@ -86,7 +101,6 @@ _GRACE_SECONDS = 30  # from SIGTERM to the kubelet's SIGKILL
 _SHUTDOWN_SECONDS = _GRACE_SECONDS - DRAIN_SECONDS - 5
 SERVER_COMPONENT = "inference-server"
 SERVER_CONTAINER = "server"
-TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 FEEDBACK_TOKEN_ENV = "MLOPS_FEEDBACK_TOKEN"
 GRPC_PORT_NAME = "grpc"
 
@@ -96,9 +110,18 @@ def deployment_name(mdep: str, version: int) -> str:
     return f"{mdep}-v{version}"
 
 
-def shadow_service_name(mdep: str) -> str:
-    """The Service through which the champion mirrors traffic to a shadowed challenger."""
-    return f"{mdep}-shadow"
+@dataclass(frozen=True)
+class Forwarding:
+    """A share of the champion's requests sent to another version's Service."""
+
+    url: str
+    percent: int
+
+
+def version_service_url(mdep: ModelDeployment, version: int) -> str:
+    """The in-cluster base URL of one version's Service (`version_service`)."""
+    name = deployment_name(mdep.name, version)
+    return f"http://{name}.{mdep.namespace}.svc.cluster.local:{SERVICE_PORT}"
 
 
 def service_url(mdep: ModelDeployment) -> str:
@@ -124,7 +147,8 @@ def serving_env(
     version: int,
     artifact_uri: str,
     artifact_sha256: str,
-    shadow_url: str | None,
+    mirror: Forwarding | None = None,
+    canary: Forwarding | None = None,
     log_uri: str | None = None,
     labels_uri: str | None = None,
     grpc_port: int = 0,
@@ -149,7 +173,11 @@ def serving_env(
         max_batch_rows=server.max_batch_size,
         batch_delay_ms=float(server.batch_delay_ms),
         max_rows=server.max_rows,
-        shadow_url=shadow_url,
+        timeout_ms=server.timeout_ms,
+        shadow_url=mirror.url if mirror else None,
+        shadow_percent=mirror.percent if mirror else 100,
+        canary_url=canary.url if canary else None,
+        canary_percent=canary.percent if canary else 0,
         drain_seconds=DRAIN_SECONDS,
         shutdown_timeout_seconds=_SHUTDOWN_SECONDS,
         payload_log_uri=log_uri,
@@ -186,14 +214,17 @@ def serving_deployment(
     traffic: bool,
     image: str,
     storage: ArtifactStorage,
-    shadow_url: str | None = None,
+    mirror: Forwarding | None = None,
+    canary: Forwarding | None = None,
+    defaults: PodOverrides | None = None,
     grpc_port: int = 0,
 ) -> dict[str, Any]:
-    """The Deployment running the inference server for one version (gRPC too unless port 0)."""
+    """The Deployment running the inference server for one version (gRPC too unless port 0);
+    `mirror` and `canary` are the shares of its requests it sends to a challenger (the
+    champion's only); `defaults` (the operator's server pod defaults), then the spec's
+    overrides go over its pod."""
     selector = _labels(mdep, model_version=model_version) | {VERSION_LABEL: str(version)}
     pod_labels = selector | {TRAFFIC_LABEL: "true" if traffic else "false"}
-    if not traffic:
-        pod_labels[f"{DEPLOYMENT_LABEL}-shadow"] = label_value(mdep.name)
     log_uri = payload_log_uri(mdep, storage)
     # The store is read-only: a server that could write it could replace the models it and
     # its neighbours serve. It writes only the deployment's own payload-log and label folders,
@@ -213,7 +244,8 @@ def serving_deployment(
         version=version,
         artifact_uri=artifact_uri,
         artifact_sha256=artifact_sha256,
-        shadow_url=shadow_url,
+        mirror=mirror,
+        canary=canary,
         log_uri=log_uri,
         labels_uri=labels_uri,
         grpc_port=grpc_port,
@@ -243,10 +275,25 @@ def serving_deployment(
         "securityContext": restricted_container_security_context(),
         "volumeMounts": mounts,
     }
-    if mdep.spec.resources is not None:
-        container["resources"] = mdep.spec.resources.model_dump(
-            mode="json", by_alias=True, exclude_none=True
-        )
+    template = {
+        "metadata": {
+            "labels": pod_labels,
+            "annotations": {
+                SCRAPE_ANNOTATION: "true",
+                SCRAPE_PORT_ANNOTATION: str(SERVER_PORT),
+                SCRAPE_PATH_ANNOTATION: "/metrics",
+            },
+        },
+        "spec": {
+            "automountServiceAccountToken": False,
+            "securityContext": restricted_pod_security_context(),
+            "terminationGracePeriodSeconds": _GRACE_SECONDS,
+            "containers": [container],
+            "volumes": [scratch_volume(), *storage.volumes()],
+        },
+    }
+    resources = PodOverrides(resources=mdep.spec.resources) if mdep.spec.resources else None
+    layers = (defaults, mdep.spec.pod_overrides, resources)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -265,23 +312,7 @@ def serving_deployment(
                 "type": "RollingUpdate",
                 "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
             },
-            "template": {
-                "metadata": {
-                    "labels": pod_labels,
-                    "annotations": {
-                        "prometheus.io/scrape": "true",
-                        "prometheus.io/port": str(SERVER_PORT),
-                        "prometheus.io/path": "/metrics",
-                    },
-                },
-                "spec": {
-                    "automountServiceAccountToken": False,
-                    "securityContext": restricted_pod_security_context(),
-                    "terminationGracePeriodSeconds": _GRACE_SECONDS,
-                    "containers": [container],
-                    "volumes": [scratch_volume(), *storage.volumes()],
-                },
-            },
+            "template": with_overrides(template, "server", layers),
         },
     }
 
@@ -331,15 +362,17 @@ def serving_service(mdep: ModelDeployment, grpc: int = 0) -> dict[str, Any]:
     return _service(mdep, mdep.name, selector, grpc)
 
 
-def shadow_service(mdep: ModelDeployment, grpc: int = 0) -> dict[str, Any]:
-    """The Service of the shadowed challenger's pods (mirror target, never user traffic)."""
-    selector = {f"{DEPLOYMENT_LABEL}-shadow": label_value(mdep.name), TRAFFIC_LABEL: "false"}
-    return _service(mdep, shadow_service_name(mdep.name), selector, grpc)
+def version_service(mdep: ModelDeployment, version: int, grpc: int = 0) -> dict[str, Any]:
+    """The Service of one version's pods: what a challenger is mirrored or forwarded to,
+    and a traffic router's backend."""
+    selector = {DEPLOYMENT_LABEL: label_value(mdep.name), VERSION_LABEL: str(version)}
+    return _service(mdep, deployment_name(mdep.name, version), selector, grpc)
 
 
 def service_monitor(mdep: ModelDeployment) -> dict[str, Any]:
     """A Prometheus Operator ServiceMonitor scraping the serving pods through the Service."""
     settings = mdep.spec.monitoring.service_monitor
+    interval = promql_duration(parse_duration(settings.interval))
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
@@ -351,7 +384,8 @@ def service_monitor(mdep: ModelDeployment) -> dict[str, Any]:
         },
         "spec": {
             "selector": {"matchLabels": {DEPLOYMENT_LABEL: label_value(mdep.name)}},
-            "endpoints": [{"port": "http", "path": "/metrics", "interval": settings.interval}],
+            # Prometheus' durations take no fractions (`1.5m`): whole milliseconds always parse.
+            "endpoints": [{"port": "http", "path": "/metrics", "interval": interval}],
         },
     }
 

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from mlops_operator.resources.common import ArtifactStorage
 
-__all__ = ["PAYLOAD_LOG_FOLDER", "PAYLOAD_LOG_MOUNT", "payload_log_key", "payload_log_root"]
+__all__ = ["PAYLOAD_LOG_FOLDER", "payload_log_key", "payload_log_root"]
 
 PAYLOAD_LOG_FOLDER = "payload-logs"
-PAYLOAD_LOG_MOUNT = "/var/lib/mlops/payload-log"
-"""Where a serving pod sees its deployment's log folder, apart from the (read-only) store."""
 
 
 def payload_log_key(namespace: str, deployment: str) -> str:

@@ -28,23 +28,16 @@ from datetime import datetime
 from typing import Any
 
 from mlops_operator.api.driftpolicy import DriftPolicy
+from mlops_operator.api.metadata import (
+    DRIFT_POLICY_LABEL,
+    RETRAIN_REASON_ANNOTATION,
+    RETRAIN_VALUES_ANNOTATION,
+)
 from mlops_operator.api.resource import API_VERSION
 from mlops_operator.resources.common import label_value, labels
 
-__all__ = [
-    "POLICY_LABEL",
-    "REASON_ANNOTATION",
-    "VALUES_ANNOTATION",
-    "build_retraining_job",
-    "retraining_job_name",
-]
+__all__ = ["build_retraining_job", "retraining_job_name"]
 
-POLICY_LABEL = "mlops.dev/drift-policy"
-"""On a TrainingJob: the DriftPolicy that created it."""
-REASON_ANNOTATION = "mlops.dev/retrain-reason"
-"""On a TrainingJob: why the policy created it (the triggers and their values)."""
-VALUES_ANNOTATION = "mlops.dev/retrain-values"
-"""On a TrainingJob: the measured values of every trigger at that evaluation, as JSON."""
 
 _NAME_PREFIX = 50
 
@@ -104,11 +97,11 @@ def build_retraining_job(
             "namespace": policy.namespace,
             "labels": {
                 **labels(model, deployment=spec.deployment),
-                POLICY_LABEL: label_value(policy.name),
+                DRIFT_POLICY_LABEL: label_value(policy.name),
             },
             "annotations": {
-                REASON_ANNOTATION: reason[:1024],
-                VALUES_ANNOTATION: json.dumps(dict(values), sort_keys=True),
+                RETRAIN_REASON_ANNOTATION: reason[:1024],
+                RETRAIN_VALUES_ANNOTATION: json.dumps(dict(values), sort_keys=True),
             },
         },
         "spec": body,

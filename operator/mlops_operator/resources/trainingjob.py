@@ -41,6 +41,12 @@ from mlops_operator.api.conditions import (
     find_condition,
     set_condition,
 )
+from mlops_operator.api.durations import parse_duration
+from mlops_operator.api.estimators import SCALE_INVARIANT
+from mlops_operator.api.metadata import (
+    TRAINING_JOB_GENERATION_ANNOTATION,
+    TRAINING_JOB_UID_ANNOTATION,
+)
 from mlops_operator.api.modelversion import (
     Artifact,
     DatasetLineage,
@@ -54,30 +60,30 @@ from mlops_operator.api.modelversion import (
     TensorDtype,
     TensorSummary,
 )
+from mlops_operator.api.pods import PodOverrides
 from mlops_operator.api.resource import API_VERSION
 from mlops_operator.api.trainingjob import (
     Dataset,
     DatasetSource,
-    NumericImpute,
     PayloadLogSource,
     Task,
     TrainingJob,
     TrainingJobPhase,
     TrainingJobStatus,
 )
-from mlops_operator.drift.durations import parse_duration
+from mlops_operator.podcontract import DATASET_MOUNT_ROOT, DATASET_VOLUME, TRAINER_OUTPUT_DIR
 from mlops_operator.resources.common import (
-    UID_ANNOTATION,
     ArtifactStorage,
+    job_pod_template,
     label_value,
     labels,
     owner_reference,
     restricted_container_security_context,
-    restricted_pod_security_context,
     scratch_mount,
     scratch_volume,
 )
 from mlops_operator.resources.payloadlog import payload_log_root
+from mlops_operator.resources.pods import with_overrides
 from mlops_operator.trainer.payloadlog_uri import payload_log_dataset_uri
 from mlops_operator.trainer.result import (
     SignatureDigest,
@@ -89,8 +95,6 @@ from mlops_operator.trainer.settings import DataSource, TrainerSettings
 
 __all__ = [
     "CONTAINER",
-    "DATASET_MOUNT_ROOT",
-    "GENERATION_ANNOTATION",
     "TRAINER_COMPONENT",
     "Outcome",
     "UnsupportedSpec",
@@ -108,10 +112,6 @@ __all__ = [
 
 TRAINER_COMPONENT = "trainer"
 CONTAINER = "trainer"
-GENERATION_ANNOTATION = "mlops.dev/training-job-generation"
-"""On the Job: the TrainingJob generation it reflects (``suspend`` may change after creation)."""
-DATASET_MOUNT_ROOT = "/var/lib/mlops/datasets"
-OUTPUT_DIR = "/tmp/model"
 _TERMINAL = (TrainingJobPhase.SUCCEEDED, TrainingJobPhase.FAILED)
 _UID_CHARS = 8
 # The trainer's reasons that are the TrainingJob's own; any other is `TrainingFailed`.
@@ -119,6 +119,23 @@ _TRAINER_REASONS = {
     "DatasetNotFound": Reason.DATASET_UNAVAILABLE,
     "StorageFailed": Reason.STORAGE_FAILED,
 }
+
+
+# `preprocessing.scaleNumeric`: unset leaves it to the estimator (scale-sensitive ones only).
+_SCALING: dict[bool | None, Literal["auto", "standard", "none"]] = {
+    None: "auto",
+    True: "standard",
+    False: "none",
+}
+
+
+def _scaling(training: TrainingJob) -> Literal["auto", "standard", "none"]:
+    scale = training.spec.preprocessing.scale_numeric
+    if scale and training.spec.estimator.name in SCALE_INVARIANT:
+        # Admission refuses `true` with these; only objects stored while the CRD defaulted the
+        # field to true carry it, and meant "scale when it helps".
+        return "auto"
+    return _SCALING[scale]
 
 
 class UnsupportedSpec(ValueError):
@@ -215,19 +232,6 @@ def _data(
     }
 
 
-def _imputation(training: TrainingJob) -> Literal["auto", "mean"]:
-    numeric = training.spec.preprocessing.impute.numeric
-    if numeric is NumericImpute.MEDIAN:
-        # The trainer adds the median imputer only when the data has gaps (an identity otherwise).
-        return "auto"
-    if numeric is NumericImpute.MEAN:
-        return "mean"
-    raise UnsupportedSpec(
-        f"`preprocessing.impute.numeric: {numeric.value}` is not supported by the trainer;"
-        " use median or mean"
-    )
-
-
 def trainer_settings(
     training: TrainingJob,
     storage: ArtifactStorage,
@@ -244,17 +248,18 @@ def trainer_settings(
         return TrainerSettings(
             **_data(training, storage, payload_logs or {}),
             target=spec.target,
-            estimator=spec.estimator.name.value,
+            estimator=spec.estimator.name,
             params=spec.estimator.params,
             features=spec.features,
-            categorical=spec.categorical_features or [],
+            categorical=spec.categorical_features,
             test_size=spec.test_size,
             seed=spec.seed,
             cv_folds=spec.cv_folds or 0,
-            scaling="auto" if spec.preprocessing.scale_numeric else "none",
-            imputation=_imputation(training),
+            scaling=_scaling(training),
+            imputation=spec.preprocessing.impute.numeric.value,
+            categorical_imputation=spec.preprocessing.impute.categorical.value,
             model_name=spec.model_name,
-            output_dir=Path(OUTPUT_DIR),
+            output_dir=Path(TRAINER_OUTPUT_DIR),
             store_uri=storage.store_uri,
             training_job=f"{training.namespace}/{training.name}",
             image=image,
@@ -270,7 +275,7 @@ def _volumes(training: TrainingJob, storage: ArtifactStorage) -> tuple[list[Any]
     named: list[AnySource] = [dataset, *(dataset.sources or [])]
     claims = sorted({s.pvc.claim_name for s in named if s.pvc is not None})
     for index, claim in enumerate(claims):
-        name = "dataset" if index == 0 else f"dataset-{index}"
+        name = DATASET_VOLUME if index == 0 else f"{DATASET_VOLUME}-{index}"
         volumes.append(
             {"name": name, "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
         )
@@ -285,8 +290,10 @@ def build_job(
     storage: ArtifactStorage,
     image: str,
     payload_logs: Mapping[str, str] | None = None,
+    defaults: PodOverrides | None = None,
 ) -> dict[str, Any]:
-    """The ``batch/v1`` Job that runs the trainer for `training` (raises `UnsupportedSpec`)."""
+    """The ``batch/v1`` Job that runs the trainer for `training` (raises `UnsupportedSpec`);
+    `defaults`, the operator's trainer pod defaults, then the spec's overrides go over its pod."""
     spec = training.spec
     env = trainer_settings(training, storage, image, payload_logs).to_env()
     volumes, mounts = _volumes(training, storage)
@@ -306,8 +313,9 @@ def build_job(
         env_from.append({"secretRef": {"name": spec.dataset.credentials_secret}})
     if env_from:
         container["envFrom"] = env_from
-    if spec.resources is not None:
-        container["resources"] = spec.resources.model_dump(by_alias=True, exclude_none=True)
+    template = job_pod_template(meta_labels, container, volumes)
+    resources = PodOverrides(resources=spec.resources) if spec.resources else None
+    layers = (defaults, spec.pod_overrides, resources)
     job_spec: dict[str, Any] = {
         "backoffLimit": spec.backoff_limit,
         "suspend": spec.suspend,
@@ -320,17 +328,7 @@ def build_job(
                 {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
             ]
         },
-        "template": {
-            "metadata": {"labels": meta_labels},
-            "spec": {
-                "restartPolicy": "Never",
-                "automountServiceAccountToken": False,
-                "enableServiceLinks": False,
-                "securityContext": restricted_pod_security_context(),
-                "containers": [container],
-                "volumes": volumes,
-            },
-        },
+        "template": with_overrides(template, CONTAINER, layers),
     }
     if spec.active_deadline_seconds is not None:
         job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
@@ -341,7 +339,7 @@ def build_job(
             "name": job_name(training),
             "namespace": training.namespace,
             "labels": meta_labels,
-            "annotations": {GENERATION_ANNOTATION: str(training.generation or 0)},
+            "annotations": {TRAINING_JOB_GENERATION_ANNOTATION: str(training.generation or 0)},
             "ownerReferences": [owner_reference(training)],
         },
         "spec": job_spec,
@@ -589,6 +587,7 @@ def build_model_version(
         ),
         target_deployment=spec.target_deployment,
         gates=spec.gates,
+        validator_pod_overrides=spec.validator_pod_overrides,
     )
     return {
         "apiVersion": API_VERSION,
@@ -597,7 +596,7 @@ def build_model_version(
             "name": name,
             "namespace": training.namespace,
             "labels": labels(spec.model_name, training_job=training.name, model_version=name),
-            "annotations": {UID_ANNOTATION: str(training.metadata.get("uid", ""))},
+            "annotations": {TRAINING_JOB_UID_ANNOTATION: str(training.metadata.get("uid", ""))},
         },
         "spec": version_spec.model_dump(mode="json", by_alias=True, exclude_none=True),
     }

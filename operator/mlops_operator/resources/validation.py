@@ -20,25 +20,26 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from mlops_operator.api.gates import Gates, MetricGate
+from mlops_operator.api.metadata import CHAMPIONS_ANNOTATION, GATES_ANNOTATION
 from mlops_operator.api.modelversion import ModelVersion
+from mlops_operator.api.pods import PodOverrides
+from mlops_operator.podcontract import TERMINATION_MESSAGE_PATH
 from mlops_operator.resources.common import (
     ArtifactStorage,
+    job_pod_template,
     labels,
     owner_reference,
     resolve_artifact_uri,
     restricted_container_security_context,
-    restricted_pod_security_context,
     scratch_mount,
     scratch_volume,
 )
+from mlops_operator.resources.pods import with_overrides
 from mlops_operator.validator.report import ValidationReport
 from mlops_operator.validator.settings import ValidatorSettings
 
 __all__ = [
-    "CHAMPIONS_ANNOTATION",
     "CONTAINER",
-    "GATES_ANNOTATION",
-    "TERMINATION_MESSAGE_PATH",
     "read_report",
     "recorded_champions",
     "recorded_gates",
@@ -46,9 +47,6 @@ __all__ = [
     "validation_job_name",
 ]
 
-CHAMPIONS_ANNOTATION = "mlops.dev/champions"
-GATES_ANNOTATION = "mlops.dev/gates"
-TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 CONTAINER = "validator"
 _SUFFIX = "-validate"
 _MAX_NAME = 63  # the Job's name becomes a label value on its pods
@@ -71,14 +69,17 @@ def validation_job(
     gates: Gates,
     champions: Mapping[str, str],
     deadline_seconds: int = 600,
+    defaults: PodOverrides | None = None,
 ) -> dict[str, Any]:
     """The Job validating `mv` for `gates`; `champions` maps champion ModelVersion names to
-    artifact URIs."""
+    artifact URIs; `defaults`, then the version's `validatorPodOverrides`, go over its pod."""
     spec = mv.spec
     signature = spec.signature
     settings = ValidatorSettings(
         model_uri=resolve_artifact_uri(spec.artifact.uri),
         expected_sha256=spec.artifact.sha256,
+        expected_size_bytes=spec.artifact.size_bytes,
+        expected_opset=spec.artifact.opset,
         expected_features=[f.name for f in signature.features] if signature else None,
         expected_classes=signature.classes if signature else None,
         champions={name: resolve_artifact_uri(uri) for name, uri in champions.items()},
@@ -96,8 +97,8 @@ def validation_job(
         "terminationMessagePolicy": "File",
         "securityContext": restricted_container_security_context(),
         "volumeMounts": [scratch_mount(), *storage.mounts(read_only=True)],
-        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}},
     }
+    template = job_pod_template(job_labels, container, [scratch_volume(), *storage.volumes()])
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -114,16 +115,9 @@ def validation_job(
         "spec": {
             "backoffLimit": 0,
             "activeDeadlineSeconds": deadline_seconds,
-            "template": {
-                "metadata": {"labels": job_labels},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "automountServiceAccountToken": False,
-                    "securityContext": restricted_pod_security_context(),
-                    "containers": [container],
-                    "volumes": [scratch_volume(), *storage.volumes()],
-                },
-            },
+            "template": with_overrides(
+                template, CONTAINER, (defaults, spec.validator_pod_overrides)
+            ),
         },
     }
 

@@ -14,13 +14,41 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mlops_operator import DEFAULT_IMAGE_REPO, __version__
+from mlops_operator.api.fields import ResourceRequirements
+from mlops_operator.api.pods import PodOverrides, contract_problems
 
-__all__ = ["PROJECT_IMAGE_PREFIX", "LogFormat", "LogLevel", "OperatorSettings", "default_image"]
+__all__ = [
+    "PROJECT_IMAGE_PREFIX",
+    "WORKLOAD_DEFAULTS",
+    "LogFormat",
+    "LogLevel",
+    "OperatorSettings",
+    "default_image",
+]
 
 LogFormat = Literal["json", "text"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+def _sized(cpu: str, memory: str, memory_limit: str) -> PodOverrides:
+    return PodOverrides(
+        resources=ResourceRequirements(
+            requests={"cpu": cpu, "memory": memory}, limits={"memory": memory_limit}
+        )
+    )
+
+
+WORKLOAD_DEFAULTS: dict[str, PodOverrides] = {
+    # No CPU limits: a throttled trainer or server is slower for nothing when the node is idle;
+    # memory limits keep one runaway pod from taking its neighbours' memory.
+    "trainer": _sized("100m", "512Mi", "4Gi"),
+    "validator": _sized("100m", "256Mi", "2Gi"),
+    "audit": _sized("50m", "64Mi", "256Mi"),
+    "server": _sized("100m", "256Mi", "2Gi"),
+}
+"""The operator's own pod defaults per workload (the chart's ``workloads`` values say the same)."""
 
 
 PROJECT_IMAGE_PREFIX = f"{DEFAULT_IMAGE_REPO}/"
@@ -165,6 +193,24 @@ class OperatorSettings(BaseSettings):
     metrics_port: Port = Field(default=8080, description="Port of GET /metrics (Prometheus).")
     log_format: LogFormat = "json"
     log_level: LogLevel = "INFO"
+    trainer_pod: PodOverrides = Field(
+        default_factory=lambda: WORKLOAD_DEFAULTS["trainer"],
+        description="Defaults of every trainer pod (JSON in MLOPS_TRAINER_POD): resources,"
+        " placement, service account, env, volumes; a TrainingJob's podOverrides go over them.",
+    )
+    validator_pod: PodOverrides = Field(
+        default_factory=lambda: WORKLOAD_DEFAULTS["validator"],
+        description="Defaults of every validation pod (MLOPS_VALIDATOR_POD).",
+    )
+    audit_pod: PodOverrides = Field(
+        default_factory=lambda: WORKLOAD_DEFAULTS["audit"],
+        description="Defaults of every audit pod (MLOPS_AUDIT_POD).",
+    )
+    server_pod: PodOverrides = Field(
+        default_factory=lambda: WORKLOAD_DEFAULTS["server"],
+        description="Defaults of every inference server pod (MLOPS_SERVER_POD); a"
+        " ModelDeployment's podOverrides go over them.",
+    )
     peering: str | None = Field(
         default=None,
         description="Name of a KopfPeering to announce this operator in (Kopf's peering pauses"
@@ -215,6 +261,17 @@ class OperatorSettings(BaseSettings):
         if isinstance(value, str):
             return [name.strip() for name in value.split(",") if name.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _pods_keep_the_contract(self) -> OperatorSettings:
+        problems = [
+            f"{name}: {problem}"
+            for name in ("trainer_pod", "validator_pod", "audit_pod", "server_pod")
+            for problem in contract_problems(getattr(self, name))
+        ]
+        if problems:
+            raise ValueError("pod defaults step on the pods' contract: " + "; ".join(problems))
+        return self
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> OperatorSettings:

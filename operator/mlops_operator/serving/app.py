@@ -18,6 +18,7 @@ what each step of the path costs).
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import os
@@ -36,6 +37,7 @@ from mlops_operator.serving.batching import MicroBatcher
 from mlops_operator.serving.binary import HEADER_LENGTH, split_body, tensor_bytes
 from mlops_operator.serving.errors import (
     ClientError,
+    DeadlineExceeded,
     InvalidInput,
     ModelNotFound,
     PayloadTooLarge,
@@ -48,7 +50,7 @@ from mlops_operator.serving.labels import LabelRecorder, RequestIds, parse_feedb
 from mlops_operator.serving.metrics import CONTENT_TYPE, ServingMetrics
 from mlops_operator.serving.model import V2_DATATYPES, ServedModel
 from mlops_operator.serving.settings import ServingSettings
-from mlops_operator.serving.sidechannels import PayloadLogger, ShadowMirror
+from mlops_operator.serving.sidechannels import CanaryForwarder, PayloadLogger, ShadowMirror
 from mlops_operator.serving.validation import Batch, RequestDecoder, V2Request
 
 __all__ = ["EXTENSIONS", "InferenceServer", "Reply"]
@@ -60,6 +62,8 @@ EXTENSIONS = ["binary_tensor_data"]
 _JSON_TYPES = frozenset({"application/json", ""})
 _BINARY_TYPES = _JSON_TYPES | {"application/octet-stream"}
 _DUMP = orjson.OPT_SERIALIZE_NUMPY
+# Set on a request while the canary has it: a deadline passing then is the canary's failure.
+_FORWARDING = web.RequestKey("forwarding", bool)
 Outputs = list[npt.NDArray[Any]]
 
 
@@ -150,10 +154,21 @@ class InferenceServer:
             else None
         )  # fmt: skip
         self.mirror = (
-            ShadowMirror(settings.shadow_url, self.metrics, queue_size=settings.shadow_queue_size)
+            ShadowMirror(
+                settings.shadow_url,
+                self.metrics,
+                queue_size=settings.shadow_queue_size,
+                percent=settings.shadow_percent,
+            )
             if settings.shadow_url
             else None
         )
+        self.canary = (
+            CanaryForwarder(settings.canary_url, self.metrics, percent=settings.canary_percent)
+            if settings.canary_url and settings.canary_percent
+            else None
+        )
+        self._deadline = settings.timeout_ms / 1000 if settings.timeout_ms else None
         self.payloads = (
             PayloadLogger(
                 settings.payload_log_uri,
@@ -206,13 +221,13 @@ class InferenceServer:
 
     async def _start(self, _: web.Application) -> None:
         self.batcher.start()
-        for channel in (self.mirror, self.payloads, self.labels):
+        for channel in (self.mirror, self.payloads, self.labels, self.canary):
             if channel is not None:
                 channel.start()
 
     async def _stop(self, _: web.Application) -> None:
         await self.batcher.stop()
-        for channel in (self.mirror, self.payloads, self.labels):
+        for channel in (self.mirror, self.payloads, self.labels, self.canary):
             if channel is not None:
                 await channel.stop()
 
@@ -415,8 +430,22 @@ class InferenceServer:
         status, outcome = 200, "ok"
         reply: Reply | None = None
         try:
-            reply = await self._answer(request, endpoint, respond, request_id)
+            if self._deadline is None:  # no deadline: not even a timeout's context to enter
+                answer = await self._answer(request, endpoint, respond, request_id)
+            else:
+                async with asyncio.timeout(self._deadline):
+                    answer = await self._answer(request, endpoint, respond, request_id)
+            if isinstance(answer, web.Response):  # the canary's answer, relayed
+                return answer
+            reply = answer
             body = reply.body
+        except TimeoutError:
+            late = DeadlineExceeded(
+                f"no answer within the server's deadline of {self.settings.timeout_ms} ms"
+                " (spec.server.timeoutMs)"
+            )
+            status, outcome = late.status, late.outcome
+            body = {"error": late.message}
         except ClientError as error:
             status, outcome = error.status, error.outcome
             body = {"error": error.message}
@@ -440,6 +469,10 @@ class InferenceServer:
             )
         else:
             response = self._response(data, status, request_id)
+        if self.canary is not None and request.get(_FORWARDING):
+            # The canary ran out of the request's time: its failure (it counts its own), not ours.
+            self.metrics.observe_side_channel("canary", outcome)
+            return response
         self.metrics.observe_request(endpoint, outcome, time.perf_counter() - started)
         if reply is not None and reply.batch is not None and (self.mirror or self.payloads):
             native = endpoint in ("predict", "v2_infer") and HEADER_LENGTH not in request.headers
@@ -455,10 +488,17 @@ class InferenceServer:
 
     async def _answer(
         self, request: web.Request, endpoint: str, respond: Responder, request_id: str
-    ) -> Reply:
-        """From the request to its reply; a ClientError says what is wrong with it."""
+    ) -> Reply | web.Response:
+        """From the request to its reply (or the canary's answer, when it takes this one); a
+        ClientError says what is wrong with it."""
         self._check_model(request)
         raw = await self._read_body(request)
+        if self.canary is not None and self._to_canary(request, endpoint):
+            request[_FORWARDING] = True  # a timeout meanwhile is the canary's (_serve)
+            forwarded = await self._forward(request, raw)
+            request[_FORWARDING] = False
+            if forwarded is not None:
+                return forwarded
         header_length = request.headers.get(HEADER_LENGTH)
         binary = None
         text = raw
@@ -481,6 +521,25 @@ class InferenceServer:
         reply = await respond(request, body, binary, request_id)
         reply.request = raw
         return reply
+
+    def _to_canary(self, request: web.Request, endpoint: str) -> bool:
+        # A request that names a version asks for that one; feedback has its own path.
+        return (
+            self.canary is not None
+            and endpoint != "feedback"
+            and "version" not in request.match_info
+            and not request.path.startswith(self._versioned)
+            and self.canary.take()
+        )
+
+    async def _forward(self, request: web.Request, raw: bytes) -> web.Response | None:
+        assert self.canary is not None
+        # Half the deadline for the canary: a slow one leaves time to answer here.
+        within = self._deadline / 2 if self._deadline else None
+        forwarded = await self.canary.forward(request.path, raw, request.headers, within=within)
+        if forwarded is not None and self.draining:
+            forwarded.force_close()
+        return forwarded
 
     def sample(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "ArtifactError",
     "ClientError",
+    "DeadlineExceeded",
     "ExpiredRequestId",
     "InvalidInput",
     "LabelsBacklogged",
@@ -70,6 +71,13 @@ class UnknownRequestId(ClientError):
 
     status = 404
     outcome = "unknown_request_id"
+
+
+class DeadlineExceeded(ClientError):
+    """The request took longer than the server's deadline (``timeout_ms``); the server's fault."""
+
+    status = 504
+    outcome = "timeout"
 
 
 class ExpiredRequestId(ClientError):

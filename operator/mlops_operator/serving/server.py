@@ -27,14 +27,15 @@ from typing import Any
 from aiohttp import web
 from pydantic import SecretStr
 
+from mlops_operator.podcontract import EXIT_ARTIFACT_REFUSED
 from mlops_operator.serving.app import InferenceServer
 from mlops_operator.serving.cpu import cpu_limit, plan_workers
 from mlops_operator.serving.errors import ArtifactError
 from mlops_operator.serving.loading import load_model
 from mlops_operator.serving.model import ServedModel
-from mlops_operator.serving.settings import EXIT_ARTIFACT_REFUSED, ServingSettings
+from mlops_operator.serving.settings import ServingSettings
 
-__all__ = ["EXIT_ARTIFACT_REFUSED", "run"]
+__all__ = ["run"]
 
 log = logging.getLogger(__name__)
 

@@ -12,16 +12,15 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["EXIT_ARTIFACT_REFUSED", "ServingSettings"]
+from mlops_operator.podcontract import ENV_PREFIX
 
-EXIT_ARTIFACT_REFUSED = 3
-"""The server's exit code when it refuses its artifact (the operator reads it from the pod)."""
+__all__ = ["ServingSettings"]
 
 
 class ServingSettings(BaseSettings):
     """Configuration of the inference server (env prefix ``MLOPS_``)."""
 
-    model_config = SettingsConfigDict(env_prefix="MLOPS_", extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
 
     model_dir: str = Field(
         description="Directory or fsspec URI holding model.onnx and model-card.json."
@@ -115,6 +114,22 @@ class ServingSettings(BaseSettings):
         default=None, description="Base URL that receives a fire-and-forget copy of each request."
     )
     shadow_queue_size: int = Field(default=1024, ge=1, description="Mirror backlog before drops.")
+    shadow_percent: int = Field(
+        default=100, ge=1, le=100, description="Percent of the requests mirrored to shadow_url."
+    )
+    canary_url: str | None = Field(
+        default=None,
+        description="Base URL of a canary server that answers canary_percent of the requests.",
+    )
+    canary_percent: int = Field(
+        default=0, ge=0, le=100, description="Percent of the requests forwarded to canary_url."
+    )
+    timeout_ms: int = Field(
+        default=0,
+        ge=0,
+        description="Deadline of a request, from its arrival to its answer (HTTP 504 past it);"
+        " 0: none.",
+    )
     payload_log_uri: str | None = Field(
         default=None, description="Directory or fsspec URI for sampled JSON-lines payload logs."
     )

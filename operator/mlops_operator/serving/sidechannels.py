@@ -1,8 +1,18 @@
-"""Hooks that see traffic without ever slowing it: shadow mirroring and payload logging.
+"""Hooks beside the request path: shadow mirroring, payload logging, and canary forwarding.
 
-Both take records through ``offer`` which never blocks and never raises: the
-record joins a bounded queue or is dropped (and counted). Background tasks do
-the I/O, so the caller's latency does not depend on the shadow or the store.
+Mirroring and logging take records through ``offer`` which never blocks and
+never raises: the record joins a bounded queue or is dropped (and counted).
+Background tasks do the I/O, so the caller's latency does not depend on the
+shadow or the store.
+
+Forwarding is on the path by design: during a canary the champion's server
+answers a configured share of requests by passing them to the canary's Service
+and returning its answer, so ``weight: 10`` means 10 % of requests whatever the
+pods of each version (the Service alone can only split by pods). The share is
+exact: `TrafficShare` picks every n-th request deterministically, not by chance.
+A canary that cannot be reached, or does not answer within half the request's
+deadline, is not the client's problem: the champion then answers itself, and the
+failure is counted (the canary's own metrics show its latency to the analysis).
 
 The payload log holds two kinds of JSON lines, joined later by ``request_id``
 (``mlops_operator.trainer.payloadlog`` reads them as a training dataset):
@@ -25,29 +35,52 @@ import logging
 import os
 import socket
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aiohttp
 import orjson
+from aiohttp import web
 
+from mlops_operator.serving.binary import HEADER_LENGTH
 from mlops_operator.serving.metrics import ServingMetrics
 from mlops_operator.storage.keys import InvalidKeyError
 from mlops_operator.storage.store import ArtifactStore, StorageError
 
-__all__ = ["PayloadLogger", "ShadowMirror"]
+__all__ = ["CanaryForwarder", "PayloadLogger", "ShadowMirror", "TrafficShare"]
 
 log = logging.getLogger(__name__)
 
 _SHADOW_TIMEOUT = aiohttp.ClientTimeout(total=5)
+_FORWARD_TIMEOUT = aiohttp.ClientTimeout(total=60)
+
+
+class TrafficShare:
+    """Exactly ``percent`` of the calls to `take`, spread evenly: every call whose count
+    crosses the next multiple of 100/percent (``take`` is True 10 times in any 100 at 10 %)."""
+
+    def __init__(self, percent: int) -> None:
+        if not 0 <= percent <= 100:
+            raise ValueError(f"a share is between 0 and 100 percent, not {percent}")
+        self._percent = percent
+        self._count = 0
+
+    def take(self) -> bool:
+        """Whether this call is in the share."""
+        before = self._count * self._percent // 100
+        self._count += 1
+        return self._count * self._percent // 100 > before
 
 
 class ShadowMirror:
-    """Sends a copy of each request to a shadow server, fire-and-forget."""
+    """Sends a copy of ``percent`` % of the requests to a shadow server, fire-and-forget."""
 
-    def __init__(self, base_url: str, metrics: ServingMetrics, *, queue_size: int) -> None:
+    def __init__(
+        self, base_url: str, metrics: ServingMetrics, *, queue_size: int, percent: int = 100
+    ) -> None:
         self._base_url = base_url.rstrip("/")
         self._metrics = metrics
+        self._share = TrafficShare(percent)
         self._queue: asyncio.Queue[tuple[str, bytes, str]] = asyncio.Queue(queue_size)
         self._task: asyncio.Task[None] | None = None
 
@@ -56,7 +89,9 @@ class ShadowMirror:
         self._task = asyncio.get_running_loop().create_task(self._send_all(), name="shadow")
 
     def offer(self, path: str, body: bytes, request_id: str) -> None:
-        """Queue a copy of a request, or drop it when the shadow is behind."""
+        """Queue a copy of a request in the share, or drop it when the shadow is behind."""
+        if not self._share.take():
+            return
         try:
             self._queue.put_nowait((path, body, request_id))
         except asyncio.QueueFull:
@@ -186,3 +221,66 @@ class PayloadLogger:
         while True:
             await asyncio.sleep(self._FLUSH_SECONDS)
             await self.flush()
+
+
+# What a forwarded request and its answer keep: the body's type and, for binary tensor data,
+# the JSON header's length; the answering version and its request id.
+_FORWARDED_REQUEST_HEADERS = ("Content-Type", HEADER_LENGTH)
+_FORWARDED_ANSWER_HEADERS = ("Content-Type", HEADER_LENGTH, "X-Model-Version", "X-Request-ID")
+
+
+class CanaryForwarder:
+    """Passes ``percent`` % of the requests to the canary's server and relays its answers.
+
+    The canary counts what it serves in its own metrics and records its own predictions
+    (the rollout's analysis reads both), so a forwarded request is not the champion's.
+    Labels for it may come to any replica of either version: request ids are signed with
+    the deployment's key, and the evaluator joins labels with predictions wherever they
+    were recorded.
+    """
+
+    def __init__(self, base_url: str, metrics: ServingMetrics, *, percent: int) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._metrics = metrics
+        self._share = TrafficShare(percent)
+        self._session: aiohttp.ClientSession | None = None
+
+    def start(self) -> None:
+        """Open the connection pool to the canary on the running loop."""
+        self._session = aiohttp.ClientSession(timeout=_FORWARD_TIMEOUT)
+
+    async def stop(self) -> None:
+        """Close the connection pool."""
+        if self._session is not None:
+            await self._session.close()
+
+    def take(self) -> bool:
+        """Whether this request is in the canary's share."""
+        return self._session is not None and self._share.take()
+
+    async def forward(
+        self, path: str, body: bytes, headers: Mapping[str, str], *, within: float | None
+    ) -> web.Response | None:
+        """The canary's answer to the request, or None when it could not be had `within`
+        seconds (`_FORWARD_TIMEOUT` when None): the caller then answers itself."""
+        assert self._session is not None
+        sent = {k: headers[k] for k in _FORWARDED_REQUEST_HEADERS if k in headers}
+        try:
+            async with asyncio.timeout(within):
+                async with self._session.post(
+                    self._base_url + path, data=body, headers=sent
+                ) as answer:
+                    data = await answer.read()
+                    kept = {
+                        k: answer.headers[k]
+                        for k in _FORWARDED_ANSWER_HEADERS
+                        if k in answer.headers
+                    }
+        except TimeoutError:
+            self._metrics.observe_side_channel("canary", "timeout")
+            return None
+        except aiohttp.ClientError:
+            self._metrics.observe_side_channel("canary", "failed")
+            return None
+        self._metrics.observe_side_channel("canary", "forwarded")
+        return web.Response(body=data, status=answer.status, headers=kept)

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from mlops_operator.podcontract import ENV_PREFIX
 from mlops_operator.trainer.errors import Reason
 from mlops_operator.trainer.result import TrainingFailed, render_termination_message
-from mlops_operator.trainer.settings import ENV_PREFIX, TrainerSettings, describe_invalid
+from mlops_operator.trainer.settings import TrainerSettings, describe_invalid
 
 __all__ = ["main"]
 

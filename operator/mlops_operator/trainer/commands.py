@@ -60,6 +60,7 @@ def _train(args: argparse.Namespace) -> int:
         "cv_folds": args.cv_folds,
         "scaling": args.scaling,
         "imputation": args.imputation,
+        "categorical_imputation": args.categorical_imputation,
         "model_name": args.model_name,
         "store_uri": args.store,
     }
@@ -112,13 +113,17 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--features", type=_columns, metavar="A,B,...", help="Feature columns.")
     parser.add_argument(
-        "--categorical", type=_columns, metavar="A,B,...", help="Columns to one-hot encode."
+        "--categorical",
+        type=_columns,
+        metavar="A,B,...",
+        help="Columns to one-hot encode (default: the non-numeric features).",
     )
     parser.add_argument("--test-size", type=float, help="Held-out fraction (default 0.2).")
     parser.add_argument("--seed", type=int, help="Seed of the split and the estimator (default 0).")
     parser.add_argument("--cv-folds", type=int, help="k-fold cross-validation (default 0: none).")
     parser.add_argument("--scaling", choices=("auto", "standard", "none"))
-    parser.add_argument("--imputation", choices=("auto", "median", "mean", "none"))
+    parser.add_argument("--imputation", choices=("auto", "median", "mean", "most_frequent", "none"))
+    parser.add_argument("--categorical-imputation", choices=("most_frequent", "constant"))
     parser.add_argument("--model-name", help="Name in the artifact store (default 'model').")
     parser.add_argument("--output", required=True, type=Path, metavar="DIR", help="Model folder.")
     parser.add_argument(

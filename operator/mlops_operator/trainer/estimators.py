@@ -1,27 +1,21 @@
-"""The allow-list of estimators and the checking of their parameters.
+"""The trainer's allow-list of estimators, and the checking of their parameters.
 
-A TrainingJob names an estimator; it can never name an import path, since
-importing whatever a custom resource says would be code execution in the
-trainer pod. Every estimator here converts to ONNX with skl2onnx and passes the
-parity check on the bundled datasets (tested). Left out, on purpose:
-
-* ``HistGradientBoostingClassifier``/``Regressor``: skl2onnx 1.20's converter
-  emits boolean attributes that onnx 1.23 rejects ("Expected an int, got a
-  boolean"), so export fails;
-* classifiers without ``predict_proba`` (``LinearSVC``, hinge-loss ``SGDClassifier``):
-  ROC AUC, log loss and the probability parity check need probabilities.
+The list is the estimator catalogue (`mlops_operator.api.estimators.CATALOGUE`),
+the same one the CRD's enum is generated from: each entry's class is imported
+from its scikit-learn module here, and nowhere else.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sklearn import ensemble, linear_model, naive_bayes, neighbors, neural_network, svm, tree
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import InvalidParameterError
 
+from mlops_operator.api.estimators import CATALOGUE, EstimatorEntry
 from mlops_operator.trainer.errors import Reason, TrainingError
 
 __all__ = ["ESTIMATORS", "EstimatorSpec", "Task", "build_estimator", "resolve_estimator"]
@@ -46,33 +40,13 @@ class EstimatorSpec:
         return self.factory.__name__
 
 
-_SPECS = (
-    EstimatorSpec(linear_model.LogisticRegression, "classification", scale_sensitive=True),
-    EstimatorSpec(ensemble.RandomForestClassifier, "classification", scale_sensitive=False),
-    EstimatorSpec(ensemble.ExtraTreesClassifier, "classification", scale_sensitive=False),
-    EstimatorSpec(ensemble.GradientBoostingClassifier, "classification", scale_sensitive=False),
-    EstimatorSpec(ensemble.AdaBoostClassifier, "classification", scale_sensitive=False),
-    EstimatorSpec(tree.DecisionTreeClassifier, "classification", scale_sensitive=False),
-    EstimatorSpec(neighbors.KNeighborsClassifier, "classification", scale_sensitive=True),
-    EstimatorSpec(naive_bayes.GaussianNB, "classification", scale_sensitive=False),
-    EstimatorSpec(svm.SVC, "classification", scale_sensitive=True, fixed={"probability": True}),
-    EstimatorSpec(neural_network.MLPClassifier, "classification", scale_sensitive=True),
-    EstimatorSpec(linear_model.LinearRegression, "regression", scale_sensitive=True),
-    EstimatorSpec(linear_model.Ridge, "regression", scale_sensitive=True),
-    EstimatorSpec(linear_model.Lasso, "regression", scale_sensitive=True),
-    EstimatorSpec(linear_model.ElasticNet, "regression", scale_sensitive=True),
-    EstimatorSpec(linear_model.SGDRegressor, "regression", scale_sensitive=True),
-    EstimatorSpec(ensemble.RandomForestRegressor, "regression", scale_sensitive=False),
-    EstimatorSpec(ensemble.ExtraTreesRegressor, "regression", scale_sensitive=False),
-    EstimatorSpec(ensemble.GradientBoostingRegressor, "regression", scale_sensitive=False),
-    EstimatorSpec(tree.DecisionTreeRegressor, "regression", scale_sensitive=False),
-    EstimatorSpec(neighbors.KNeighborsRegressor, "regression", scale_sensitive=True),
-    EstimatorSpec(svm.SVR, "regression", scale_sensitive=True),
-    EstimatorSpec(svm.LinearSVR, "regression", scale_sensitive=True),
-    EstimatorSpec(neural_network.MLPRegressor, "regression", scale_sensitive=True),
-)
+def _spec(entry: EstimatorEntry) -> EstimatorSpec:
+    factory = getattr(importlib.import_module(entry.module), entry.name)
+    task: Task = "classification" if entry.task == "classification" else "regression"
+    return EstimatorSpec(factory, task, entry.scale_sensitive, dict(entry.fixed))
 
-ESTIMATORS: Mapping[str, EstimatorSpec] = {spec.name: spec for spec in _SPECS}
+
+ESTIMATORS: Mapping[str, EstimatorSpec] = {entry.name: _spec(entry) for entry in CATALOGUE}
 
 
 def resolve_estimator(name: str) -> EstimatorSpec:

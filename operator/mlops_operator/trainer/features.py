@@ -2,7 +2,9 @@
 
 Numeric features must hold numbers (text there is an error, not a guess:
 declare the column categorical); categorical features become text, a missing
-category being the empty string. The target must be usable for the task.
+category being the empty string (`MISSING_TEXT`, which the pipeline's imputer
+fills). Without a list of categorical features, the non-numeric columns are the
+categorical ones. The target must be usable for the task.
 """
 
 from __future__ import annotations
@@ -14,11 +16,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from pandas.api import types as ptypes
 
 from mlops_operator.trainer.errors import Reason, TrainingError
 from mlops_operator.trainer.estimators import Task
 
-__all__ = ["FeatureTable", "prepare"]
+__all__ = ["MISSING_TEXT", "FeatureTable", "prepare"]
+
+MISSING_TEXT = ""
+"""How a missing categorical value reaches the model (JSON has no missing string)."""
 
 _LISTED_COLUMNS = 20
 
@@ -43,21 +49,28 @@ def prepare(
     *,
     target: str,
     features: Sequence[str] | None,
-    categorical: Sequence[str],
+    categorical: Sequence[str] | None,
     task: Task,
     imputation: bool,
 ) -> FeatureTable:
-    """Select and check the features and the target of a canonical ``frame``."""
+    """Select and check the features and the target of a canonical ``frame``.
+
+    ``categorical`` None: the features that do not hold numbers.
+    """
     _require_columns(frame, [target], "target column")
     names = list(features) if features is not None else [c for c in frame.columns if c != target]
     if not names:
         raise TrainingError(Reason.INVALID_DATASET, f"the dataset has no column besides {target!r}")
     _require_columns(frame, names, "feature column")
+    if categorical is None:
+        categorical = [name for name in names if not ptypes.is_numeric_dtype(frame[name])]
     _require_columns(frame, list(categorical), "categorical column")
     columns: dict[str, pd.Series] = {}
     for name in names:
         if name in categorical:
-            columns[name] = frame[name].map(lambda v: "" if pd.isna(v) else str(v)).astype(object)
+            columns[name] = (
+                frame[name].map(lambda v: MISSING_TEXT if pd.isna(v) else str(v)).astype(object)
+            )
         else:
             columns[name] = _numeric(frame[name], name, imputation=imputation)
     return FeatureTable(

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlops_operator import __version__
+from mlops_operator.buildinfo import code_version
 from mlops_operator.modelcard import (
     MODEL_CARD_FILE,
     MODEL_FILE,
@@ -128,7 +128,13 @@ def train(settings: TrainerSettings) -> TrainingOutcome:
     if imputation == "auto":
         # Fitting an imputer costs as much as fitting a linear model on wide data: only when needed.
         imputation = "median" if table.has_missing else "none"
-    pipeline = build_pipeline(estimator, table, scale=scale, imputation=imputation)
+    pipeline = build_pipeline(
+        estimator,
+        table,
+        scale=scale,
+        imputation=imputation,
+        categorical_imputation=settings.categorical_imputation,
+    )
 
     with _phase(seconds, "fit"):
         try:
@@ -196,8 +202,9 @@ def train(settings: TrainerSettings) -> TrainingOutcome:
             cv_folds=settings.cv_folds,
             scaling="standard" if scale else "none",
             imputation=imputation,
+            categorical_imputation=settings.categorical_imputation if table.categorical else None,
             image=settings.image,
-            code_version=__version__,
+            code_version=code_version(),
             training_job=settings.training_job,
             libraries=_library_versions(),
         ),

@@ -25,9 +25,9 @@ from pydantic import (
 from pydantic_core import InitErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ENV_PREFIX", "DataFormat", "DataSource", "TrainerSettings", "describe_invalid"]
+from mlops_operator.podcontract import ENV_PREFIX, TERMINATION_MESSAGE_PATH, TRAINER_OUTPUT_DIR
 
-ENV_PREFIX = "MLOPS_"
+__all__ = ["DataFormat", "DataSource", "TrainerSettings", "describe_invalid"]
 
 DataFormat = Literal["auto", "csv", "parquet"]
 
@@ -80,8 +80,10 @@ class TrainerSettings(BaseSettings):
     features: list[str] | None = Field(
         default=None, description="Feature columns, in order; default: every column but the target."
     )
-    categorical: list[str] = Field(
-        default_factory=list, description="Feature columns holding categories (one-hot encoded)."
+    categorical: list[str] | None = Field(
+        default=None,
+        description="Feature columns holding categories (one-hot encoded); default: the"
+        " features that do not hold numbers.",
     )
     test_size: float = Field(default=0.2, gt=0, lt=1, description="Held-out fraction of the rows.")
     seed: int = Field(default=0, ge=0, le=2**32 - 1, description="Seed of the split and estimator.")
@@ -95,11 +97,18 @@ class TrainerSettings(BaseSettings):
             " (never for trees, whose float32 thresholds would lose parity)."
         ),
     )
-    imputation: Literal["auto", "median", "mean", "none"] = Field(
+    imputation: Literal["auto", "median", "mean", "most_frequent", "none"] = Field(
         default="auto",
         description=(
-            "How missing numeric values are filled, inside the model; auto: the median when the"
-            " training data has any (the served model then accepts NaN), else no imputation."
+            "How missing numeric values are filled, inside the model (which then accepts NaN);"
+            " auto: the median when the training data has any, else no imputation."
+        ),
+    )
+    categorical_imputation: Literal["most_frequent", "constant"] = Field(
+        default="most_frequent",
+        description=(
+            "How a missing category (an empty string) is filled, inside the model: the most"
+            " frequent category, or the constant category __missing__."
         ),
     )
     model_name: str = Field(
@@ -108,14 +117,15 @@ class TrainerSettings(BaseSettings):
         description="Name of the model in the store (a DNS label).",
     )
     output_dir: Path = Field(
-        default=Path("/tmp/model"), description="Where model.onnx and model-card.json are written."
+        default=Path(TRAINER_OUTPUT_DIR),
+        description="Where model.onnx and model-card.json are written.",
     )
     store_uri: str | None = Field(
         default=None,
         description="Artifact store root; when set, the dataset snapshot and the model go there.",
     )
     termination_message_path: Path | None = Field(
-        default=Path("/dev/termination-log"),
+        default=Path(TERMINATION_MESSAGE_PATH),
         description="Where the short result is written for Kubernetes; None: nowhere.",
     )
     parity_sample_rows: int = Field(
@@ -156,14 +166,14 @@ class TrainerSettings(BaseSettings):
             raise ValueError("exactly one of dataset_uri and sources must be given")
         if self.cv_folds == 1:
             raise ValueError("cv_folds must be 0 (no cross-validation) or at least 2")
-        if self.target in self.categorical:
+        if self.target in (self.categorical or ()):
             raise ValueError(f"the target {self.target!r} cannot also be a categorical feature")
         if self.features is not None:
             if not self.features:
                 raise ValueError("features, when given, must name at least one column")
             if self.target in self.features:
                 raise ValueError(f"the target {self.target!r} cannot also be a feature")
-            missing = [c for c in self.categorical if c not in self.features]
+            missing = [c for c in self.categorical or () if c not in self.features]
             if missing:
                 raise ValueError(f"categorical columns {missing} are not among the features")
         return self

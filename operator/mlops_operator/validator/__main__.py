@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from mlops_operator.podcontract import ENV_PREFIX, TERMINATION_MESSAGE_PATH
 from mlops_operator.validator.report import Check, ValidationReport
 
 __all__ = ["main"]
@@ -33,7 +34,9 @@ def _write(path: Path, report: ValidationReport) -> None:
 def main() -> int:
     """Read the settings, validate, write the report; return the exit code."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-    fallback = Path(os.environ.get("MLOPS_TERMINATION_MESSAGE_PATH", "/dev/termination-log"))
+    fallback = Path(
+        os.environ.get(f"{ENV_PREFIX}TERMINATION_MESSAGE_PATH", TERMINATION_MESSAGE_PATH)
+    )
     from mlops_operator.validator.settings import ValidatorSettings
 
     try:

@@ -19,10 +19,14 @@ class CheckName:
     """The checks the validator runs, in order; each becomes a gate result of the same name."""
 
     CHECKSUM = "checksum"
+    ARTIFACT = "artifact"
     LOAD = "load"
     SIGNATURE = "signature"
     PARITY = "parity"
     EVALUATION = "evaluation"
+
+    ALL = frozenset({CHECKSUM, ARTIFACT, LOAD, SIGNATURE, PARITY, EVALUATION})
+    """Every check: a failed one is a fault of the artifact, not of a metric gate."""
 
 
 class Check(BaseModel):

@@ -1,4 +1,5 @@
-"""The checks, in order: checksum, load, signature, parity, then evaluation beside the champions.
+"""The checks, in order: checksum, artifact (size and opset), load, signature, parity, then
+evaluation beside the champions.
 
 Each check is recorded whether it passes or not; a failed check stops the ones
 that depend on it (a model that does not load is not evaluated). Evaluation
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import onnx
 import pandas as pd
 
 from mlops_operator.modelcard import ModelCard
@@ -59,21 +61,52 @@ def predict(model: ServedModel, rows: pd.DataFrame) -> tuple[npt.NDArray[Any], A
     return np.asarray(outputs[0]).reshape(-1).astype(np.float64), None
 
 
-def _checksum(settings: ValidatorSettings) -> Check:
+def _checksum(settings: ValidatorSettings) -> tuple[Check, bytes]:
     # The bytes must hash to the digest the ModelVersion registers (handed in through the pod
     # spec), and the card must say the same: a card that agrees only with itself proves nothing.
     try:
-        card, _ = read_artifact(settings.model_uri, settings.expected_sha256)
+        card, data = read_artifact(settings.model_uri, settings.expected_sha256)
     except ArtifactError as error:
-        return Check(name=CheckName.CHECKSUM, passed=False, message=str(error))
+        return Check(name=CheckName.CHECKSUM, passed=False, message=str(error)), b""
     if card.artifact.sha256 != settings.expected_sha256:
         return Check(
             name=CheckName.CHECKSUM,
             passed=False,
             message=f"the artifact's sha256 is {card.artifact.sha256} but the ModelVersion"
             f" records {settings.expected_sha256}",
+        ), data
+    message = f"sha256 {card.artifact.sha256}"
+    return Check(name=CheckName.CHECKSUM, passed=True, message=message), data
+
+
+def _default_opset(data: bytes) -> int | None:
+    for entry in onnx.load_model_from_string(data).opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            return int(entry.version)
+    return None
+
+
+def _artifact(settings: ValidatorSettings, data: bytes) -> Check:
+    """The file's size and its ONNX opset are the ones the ModelVersion records."""
+    problems, found = [], [f"{len(data)} bytes"]
+    if settings.expected_size_bytes is not None and len(data) != settings.expected_size_bytes:
+        problems.append(
+            f"model.onnx has {len(data)} bytes but the ModelVersion records"
+            f" {settings.expected_size_bytes}"
         )
-    return Check(name=CheckName.CHECKSUM, passed=True, message=f"sha256 {card.artifact.sha256}")
+    try:
+        opset = _default_opset(data)
+    except Exception as error:  # noqa: BLE001  # onnx raises untyped errors on a broken file
+        return Check(name=CheckName.ARTIFACT, passed=False, message=f"not ONNX: {error}")
+    found.append(f"opset {opset}")
+    if settings.expected_opset is not None and opset != settings.expected_opset:
+        problems.append(
+            f"model.onnx imports opset {opset} but the ModelVersion records"
+            f" {settings.expected_opset}"
+        )
+    if problems:
+        return Check(name=CheckName.ARTIFACT, passed=False, message="; ".join(problems))
+    return Check(name=CheckName.ARTIFACT, passed=True, message=", ".join(found) + " as recorded")
 
 
 def _signature(settings: ValidatorSettings, card: ModelCard) -> Check:
@@ -183,7 +216,11 @@ def _evaluate(
 
 def validate(settings: ValidatorSettings) -> ValidationReport:
     """Run every check on the candidate; the report says what passed and what was measured."""
-    checks: list[Check] = [_checksum(settings)]
+    checksum, data = _checksum(settings)
+    checks: list[Check] = [checksum]
+    if not checksum.passed:
+        return ValidationReport(checks=checks)
+    checks.append(_artifact(settings, data))
     if not checks[-1].passed:
         return ValidationReport(checks=checks)
     try:

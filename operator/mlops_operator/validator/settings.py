@@ -13,19 +13,27 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mlops_operator.podcontract import ENV_PREFIX, TERMINATION_MESSAGE_PATH
+
 __all__ = ["ValidatorSettings"]
 
 
 class ValidatorSettings(BaseSettings):
     """Which artifact to check, what it must be, and whom to compare it with."""
 
-    model_config = SettingsConfigDict(env_prefix="MLOPS_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
 
     model_uri: str = Field(
         min_length=1, description="Folder (path or fsspec URI) with model.onnx and its card."
     )
     expected_sha256: str = Field(
         pattern=r"^[0-9a-f]{64}$", description="The ModelVersion's recorded sha256."
+    )
+    expected_size_bytes: int | None = Field(
+        default=None, ge=1, description="The ModelVersion's recorded size of model.onnx."
+    )
+    expected_opset: int | None = Field(
+        default=None, ge=1, description="The ModelVersion's recorded default-domain ONNX opset."
     )
     expected_features: list[str] | None = Field(
         default=None, description="The ModelVersion's feature names in order, when recorded."
@@ -41,7 +49,7 @@ class ValidatorSettings(BaseSettings):
         default=None, description="The artifact store holding the dataset snapshot."
     )
     termination_message_path: Path = Field(
-        default=Path("/dev/termination-log"), description="Where the report is written."
+        default=Path(TERMINATION_MESSAGE_PATH), description="Where the report is written."
     )
 
     def to_env(self) -> list[dict[str, str]]:
@@ -54,5 +62,5 @@ class ValidatorSettings(BaseSettings):
                 if isinstance(value, str)
                 else json.dumps(value, separators=(",", ":"), sort_keys=True)
             )
-            env.append({"name": f"MLOPS_{name.upper()}", "value": text})
+            env.append({"name": f"{ENV_PREFIX}{name.upper()}", "value": text})
         return env

@@ -205,6 +205,20 @@ CASES = [
         "`estimator.name` must be a classifier when `task` is classification",
     ),
     Case(
+        "tj-scale-a-tree",
+        TJ,
+        {"spec.preprocessing.scaleNumeric": True, "spec.estimator.name": "RandomForestClassifier"},
+        "spec.preprocessing.scaleNumeric",
+        "must not be true for a tree ensemble or naive Bayes",
+    ),
+    Case(
+        "tj-estimator-not-exportable",
+        TJ,
+        {"spec.estimator.name": "HistGradientBoostingClassifier"},
+        "spec.estimator.name",
+        "Unsupported value",
+    ),
+    Case(
         "tj-features-exclude-target",
         TJ,
         {"spec.features": ["churned", "tenure_months"]},
@@ -547,7 +561,14 @@ CASES = [
         DP,
         {"spec.triggers.schedule": "every sunday"},
         "spec.triggers.schedule",
-        "should match",
+        "`schedule` must be 5 cron fields",
+    ),
+    Case(
+        "dp-schedule-minute-range",
+        DP,
+        {"spec.triggers.schedule": "61 * * * *"},
+        "spec.triggers.schedule",
+        "minute 0-59",
     ),
     Case(
         "dp-custom-unique",

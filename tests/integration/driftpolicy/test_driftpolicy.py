@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
+from mlops_operator.api.durations import parse_duration
 from mlops_operator.drift import promql
-from mlops_operator.drift.durations import parse_duration
 from mlops_operator.drift.prometheus import PrometheusSource
 from mlops_operator.drift.scrape import PodTarget, ScrapeHistory, scrape
 from mlops_operator.localcluster.cluster import LocalCluster

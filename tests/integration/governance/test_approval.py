@@ -24,7 +24,12 @@ from typing import Any
 
 import yaml
 
-from mlops_operator.api.governance import APPROVED_BY, REJECTED_BY, REQUESTED_BY, REVOKED_BY
+from mlops_operator.api.metadata import (
+    APPROVED_BY_ANNOTATION,
+    REJECTED_BY_ANNOTATION,
+    REQUESTED_BY_ANNOTATION,
+    REVOKED_BY_ANNOTATION,
+)
 from mlops_operator.audit import read_entries
 from tests.integration.governance.conftest import Governed
 from tests.integration.operator.conftest import REPO, RunningOperator
@@ -69,14 +74,14 @@ def test_approval_status_and_promotion_are_the_api_servers_decisions(
 
     # An editor (the built-in edit role) cannot approve, under any name.
     for name in (editor, approver):
-        refusal = governed.refused(editor, *_annotate(f"{APPROVED_BY}={name}"))
+        refusal = governed.refused(editor, *_annotate(f"{APPROVED_BY_ANNOTATION}={name}"))
         assert POLICY in refusal
         assert (
             "needs the approve verb on modelversions.mlops.dev"
             f" (role {governed.approver_role}); {editor}" in refusal
         )
     # An approver cannot approve in someone else's name.
-    refusal = governed.refused(approver, *_annotate(f"{APPROVED_BY}=someone-else"))
+    refusal = governed.refused(approver, *_annotate(f"{APPROVED_BY_ANNOTATION}=someone-else"))
     assert f"must name the user making the request ({approver}), not someone-else" in refusal
 
     # Status is the operator's alone: RBAC refuses the approver; the policy refuses even a user
@@ -109,9 +114,9 @@ def test_approval_status_and_promotion_are_the_api_servers_decisions(
 
     # Withdrawing it needs the verb, and says who withdrew it.
     assert POLICY in governed.refused(
-        editor, *_annotate(f"{APPROVED_BY}-", f"{REVOKED_BY}={editor}")
+        editor, *_annotate(f"{APPROVED_BY_ANNOTATION}-", f"{REVOKED_BY_ANNOTATION}={editor}")
     )
-    refusal = governed.refused(approver, *_annotate(f"{APPROVED_BY}-"))
+    refusal = governed.refused(approver, *_annotate(f"{APPROVED_BY_ANNOTATION}-"))
     assert f"must set mlops.dev/revoked-by to your own user name ({approver})" in refusal
     assert f"approval revoked by {approver}" in governed.mlops("approve", "--revoke", "iris-v1")
     revoked = _wait_phase(governed, "iris-v1", "AwaitingApproval")["status"]
@@ -119,11 +124,13 @@ def test_approval_status_and_promotion_are_the_api_servers_decisions(
     assert revoked["reviews"][-1] == {**revoked["reviews"][-1], "action": "Revoke", "by": approver}
 
     # A rejection: the verb, the name, and final.
-    assert POLICY in governed.refused(editor, *_annotate(f"{REJECTED_BY}={editor}"))
+    assert POLICY in governed.refused(editor, *_annotate(f"{REJECTED_BY_ANNOTATION}={editor}"))
     assert f"rejected by {approver}" in governed.mlops("reject", "iris-v1")
     rejected = _wait_phase(governed, "iris-v1", "Rejected")["status"]
     assert [r["action"] for r in rejected["reviews"]] == ["Approve", "Revoke", "Reject"]
-    assert "a rejection is final" in governed.refused(approver, *_annotate(f"{REJECTED_BY}-"))
+    assert "a rejection is final" in governed.refused(
+        approver, *_annotate(f"{REJECTED_BY_ANNOTATION}-")
+    )
 
     # The audit log (in the artifact store) has every decision with the authenticated name.
     log = store / "audit" / ns / "modelversions" / "iris-v1.jsonl"
@@ -153,7 +160,7 @@ def test_approval_status_and_promotion_are_the_api_servers_decisions(
     assert f"version 1 requested by {approver}" in governed.mlops("promote", "iris", "--to", "1")
     pinned = governed.get("mdep", "iris")
     assert pinned["spec"]["version"] == 1
-    assert pinned["metadata"]["annotations"][REQUESTED_BY] == approver
+    assert pinned["metadata"]["annotations"][REQUESTED_BY_ANNOTATION] == approver
     back = governed.mlops("promote", "iris", "--auto")
     assert f"promotion Auto, requested by {approver}" in back
     assert governed.get("mdep", "iris")["spec"]["promotion"] == "Auto"

@@ -24,7 +24,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from mlops_operator.api.governance import APPROVED_BY, TRAINING_JOB_UID
+from mlops_operator.api.metadata import APPROVED_BY_ANNOTATION, TRAINING_JOB_UID_ANNOTATION
 from mlops_operator.modelcard import MODEL_CARD_FILE, MODEL_FILE
 from tests.integration.governance.conftest import Governed
 from tests.integration.modeldeployment.conftest import model_version, train_into
@@ -38,7 +38,7 @@ def _hand_made(
     governed: Governed, name: str, version: int, key: str, card: Any, **spec: Any
 ) -> None:
     doc = model_version(name, "iris", version, key, card)
-    doc["metadata"]["annotations"].pop(TRAINING_JOB_UID)
+    doc["metadata"]["annotations"].pop(TRAINING_JOB_UID_ANNOTATION)
     doc["metadata"]["namespace"] = governed.namespace
     doc["spec"] |= spec
     kubectl(governed.kubeconfig, "apply", "-f", "-", stdin=json.dumps(doc))
@@ -47,7 +47,7 @@ def _hand_made(
 def _approved(governed: Governed, name: str) -> None:
     wait_for(lambda: governed.phase(name) == "AwaitingApproval", timeout=240, what=f"{name} held")
     governed.allowed(governed.approver, "annotate", "modelversion", name,
-                     f"{APPROVED_BY}={governed.approver}")  # fmt: skip
+                     f"{APPROVED_BY_ANNOTATION}={governed.approver}")  # fmt: skip
     wait_for(lambda: governed.phase(name) == "Validated", timeout=60, what=f"{name} Validated")
 
 
@@ -132,7 +132,7 @@ def test_an_artifact_replaced_after_validation_never_serves(
     for name in (MODEL_FILE, MODEL_CARD_FILE):
         shutil.copyfile(store / k1 / name, store / k2 / name)
     governed.allowed(governed.approver, "annotate", "modelversion", "iris-v2",
-                     f"{APPROVED_BY}={governed.approver}")  # fmt: skip
+                     f"{APPROVED_BY_ANNOTATION}={governed.approver}")  # fmt: skip
 
     def withdrawn() -> dict[str, Any] | None:
         history = (governed.get("mdep", "iris").get("status") or {}).get("history") or []

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from mlops_operator.api.governance import TRAINING_JOB_UID
+from mlops_operator.api.metadata import TRAINING_JOB_UID_ANNOTATION
 from mlops_operator.modelcard import ModelCard
 from mlops_operator.trainer.run import train
 from mlops_operator.trainer.settings import TrainerSettings
@@ -120,8 +120,24 @@ def model_version(
     if gates is not None:
         spec["gates"] = gates
     return {"apiVersion": "mlops.dev/v1alpha1", "kind": "ModelVersion",
-            "metadata": {"name": name, "annotations": {TRAINING_JOB_UID: f"test-{name}"}},
+            "metadata": {"name": name, "annotations": {TRAINING_JOB_UID_ANNOTATION: f"test-{name}"}},
             "spec": spec}  # fmt: skip
+
+
+def serve_first_of_two(
+    kubeconfig: Path, namespace: str, store: Path, deployment: dict[str, Any]
+) -> tuple[ModelCard, tuple[str, ModelCard]]:
+    """Train v1 and v2 of iris (two regularisations) into the store; record v1 and have
+    `deployment` serve it (Ready). v1's card, and v2's key and card for the test to roll out."""
+    k1, c1 = train_into(store, "iris", "LogisticRegression", {"C": 0.05, "max_iter": 500})
+    k2, c2 = train_into(store, "iris", "LogisticRegression", {"C": 1.0, "max_iter": 500})
+    kubectl(kubeconfig, "-n", namespace, "apply", "-f", "-",
+            stdin=json.dumps(model_version("iris-v1", "iris", 1, k1, c1)))  # fmt: skip
+    kubectl(kubeconfig, "-n", namespace, "apply", "-f", "-", stdin=json.dumps(deployment))
+    name = deployment["metadata"]["name"]
+    kubectl(kubeconfig, "-n", namespace, "wait", "--for=condition=Ready", f"mdep/{name}",
+            "--timeout=240s", timeout=260)  # fmt: skip
+    return c1, (k2, c2)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.modeldeployment.conftest import model_version, train_into
+from tests.integration.modeldeployment.conftest import model_version, serve_first_of_two
 from tests.integration.modeldeployment.test_rollout import CANARY, MDEP
 from tests.integration.modeldeployment.traffic import Traffic
 from tests.integration.operator.conftest import RunningOperator, start_operator
@@ -34,13 +34,7 @@ def test_sigkill_during_a_canary_resumes_where_it_was(
     kubeconfig: Path, restricted: str, store: Path, operator: RunningOperator, tmp_path: Path
 ) -> None:
     ns = restricted
-    k1, c1 = train_into(store, "iris", "LogisticRegression", {"C": 0.05, "max_iter": 500})
-    k2, c2 = train_into(store, "iris", "LogisticRegression", {"C": 1.0, "max_iter": 500})
-    kubectl(kubeconfig, "-n", ns, "apply", "-f", "-",
-            stdin=json.dumps(model_version("iris-v1", "iris", 1, k1, c1)))  # fmt: skip
-    kubectl(kubeconfig, "-n", ns, "apply", "-f", "-", stdin=json.dumps(CANARY))
-    kubectl(kubeconfig, "-n", ns, "wait", "--for=condition=Ready", f"mdep/{MDEP}",
-            "--timeout=240s", timeout=260)  # fmt: skip
+    c1, (k2, c2) = serve_first_of_two(kubeconfig, ns, store, CANARY)
     service = get_json(kubeconfig, "-n", ns, "service", MDEP)["spec"]["clusterIP"]
     rng = random.Random(7)
     running = operator

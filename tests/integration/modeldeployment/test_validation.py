@@ -47,6 +47,9 @@ def test_validated_rejected_and_approved(
     held = model_version("iris-v3", "iris", 3, key, card, gates={"requireApproval": True})
     tampered = model_version("iris-v4", "iris", 4, key, card)
     tampered["spec"]["artifact"]["sha256"] = "0" * 64
+    # The right file, recorded with another size and opset: sizeBytes and opset are promises too.
+    misrecorded = model_version("iris-v5", "iris", 5, key, card)
+    misrecorded["spec"]["artifact"] |= {"sizeBytes": card.artifact.size_bytes + 1, "opset": 3}
     # A deployment's gates reach the versions of its model: this one has none of its own.
     gated_deployment = {
         "apiVersion": "mlops.dev/v1alpha1",
@@ -61,10 +64,10 @@ def test_validated_rejected_and_approved(
         },
     }
     gated = model_version("gated-v1", "gated", 1, key, card)
-    for manifest in (gated_deployment, good, bad, held, tampered, gated):
+    for manifest in (gated_deployment, good, bad, held, tampered, misrecorded, gated):
         kubectl(kubeconfig, "-n", ns, "apply", "-f", "-", stdin=json.dumps(manifest))  # fmt: skip
 
-    names = ("iris-v1", "iris-v2", "iris-v3", "iris-v4", "gated-v1")
+    names = ("iris-v1", "iris-v2", "iris-v3", "iris-v4", "iris-v5", "gated-v1")
     phases = {
         name: wait_for(lambda n=name: _phase(kubeconfig, ns, n), timeout=240, what=f"{name} judged")
         for name in names
@@ -74,14 +77,15 @@ def test_validated_rejected_and_approved(
         "iris-v2": "Rejected",
         "iris-v3": "AwaitingApproval",
         "iris-v4": "Rejected",
+        "iris-v5": "Rejected",
         "gated-v1": "AwaitingApproval",
     }
     deployment_gated = get_json(kubeconfig, "-n", ns, "mv", "gated-v1")["status"]
     assert "accuracy >= 0.5" in [g["gate"] for g in deployment_gated["gateResults"]]
     v1 = get_json(kubeconfig, "-n", ns, "mv", "iris-v1")["status"]
     gates = {g["gate"]: g for g in v1["gateResults"]}
-    assert [g["gate"] for g in v1["gateResults"]][:5] == [
-        "checksum", "load", "signature", "parity", "evaluation"
+    assert [g["gate"] for g in v1["gateResults"]][:6] == [
+        "checksum", "artifact", "load", "signature", "parity", "evaluation"
     ]  # fmt: skip
     assert gates["accuracy >= 0.9"]["passed"]
     assert gates["accuracy >= 0.9"]["value"] == card.metrics["accuracy"]
@@ -96,6 +100,11 @@ def test_validated_rejected_and_approved(
     v4 = get_json(kubeconfig, "-n", ns, "mv", "iris-v4")["status"]
     assert v4["gateResults"][0]["gate"] == "checksum"
     assert "0" * 64 in v4["gateResults"][0]["message"]
+    v5 = get_json(kubeconfig, "-n", ns, "mv", "iris-v5")["status"]
+    artifact = next(g for g in v5["gateResults"] if g["gate"] == "artifact")
+    assert not artifact["passed"]
+    assert f"records {card.artifact.size_bytes + 1}" in artifact["message"]
+    assert "opset" in artifact["message"]
     # The Job ran under the restricted standard with the trainer image.
     job = get_json(kubeconfig, "-n", ns, "job", "iris-v1-validate")
     assert job["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True

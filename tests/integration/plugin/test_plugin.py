@@ -106,7 +106,7 @@ def test_status_and_lineage_of_real_objects(kubeconfig: Path, namespace: str) ->
     tree = _plugin(kubeconfig, "lineage", "churn-v4", "-n", namespace)
     assert tree.returncode == 0, tree.stderr
     assert tree.stdout.splitlines()[1:] == [
-        "└─ TrainingJob churn-2026-11-26  Succeeded  HistGradientBoostingClassifier seed=7",
+        "└─ TrainingJob churn-2026-11-26  Succeeded  GradientBoostingClassifier seed=7",
         "   └─ ModelVersion churn-v4  v4  roc_auc=0.912  Validated  (retrained from churn-v3)",
         "      └─ ModelDeployment churn  champion",
     ]

@@ -133,6 +133,18 @@ def test_iris_trains_into_a_version_matching_its_model_card(
     assert "onnx sha256" in reproduced.stdout
     assert "DIFFERS" not in reproduced.stdout
 
+    # ttlSecondsAfterFinished stays editable once finished: the kept Job follows it.
+    kubectl(kubeconfig, "-n", namespace, "patch", "trainingjob", "iris-initial", "--type=merge",
+            "-p", json.dumps({"spec": {"ttlSecondsAfterFinished": 0}}))  # fmt: skip
+    wait_for(
+        lambda: kubectl(kubeconfig, "-n", namespace, "get", "job", "iris-initial",
+                        check=False).returncode != 0,
+        timeout=120, what="the trainer Job removed by its new TTL",
+    )  # fmt: skip
+    kept = get_json(kubeconfig, "trainingjob", "iris-initial", "-n", namespace)
+    assert kept["status"]["phase"] == "Succeeded"
+    get_json(kubeconfig, "modelversion", "iris-v1", "-n", namespace)
+
 
 def test_a_bad_parameter_fails_with_the_trainers_sentence_and_no_version(
     operator: RunningOperator, kubeconfig: Path, namespace: str

@@ -18,13 +18,12 @@ from typing import Any
 
 import pytest
 
-from mlops_operator.api.governance import (
-    APPROVED_BY,
-    OPERATOR_ANNOTATIONS,
-    REJECTED_BY,
-    REQUESTED_BY,
-    REVOKED_BY,
-    Verb,
+from mlops_operator.api.governance import OPERATOR_ANNOTATIONS, Verb
+from mlops_operator.api.metadata import (
+    APPROVED_BY_ANNOTATION,
+    REJECTED_BY_ANNOTATION,
+    REQUESTED_BY_ANNOTATION,
+    REVOKED_BY_ANNOTATION,
 )
 from tests.unit.chart.rendered import BASE, by_kind, documents, rbac_problems
 
@@ -55,6 +54,7 @@ OPERATOR_GRANTS = {
         "patch",
         "delete",
     },
+    ("gateway.networking.k8s.io", "httproutes"): {"get", "create", "patch"},
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
 }
 
@@ -208,12 +208,12 @@ def test_every_policy_is_bound_to_deny_in_every_namespace_by_default() -> None:
 def test_the_policies_use_the_governance_catalogue() -> None:
     """The chart's CEL names the annotations and verbs the operator and the CLI use."""
     approvals = json.dumps(_policies()["mlops-operator-approvals"])
-    for name in (APPROVED_BY, REJECTED_BY, REVOKED_BY):
+    for name in (APPROVED_BY_ANNOTATION, REJECTED_BY_ANNOTATION, REVOKED_BY_ANNOTATION):
         assert f"'{name}'" in approvals
     for verb in (Verb.APPROVE, Verb.REJECT):
         assert f"check('{verb}')" in approvals
     promotions = json.dumps(_policies()["mlops-operator-promotions"])
-    assert f"'{REQUESTED_BY}'" in promotions
+    assert f"'{REQUESTED_BY_ANNOTATION}'" in promotions
     assert f"'{Verb.ROLLBACK}' : '{Verb.PROMOTE}'" in promotions
     annotations = _policies()["mlops-operator-annotations"]["spec"]["validations"][0]
     listed = [f"'{name}'" for name in OPERATOR_ANNOTATIONS]

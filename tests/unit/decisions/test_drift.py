@@ -262,3 +262,21 @@ def test_headline_is_the_trigger_closest_to_firing() -> None:
     decision = evaluate(Evaluation(policy, T0, readings))
     assert decision.headline is not None
     assert decision.headline.name == "accuracy"
+
+
+def test_a_schedule_that_never_fires_is_reported_and_the_data_triggers_still_decide() -> None:
+    policy = spec(triggers={"schedule": "0 0 30 2 *", "predictionDrift": {"minSamples": 50}})
+    decision = evaluate(
+        Evaluation(spec=policy, now=T0, readings=[psi_reading(0.9)], last_evaluation=T0 - INTERVAL)
+    )
+    assert decision.schedule_error is not None
+    assert "never fires" in decision.schedule_error
+    assert [t.name for t in decision.triggers] == ["predictionDrift"]
+    assert decision.triggers[0].fired
+
+
+def test_an_unrunnable_configuration_is_carried_to_the_decision() -> None:
+    decision = evaluate(
+        Evaluation(spec=spec(), now=T0, readings=[psi_reading(0.1)], unrunnable="no Prometheus")
+    )
+    assert decision.unrunnable == "no Prometheus"

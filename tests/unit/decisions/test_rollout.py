@@ -57,11 +57,11 @@ def _reason(status: ModelDeploymentStatus, kind: str) -> tuple[str, str]:
 
 @pytest.mark.parametrize(
     ("replicas", "weight", "expected"),
-    [(2, 10, (1, 1)), (2, 50, (1, 1)), (2, 100, (2, 0)), (10, 10, (1, 9)), (10, 25, (3, 7)),
-     (1, 10, (1, 1)), (4, 90, (4, 1)), (0, 50, (1, 1))],
+    [(2, 10, 1), (2, 50, 1), (2, 100, 2), (10, 10, 1), (10, 25, 3), (1, 10, 1), (4, 90, 4),
+     (0, 50, 1)],
 )  # fmt: skip
-def test_canary_replicas_round_up_and_keep_a_champion(
-    replicas: int, weight: int, expected: tuple[int, int]
+def test_canary_replicas_round_up_to_at_least_one(
+    replicas: int, weight: int, expected: int
 ) -> None:
     assert canary_replicas(replicas, weight) == expected
 
@@ -101,10 +101,17 @@ def test_canary_walks_every_step_then_promotes() -> None:
     challenger = plan.status.challenger
     assert challenger is not None
     assert (challenger.version, challenger.step, challenger.weight) == (2, 0, 10)
-    assert _served(plan) == {1: (1, True), 2: (1, True)}
+    # The champion keeps its pods and sends exactly the weight to the challenger's one.
+    assert _served(plan) == {1: (2, True), 2: (1, False)}
+    assert plan.canary_to is not None
+    assert (plan.canary_to.version, plan.weights) == (2, {1: 90, 2: 10})
     assert _reason(plan.status, "Progressing") == ("True", "RolloutStarted")
     status = plan.status
-    for step, weight, pods in ((0, 10, {1: 1, 2: 1}), (1, 50, {1: 1, 2: 1}), (2, 100, {2: 2})):
+    for step, weight, pods in (
+        (0, 10, {1: 2, 2: 1}),
+        (1, 50, {1: 2, 2: 1}),
+        (2, 100, {1: 2, 2: 2}),
+    ):
         # Not ready yet: the step's clock does not start.
         status = advance(spec, status, candidates=mvs, ready={1: 2}, now=now).status
         assert status.challenger is not None
@@ -113,11 +120,26 @@ def test_canary_walks_every_step_then_promotes() -> None:
         assert status.challenger is not None
         assert (status.challenger.step, status.challenger.weight) == (step, weight)
         assert status.challenger.since == now
+        # Judged every interval (5s) during the pause (10s); the step ends after the pause.
+        assert analysis_window(spec, status, now + timedelta(seconds=4)) is None
+        assert analysis_window(spec, status, now + timedelta(seconds=5)) == 5
+        status = advance(spec, status, candidates=mvs, ready=pods,
+                         now=now + timedelta(seconds=5), judgement=PASS).status  # fmt: skip
+        assert status.challenger is not None
+        assert (status.challenger.step, status.challenger.weight) == (step, weight)
         assert analysis_window(spec, status, now + timedelta(seconds=9)) is None
         now += timedelta(seconds=10)
-        assert analysis_window(spec, status, now) == 10
+        assert analysis_window(spec, status, now) == 5
         plan = advance(spec, status, candidates=mvs, ready=pods, now=now, judgement=PASS)
         status = plan.status
+    # Passed: recorded now; the switch waits for the challenger's pods to take the Service's
+    # traffic (its template changes), while the champion keeps serving.
+    assert status.challenger is not None
+    assert status.challenger.phase is ChallengerPhase.PROMOTING
+    assert _served(plan) == {1: (2, True), 2: (2, True)}
+    assert plan.canary_to is None
+    plan = advance(spec, status, candidates=mvs, ready={1: 2, 2: 2}, now=now)
+    status = plan.status
     assert status.challenger is None
     assert status.champion is not None
     assert (status.champion.version, status.champion.since) == (2, now)
@@ -134,9 +156,9 @@ def test_failed_analysis_withdraws_at_the_first_step_and_never_retries() -> None
     spec = _canary()
     mvs = [_mv(1), _mv(2)]
     status = advance(spec, _serving_v1(spec), candidates=mvs, ready={1: 2}, now=T0).status
-    status = advance(spec, status, candidates=mvs, ready={1: 1, 2: 1}, now=T0).status
-    later = T0 + timedelta(seconds=10)
-    plan = advance(spec, status, candidates=mvs, ready={1: 1, 2: 1}, now=later, judgement=FAIL)
+    status = advance(spec, status, candidates=mvs, ready={1: 2, 2: 1}, now=T0).status
+    later = T0 + timedelta(seconds=5)
+    plan = advance(spec, status, candidates=mvs, ready={1: 2, 2: 1}, now=later, judgement=FAIL)
     assert plan.status.challenger is None
     assert plan.status.champion is not None
     assert plan.status.champion.version == 1
@@ -158,20 +180,46 @@ def test_failures_below_the_limit_open_a_new_window() -> None:
     spec = _canary(failure_limit=2)
     mvs = [_mv(1), _mv(2)]
     status = advance(spec, _serving_v1(spec), candidates=mvs, ready={1: 2}, now=T0).status
-    status = advance(spec, status, candidates=mvs, ready={1: 1, 2: 1}, now=T0).status
-    later = T0 + timedelta(seconds=10)
+    status = advance(spec, status, candidates=mvs, ready={1: 2, 2: 1}, now=T0).status
+    later = T0 + timedelta(seconds=5)
     status = advance(
-        spec, status, candidates=mvs, ready={1: 1, 2: 1}, now=later, judgement=FAIL
+        spec, status, candidates=mvs, ready={1: 2, 2: 1}, now=later, judgement=FAIL
     ).status
     assert status.challenger is not None
-    assert (status.challenger.failed_analyses, status.challenger.since) == (1, later)
-    # The retry window is the analysis interval (5s), not the step's pause.
+    assert (status.challenger.failed_analyses, status.challenger.since) == (1, T0)
+    assert status.challenger.analyzed_at == later
+    # The next window is the next interval's traffic.
     assert analysis_window(spec, status, later + timedelta(seconds=5)) == 5
     inconclusive = Judgement(Outcome.INCONCLUSIVE, {"requests": 3.0}, message="3 requests")
     held = advance(
-        spec, status, candidates=mvs, ready={1: 1, 2: 1}, now=later, judgement=inconclusive
+        spec, status, candidates=mvs, ready={1: 2, 2: 1}, now=later, judgement=inconclusive
     )
     assert held.status.challenger == status.challenger
+    # A passed interval ends the run of failures.
+    passed = advance(
+        spec, status, candidates=mvs, ready={1: 2, 2: 1}, now=later, judgement=PASS
+    ).status
+    assert passed.challenger is not None
+    assert passed.challenger.failed_analyses == 0
+
+
+def test_the_analysis_interval_sets_how_often_a_step_is_judged() -> None:
+    steps = [{"weight": 10, "pause": "10m"}, {"weight": 100, "pause": "10m"}]
+    spec = _spec(rollout={"strategy": "Canary", "canary": {"steps": steps},
+                          "analysis": {"interval": "1m", "failureLimit": 1}})  # fmt: skip
+    mvs = [_mv(1), _mv(2)]
+    status = advance(spec, _serving_v1(spec), candidates=mvs, ready={1: 2}, now=T0).status
+    status = advance(spec, status, candidates=mvs, ready={1: 2, 2: 1}, now=T0).status
+    assert analysis_window(spec, status, T0 + timedelta(seconds=59)) is None
+    minute = T0 + timedelta(minutes=1)
+    assert analysis_window(spec, status, minute) == 60
+    # A failure a minute into a ten-minute step withdraws it then, not after the pause.
+    plan = advance(spec, status, candidates=mvs, ready={1: 2, 2: 1}, now=minute, judgement=FAIL)
+    assert plan.status.challenger is None
+    assert plan.status.history[0].action is HistoryAction.ABORT
+    slower = spec.model_copy(deep=True)
+    slower.rollout.analysis.interval = "5m"
+    assert analysis_window(slower, status, minute) is None
 
 
 def test_manual_rollback_is_one_change_and_records_the_actor() -> None:
@@ -198,7 +246,7 @@ def test_a_pin_changed_mid_canary_withdraws_the_challenger() -> None:
     up = _canary(promotion="Manual", version=2)
     status = advance(up, status, candidates=mvs, ready={1: 2}, now=T0).status
     assert status.challenger is not None
-    plan = advance(spec, status, candidates=mvs, ready={1: 1, 2: 1}, now=T0)
+    plan = advance(spec, status, candidates=mvs, ready={1: 2, 2: 1}, now=T0)
     assert plan.status.challenger is None
     assert plan.status.history[0].action is HistoryAction.ABORT
 

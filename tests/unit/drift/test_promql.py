@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from mlops_operator.api.durations import parse_duration, promql_duration
 from mlops_operator.drift import promql
-from mlops_operator.drift.durations import parse_duration, promql_duration
 from mlops_operator.realized import VERSION_GAUGES
 
 SCOPE = promql.Scope(model="iris", namespace="team-a", model_version="3")

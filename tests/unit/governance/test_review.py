@@ -14,7 +14,11 @@ from datetime import UTC, datetime
 import pytest
 
 from mlops_operator.api.conditions import find_condition
-from mlops_operator.api.governance import APPROVED_BY, REJECTED_BY, REVOKED_BY
+from mlops_operator.api.metadata import (
+    APPROVED_BY_ANNOTATION,
+    REJECTED_BY_ANNOTATION,
+    REVOKED_BY_ANNOTATION,
+)
 from mlops_operator.api.modelversion import (
     Approval,
     ModelVersionPhase,
@@ -31,18 +35,23 @@ VALIDATED = ModelVersionPhase.VALIDATED.value
 @pytest.mark.parametrize(
     ("phase", "approved", "annotations", "expected"),
     [
-        (HELD, False, {APPROVED_BY: "alice"}, (ReviewAction.APPROVE, "alice")),
+        (HELD, False, {APPROVED_BY_ANNOTATION: "alice"}, (ReviewAction.APPROVE, "alice")),
         (HELD, False, {}, None),
-        (HELD, False, {APPROVED_BY: "alice", REJECTED_BY: "bob"}, (ReviewAction.REJECT, "bob")),
-        (VALIDATED, True, {APPROVED_BY: "alice"}, None),
-        (VALIDATED, True, {REVOKED_BY: "carol"}, (ReviewAction.REVOKE, "carol")),
+        (
+            HELD,
+            False,
+            {APPROVED_BY_ANNOTATION: "alice", REJECTED_BY_ANNOTATION: "bob"},
+            (ReviewAction.REJECT, "bob"),
+        ),
+        (VALIDATED, True, {APPROVED_BY_ANNOTATION: "alice"}, None),
+        (VALIDATED, True, {REVOKED_BY_ANNOTATION: "carol"}, (ReviewAction.REVOKE, "carol")),
         (VALIDATED, True, {}, (ReviewAction.REVOKE, "unknown")),
         (VALIDATED, False, {}, None),  # validated without approval: nothing to revoke
-        (VALIDATED, False, {APPROVED_BY: "alice"}, None),
-        (VALIDATED, False, {REJECTED_BY: "bob"}, (ReviewAction.REJECT, "bob")),
-        (ModelVersionPhase.REJECTED.value, False, {APPROVED_BY: "alice"}, None),
-        (ModelVersionPhase.VALIDATING.value, False, {APPROVED_BY: "alice"}, None),
-        (None, False, {APPROVED_BY: "alice"}, None),
+        (VALIDATED, False, {APPROVED_BY_ANNOTATION: "alice"}, None),
+        (VALIDATED, False, {REJECTED_BY_ANNOTATION: "bob"}, (ReviewAction.REJECT, "bob")),
+        (ModelVersionPhase.REJECTED.value, False, {APPROVED_BY_ANNOTATION: "alice"}, None),
+        (ModelVersionPhase.VALIDATING.value, False, {APPROVED_BY_ANNOTATION: "alice"}, None),
+        (None, False, {APPROVED_BY_ANNOTATION: "alice"}, None),
     ],
 )
 def test_the_pending_decision(

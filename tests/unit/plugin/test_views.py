@@ -92,7 +92,7 @@ def test_lineage_runs_from_the_dataset_to_the_deployments() -> None:
             "dataset s3://ml-data/churn/2026-11-26/customers.parquet  sha256:9b1d4c1e0f3a"
             "  70432 rows × 7 columns"
         ),
-        "└─ TrainingJob churn-2026-11-26  Succeeded  HistGradientBoostingClassifier seed=7",
+        "└─ TrainingJob churn-2026-11-26  Succeeded  GradientBoostingClassifier seed=7",
         "   └─ ModelVersion churn-v4  v4  roc_auc=0.912  Validated  (retrained from churn-v3)",
         "      ├─ ModelDeployment churn  champion",
         "      └─ ModelDeployment churn  candidate",
@@ -117,8 +117,8 @@ def test_lineage_json_carries_the_same_facts() -> None:
         "name": "churn-2026-11-26",
         "exists": True,
         "phase": "Succeeded",
-        "estimator": "HistGradientBoostingClassifier",
-        "params": {"max_iter": 300, "learning_rate": 0.05, "max_leaf_nodes": 31},
+        "estimator": "GradientBoostingClassifier",
+        "params": {"n_estimators": 300, "learning_rate": 0.05, "max_leaf_nodes": 31},
         "seed": 7,
     }
     assert found["modelVersion"]["name"] == "churn-v4"

@@ -8,22 +8,23 @@ import pytest
 from pydantic import ValidationError
 
 from mlops_operator.api.gates import Gates, MetricGate
+from mlops_operator.api.metadata import CHAMPIONS_ANNOTATION, GATES_ANNOTATION, TRAFFIC_LABEL
 from mlops_operator.api.modeldeployment import ModelDeployment
 from mlops_operator.api.modelversion import ModelVersion
 from mlops_operator.decisions.gates import merge_gates
 from mlops_operator.resources.common import ArtifactStorage
 from mlops_operator.resources.modeldeployment import (
-    TRAFFIC_LABEL,
+    Forwarding,
     artifact_refusal,
     grpc_port,
+    service_monitor,
     serving_deployment,
     serving_selector,
     serving_service,
-    shadow_service,
+    version_service,
+    version_service_url,
 )
 from mlops_operator.resources.validation import (
-    CHAMPIONS_ANNOTATION,
-    GATES_ANNOTATION,
     read_report,
     recorded_champions,
     recorded_gates,
@@ -104,17 +105,40 @@ def test_the_server_env_renders_its_settings_class(monkeypatch: pytest.MonkeyPat
     assert settings.drain_seconds + settings.shutdown_timeout_seconds < grace
 
 
-def test_traffic_and_shadow_pods_are_told_apart() -> None:
+def test_only_the_champions_pods_take_the_services_traffic() -> None:
     served = _deployment(traffic=True)["spec"]["template"]["metadata"]["labels"]
-    shadowed = _deployment(traffic=False)["spec"]["template"]["metadata"]["labels"]
-    main, mirror = serving_service(_mdep()), shadow_service(_mdep())
+    challenger = _deployment(traffic=False)["spec"]["template"]["metadata"]["labels"]
+    main, own = serving_service(_mdep()), version_service(_mdep(), 3)
     assert main["spec"]["selector"].items() <= served.items()
-    assert not main["spec"]["selector"].items() <= shadowed.items()
-    assert mirror["spec"]["selector"].items() <= shadowed.items()
+    assert not main["spec"]["selector"].items() <= challenger.items()
+    # A version's own Service reaches its pods whatever their traffic label.
+    assert own["spec"]["selector"].items() <= challenger.items()
+    assert own["metadata"]["name"] == "iris-v3"
     assert served[TRAFFIC_LABEL] == "true"
-    assert mirror["metadata"]["name"] == "iris-shadow"
     annotations = _deployment()["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
+
+
+def test_the_champion_is_told_its_shares_and_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    deployment = serving_deployment(
+        _mdep(server={"timeoutMs": 250}), version=1, model_version="iris-v1",
+        artifact_uri="pvc://mlops-artifacts/m/k", artifact_sha256=SHA, replicas=1, traffic=True,
+        image="mlops-operator/server:1", storage=ArtifactStorage(),
+        mirror=Forwarding("http://iris-v2.team.svc.cluster.local:80", 25),
+        canary=Forwarding("http://iris-v3.team.svc.cluster.local:80", 10),
+    )  # fmt: skip
+    for name, value in _env(deployment).items():
+        if name != "MLOPS_STORE_URI":
+            monkeypatch.setenv(name, value)
+    settings = ServingSettings()  # type: ignore[call-arg]
+    assert (settings.shadow_url, settings.shadow_percent) == (
+        "http://iris-v2.team.svc.cluster.local:80", 25,
+    )  # fmt: skip
+    assert (settings.canary_url, settings.canary_percent) == (
+        "http://iris-v3.team.svc.cluster.local:80", 10,
+    )  # fmt: skip
+    assert settings.timeout_ms == 250
+    assert version_service_url(_mdep(), 3) == "http://iris-v3.team.svc.cluster.local:80"
 
 
 def test_the_grpc_port_reaches_the_server_the_pod_and_the_services(
@@ -130,7 +154,7 @@ def test_the_grpc_port_reaches_the_server_the_pod_and_the_services(
     monkeypatch.setenv("MLOPS_MODEL_DIR", "/m")
     monkeypatch.setenv("MLOPS_GRPC_PORT", _env(deployment)["MLOPS_GRPC_PORT"])
     assert ServingSettings().grpc_port == 9100  # type: ignore[call-arg]
-    for service in (serving_service(_mdep(), 9100), shadow_service(_mdep(), 9100)):
+    for service in (serving_service(_mdep(), 9100), version_service(_mdep(), 3, 9100)):
         ports = {p["name"]: p for p in service["spec"]["ports"]}
         assert ports["grpc"]["port"] == 9100
         assert ports["grpc"]["targetPort"] == "grpc"
@@ -210,6 +234,11 @@ def test_the_report_is_read_from_the_termination_message() -> None:
     ]}}  # fmt: skip
     assert "OOMKilled, exit code 137" in str(read_report([broken]))
     assert "without a finished validator pod" in str(read_report([]))
+
+
+def test_the_service_monitor_interval_is_one_prometheus_reads() -> None:
+    mdep = _mdep(monitoring={"serviceMonitor": {"enabled": True, "interval": "1.5m"}})
+    assert service_monitor(mdep)["spec"]["endpoints"][0]["interval"] == "90000ms"
 
 
 def test_the_feedback_token_comes_from_the_secret_never_through_the_operator() -> None:

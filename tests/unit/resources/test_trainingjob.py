@@ -25,7 +25,6 @@ from mlops_operator.api.trainingjob import TrainingJob, TrainingJobPhase
 from mlops_operator.resources.common import ArtifactStorage
 from mlops_operator.resources.trainingjob import (
     Outcome,
-    UnsupportedSpec,
     build_job,
     build_model_version,
     observe_job,
@@ -181,10 +180,43 @@ def test_an_object_store_needs_no_volume() -> None:
     assert [v["name"] for v in pod["volumes"]] == ["scratch"]
 
 
-def test_specs_the_trainer_cannot_run_are_refused() -> None:
-    spec = {"preprocessing": {"impute": {"numeric": "most_frequent"}}}
-    with pytest.raises(UnsupportedSpec, match=r"impute\.numeric: most_frequent"):
-        build_job(_training(**spec), STORAGE, IMAGE)
+@pytest.mark.parametrize(
+    ("preprocessing", "expected"),
+    [
+        (
+            {},
+            {"SCALING": "auto", "IMPUTATION": "median", "CATEGORICAL_IMPUTATION": "most_frequent"},
+        ),
+        ({"scaleNumeric": True}, {"SCALING": "standard"}),
+        ({"scaleNumeric": False}, {"SCALING": "none"}),
+        ({"impute": {"numeric": "most_frequent"}}, {"IMPUTATION": "most_frequent"}),
+        ({"impute": {"numeric": "mean"}}, {"IMPUTATION": "mean"}),
+        ({"impute": {"categorical": "constant"}}, {"CATEGORICAL_IMPUTATION": "constant"}),
+    ],
+)
+def test_preprocessing_reaches_the_trainer(
+    preprocessing: dict[str, Any], expected: dict[str, str]
+) -> None:
+    job = build_job(_training(preprocessing=preprocessing), STORAGE, IMAGE)
+    env = {e["name"]: e["value"] for e in _container(job)["env"]}
+    assert {k: env[f"MLOPS_{k}"] for k in expected} == expected
+
+
+def test_a_true_scale_numeric_stored_by_the_old_default_leaves_trees_unscaled() -> None:
+    # Admission refuses it now; objects stored while the CRD defaulted it to true still carry it.
+    training = _training(
+        estimator={"name": "RandomForestClassifier"}, preprocessing={"scaleNumeric": True}
+    )
+    env = {e["name"]: e["value"] for e in _container(build_job(training, STORAGE, IMAGE))["env"]}
+    assert env["MLOPS_SCALING"] == "auto"
+
+
+def test_without_categorical_features_the_trainer_picks_the_non_numeric_columns() -> None:
+    env = {e["name"] for e in _container(build_job(_training(), STORAGE, IMAGE))["env"]}
+    assert "MLOPS_CATEGORICAL" not in env  # absent: the trainer's default, the text columns
+    given = build_job(_training(categoricalFeatures=["a"], features=["a", "b"]), STORAGE, IMAGE)
+    env_given = {e["name"]: e["value"] for e in _container(given)["env"]}
+    assert env_given["MLOPS_CATEGORICAL"] == '["a"]'
 
 
 def _job(status: dict[str, Any], *, suspend: bool = False) -> dict[str, Any]:

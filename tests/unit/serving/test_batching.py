@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import time
+from types import SimpleNamespace
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -19,6 +21,7 @@ from mlops_operator.serving.batching import (
 )
 from mlops_operator.serving.loading import load_model
 from mlops_operator.serving.metrics import ServingMetrics
+from mlops_operator.serving.model import ServedModel
 from mlops_operator.serving.validation import Batch
 from tests.unit.serving.conftest import ModelDir
 
@@ -68,6 +71,24 @@ async def test_a_lone_request_is_answered_without_waiting_for_company(iris_lr: M
     outputs = await asyncio.wait_for(batcher.predict(Batch({"X": row}, 1), "r0"), timeout=30)
     await batcher.stop()
     assert outputs[0].tolist() == [0]
+
+
+def test_a_model_that_takes_long_a_call_is_timed_once(
+    iris_lr: ModelDir,
+) -> None:
+    # Timing 18 calls of a model that takes seconds each kept a server from listening past its
+    # liveness probe's patience: a slow first call settles the question.
+    calls = []
+
+    def slow_run(feeds: object) -> None:
+        calls.append(feeds)
+        time.sleep(0.15)
+
+    model = load_model(str(iris_lr.path), threads=1)
+    slow = cast(ServedModel, SimpleNamespace(inputs=model.inputs, run=slow_run))
+
+    assert one_row_seconds(slow) >= 0.15
+    assert len(calls) == 1
 
 
 async def test_offload_is_decided_by_what_one_row_costs(

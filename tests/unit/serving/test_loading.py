@@ -20,9 +20,9 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from mlops_operator.modelcard import MODEL_CARD_FILE, MODEL_FILE, ModelCard, TensorSpec
+from mlops_operator.podcontract import EXIT_ARTIFACT_REFUSED
 from mlops_operator.serving.errors import ArtifactError
 from mlops_operator.serving.loading import load_model
-from mlops_operator.serving.server import EXIT_ARTIFACT_REFUSED
 from tests.unit.serving.conftest import ModelDir
 
 

@@ -52,6 +52,7 @@ def test_a_sound_model_passes_every_check(store: Path, good: tuple[str, str]) ->
     report = validate(ValidatorSettings(model_uri=uri, expected_sha256=sha, store_uri=str(store)))
     assert [c.name for c in report.checks] == [
         "checksum",
+        "artifact",
         "load",
         "signature",
         "parity",
@@ -162,3 +163,35 @@ def test_settings_render_back_from_the_environment(monkeypatch: pytest.MonkeyPat
     for entry in settings.to_env():
         monkeypatch.setenv(entry["name"], entry["value"])
     assert ValidatorSettings() == settings  # type: ignore[call-arg]
+
+
+def _recorded(uri: str) -> tuple[int, int]:
+    card = json.loads((Path(uri) / "model-card.json").read_text())
+    return card["artifact"]["size_bytes"], card["artifact"]["opset"]
+
+
+def test_the_recorded_size_and_opset_are_checked(store: Path, good: tuple[str, str]) -> None:
+    uri, sha = good
+    size, opset = _recorded(uri)
+    assert size == (Path(uri) / "model.onnx").stat().st_size
+    right = validate(
+        ValidatorSettings(
+            model_uri=uri, expected_sha256=sha, expected_size_bytes=size,
+            expected_opset=opset, store_uri=str(store),
+        )
+    )  # fmt: skip
+    assert right.passed, right.checks
+    assert right.checks[1].message == f"{size} bytes, opset {opset} as recorded"
+
+    wrong = validate(
+        ValidatorSettings(
+            model_uri=uri, expected_sha256=sha, expected_size_bytes=size + 1,
+            expected_opset=opset + 1,
+        )
+    )  # fmt: skip
+
+    assert [(c.name, c.passed) for c in wrong.checks] == [("checksum", True), ("artifact", False)]
+    assert wrong.checks[1].message == (
+        f"model.onnx has {size} bytes but the ModelVersion records {size + 1};"
+        f" model.onnx imports opset {opset} but the ModelVersion records {opset + 1}"
+    )

@@ -30,7 +30,7 @@ tests/integration/chart check both.
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list, watch]
-# Inference servers: a Deployment per served version and a Service per ModelDeployment.
+# Inference servers: a Deployment and a Service per served version, a Service per ModelDeployment.
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [get, list, watch, create, patch, delete]
@@ -54,6 +54,10 @@ tests/integration/chart check both.
 - apiGroups: [monitoring.coreos.com]
   resources: [servicemonitors]
   verbs: [get, list, watch, create, patch, delete]
+# A ModelDeployment's HTTPRoute (rollout weights for a mesh), where the Gateway API is installed.
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [httproutes]
+  verbs: [get, create, patch]
 {{- end -}}
 
 {{/* Cluster-scoped reads Kopf needs to notice CRDs (and, when it watches a list, namespaces). */}}
