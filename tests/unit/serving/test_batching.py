@@ -23,7 +23,7 @@ from mlops_operator.serving.loading import load_model
 from mlops_operator.serving.metrics import ServingMetrics
 from mlops_operator.serving.model import ServedModel
 from mlops_operator.serving.validation import Batch
-from tests.unit.serving.conftest import ModelDir
+from tests.unit.serving.conftest import ModelDir, Serve
 
 
 def counting(metrics: ServingMetrics) -> Observer:
@@ -202,3 +202,18 @@ async def test_kept_calls_are_observed_at_the_row_threshold_and_at_stop(
     await batcher.predict(Batch({"X": rows[:2]}, 2), "at stop")
     await batcher.stop()
     assert observed == [[OBSERVE_ROWS - 1, 1], [2]]
+
+
+async def test_a_scrape_counts_the_calls_still_kept(serve: Serve, iris_lr: ModelDir) -> None:
+    running = await serve(iris_lr, observe_delay_ms=3_600_000)
+    rows = iris_lr.card.parity.sample_inputs[:3]
+    response = await running.client.post("/predict", json={"rows": rows})
+    assert response.status == 200, await response.text()
+    timer = running.server.batcher._observe_timer
+    assert timer is not None  # kept, not counted yet: the setting reached the batcher's timer
+    assert timer.when() - asyncio.get_running_loop().time() > 3000
+    scrape = text_string_to_metric_families(await (await running.client.get("/metrics")).text())
+    values = {s.name: s.value for family in scrape for s in family.samples}
+    assert values["mlops_request_rows_count"] == 1
+    assert values["mlops_batch_rows_sum"] == 3
+    assert running.server.batcher._observe_timer is None
