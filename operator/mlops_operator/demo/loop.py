@@ -145,6 +145,10 @@ class Demo:
         version = champion.get("version")
         return int(version) if version is not None else None
 
+    def _ready(self) -> bool:
+        conditions = self._status("modeldeployments.mlops.dev", DEPLOYMENT).get("conditions")
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions or [])
+
     # -- stages ----------------------------------------------------------------------------
 
     def start(self) -> Stage:
@@ -301,7 +305,10 @@ class Demo:
         began = time.time()
         _step("deploy: ModelDeployment iris (canary rollouts, payload logging on)")
         self.k.apply([self._manifest("modeldeployment")])
-        wait_until(lambda: self._champion() == 1, timeout=timeout, what="v1 to serve")
+        wait_until(lambda: self._champion() == 1, timeout=timeout, what="v1 to be the champion")
+        # Ready: a pod of v1 is ready (its start is slow on a busy machine); the Service routes
+        # to it at kube-proxy's next sync, which the first answer below waits for.
+        wait_until(self._ready, timeout=timeout, what="ModelDeployment iris to be Ready")
         # The controller records the champion before it applies the Service.
         service = wait_until(lambda: self.k.get("service", DEPLOYMENT), timeout=60,
                              what=f"the ModelDeployment's Service {DEPLOYMENT}")  # fmt: skip
