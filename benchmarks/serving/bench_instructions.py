@@ -189,12 +189,26 @@ def main() -> None:
         environments = {label: at_full_speed for label in servers if label.startswith("mlops")}
         if args.baseline is not None:
             label = "mlops serve, V2 JSON, baseline"
-            servers[label] = servers["mlops serve, V2 JSON"]
-            source = str(args.baseline.resolve() / "operator")
-            environments[label] = at_full_speed | {
-                "PYTHONPATH": source,
+            baseline = at_full_speed | {
+                "PYTHONPATH": str(args.baseline.resolve() / "operator"),
                 "PYTHONDONTWRITEBYTECODE": "1",
             }
+            # The same model trained by the baseline's own trainer: an older server may refuse
+            # a card with fields it does not know yet (it forbids unknown fields).
+            baseline_model = Path(root) / "iris-baseline"
+            subprocess.run(
+                [python, "-m", "mlops_operator.cli", "train", "--dataset", "sklearn://iris",
+                 "--target", "target", "--estimator", "LogisticRegression",
+                 "--model-name", "iris", "--output", str(baseline_model)],
+                env=os.environ | baseline, check=True, stdout=subprocess.DEVNULL,
+            )  # fmt: skip
+            servers[label] = (
+                lambda port: [python, "-m", "mlops_operator.cli", "serve", "--model-dir",
+                              str(baseline_model), "--host", "127.0.0.1", "--port", str(port),
+                              "--workers", "1", "--labels-uri", labels, "--log-level", "WARNING"],
+                servers["mlops serve, V2 JSON"][1],
+            )  # fmt: skip
+            environments[label] = baseline
         print(f"# {time.strftime('%Y-%m-%d %H:%M')} instructions per request (callgrind), "
               f"{args.many - args.few} requests' difference; onnxruntime "
               f"{'in a thread' if offload else 'on the event loop'}; load average {os.getloadavg()}")  # fmt: skip
