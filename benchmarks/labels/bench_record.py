@@ -63,7 +63,7 @@ def in_process(rows: int, requests: int, root: Path) -> tuple[float, float]:
     probabilities = np.full((rows, 3), 1 / 3, dtype=np.float32)
     began = time.process_time()
     for _ in range(requests):
-        recorder.record(ids.issue(), [labels, probabilities], classifier=True)
+        recorder.record([ids.issue()], [rows], [labels, probabilities], classifier=True)
     per_request = (time.process_time() - began) / requests * 1e6
     began = time.process_time()
     asyncio.run(recorder._predictions.flush())

@@ -169,7 +169,8 @@ def _floor(model: Model, port: int, scratch: Path) -> Launch:
 
 def _ours(*flags: str, grpc: bool = False) -> Callable[[Model, int, Path], Launch]:
     """``mlops serve``; with ``grpc`` its gRPC endpoint is on too and is what gets loaded (a
-    gRPC server costs its worker CPU even when idle, so HTTP rows are measured without it)."""
+    gRPC server costs its worker CPU even when idle, so HTTP rows are measured without it).
+    Every prediction is recorded for labels, as in a deployment with ``spec.feedback``."""
 
     def launch(model: Model, port: int, scratch: Path) -> Launch:
         grpc_port = free_port() if grpc else None
@@ -177,7 +178,7 @@ def _ours(*flags: str, grpc: bool = False) -> Callable[[Model, int, Path], Launc
         return Launch(
             [sys.executable, "-m", "mlops_operator.cli", "serve", "--model-dir",
              str(model.onnx_dir), "--host", "127.0.0.1", "--port", str(port),
-             "--log-level", "WARNING", *extra, *flags],
+             "--log-level", "WARNING", "--labels-uri", str(scratch / "labels"), *extra, *flags],
             grpc_port=grpc_port,
         )  # fmt: skip
 

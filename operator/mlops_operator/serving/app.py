@@ -5,6 +5,15 @@ Handlers only move bytes: decoding and checks live in ``validation`` (and ``form
 the model version and a request id (``X-Model-Version``, ``X-Request-ID``, and in JSON
 bodies). Client mistakes are 4xx with a message; only a server fault is a 5xx. The gRPC
 endpoint (``grpc``) shares :meth:`InferenceServer.infer` and the decoder with these.
+
+Every request takes :meth:`InferenceServer._serve` (id, latency, outcome, response,
+side channels) around :meth:`InferenceServer._answer` (from the request to its reply).
+What is counted per onnxruntime call (drift bins, the prediction log for labels) happens
+in :meth:`InferenceServer.observe_calls`, for many calls at once, after the handlers have
+answered. The answer to
+the common V2 JSON request (every output as JSON) is written from byte templates laid
+out once per model, not built as objects and serialised (``benchmarks/serving`` says
+what each step of the path costs).
 """
 
 from __future__ import annotations
@@ -53,19 +62,66 @@ EXTENSIONS = ["binary_tensor_data"]
 _JSON_TYPES = frozenset({"application/json", ""})
 _BINARY_TYPES = _JSON_TYPES | {"application/octet-stream"}
 _DUMP = orjson.OPT_SERIALIZE_NUMPY
+# Set on a request while the canary has it: a deadline passing then is the canary's failure.
+_FORWARDING = web.RequestKey("forwarding", bool)
 Outputs = list[npt.NDArray[Any]]
 
 
-@dataclass
+@dataclass(slots=True)
 class Reply:
-    """What a handler answers: the JSON body, binary tensors after it, and the request's rows."""
+    """What a handler answers: the JSON body, binary tensors after it, and the request's rows.
 
-    body: dict[str, Any]
+    ``body`` is an object (``model_version`` and ``request_id`` are added to it), or the
+    finished JSON as bytes (the common V2 answer, written from its template with both).
+    """
+
+    body: dict[str, Any] | bytes
     batch: Batch | None = None
     binary: list[bytes] | None = None
+    request: bytes = b""  # the request's body as received (for the side channels)
 
 
 Responder = Callable[[web.Request, Any, "memoryview | None", str], Awaitable[Reply]]
+
+
+class _V2Template:
+    """The common V2 answer (every output as JSON ``data``), as bytes laid out once per model.
+
+    The same JSON the general path serialises from objects: model name, ``id`` (the
+    client's, else the request id), ``parameters.request_id``, each output's name,
+    datatype, shape and data, then ``model_version`` and ``request_id``; only the ids,
+    shapes and data are written per request. Request ids are hex digits, dashes and a dot
+    (``serving.labels.RequestIds``), so they go in without escaping.
+    """
+
+    def __init__(self, model: ServedModel) -> None:
+        self._head = b'{"model_name":' + orjson.dumps(model.name) + b',"id":'
+        self._outputs = [
+            b'{"name":%s,"datatype":"%s","shape":'
+            % (orjson.dumps(spec.name), V2_DATATYPES[spec.dtype].encode())
+            for spec in model.card.signature.outputs
+        ]
+        self._tail = b'],"model_version":' + orjson.dumps(model.version) + b',"request_id":"'
+
+    def render(self, client_id: str | None, request_id: str, outputs: Outputs) -> bytes:
+        """The answer's JSON."""
+        rid = request_id.encode()
+        tensors = []
+        for head, output in zip(self._outputs, outputs, strict=True):
+            flat = output.ravel()
+            data = orjson.dumps(flat.tolist() if flat.dtype.kind == "O" else flat, option=_DUMP)
+            tensors.append(b'%s%s,"data":%s}' % (head, orjson.dumps(output.shape), data))
+        return b"".join(
+            [
+                self._head,
+                orjson.dumps(client_id) if client_id else b'"%s"' % rid,
+                b',"parameters":{"request_id":"%s"},"outputs":[' % rid,
+                b",".join(tensors),
+                self._tail,
+                rid,
+                b'"}',
+            ]
+        )
 
 
 class InferenceServer:
@@ -78,11 +134,15 @@ class InferenceServer:
         self.decoder = RequestDecoder(model, max_rows=settings.max_rows)
         self.batcher = MicroBatcher(
             model,
-            self.metrics,
+            self.observe_calls,
             max_rows=settings.max_batch_rows,
             delay_seconds=settings.batch_delay_ms / 1000,
             offload=settings.offload_inference,
+            observe_delay_seconds=settings.observe_delay_ms / 1000,
         )
+        # The model's outputs for a validated batch, whatever the format (its rows are counted
+        # and recorded by `observe_calls`): the batcher's own coroutine, not one around it.
+        self.infer: Callable[[Batch, str], Awaitable[Outputs]] = self.batcher.predict
         key = settings.labels_key.get_secret_value().encode() if settings.labels_key else None
         self.ids = RequestIds(
             key or os.urandom(32), worker=worker, retention_seconds=settings.label_retention_seconds
@@ -121,8 +181,10 @@ class InferenceServer:
         )
         self.draining = False
         self._headers = {"X-Model-Version": model.version}
+        self._json_headers = {"Content-Type": "application/json", **self._headers}
         self._outputs = model.card.signature.outputs
         self._versioned = f"/v2/models/{model.name}/versions/{model.version}/"
+        self._v2_template = _V2Template(model)
 
     def next_id(self) -> str:
         """A new request id, signed with the deployment's key (`serving.labels.RequestIds`)."""
@@ -171,12 +233,18 @@ class InferenceServer:
 
     # -- inference, whatever the format ----------------------------------------------------
 
-    async def infer(self, batch: Batch, request_id: str) -> Outputs:
-        """The model's outputs for a validated batch; its predicted rows recorded for labels."""
-        outputs = await self.batcher.predict(batch)
+    def observe_calls(
+        self,
+        feeds: dict[str, Any],
+        outputs: Outputs,
+        request_ids: list[str],
+        rows: list[int],
+        call_rows: list[int],
+    ) -> None:
+        """After onnxruntime calls (merged): count drift bins and record their predictions."""
+        self.metrics.observe_batch(feeds, outputs[0], rows, call_rows)
         if self.labels is not None:
-            self.labels.record(request_id, outputs, classifier=self.model.is_classifier)
-        return outputs
+            self.labels.record(request_ids, rows, outputs, classifier=self.model.is_classifier)
 
     def check_envelope(self, parsed: V2Request, path_version: str | None) -> None:
         """The body's ``model_name`` / ``model_version`` (KServe's and Triton's clients send
@@ -286,8 +354,11 @@ class InferenceServer:
         self, request: web.Request, body: Any, binary: memoryview | None, request_id: str
     ) -> Reply:
         parsed = self.decoder.v2(body, binary)
-        self.check_envelope(parsed, self._path_version(request))
+        if parsed.model_name is not None or parsed.model_version is not None:
+            self.check_envelope(parsed, self._path_version(request))
         outputs = await self.infer(parsed.batch, request_id)
+        if parsed.outputs is None and not parsed.binary_outputs:
+            return Reply(self._v2_template.render(parsed.id, request_id, outputs), parsed.batch)
         tensors = []
         chunks: list[bytes] = []
         for spec, output in self.selected_outputs(parsed, outputs):
@@ -355,59 +426,39 @@ class InferenceServer:
 
     async def _serve(self, request: web.Request, endpoint: str, respond: Responder) -> web.Response:
         started = time.perf_counter()
-        request_id = self.next_id()
+        request_id = self.ids.issue()
         status, outcome = 200, "ok"
-        raw = b""
         reply: Reply | None = None
-        forwarding = False
         try:
-            async with asyncio.timeout(self._deadline):
-                self._check_model(request)
-                header_length = request.headers.get(HEADER_LENGTH)
-                raw = await self._read_body(request, binary=header_length is not None)
-                if self._to_canary(request, endpoint):
-                    forwarding = True
-                    forwarded = await self._forward(request, raw)
-                    forwarding = False
-                    if forwarded is not None:
-                        return forwarded
-                binary = None
-                text = raw
-                if header_length is not None:
-                    if endpoint != "v2_infer":
-                        raise InvalidInput(
-                            f"binary tensor data ({HEADER_LENGTH}) is only accepted by "
-                            "/v2/models/{name}/infer"
-                        )
-                    text, binary = split_body(raw, header_length)
-                try:
-                    body = orjson.loads(text)
-                except orjson.JSONDecodeError as error:
-                    hint = (
-                        f"; binary tensor data needs the {HEADER_LENGTH} header"
-                        if header_length is None and endpoint == "v2_infer"
-                        else ""
-                    )
-                    raise InvalidInput(f"the body is not valid JSON: {error}{hint}") from error
-                reply = await respond(request, body, binary, request_id)
-                payload = reply.body
+            if self._deadline is None:  # no deadline: not even a timeout's context to enter
+                answer = await self._answer(request, endpoint, respond, request_id)
+            else:
+                async with asyncio.timeout(self._deadline):
+                    answer = await self._answer(request, endpoint, respond, request_id)
+            if isinstance(answer, web.Response):  # the canary's answer, relayed
+                return answer
+            reply = answer
+            body = reply.body
         except TimeoutError:
             late = DeadlineExceeded(
                 f"no answer within the server's deadline of {self.settings.timeout_ms} ms"
                 " (spec.server.timeoutMs)"
             )
             status, outcome = late.status, late.outcome
-            payload = {"error": late.message}
+            body = {"error": late.message}
         except ClientError as error:
             status, outcome = error.status, error.outcome
-            payload = {"error": error.message}
+            body = {"error": error.message}
         except Exception:
             log.exception("request %s failed on the server side", request_id)
             status, outcome = 500, "error"
-            payload = {"error": f"internal server error; see the server log for {request_id}"}
-        payload["model_version"] = self.model.version
-        payload["request_id"] = request_id
-        data = orjson.dumps(payload, option=_DUMP)
+            body = {"error": f"internal server error; see the server log for {request_id}"}
+        if isinstance(body, bytes):
+            data = body
+        else:
+            body["model_version"] = self.model.version
+            body["request_id"] = request_id
+            data = orjson.dumps(body, option=_DUMP)
         if reply is not None and reply.binary:
             response = self._response(
                 b"".join([data, *reply.binary]),
@@ -418,12 +469,12 @@ class InferenceServer:
             )
         else:
             response = self._response(data, status, request_id)
-        if forwarding:
+        if self.canary is not None and request.get(_FORWARDING):
             # The canary ran out of the request's time: its failure (it counts its own), not ours.
             self.metrics.observe_side_channel("canary", outcome)
             return response
         self.metrics.observe_request(endpoint, outcome, time.perf_counter() - started)
-        if reply is not None and reply.batch is not None:
+        if reply is not None and reply.batch is not None and (self.mirror or self.payloads):
             native = endpoint in ("predict", "v2_infer") and HEADER_LENGTH not in request.headers
             self.sample(
                 endpoint,
@@ -431,9 +482,45 @@ class InferenceServer:
                 request_id,
                 response=data,
                 path=request.path if native else None,
-                raw=raw if native else None,
+                raw=reply.request if native else None,
             )
         return response
+
+    async def _answer(
+        self, request: web.Request, endpoint: str, respond: Responder, request_id: str
+    ) -> Reply | web.Response:
+        """From the request to its reply (or the canary's answer, when it takes this one); a
+        ClientError says what is wrong with it."""
+        self._check_model(request)
+        raw = await self._read_body(request)
+        if self.canary is not None and self._to_canary(request, endpoint):
+            request[_FORWARDING] = True  # a timeout meanwhile is the canary's (_serve)
+            forwarded = await self._forward(request, raw)
+            request[_FORWARDING] = False
+            if forwarded is not None:
+                return forwarded
+        header_length = request.headers.get(HEADER_LENGTH)
+        binary = None
+        text = raw
+        if header_length is not None:
+            if endpoint != "v2_infer":
+                raise InvalidInput(
+                    f"binary tensor data ({HEADER_LENGTH}) is only accepted by "
+                    "/v2/models/{name}/infer"
+                )
+            text, binary = split_body(raw, header_length)
+        try:
+            body = orjson.loads(text)
+        except orjson.JSONDecodeError as error:
+            hint = (
+                f"; binary tensor data needs the {HEADER_LENGTH} header"
+                if header_length is None and endpoint == "v2_infer"
+                else ""
+            )
+            raise InvalidInput(f"the body is not valid JSON: {error}{hint}") from error
+        reply = await respond(request, body, binary, request_id)
+        reply.request = raw
+        return reply
 
     def _to_canary(self, request: web.Request, endpoint: str) -> bool:
         # A request that names a version asks for that one; feedback has its own path.
@@ -510,30 +597,36 @@ class InferenceServer:
                 f"this server serves version {self.model.version!r}"
             )
 
-    async def _read_body(self, request: web.Request, *, binary: bool) -> bytes:
-        content_type = request.headers.get("Content-Type", "")
-        media = content_type.partition(";")[0].strip().lower()
-        accepted = _BINARY_TYPES if binary else _JSON_TYPES
-        if media not in accepted and not media.endswith("+json"):
-            if media == "application/octet-stream":
-                raise UnsupportedMediaType(
-                    f"Content-Type {content_type!r} needs the {HEADER_LENGTH} header giving the "
-                    "JSON header's length (the binary tensor data extension, on "
-                    "/v2/models/{name}/infer); without it send application/json"
-                )
-            raise UnsupportedMediaType(
-                f"Content-Type {content_type!r} is not supported; send application/json"
-                + (" or application/octet-stream" if binary else "")
-            )
+    async def _read_body(self, request: web.Request) -> bytes:
+        headers = request.headers
+        content_type = headers.get("Content-Type", "")
+        if content_type != "application/json":  # the common case needs no parsing
+            self._check_content_type(content_type, binary=HEADER_LENGTH in headers)
         limit = self.settings.max_body_bytes
-        if request.content_length is not None and request.content_length > limit:
-            raise PayloadTooLarge(
-                f"the body has {request.content_length} bytes; at most {limit} are accepted"
-            )
+        length = request.content_length
+        if length is not None and length > limit:
+            raise PayloadTooLarge(f"the body has {length} bytes; at most {limit} are accepted")
         try:
             return await request.read()
         except web.HTTPRequestEntityTooLarge as error:
             raise PayloadTooLarge(f"the body is larger than {limit} bytes") from error
+
+    @staticmethod
+    def _check_content_type(content_type: str, *, binary: bool) -> None:
+        media = content_type.partition(";")[0].strip().lower()
+        accepted = _BINARY_TYPES if binary else _JSON_TYPES
+        if media in accepted or media.endswith("+json"):
+            return
+        if media == "application/octet-stream":
+            raise UnsupportedMediaType(
+                f"Content-Type {content_type!r} needs the {HEADER_LENGTH} header giving the "
+                "JSON header's length (the binary tensor data extension, on "
+                "/v2/models/{name}/infer); without it send application/json"
+            )
+        raise UnsupportedMediaType(
+            f"Content-Type {content_type!r} is not supported; send application/json"
+            + (" or application/octet-stream" if binary else "")
+        )
 
     def _response(
         self,
@@ -545,13 +638,15 @@ class InferenceServer:
         extra: dict[str, str] | None = None,
     ) -> web.Response:
         headers = (
-            self._headers if request_id is None else {**self._headers, "X-Request-ID": request_id}
+            self._json_headers
+            if content_type == "application/json"
+            else {"Content-Type": content_type, **self._headers}
         )
+        if request_id is not None:
+            headers = {**headers, "X-Request-ID": request_id}
         if extra:
             headers = {**headers, **extra}
-        response = web.Response(
-            body=data, status=status, content_type=content_type, headers=headers
-        )
+        response = web.Response(body=data, status=status, headers=headers)
         if self.draining:
             # Clients must not reuse a connection that is about to be closed.
             response.force_close()
@@ -593,6 +688,7 @@ class InferenceServer:
         return self._json(self.metadata())
 
     async def _metrics(self, _: web.Request) -> web.Response:
+        self.batcher.observe_now()  # this worker's last calls, counted before it answers
         return web.Response(
             body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE, **self._headers}
         )

@@ -22,6 +22,7 @@ import logging
 import mmap
 import os
 from bisect import bisect_left
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,9 +66,18 @@ class Histogram:
     first: int
     lazy: bool = False
 
-    def observe(self, slots: memoryview[float], value: float) -> None:
-        slots[self.first + bisect_left(self.bounds, value)] += 1.0
-        slots[self.first + len(self.bounds) + 1] += value
+    def observe(self, slots: memoryview[float], value: float, count: int = 1) -> None:
+        """``count`` observations of ``value``."""
+        slots[self.first + bisect_left(self.bounds, value)] += count
+        slots[self.first + len(self.bounds) + 1] += value * count
+
+    def observe_all(self, slots: memoryview[float], values: list[int]) -> None:
+        """An observation of each value: one per distinct value (row counts repeat a lot)."""
+        if len(values) == 1:
+            self.observe(slots, values[0])
+            return
+        for value, count in Counter(values).items():
+            self.observe(slots, value, count)
 
 
 class SlotCounters:

@@ -5,8 +5,10 @@ connection, to whichever replica and worker the Service picks, often after a
 rollout replaced every pod. Nothing about a prediction may therefore live only in
 the memory of the worker that answered. Three parts make that so:
 
-- **Signed request ids.** An id carries the prediction's time and an HMAC tag made
-  with the deployment's key (``labels_key``, from a Secret the operator creates).
+- **Signed request ids.** An id carries the prediction's time and a tag made with the
+  deployment's key (``labels_key``, from a Secret the operator creates): keyed BLAKE2s,
+  a MAC by construction, which costs a request a fifth of what HMAC-SHA256 does through
+  OpenSSL 3 (ids tagged with HMAC-SHA256 before still verify).
   Any worker of any replica, even one started after the prediction, checks a
   label's id without memory or I/O: a forged or mistyped id is 404, an id older
   than the retention is 410. (Ids are issued before the body is read, so they
@@ -15,9 +17,10 @@ the memory of the worker that answered. Three parts make that so:
 - **The prediction log.** Every answered inference request leaves one small record
   per row (id, row, time, version, predicted class or value, and for classifiers
   the calibrated confidence used to estimate accuracy before labels arrive),
-  whatever the payload log samples. Records are appended to an in-memory buffer
-  (a few list appends per request) and written as Parquet files every few
-  seconds by a background task, so the request path never waits on the store.
+  whatever the payload log samples. Each onnxruntime call's records are appended to
+  an in-memory buffer after its requests are answered (a few list extends per call)
+  and written as Parquet files every few seconds by a background task, so the
+  request path never waits on the store.
 - **The label log.** Each accepted label is written the same way.
 
 Both logs are Hive-partitioned by day under the deployment's labels root::
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import hmac
 import io
 import itertools
@@ -114,6 +118,8 @@ class RequestIds:
 
     def __init__(self, key: bytes, *, worker: int, retention_seconds: float) -> None:
         self._key = key
+        # BLAKE2s takes keys of at most 32 bytes; a longer one is hashed first, as HMAC does.
+        self._blake_key = key if len(key) <= 32 else hashlib.sha256(key).digest()
         # A random nonce per process: ids stay unique across workers, replicas and restarts.
         self._prefix = f"{os.urandom(4).hex()}-{worker:x}-"
         self._counter = itertools.count(1)
@@ -125,14 +131,24 @@ class RequestIds:
         return f"{body}.{self._tag(body)}"
 
     def _tag(self, body: str) -> str:
-        # The one-shot C digest: a tenth of hmac.new(...).hexdigest()'s cost per request.
+        # Keyed BLAKE2s is a MAC as it stands (no HMAC construction around it) and needs no
+        # OpenSSL algorithm lookup: 0.7 µs where hmac.digest(..., "sha256") takes 3.6 µs.
+        return hashlib.blake2s(
+            body.encode(), key=self._blake_key, digest_size=_TAG_HEX // 2
+        ).hexdigest()
+
+    def _legacy_tag(self, body: str) -> str:
+        # Ids issued before the BLAKE2s tag (HMAC-SHA256) reach labels for days after.
         return hmac.digest(self._key, body.encode(), "sha256").hex()[:_TAG_HEX]
 
     def verify(self, request_id: str, *, now_ms: int | None = None) -> int:
         """When the request was predicted (ms); UnknownRequestId or ExpiredRequestId otherwise."""
         body, _, tag = request_id.rpartition(".")
         issued_ms = issued_at(body)
-        if issued_ms < 0 or not hmac.compare_digest(tag, self._tag(body)):
+        if issued_ms < 0 or not (
+            hmac.compare_digest(tag, self._tag(body))
+            or hmac.compare_digest(tag, self._legacy_tag(body))
+        ):
             raise UnknownRequestId(
                 f"request id {request_id!r} was not issued by this deployment; send the"
                 " request_id (or X-Request-ID) of a successful prediction"
@@ -362,14 +378,26 @@ class LabelRecorder:
         await self._predictions.stop()
         await self._labels.stop()
 
-    def record(self, request_id: str, outputs: Sequence[Any], *, classifier: bool) -> None:
-        """Record a request's predicted rows (the calibration is applied at flush time)."""
+    def record(
+        self,
+        request_ids: Sequence[str],
+        rows: Sequence[int],
+        outputs: Sequence[Any],
+        *,
+        classifier: bool,
+    ) -> None:
+        """Record one onnxruntime call's predicted rows: its requests' ids and row counts, in
+        the outputs' order (the calibration is applied at flush time)."""
         first = outputs[0]
-        rows = len(first)
-        if not self._predictions.room(rows):
+        total = len(first)
+        if not self._predictions.room(total):
             return
         pending = self._predictions.pending
-        self._request(pending, request_id, rows, issued_at(request_id))
+        pending.request_id.extend(request_ids)
+        pending.rows.extend(rows)
+        # The ids were issued here: no need for issued_at's guard against a malformed one.
+        pending.time_ms.extend([int(rid.partition("-")[0], 16) for rid in request_ids])
+        pending.total += total
         if not classifier:
             pending.value.extend(first.ravel().tolist())
             return

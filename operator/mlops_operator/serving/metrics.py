@@ -280,13 +280,14 @@ class ServingMetrics:
         feeds: Mapping[str, npt.NDArray[Any]],
         predictions: npt.NDArray[Any],
         request_rows: list[int],
+        call_rows: list[int],
     ) -> None:
-        """Count one onnxruntime batch: rows per request, feature bins and predictions."""
+        """Count onnxruntime calls (their feeds and predictions merged): rows per request and
+        per call, feature bins and predictions."""
         slots = self.hot.slots
-        for rows in request_rows:
-            self._rows.observe(slots, rows)
+        self._rows.observe_all(slots, request_rows)
+        self._batch_rows.observe_all(slots, call_rows)
         rows = len(predictions)
-        self._batch_rows.observe(slots, rows)
         if self._matrix is not None:
             if rows > _SMALL_BATCH:
                 self._matrix.count(feeds, self.hot)

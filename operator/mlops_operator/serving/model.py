@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +33,7 @@ class ServedModel:
     session: ort.InferenceSession
     inputs: dict[str, TensorSpec] = field(init=False)
     features_by_input: dict[str, list[Feature]] = field(init=False)
+    output_names: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
         grouped: dict[str, list[Feature]] = {spec.name: [] for spec in self.card.signature.inputs}
@@ -43,6 +43,7 @@ class ServedModel:
             features.sort(key=lambda f: f.index)
         object.__setattr__(self, "inputs", {s.name: s for s in self.card.signature.inputs})
         object.__setattr__(self, "features_by_input", grouped)
+        object.__setattr__(self, "output_names", [s.name for s in self.card.signature.outputs])
 
     @property
     def sha256(self) -> str:
@@ -67,8 +68,7 @@ class ServedModel:
         order = [(f.name, f.index) for f in next(iter(self.features_by_input.values()))]
         return order == [(f.name, i) for i, f in enumerate(self.card.signature.features)]
 
-    def run(self, feeds: Mapping[str, npt.NDArray[Any]]) -> list[npt.NDArray[Any]]:
+    def run(self, feeds: dict[str, npt.NDArray[Any]]) -> list[npt.NDArray[Any]]:
         """All outputs, in the card's output order, for a batch of feeds."""
-        names = [spec.name for spec in self.card.signature.outputs]
-        outputs: list[npt.NDArray[Any]] = self.session.run(names, dict(feeds))
+        outputs: list[npt.NDArray[Any]] = self.session.run(self.output_names, feeds)
         return outputs

@@ -76,6 +76,15 @@ class ServingSettings(BaseSettings):
         ge=0,
         description="How long a batch waits for more requests; 0 takes whatever is queued.",
     )
+    observe_delay_ms: float = Field(
+        default=50.0,
+        gt=0,
+        description=(
+            "Longest a served call waits to be counted (drift bins, rows, the prediction log):"
+            " calls are counted together, at this delay or at 256 rows; a /metrics scrape"
+            " counts the worker's calls first."
+        ),
+    )
     offload_inference: bool | None = Field(
         default=None,
         description=(

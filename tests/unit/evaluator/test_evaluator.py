@@ -200,6 +200,7 @@ async def test_labels_a_real_server_wrote_join(tmp_path: Path, serve: Any, iris_
         "/feedback", json={"request_id": body["request_id"], "labels": truth}
     )
     assert sent.status == 200
+    running.server.batcher.observe_now()
     await running.server.labels.stop()
     judged = evaluator(tmp_path, window_seconds=3600).evaluate().versions["7"]
     assert judged.judged is not None

@@ -42,5 +42,5 @@ def serve(metrics: ServingMetrics, rows: np.ndarray) -> np.ndarray:
     """Predict `rows` with the real model and count them as the server does; the labels."""
     feeds = {"X": rows.astype(np.float32)}
     labels = metrics.model.session.run(["label"], feeds)[0]
-    metrics.observe_batch(feeds, labels, [len(rows)])
+    metrics.observe_batch(feeds, labels, [len(rows)], [len(rows)])
     return np.asarray(labels)

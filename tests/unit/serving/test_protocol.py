@@ -1,7 +1,8 @@
 """The HTTP surface on a real model: parity, both protocols, metadata, probes, ids and versions.
 
 Aspects: predictions through /predict (list rows and object rows) and through the
-Open Inference Protocol equal the card's parity sample; every response carries
+Open Inference Protocol equal the card's parity sample; the common V2 answer, written
+from byte templates, is the JSON the general path serialises; every response carries
 the model version and a request id; metadata and readiness follow KServe V2;
 paths naming another model or version are 404.
 """
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from mlops_operator.serving.model import V2_DATATYPES
 from tests.unit.serving.conftest import IRIS_FEATURES, ModelDir, Serve
 
 
@@ -83,6 +85,47 @@ async def test_v2_flat_data_and_output_selection(serve: Serve, iris_lr: ModelDir
     body = await response.json()
     assert [o["name"] for o in body["outputs"]] == ["label"]
     assert body["id"] == body["parameters"]["request_id"]
+
+
+def v2_inputs(model: ModelDir, rows: list[list[Any]]) -> list[dict[str, Any]]:
+    """The card's rows as V2 input tensors, one per model input, flat data."""
+    signature = model.card.signature
+    positions = {f.name: i for i, f in enumerate(signature.features)}
+    tensors = []
+    for spec in signature.inputs:
+        features = sorted((f for f in signature.features if f.input == spec.name),
+                          key=lambda f: f.index)  # fmt: skip
+        tensors.append({
+            "name": spec.name,
+            "shape": [len(rows), len(features)],
+            "datatype": V2_DATATYPES[spec.dtype],
+            "data": [row[positions[f.name]] for row in rows for f in features],
+        })  # fmt: skip
+    return tensors
+
+
+@pytest.mark.parametrize("model_fixture", ["iris_lr", "trained_categorical", "diabetes_regression"])
+async def test_the_templated_v2_answer_is_the_general_one(
+    serve: Serve, model_fixture: str, request: pytest.FixtureRequest
+) -> None:
+    model: ModelDir = request.getfixturevalue(model_fixture)
+    running = await serve(model)
+    inputs = v2_inputs(model, model.card.parity.sample_inputs[:3])
+    every_output = [{"name": spec.name} for spec in model.card.signature.outputs]
+    answers = []
+    for body in ({"inputs": inputs}, {"inputs": inputs, "outputs": every_output}):
+        response = await running.client.post(
+            f"/v2/models/{running.server.model.name}/infer", json=body
+        )
+        assert response.status == 200, await response.text()
+        answer = await response.json()
+        assert answer["id"] == answer["parameters"]["request_id"] == answer["request_id"]
+        answer["id"] = answer["parameters"]["request_id"] = answer["request_id"] = "-"
+        answers.append(answer)
+    templated, general = answers
+    assert templated == general
+    assert list(templated) == list(general)
+    assert [list(o) for o in templated["outputs"]] == [list(o) for o in general["outputs"]]
 
 
 async def test_every_response_carries_version_and_request_id(
