@@ -5,10 +5,8 @@ connection, to whichever replica and worker the Service picks, often after a
 rollout replaced every pod. Nothing about a prediction may therefore live only in
 the memory of the worker that answered. Three parts make that so:
 
-- **Signed request ids.** An id carries the prediction's time and a tag made with the
-  deployment's key (``labels_key``, from a Secret the operator creates): keyed BLAKE2s,
-  a MAC by construction, which costs a request a fifth of what HMAC-SHA256 does through
-  OpenSSL 3 (ids tagged with HMAC-SHA256 before still verify).
+- **Signed request ids.** An id carries the prediction's time and an HMAC tag made
+  with the deployment's key (``labels_key``, from a Secret the operator creates).
   Any worker of any replica, even one started after the prediction, checks a
   label's id without memory or I/O: a forged or mistyped id is 404, an id older
   than the retention is 410. (Ids are issued before the body is read, so they
@@ -36,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 import hmac
 import io
 import itertools
@@ -118,8 +115,6 @@ class RequestIds:
 
     def __init__(self, key: bytes, *, worker: int, retention_seconds: float) -> None:
         self._key = key
-        # BLAKE2s takes keys of at most 32 bytes; a longer one is hashed first, as HMAC does.
-        self._blake_key = key if len(key) <= 32 else hashlib.sha256(key).digest()
         # A random nonce per process: ids stay unique across workers, replicas and restarts.
         self._prefix = f"{os.urandom(4).hex()}-{worker:x}-"
         self._counter = itertools.count(1)
@@ -131,24 +126,14 @@ class RequestIds:
         return f"{body}.{self._tag(body)}"
 
     def _tag(self, body: str) -> str:
-        # Keyed BLAKE2s is a MAC as it stands (no HMAC construction around it) and needs no
-        # OpenSSL algorithm lookup: 0.7 µs where hmac.digest(..., "sha256") takes 3.6 µs.
-        return hashlib.blake2s(
-            body.encode(), key=self._blake_key, digest_size=_TAG_HEX // 2
-        ).hexdigest()
-
-    def _legacy_tag(self, body: str) -> str:
-        # Ids issued before the BLAKE2s tag (HMAC-SHA256) reach labels for days after.
+        # The one-shot C digest: a tenth of hmac.new(...).hexdigest()'s cost per request.
         return hmac.digest(self._key, body.encode(), "sha256").hex()[:_TAG_HEX]
 
     def verify(self, request_id: str, *, now_ms: int | None = None) -> int:
         """When the request was predicted (ms); UnknownRequestId or ExpiredRequestId otherwise."""
         body, _, tag = request_id.rpartition(".")
         issued_ms = issued_at(body)
-        if issued_ms < 0 or not (
-            hmac.compare_digest(tag, self._tag(body))
-            or hmac.compare_digest(tag, self._legacy_tag(body))
-        ):
+        if issued_ms < 0 or not hmac.compare_digest(tag, self._tag(body)):
             raise UnknownRequestId(
                 f"request id {request_id!r} was not issued by this deployment; send the"
                 " request_id (or X-Request-ID) of a successful prediction"

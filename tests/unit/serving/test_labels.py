@@ -4,17 +4,15 @@ Aspects: a label posted to another server (another worker, replica, or the same
 pod after a restart) that shares the deployment's key and store is accepted,
 and both logs hold the rows as Parquet; every prediction is recorded whatever
 the payload log samples; forged and expired ids and unknown classes
-are refused with the reason; ids tagged the earlier way (HMAC-SHA256) still verify;
-duplicates are counted; a failing store keeps the rows for the next flush; a server
-without a labels URI says how to enable them; with a feedback token, labels without it
-are refused (401) and never recorded;
+are refused with the reason; duplicates are counted; a failing store keeps the
+rows for the next flush; a server without a labels URI says how to enable them;
+with a feedback token, labels without it are refused (401) and never recorded;
 classifier records carry the calibrated confidence CBPE averages.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import time
 from pathlib import Path
 from typing import Any
@@ -160,22 +158,6 @@ def test_ids_expire_after_the_retention_and_are_bound_to_the_key() -> None:
         stranger.verify(rid)
     # Unique per process, worker and request.
     assert len({ids.issue() for _ in range(1000)}) == 1000
-
-
-def test_ids_tagged_before_blake2s_still_verify() -> None:
-    key = b"k" * 64  # longer than BLAKE2s keys: hashed first
-    ids = RequestIds(key, worker=1, retention_seconds=3600)
-    body = f"{int(time.time() * 1000):x}-0a1b2c3d-1-7"
-    legacy = f"{body}.{hmac.digest(key, body.encode(), 'sha256').hex()[:20]}"
-    assert ids.verify(legacy) == issued_at(legacy)
-    with pytest.raises(UnknownRequestId):
-        ids.verify(f"{body}.{'0' * 20}")
-    fresh = ids.issue()
-    assert ids.verify(fresh) == issued_at(fresh)
-    assert (
-        fresh.rpartition(".")[2]
-        != hmac.digest(key, fresh.rpartition(".")[0].encode(), "sha256").hex()[:20]
-    )
 
 
 async def test_an_expired_id_is_410(serve: Serve, iris_lr: ModelDir, tmp_path: Path) -> None:
