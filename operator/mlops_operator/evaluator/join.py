@@ -70,6 +70,10 @@ def _glob(con: duckdb.DuckDBPyConnection, root: str, folder: str) -> str | None:
     import fsspec
 
     filesystem = fsspec.filesystem(parts.scheme)
+    # fsspec hands back one cached instance per store, and s3fs keeps its listings for ever by
+    # default: without this, files written after the first join (a new window's, a new
+    # version's) would never be seen.
+    filesystem.invalidate_cache()
     con.register_filesystem(filesystem)
     pattern = posixpath.join(root.rstrip("/"), folder, "date=*", "*.parquet")
     return pattern if filesystem.glob(pattern) else None
