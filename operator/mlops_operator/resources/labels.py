@@ -160,6 +160,8 @@ def evaluator_deployment(
         "image": image,
         "command": ["python", "-m", "mlops_operator.evaluator"],
         "env": [*env, *storage.env()],
+        # An object store's credentials: without them the evaluator reads no log at all.
+        **({"envFrom": storage.env_from()} if storage.env_from() else {}),
         "ports": [{"name": "http", "containerPort": EVALUATOR_PORT, "protocol": "TCP"}],
         "readinessProbe": {
             "httpGet": {"path": "/v2/health/ready", "port": "http"},

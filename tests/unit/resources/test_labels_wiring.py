@@ -108,6 +108,20 @@ def test_the_evaluator_reads_the_store_and_is_scraped() -> None:
     assert pod["metadata"]["labels"]["app.kubernetes.io/component"] == "evaluator"
 
 
+def test_on_an_object_store_the_evaluator_gets_its_credentials() -> None:
+    # Without the Secret the evaluator lists nothing in the bucket and judges no window.
+    s3 = ArtifactStorage(claim="unused", uri="s3://bucket/prefix/", credentials_secret="store")
+    deployment = evaluator_deployment(_mdep(feedback=FEEDBACK), image="img", storage=s3)
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["envFrom"] == [{"secretRef": {"name": "store"}}]
+    assert (
+        "envFrom"
+        not in evaluator_deployment(_mdep(feedback=FEEDBACK), image="img", storage=STORAGE)["spec"][
+            "template"
+        ]["spec"]["containers"][0]
+    )
+
+
 def test_a_payload_log_moved_by_its_deployment_is_read_where_it_went() -> None:
     training = TrainingJob.model_validate({
         "metadata": {"name": "retrain", "namespace": "team", "uid": "u"},
