@@ -67,7 +67,7 @@ def audit_job(
         "image": image,
         "command": ["python", "-m", "mlops_operator.audit", "append", "--key", key],
         "env": [{"name": AUDIT_ENTRIES_ENV, "value": payload}, *storage.env()],
-        **({"envFrom": storage.env_from()} if storage.env_from() else {}),
+        **storage.env_from_field(),
         "volumeMounts": [scratch_mount(), *storage.mounts()],
     }
     metadata = {

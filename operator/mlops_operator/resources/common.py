@@ -270,6 +270,12 @@ class ArtifactStorage:
             return []
         return [{"secretRef": {"name": self.credentials_secret}}]
 
+    def env_from_field(self) -> dict[str, Any]:
+        """``{"envFrom": ...}`` to spread into a container of a workload that reads the store,
+        or ``{}`` when the store needs no credentials (every such container takes it)."""
+        found = self.env_from()
+        return {"envFrom": found} if found else {}
+
     def volumes(self) -> list[dict[str, Any]]:
         """The pod volumes the store needs (none for an object store)."""
         if not self.uses_pvc:

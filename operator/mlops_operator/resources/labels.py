@@ -161,7 +161,7 @@ def evaluator_deployment(
         "command": ["python", "-m", "mlops_operator.evaluator"],
         "env": [*env, *storage.env()],
         # An object store's credentials: without them the evaluator reads no log at all.
-        **({"envFrom": storage.env_from()} if storage.env_from() else {}),
+        **storage.env_from_field(),
         "ports": [{"name": "http", "containerPort": EVALUATOR_PORT, "protocol": "TCP"}],
         "readinessProbe": {
             "httpGet": {"path": "/v2/health/ready", "port": "http"},

@@ -260,7 +260,7 @@ def serving_deployment(
         "env": [*env, *storage.env()],
         "terminationMessagePath": TERMINATION_MESSAGE_PATH,
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        **({"envFrom": storage.env_from()} if storage.env_from() else {}),
+        **storage.env_from_field(),
         "ports": ports,
         "readinessProbe": {
             "httpGet": {"path": "/v2/health/ready", "port": "http"},

@@ -90,7 +90,7 @@ def validation_job(
         "image": image,
         "command": ["python", "-m", "mlops_operator.validator"],
         "env": [*settings.to_env(), *storage.env()],
-        **({"envFrom": storage.env_from()} if storage.env_from() else {}),
+        **storage.env_from_field(),
         "terminationMessagePath": TERMINATION_MESSAGE_PATH,
         "terminationMessagePolicy": "File",
         "volumeMounts": [scratch_mount(), *storage.mounts(read_only=True)],
