@@ -199,7 +199,8 @@ class Analysis(CamelModel):
     min_accuracy: Fraction | None = Field(
         default=None,
         description="Smallest realized accuracy of the challenger's judged window (needs"
-        " `feedback`).",
+        " `feedback`). The challenger waits at its step until a window of its predictions is"
+        " judged (its labels reached `feedback.minLabelCoverage`); it never passes without one.",
     )
     max_prediction_psi: float | None = Field(
         default=None,

@@ -224,6 +224,15 @@ def judge_challenger(
             evidence,
             message="predictions of both versions not yet counted in the window to compare them",
         )
+    if analysis.min_accuracy is not None and live is None:
+        # Asked for, accuracy is evidence a window must have: a challenger whose labels have
+        # not arrived (or not reached feedback.minLabelCoverage) waits; it never passes unseen.
+        return Judgement(
+            Outcome.INCONCLUSIVE,
+            evidence,
+            message=f"{challenger.labelled:.0f} labelled predictions: no judged window of realized"
+            " accuracy yet (feedback.minLabelCoverage) to hold against minAccuracy",
+        )
     return Judgement(
         Outcome.PASSED, evidence, message=f"{challenger.requests:.0f} requests within every limit"
     )

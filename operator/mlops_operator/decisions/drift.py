@@ -16,7 +16,9 @@ cert-manager style. The first check that holds the retrain back names the outcom
    ask again after its retrain;
 5. **cooldown elapsed** since the last retrain;
 6. **budget left** — fewer than ``budget.count`` retrains in the sliding ``budget.period``;
-7. **no retrain running** — at most one TrainingJob of this policy at a time;
+7. **no retrain in flight** — at most one retrain of this policy at a time: its TrainingJob
+   still running, or the version it made still being rolled out on the watched deployment
+   (the remedy is on its way; the champion's readings will not change before it lands);
 8. **action** — ``Alert`` reports and stops here; ``Retrain`` creates the TrainingJob.
 """
 
@@ -71,6 +73,8 @@ class Evaluation:
     """The previous evaluation, or the policy's creation for the first one."""
     retrains: Sequence[Retrain] = ()
     source_error: str | None = None
+    rolling_out: str | None = None
+    """The ModelVersion the watched deployment is rolling out as its challenger, if any."""
     unrunnable: str | None = None
     """Why some triggers cannot be measured at all with this configuration (reported as such)."""
 
@@ -249,6 +253,16 @@ def _blocked(
         return (
             Reason.RETRAIN_RUNNING,
             f"{_describe(states, fired)}; TrainingJob {', '.join(running)} is still running",
+        )
+    rolling = [r.name for r in evaluation.retrains
+               if r.model_version is not None and r.model_version == evaluation.rolling_out]  # fmt: skip
+    if rolling:
+        return (
+            Reason.RETRAIN_RUNNING,
+            (
+                f"{_describe(states, fired)}; {evaluation.rolling_out}, retrained by TrainingJob"
+                f" {rolling[0]}, is still being rolled out: its outcome first"
+            ),
         )
     return None
 

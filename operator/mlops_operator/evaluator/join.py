@@ -74,7 +74,13 @@ def _glob(con: duckdb.DuckDBPyConnection, root: str, folder: str) -> str | None:
     # default: without this, files written after the first join (a new window's, a new
     # version's) would never be seen.
     filesystem.invalidate_cache()
-    con.register_filesystem(filesystem)
+    # DuckDB refuses to register a protocol twice on one connection, and every join after the
+    # first would fail on it; fsspec's instance is the same object each time, so the one
+    # registered at the first join is the one just invalidated.
+    protocols = filesystem.protocol
+    name = protocols if isinstance(protocols, str) else protocols[0]
+    if not con.filesystem_is_registered(name):
+        con.register_filesystem(filesystem)
     pattern = posixpath.join(root.rstrip("/"), folder, "date=*", "*.parquet")
     return pattern if filesystem.glob(pattern) else None
 

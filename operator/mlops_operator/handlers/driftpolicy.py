@@ -172,6 +172,7 @@ async def _evaluate(
             last_evaluation=parse_time(last) if last else None,
             retrains=retrains,
             source_error=gathered.source_error,
+            rolling_out=((target.get("status") or {}).get("challenger") or {}).get("modelVersion"),
             unrunnable=unrunnable(policy, context.settings.prometheus_url),
         )
     )

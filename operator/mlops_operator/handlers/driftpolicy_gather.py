@@ -34,7 +34,7 @@ from mlops_operator.decisions.triggers import Reading, WindowCounts, choose_vers
 from mlops_operator.k8s import KubeClient, NotFound
 from mlops_operator.prometheus import PrometheusClient, promql
 from mlops_operator.prometheus.history import PodTarget, ScrapeHistory, scrape_pods
-from mlops_operator.prometheus.live import MIN_WINDOW_SECONDS
+from mlops_operator.prometheus.live import evaluation_window
 from mlops_operator.prometheus.windows import SourceError, WindowQueries
 from mlops_operator.resources.common import DEPLOYMENT_LABEL, label_value
 
@@ -135,11 +135,8 @@ class Gatherer:
         """The readings of every data trigger over the window (None and why, when unknown)."""
         spec = policy.spec
         scope = promql.Scope(model=target["spec"]["modelName"], namespace=policy.namespace)
-        # Series of the same model, namespace and version name may outlive an earlier
-        # deployment of that name (deleted and created again, as GitOps and `make demo` do):
-        # nothing older than the watched deployment is its traffic.
         age = (now - parse_time(target["metadata"]["creationTimestamp"])).total_seconds()
-        window_seconds = min(parse_duration(spec.window), max(age, MIN_WINDOW_SECONDS))
+        window_seconds = evaluation_window(parse_duration(spec.window), age)
         url = spec.prometheus.url or self.default_prometheus_url
         features = spec.triggers.feature_drift.features if spec.triggers.feature_drift else None
         note = ""

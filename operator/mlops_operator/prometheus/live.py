@@ -22,10 +22,28 @@ from mlops_operator.prometheus.client import PrometheusClient, Sample
 from mlops_operator.prometheus.exposition import scrape
 from mlops_operator.realized import VERSION_GAUGES
 
-__all__ = ["MIN_WINDOW_SECONDS", "counts_from_samples", "prometheus_counts", "scraped_counts"]
+__all__ = [
+    "MIN_WINDOW_SECONDS",
+    "counts_from_samples",
+    "evaluation_window",
+    "prometheus_counts",
+    "scraped_counts",
+]
 
 MIN_WINDOW_SECONDS = 15.0
 """Shortest window queried: ``increase`` needs two scrapes in it (a 5 s interval leaves room)."""
+
+
+def evaluation_window(window_seconds: float, deployment_age_seconds: float) -> float:
+    """Seconds an evaluation of a deployment's traffic looks back: `window_seconds`, but not
+    past the deployment's creation (never under `MIN_WINDOW_SECONDS`).
+
+    Series of the same model, namespace and version name outlive an earlier deployment of that
+    name (deleted and created again, as GitOps and a second `make demo` do): nothing older
+    than the watched deployment is its traffic.
+    """
+    return min(window_seconds, max(deployment_age_seconds, MIN_WINDOW_SECONDS))
+
 
 _FEEDBACK = "feedback"
 _ERRORS = frozenset({"error", "timeout"})

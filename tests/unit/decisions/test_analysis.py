@@ -102,10 +102,22 @@ def test_a_crossed_limit_fails_even_without_the_comparison() -> None:
 
 def test_live_accuracy_needs_enough_labels() -> None:
     analysis = Analysis(minRequests=10, minAccuracy=0.9)
+    # Too few labels, or no judged window yet: no accuracy evidence, so no verdict either way.
     few = LiveCounts(requests=100, labelled=5, realized_accuracy=0.2)
-    assert judge_challenger(analysis, few, None).outcome is Outcome.PASSED
+    waiting = judge_challenger(analysis, few, None)
+    assert waiting.outcome is Outcome.INCONCLUSIVE
+    assert "no judged window of realized accuracy" in waiting.message
     unjudged = LiveCounts(requests=100, labelled=0, realized_accuracy=None)
-    assert judge_challenger(analysis, unjudged, None).outcome is Outcome.PASSED
+    assert judge_challenger(analysis, unjudged, None).outcome is Outcome.INCONCLUSIVE
+    # A crossed limit still fails at once, labels or not.
+    failing = LiveCounts(requests=100, errors=100, labelled=0, realized_accuracy=None)
+    assert judge_challenger(analysis, failing, None).outcome is Outcome.FAILED
+    # Without minAccuracy, labels are not waited for.
+    assert judge_challenger(Analysis(minRequests=10, maxErrorRate=0.1), unjudged, None).outcome is (
+        Outcome.PASSED
+    )
+    good = LiveCounts(requests=100, labelled=50, realized_accuracy=0.95)
+    assert judge_challenger(analysis, good, None).outcome is Outcome.PASSED
     many = LiveCounts(requests=100, labelled=50, realized_accuracy=0.8)
     judgement = judge_challenger(analysis, many, None)
     assert judgement.outcome is Outcome.FAILED

@@ -2,9 +2,9 @@
 
 Aspects: source unreachable (no retrain on missing data, runs kept), too few samples, no
 breach, hysteresis (N breaches in a row; a flapping value never retrains; one retrain per
-episode), cooldown, budget over a sliding period, one retrain at a time, Alert, the
-schedule (due once, cooldown still applies, needs no data), and the chain's order when
-several checks would hold.
+episode), cooldown, budget over a sliding period, one retrain at a time (its version's
+rollout included), Alert, the schedule (due once, cooldown still applies, needs no data),
+and the chain's order when several checks would hold.
 """
 
 from __future__ import annotations
@@ -163,6 +163,26 @@ def test_one_retrain_at_a_time() -> None:
     decisions = run([0.6, 0.6], spec(budget={"count": 5, "period": "1h"}), running)
     assert decisions[1].reason is Reason.RETRAIN_RUNNING
     assert "TrainingJob busy is still running" in decisions[1].message
+
+
+def test_a_retrained_version_in_rollout_holds_the_next_retrain() -> None:
+    # v2 trained and is the deployment's challenger; the champion still breaches past the cooldown.
+    made = [Retrain("r0", T0 - timedelta(minutes=30), finished=True, model_version="iris-v2")]
+    policy = spec(consecutiveBreaches=1, budget={"count": 5, "period": "1h"})
+
+    def decide(rolling_out: str | None) -> Decision:
+        return evaluate(
+            Evaluation(spec=policy, now=T0, readings=[psi_reading(0.6)], retrains=made,
+                       rolling_out=rolling_out)
+        )  # fmt: skip
+
+    held = decide("iris-v2")
+    assert not held.retrain
+    assert held.reason is Reason.RETRAIN_RUNNING
+    assert "iris-v2, retrained by TrainingJob r0, is still being rolled out" in held.message
+    # Another challenger (a user's own rollout), or none: the retrain goes ahead.
+    assert decide("iris-v7").retrain
+    assert decide(None).retrain
 
 
 def test_alert_only_reports() -> None:

@@ -18,6 +18,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -34,15 +35,20 @@ T0 = 1_800_000_000_000 - 1_800_000_000_000 % MINUTE  # a whole minute, in ms
 _files = itertools.count()
 
 
-def _write(root: Path, folder: str, schema: pa.Schema, rows: list[dict[str, Any]]) -> None:
-    day = "2027-01-15"
-    path = root / folder / f"date={day}" / f"part-{next(_files)}.parquet"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+def _write(root: Path | str, folder: str, schema: pa.Schema, rows: list[dict[str, Any]]) -> None:
+    """One Parquet file of `rows` under `root`: a directory, or an fsspec store's URI."""
+    name = f"{folder}/date=2027-01-15/part-{next(_files)}.parquet"
+    table = pa.Table.from_pylist(rows, schema=schema)
+    if isinstance(root, str):
+        with fsspec.open(f"{root}/{name}", "wb") as file:
+            pq.write_table(table, file)
+        return
+    (root / name).parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, root / name)
 
 
 def predictions(
-    root: Path, at_ms: int, labels: list[str], *, version: str = "1", confidence: float = 0.9,
+    root: Path | str, at_ms: int, labels: list[str], *, version: str = "1", confidence: float = 0.9,
     prefix: str = "r",
 ) -> list[str]:  # fmt: skip
     """One request per row, predicted at `at_ms`; their ids."""
@@ -55,7 +61,9 @@ def predictions(
     return ids
 
 
-def labels(root: Path, ids: list[str], truth: list[str], *, predicted_at: int, at_ms: int) -> None:
+def labels(
+    root: Path | str, ids: list[str], truth: list[str], *, predicted_at: int, at_ms: int
+) -> None:
     _write(root, "labels", LABEL_SCHEMA, [
         {"request_id": rid, "row": 0, "predicted_at": predicted_at, "labelled_at": at_ms,
          "label": label, "value": None}
@@ -63,7 +71,7 @@ def labels(root: Path, ids: list[str], truth: list[str], *, predicted_at: int, a
     ])  # fmt: skip
 
 
-def evaluator(root: Path, **overrides: Any) -> Evaluator:
+def evaluator(root: Path | str, **overrides: Any) -> Evaluator:
     settings = {"labels_uri": str(root), "model_name": "iris", "window_seconds": 60,
                 "min_label_coverage": 0.8, "max_label_delay_seconds": 600} | overrides  # fmt: skip
     return Evaluator(EvaluatorSettings(**settings))
@@ -144,6 +152,21 @@ def test_versions_are_judged_apart_and_old_predictions_are_not_read(tmp_path: Pa
     snapshot = evaluator(tmp_path, retention_seconds=600).evaluate(now=(T0 + 3000) / 1000)
     assert {v: j.lifetime.accuracy for v, j in snapshot.versions.items()} == {"1": 1.0, "2": 0.0}
     assert snapshot.versions["1"].lifetime.predictions == 2
+
+
+def test_an_object_store_is_joined_again_at_every_evaluation() -> None:
+    # An object store goes through DuckDB's fsspec bridge: the second join on one connection
+    # once failed on re-registering the filesystem, so only the first join ever counted and a
+    # challenger started later was never judged.
+    root = f"memory://evaluator-{next(_files)}"
+    first = predictions(root, T0 + 1000, ["a", "a"], version="1")
+    labels(root, first, ["a", "a"], predicted_at=T0 + 1000, at_ms=T0 + 2000)
+    joins = evaluator(root)
+    assert set(joins.evaluate(now=(T0 + 3000) / 1000).versions) == {"1"}
+    second = predictions(root, T0 + 4000, ["b", "b"], version="2", prefix="v2")
+    labels(root, second, ["a", "b"], predicted_at=T0 + 4000, at_ms=T0 + 5000)
+    snapshot = joins.evaluate(now=(T0 + 6000) / 1000)
+    assert {v: j.lifetime.accuracy for v, j in snapshot.versions.items()} == {"1": 1.0, "2": 0.5}
 
 
 def test_regression_windows_have_rmse_and_mae(tmp_path: Path) -> None:
