@@ -131,6 +131,9 @@ def test_every_pod_speaks_its_programs_language(
 ) -> None:
     pod = BUILT[workload.name]()["spec"]["template"]["spec"]
     (container,) = [c for c in pod["containers"] if c["name"] == workload.container]
+    names = [e["name"] for e in container["env"]]
+    # A second entry of a name hides the first (the API server only warns).
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
     env = {e["name"]: e["value"] for e in container["env"]}
     settings = _settings_class(workload)
     read = {f"{ENV_PREFIX}{name.upper()}" for name in (settings.model_fields if settings else {})}

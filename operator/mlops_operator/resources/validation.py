@@ -91,7 +91,7 @@ def validation_job(
         "name": CONTAINER,
         "image": image,
         "command": ["python", "-m", "mlops_operator.validator"],
-        "env": [*settings.to_env(), *storage.env()],
+        "env": settings.to_env(),  # its settings carry the store (MLOPS_STORE_URI)
         **storage.env_from_field(),
         "terminationMessagePath": TERMINATION_MESSAGE_PATH,
         "terminationMessagePolicy": "File",
