@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import hmac
 import io
 import itertools
@@ -107,6 +108,9 @@ LABEL_SCHEMA = pa.schema(
 can prune label files by the predictions' days."""
 
 _TAG_HEX = 20  # 80 bits of HMAC: guessing a valid id is out of reach
+_BLOCK = 64  # SHA-256's block: HMAC's key pads are this long (RFC 2104)
+_INNER_PAD = bytes(x ^ 0x36 for x in range(256))
+_OUTER_PAD = bytes(x ^ 0x5C for x in range(256))
 _SEEN_IDS = 100_000  # ids this worker took labels for, to count duplicates early
 
 
@@ -114,7 +118,17 @@ class RequestIds:
     """Issues request ids and checks the ids labels name, statelessly (module docstring)."""
 
     def __init__(self, key: bytes, *, worker: int, retention_seconds: float) -> None:
-        self._key = key
+        # HMAC-SHA256 with the key's two pads hashed once (RFC 2104's construction, as the
+        # standard library's pure-Python HMAC keeps them): a tag is then two state copies and
+        # two compressions, where the one-shot hmac.digest repeats the key schedule and
+        # OpenSSL's algorithm lookup on every request (26,000 instructions against 12,600).
+        # The tags are hmac.digest's, bit for bit: ids issued before verify, and servers of
+        # the previous release verify these.
+        if len(key) > _BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_BLOCK, b"\0")
+        self._inner = hashlib.sha256(key.translate(_INNER_PAD))
+        self._outer = hashlib.sha256(key.translate(_OUTER_PAD))
         # A random nonce per process: ids stay unique across workers, replicas and restarts.
         self._prefix = f"{os.urandom(4).hex()}-{worker:x}-"
         self._counter = itertools.count(1)
@@ -122,12 +136,17 @@ class RequestIds:
 
     def issue(self) -> str:
         """A new id for a request arriving now, signed."""
-        body = f"{int(time.time() * 1000):x}-{self._prefix}{next(self._counter):x}"
+        # %-formatting: an f-string's format specs cost a third more here, on every request.
+        ms, count = time.time_ns() // 1_000_000, next(self._counter)
+        body = "%x-%s%x" % (ms, self._prefix, count)  # noqa: UP031
         return f"{body}.{self._tag(body)}"
 
     def _tag(self, body: str) -> str:
-        # The one-shot C digest: a tenth of hmac.new(...).hexdigest()'s cost per request.
-        return hmac.digest(self._key, body.encode(), "sha256").hex()[:_TAG_HEX]
+        inner = self._inner.copy()
+        inner.update(body.encode())
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()[:_TAG_HEX]
 
     def verify(self, request_id: str, *, now_ms: int | None = None) -> int:
         """When the request was predicted (ms); UnknownRequestId or ExpiredRequestId otherwise."""

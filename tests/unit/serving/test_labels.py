@@ -4,7 +4,8 @@ Aspects: a label posted to another server (another worker, replica, or the same
 pod after a restart) that shares the deployment's key and store is accepted,
 and both logs hold the rows as Parquet; every prediction is recorded whatever
 the payload log samples; forged and expired ids and unknown classes
-are refused with the reason; duplicates are counted; a failing store keeps the
+are refused with the reason; id tags are HMAC-SHA256 whatever the key's length (ids of
+earlier servers verify, and theirs ours); duplicates are counted; a failing store keeps the
 rows for the next flush; a server without a labels URI says how to enable them;
 with a feedback token, labels without it are refused (401) and never recorded;
 classifier records carry the calibrated confidence CBPE averages.
@@ -13,6 +14,7 @@ classifier records carry the calibrated confidence CBPE averages.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 from pathlib import Path
 from typing import Any
@@ -158,6 +160,22 @@ def test_ids_expire_after_the_retention_and_are_bound_to_the_key() -> None:
         stranger.verify(rid)
     # Unique per process, worker and request.
     assert len({ids.issue() for _ in range(1000)}) == 1000
+
+
+@pytest.mark.parametrize("length", [1, 32, 63, 64, 65, 200])
+def test_id_tags_are_hmac_sha256_of_the_body(length: int) -> None:
+    """Tags are computed from precomputed pads, and must stay HMAC-SHA256's: ids issued by
+    earlier servers verify here, and earlier servers verify these (a rolling upgrade)."""
+    key = bytes((7 * i + 1) % 256 for i in range(length))  # longer than 64 bytes: hashed first
+    ids = RequestIds(key, worker=3, retention_seconds=3600)
+    fresh = ids.issue()
+    body, _, tag = fresh.rpartition(".")
+    assert tag == hmac.digest(key, body.encode(), "sha256").hex()[:20]
+    body = f"{int(time.time() * 1000):x}-0a1b2c3d-1-7"
+    earlier = f"{body}.{hmac.digest(key, body.encode(), 'sha256').hex()[:20]}"
+    assert ids.verify(earlier) == issued_at(earlier)
+    with pytest.raises(UnknownRequestId):
+        ids.verify(f"{body}.{'0' * 20}")
 
 
 async def test_an_expired_id_is_410(serve: Serve, iris_lr: ModelDir, tmp_path: Path) -> None:
