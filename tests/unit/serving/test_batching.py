@@ -1,9 +1,14 @@
-"""Micro-batching: concurrent requests share onnxruntime calls and each gets its own rows back."""
+"""Micro-batching: concurrent requests share onnxruntime calls and each gets its own rows back.
+
+Also: a lone request is answered at once and still counted (drift bins, rows, the label
+record), kept calls are merged as np.concatenate would merge them.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -17,6 +22,7 @@ from mlops_operator.serving.batching import (
     OFFLOAD_ABOVE_SECONDS,
     MicroBatcher,
     Observer,
+    _stacked,
     one_row_seconds,
 )
 from mlops_operator.serving.loading import load_model
@@ -24,6 +30,7 @@ from mlops_operator.serving.metrics import ServingMetrics
 from mlops_operator.serving.model import ServedModel
 from mlops_operator.serving.validation import Batch
 from tests.unit.serving.conftest import ModelDir, Serve
+from tests.unit.serving.test_labels import _table
 
 
 def counting(metrics: ServingMetrics) -> Observer:
@@ -217,3 +224,83 @@ async def test_a_scrape_counts_the_calls_still_kept(serve: Serve, iris_lr: Model
     assert values["mlops_request_rows_count"] == 1
     assert values["mlops_batch_rows_sum"] == 3
     assert running.server.batcher._observe_timer is None
+
+
+_HOT_PREFIXES = (
+    "mlops_feature_bin",
+    "mlops_prediction_bin",
+    "mlops_request_rows",
+    "mlops_batch_rows",
+)
+
+
+def _hot_series(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The drift and row series of a scrape, by name and labels."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name.startswith(_HOT_PREFIXES)
+    }
+
+
+async def test_lone_requests_are_counted_and_recorded_like_one_merged_call(
+    serve: Serve, iris_lr: ModelDir, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sequential requests each run alone (no flush), kept, and observed together: at the
+    row threshold, then at the scrape. Drift bins, rows and the label record come out as
+    counting the same rows in one call would count them."""
+    running = await serve(
+        iris_lr, labels_uri=str(tmp_path), observe_delay_ms=3_600_000, offload_inference=False
+    )
+    batcher = running.server.batcher
+    flushes: list[object] = []
+    monkeypatch.setattr(batcher, "_flush", lambda: flushes.append(None))
+    rows = np.repeat(load_iris().data.astype(np.float32), 2, axis=0)[: OBSERVE_ROWS + 44]
+    ids = []
+    for row in rows:
+        tensor = {"name": "X", "shape": [1, 4], "datatype": "FP32", "data": row.tolist()}
+        body = {"inputs": [tensor]}
+        response = await running.client.post("/v2/models/iris/infer", json=body)
+        assert response.status == 200, await response.text()
+        ids.append((await response.json())["request_id"])
+    assert flushes == []  # every one answered alone
+    scraped = _hot_series(await (await running.client.get("/metrics")).text())
+
+    model = running.server.model
+    outputs = model.run({"X": rows})
+    expected = ServingMetrics(model)
+    expected.observe_batch({"X": rows}, outputs[0], [1] * len(rows), [1] * len(rows))
+    assert scraped == _hot_series(expected.render().decode())
+    assert sum(v for (name, _), v in scraped.items() if name == "mlops_feature_bin_total") == (
+        4 * len(rows)
+    )
+    assert running.server.labels is not None
+    await running.server.labels.stop()
+    recorded = _table(tmp_path, "predictions")
+    assert [r["request_id"] for r in recorded] == ids
+    assert [r["predicted_label"] for r in recorded] == [str(v) for v in outputs[0].tolist()]
+    np.testing.assert_allclose(
+        [r["confidence"] for r in recorded],
+        running.server.labels.confidence(outputs[1].max(axis=1).astype(np.float64)),
+        rtol=1e-6,
+    )
+
+
+@pytest.mark.parametrize(
+    "arrays",
+    [
+        [np.arange(4, dtype=np.float32).reshape(1, 4), np.ones((3, 4), dtype=np.float32)],
+        [np.array([1], dtype=np.int64), np.array([2, 3], dtype=np.int64)],
+        [np.array([["a", "b"]], dtype=object), np.array([["c", "d"]], dtype=object)],
+        # A column slice is not one C-ordered block: np.concatenate merges it.
+        [np.arange(8.0).reshape(2, 4)[:, ::2], np.arange(4.0).reshape(2, 2)],
+    ],
+    ids=["float32", "int64", "strings", "strided"],
+)
+def test_kept_arrays_merge_as_concatenate_would(arrays: list[Any]) -> None:
+    merged = _stacked(arrays)
+    expected = np.concatenate(arrays)
+    assert merged.dtype == expected.dtype
+    assert merged.shape == expected.shape
+    assert merged.tolist() == expected.tolist()
