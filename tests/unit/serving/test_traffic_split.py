@@ -4,13 +4,15 @@ Aspects: `TrafficShare` takes exactly its percent of any 100 consecutive calls;
 a shadow gets exactly ``shadow_percent`` of the requests; a champion forwards
 exactly ``canary_percent`` of them to a real canary server and relays its
 answers, and answers itself when the canary is down; a request past ``timeout_ms`` gets a 504 naming the
-deadline while the server keeps serving.
+deadline while the server keeps serving; the deadline is armed only once an answer has to
+wait, and then holds from the request's arrival as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import Counter
 from typing import Any
 
@@ -20,11 +22,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
+from mlops_operator.serving.app import InferenceServer
 from mlops_operator.serving.binary import HEADER_LENGTH
 from mlops_operator.serving.sidechannels import TrafficShare
 from tests.unit.serving.conftest import ModelDir, Running, Serve
 
 ROWS = [[5.1, 3.5, 1.4, 0.2]]
+time_now = time.perf_counter  # the clock `started` is read from
 
 
 @pytest.mark.parametrize("percent", [0, 1, 3, 10, 25, 33, 50, 99, 100])
@@ -142,6 +146,66 @@ async def test_a_request_past_the_deadline_gets_a_504_and_the_server_keeps_servi
     assert _requests(slow, "timeout") == 1
     patient = await serve(iris_lr, timeout_ms=5000, batch_delay_ms=400)
     assert (await patient.client.post("/predict", json={"rows": ROWS})).status == 200
+
+
+async def test_the_deadline_is_armed_only_once_the_answer_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    within = InferenceServer._within_deadline
+    armed: list[float] = []
+    timeout = asyncio.timeout
+
+    def counted(delay: float | None) -> asyncio.Timeout:
+        assert delay is not None
+        armed.append(delay)
+        return timeout(delay)
+
+    monkeypatch.setattr(asyncio, "timeout", counted)
+
+    async def at_once() -> str:
+        return "answered"
+
+    async def waiting(seconds: float, result: str = "waited") -> str:
+        await asyncio.sleep(seconds)
+        await asyncio.sleep(0)  # resumed after the first wait, as a second one would be
+        return result
+
+    # Answered without waiting: no timer, even with no time left.
+    assert await within(at_once(), 0.05, time_now() - 10) == "answered"  # type: ignore[arg-type]
+    assert armed == []
+    # Waiting within the deadline: armed once, with what is left of it.
+    assert await within(waiting(0.01), 5.0, time_now() - 1.0) == "waited"  # type: ignore[arg-type]
+    assert len(armed) == 1
+    assert 3.0 < armed[0] <= 4.0
+    # Waiting past it, or with none left by the first wait: TimeoutError (the 504).
+    with pytest.raises(TimeoutError):
+        await within(waiting(10), 0.05, time_now())  # type: ignore[arg-type]
+    with pytest.raises(TimeoutError):
+        await within(waiting(0), 0.05, time_now() - 1.0)  # type: ignore[arg-type]
+
+    # A failure after the wait is the answer's own, and a cancellation reaches the answer.
+    async def failing() -> str:
+        await asyncio.sleep(0)
+        raise ValueError("broken")
+
+    with pytest.raises(ValueError, match="broken"):
+        await within(failing(), 5.0, time_now())  # type: ignore[arg-type]
+    cancelled = asyncio.Event()
+
+    async def cancellable() -> str:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return "never"
+
+    task = asyncio.create_task(within(cancellable(), 30.0, time_now()))  # type: ignore[arg-type]
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cancelled.is_set()
 
 
 async def test_a_canary_past_half_the_deadline_leaves_the_champion_answering(
