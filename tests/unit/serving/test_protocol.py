@@ -109,23 +109,32 @@ async def test_the_templated_v2_answer_is_the_general_one(
     serve: Serve, model_fixture: str, request: pytest.FixtureRequest
 ) -> None:
     model: ModelDir = request.getfixturevalue(model_fixture)
-    running = await serve(model)
+    # The version is written into the template: %-directives and quotes in it stay text.
+    running = await serve(model, model_version='1.0 "%s%d%%"')
     inputs = v2_inputs(model, model.card.parity.sample_inputs[:3])
     every_output = [{"name": spec.name} for spec in model.card.signature.outputs]
-    answers = []
-    for body in ({"inputs": inputs}, {"inputs": inputs, "outputs": every_output}):
-        response = await running.client.post(
-            f"/v2/models/{running.server.model.name}/infer", json=body
-        )
-        assert response.status == 200, await response.text()
-        answer = await response.json()
-        assert answer["id"] == answer["parameters"]["request_id"] == answer["request_id"]
-        answer["id"] = answer["parameters"]["request_id"] = answer["request_id"] = "-"
-        answers.append(answer)
-    templated, general = answers
-    assert templated == general
-    assert list(templated) == list(general)
-    assert [list(o) for o in templated["outputs"]] == [list(o) for o in general["outputs"]]
+    for client_id in (None, 'the client\'s "%s" id'):
+        envelope = {} if client_id is None else {"id": client_id}
+        answers = []
+        for body in (
+            {**envelope, "inputs": inputs},
+            {**envelope, "inputs": inputs, "outputs": every_output},
+        ):
+            response = await running.client.post(
+                f"/v2/models/{running.server.model.name}/infer", json=body
+            )
+            assert response.status == 200, await response.text()
+            answer = await response.json()
+            assert answer["parameters"]["request_id"] == answer["request_id"]
+            assert answer["id"] == (client_id or answer["request_id"])
+            assert answer["model_version"] == '1.0 "%s%d%%"'
+            answer["parameters"]["request_id"] = answer["request_id"] = "-"
+            answer["id"] = client_id or "-"
+            answers.append(answer)
+        templated, general = answers
+        assert templated == general
+        assert list(templated) == list(general)
+        assert [list(o) for o in templated["outputs"]] == [list(o) for o in general["outputs"]]
 
 
 async def test_every_response_carries_version_and_request_id(
