@@ -378,14 +378,18 @@ class RequestDecoder:
         feeds: dict[str, npt.NDArray[Any]] = {}
         rows = 0
         for tensor in inputs:
-            if type(tensor) is not dict or tensor.keys() != _COMMON_TENSOR_KEYS:
+            if type(tensor) is not dict or len(tensor) != len(_COMMON_TENSOR_KEYS):
                 return None
-            name, shape, data = tensor["name"], tensor["shape"], tensor["data"]
+            try:  # as many keys as the common tensor's, all of them: exactly its keys
+                name, shape, data = tensor["name"], tensor["shape"], tensor["data"]
+                datatype = tensor["datatype"]
+            except KeyError:
+                return None
             spec = common.get(name) if type(name) is str else None
             if (
                 spec is None
                 or name in feeds
-                or tensor["datatype"] != spec.datatype
+                or datatype != spec.datatype
                 or type(shape) is not list
                 or len(shape) != 2
                 or type(shape[0]) is not int
@@ -395,10 +399,11 @@ class RequestDecoder:
                 or (rows and shape[0] != rows)
                 or type(data) is not list
                 or len(data) != shape[0] * spec.width
-                or not set(map(type, data)) <= spec.types
-                or (spec.bounds is not None and not spec.bounds[0] <= min(data))
-                or (spec.bounds is not None and not max(data) <= spec.bounds[1])
+                or not spec.types.issuperset(map(type, data))  # no set built
             ):
+                return None
+            bounds = spec.bounds
+            if bounds is not None and not bounds[0] <= min(data) <= max(data) <= bounds[1]:
                 return None
             rows = shape[0]
             try:
