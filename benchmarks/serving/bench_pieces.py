@@ -54,7 +54,7 @@ PIECES = [
     ("nothing (the loop's own cost)", "both"),
     ("orjson.loads of the body", "both"),
     ("request id (ids.issue)", "ours"),
-    ("V2 decoding, short path (decoder.v2)", "ours"),
+    ("V2 decoding, short path (decoder.common_v2)", "ours"),
     ("V2 decoding, full decoder (decoder.full_v2)", "ours"),
     ("floor: np.asarray(data).reshape(shape)", "floor"),
     ("model.run (onnxruntime, one row)", "both"),
@@ -80,7 +80,7 @@ def pieces(model_dir: Path, labels: Path) -> list[Callable[[], Any]]:
     server.batcher.start()
     body = orjson.loads(BODY)
     request_id = server.ids.issue()
-    parsed = server.decoder.v2(body)
+    parsed = server.decoder.full_v2(body)
     outputs = model.run(parsed.batch.feeds)
     batcher = server.batcher
     tensor = body["inputs"][0]
@@ -110,7 +110,7 @@ def pieces(model_dir: Path, labels: Path) -> list[Callable[[], Any]]:
         lambda: None,
         lambda: orjson.loads(BODY),
         server.ids.issue,
-        lambda: server.decoder.v2(body),
+        lambda: server.decoder.common_v2(body),
         lambda: server.decoder.full_v2(body),
         lambda: np.asarray(tensor["data"], dtype=np.float32).reshape(tensor["shape"]),
         lambda: model.run(parsed.batch.feeds),

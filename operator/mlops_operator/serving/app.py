@@ -281,15 +281,16 @@ class InferenceServer:
         if self.labels is not None:
             self.labels.record(request_ids, rows, outputs, classifier=self.model.is_classifier)
 
-    def check_envelope(self, parsed: V2Request, path_version: str | None) -> None:
+    def check_envelope(
+        self, name: str | None, version: str | None, path_version: str | None
+    ) -> None:
         """The body's ``model_name`` / ``model_version`` (KServe's and Triton's clients send
         them) must agree with the path and with what is served."""
-        if parsed.model_name and parsed.model_name != self.model.name:
+        if name and name != self.model.name:
             raise InvalidInput(
-                f"model_name {parsed.model_name!r} in the body disagrees with the model "
+                f"model_name {name!r} in the body disagrees with the model "
                 f"{self.model.name!r} the request was sent to"
             )
-        version = parsed.model_version
         if not version or version == self.model.version:
             return
         if path_version is not None:
@@ -388,14 +389,27 @@ class InferenceServer:
     async def _v2_body(
         self, request: web.Request, body: Any, binary: memoryview | None, request_id: str
     ) -> Reply:
-        parsed = self.decoder.v2(body, binary)
-        if parsed.model_name is not None or parsed.model_version is not None:
-            self.check_envelope(parsed, self._path_version(request))
+        common = self.decoder.common_v2(body) if binary is None else None
+        if common is None:  # anything else, right or wrong: the full decoder decides
+            return await self._v2_reply(request, self.decoder.full_v2(body, binary), request_id)
+        feeds, rows, (client_id, name, version) = common
+        if name is not None or version is not None:
+            self.check_envelope(name, version, self._path_version(request))
+        batch = Batch(feeds, rows)
         # The batcher's submit, not its predict coroutine: a lone request's outputs come back at
         # once, and only a queued one has a future to await (the hot path's one layer less).
-        outputs = self.batcher.submit(parsed.batch, request_id)
+        outputs = self.batcher.submit(batch, request_id)
         if not isinstance(outputs, list):
             outputs = await outputs
+        return Reply(self._v2_template.render(client_id, request_id, outputs), batch)
+
+    async def _v2_reply(self, request: web.Request, parsed: V2Request, request_id: str) -> Reply:
+        """The answer to any V2 request the full decoder took (JSON or binary tensors)."""
+        if parsed.model_name is not None or parsed.model_version is not None:
+            self.check_envelope(
+                parsed.model_name, parsed.model_version, self._path_version(request)
+            )
+        outputs = await self.infer(parsed.batch, request_id)
         if parsed.outputs is None and not parsed.binary_outputs:
             return Reply(self._v2_template.render(parsed.id, request_id, outputs), parsed.batch)
         tensors = []

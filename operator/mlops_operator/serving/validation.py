@@ -29,7 +29,7 @@ import struct
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -37,7 +37,14 @@ import numpy.typing as npt
 from mlops_operator.serving.errors import InvalidInput, PayloadTooLarge
 from mlops_operator.serving.model import NUMPY_DTYPES, V2_DATATYPES, ServedModel
 
-__all__ = ["Batch", "RequestDecoder", "TensorInput", "V2Request", "decode_bytes_elements"]
+__all__ = [
+    "Batch",
+    "CommonFeeds",
+    "RequestDecoder",
+    "TensorInput",
+    "V2Request",
+    "decode_bytes_elements",
+]
 
 _NUMBER_TYPES: dict[str, frozenset[type]] = {
     "float32": frozenset({float, int}),
@@ -67,6 +74,7 @@ _TENSOR_KEYS = frozenset({"name", "shape", "datatype", "data", "parameters"})
 # The common request's keys (RequestDecoder.common_v2): no parameters, no requested outputs.
 _COMMON_V2_KEYS = frozenset({"id", "inputs", "model_name", "model_version"})
 _COMMON_TENSOR_KEYS = frozenset({"name", "shape", "datatype", "data"})
+_NO_ENVELOPE: tuple[None, None, None] = (None, None, None)
 # Values within these bounds convert to the dtype exactly or to a finite neighbour (a float
 # beyond float32's largest finite value would become infinity; an int beyond int64, an error).
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -81,6 +89,11 @@ _LENGTH = struct.Struct("<I")
 # A number beyond float32 becomes infinity when cast, which _check_finite refuses by name; the
 # cast's warning says nothing more (and np.errstate costs microseconds on every request).
 warnings.filterwarnings("ignore", "overflow encountered in cast", RuntimeWarning)
+
+
+Feeds = dict[str, npt.NDArray[Any]]
+CommonFeeds = tuple[Feeds, int, tuple[str | None, str | None, str | None]]
+"""A common V2 request's feeds, rows, and envelope (``id``, ``model_name``, ``model_version``)."""
 
 
 def _json_name(value: object) -> str:
@@ -182,6 +195,8 @@ class RequestDecoder:
         }  # fmt: skip
         if len(self._common) != len(model.inputs):
             self._common = {}  # an input of another rank: every request takes the full path
+        # How many inputs a common request holds (-1: none is common, not even an empty list).
+        self._common_inputs = len(self._common) or -1
 
     # -- rows: /predict, KServe V1, MLflow ---------------------------------------------------
 
@@ -303,21 +318,15 @@ class RequestDecoder:
 
     # -- Open Inference Protocol ----------------------------------------------------------
 
-    def v2(self, body: object, binary: memoryview | None = None) -> V2Request:
-        """Feeds from an Open Inference Protocol request body (JSON, with optional binary data).
+    def full_v2(self, body: object, binary: memoryview | None = None) -> V2Request:
+        """Feeds from an Open Inference Protocol request body (JSON, with optional binary data):
+        every check, and the refusal's wording.
 
         ``binary`` is what follows the JSON header under the binary tensor data extension;
         inputs with a ``binary_data_size`` parameter take their bytes from it, in order.
-        The common request is decoded by :meth:`common_v2`, any other by :meth:`full_v2`.
+        The common JSON request is decoded first by :meth:`common_v2`; what it does not take
+        comes here.
         """
-        if binary is None:
-            common = self.common_v2(body)
-            if common is not None:
-                return common
-        return self.full_v2(body, binary)
-
-    def full_v2(self, body: object, binary: memoryview | None = None) -> V2Request:
-        """:meth:`v2` for any body: every check, and the refusal's wording."""
         if not isinstance(body, dict):
             raise InvalidInput(f'expected a JSON object with "inputs", got {_json_name(body)}')
         if not body.keys() <= _V2_KEYS:
@@ -351,67 +360,69 @@ class RequestDecoder:
             binary_outputs=self._binary_outputs(parameters, requested),
         )
 
-    def common_v2(self, body: object) -> V2Request | None:
-        """The common V2 JSON request, decoded in a few operations; None for any other body.
+    def common_v2(self, body: object) -> CommonFeeds | None:
+        """The common V2 JSON request, decoded in a few operations: its feeds, their rows and
+        the envelope's ``id``, ``model_name`` and ``model_version``; None for any other body.
 
         Common: ``inputs`` holds each model input once as ``name``, ``shape`` ``[rows,
         width]``, ``datatype`` and flat ``data`` of plain numbers (or strings for BYTES)
         within the dtype's range; the body has nothing else but string ``id``,
-        ``model_name`` and ``model_version``. Such a body is one :meth:`v2` accepts, and the
-        feeds are the ones it builds (the same conversion of the same list). None sends a
-        body to the full decoder: requested outputs, parameters, nested data, nulls, an
-        error of any kind.
+        ``model_name`` and ``model_version``. Such a body is one :meth:`full_v2` accepts,
+        and the feeds are the ones it builds (the same conversion of the same list). None
+        sends a body to the full decoder: requested outputs, parameters, nested data, nulls,
+        an error of any kind.
+
+        Written for few bytecodes, as it runs on nearly every request: a tensor's keys are
+        checked by count and lookup, its input's spec unpacked once, element types by a
+        superset test over ``map(type, data)`` (no set built), and no request object is
+        built (the handler makes the one it needs).
         """
         if type(body) is not dict:
             return None
         inputs = body.get("inputs")
-        common = self._common
-        if type(inputs) is not list or len(inputs) != len(common) or not common:
+        if type(inputs) is not list or len(inputs) != self._common_inputs:
             return None
-        envelope: list[str | None] = [None, None, None]
+        envelope = _NO_ENVELOPE
         if len(body) > 1:
             if not body.keys() <= _COMMON_V2_KEYS:
                 return None
-            envelope = [body.get("id"), body.get("model_name"), body.get("model_version")]
+            envelope = (body.get("id"), body.get("model_name"), body.get("model_version"))
             if any(value is not None and type(value) is not str for value in envelope):
                 return None
-        feeds: dict[str, npt.NDArray[Any]] = {}
+        feeds: Feeds = {}
         rows = 0
         for tensor in inputs:
             if type(tensor) is not dict or len(tensor) != len(_COMMON_TENSOR_KEYS):
                 return None
             try:  # as many keys as the common tensor's, all of them: exactly its keys
-                name, shape, data = tensor["name"], tensor["shape"], tensor["data"]
-                datatype = tensor["datatype"]
-            except KeyError:
+                name = tensor["name"]
+                datatype, width, dtype, types, bounds = self._common[name]
+                shape, data = tensor["shape"], tensor["data"]
+                if tensor["datatype"] != datatype:
+                    return None
+            except (KeyError, TypeError):  # a key missing, an unknown or unhashable name
                 return None
-            spec = common.get(name) if type(name) is str else None
+            if type(shape) is not list or len(shape) != 2 or type(data) is not list:
+                return None
+            count, columns = shape
             if (
-                spec is None
+                type(count) is not int
+                or type(columns) is not int
+                or columns != width
+                or not 0 < count <= self._max_rows
+                or (rows and count != rows)
                 or name in feeds
-                or datatype != spec.datatype
-                or type(shape) is not list
-                or len(shape) != 2
-                or type(shape[0]) is not int
-                or shape[1] != spec.width
-                or type(shape[1]) is not int
-                or not 0 < shape[0] <= self._max_rows
-                or (rows and shape[0] != rows)
-                or type(data) is not list
-                or len(data) != shape[0] * spec.width
-                or not spec.types.issuperset(map(type, data))  # no set built
+                or len(data) != count * width
+                or not types.issuperset(map(type, data))
+                or (bounds is not None and not bounds[0] <= min(data) <= max(data) <= bounds[1])
             ):
                 return None
-            bounds = spec.bounds
-            if bounds is not None and not bounds[0] <= min(data) <= max(data) <= bounds[1]:
-                return None
-            rows = shape[0]
+            rows = count
             try:
-                feeds[name] = np.array(data, dtype=spec.dtype).reshape(rows, spec.width)
+                feeds[name] = np.array(data, dtype=dtype).reshape(count, width)
             except (OverflowError, TypeError, ValueError):  # the full decoder words it
                 return None
-        request_id, model_name, model_version = envelope
-        return V2Request(Batch(feeds, rows), request_id, None, model_name, model_version)
+        return feeds, rows, envelope
 
     def _json_tensors(self, inputs: list[Any], binary: memoryview | None) -> list[TensorInput]:
         tensors = []
@@ -650,9 +661,9 @@ class RequestDecoder:
         )
 
 
-@dataclass(frozen=True)
-class _CommonInput:
-    """What :meth:`RequestDecoder.common_v2` checks an input tensor against."""
+class _CommonInput(NamedTuple):
+    """What :meth:`RequestDecoder.common_v2` checks an input tensor against (a tuple: one
+    unpacking per tensor)."""
 
     datatype: str  # the V2 name of the input's dtype
     width: int  # the second dimension

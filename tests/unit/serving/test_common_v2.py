@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from mlops_operator.serving.errors import ClientError
 from mlops_operator.serving.loading import load_model
 from mlops_operator.serving.model import V2_DATATYPES
-from mlops_operator.serving.validation import RequestDecoder, V2Request
+from mlops_operator.serving.validation import CommonFeeds, RequestDecoder, V2Request
 from tests.unit.serving.conftest import ModelDir
 
 pytestmark = pytest.mark.unit
@@ -30,22 +30,20 @@ EDGES = [FLOAT32_MAX, -FLOAT32_MAX, 3.4028235e38, 3.4028236e38, -3.5e38, 1e39, 2
          -(2**63), -(2**64), 1.7e308]  # fmt: skip
 
 
-def _same(common: V2Request, full: V2Request) -> None:
-    assert common.batch.rows == full.batch.rows
-    assert common.batch.feeds.keys() == full.batch.feeds.keys()
+def _same(common: CommonFeeds, full: V2Request) -> None:
+    feeds, rows, envelope = common
+    assert rows == full.batch.rows
+    assert feeds.keys() == full.batch.feeds.keys()
     for name, array in full.batch.feeds.items():
-        assert common.batch.feeds[name].dtype == array.dtype
-        assert common.batch.feeds[name].shape == array.shape
-        np.testing.assert_array_equal(common.batch.feeds[name], array)
-    assert (common.id, common.model_name, common.model_version) == (
-        full.id,
-        full.model_name,
-        full.model_version,
-    )
-    assert (common.outputs, common.binary_outputs) == (full.outputs, full.binary_outputs)
+        assert feeds[name].dtype == array.dtype
+        assert feeds[name].shape == array.shape
+        np.testing.assert_array_equal(feeds[name], array)
+    assert envelope == (full.id, full.model_name, full.model_version)
+    # Nothing the short path leaves out: every output, all as JSON.
+    assert (full.outputs, full.binary_outputs) == (None, frozenset())
 
 
-def _decide(decoder: RequestDecoder, body: Any) -> tuple[V2Request | None, V2Request | None]:
+def _decide(decoder: RequestDecoder, body: Any) -> tuple[CommonFeeds | None, V2Request | None]:
     """(the short path's result, the full decoder's result or None when it refuses)."""
     try:
         full: V2Request | None = decoder.full_v2(body)
@@ -71,7 +69,7 @@ def test_what_clients_send_takes_the_short_path(iris: RequestDecoder) -> None:
         assert common is not None, body
         assert full is not None, body
         _same(common, full)
-        assert common.batch.feeds["X"].tolist() == np.float32([ROW, [6, 3, 5, 2]]).tolist()
+        assert common[0]["X"].tolist() == np.float32([ROW, [6, 3, 5, 2]]).tolist()
 
 
 def test_what_it_does_not_cover_goes_to_the_full_decoder(iris: RequestDecoder) -> None:
@@ -113,7 +111,7 @@ def test_several_inputs_and_strings(trained_categorical: ModelDir) -> None:
     assert common is not None
     assert full is not None
     _same(common, full)
-    assert common.batch.feeds["plan"].tolist() == [["pro"], ["basic"]]
+    assert common[0]["plan"].tolist() == [["pro"], ["basic"]]
     numbers_for_strings = [{**t, "data": [1, 2]} if t["name"] == "plan" else t for t in inputs]
     for body in ({"inputs": numbers_for_strings}, {"inputs": inputs[:-1]}):
         assert _decide(decoder, body) == (None, None)
