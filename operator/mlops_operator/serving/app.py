@@ -217,6 +217,9 @@ class InferenceServer:
         self.draining = False
         self._headers = {"X-Model-Version": model.version}
         self._json_headers = CIMultiDict({hdrs.CONTENT_TYPE: "application/json", **self._headers})
+        self._binary_headers = CIMultiDict(
+            {hdrs.CONTENT_TYPE: "application/octet-stream", **self._headers}
+        )
         self._outputs = model.card.signature.outputs
         self._versioned = f"/v2/models/{model.name}/versions/{model.version}/"
         self._v2_template = _V2Template(model)
@@ -513,13 +516,9 @@ class InferenceServer:
             body["request_id"] = request_id
             data = orjson.dumps(body, option=_DUMP)
         if reply is not None and reply.binary:
-            response = self._response(
-                b"".join([data, *reply.binary]),
-                status,
-                request_id,
-                content_type="application/octet-stream",
-                extra={HEADER_LENGTH: str(len(data))},
-            )
+            headers = CIMultiDict(self._binary_headers)
+            headers[_HEADER_LENGTH] = str(len(data))
+            response = self._response(b"".join([data, *reply.binary]), status, request_id, headers)
         else:
             response = self._response(data, status, request_id)
         if self.canary is not None and request.get(_FORWARDING):
@@ -527,7 +526,7 @@ class InferenceServer:
             self.metrics.observe_side_channel("canary", outcome)
             return response
         self.metrics.observe_request(endpoint, outcome, time.perf_counter() - started)
-        if reply is not None and reply.batch is not None and (self.mirror or self.payloads):
+        if (self.mirror or self.payloads) and reply is not None and reply.batch is not None:
             native = endpoint in ("predict", "v2_infer") and _HEADER_LENGTH not in request.headers
             self.sample(
                 endpoint,
@@ -567,14 +566,25 @@ class InferenceServer:
         ClientError says what is wrong with it."""
         if request.match_info:  # the patterns' routes; the served model's own paths have none
             self._check_model(request)
-        raw = await self._read_body(request)
+        headers = request.headers
+        header_length = headers.get(_HEADER_LENGTH)
+        content_type = headers.get(hdrs.CONTENT_TYPE, "")
+        if content_type != "application/json":  # the common case needs no parsing
+            self._check_content_type(content_type, binary=header_length is not None)
+        limit = self.settings.max_body_bytes
+        length = request.content_length
+        if length is not None and length > limit:
+            raise PayloadTooLarge(f"the body has {length} bytes; at most {limit} are accepted")
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge as error:
+            raise PayloadTooLarge(f"the body is larger than {limit} bytes") from error
         if self.canary is not None and self._to_canary(request, endpoint):
             request[_FORWARDING] = True  # a timeout meanwhile is the canary's (_serve)
             forwarded = await self._forward(request, raw)
             request[_FORWARDING] = False
             if forwarded is not None:
                 return forwarded
-        header_length = request.headers.get(_HEADER_LENGTH)
         binary = None
         text = raw
         if header_length is not None:
@@ -672,20 +682,6 @@ class InferenceServer:
                 f"this server serves version {self.model.version!r}"
             )
 
-    async def _read_body(self, request: web.Request) -> bytes:
-        headers = request.headers
-        content_type = headers.get(hdrs.CONTENT_TYPE, "")
-        if content_type != "application/json":  # the common case needs no parsing
-            self._check_content_type(content_type, binary=_HEADER_LENGTH in headers)
-        limit = self.settings.max_body_bytes
-        length = request.content_length
-        if length is not None and length > limit:
-            raise PayloadTooLarge(f"the body has {length} bytes; at most {limit} are accepted")
-        try:
-            return await request.read()
-        except web.HTTPRequestEntityTooLarge as error:
-            raise PayloadTooLarge(f"the body is larger than {limit} bytes") from error
-
     @staticmethod
     def _check_content_type(content_type: str, *, binary: bool) -> None:
         media = content_type.partition(";")[0].strip().lower()
@@ -708,20 +704,13 @@ class InferenceServer:
         data: bytes,
         status: int,
         request_id: str | None = None,
-        *,
-        content_type: str = "application/json",
-        extra: dict[str, str] | None = None,
+        headers: CIMultiDict[str] | None = None,
     ) -> web.Response:
-        headers = (
-            self._json_headers
-            if content_type == "application/json"
-            else CIMultiDict({hdrs.CONTENT_TYPE: content_type, **self._headers})
-        )
-        response = web.Response(body=data, status=status, headers=headers)  # a copy of them
+        """A response with the version's headers (JSON unless ``headers`` say otherwise)."""
+        # Response copies the headers it is given: the prebuilt ones stay as they are.
+        response = web.Response(body=data, status=status, headers=headers or self._json_headers)
         if request_id is not None:
             response.headers[_REQUEST_ID] = request_id
-        if extra:
-            response.headers.update(extra)
         if self.draining:
             # Clients must not reuse a connection that is about to be closed.
             response.force_close()

@@ -66,10 +66,15 @@ class Histogram:
     first: int
     lazy: bool = False
 
+    @property
+    def sum_slot(self) -> int:
+        """The slot of the observations' sum (after the buckets and ``+Inf``)."""
+        return self.first + len(self.bounds) + 1
+
     def observe(self, slots: memoryview[float], value: float, count: int = 1) -> None:
         """``count`` observations of ``value``."""
         slots[self.first + bisect_left(self.bounds, value)] += count
-        slots[self.first + len(self.bounds) + 1] += value * count
+        slots[self.sum_slot] += value * count
 
     def observe_all(self, slots: memoryview[float], values: list[int]) -> None:
         """An observation of each value: one per distinct value (row counts repeat a lot)."""
