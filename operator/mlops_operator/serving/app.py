@@ -6,14 +6,14 @@ the model version and a request id (``X-Model-Version``, ``X-Request-ID``, and i
 bodies). Client mistakes are 4xx with a message; only a server fault is a 5xx. The gRPC
 endpoint (``grpc``) shares :meth:`InferenceServer.infer` and the decoder with these.
 
-Every request takes :meth:`InferenceServer._serve` (id, latency, outcome, response,
-side channels) around :meth:`InferenceServer._answer` (from the request to its reply).
-What is counted per onnxruntime call (drift bins, the prediction log for labels) happens
-in :meth:`InferenceServer.observe_calls`, for many calls at once, after the handlers have
-answered. The answer to
-the common V2 JSON request (every output as JSON) is written from byte templates laid
-out once per model, not built as objects and serialised (``benchmarks/serving`` says
-what each step of the path costs).
+Every inference request takes its endpoint's handler (:meth:`InferenceServer._endpoint`:
+id, latency, outcome, response, side channels) around :meth:`InferenceServer._answer`
+(from the request to its reply). What is counted per onnxruntime call (drift bins, the
+prediction log for labels) happens in :meth:`InferenceServer.observe_calls`, for many
+calls at once, after the handlers have answered. The answer to the common V2 JSON
+request (every output as JSON) is written from a template laid out once per model, not
+built as objects and serialised (``benchmarks/serving`` says what each step of the path
+costs).
 """
 
 from __future__ import annotations
@@ -87,6 +87,7 @@ class Reply:
 
 
 Responder = Callable[[web.Request, Any, "memoryview | None", str], Awaitable[Reply]]
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 class _V2Template:
@@ -223,6 +224,7 @@ class InferenceServer:
         self._outputs = model.card.signature.outputs
         self._versioned = f"/v2/models/{model.name}/versions/{model.version}/"
         self._v2_template = _V2Template(model)
+        self._serve_feedback = self._endpoint("feedback", self._feedback_body)
 
     def next_id(self) -> str:
         """A new request id, signed with the deployment's key (`serving.labels.RequestIds`)."""
@@ -235,19 +237,23 @@ class InferenceServer:
         # The served model's own paths first, as plain resources: aiohttp finds those by a
         # dict lookup before it tries the patterns (which remain for 404s naming the model).
         v2 = f"/v2/models/{self.model.name}"
+        v2_infer = self._endpoint("v2_infer", self._v2_body)
         for prefix in (v2, f"{v2}/versions/{self.model.version}", "/v2/models/{name}",
                        "/v2/models/{name}/versions/{version}"):  # fmt: skip
-            router.add_post(prefix + "/infer", self._v2_infer)
+            router.add_post(prefix + "/infer", v2_infer)
             router.add_get(prefix, self._model_metadata)
             router.add_get(prefix + "/ready", self._model_ready)
+        v1_predict = self._endpoint("v1_predict", self._predictions(v1_batch))
         for name in (self.model.name, "{name}"):
-            router.add_post(f"/v1/models/{name}:predict", self._v1_predict)
+            router.add_post(f"/v1/models/{name}:predict", v1_predict)
             router.add_get(f"/v1/models/{name}", self._v1_model)
         router.add_get("/v2/health/live", self._live)
         router.add_get("/v2/health/ready", self._ready)
         router.add_get("/v2", self._server_metadata)
-        router.add_post("/predict", self._predict)
-        router.add_post("/invocations", self._invocations)
+        router.add_post("/predict", self._endpoint("predict", self._predict_body))
+        router.add_post(
+            "/invocations", self._endpoint("invocations", self._predictions(mlflow_batch))
+        )
         # MLflow's scoring server probes.
         router.add_get("/ping", self._ready)
         router.add_get("/health", self._ready)
@@ -346,9 +352,6 @@ class InferenceServer:
 
     # -- HTTP inference endpoints ---------------------------------------------------------
 
-    async def _predict(self, request: web.Request) -> web.Response:
-        return await self._serve(request, "predict", self._predict_body)
-
     async def _predict_body(
         self, _: web.Request, body: Any, __: memoryview | None, request_id: str
     ) -> Reply:
@@ -365,12 +368,6 @@ class InferenceServer:
             )
         return Reply({"predictions": outputs[0].ravel()}, batch)
 
-    async def _v1_predict(self, request: web.Request) -> web.Response:
-        return await self._serve(request, "v1_predict", self._predictions(v1_batch))
-
-    async def _invocations(self, request: web.Request) -> web.Response:
-        return await self._serve(request, "invocations", self._predictions(mlflow_batch))
-
     def _predictions(self, read: Callable[[RequestDecoder, Any], Batch]) -> Responder:
         """KServe V1 and MLflow answer ``{"predictions": [...]}``: labels or values per row."""
 
@@ -385,9 +382,6 @@ class InferenceServer:
             )
 
         return respond
-
-    async def _v2_infer(self, request: web.Request) -> web.Response:
-        return await self._serve(request, "v2_infer", self._v2_body)
 
     async def _v2_body(
         self, request: web.Request, body: Any, binary: memoryview | None, request_id: str
@@ -449,7 +443,7 @@ class InferenceServer:
             response = self._json({"error": denied.message}, denied.status)
             response.headers["WWW-Authenticate"] = 'Bearer realm="feedback"'
             return response
-        return await self._serve(request, "feedback", self._feedback_body)
+        return await self._serve_feedback(request)
 
     def _feedback_denied(self, request: web.Request) -> Unauthorized | None:
         """Why a /feedback request is refused when a token is required (labels steer
@@ -480,63 +474,74 @@ class InferenceServer:
                 self.payloads.log_feedback(request_id, labels)
         return Reply({"accepted": accepted, "duplicates": duplicates})
 
-    async def _serve(self, request: web.Request, endpoint: str, respond: Responder) -> web.Response:
-        started = time.perf_counter()
-        request_id = self.ids.issue()
-        status, outcome = 200, "ok"
-        reply: Reply | None = None
-        try:
-            answering = self._answer(request, endpoint, respond, request_id)
-            if self._deadline is None:
-                answer = await answering
+    def _endpoint(self, endpoint: str, respond: Responder) -> Handler:
+        """The handler of an inference endpoint: the request id, the latency, the outcome,
+        the response and the side channels around ``respond`` (one coroutine per request:
+        the endpoint and its responder are the handler's own, not arguments)."""
+
+        async def serve(request: web.Request) -> web.Response:
+            started = time.perf_counter()
+            request_id = self.ids.issue()
+            status, outcome = 200, "ok"
+            reply: Reply | None = None
+            try:
+                answering = self._answer(request, endpoint, respond, request_id)
+                if self._deadline is None:
+                    answer = await answering
+                else:
+                    answer = await self._within_deadline(answering, self._deadline, started)
+                if not isinstance(answer, Reply):  # the canary's answer, relayed
+                    return answer
+                reply = answer
+                body = reply.body
+            except TimeoutError:
+                late = DeadlineExceeded(
+                    f"no answer within the server's deadline of {self.settings.timeout_ms} ms"
+                    " (spec.server.timeoutMs)"
+                )
+                status, outcome = late.status, late.outcome
+                body = {"error": late.message}
+            except ClientError as error:
+                status, outcome = error.status, error.outcome
+                body = {"error": error.message}
+            except Exception:
+                log.exception("request %s failed on the server side", request_id)
+                status, outcome = 500, "error"
+                body = {"error": f"internal server error; see the server log for {request_id}"}
+            if isinstance(body, bytes):
+                data = body
             else:
-                answer = await self._within_deadline(answering, self._deadline, started)
-            if not isinstance(answer, Reply):  # the canary's answer, relayed
-                return answer
-            reply = answer
-            body = reply.body
-        except TimeoutError:
-            late = DeadlineExceeded(
-                f"no answer within the server's deadline of {self.settings.timeout_ms} ms"
-                " (spec.server.timeoutMs)"
-            )
-            status, outcome = late.status, late.outcome
-            body = {"error": late.message}
-        except ClientError as error:
-            status, outcome = error.status, error.outcome
-            body = {"error": error.message}
-        except Exception:
-            log.exception("request %s failed on the server side", request_id)
-            status, outcome = 500, "error"
-            body = {"error": f"internal server error; see the server log for {request_id}"}
-        if isinstance(body, bytes):
-            data = body
-        else:
-            body["model_version"] = self.model.version
-            body["request_id"] = request_id
-            data = orjson.dumps(body, option=_DUMP)
-        if reply is not None and reply.binary:
-            headers = CIMultiDict(self._binary_headers)
-            headers[_HEADER_LENGTH] = str(len(data))
-            response = self._response(b"".join([data, *reply.binary]), status, request_id, headers)
-        else:
-            response = self._response(data, status, request_id)
-        if self.canary is not None and request.get(_FORWARDING):
-            # The canary ran out of the request's time: its failure (it counts its own), not ours.
-            self.metrics.observe_side_channel("canary", outcome)
+                body["model_version"] = self.model.version
+                body["request_id"] = request_id
+                data = orjson.dumps(body, option=_DUMP)
+            if reply is not None and reply.binary:
+                headers = CIMultiDict(self._binary_headers)
+                headers[_HEADER_LENGTH] = str(len(data))
+                response = self._response(
+                    b"".join([data, *reply.binary]), status, request_id, headers
+                )
+            else:
+                response = self._response(data, status, request_id)
+            if self.canary is not None and request.get(_FORWARDING):
+                # The canary ran out of the request's time: its failure (it counts its own), not ours.
+                self.metrics.observe_side_channel("canary", outcome)
+                return response
+            self.metrics.observe_request(endpoint, outcome, time.perf_counter() - started)
+            if (self.mirror or self.payloads) and reply is not None and reply.batch is not None:
+                native = (
+                    endpoint in ("predict", "v2_infer") and _HEADER_LENGTH not in request.headers
+                )
+                self.sample(
+                    endpoint,
+                    reply.batch,
+                    request_id,
+                    response=data,
+                    path=request.path if native else None,
+                    raw=reply.request if native else None,
+                )
             return response
-        self.metrics.observe_request(endpoint, outcome, time.perf_counter() - started)
-        if (self.mirror or self.payloads) and reply is not None and reply.batch is not None:
-            native = endpoint in ("predict", "v2_infer") and _HEADER_LENGTH not in request.headers
-            self.sample(
-                endpoint,
-                reply.batch,
-                request_id,
-                response=data,
-                path=request.path if native else None,
-                raw=reply.request if native else None,
-            )
-        return response
+
+        return serve
 
     @staticmethod
     async def _within_deadline(
@@ -580,7 +585,7 @@ class InferenceServer:
         except web.HTTPRequestEntityTooLarge as error:
             raise PayloadTooLarge(f"the body is larger than {limit} bytes") from error
         if self.canary is not None and self._to_canary(request, endpoint):
-            request[_FORWARDING] = True  # a timeout meanwhile is the canary's (_serve)
+            request[_FORWARDING] = True  # a timeout meanwhile is the canary's (_endpoint)
             forwarded = await self._forward(request, raw)
             request[_FORWARDING] = False
             if forwarded is not None:

@@ -228,7 +228,17 @@ class MicroBatcher:
             or self._delay
             or self._executor is not None
         ):
-            return self._alone(loop, batch, request_id)
+            # Alone: run now, on the loop, and mark the turn as taken.
+            self._turn_taken = True
+            try:
+                outputs = self._model.run(batch.feeds)
+            except Exception:
+                log.exception("onnxruntime failed on a validated request")
+                raise
+            finally:
+                loop.call_soon(self._clear_turn)
+            self._keep(batch.feeds, outputs, (request_id,), (batch.rows,))
+            return outputs
         future: asyncio.Future[Outputs] = loop.create_future()
         self._queue.append(_Pending(batch, request_id, future))
         if not self._scheduled and not self._running:
@@ -238,19 +248,6 @@ class MicroBatcher:
             else:
                 loop.call_soon(self._flush)
         return future
-
-    def _alone(self, loop: asyncio.AbstractEventLoop, batch: Batch, request_id: str) -> Outputs:
-        """Run a lone request's rows now, on the loop, and mark the turn as taken."""
-        self._turn_taken = True
-        try:
-            outputs = self._model.run(batch.feeds)
-        except Exception:
-            loop.call_soon(self._clear_turn)
-            log.exception("onnxruntime failed on a validated request")
-            raise
-        loop.call_soon(self._clear_turn)
-        self._keep(batch.feeds, outputs, (request_id,), (batch.rows,))
-        return outputs
 
     def _clear_turn(self) -> None:
         self._turn_taken = False
@@ -266,14 +263,14 @@ class MicroBatcher:
         call_rows = len(outputs[0])
         self._kept_calls.append(call_rows)
         self._unobserved_rows += call_rows
-        loop = self._loop
-        assert loop is not None
         if self._unobserved_rows >= OBSERVE_ROWS:
             if not self._observe_soon:
                 self._observe_soon = True
-                loop.call_soon(self.observe_now)  # after the handlers answered in this turn
+                assert self._loop is not None
+                self._loop.call_soon(self.observe_now)  # after the handlers answered in this turn
         elif self._observe_timer is None:
-            self._observe_timer = loop.call_later(self._observe_delay, self.observe_now)
+            assert self._loop is not None
+            self._observe_timer = self._loop.call_later(self._observe_delay, self.observe_now)
 
     def observe_now(self) -> None:
         """Observe the calls kept so far, merged, with one call of the ``observe`` hook."""

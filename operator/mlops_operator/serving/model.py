@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -34,6 +36,10 @@ class ServedModel:
     inputs: dict[str, TensorSpec] = field(init=False)
     features_by_input: dict[str, list[Feature]] = field(init=False)
     output_names: list[str] = field(init=False)
+    # All outputs, in the card's output order, for a batch of feeds: onnxruntime's run with
+    # the output names bound (a partial, not a method around it: one Python frame less on
+    # every call).
+    run: Callable[[dict[str, npt.NDArray[Any]]], list[npt.NDArray[Any]]] = field(init=False)
 
     def __post_init__(self) -> None:
         grouped: dict[str, list[Feature]] = {spec.name: [] for spec in self.card.signature.inputs}
@@ -44,6 +50,7 @@ class ServedModel:
         object.__setattr__(self, "inputs", {s.name: s for s in self.card.signature.inputs})
         object.__setattr__(self, "features_by_input", grouped)
         object.__setattr__(self, "output_names", [s.name for s in self.card.signature.outputs])
+        object.__setattr__(self, "run", partial(self.session.run, self.output_names))
 
     @property
     def sha256(self) -> str:
@@ -67,8 +74,3 @@ class ServedModel:
             return False
         order = [(f.name, f.index) for f in next(iter(self.features_by_input.values()))]
         return order == [(f.name, i) for i, f in enumerate(self.card.signature.features)]
-
-    def run(self, feeds: dict[str, npt.NDArray[Any]]) -> list[npt.NDArray[Any]]:
-        """All outputs, in the card's output order, for a batch of feeds."""
-        outputs: list[npt.NDArray[Any]] = self.session.run(self.output_names, feeds)
-        return outputs
