@@ -78,8 +78,8 @@ class Histogram:
 
     def observe_all(self, slots: memoryview[float], values: list[int]) -> None:
         """An observation of each value: one per distinct value (row counts repeat a lot)."""
-        if len(values) == 1:
-            self.observe(slots, values[0])
+        if values and values.count(values[0]) == len(values):  # all alike: no Counter built
+            self.observe(slots, values[0], len(values))
             return
         for value, count in Counter(values).items():
             self.observe(slots, value, count)
