@@ -10,6 +10,11 @@ overhead of validation, metrics, drift counters, the label record and batching o
 bare minimum. ``--profile DIR`` keeps the callgrind files (``callgrind_annotate`` reads
 them).
 
+Ours is measured three ways: V2 JSON, ``/predict`` rows, and V2 JSON with the 5 s deadline
+a ModelDeployment's servers run with (``timeoutMs``'s default). Runs of one server differ by a
+few hundred instructions a request with ``--few 200 --many 1200``, by a few thousand with
+100/600 (garbage collections and loop turns that land in one run and not the other).
+
 Threads are counted apart (``--separate-threads=yes``): the ratio is the event loop's
 thread, the request path. Other threads do work by the clock, not by the request:
 numpy's idle BLAS pool, and in ours the label log's flush, which writes a Parquet file
@@ -145,7 +150,9 @@ def main() -> None:
         help="also measure the server of another checkout (its operator/ on PYTHONPATH), e.g. "
         "`git archive main operator | tar -x -C /tmp/main` to show what a change saves",
     )
-    parser.add_argument("--only-v2", action="store_true", help="skip the /predict row")
+    parser.add_argument(
+        "--only-v2", action="store_true", help="skip the /predict and deadline rows"
+    )
     args = parser.parse_args()
     ensure_debian_package("valgrind", "valgrind")
     with tempfile.TemporaryDirectory() as root:
@@ -178,9 +185,17 @@ def main() -> None:
                               "--labels-uri", labels, "--log-level", "WARNING"],
                 {"path": "/predict", "body": json.dumps({"rows": [row]}).encode(), "headers": json_headers},
             ),
+            # A ModelDeployment's servers run with its timeoutMs, 5 s unless set.
+            "mlops serve, V2 JSON, 5 s deadline": (
+                lambda port: [python, "-m", "mlops_operator.cli", "serve", "--model-dir", str(model_dir),
+                              "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+                              "--labels-uri", labels, "--log-level", "WARNING", "--timeout-ms", "5000"],
+                {"path": "/v2/models/iris/infer", "body": v2, "headers": json_headers},
+            ),
         }  # fmt: skip
         if args.only_v2:
             del servers["mlops serve, /predict"]
+            del servers["mlops serve, V2 JSON, 5 s deadline"]
         offload = one_row_seconds(load_model(str(model_dir), threads=1)) > OFFLOAD_ABOVE_SECONDS
         at_full_speed = {
             "MLOPS_OBSERVE_DELAY_MS": "3600000",

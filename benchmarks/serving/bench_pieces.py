@@ -7,9 +7,10 @@ times in one process under ``valgrind --tool=callgrind``, between calls of a mar
 (``os.getppid``) that callgrind dumps its counters before (``--dump-before``): each
 segment's total divided by the calls is one call's cost, whatever the machine's load. The
 floor's own steps (``floor_server.py``: ``np.asarray`` of the data, one ``orjson.dumps`` of
-the answer, ``web.Response``) are measured the same way. What no piece holds (aiohttp's
-request handling and our handler coroutines around the pieces) is the difference between
-``bench_instructions.py``'s figures and the pieces' sum.
+the answer, ``web.Response``) are measured the same way, and so are both whole handlers,
+called on a request whose body aiohttp has read already (a lone request: ours answers it
+without waiting). What the handlers do not hold (aiohttp's request handling and response
+writing, the loop) is the difference between ``bench_instructions.py``'s figures and theirs.
 
 Needs valgrind (installed here when missing and run as root).
 
@@ -32,9 +33,11 @@ from typing import Any
 import numpy as np
 import orjson
 from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import floor_server
 from tools import ensure_debian_package
 
 from mlops_operator.serving.app import InferenceServer
@@ -64,6 +67,8 @@ PIECES = [
     ("response object (_response)", "ours"),
     ("floor: web.Response", "floor"),
     ("request counted (observe_request)", "ours"),
+    ("the V2 handler, whole (its body already read)", "ours"),
+    ("floor: its handler, whole (its body already read)", "floor"),
 ]
 
 
@@ -85,18 +90,36 @@ def pieces(model_dir: Path, labels: Path) -> list[Callable[[], Any]]:
     batcher = server.batcher
     tensor = body["inputs"][0]
 
-    def alone() -> None:
-        step = batcher.predict(parsed.batch, request_id)
-        try:
-            step.send(None)
-        except StopIteration:
-            pass  # answered at its first step: the lone path
-        else:
-            raise RuntimeError("the request was queued: not the lone path this piece measures")
+    def next_turn() -> None:
         # What the loop's next turn would do: clear the turn's mark, count at 256 rows.
         batcher._clear_turn()
         if batcher._observe_soon:
             batcher.observe_now()
+
+    def alone() -> None:
+        if not isinstance(batcher.submit(parsed.batch, request_id), list):
+            raise RuntimeError(  # noqa: TRY004 - a path not taken, not a wrong type
+                "the request was queued: not the lone path this piece measures"
+            )
+        next_turn()
+
+    ours_handler, ours_request = _handler(server.application())
+    floor_handler, floor_request = _handler(
+        floor_server.application(model_dir / "model.onnx", "iris")
+    )
+
+    def handled(handler: Any, request: web.Request) -> None:
+        step = handler(request)
+        try:
+            step.send(None)
+        except StopIteration:
+            pass  # answered without waiting: a lone request whose body had arrived
+        else:
+            raise RuntimeError("the handler waited: not the path this piece measures")
+
+    def ours_whole() -> None:
+        handled(ours_handler, ours_request)
+        next_turn()
 
     def floor_answer() -> bytes:
         return orjson.dumps(
@@ -120,7 +143,21 @@ def pieces(model_dir: Path, labels: Path) -> list[Callable[[], Any]]:
         lambda: server._response(b"x" * 200, 200, request_id),
         lambda: web.Response(body=b"x" * 200, content_type="application/json"),
         lambda: server.metrics.observe_request("v2_infer", "ok", 0.0001),
+        ours_whole,
+        lambda: handled(floor_handler, floor_request),
     ]
+
+
+def _handler(app: web.Application) -> tuple[Any, web.Request]:
+    """The V2 infer handler of ``app`` and a request for it whose body was read already (the
+    common case: the body arrives with the headers)."""
+    path = "/v2/models/iris/infer"
+    resource = next(r for r in app.router.resources() if r.canonical == path)
+    handler = next(iter(resource)).handler
+    headers = {"Content-Type": "application/json", "Content-Length": str(len(BODY))}
+    request = make_mocked_request("POST", path, headers=headers, app=app)
+    request._read_bytes = BODY  # what aiohttp keeps once it has read the body
+    return handler, request
 
 
 async def run_pieces(model_dir: Path, labels: Path, calls: int) -> None:
