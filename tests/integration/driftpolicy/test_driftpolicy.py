@@ -209,12 +209,6 @@ def test_scrape_fallback_and_prometheus_measure_the_same_psi(
     async def measure() -> tuple[float, float, dict[str, float]]:
         import aiohttp
 
-        history = ScrapeHistory()
-        now = datetime.now(UTC)
-        async with aiohttp.ClientSession() as session:
-            for t, snapshot in await scrape_pods(session, [target], timeout_seconds=5, now=now):
-                history.record(t, snapshot)
-        scraped, _ = history.window_counts(scope, now, timedelta(seconds=parse_duration(window)))
         client = PrometheusClient(prometheus_url)
         try:
             source = WindowQueries(client)
@@ -232,6 +226,22 @@ def test_scrape_fallback_and_prometheus_measure_the_same_psi(
             expression = await client.query(promql.feature_psi(scope, window))
         finally:
             await client.close()
+        # The direct scrape also waits until the pod counts every row sent: each worker
+        # counts a request's bins in batches (observe_delay_ms), so a scrape right after the
+        # traffic may find one worker's last rows not yet counted.
+        async with aiohttp.ClientSession() as session:
+            for _ in range(60):
+                history = ScrapeHistory()
+                now = datetime.now(UTC)
+                for t, snapshot in await scrape_pods(session, [target], timeout_seconds=5, now=now):
+                    history.record(t, snapshot)
+                span = timedelta(seconds=parse_duration(window))
+                scraped, _ = history.window_counts(scope, now, span)
+                if round(scraped["1"].features[PETAL].total) == traffic.sent:
+                    break
+                await asyncio.sleep(1)
+            else:
+                raise AssertionError(f"the pod's /metrics never counted the {traffic.sent} rows")
         by_prometheus = {s.labels["feature"]: s.value for s in expression}
         return (
             scraped["1"].features[PETAL].psi(),
