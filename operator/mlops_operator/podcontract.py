@@ -27,6 +27,7 @@ __all__ = [
     "DATASET_VOLUME",
     "ENV_PREFIX",
     "EXIT_ARTIFACT_REFUSED",
+    "IMAGE_USER",
     "LABELS_MOUNT",
     "PAYLOAD_LOG_MOUNT",
     "RESERVED_MOUNTS",
@@ -61,6 +62,11 @@ PAYLOAD_LOG_MOUNT = "/var/lib/mlops/payload-log"
 LABELS_MOUNT = "/var/lib/mlops/labels"
 """Where a serving pod sees its deployment's label logs, apart from the (read-only) store."""
 TRAINER_OUTPUT_DIR = f"{SCRATCH_MOUNT}/model"
+IMAGE_USER = 65532
+"""The numeric non-root user and group of the project's images (``USER 65532:65532`` in
+images/Dockerfile), and so what the pods run as unless the operator is told otherwise
+(`mlops_operator.api.pods.WorkloadSecurityContext`). Numeric, so that ``runAsNonRoot``
+holds with no ``runAsUser`` in the pod, on platforms that assign the UID themselves."""
 TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 EXIT_ARTIFACT_REFUSED = 3
 """The server's exit code when it refuses its artifact (the operator reads it from the pod,

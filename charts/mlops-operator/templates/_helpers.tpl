@@ -53,6 +53,20 @@ chart's imagePullSecrets added to the workload's own.
 {{- end -}}
 
 {{/*
+workloads.securityContext as the JSON the operator reads (MLOPS_WORKLOAD_SECURITY_CONTEXT), every
+id named: Helm drops a key set to null from the values, and an id the operator is not given
+would be its default, not unset.
+*/}}
+{{- define "mlops-operator.workloadSecurityContext" -}}
+{{- $given := .Values.workloads.securityContext | default dict -}}
+{{- $ids := dict -}}
+{{- range $id := list "runAsUser" "runAsGroup" "fsGroup" -}}
+{{- $_ := set $ids $id (index $given $id) -}}
+{{- end -}}
+{{- toJson $ids -}}
+{{- end -}}
+
+{{/*
 The user names the operator acts as, as a CEL list literal (JSON strings are CEL strings): its
 ServiceAccount's, and governance.operatorUsers (e.g. an operator run outside the cluster).
 */}}

@@ -15,6 +15,10 @@ that workload (the chart's ``workloads`` values) first, then the object's own.
 Maps merge key by key, lists by name (env, volumes, mounts, pull secrets) or by
 value (tolerations), a later layer winning; ``affinity`` and the single values are
 replaced whole; the operator's labels and annotations always win.
+
+Who the pods run as is the operator's setting alone (`WorkloadSecurityContext`, the
+chart's ``workloads.securityContext``), never an object's: the ids the images declare,
+or none at all where the platform assigns them (OpenShift).
 """
 
 from __future__ import annotations
@@ -22,13 +26,14 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from mlops_operator.api.fields import ObjectName, ResourceRequirements
 from mlops_operator.api.model import CamelModel, Rule
-from mlops_operator.podcontract import ENV_PREFIX, RESERVED_MOUNTS, RESERVED_VOLUMES
+from mlops_operator.podcontract import ENV_PREFIX, IMAGE_USER, RESERVED_MOUNTS, RESERVED_VOLUMES
 
 __all__ = [
+    "DEFAULT_WORKLOAD_SECURITY",
     "VOLUME_SOURCES",
     "EnvVar",
     "LocalObjectReference",
@@ -36,6 +41,7 @@ __all__ = [
     "Toleration",
     "Volume",
     "VolumeMount",
+    "WorkloadSecurityContext",
     "contract_problems",
 ]
 
@@ -53,6 +59,10 @@ VOLUME_SOURCES = (  # the volume types the restricted Pod Security Standard allo
     "downwardAPI",
     "ephemeral",
 )
+
+
+# Kubernetes' bounds of a user or group id (apimachinery's IsValidUserID / IsValidGroupID).
+_MAX_ID = 2**31 - 1
 
 
 def _cel_list(values: tuple[str, ...]) -> str:
@@ -294,3 +304,46 @@ def contract_problems(overrides: PodOverrides) -> list[str]:
         if mount.name not in volumes
     ]
     return problems
+
+
+class WorkloadSecurityContext(CamelModel):
+    """The ids in the ``securityContext`` of every pod the operator starts (trainer, validator,
+    audit appender, inference server, evaluator).
+
+    Each defaults to the images' own user (`mlops_operator.podcontract.IMAGE_USER`); null leaves
+    the key out of the pod, for a platform that assigns it: OpenShift's ``restricted-v2``
+    SecurityContextConstraints refuse a pod whose ``runAsUser`` or ``fsGroup`` lies outside the
+    namespace's range and fill in both when they are missing. ``runAsNonRoot`` and the
+    ``RuntimeDefault`` seccomp profile stay whatever these say, so the pods keep meeting the
+    ``restricted`` Pod Security Standard (the images' user is numeric and not root).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    run_as_user: int | None = Field(
+        default=IMAGE_USER,
+        ge=1,
+        le=_MAX_ID,
+        description="The containers' user id; null: the image's (or the platform's) user.",
+    )
+    run_as_group: int | None = Field(
+        default=IMAGE_USER,
+        ge=0,
+        le=_MAX_ID,
+        description="The containers' primary group id; null: the image's.",
+    )
+    fs_group: int | None = Field(
+        default=IMAGE_USER,
+        ge=0,
+        le=_MAX_ID,
+        description="The group that owns the pod's writable volumes (and that every container"
+        " joins); null: volumes keep their ownership, as the platform or the storage sets it.",
+    )
+
+    def pod_fields(self) -> dict[str, int]:
+        """The ids that are set, as a pod's ``securityContext`` names them."""
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+DEFAULT_WORKLOAD_SECURITY = WorkloadSecurityContext()
+"""The pods run as the images' user, group and fsGroup."""

@@ -59,6 +59,7 @@ async def write_audit(
         storage=storage,
         deployment=deployment,
         defaults=context.settings.audit_pod,
+        security=context.settings.workload_security_context,
     )
     try:
         # Conflict: an earlier pass made it and did not get to move the annotation.

@@ -319,6 +319,7 @@ async def _converge(
             canary=canary if is_champion else None,
             defaults=settings.server_pod,
             grpc_port=grpc,
+            security=settings.workload_security_context,
         )
         seen = name in present
         conflicts.append(
@@ -394,7 +395,13 @@ async def _converge_labels(
         with contextlib.suppress(Conflict):
             await context.kube.create(labels_key_secret(mdep, os.urandom(32)))
         context.applied.put(marker, "created")
-    manifest = evaluator_deployment(mdep, image=context.settings.server_image, storage=storage)
+    settings = context.settings
+    manifest = evaluator_deployment(
+        mdep,
+        image=settings.server_image,
+        storage=storage,
+        security=settings.workload_security_context,
+    )
     return await children.apply(context, manifest, exists=True)
 
 

@@ -170,6 +170,7 @@ async def _start(
         gates=gates,
         champions=champions,
         defaults=context.settings.validator_pod,
+        security=context.settings.workload_security_context,
     )
     try:
         await context.kube.create(job)

@@ -316,7 +316,14 @@ async def _start(training: TrainingJob, body: kopf.Body, context: OperatorContex
     try:
         logs = await _payload_logs(kube, training)
         image = training.spec.image or settings.trainer_image
-        manifest = build_job(training, storage, image, logs, settings.trainer_pod)
+        manifest = build_job(
+            training,
+            storage,
+            image,
+            logs,
+            settings.trainer_pod,
+            security=settings.workload_security_context,
+        )
     except UnsupportedSpec as error:
         await _fail(kube, body, training, Reason.INVALID_SPEC, str(error), job=name)
         return

@@ -26,6 +26,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlops_operator.podcontract import IMAGE_USER
+
 __all__ = [
     "BUILT_IMAGE_REGISTRY",
     "DEFAULT_IMAGES",
@@ -38,8 +40,6 @@ __all__ = [
 
 NOT_RUNNABLE_REASON = "ImageNotRunnableLocally"
 
-# The images' numeric non-root user, as their Dockerfiles declare it.
-IMAGE_USER = 65532
 BUILT_IMAGE_REGISTRY = "localhost/"
 """Images named under it run from their own root file system when buildah has them."""
 _CONTAINER_PREFIX = "mlops-local-node-"

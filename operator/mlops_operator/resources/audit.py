@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mlops_operator.api.metadata import AUDIT_ENTRY_ANNOTATION
-from mlops_operator.api.pods import PodOverrides
+from mlops_operator.api.pods import DEFAULT_WORKLOAD_SECURITY, PodOverrides, WorkloadSecurityContext
 from mlops_operator.audit.entry import AuditEntry
 from mlops_operator.podcontract import AUDIT_ENTRIES_ENV
 from mlops_operator.resources.common import (
@@ -54,9 +54,11 @@ def audit_job(
     deployment: str | None = None,
     deadline_seconds: int = 300,
     defaults: PodOverrides | None = None,
+    security: WorkloadSecurityContext = DEFAULT_WORKLOAD_SECURITY,
 ) -> dict[str, Any]:
     """The Job appending `entries` (one object's, oldest first) to the log at store `key`;
-    `defaults` (the operator's audit pod defaults) go over its pod."""
+    `defaults` (the operator's audit pod defaults) go over its pod, which runs with
+    `security`'s ids."""
     if not entries:
         raise ValueError("an audit Job needs at least one entry")
     newest = entries[-1]
@@ -82,4 +84,4 @@ def audit_job(
         "ttlSecondsAfterFinished": TTL_SECONDS,
     }
     volumes = [scratch_volume("16Mi"), *storage.volumes()]
-    return restricted_job(metadata, container, volumes, spec, (defaults,))
+    return restricted_job(metadata, container, volumes, spec, (defaults,), security=security)

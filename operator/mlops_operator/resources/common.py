@@ -7,9 +7,11 @@
   names up to 253: `label_value` shortens long names with a hash suffix, and
   lookups by label go through the same function.
 - **Pod security.** Workload pods meet the ``restricted`` Pod Security Standard
-  (non-root as 65532, no privilege escalation, every capability dropped, seccomp
+  (non-root, no privilege escalation, every capability dropped, seccomp
   ``RuntimeDefault``, read-only root filesystem) with an ``emptyDir`` at ``/tmp``
-  for scratch space, so they run in namespaces that enforce it.
+  for scratch space, so they run in namespaces that enforce it. Their user, group
+  and fsGroup are the operator's setting (`WorkloadSecurityContext`): the images'
+  user by default, none where the platform assigns them (OpenShift).
 - **Artifacts.** One convention for every controller (`ArtifactStorage`): either
   a PersistentVolumeClaim (default ``mlops-artifacts``, created in each namespace
   that runs workloads when missing, never deleted) mounted at `ARTIFACT_MOUNT`, or
@@ -36,7 +38,7 @@ from mlops_operator.api.metadata import (
     PART_OF_LABEL,
     TRAINING_JOB_LABEL,
 )
-from mlops_operator.api.pods import PodOverrides
+from mlops_operator.api.pods import PodOverrides, WorkloadSecurityContext
 from mlops_operator.api.resource import CustomResource
 from mlops_operator.podcontract import (
     ARTIFACT_MOUNT,
@@ -58,7 +60,6 @@ __all__ = [
     "MODEL_VERSION_LABEL",
     "PART_OF_LABEL",
     "PVC_SCHEME",
-    "RUN_AS_USER",
     "SCRATCH_MOUNT",
     "SCRATCH_VOLUME",
     "STORE_URI_ENV",
@@ -80,7 +81,6 @@ __all__ = [
 
 MANAGED_BY = "mlops-operator"
 
-RUN_AS_USER = 65532
 PVC_SCHEME = "pvc"
 
 _MAX_LABEL_VALUE = 63
@@ -163,13 +163,12 @@ def controller_uid(obj: Mapping[str, Any]) -> str | None:
     return None
 
 
-def restricted_pod_security_context() -> dict[str, Any]:
-    """The pod-level settings the ``restricted`` Pod Security Standard asks for."""
+def restricted_pod_security_context(security: WorkloadSecurityContext) -> dict[str, Any]:
+    """The pod-level settings the ``restricted`` Pod Security Standard asks for, with the ids
+    `security` sets (an id it leaves unset is the image's, or the platform's, to decide)."""
     return {
         "runAsNonRoot": True,
-        "runAsUser": RUN_AS_USER,
-        "runAsGroup": RUN_AS_USER,
-        "fsGroup": RUN_AS_USER,
+        **security.pod_fields(),
         "seccompProfile": {"type": "RuntimeDefault"},
     }
 
@@ -191,18 +190,21 @@ def restricted_job(
     volumes: list[dict[str, Any]],
     spec: Mapping[str, Any],
     overrides: Sequence[PodOverrides | None] = (),
+    *,
+    security: WorkloadSecurityContext,
 ) -> dict[str, Any]:
     """The ``batch/v1`` Job of one container the operator runs (trainer, validator, audit
     appender), the one template of all three: the Job's `spec` with a pod labelled as the Job
     (`metadata`), never restarted, no API token, no service links in its environment,
-    ``restricted`` down to the container, and `overrides` merged over the pod in order."""
+    ``restricted`` down to the container with `security`'s ids, and `overrides` merged over
+    the pod in order."""
     pod = {
         "metadata": {"labels": metadata["labels"]},
         "spec": {
             "restartPolicy": "Never",
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,
-            "securityContext": restricted_pod_security_context(),
+            "securityContext": restricted_pod_security_context(security),
             "containers": [
                 container | {"securityContext": restricted_container_security_context()}
             ],

@@ -27,6 +27,7 @@ from mlops_operator.api.metadata import (
     SCRAPE_PORT_ANNOTATION,
 )
 from mlops_operator.api.modeldeployment import Feedback, ModelDeployment
+from mlops_operator.api.pods import DEFAULT_WORKLOAD_SECURITY, WorkloadSecurityContext
 from mlops_operator.evaluator.settings import EvaluatorSettings
 from mlops_operator.realized import EVALUATOR_COMPONENT
 from mlops_operator.resources.common import (
@@ -145,9 +146,14 @@ def evaluator_settings(
 
 
 def evaluator_deployment(
-    mdep: ModelDeployment, *, image: str, storage: ArtifactStorage
+    mdep: ModelDeployment,
+    *,
+    image: str,
+    storage: ArtifactStorage,
+    security: WorkloadSecurityContext = DEFAULT_WORKLOAD_SECURITY,
 ) -> dict[str, Any]:
-    """The evaluator's Deployment (one pod), or ValueError without `spec.feedback`."""
+    """The evaluator's Deployment (one pod, with `security`'s ids), or ValueError without
+    `spec.feedback`."""
     feedback = mdep.spec.feedback
     if feedback is None:
         raise ValueError(f"ModelDeployment {mdep.name} has no spec.feedback to evaluate")
@@ -202,7 +208,7 @@ def evaluator_deployment(
                 },
                 "spec": {
                     "automountServiceAccountToken": False,
-                    "securityContext": restricted_pod_security_context(),
+                    "securityContext": restricted_pod_security_context(security),
                     "containers": [container],
                     "volumes": [scratch_volume(), *storage.volumes()],
                 },

@@ -43,7 +43,7 @@ from mlops_operator.api.metadata import (
     VERSION_LABEL,
 )
 from mlops_operator.api.modeldeployment import ModelDeployment, ModelDeploymentStatus
-from mlops_operator.api.pods import PodOverrides
+from mlops_operator.api.pods import DEFAULT_WORKLOAD_SECURITY, PodOverrides, WorkloadSecurityContext
 from mlops_operator.podcontract import (
     EXIT_ARTIFACT_REFUSED,
     LABELS_MOUNT,
@@ -219,11 +219,12 @@ def serving_deployment(
     canary: Forwarding | None = None,
     defaults: PodOverrides | None = None,
     grpc_port: int = 0,
+    security: WorkloadSecurityContext = DEFAULT_WORKLOAD_SECURITY,
 ) -> dict[str, Any]:
     """The Deployment running the inference server for one version (gRPC too unless port 0);
     `mirror` and `canary` are the shares of its requests it sends to a challenger (the
     champion's only); `defaults` (the operator's server pod defaults), then the spec's
-    overrides go over its pod."""
+    overrides go over its pod, which runs with `security`'s ids."""
     selector = _labels(mdep, model_version=model_version) | {VERSION_LABEL: str(version)}
     pod_labels = selector | {TRAFFIC_LABEL: "true" if traffic else "false"}
     log_uri = payload_log_uri(mdep, storage)
@@ -287,7 +288,7 @@ def serving_deployment(
         },
         "spec": {
             "automountServiceAccountToken": False,
-            "securityContext": restricted_pod_security_context(),
+            "securityContext": restricted_pod_security_context(security),
             "terminationGracePeriodSeconds": _GRACE_SECONDS,
             "containers": [container],
             "volumes": [scratch_volume(), *storage.volumes()],

@@ -61,7 +61,7 @@ from mlops_operator.api.modelversion import (
     TensorSummary,
     recorded_recipe,
 )
-from mlops_operator.api.pods import PodOverrides
+from mlops_operator.api.pods import DEFAULT_WORKLOAD_SECURITY, PodOverrides, WorkloadSecurityContext
 from mlops_operator.api.resource import API_VERSION
 from mlops_operator.api.trainingjob import (
     Dataset,
@@ -290,9 +290,11 @@ def build_job(
     image: str,
     payload_logs: Mapping[str, str] | None = None,
     defaults: PodOverrides | None = None,
+    security: WorkloadSecurityContext = DEFAULT_WORKLOAD_SECURITY,
 ) -> dict[str, Any]:
     """The ``batch/v1`` Job that runs the trainer for `training` (raises `UnsupportedSpec`);
-    `defaults`, the operator's trainer pod defaults, then the spec's overrides go over its pod."""
+    `defaults`, the operator's trainer pod defaults, then the spec's overrides go over its pod,
+    which runs with `security`'s ids."""
     spec = training.spec
     env = trainer_settings(training, storage, image, payload_logs).to_env()
     volumes, mounts = _volumes(training, storage)
@@ -335,7 +337,7 @@ def build_job(
         "ownerReferences": [owner_reference(training)],
     }
     layers = (defaults, spec.pod_overrides, resources)
-    return restricted_job(metadata, container, volumes, job_spec, layers)
+    return restricted_job(metadata, container, volumes, job_spec, layers, security=security)
 
 
 def owner_uid(job: Mapping[str, Any]) -> str | None:

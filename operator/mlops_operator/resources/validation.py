@@ -22,7 +22,7 @@ from pydantic import Field, ValidationError
 from mlops_operator.api.gates import Gates, MetricGate
 from mlops_operator.api.metadata import CHAMPIONS_ANNOTATION, GATES_ANNOTATION
 from mlops_operator.api.modelversion import ModelVersion
-from mlops_operator.api.pods import PodOverrides
+from mlops_operator.api.pods import DEFAULT_WORKLOAD_SECURITY, PodOverrides, WorkloadSecurityContext
 from mlops_operator.podcontract import TERMINATION_MESSAGE_PATH
 from mlops_operator.resources.common import (
     ArtifactStorage,
@@ -68,9 +68,11 @@ def validation_job(
     champions: Mapping[str, str],
     deadline_seconds: int = 600,
     defaults: PodOverrides | None = None,
+    security: WorkloadSecurityContext = DEFAULT_WORKLOAD_SECURITY,
 ) -> dict[str, Any]:
     """The Job validating `mv` for `gates`; `champions` maps champion ModelVersion names to
-    artifact URIs; `defaults`, then the version's `validatorPodOverrides`, go over its pod."""
+    artifact URIs; `defaults`, then the version's `validatorPodOverrides`, go over its pod,
+    which runs with `security`'s ids."""
     spec = mv.spec
     signature = spec.signature
     settings = ValidatorSettings(
@@ -89,7 +91,7 @@ def validation_job(
         "name": CONTAINER,
         "image": image,
         "command": ["python", "-m", "mlops_operator.validator"],
-        "env": [*settings.to_env(), *storage.env()],
+        "env": settings.to_env(),  # its settings carry the store (MLOPS_STORE_URI)
         **storage.env_from_field(),
         "terminationMessagePath": TERMINATION_MESSAGE_PATH,
         "terminationMessagePolicy": "File",
@@ -108,7 +110,7 @@ def validation_job(
     job_spec = {"backoffLimit": 0, "activeDeadlineSeconds": deadline_seconds}
     volumes = [scratch_volume(), *storage.volumes()]
     layers = (defaults, spec.validator_pod_overrides)
-    return restricted_job(metadata, container, volumes, job_spec, layers)
+    return restricted_job(metadata, container, volumes, job_spec, layers, security=security)
 
 
 def read_report(pods: Sequence[Mapping[str, Any]]) -> ValidationReport | str:

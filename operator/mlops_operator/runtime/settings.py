@@ -16,7 +16,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mlops_operator import DEFAULT_IMAGE_REPO, __version__
 from mlops_operator.api.fields import ResourceRequirements
-from mlops_operator.api.pods import PodOverrides, contract_problems
+from mlops_operator.api.pods import PodOverrides, WorkloadSecurityContext, contract_problems
+from mlops_operator.podcontract import IMAGE_USER
 
 __all__ = [
     "PROJECT_IMAGE_PREFIX",
@@ -220,6 +221,13 @@ class OperatorSettings(BaseSettings):
         default_factory=lambda: WORKLOAD_DEFAULTS["server"],
         description="Defaults of every inference server pod (MLOPS_SERVER_POD); a"
         " ModelDeployment's podOverrides go over them.",
+    )
+    workload_security_context: WorkloadSecurityContext = Field(
+        default_factory=WorkloadSecurityContext,
+        description="The runAsUser, runAsGroup and fsGroup of every pod the operator starts (JSON"
+        ' in MLOPS_WORKLOAD_SECURITY_CONTEXT, e.g. {"runAsUser": null, "runAsGroup": null,'
+        f' "fsGroup": null}}); each defaults to the images\' user {IMAGE_USER}, and null leaves'
+        " it out of the pods for the platform to assign (OpenShift's restricted-v2).",
     )
     peering: str | None = Field(
         default=None,

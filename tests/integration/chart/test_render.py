@@ -5,7 +5,9 @@ Aspects: `helm lint --strict` is clean; wrong values fail with a message naming 
 what was expected; in every RBAC mode no rule is too broad, and the Namespaced mode grants the
 namespaced rules only in the watched namespaces; the CRDs are optional and kept on uninstall
 when asked; the optional monitoring objects render with the configured labels and thresholds;
-the checked-in base is exactly what `make manifests` renders; each overlay builds.
+the checked-in base is exactly what `make manifests` renders; each overlay builds; the ids of
+the operator's pod and of the pods it starts are the images' user by default, and with
+values-openshift.yaml none (the operator reads them as unset), an id set over it carried alone.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import subprocess
 
 import pytest
 
+from mlops_operator.api.pods import WorkloadSecurityContext
+from mlops_operator.runtime.settings import OperatorSettings
 from tests.integration.chart.conftest import CHART, KUBECTL, OVERLAYS, Helm, run
 from tests.unit.chart.rendered import BASE, REPO, by_kind, documents, rbac_problems
 
@@ -59,6 +63,14 @@ def test_lint_strict_is_clean(helm: Helm) -> None:
         (["operator.metricsPort=8081"], "the probe and the metrics endpoint need a port each"),
         (["operator.timeouts.watchClient=300"], "watchClient (300) must exceed"),
         (["operator.timeouts.watchInactivity=0"], "at '/operator/timeouts/watchInactivity'"),
+        (
+            ["workloads.securityContext.runAsUser=0"],
+            "at '/workloads/securityContext/runAsUser': minimum: got 0, want 1",
+        ),
+        (
+            ["workloads.securityContext.runAsUsr=1"],
+            "at '/workloads/securityContext': additional properties 'runAsUsr'",
+        ),
     ],
 )
 def test_wrong_values_fail_with_a_message(helm: Helm, values: list[str], message: str) -> None:
@@ -322,3 +334,43 @@ def test_the_console_renders_read_only_in_its_namespaces(helm: Helm) -> None:
         for b in by_kind(everywhere, "ClusterRoleBinding")
         if b["roleRef"]["name"] == "rel-mlops-operator-console"
     ] == ["rel-mlops-operator-console"]
+
+
+_IDS = ("runAsUser", "runAsGroup", "fsGroup")
+
+
+def _workload_ids(
+    helm: Helm, monkeypatch: pytest.MonkeyPatch, *args: str
+) -> tuple[dict[str, object], WorkloadSecurityContext]:
+    """The operator pod's ids, and the workload pods' ids as the operator reads them."""
+    docs = documents(helm("template", "rel", str(CHART), *args).stdout)
+    (deployment,) = by_kind(docs, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    own = {key: pod["securityContext"][key] for key in _IDS if key in pod["securityContext"]}
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    (env,) = [
+        e["value"]
+        for e in pod["containers"][0]["env"]
+        if e["name"] == "MLOPS_WORKLOAD_SECURITY_CONTEXT"
+    ]
+    monkeypatch.setenv("MLOPS_WORKLOAD_SECURITY_CONTEXT", env)
+    return own, OperatorSettings().workload_security_context
+
+
+def test_openshift_values_unset_every_id_of_every_pod(
+    helm: Helm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    own, workloads = _workload_ids(helm, monkeypatch)
+    assert own == dict.fromkeys(_IDS, 65532)
+    assert workloads.pod_fields() == dict.fromkeys(_IDS, 65532)
+
+    openshift = ("-f", str(CHART / "values-openshift.yaml"))
+    own, workloads = _workload_ids(helm, monkeypatch, *openshift)
+    assert own == {}
+    # Helm drops a key set to null: the chart still names it, or the operator would take its
+    # default 65532, which restricted-v2 refuses.
+    assert workloads.pod_fields() == {}
+
+    assigned = ("--set", "workloads.securityContext.fsGroup=1000680000")
+    own, workloads = _workload_ids(helm, monkeypatch, *openshift, *assigned)
+    assert workloads.pod_fields() == {"fsGroup": 1000680000}

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 
+from mlops_operator.api.pods import DEFAULT_WORKLOAD_SECURITY
 from mlops_operator.localcluster.cluster import LocalCluster
 from mlops_operator.resources.common import (
     restricted_container_security_context,
@@ -78,7 +79,7 @@ def server_manifests(namespace: str, deployment: str = MODEL) -> list[dict[str, 
             },
         },
         "spec": {
-            "securityContext": restricted_pod_security_context(),
+            "securityContext": restricted_pod_security_context(DEFAULT_WORKLOAD_SECURITY),
             "volumes": volumes,
             "initContainers": [
                 {"name": "train", "image": "mlops-operator/trainer", "command": TRAIN, **container}

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from mlops_operator.api.pods import DEFAULT_WORKLOAD_SECURITY
 from mlops_operator.resources.common import (
     restricted_container_security_context,
     restricted_pod_security_context,
@@ -89,7 +90,7 @@ def _sneaky_pod(namespace: str, trap: int) -> dict[str, Any]:
             },
         },
         "spec": {
-            "securityContext": restricted_pod_security_context(),
+            "securityContext": restricted_pod_security_context(DEFAULT_WORKLOAD_SECURITY),
             "containers": [{
                 "name": "sleep",
                 "image": "mlops-operator/python",

@@ -2,7 +2,8 @@
 
 Aspects: it parses with BuildKit's own parser (PyPI `dockerfile`) and passes hadolint; it is
 multi-stage and takes its base image only from the BASE_IMAGE build argument (no default, and
-refused unless pinned by digest); each image's target runs as the numeric user 65532, carries
+refused unless pinned by digest); each image's target runs as the numeric user and group the
+operator's pods assume (`podcontract.IMAGE_USER`, 65532), carries
 the OCI labels and an exec-form ENTRYPOINT, and copies an environment that installed exactly
 its locked requirements file (hashes required, no dependency resolution) and the project's
 wheel without dependencies; each requirements file pins exactly the closure of the image's
@@ -25,6 +26,8 @@ import dockerfile
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from mlops_operator.podcontract import IMAGE_USER
 
 REPO = Path(__file__).resolve().parents[3]
 # image -> (its extras, its entrypoint)
@@ -129,10 +132,10 @@ def test_multi_stage_from_a_digest_pinned_build_argument() -> None:
 
 
 @pytest.mark.parametrize("image", IMAGES)
-def test_runs_as_65532_with_oci_labels_and_an_exec_entrypoint(image: str) -> None:
+def test_runs_as_the_contracts_user_with_oci_labels_and_an_exec_entrypoint(image: str) -> None:
     final = _image(image)
     (user,) = [c.value for c in final if c.cmd == "USER"]
-    assert user == ("65532:65532",)
+    assert user == (f"{IMAGE_USER}:{IMAGE_USER}",)
     labels = [c for c in final if c.cmd == "LABEL"]
     keys = {key for c in labels for key in c.value[::2]}
     assert {f"org.opencontainers.image.{label}" for label in OCI_LABELS} <= keys

@@ -4,7 +4,8 @@ Aspects: MLOPS_NAMESPACES as a comma list (empty: cluster-wide); a flag wins ove
 its variable and an absent flag does not; -A clears the namespaces; --kubeconfig and
 --context (MLOPS_KUBE_CONTEXT) name the credentials; the default
 images carry the release; two endpoints on one port, or a watch client timeout not
-above the server's, are refused with a message.
+above the server's, are refused with a message; the workload pods' ids come as JSON, each
+defaulting to the images' user when left out and unset by null, root refused.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import pytest
 from pydantic import ValidationError
 
 from mlops_operator import __version__
+from mlops_operator.api.pods import WorkloadSecurityContext
 from mlops_operator.cli import build_parser
+from mlops_operator.podcontract import IMAGE_USER
 from mlops_operator.runtime.commands import settings_from
 from mlops_operator.runtime.settings import OperatorSettings
 
@@ -54,6 +57,43 @@ def test_flags_win_over_variables_and_absent_flags_do_not(monkeypatch: pytest.Mo
 def test_all_namespaces_overrides_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLOPS_NAMESPACES", "team-a")
     assert _settings("--all-namespaces").clusterwide
+
+
+def test_workload_ids_are_the_images_user_unless_given_or_unset_by_null(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert OperatorSettings().workload_security_context == WorkloadSecurityContext(
+        run_as_user=IMAGE_USER, run_as_group=IMAGE_USER, fs_group=IMAGE_USER
+    )
+    # What the chart renders on OpenShift (values-openshift.yaml): every id null.
+    monkeypatch.setenv(
+        "MLOPS_WORKLOAD_SECURITY_CONTEXT",
+        '{"runAsUser": null, "runAsGroup": null, "fsGroup": null}',
+    )
+    assert OperatorSettings().workload_security_context.pod_fields() == {}
+    monkeypatch.setenv(
+        "MLOPS_WORKLOAD_SECURITY_CONTEXT", '{"runAsUser": 1000680000, "fsGroup": null}'
+    )
+    assert OperatorSettings().workload_security_context.pod_fields() == {
+        "runAsUser": 1000680000,
+        "runAsGroup": IMAGE_USER,
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('{"runAsUser": 0}', r"workload_security_context\.runAsUser\n.*greater than or equal to 1"),
+        ('{"fsGroup": -1}', r"workload_security_context\.fsGroup\n"),
+        ('{"runAsUsr": 1000}', r"workload_security_context\.runAsUsr\n.*Extra inputs"),
+    ],
+)
+def test_root_or_an_unknown_id_key_is_refused_naming_it(
+    value: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLOPS_WORKLOAD_SECURITY_CONTEXT", value)
+    with pytest.raises(ValidationError, match=message):
+        OperatorSettings()
 
 
 def test_one_port_for_both_endpoints_is_refused() -> None:

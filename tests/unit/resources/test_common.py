@@ -1,7 +1,8 @@
 """The shared pieces of every workload: labels, owner references, pod security, the artifact store.
 
 Aspects: label values fit Kubernetes' 63-character limit and stay distinct; an
-owner reference needs a uid; the security contexts are the restricted standard's;
+owner reference needs a uid; the security contexts are the restricted standard's, with the
+operator's ids (or none) and the seccomp profile and non-root rule whatever the ids;
 the artifact store's volume, environment and URIs in PVC and object-store mode,
 and the mapping of a recorded ``pvc://`` URI back to the mount; the one Job template of
 the trainer, validator and audit Jobs (its pod restricted down to the container, labelled as
@@ -14,7 +15,7 @@ import re
 
 import pytest
 
-from mlops_operator.api.pods import PodOverrides
+from mlops_operator.api.pods import DEFAULT_WORKLOAD_SECURITY, PodOverrides, WorkloadSecurityContext
 from mlops_operator.api.trainingjob import TrainingJob
 from mlops_operator.resources.common import (
     ARTIFACT_MOUNT,
@@ -89,11 +90,20 @@ def test_owner_reference_refuses_an_object_never_stored() -> None:
 
 
 def test_security_contexts_meet_the_restricted_standard() -> None:
-    pod = restricted_pod_security_context()
+    pod = restricted_pod_security_context(DEFAULT_WORKLOAD_SECURITY)
     container = restricted_container_security_context()
-    assert pod["runAsNonRoot"] is True
-    assert pod["runAsUser"] == 65532
-    assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod == {
+        "runAsNonRoot": True,
+        "runAsUser": 65532,
+        "runAsGroup": 65532,
+        "fsGroup": 65532,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    unset = WorkloadSecurityContext(run_as_user=None, run_as_group=None, fs_group=None)
+    assert restricted_pod_security_context(unset) == {
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
     assert container["allowPrivilegeEscalation"] is False
     assert container["capabilities"] == {"drop": ["ALL"]}
     assert container["readOnlyRootFilesystem"] is True
@@ -161,6 +171,7 @@ def test_the_job_template_is_restricted_labelled_as_the_job_and_takes_overrides(
         [{"name": "tmp", "emptyDir": {}}],
         {"backoffLimit": 0},
         (PodOverrides(node_selector={"pool": "a"}), None),
+        security=WorkloadSecurityContext(fs_group=None),
     )
     assert (job["apiVersion"], job["kind"], job["metadata"]) == ("batch/v1", "Job", metadata)
     assert job["spec"]["backoffLimit"] == 0
@@ -169,7 +180,12 @@ def test_the_job_template_is_restricted_labelled_as_the_job_and_takes_overrides(
     assert pod["spec"]["restartPolicy"] == "Never"
     assert pod["spec"]["automountServiceAccountToken"] is False
     assert pod["spec"]["enableServiceLinks"] is False
-    assert pod["spec"]["securityContext"] == restricted_pod_security_context()
+    assert pod["spec"]["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 65532,
+        "runAsGroup": 65532,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
     (built,) = pod["spec"]["containers"]
     assert built["securityContext"] == restricted_container_security_context()
     assert pod["spec"]["nodeSelector"] == {"pool": "a"}

@@ -6,8 +6,8 @@ and annotations win, a request raised above an inherited limit raises the limit;
 every builder (trainer, validator, audit, server) applies its defaults, then the
 object's overrides, then the legacy ``resources``; a TrainingJob's validator
 overrides travel in its ModelVersion; overrides that step on the pod contract are
-refused by the operator's settings; the chart's workload values are the operator's
-defaults.
+refused by the operator's settings; the chart's workload values (pod defaults and the
+pods' ids) are the operator's defaults, in values.yaml and in the rendered base.
 """
 
 from __future__ import annotations
@@ -24,7 +24,12 @@ from pydantic import ValidationError
 from mlops_operator.api.gates import Gates
 from mlops_operator.api.modeldeployment import ModelDeployment
 from mlops_operator.api.modelversion import ModelVersion
-from mlops_operator.api.pods import PodOverrides, contract_problems
+from mlops_operator.api.pods import (
+    DEFAULT_WORKLOAD_SECURITY,
+    PodOverrides,
+    WorkloadSecurityContext,
+    contract_problems,
+)
 from mlops_operator.api.trainingjob import TrainingJob
 from mlops_operator.audit.entry import make_entry
 from mlops_operator.resources.audit import audit_job
@@ -213,9 +218,12 @@ def test_operator_defaults_may_not_step_on_the_pod_contract(
 
 def test_the_charts_workload_values_are_the_operators_defaults() -> None:
     values = yaml.safe_load((ROOT / "charts/mlops-operator/values.yaml").read_text())
-    assert {
-        name: PodOverrides.model_validate(pod) for name, pod in values["workloads"].items()
-    } == (WORKLOAD_DEFAULTS)
+    workloads = dict(values["workloads"])
+    ids = workloads.pop("securityContext")
+    assert {name: PodOverrides.model_validate(pod) for name, pod in workloads.items()} == (
+        WORKLOAD_DEFAULTS
+    )
+    assert WorkloadSecurityContext.model_validate(ids) == DEFAULT_WORKLOAD_SECURITY
     (operator,) = by_kind(documents(BASE.read_text()), "Deployment")
     env = {
         e["name"]: e.get("value")
@@ -223,3 +231,5 @@ def test_the_charts_workload_values_are_the_operators_defaults() -> None:
     }
     for name, defaults in WORKLOAD_DEFAULTS.items():
         assert PodOverrides.model_validate_json(env[f"MLOPS_{name.upper()}_POD"]) == defaults
+    rendered = json.loads(env["MLOPS_WORKLOAD_SECURITY_CONTEXT"])
+    assert rendered == DEFAULT_WORKLOAD_SECURITY.pod_fields()
