@@ -134,14 +134,11 @@ def _history(versions: int) -> dict[str, Any]:
 
 
 async def _populate(namespace: str, versions: int) -> None:
-    import kopf
-
-    from mlops_operator.k8s import KubeClient
+    from mlops_operator.k8s import Connection, KubeClient
+    from mlops_operator.k8s.kubeconfig import load
 
     kube = KubeClient(field_manager="bench-console")
-    info = kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())
-    assert info is not None
-    await kube.connect(info)
+    await kube.connect(Connection.from_target(load()))
     gate = asyncio.Semaphore(16)
 
     async def one(number: int) -> None:

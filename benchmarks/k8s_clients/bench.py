@@ -11,7 +11,7 @@ Candidates:
   kubernetes        the official client (sync, urllib3), called in a thread as Kopf runs sync code
   kubernetes_asyncio its asyncio port (aiohttp)
   lightkube         a typed async client (httpx)
-  aiohttp           a thin client: one aiohttp session built from Kopf's ConnectionInfo
+  aiohttp           a thin client: one aiohttp session with the kubeconfig loader's credentials
 
 Usage (against a cluster you may write to; it creates and then deletes a namespace and a CRD):
   eval "$(.venv/bin/mlops cluster env)"   # or any KUBECONFIG
@@ -31,15 +31,18 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import Any, Protocol
 
 import aiohttp
-import kopf
 import kubernetes
 import kubernetes_asyncio
 import lightkube
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.core_v1 import ConfigMap
+
+from mlops_operator.k8s.connection import Authorization, Connection
+from mlops_operator.k8s.kubeconfig import Overrides, load
 
 NAMESPACE = "mlops-bench-k8s-clients"
 GROUP, VERSION, PLURAL, KIND = "bench.mlops.dev", "v1", "benchobjects", "BenchObject"
@@ -257,13 +260,15 @@ class Lightkube:
 
 
 class ThinAiohttp:
-    """Plain REST over one aiohttp session built from the ConnectionInfo Kopf's login resolved."""
+    """Plain REST over one aiohttp session with the credentials the kubeconfig loader found."""
 
-    def __init__(self, info: kopf.ConnectionInfo) -> None:
-        self.server = info.server.rstrip("/")
+    def __init__(self, connection: Connection, authorization: Authorization) -> None:
+        self.server = connection.server
         self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, ssl=info.as_ssl_context()),
-            headers=info.as_http_headers(),
+            connector=aiohttp.TCPConnector(
+                limit=0, ssl=connection.ssl_context(authorization.identity)
+            ),
+            headers=dict(authorization.headers),
             raise_for_status=True,
         )
 
@@ -312,11 +317,8 @@ async def make_client(name: str, kubeconfig: str) -> Client:
         return await AsyncKubernetes.connect(kubeconfig)
     if name == "lightkube":
         return Lightkube(kubeconfig)
-    os.environ["KUBECONFIG"] = kubeconfig
-    info = kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())
-    if info is None:
-        raise SystemExit(f"kopf found no credentials in {kubeconfig}")
-    return ThinAiohttp(info)
+    connection = Connection.from_target(load(Overrides(kubeconfig=Path(kubeconfig))))
+    return ThinAiohttp(connection, await connection.authorization())
 
 
 CANDIDATES = ("kubernetes", "kubernetes_asyncio", "lightkube", "aiohttp")

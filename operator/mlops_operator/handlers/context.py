@@ -14,6 +14,7 @@ from typing import Any
 
 from mlops_operator.handlers.notes import Notes
 from mlops_operator.k8s import KubeClient
+from mlops_operator.k8s.connection import Authorization
 from mlops_operator.prometheus import PrometheusClient
 from mlops_operator.resources.common import ArtifactStorage
 from mlops_operator.runtime.settings import OperatorSettings
@@ -24,6 +25,7 @@ __all__ = [
     "RECORDED_SECONDS",
     "RESYNC_SECONDS",
     "SETTLED_TICK_SECONDS",
+    "KopfLogin",
     "OperatorContext",
 ]
 
@@ -37,6 +39,14 @@ FLOOR_CHECK_SECONDS = 15.0
 """How often a champion's rollback floors are measured."""
 SETTLED_TICK_SECONDS = 10.0
 """How often a settled ModelDeployment whose inputs did not change is ticked."""
+
+
+@dataclass
+class KopfLogin:
+    """What Kopf's login hook handed Kopf last (`handlers.lifecycle.login`)."""
+
+    handed: Authorization | None = None
+    """When Kopf asks again, these expired or were refused: they are replaced."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,8 @@ class OperatorContext:
     """DriftPolicies (by uid) whose daemon runs: set to evaluate at once (a spec change)."""
     prometheus_clients: dict[str, PrometheusClient] = field(default_factory=dict)
     """One client (and its connections) per Prometheus URL, shared by the ModelDeployment ticks."""
+    login: KopfLogin = field(default_factory=KopfLogin)
+    """The credentials Kopf holds, from the connection `kube` uses (one identity for both)."""
 
     @classmethod
     def create(cls, settings: OperatorSettings, kube: KubeClient) -> OperatorContext:

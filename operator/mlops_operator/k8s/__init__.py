@@ -2,8 +2,8 @@
 
 `KubeClient` makes every call, the operator's and the CLI's; `errors` holds what the API
 server's refusals become; `kubeconfig` finds the server and the credentials as kubectl does
-(the CLI's and the console's one loader), `execcredential` runs exec credential plugins,
-and `connection` keeps the credentials of each request fresh. Why a thin aiohttp client
+(the one loader: the operator's, the CLI's and the console's), `execcredential` runs exec
+credential plugins, and `connection` keeps the credentials of each request fresh. Why a thin aiohttp client
 rather than a client library is in `mlops_operator.k8s.client` and docs/operator.md.
 """
 

@@ -10,10 +10,9 @@ patch, list) but one list run within noise. The libraries spend their time build
 typed models from every response (and the sync client a thread hop per call); the
 handlers already hold pydantic models of our kinds and build children as plain
 dicts, so those models buy nothing. It adds no dependency: Kopf already brings
-aiohttp. The credentials come from a `connection.Connection`: the operator's are the
-`kopf.ConnectionInfo` Kopf's login resolved, so it authenticates once; the CLI's and
-the console's come from the kubeconfig loader (`kubeconfig`), exec plugins and
-impersonation included, so every command reaches the API server through this client.
+aiohttp. The credentials come from a `connection.Connection` made from what the kubeconfig
+loader (`kubeconfig`) found, exec plugins and impersonation included: the operator's, the
+CLI's and the console's alike, so every process reaches the API server through this client.
 
 Writes to children go through server-side apply with the field manager
 ``mlops-operator`` and ``force=true``: the operator owns the fields it sets,
@@ -27,7 +26,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import aiohttp
@@ -35,9 +34,6 @@ import aiohttp
 from mlops_operator.k8s.connection import Authorization, Connection
 from mlops_operator.k8s.errors import ApiError, NotFound, error_from
 from mlops_operator.k8s.execcredential import CredentialError
-
-if TYPE_CHECKING:
-    import kopf
 
 __all__ = ["FIELD_MANAGER", "KubeClient", "ResourceType"]
 
@@ -90,9 +86,8 @@ def _identity(manifest: Mapping[str, Any]) -> tuple[str, str, str, str | None]:
 class KubeClient:
     """Apply, create, get, patch (status), list and watch, as one `Connection` says.
 
-    The operator creates it before Kopf starts and hands it the credentials from the
-    login handler (`connect`); a re-login replaces them. Kinds are resolved through the
-    API's discovery once per group-version and cached.
+    `connect` gives it a `Connection`, which keeps the credentials of each request fresh.
+    Kinds are resolved through the API's discovery once per group-version and cached.
     """
 
     def __init__(
@@ -119,10 +114,9 @@ class KubeClient:
         self._connected = asyncio.Event()
         self._types: dict[tuple[str, str], ResourceType] = {}
 
-    async def connect(self, info: kopf.ConnectionInfo | Connection) -> None:
-        """Use `info` from now on (the first login, a re-login with fresh credentials, or the
-        kubeconfig loader's `Connection`)."""
-        connection = info if isinstance(info, Connection) else Connection.from_kopf(info)
+    async def connect(self, connection: Connection) -> None:
+        """Make every request through `connection` from now on (its credentials are asked for
+        at once, so an exec plugin that cannot run fails here, not at the first request)."""
         authorization = await connection.authorization()
         previous = self._session
         self._connection = connection
@@ -132,6 +126,13 @@ class KubeClient:
         self._connected.set()
         if previous is not None:
             await previous.close()
+
+    @property
+    def connection(self) -> Connection:
+        """The connection given to `connect` (whose credentials other clients may share)."""
+        if self._connection is None:
+            raise RuntimeError("the Kubernetes client is not connected")
+        return self._connection
 
     def _new_session(
         self, connection: Connection, identity: tuple[bytes, bytes] | None
@@ -146,14 +147,14 @@ class KubeClient:
         )
 
     async def _authorised(
-        self, *, renew: bool = False
+        self, *, refused: Authorization | None = None
     ) -> tuple[aiohttp.ClientSession, Authorization]:
-        """The session and credentials for the next request; a new session when the client
-        certificate changed (an exec plugin handed out another one)."""
+        """The session and credentials for the next request (others than `refused`); a new
+        session when the client certificate changed (an exec plugin handed out another one)."""
         await self._connected.wait()
         if self._session is None or self._connection is None:
             raise RuntimeError("the Kubernetes client was closed")
-        authorization = await self._connection.authorization(renew=renew)
+        authorization = await self._connection.authorization(refused=refused)
         if authorization.identity != self._identity:
             # Requests and watches in flight keep the previous session until the next change
             # (a certificate lives minutes at least); only the one before that is closed.
@@ -185,11 +186,11 @@ class KubeClient:
     ) -> Any:
         data = None if body is None else json.dumps(body)
         headers = [("Content-Type", content_type)] if body is not None else []
-        response, text = await self._send(method, path, query, data, headers)
+        response, text, used = await self._send(method, path, query, data, headers)
         assert self._connection is not None
         if response.status == 401 and self._connection.renewable:
             # An expired or revoked token: ask for a fresh one once, as client-go does.
-            response, text = await self._send(method, path, query, data, headers, renew=True)
+            response, text, _ = await self._send(method, path, query, data, headers, used)
         payload = _decoded(text)
         if response.status >= 400:
             raise error_from(response.status, payload, response.headers.get("Retry-After"))
@@ -204,10 +205,10 @@ class KubeClient:
         query: Mapping[str, str] | None,
         data: str | None,
         headers: list[tuple[str, str]],
-        *,
-        renew: bool = False,
-    ) -> tuple[aiohttp.ClientResponse, str]:
-        session, authorization = await self._authorised(renew=renew)
+        refused: Authorization | None = None,
+    ) -> tuple[aiohttp.ClientResponse, str, Authorization]:
+        """The response and its text, and the credentials it was sent with."""
+        session, authorization = await self._authorised(refused=refused)
         assert self._connection is not None
         url = self._server + path + (f"?{urlencode(query)}" if query else "")
         async with session.request(
@@ -217,7 +218,7 @@ class KubeClient:
             headers=[*headers, *authorization.headers],
             **self._connection.request_options(),
         ) as response:
-            return response, await response.text()
+            return response, await response.text(), authorization
 
     async def resource_type(self, api_version: str, kind: str) -> ResourceType:
         """Where `kind` of `api_version` lives, from the API's discovery (cached)."""

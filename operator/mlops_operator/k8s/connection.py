@@ -1,14 +1,12 @@
 """One API server and the credentials for each request to it, kept fresh.
 
 `KubeClient` asks a `Connection` for the headers and client certificate of every request.
-Two kinds of credentials feed it:
-
-- the operator's: the `kopf.ConnectionInfo` Kopf's login resolved (`from_kopf`); Kopf logs
-  in again when they stop working, and hands the new ones over;
-- everyone else's (the CLI, the console run by a person): a `kubeconfig.Target`
-  (`from_target`), whose token file is re-read every minute as the kubelet rotates it, and
-  whose exec plugin runs again once its credential expires or the API server answers 401,
-  as client-go does. Concurrent requests share one run.
+It is made from what the kubeconfig loader found (`from_target`), for every process alike:
+the operator, the CLI and the console. A token file is re-read every minute as the kubelet
+rotates it; an exec plugin runs again once its credential expires, or when the API server
+refused it (401), as client-go does. Concurrent requests share one run, and so do the
+clients sharing one `Connection`: the operator's handlers, its Lease renewals and Kopf, whose
+login hook is handed the same credentials (`mlops_operator.handlers.lifecycle`).
 """
 
 from __future__ import annotations
@@ -20,20 +18,24 @@ import ssl
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlops_operator.k8s import execcredential
-from mlops_operator.k8s.kubeconfig import Target
-
-if TYPE_CHECKING:
-    import kopf
+from mlops_operator.k8s.kubeconfig import Impersonation, Target
 
 __all__ = ["Authorization", "Connection"]
 
 _TOKEN_FILE_SECONDS = 60.0
 """How long a token file's content is used before it is read again (client-go's period)."""
+
+_REFUSED_AGAIN_SECONDS = 10.0
+"""How long after a refusal made an exec plugin run, a refusal of what it gave may make it run
+again. Kopf asks for credentials again at each refusal: a plugin whose fresh credentials the
+API server refuses as well (an account of another cluster) would otherwise run as fast as it
+answers, for as long as the operator runs, and a cloud's token service would throttle it."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,11 @@ class Authorization:
 
     headers: tuple[tuple[str, str], ...] = ()
     identity: tuple[bytes, bytes] | None = None
+    expires: datetime | None = None
+    """When an exec plugin's credential stops being valid (None: not known to expire)."""
+    issue: int = 0
+    """Which run of the exec plugin (or read of the token file) gave it: what a client says was
+    refused is replaced only if it is still the current one (`Connection.authorization`)."""
 
 
 @contextlib.contextmanager
@@ -58,7 +65,7 @@ def _pem_files(identity: tuple[bytes, bytes]) -> Iterator[tuple[str, str]]:
 
 @dataclass
 class Connection:
-    """Where the API server is and who to be there (build one with `from_target` or `from_kopf`)."""
+    """Where the API server is and who to be there (build one with `from_target`)."""
 
     server: str
     namespace: str | None = None
@@ -67,13 +74,16 @@ class Connection:
     proxy_url: str | None = None
     trust_env: bool = True
     tls_server_name: str | None = None
-    _ca: bytes | None = None
-    _insecure: bool = False
-    _fixed_ssl: ssl.SSLContext | None = None
+    ca_data: bytes | None = None
+    """The CA bundle (PEM) the server's certificate must chain to; None: the system's."""
+    insecure: bool = False
     _static: Authorization = field(default_factory=Authorization)
     _target: Target | None = None
     _credential: execcredential.ExecCredential | None = None
     _file_token: tuple[str, float] | None = None
+    _issue: int = 0
+    _renewed_at: float | None = None
+    """When a refusal made the plugin run for the current credential (None: it did not)."""
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @classmethod
@@ -94,24 +104,16 @@ class Connection:
             source=target.source,
             proxy_url=target.proxy_url,
             tls_server_name=target.tls_server_name,
-            _ca=target.ca_data,
-            _insecure=target.insecure,
+            ca_data=target.ca_data,
+            insecure=target.insecure,
             _static=Authorization(tuple(headers), identity),
             _target=target,
         )
 
-    @classmethod
-    def from_kopf(cls, info: kopf.ConnectionInfo) -> Connection:
-        """A connection with the credentials Kopf's login resolved (the operator's)."""
-        return cls(
-            server=info.server.rstrip("/"),
-            namespace=info.default_namespace,
-            source="Kopf's login",
-            proxy_url=info.proxy_url,
-            trust_env=info.trust_env,
-            _fixed_ssl=info.as_ssl_context(),
-            _static=Authorization(tuple(info.as_http_headers().items())),
-        )
+    @property
+    def impersonation(self) -> Impersonation:
+        """Who the requests act as (``Impersonate-*`` headers), if not the credentials' own."""
+        return self._target.impersonation if self._target is not None else Impersonation()
 
     @property
     def renewable(self) -> bool:
@@ -121,11 +123,9 @@ class Connection:
 
     def ssl_context(self, identity: tuple[bytes, bytes] | None) -> ssl.SSLContext:
         """The TLS context for `identity` (the client certificate of `authorization`)."""
-        if self._fixed_ssl is not None:
-            return self._fixed_ssl
-        cadata = self._ca.decode() if self._ca else None
+        cadata = self.ca_data.decode() if self.ca_data else None
         context = ssl.create_default_context(cadata=cadata)
-        if self._insecure:
+        if self.insecure:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         if identity is not None:
@@ -133,26 +133,44 @@ class Connection:
                 context.load_cert_chain(cert, key)
         return context
 
-    async def authorization(self, *, renew: bool = False) -> Authorization:
-        """The credentials of the next request; with `renew`, fresh ones (after a 401)."""
+    async def authorization(self, *, refused: Authorization | None = None) -> Authorization:
+        """The credentials of the next request.
+
+        `refused`: credentials the API server did not accept (a 401), or that a client stopped
+        using (Kopf logs in again): they are replaced by fresh ones, unless another request
+        replaced them meanwhile, so a burst of 401s runs the plugin once. Fresh credentials
+        refused in turn are replaced no sooner than `_REFUSED_AGAIN_SECONDS` after them.
+        """
         target = self._target
         if target is None or (target.token_file is None and target.exec is None) or target.token:
             return self._with_impersonation(self._static)
+        stale = refused is not None and refused.issue == self._issue
         if target.token_file is not None:
-            return self._with_impersonation(self._read_token_file(target.token_file, renew))
+            return self._with_impersonation(self._read_token_file(target.token_file, stale))
         assert target.exec is not None
         async with self._lock:
             credential = self._credential
-            if credential is None or credential.expired() or renew:
+            # Checked again under the lock: a request that waited for it finds the new issue.
+            stale = refused is not None and refused.issue == self._issue
+            if credential is None or credential.expired() or stale:
+                if stale and self._renewed_at is not None:
+                    wait = self._renewed_at + _REFUSED_AGAIN_SECONDS - time.monotonic()
+                    await asyncio.sleep(max(0.0, wait))
                 credential = await execcredential.run(target.exec, target.cluster_info)
                 self._credential = credential
+                self._issue += 1
+                self._renewed_at = time.monotonic() if stale else None
         headers: tuple[tuple[str, str], ...] = ()
         if credential.token:
             headers = (("Authorization", f"Bearer {credential.token}"),)
         identity = self._static.identity
         if credential.client_certificate is not None and credential.client_key is not None:
             identity = (credential.client_certificate, credential.client_key)
-        return self._with_impersonation(Authorization(headers or self._static.headers, identity))
+        return self._with_impersonation(
+            Authorization(
+                headers or self._static.headers, identity, credential.expires, self._issue
+            )
+        )
 
     def _read_token_file(self, path: Path, renew: bool) -> Authorization:
         now = time.monotonic()
@@ -165,14 +183,13 @@ class Connection:
                     f"token file {path} cannot be read: {error}"
                 ) from error
             self._file_token = cached
+            self._issue += 1
         header = ("Authorization", f"Bearer {cached[0]}")
-        return Authorization((header,), self._static.identity)
+        return Authorization((header,), self._static.identity, issue=self._issue)
 
     def _with_impersonation(self, authorization: Authorization) -> Authorization:
-        if self._target is None:
-            return authorization
-        extra = tuple(self._target.impersonation.headers())
-        return Authorization(authorization.headers + extra, authorization.identity)
+        extra = tuple(self.impersonation.headers())
+        return replace(authorization, headers=authorization.headers + extra)
 
     def request_options(self) -> dict[str, Any]:
         """Per-request aiohttp options: the name the server's certificate must carry."""

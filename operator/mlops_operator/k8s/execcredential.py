@@ -142,4 +142,12 @@ async def run(config: ExecConfig, cluster: dict[str, Any]) -> ExecCredential:
         raise ExecPluginError(f"{what} gave no answer in {_TIMEOUT:.0f} s") from error
     if process.returncode != 0:
         raise ExecPluginError(f"{what} failed with exit code {process.returncode}")
-    return parse(stdout.decode(errors="replace"), config)
+    credential = parse(stdout.decode(errors="replace"), config)
+    if credential.expired():
+        # Used as it is, every request (and every login of Kopf's) would run the plugin again.
+        raise ExecPluginError(
+            f"{what} handed out a credential that had expired already (expirationTimestamp"
+            f" {credential.expires:%Y-%m-%dT%H:%M:%SZ}): is this machine's clock or the"
+            " plugin's cache wrong?"
+        )
+    return credential

@@ -1,8 +1,8 @@
 """Where the API server is and who to be there: kubeconfig files read as kubectl reads them.
 
-The one loader of the CLI (`mlops promote`, `history`, `reproduce`, `status`, `console` …):
-a platform engineer's kubeconfig is what kubectl accepts, so this follows client-go's rules
-rather than a subset of them:
+The one loader, of the operator (`mlops operator run`) and of the CLI (`mlops promote`,
+`history`, `reproduce`, `status`, `console` …): a platform engineer's kubeconfig is what
+kubectl accepts, so this follows client-go's rules rather than a subset of them:
 
 - **Which files.** ``--kubeconfig`` alone when given (it must exist); else every file of
   ``KUBECONFIG`` (``os.pathsep``-separated; missing ones skipped, as kubectl skips them); else

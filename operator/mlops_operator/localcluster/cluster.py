@@ -1,7 +1,9 @@
 """`mlops cluster up | down | status | env`: the local cluster's lifecycle.
 
 `up` is idempotent: components already running and healthy are left alone,
-missing ones are started in dependency order, each waited on until healthy.
+missing ones are started in dependency order, each waited on until healthy. A node
+started from another Python environment (another checkout's venv) would run that
+checkout's code in every pod: `up` then starts the cluster afresh from its own.
 `down` stops everything it started, in reverse order, by recorded PID.
 """
 
@@ -184,6 +186,20 @@ class LocalCluster:
         self._components = _CONTROL_PLANE + (_NODE if with_node else ())
         self._with_node = with_node
 
+    def foreign_node(self) -> Path | None:
+        """The Python environment the running node comes from, when it is not this one.
+
+        The node runs every pod's Python from its own environment (a checkout's venv), so a
+        node that another checkout started runs that checkout's code in the pods, whatever
+        this one's says.
+        """
+        argv = self._process(_NODE[0].name).argv() if self._with_node else None
+        if not argv:
+            return None
+        # <environment>/bin/python: the environment is two levels up from the executable.
+        theirs = Path(argv[0]).absolute().parent.parent.resolve()
+        return None if theirs == Path(sys.prefix).resolve() else theirs
+
     def is_running(self) -> bool:
         """Whether any component of this cluster runs."""
         return any(self._process(c.name).pid() for c in self._components)
@@ -334,6 +350,10 @@ class LocalCluster:
 
     def _up(self, *, object_store: bool) -> Ports:
         started = time.monotonic()
+        foreign = self.foreign_node()
+        if foreign is not None:
+            _progress(f"the running node serves pods from {foreign}, not {sys.prefix}: restarting")
+            self._down()
         ports = self.layout.load_ports()
         if ports is None or not self.is_running():
             ports = Ports.allocate()

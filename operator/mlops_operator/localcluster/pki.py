@@ -112,6 +112,7 @@ def _issue(
     subject: x509.Name,
     usage: x509.ObjectIdentifier,
     sans: list[x509.GeneralName] | None = None,
+    not_after: datetime.datetime | None = None,
 ) -> tuple[Path, Path]:
     cert_path, key_path = directory / f"{stem}.crt", directory / f"{stem}.key"
     if cert_path.exists() and key_path.exists():
@@ -127,7 +128,7 @@ def _issue(
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + _VALIDITY)
+        .not_valid_after(not_after or now + _VALIDITY)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             _key_usage(ca=False),
@@ -156,13 +157,17 @@ def ensure_serving_cert(
     return _issue(directory, stem, _name(dns_names[0]), ExtendedKeyUsageOID.SERVER_AUTH, sans)
 
 
-def ensure_client_cert(directory: Path, identity: ClientIdentity) -> tuple[Path, Path]:
-    """A client certificate authenticating as `identity` (CN = user, O = groups)."""
+def ensure_client_cert(
+    directory: Path, identity: ClientIdentity, *, not_after: datetime.datetime | None = None
+) -> tuple[Path, Path]:
+    """A client certificate authenticating as `identity` (CN = user, O = groups), valid for a
+    year or until `not_after` (what an exec plugin handing out short-lived ones sets)."""
     return _issue(
         directory,
         identity.file_stem,
         _name(identity.common_name, identity.organizations),
         ExtendedKeyUsageOID.CLIENT_AUTH,
+        not_after=not_after,
     )
 
 

@@ -79,6 +79,16 @@ class ManagedProcess:
             return None
         return pid
 
+    def argv(self) -> list[str] | None:
+        """The command line the running process was started with; None when it does not run."""
+        if self.pid() is None:
+            return None
+        try:
+            record = json.loads(self.pid_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return [str(arg) for arg in record.get("argv", [])]
+
     def stop(self, grace_seconds: float = 10.0) -> bool:
         """SIGTERM, wait up to `grace_seconds`, then SIGKILL. True if something was stopped."""
         pid = self.pid()

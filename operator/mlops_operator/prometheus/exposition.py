@@ -32,7 +32,17 @@ def parse_exposition(text: str) -> list[Sample]:
             for s in family.samples
         ]
     except ValueError as error:
-        raise ScrapeError(f"not the Prometheus text format: {error}") from error
+        raise ScrapeError(f"not the Prometheus text format: {error}{_culprit(text)}") from error
+
+
+def _culprit(text: str) -> str:
+    """`` (line N: ...)`` for the first line the parser refuses on its own, or ``""``."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        try:
+            list(text_string_to_metric_families(line + "\n"))
+        except ValueError:
+            return f" (line {number}: {line[:200]!r})"
+    return ""
 
 
 _TIMEOUT = aiohttp.ClientTimeout(total=5)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -64,6 +65,19 @@ def register(subparsers: Any) -> None:
         "--all-namespaces",
         action="store_true",
         help="watch every namespace, even if MLOPS_NAMESPACES is set",
+    )
+    run.add_argument(
+        "--kubeconfig",
+        type=Path,
+        metavar="FILE",
+        help="this kubeconfig file alone (default: KUBECONFIG's files merged, ~/.kube/config,"
+        " or in a pod its ServiceAccount); exec credential plugins included",
+    )
+    run.add_argument(
+        "--context",
+        dest="kube_context",
+        metavar="NAME",
+        help="the kubeconfig context to run as (default: its current-context)",
     )
     run.add_argument("--bind-address", help="address of the probe and metrics endpoints")
     run.add_argument("--liveness-port", type=int, help="port of GET /healthz (default 8081)")

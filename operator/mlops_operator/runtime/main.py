@@ -7,6 +7,11 @@ replica first waits as a standby (its own signal handlers stop it) and runs Kopf
 it holds the Lease; a leader that loses the Lease stops Kopf at once and the process exits
 with status 1, so its pod restarts as a standby (`mlops_operator.runtime.leadership`).
 The probes are the operator's own (`mlops_operator.runtime.health`), not Kopf's.
+
+The credentials are found once, before anything starts, by the one kubeconfig loader
+(`mlops_operator.k8s.kubeconfig`: the kubeconfig, ``--kubeconfig`` and ``--context`` outside a
+pod, the service account inside one); the handlers' client, the Lease renewals and Kopf's
+login hook (`mlops_operator.handlers.lifecycle.login`) share that one `k8s.Connection`.
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ import kopf
 
 from mlops_operator import handlers
 from mlops_operator.handlers.context import OperatorContext
-from mlops_operator.handlers.lifecycle import credentials
-from mlops_operator.k8s import KubeClient
+from mlops_operator.handlers.lifecycle import connection_info
+from mlops_operator.k8s import Connection, KubeClient
+from mlops_operator.k8s.execcredential import CredentialError
+from mlops_operator.k8s.kubeconfig import Overrides, load
 from mlops_operator.runtime import metrics
 from mlops_operator.runtime.health import Health
 from mlops_operator.runtime.leadership import LeaderElection, LeaseTiming
@@ -118,9 +125,7 @@ async def _standby(election: LeaderElection, health: Health) -> bool:
     return not stopped.is_set()
 
 
-async def _lead(
-    settings: OperatorSettings, kube: KubeClient, health: Health, info: kopf.ConnectionInfo
-) -> None:
+async def _lead(settings: OperatorSettings, kube: KubeClient, health: Health) -> None:
     timing = LeaseTiming(
         lease_seconds=settings.leader_election_lease_seconds,
         renew_seconds=settings.leader_election_renew_seconds,
@@ -132,7 +137,7 @@ async def _lead(
         request_timeout=timing.renew_seconds / 2,
         connect_timeout=timing.renew_seconds / 2,
     )
-    await lease_kube.connect(info)
+    await lease_kube.connect(kube.connection)
     election = LeaderElection(
         lease_kube,
         namespace=_lease_namespace(settings),
@@ -174,11 +179,15 @@ async def run_operator(settings: OperatorSettings) -> None:
         request_timeout=settings.api_request_timeout,
         connect_timeout=settings.api_connect_timeout,
     )
-    info = credentials(kopf.OperatorSettings())
-    if info is None:
-        raise kopf.LoginError("no credentials")
-    # Logged in before Kopf (whose login hook refreshes it), so /readyz answers from the start.
-    await kube.connect(info)
+    connection = Connection.from_target(
+        load(Overrides(kubeconfig=settings.kubeconfig, context=settings.kube_context))
+    )
+    # What Kopf's login hook will be handed, checked now: a kubeconfig Kopf cannot act on (or a
+    # plugin that cannot run) stops the start here, with one line, rather than in Kopf's retries.
+    connection_info(connection, await connection.authorization())
+    # Logged in before Kopf, so /readyz answers from the start (the plugin does not run again).
+    await kube.connect(connection)
+    logger.info("logged in", extra={"server": connection.server, "credentials": connection.source})
     health = Health(kube.readiness_problem)
     health_runner = await health.serve(settings.bind_address, settings.liveness_port)
     metrics_runner = await metrics.serve(settings.bind_address, settings.metrics_port)
@@ -193,7 +202,7 @@ async def run_operator(settings: OperatorSettings) -> None:
     )
     try:
         if settings.leader_election:
-            await _lead(settings, kube, health, info)
+            await _lead(settings, kube, health)
         else:
             health.role = "standalone"
             await _kopf(settings, kube, health)
@@ -210,15 +219,17 @@ def run(settings: OperatorSettings) -> int:
     try:
         asyncio.run(run_operator(settings))
     except kopf.LoginError:
-        # Kopf's own message suggests installing client libraries, which is not the fix here.
+        # Kopf ran out of credentials: the API server refused them, and refused (or was handed
+        # again) what the login hook found next. Kopf's own message suggests installing client
+        # libraries, which is not the fix here.
         print(
-            "mlops operator run: no valid Kubernetes credentials; expected the service account's"
-            " token in a pod, or a kubeconfig the API server accepts (KUBECONFIG or"
-            " ~/.kube/config) outside one",
+            "mlops operator run: the API server does not accept the operator's credentials"
+            " (the kubeconfig's user, or in a pod its service account)",
             file=sys.stderr,
         )
         return 1
-    except (LeadershipLost, ValueError) as error:
+    except (LeadershipLost, CredentialError, ValueError) as error:
+        # ValueError: a KubeconfigError naming the file and field, or bad settings.
         print(f"mlops operator run: {error}", file=sys.stderr)
         return 1
     return 0

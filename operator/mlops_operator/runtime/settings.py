@@ -8,6 +8,7 @@ controller-runtime's usual ports so existing probe and scrape configurations fit
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -70,6 +71,15 @@ class OperatorSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MLOPS_", frozen=True, extra="ignore")
 
+    kubeconfig: Path | None = Field(
+        default=None,
+        description="This kubeconfig file alone; unset: KUBECONFIG's files merged as kubectl"
+        " merges them, else ~/.kube/config, else (in a pod) the pod's ServiceAccount.",
+    )
+    kube_context: str | None = Field(
+        default=None,
+        description="The kubeconfig context to run as; unset: its current-context.",
+    )
     namespaces: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Namespaces to watch (comma-separated in MLOPS_NAMESPACES); empty: cluster-wide.",

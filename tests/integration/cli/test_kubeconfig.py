@@ -39,11 +39,10 @@ from mlops_operator.api.resource import API_VERSION
 from mlops_operator.k8s import Connection, KubeClient
 from mlops_operator.k8s.kubeconfig import Overrides, load
 from mlops_operator.localcluster.pki import ClientIdentity, ensure_client_cert
+from tests.integration.execplugins import exec_user, plugin, runs
 from tests.integration.operator.conftest import MLOPS
 from tests.kube import KUBECTL, get_json, kubectl
 from tests.unit.cli.objects import load as load_object
-
-EXEC_V1 = "client.authentication.k8s.io/v1"
 
 
 @dataclass
@@ -151,60 +150,32 @@ def cluster(kubeconfig: Path, crds: list[Path], tmp_path: Path) -> Iterator[Clus
 def _plugin(cluster: Cluster, *, first_token: str | None = None, lifetime: float = 3600) -> Path:
     """An exec plugin: asks the API server (as the admin) for a token of `reader`, and prints
     it with an expiry `lifetime` seconds away (the first run prints `first_token` instead,
-    when given); each run writes that expiry as a line of ``runs``."""
-    script = cluster.folder / "get-token.py"
-    runs = cluster.folder / "runs"
-    script.write_text(
-        f"""import json, subprocess, sys
-from datetime import datetime, timedelta, timezone
-runs = {str(runs)!r}
-try:
-    count = len(open(runs).read().split())
-except FileNotFoundError:
-    count = 0
-token = subprocess.run(
-    [{str(KUBECTL)!r}, "--kubeconfig", {str(cluster.admin)!r}, "create", "token", "reader",
-     "-n", {cluster.namespace!r}, "--duration=1h"],
-    capture_output=True, text=True, check=True,
-).stdout.strip()
+    when given)."""
+    command = [str(KUBECTL), "--kubeconfig", str(cluster.admin), "create", "token", "reader",
+               "-n", cluster.namespace, "--duration=1h"]  # fmt: skip
+    return plugin(
+        cluster.folder / "get-token.py",
+        f"""import subprocess
+token = subprocess.run({command!r}, capture_output=True, text=True, check=True).stdout.strip()
 if count == 0 and {first_token!r} is not None:
     token = {first_token!r}
-expires = datetime.now(timezone.utc) + timedelta(seconds={lifetime!r})
-open(runs, "a").write(expires.isoformat() + "\\n")
-print(json.dumps({{"apiVersion": {EXEC_V1!r}, "kind": "ExecCredential",
-                  "status": {{"token": token, "expirationTimestamp": expires.isoformat()}}}}))
-"""
+valid_until = now + timedelta(seconds={lifetime!r})
+status = {{"token": token, "expirationTimestamp": valid_until.isoformat()}}
+""",
     )
-    return script
 
 
-def _expiries(cluster: Cluster) -> list[datetime]:
-    runs = cluster.folder / "runs"
-    lines = runs.read_text().split() if runs.exists() else []
-    return [datetime.fromisoformat(line) for line in lines]
-
-
-def _runs(cluster: Cluster) -> int:
-    return len(_expiries(cluster))
-
-
-def _exec_user(script: Path) -> dict[str, Any]:
-    return {
-        "exec": {
-            "apiVersion": EXEC_V1,
-            "command": sys.executable,
-            "args": [str(script)],
-            "interactiveMode": "Never",
-        }
-    }
+def _expiries(script: Path) -> list[datetime]:
+    return [run.valid_until for run in runs(script) if run.valid_until is not None]
 
 
 def test_an_exec_plugin_logs_the_cli_in(cluster: Cluster) -> None:
-    config = cluster.kubeconfig("exec", {"eks": _exec_user(_plugin(cluster))}, "eks")
+    script = _plugin(cluster)
+    config = cluster.kubeconfig("exec", {"eks": exec_user(script)}, "eks")
     table = _succeeded(_mlops("history", "churn", "--kubeconfig", str(config)))
     assert "FirstVersion" in table
     assert "churn-v4 serves" in table
-    assert _runs(cluster) == 1
+    assert len(runs(script)) == 1
     # The reader may read, not change: the 403 is the API server's, about the plugin's identity.
     refusal = _refused(_mlops("promote", "churn", "--to", "4", "--kubeconfig", str(config)))
     assert refusal.startswith("mlops promote: error: 403 Forbidden:")
@@ -214,21 +185,19 @@ def test_an_exec_plugin_logs_the_cli_in(cluster: Cluster) -> None:
 
 def test_a_refused_token_makes_the_plugin_run_again(cluster: Cluster) -> None:
     script = _plugin(cluster, first_token="revoked-or-expired-token")
-    config = cluster.kubeconfig("exec", {"eks": _exec_user(script)}, "eks")
+    config = cluster.kubeconfig("exec", {"eks": exec_user(script)}, "eks")
     _succeeded(_mlops("history", "churn", "--kubeconfig", str(config)))
     # The first token got a 401; the plugin ran again and the request went through.
-    assert _runs(cluster) == 2
+    assert len(runs(script)) == 2
 
 
 def test_a_client_certificate_from_an_exec_plugin(cluster: Cluster) -> None:
     admin = yaml.safe_load(cluster.admin.read_text())["users"][0]["user"]
     certificate = Path(admin["client-certificate"]).read_text()
     key = Path(admin["client-key"]).read_text()
-    script = cluster.folder / "get-cert.py"
     status = {"clientCertificateData": certificate, "clientKeyData": key}
-    credential = {"apiVersion": EXEC_V1, "kind": "ExecCredential", "status": status}
-    script.write_text(f"import json\nprint(json.dumps({credential!r}))\n")
-    config = cluster.kubeconfig("cert", {"admin": _exec_user(script)}, "admin")
+    script = plugin(cluster.folder / "get-cert.py", f"status = {status!r}")
+    config = cluster.kubeconfig("cert", {"admin": exec_user(script)}, "admin")
     answer = _succeeded(_mlops("status", "--kubeconfig", str(config), "-o", "json"))
     assert [row["model"] for row in json.loads(answer)["models"]] == ["churn"]
     # The certificate's identity (the cluster admin) may change it too.
@@ -239,18 +208,18 @@ def test_a_client_certificate_from_an_exec_plugin(cluster: Cluster) -> None:
 
 async def test_the_plugin_runs_again_once_its_credential_expired(cluster: Cluster) -> None:
     script = _plugin(cluster, lifetime=20.0)
-    config = cluster.kubeconfig("exec", {"eks": _exec_user(script)}, "eks")
+    config = cluster.kubeconfig("exec", {"eks": exec_user(script)}, "eks")
     kube = KubeClient(field_manager="mlops-test")
     await kube.connect(Connection.from_target(load(Overrides(kubeconfig=config))))
     try:
         for _ in range(3):
             await kube.get(API_VERSION, "ModelDeployment", "churn", cluster.namespace)
-        (expiry,) = _expiries(cluster)  # one credential, used while valid
+        (expiry,) = _expiries(script)  # one credential, used while valid
         assert datetime.now(UTC) < expiry, "the requests outlasted the credential: cannot tell"
         # Wait for what is asserted: the moment the credential the plugin gave has expired.
         await asyncio.sleep((expiry - datetime.now(UTC)).total_seconds() + 0.1)
         await kube.get(API_VERSION, "ModelDeployment", "churn", cluster.namespace)
-        assert _runs(cluster) == 2
+        assert len(runs(script)) == 2
     finally:
         await kube.close()
 
@@ -271,23 +240,13 @@ async def test_a_new_certificate_from_the_plugin_is_a_new_identity(cluster: Clus
         {"clientCertificateData": cert.read_text(), "clientKeyData": key.read_text()}
         for cert, key in pairs
     ]
-    runs = cluster.folder / "runs"
-    script = cluster.folder / "get-cert.py"
-    script.write_text(
-        f"""import json
-from datetime import datetime, timedelta, timezone
-runs = {str(runs)!r}
-try:
-    count = len(open(runs).read().split())
-except FileNotFoundError:
-    count = 0
-expires = datetime.now(timezone.utc) + timedelta(seconds=10)
-open(runs, "a").write(expires.isoformat() + "\\n")
-status = {{**{credentials!r}[min(count, 1)], "expirationTimestamp": expires.isoformat()}}
-print(json.dumps({{"apiVersion": {EXEC_V1!r}, "kind": "ExecCredential", "status": status}}))
-"""
+    script = plugin(
+        cluster.folder / "get-cert.py",
+        f"""valid_until = now + timedelta(seconds=10)
+status = {{**{credentials!r}[min(count, 1)], "expirationTimestamp": valid_until.isoformat()}}
+""",
     )
-    config = cluster.kubeconfig("rotating", {"rotating": _exec_user(script)}, "rotating")
+    config = cluster.kubeconfig("rotating", {"rotating": exec_user(script)}, "rotating")
     kube = KubeClient(field_manager="mlops-test")
     await kube.connect(Connection.from_target(load(Overrides(kubeconfig=config))))
 
@@ -299,11 +258,11 @@ print(json.dumps({{"apiVersion": {EXEC_V1!r}, "kind": "ExecCredential", "status"
 
     try:
         assert await whoami() == f"first@{ns}"
-        (expiry,) = _expiries(cluster)
+        (expiry,) = _expiries(script)
         await asyncio.sleep((expiry - datetime.now(UTC)).total_seconds() + 0.1)
         # The expired certificate is replaced, and the TLS connection with it.
         assert await whoami() == f"second@{ns}"
-        assert _runs(cluster) == 2
+        assert len(runs(script)) == 2
     finally:
         await kube.close()
 

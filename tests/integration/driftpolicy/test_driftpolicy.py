@@ -25,7 +25,7 @@ from mlops_operator.api.durations import parse_duration
 from mlops_operator.localcluster.cluster import LocalCluster
 from mlops_operator.prometheus import PrometheusClient, promql
 from mlops_operator.prometheus.history import PodTarget, ScrapeHistory, scrape_pods
-from mlops_operator.prometheus.windows import WindowQueries
+from mlops_operator.prometheus.windows import SourceError, WindowQueries
 from tests.integration.driftpolicy.conftest import (
     MODEL,
     Server,
@@ -209,12 +209,6 @@ def test_scrape_fallback_and_prometheus_measure_the_same_psi(
     async def measure() -> tuple[float, float, dict[str, float]]:
         import aiohttp
 
-        history = ScrapeHistory()
-        now = datetime.now(UTC)
-        async with aiohttp.ClientSession() as session:
-            for t, snapshot in await scrape_pods(session, [target], timeout_seconds=5, now=now):
-                history.record(t, snapshot)
-        scraped, _ = history.window_counts(scope, now, timedelta(seconds=parse_duration(window)))
         client = PrometheusClient(prometheus_url)
         try:
             source = WindowQueries(client)
@@ -232,6 +226,33 @@ def test_scrape_fallback_and_prometheus_measure_the_same_psi(
             expression = await client.query(promql.feature_psi(scope, window))
         finally:
             await client.close()
+        # The direct scrape also waits until the pod counts every row sent: each worker
+        # counts a request's bins in batches (observe_delay_ms), so a scrape right after the
+        # traffic may find one worker's last rows not yet counted. A scrape that fails is
+        # tried again (the DriftPolicy skips that evaluation as SourceUnreachable); what it
+        # said is kept for the message should none succeed.
+        seen = "no scrape yet"
+        async with aiohttp.ClientSession() as session:
+            for _ in range(60):
+                history = ScrapeHistory()
+                now = datetime.now(UTC)
+                span = timedelta(seconds=parse_duration(window))
+                try:
+                    for t, snapshot in await scrape_pods(
+                        session, [target], timeout_seconds=5, now=now
+                    ):
+                        history.record(t, snapshot)
+                    scraped, _ = history.window_counts(scope, now, span)
+                except SourceError as error:
+                    seen = str(error)
+                else:
+                    counted = round(scraped["1"].features[PETAL].total)
+                    if counted == traffic.sent:
+                        break
+                    seen = f"{counted} rows counted"
+                await asyncio.sleep(1)
+            else:
+                raise AssertionError(f"the pod never counted the {traffic.sent} rows sent: {seen}")
         by_prometheus = {s.labels["feature"]: s.value for s in expression}
         return (
             scraped["1"].features[PETAL].psi(),

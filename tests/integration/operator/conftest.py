@@ -15,11 +15,12 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import kopf
 import pytest
 
-from mlops_operator.k8s import KubeClient
+from mlops_operator.k8s import Connection, KubeClient
+from mlops_operator.k8s.kubeconfig import Overrides, load
 from tests.kube import kubectl, wait_established, wait_for
 
 REPO = Path(__file__).resolve().parents[3]
@@ -115,7 +116,8 @@ class RunningOperator:
 
 
 def start_operator(kubeconfig: Path, namespace: str, log: Path) -> RunningOperator:
-    """Start the operator watching `namespace`; return once its readiness probe answers."""
+    """Start the operator watching `namespace`, logged in with `kubeconfig` (its ``KUBECONFIG``);
+    return once its readiness probe answers."""
     liveness, metrics = free_port(), free_port()
     env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
     command = [
@@ -152,15 +154,18 @@ MLOPS_KINDS = "trainingjobs,modelversions,modeldeployments,driftpolicies"
 
 
 @contextmanager
-def operator_for_test(kubeconfig: Path, namespace: str, log: Path) -> Iterator[RunningOperator]:
-    """The operator for `namespace` during the block; retired at its end.
+def operator_for_test(
+    kubeconfig: Path, namespace: str, log: Path, *, credentials: Path | None = None
+) -> Iterator[RunningOperator]:
+    """The operator for `namespace` during the block, logged in with `credentials` (default:
+    the admin's `kubeconfig`, with which the test cleans up); retired at its end.
 
     Retiring deletes the namespace's mlops.dev objects while the operator still runs, so it
     releases its finalizer on them: stopped first, it would leave them, and the namespace
     after them, Terminating for good, with the namespace controller retrying all the while
     (dozens of those kept the API server at over a CPU by the end of a suite run).
     """
-    running = start_operator(kubeconfig, namespace, log)
+    running = start_operator(credentials or kubeconfig, namespace, log)
     try:
         yield running
     finally:
@@ -183,20 +188,11 @@ def operator(
 
 
 @asynccontextmanager
-async def operator_client(kubeconfig: Path) -> AsyncIterator[KubeClient]:
-    """The handlers' API client, logged in with `kubeconfig` the way the operator logs in."""
-    previous = os.environ.get("KUBECONFIG")
-    os.environ["KUBECONFIG"] = str(kubeconfig)
-    try:
-        info = kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())
-    finally:
-        if previous is None:
-            os.environ.pop("KUBECONFIG")
-        else:
-            os.environ["KUBECONFIG"] = previous
-    assert info is not None
-    client = KubeClient()
-    await client.connect(info)
+async def operator_client(kubeconfig: Path, **options: Any) -> AsyncIterator[KubeClient]:
+    """The handlers' API client (with `options`), logged in with `kubeconfig` as the operator
+    logs in: through the one kubeconfig loader."""
+    client = KubeClient(**options)
+    await client.connect(Connection.from_target(load(Overrides(kubeconfig=kubeconfig))))
     try:
         yield client
     finally:

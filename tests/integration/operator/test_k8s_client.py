@@ -13,25 +13,19 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import kopf
 import pytest
 import yaml
 
 from mlops_operator.k8s import FIELD_MANAGER, ApiError, Conflict, KubeClient, NotFound
-from tests.integration.operator.conftest import REPO
+from tests.integration.operator.conftest import REPO, operator_client
 from tests.kube import kubectl
 
 
 @pytest.fixture
-async def kube(kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[KubeClient]:
-    """A client logged in the way the operator logs in (Kopf's kubeconfig login)."""
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    info = kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())
-    assert info is not None
-    client = KubeClient(page_size=2)
-    await client.connect(info)
-    yield client
-    await client.close()
+async def kube(kubeconfig: Path) -> AsyncIterator[KubeClient]:
+    """A client logged in the way the operator logs in, with pages of two objects."""
+    async with operator_client(kubeconfig, page_size=2) as client:
+        yield client
 
 
 def _config_map(name: str, namespace: str, **labels: str) -> dict[str, Any]:

@@ -23,6 +23,7 @@ of its own), so they settle on ``NoVersion`` and ``TargetNotFound``/``Suspended`
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import os
@@ -35,7 +36,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
-import kopf
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -44,6 +44,8 @@ from pydantic import BaseModel
 
 from mlops_operator.api import DriftPolicy, ModelDeployment, ModelVersion, TrainingJob
 from mlops_operator.api.resource import CustomResource
+from mlops_operator.k8s import Connection
+from mlops_operator.k8s.kubeconfig import Overrides, load
 from tests.integration.operator.conftest import REPO, RunningOperator
 from tests.integration.trainingjob.conftest import items, training_job
 from tests.kube import kubectl, wait_for
@@ -266,13 +268,12 @@ def edited(base: dict[str, Any], changes: dict[str, Any], pinned: dict[str, Any]
 class Creator:
     """POSTs objects straight to the API server (a kubectl process per object is 5-10x slower)."""
 
-    def __init__(self, kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-        info = kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())
-        assert info is not None
-        self.server = info.server.rstrip("/")
-        self.headers = {**info.as_http_headers(), "Content-Type": "application/json"}
-        self.context: ssl.SSLContext = info.as_ssl_context()
+    def __init__(self, kubeconfig: Path) -> None:
+        connection = Connection.from_target(load(Overrides(kubeconfig=kubeconfig)))
+        authorization = asyncio.run(connection.authorization())
+        self.server = connection.server
+        self.headers = {**dict(authorization.headers), "Content-Type": "application/json"}
+        self.context: ssl.SSLContext = connection.ssl_context(authorization.identity)
 
     def create(self, document: dict[str, Any], plural: str) -> str | None:
         """Create `document` with strict field validation: None, or the API server's refusal."""
@@ -330,7 +331,6 @@ def test_generated_objects_are_refused_by_name_or_handled_with_a_reason(
     operator: RunningOperator,
     kubeconfig: Path,
     namespace: str,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     quota = {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "no-pods"}}
     kubectl(
@@ -342,7 +342,7 @@ def test_generated_objects_are_refused_by_name_or_handled_with_a_reason(
         "-",
         stdin=json.dumps(quota | {"spec": {"hard": {"pods": "0"}}}),
     )
-    creator = Creator(kubeconfig, monkeypatch)
+    creator = Creator(kubeconfig)
     base = kind.example(namespace)
     accepted: list[str] = []
     refused: list[str] = []

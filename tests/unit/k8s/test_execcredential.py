@@ -3,23 +3,28 @@
 Aspects: a real plugin (a script) gets its args, its env on top of ours, and
 ``KUBERNETES_EXEC_INFO`` (with the cluster when ``provideClusterInfo``, not interactive without
 a terminal); its token is used until ``expirationTimestamp``, then it runs again, and again when
-asked to renew (after a 401); a certificate from it becomes the TLS identity; impersonation
-headers ride along; a token file is re-read on renewal; every way a plugin can fail is one
+the credential it gave is refused (after a 401), but once for a burst of refusals and not at all
+for credentials already replaced, and no sooner than a pause after a refusal of what a
+refusal brought (a plugin whose every credential is refused); a certificate from it becomes the TLS identity; impersonation
+headers ride along; a token file is re-read when refused; every way a plugin can fail is one
 clear sentence (cannot run, with the install hint; exit status; not an ExecCredential; wrong
-version; no credential; a certificate without its key; a bad timestamp; Always without a
-terminal).
+version; no credential; a certificate without its key; a bad timestamp; a credential expired
+when handed out; Always without a terminal).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
-from datetime import UTC, datetime, timedelta
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from mlops_operator.k8s import connection as connection_module
 from mlops_operator.k8s.connection import Connection
 from mlops_operator.k8s.execcredential import ExecPluginError, parse, run
 from mlops_operator.k8s.kubeconfig import ExecConfig, Impersonation, Target
@@ -29,17 +34,25 @@ pytestmark = pytest.mark.unit
 V1 = "client.authentication.k8s.io/v1"
 
 
-def _plugin(tmp_path: Path, status: dict[str, Any], *, exit_code: int = 0) -> Path:
-    """A plugin that records each run (its args, env and exec info) and prints `status`."""
+def _plugin(
+    tmp_path: Path, status: dict[str, Any], *, exit_code: int = 0, lifetime: float | None = None
+) -> Path:
+    """A plugin that records each run (its args, env and exec info) and prints `status`; with
+    `lifetime`, the credential expires that many seconds after the run."""
     script = tmp_path / "plugin.py"
     script.write_text(
         "import json, os, sys\n"
+        "from datetime import datetime, timedelta, timezone\n"
         f"log = {str(tmp_path / 'runs.jsonl')!r}\n"
         "with open(log, 'a') as f:\n"
         "    f.write(json.dumps({'args': sys.argv[1:], 'profile': os.environ.get('PROFILE'),"
         " 'info': json.loads(os.environ['KUBERNETES_EXEC_INFO'])}) + '\\n')\n"
+        f"status = {status!r}\n"
+        f"if {lifetime!r} is not None:\n"
+        f"    expiry = datetime.now(timezone.utc) + timedelta(seconds={lifetime!r})\n"
+        "    status['expirationTimestamp'] = expiry.isoformat()\n"
         f"print(json.dumps({{'apiVersion': {V1!r}, 'kind': 'ExecCredential',"
-        f" 'status': {status!r}}}))\n"
+        " 'status': status}))\n"
         f"sys.exit({exit_code})\n"
     )
     return script
@@ -86,12 +99,8 @@ def _target(config: ExecConfig, **more: Any) -> Target:
     return Target(server="https://c:6443", namespace="default", source="test", exec=config, **more)
 
 
-@pytest.mark.parametrize("expired", [False, True])
-async def test_the_token_is_kept_until_it_expires_then_asked_for_again(
-    tmp_path: Path, expired: bool
-) -> None:
-    expiry = datetime.now(UTC) + timedelta(hours=-1 if expired else 1)
-    script = _plugin(tmp_path, {"token": "t", "expirationTimestamp": expiry.isoformat()})
+async def test_the_token_is_kept_until_it_expires_then_asked_for_again(tmp_path: Path) -> None:
+    script = _plugin(tmp_path, {"token": "t"}, lifetime=2.0)
     impersonation = Impersonation("alice", ("approvers",))
     connection = Connection.from_target(_target(_config(script), impersonation=impersonation))
     assert connection.renewable
@@ -101,11 +110,49 @@ async def test_the_token_is_kept_until_it_expires_then_asked_for_again(
         ("Impersonate-User", "alice"),
         ("Impersonate-Group", "approvers"),
     )
-    await connection.authorization()
-    # Valid: kept; expired: asked for again on the next request.
-    assert len(_runs(tmp_path)) == (2 if expired else 1)
-    await connection.authorization(renew=True)  # a 401: asked again whatever the expiry says
-    assert len(_runs(tmp_path)) == (3 if expired else 2)
+    assert first.expires is not None
+    assert await connection.authorization() == first  # valid: kept
+    assert len(_runs(tmp_path)) == 1
+    # Wait for what is asserted: the moment the credential has expired.
+    await asyncio.sleep((first.expires - datetime.now(UTC)).total_seconds() + 0.05)
+    second = await connection.authorization()
+    assert len(_runs(tmp_path)) == 2
+    assert second.issue == first.issue + 1
+    assert second.expires is not None
+    assert second.expires > first.expires
+
+
+async def test_refused_credentials_are_replaced_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(connection_module, "_REFUSED_AGAIN_SECONDS", 0.0)  # its own test
+    script = _plugin(tmp_path, {"token": "t"})
+    connection = Connection.from_target(_target(_config(script)))
+    first = await connection.authorization()
+    # A burst of 401s for the same credential (requests in flight, Kopf's login): one run.
+    burst = await asyncio.gather(*(connection.authorization(refused=first) for _ in range(5)))
+    assert len(_runs(tmp_path)) == 2
+    assert {answer.issue for answer in burst} == {first.issue + 1}
+    # Refusing credentials that were replaced already asks for nothing new.
+    assert await connection.authorization(refused=first) == burst[0]
+    assert len(_runs(tmp_path)) == 2
+    await connection.authorization(refused=burst[0])
+    assert len(_runs(tmp_path)) == 3
+
+
+async def test_fresh_credentials_refused_again_wait_before_the_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(connection_module, "_REFUSED_AGAIN_SECONDS", 1.0)
+    script = _plugin(tmp_path, {"token": "t"})
+    connection = Connection.from_target(_target(_config(script)))
+    first = await connection.authorization()
+    fresh = await connection.authorization(refused=first)  # a first refusal: no pause
+    ran = time.monotonic()
+    again = await connection.authorization(refused=fresh)  # what it brought, refused too
+    assert time.monotonic() - ran >= 1.0
+    assert again.issue == first.issue + 2
+    assert len(_runs(tmp_path)) == 3
 
 
 async def test_a_certificate_from_the_plugin_is_the_tls_identity(tmp_path: Path) -> None:
@@ -116,15 +163,16 @@ async def test_a_certificate_from_the_plugin_is_the_tls_identity(tmp_path: Path)
     assert authorization.headers == ()
 
 
-async def test_a_token_file_is_read_again_on_renewal(tmp_path: Path) -> None:
+async def test_a_token_file_is_read_again_when_refused(tmp_path: Path) -> None:
     token = tmp_path / "token"
     token.write_text("first\n")
     connection = Connection.from_target(
         Target(server="https://c", namespace="default", source="test", token_file=token)
     )
-    assert (await connection.authorization()).headers == (("Authorization", "Bearer first"),)
+    first = await connection.authorization()
+    assert first.headers == (("Authorization", "Bearer first"),)
     token.write_text("rotated\n")
-    assert (await connection.authorization(renew=True)).headers == (
+    assert (await connection.authorization(refused=first)).headers == (
         ("Authorization", "Bearer rotated"),
     )
 
@@ -142,6 +190,9 @@ async def test_a_plugin_that_cannot_run_or_fails_says_so(tmp_path: Path) -> None
     failing = _plugin(tmp_path, {"token": "x"}, exit_code=3)
     with pytest.raises(ExecPluginError, match="failed with exit code 3"):
         await run(_config(failing), {})
+    expired = _plugin(tmp_path, {"token": "x"}, lifetime=-3600)
+    with pytest.raises(ExecPluginError, match="handed out a credential that had expired already"):
+        await run(_config(expired), {})
     always = ExecConfig(api_version=V1, command="true", interactive_mode="Always", user="u")
     with pytest.raises(ExecPluginError, match=r"needs a terminal \(interactiveMode: Always\)"):
         await run(always, {})

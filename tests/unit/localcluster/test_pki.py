@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import ssl
 from pathlib import Path
 
@@ -51,3 +52,13 @@ def test_existing_material_is_kept(tmp_path: Path) -> None:
     assert b"PRIVATE KEY" in key.read_bytes()
     assert b"PUBLIC KEY" in pub.read_bytes()
     assert oct(key.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_client_certificate_lasts_a_year_or_until_asked(tmp_path: Path) -> None:
+    pki.ensure_ca(tmp_path)
+    yearly, _ = pki.ensure_client_cert(tmp_path, pki.ClientIdentity("yearly", "alice"))
+    until = datetime.datetime(2031, 2, 3, 4, 5, 6, tzinfo=datetime.UTC)
+    short, _ = pki.ensure_client_cert(tmp_path, pki.ClientIdentity("short", "bob"), not_after=until)
+    lifetime = _cert(yearly).not_valid_after_utc - _cert(yearly).not_valid_before_utc
+    assert lifetime > datetime.timedelta(days=365)
+    assert _cert(short).not_valid_after_utc == until

@@ -1,13 +1,16 @@
 """The operator's settings: environment variables, flags over them, and refusals.
 
 Aspects: MLOPS_NAMESPACES as a comma list (empty: cluster-wide); a flag wins over
-its variable and an absent flag does not; -A clears the namespaces; the default
+its variable and an absent flag does not; -A clears the namespaces; --kubeconfig and
+--context (MLOPS_KUBE_CONTEXT) name the credentials; the default
 images carry the release; two endpoints on one port, or a watch client timeout not
 above the server's, are refused with a message; the workload pods' ids come as JSON, each
 defaulting to the images' user when left out and unset by null, root refused.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -111,3 +114,13 @@ def test_the_cli_reports_invalid_settings_and_exits_2(capsys: pytest.CaptureFixt
     args = build_parser().parse_args(["operator", "run", "--metrics-port", "70000"])
     assert args.func(args) == 2
     assert "metrics_port" in capsys.readouterr().err
+
+
+def test_the_kubeconfig_and_its_context_come_from_flags_over_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MLOPS_KUBE_CONTEXT", "from-env")
+    assert (OperatorSettings().kubeconfig, OperatorSettings().kube_context) == (None, "from-env")
+    settings = _settings("--kubeconfig", "/etc/eks/config", "--context", "eks-dev")
+    assert settings.kubeconfig == Path("/etc/eks/config")
+    assert settings.kube_context == "eks-dev"

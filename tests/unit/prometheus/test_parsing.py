@@ -71,3 +71,9 @@ def test_exposition_samples_carry_their_full_names() -> None:
 def test_garbage_is_not_exposition() -> None:
     with pytest.raises(ScrapeError):
         parse_exposition("this is { not metrics\n")
+
+
+def test_a_refused_exposition_names_its_first_bad_line() -> None:
+    text = '# TYPE x counter\nx_total{model="a"} 1\nx_total{model="b"} {m\nx_total 2\n'
+    with pytest.raises(ScrapeError, match=r"""\(line 3: 'x_total\{model="b"\} \{m'\)"""):
+        parse_exposition(text)
