@@ -257,8 +257,9 @@ class PodWorker:
                 await waiter
         await self._publish()
 
-    async def _until_ready(self, step: Any) -> Any:
-        """Retry a preparation step that waits on other objects, until it works or the pod goes."""
+    async def _until_ready(self, step: Any, container: _Container | None = None) -> Any:
+        """Retry a preparation step that waits on other objects, until it works or the pod goes;
+        the waiting reason is the container's, or every container's for a step of the pod."""
         delay = 1.0
         while not self._deleting.is_set():
             try:
@@ -269,7 +270,7 @@ class PodWorker:
                     if isinstance(exc, UnresolvableEnv)
                     else "ContainerCreating"
                 )
-                for c in self.containers.values():
+                for c in [container] if container else self.containers.values():
                     c.state.waiting_reason, c.state.waiting_message = reason, str(exc)
                 await self._publish()
                 with contextlib.suppress(TimeoutError):
@@ -297,7 +298,9 @@ class PodWorker:
             code = await self._run_once(container, volumes)
             if code == 0:
                 return True
-            if policy == "Never" or code is None:
+            if code is None:  # the pod is going
+                return False
+            if policy == "Never":
                 self.phase, self.reason = "Failed", "InitContainerFailed"
                 await self._publish()
                 return False
@@ -440,28 +443,34 @@ class PodWorker:
             "KUBERNETES_PORT": f"tcp://{self.node.api_service_host}:443",
         }
 
+    async def _prepare(
+        self, container: _Container, volumes: dict[str, PreparedVolume]
+    ) -> tuple[Path, Path]:
+        """The container's run spec, its env resolved (UnresolvableEnv while it cannot be),
+        and its termination-message file."""
+        sources = await self._env_sources()
+        uid = self._identity(container)[0]
+        env = container_env(self.pod, container.spec, sources, self._base_env(container, uid))
+        termination = self.dir / "termination" / container.state.name
+        termination.parent.mkdir(parents=True, exist_ok=True)
+        termination.write_text("")
+        termination.chmod(0o666)
+        spec = self._spec_file(container, volumes, env, self._argv(container), termination)
+        return spec, termination
+
     async def _run_once(
         self, container: _Container, volumes: dict[str, PreparedVolume]
     ) -> int | None:
         """Run the container once; its exit code, or None when it could not start."""
         assert self.network is not None
         state = container.state
-        try:
-            sources = await self._env_sources()
-            uid = self._identity(container)[0]
-            env = container_env(self.pod, container.spec, sources, self._base_env(container, uid))
-            termination = self.dir / "termination" / state.name
-            termination.parent.mkdir(parents=True, exist_ok=True)
-            termination.write_text("")
-            termination.chmod(0o666)
-            spec_file = self._spec_file(container, volumes, env, self._argv(container), termination)
-        except UnresolvableEnv as exc:
-            state.waiting_reason, state.waiting_message = "CreateContainerConfigError", str(exc)
-            self.phase = (
-                "Failed" if self.pod["spec"].get("restartPolicy") == "Never" else self.phase
-            )
-            await self._publish()
+        # A Secret or ConfigMap the env names may come a moment after the pod (its owner
+        # creates both): the kubelet keeps the container waiting in CreateContainerConfigError
+        # and tries again, whatever the restart policy; so does this node.
+        prepared = await self._until_ready(lambda: self._prepare(container, volumes), container)
+        if prepared is None:  # the pod is going
             return None
+        spec_file, termination = prepared
         log_path = self.dir / "logs" / f"{state.name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as log_file:

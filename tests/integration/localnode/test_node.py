@@ -271,6 +271,37 @@ def test_a_volume_over_the_checkout_does_not_hide_the_environment(
     assert "README.md" not in listing, "the rest of the checkout is covered by the volume"
 
 
+def test_a_container_waits_for_the_secret_its_env_names(kubeconfig: Path, namespace: str) -> None:
+    # An owner creates a pod's Deployment and the Secret it reads in some order; a pod that
+    # starts first must wait for the Secret (CreateContainerConfigError), as the kubelet does,
+    # not fail for good (a ModelDeployment's server once never became ready that way).
+    script = "import os; open('/dev/termination-log', 'w').write(os.environ['KEY'])"
+    key = {"secretKeyRef": {"name": "late", "key": "key"}}
+    apply(kubeconfig, namespace, job("waits", script, env=[{"name": "KEY", "valueFrom": key}]))
+
+    def config_error() -> str | None:
+        pods = get_json(kubeconfig, "-n", namespace, "pods", "-l", "job-name=waits")["items"]
+        statuses = pods[0].get("status", {}).get("containerStatuses") or [] if pods else []
+        waiting = statuses[0].get("state", {}).get("waiting", {}) if statuses else {}
+        return (
+            waiting.get("message")
+            if waiting.get("reason") == "CreateContainerConfigError"
+            else None
+        )
+
+    assert 'secret "late" not found' in wait_for(
+        config_error, what="the pod to wait for its Secret"
+    )
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "late"},
+              "stringData": {"key": "arrived"}}  # fmt: skip
+    apply(kubeconfig, namespace, secret)
+    assert wait_for(lambda: job_condition(kubeconfig, namespace, "waits"), what="the Job") == (
+        "Complete"
+    )
+    terminated = job_pod(kubeconfig, namespace, "waits")["status"]["containerStatuses"][0]
+    assert terminated["state"]["terminated"]["message"] == "arrived"
+
+
 def test_unknown_image_fails_at_once_with_a_clear_reason(kubeconfig: Path, namespace: str) -> None:
     manifest = job("alien", "print(1)")
     manifest["spec"]["template"]["spec"]["containers"][0]["image"] = "docker.io/library/nginx:1.27"
