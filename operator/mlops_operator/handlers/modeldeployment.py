@@ -285,7 +285,10 @@ async def _converge(
     uid = str(mdep.metadata.get("uid"))
     grpc = grpc_port(mdep, settings.server_grpc_port)
     conflicts: list[str | None] = [
-        await children.apply(context, serving_service(mdep, grpc), exists=True)
+        # The request-id key first: the serving pods read it at start, and a pod that starts
+        # before its Secret exists waits (CreateContainerConfigError) until the kubelet retries.
+        await _converge_labels(context, mdep, storage),
+        await children.apply(context, serving_service(mdep, grpc), exists=True),
     ]
     routed, conflict = await route_traffic(
         context, mdep, plan.weights, split=plan.canary_to is not None
@@ -329,7 +332,6 @@ async def _converge(
         # The Service first: a crash in between leaves the Deployment, found again next tick.
         await children.delete(context, "v1", "Service", name, mdep.namespace, owner=uid)
         await children.delete(context, "apps/v1", "Deployment", name, mdep.namespace, owner=uid)
-    conflicts.append(await _converge_labels(context, mdep, storage))
     if mdep.spec.monitoring.service_monitor.enabled:
         try:
             conflicts.append(await children.apply(context, service_monitor(mdep), exists=True))
