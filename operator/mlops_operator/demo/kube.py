@@ -14,13 +14,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["DemoError", "Kubectl", "wait_until"]
+__all__ = ["DemoError", "Kubectl", "NotYet", "wait_until"]
 
 T = TypeVar("T")
 
 
 class DemoError(RuntimeError):
     """A stage of the demo did not happen as expected; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class NotYet:
+    """A probe's "not yet" that says what it saw instead: :func:`wait_until`'s error then
+    names why the wait failed (a pod's crash, an image not found), not just ``False``."""
+
+    seen: str
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return self.seen
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,12 @@ from typing import Any
 
 import yaml
 
-from mlops_operator.api.metadata import DRIFT_POLICY_LABEL, RETRAIN_REASON_ANNOTATION
-from mlops_operator.demo.kube import DemoError, Kubectl, wait_until
+from mlops_operator.api.metadata import (
+    DEPLOYMENT_LABEL,
+    DRIFT_POLICY_LABEL,
+    RETRAIN_REASON_ANNOTATION,
+)
+from mlops_operator.demo.kube import DemoError, Kubectl, NotYet, wait_until
 from mlops_operator.demo.traffic import Observation, Traffic, World
 from mlops_operator.localcluster.objectstore import ObjectStore
 
@@ -45,6 +49,18 @@ DEPLOYMENT = "iris"
 POLICY = "iris"
 STORE_SECRET = "mlops-object-store"
 _LOOP_KINDS = "driftpolicies.mlops.dev,modeldeployments.mlops.dev,trainingjobs.mlops.dev,modelversions.mlops.dev"
+
+
+def _pod_state(pod: dict[str, Any]) -> str:
+    """A pod's phase and each container's state, as `kubectl describe` would say them."""
+    status = pod.get("status") or {}
+    states = []
+    for container in status.get("containerStatuses") or status.get("initContainerStatuses") or []:
+        ((state, detail),) = (container.get("state") or {"unknown": {}}).items()
+        said = [f"{container['name']}={state}", detail.get("reason"), (detail.get("message") or "")[:200],
+                f"ready={container.get('ready')}", f"restarts={container.get('restartCount', 0)}"]  # fmt: skip
+        states.append(" ".join(part for part in said if part))
+    return f"{status.get('phase', '?')} [{', '.join(states)}]"
 
 
 def _step(message: str) -> None:
@@ -157,9 +173,20 @@ class Demo:
         version = champion.get("version")
         return int(version) if version is not None else None
 
-    def _ready(self) -> bool:
+    def _ready(self) -> bool | NotYet:
         conditions = self._status("modeldeployments.mlops.dev", DEPLOYMENT).get("conditions")
-        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions or [])
+        ready = next((c for c in conditions or [] if c["type"] == "Ready"), None)
+        if ready is not None and ready["status"] == "True":
+            return True
+        # What a user would look at next: the condition's reason and the serving pods' states.
+        pods = [
+            f"{pod['metadata']['name']} {_pod_state(pod)}"
+            for pod in self.k.list("pods", f"{DEPLOYMENT_LABEL}={DEPLOYMENT}")
+        ]
+        said = (
+            f"{ready.get('reason')}: {ready.get('message', '')}" if ready else "no Ready condition"
+        )
+        return NotYet(f"Ready {said}; pods: {'; '.join(pods) or 'none'}")
 
     # -- stages ----------------------------------------------------------------------------
 
