@@ -44,6 +44,7 @@ from mlops_operator.localcluster.controlplane import (
     kubeconfig,
     scheduler_command,
 )
+from mlops_operator.localcluster.files import write_atomically
 from mlops_operator.localcluster.processes import ManagedProcess
 
 __all__ = ["ComponentStatus", "LocalCluster"]
@@ -289,9 +290,8 @@ class LocalCluster:
         )
         for identity in CLIENTS:
             pki.ensure_client_cert(directory, identity)
-            path = self.layout.kubeconfig_path(identity)
-            path.write_text(kubeconfig(self.layout, ports, identity))
-            path.chmod(0o600)
+            text = kubeconfig(self.layout, ports, identity)
+            write_atomically(self.layout.kubeconfig_path(identity), text)
 
     def _start(self, components: tuple[_Component, ...], ports: Ports) -> None:
         for component in components:

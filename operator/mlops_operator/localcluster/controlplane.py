@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from mlops_operator.localcluster.files import write_atomically
 from mlops_operator.localcluster.pki import ClientIdentity
 
 __all__ = [
@@ -140,7 +141,7 @@ class ClusterLayout:
     def save_ports(self, ports: Ports) -> None:
         """Record the ports of this cluster."""
         self.root.mkdir(parents=True, exist_ok=True)
-        self.state_file.write_text(json.dumps({"ports": asdict(ports)}, indent=2))
+        write_atomically(self.state_file, json.dumps({"ports": asdict(ports)}, indent=2), 0o644)
 
 
 def kubeconfig(layout: ClusterLayout, ports: Ports, identity: ClientIdentity) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_operator.localcluster import network
+from mlops_operator.localcluster.files import write_atomically
 
 __all__ = ["BUCKET", "PORT", "ObjectStore", "command", "credentials", "data_dir", "prepare"]
 
@@ -86,10 +87,7 @@ def credentials(state_dir: Path) -> ObjectStore:
         secret_key=secrets.token_urlsafe(30),
     )
     state_dir.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.touch(mode=0o600)
-    partial.write_text(json.dumps(asdict(store), indent=2))
-    partial.replace(path)
+    write_atomically(path, json.dumps(asdict(store), indent=2))
     return store
 
 

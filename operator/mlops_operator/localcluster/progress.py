@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+from mlops_operator.localcluster.files import write_atomically
 
 __all__ = ["HEARTBEAT_SECONDS", "StepFailed", "heartbeat", "log", "run_step", "timings_file"]
 
@@ -55,9 +56,7 @@ def _remember(step: str, seconds: float) -> None:
     path = timings_file()
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}")
-        partial.write_text(json.dumps(timings, indent=1, sort_keys=True) + "\n")
-        partial.replace(path)
+        write_atomically(path, json.dumps(timings, indent=1, sort_keys=True) + "\n", 0o644)
 
 
 def _minutes(seconds: float) -> str:
