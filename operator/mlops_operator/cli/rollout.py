@@ -30,18 +30,6 @@ def live_at(history: list[dict[str, Any]], moment: datetime) -> dict[str, Any] |
     return None
 
 
-async def _whoami(kube: Any) -> str:
-    # A review is never stored; the client wants a name on every manifest all the same.
-    review = await kube.create(
-        {
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "SelfSubjectReview",
-            "metadata": {"name": "mlops-cli"},
-        }
-    )
-    return str(review.get("status", {}).get("userInfo", {}).get("username") or "unknown")
-
-
 async def _mdep(kube: Any, name: str, namespace: str) -> dict[str, Any]:
     from mlops_operator.api.resource import API_VERSION
 
@@ -52,7 +40,7 @@ async def _mdep(kube: Any, name: str, namespace: str) -> dict[str, Any]:
 async def _pin(kube: Any, args: argparse.Namespace, namespace: str, version: int) -> None:
     from mlops_operator.api.resource import API_VERSION
 
-    user = await _whoami(kube)
+    user = await kube.whoami()
     patch = {
         "metadata": {"annotations": {REQUESTED_BY_ANNOTATION: user}},
         "spec": {"promotion": "Manual", "version": version},
@@ -87,7 +75,7 @@ async def _promote(kube: Any, namespace: str, args: argparse.Namespace) -> int:
     if args.auto:
         from mlops_operator.api.metadata import REQUESTED_BY_ANNOTATION
 
-        user = await _whoami(kube)
+        user = await kube.whoami()
         patch = {
             "metadata": {"annotations": {REQUESTED_BY_ANNOTATION: user}},
             "spec": {"promotion": "Auto", "version": None},
@@ -212,7 +200,7 @@ async def _review(kube: Any, namespace: str, args: argparse.Namespace) -> int:
     )
     from mlops_operator.api.resource import API_VERSION
 
-    user = await _whoami(kube)
+    user = await kube.whoami()
     if args.command == "reject":
         annotations: dict[str, str | None] = {REJECTED_BY_ANNOTATION: user}
         done = "rejected"

@@ -9,7 +9,7 @@ rather than a client library is in `mlops_operator.k8s.client` and docs/operator
 
 from mlops_operator.k8s.client import FIELD_MANAGER, KubeClient, ResourceType
 from mlops_operator.k8s.connection import Connection
-from mlops_operator.k8s.errors import ApiError, Conflict, NotFound
+from mlops_operator.k8s.errors import ApiError, Conflict, NotFound, Unauthorized
 
 __all__ = [
     "FIELD_MANAGER",
@@ -19,4 +19,5 @@ __all__ = [
     "KubeClient",
     "NotFound",
     "ResourceType",
+    "Unauthorized",
 ]

@@ -268,6 +268,19 @@ class KubeClient:
         result: dict[str, Any] = await self._request("POST", rtype.path(), body=body)
         return result
 
+    async def whoami(self) -> str:
+        """The user name the API server authenticates these credentials as (a SelfSubjectReview,
+        which every authenticated identity may ask; `errors.Unauthorized` if none)."""
+        # A review is never stored; `create` wants a name on every manifest all the same.
+        review = await self.create(
+            {
+                "apiVersion": "authentication.k8s.io/v1",
+                "kind": "SelfSubjectReview",
+                "metadata": {"name": "whoami"},
+            }
+        )
+        return str(review.get("status", {}).get("userInfo", {}).get("username") or "unknown")
+
     async def get(
         self, api_version: str, kind: str, name: str, namespace: str | None = None
     ) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ApiError", "Conflict", "NotFound", "error_from"]
+__all__ = ["ApiError", "Conflict", "NotFound", "Unauthorized", "error_from"]
 
 
 class ApiError(Exception):
@@ -30,6 +30,10 @@ class ApiError(Exception):
     def retryable(self) -> bool:
         """Whether the same request may succeed later without anyone changing anything."""
         return self.status in (409, 429) or self.status >= 500
+
+
+class Unauthorized(ApiError):
+    """401: the API server does not accept the credentials (a fresh token was asked for once)."""
 
 
 class NotFound(ApiError):
@@ -52,5 +56,5 @@ def error_from(status: int, payload: Any, retry_after: str | None = None) -> Api
     body = payload if isinstance(payload, dict) else {}
     reason = str(body.get("reason") or "Unknown")
     message = str(body.get("message") or payload or "no message")
-    kind = {404: NotFound, 409: Conflict}.get(status, ApiError)
+    kind = {401: Unauthorized, 404: NotFound, 409: Conflict}.get(status, ApiError)
     return kind(status, reason, message, _seconds(retry_after))

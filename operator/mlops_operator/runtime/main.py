@@ -31,7 +31,7 @@ import kopf
 from mlops_operator import handlers
 from mlops_operator.handlers.context import OperatorContext
 from mlops_operator.handlers.lifecycle import connection_info
-from mlops_operator.k8s import Connection, KubeClient
+from mlops_operator.k8s import Connection, KubeClient, Unauthorized
 from mlops_operator.k8s.execcredential import CredentialError
 from mlops_operator.k8s.kubeconfig import Overrides, load
 from mlops_operator.runtime import metrics
@@ -185,32 +185,44 @@ async def run_operator(settings: OperatorSettings) -> None:
     # What Kopf's login hook will be handed, checked now: a kubeconfig Kopf cannot act on (or a
     # plugin that cannot run) stops the start here, with one line, rather than in Kopf's retries.
     connection_info(connection, await connection.authorization())
-    # Logged in before Kopf, so /readyz answers from the start (the plugin does not run again).
-    await kube.connect(connection)
-    logger.info("logged in", extra={"server": connection.server, "credentials": connection.source})
-    health = Health(kube.readiness_problem)
-    health_runner = await health.serve(settings.bind_address, settings.liveness_port)
-    metrics_runner = await metrics.serve(settings.bind_address, settings.metrics_port)
-    logger.info(
-        "operator starting",
-        extra={
-            "namespaces": settings.namespaces or "*",
-            "handlers": handlers.__all__,
-            "leaderElection": settings.leader_election,
-            "metrics": f"http://{settings.bind_address}:{settings.metrics_port}/metrics",
-        },
-    )
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        # Undone in reverse on any exit, a refused start included: "stopped" is logged last.
+        stack.callback(logger.info, "operator stopped")
+        stack.push_async_callback(kube.close)
+        # Logged in before Kopf, so /readyz answers from the start (the plugin does not run
+        # again).
+        await kube.connect(connection)
+        # Asked before Kopf starts, so that credentials the API server refuses stop the start
+        # here (`Unauthorized`, after one fresh token if a plugin gives them). Kopf would learn
+        # it in several requests at once, and its first refusal closes the session under the
+        # others: which error ends the process is then a race (in some runs an AssertionError
+        # from aiohttp), not the refusal.
+        user = await kube.whoami()
+        logger.info(
+            "logged in",
+            extra={"server": connection.server, "credentials": connection.source, "user": user},
+        )
+        health = Health(kube.readiness_problem)
+        stack.push_async_callback(
+            (await health.serve(settings.bind_address, settings.liveness_port)).cleanup
+        )
+        stack.push_async_callback(
+            (await metrics.serve(settings.bind_address, settings.metrics_port)).cleanup
+        )
+        logger.info(
+            "operator starting",
+            extra={
+                "namespaces": settings.namespaces or "*",
+                "handlers": handlers.__all__,
+                "leaderElection": settings.leader_election,
+                "metrics": f"http://{settings.bind_address}:{settings.metrics_port}/metrics",
+            },
+        )
         if settings.leader_election:
             await _lead(settings, kube, health)
         else:
             health.role = "standalone"
             await _kopf(settings, kube, health)
-    finally:
-        await metrics_runner.cleanup()
-        await health_runner.cleanup()
-        await kube.close()
-        logger.info("operator stopped")
 
 
 def run(settings: OperatorSettings) -> int:
@@ -218,10 +230,10 @@ def run(settings: OperatorSettings) -> int:
     configure_logging(settings.log_format, settings.log_level)
     try:
         asyncio.run(run_operator(settings))
-    except kopf.LoginError:
-        # Kopf ran out of credentials: the API server refused them, and refused (or was handed
-        # again) what the login hook found next. Kopf's own message suggests installing client
-        # libraries, which is not the fix here.
+    except (Unauthorized, kopf.LoginError):
+        # Refused at the start (`Unauthorized`), or later while Kopf ran: the API server refused
+        # the credentials and refused (or Kopf was handed again) what the login hook found next.
+        # Kopf's own message suggests installing client libraries, which is not the fix here.
         print(
             "mlops operator run: the API server does not accept the operator's credentials"
             " (the kubeconfig's user, or in a pod its service account)",

@@ -250,18 +250,12 @@ status = {{**{credentials!r}[min(count, 1)], "expirationTimestamp": valid_until.
     kube = KubeClient(field_manager="mlops-test")
     await kube.connect(Connection.from_target(load(Overrides(kubeconfig=config))))
 
-    async def whoami() -> str:
-        review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview",
-                  "metadata": {"name": "test"}}  # fmt: skip
-        answer = await kube.create(review)
-        return str(answer["status"]["userInfo"]["username"])
-
     try:
-        assert await whoami() == f"first@{ns}"
+        assert await kube.whoami() == f"first@{ns}"
         (expiry,) = _expiries(script)
         await asyncio.sleep((expiry - datetime.now(UTC)).total_seconds() + 0.1)
         # The expired certificate is replaced, and the TLS connection with it.
-        assert await whoami() == f"second@{ns}"
+        assert await kube.whoami() == f"second@{ns}"
         assert len(runs(script)) == 2
     finally:
         await kube.close()
