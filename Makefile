@@ -25,7 +25,7 @@ demo: $(STAMP) binaries ## The main job: the closed MLOps loop, end to end, on t
 # MLOPS_TEST_WORKERS pytest-xdist workers (default 4) and the serial ones alone after them
 # (tests/suite.py, tests/conftest.py).
 .PHONY: test
-test: $(STAMP) binaries images browser lint typecheck ## The whole suite: lint, types, unit, integration and e2e tests.
+test: $(STAMP) binaries helm images browser lint typecheck ## The whole suite: lint, types, unit, integration and e2e tests.
 	$(PY) -m tests.suite $(PYTEST_ARGS)
 
 ##@ Development

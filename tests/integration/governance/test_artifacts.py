@@ -219,13 +219,20 @@ def test_a_deployment_named_like_unrelated_objects_leaves_them_alone(
         in ready["message"]
     )
     assert "Deployment web-v1 already exists and has no controller" in ready["message"]
-    reasons = [
-        e["message"]
-        for e in governed.events("ModelDeployment", "web")
-        if e["reason"] == "NameConflict"
-    ]
-    assert any("Service web" in m for m in reasons)
-    assert any("Deployment web-v1" in m for m in reasons)
+
+    def reported() -> list[str] | None:
+        # Events are posted apart from the status write, maybe after it: wait for both.
+        reasons = [
+            e["message"]
+            for e in governed.events("ModelDeployment", "web")
+            if e["reason"] == "NameConflict"
+        ]
+        both = any("Service web" in m for m in reasons) and any(
+            "Deployment web-v1" in m for m in reasons
+        )
+        return reasons if both else None
+
+    wait_for(reported, timeout=60, what="a NameConflict Event for each child")
     for (kind, name), old in zip(
         (("deployment", "web-v1"), ("service", "web")), before.values(), strict=True
     ):

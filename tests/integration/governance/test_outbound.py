@@ -159,7 +159,11 @@ def test_only_allowed_prometheus_and_valid_scrape_targets_are_fetched(
                 f"{foreign.url!r} is not in the operator's allow-list ({allowed.url})"
                 in (halted["message"])
             )
-            assert _events(kubeconfig, namespace, "foreign", "PrometheusNotAllowed")
+            # The Event is posted after the status is written (Kopf queues it): wait for it.
+            wait_for(
+                lambda: _events(kubeconfig, namespace, "foreign", "PrometheusNotAllowed"),
+                timeout=60, what="the foreign Prometheus's refusal Event",
+            )  # fmt: skip
             # The allowed one is queried, evaluation after evaluation; meanwhile the others
             # have been evaluated (and refused) as often.
             wait_for(lambda: allowed.requests >= 10, timeout=120, what="queries of the allowed URL")

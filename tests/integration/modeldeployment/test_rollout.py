@@ -102,10 +102,22 @@ def test_canary_promotion_withdrawal_and_rollback(
     kubectl(kubeconfig, "-n", ns, "wait", "--for=condition=Ready", f"mdep/{MDEP}",
             "--timeout=180s", timeout=200)  # fmt: skip
     assert _deployments(kubeconfig, ns) == ["iris-v1"]
-    slices = get_json(kubeconfig, "-n", ns, "endpointslices",
-                      "-l", f"kubernetes.io/service-name={MDEP}")["items"]  # fmt: skip
-    addresses = [a for s in slices for e in s["endpoints"] for a in e["addresses"]]
-    assert addresses
+
+    def ready_addresses() -> list[str] | None:
+        # Each replica's address once its endpoint is ready (the slice may lag the pods, and
+        # lists a pod not ready yet, which may not be listening).
+        slices = get_json(kubeconfig, "-n", ns, "endpointslices",
+                          "-l", f"kubernetes.io/service-name={MDEP}")["items"]  # fmt: skip
+        found = [
+            a
+            for s in slices
+            for e in s.get("endpoints") or []
+            if (e.get("conditions") or {}).get("ready")
+            for a in e["addresses"]
+        ]
+        return found if len(found) == 2 else None  # CANARY's replicas
+
+    addresses = wait_for(ready_addresses, timeout=120, what="both replicas' ready endpoints")
     for address in addresses:
         status, body = predict(f"http://{address}:8080", c1.parity.sample_inputs)
         assert status == 200, body

@@ -211,14 +211,17 @@ def test_a_training_job_recreated_under_its_name_gets_one_version_of_its_own(
     first = wait_finished(kubeconfig, namespace, "iris-again")
     assert (first["status"]["phase"], first["status"]["modelVersion"]) == ("Succeeded", "iris-v1")
     kubectl(kubeconfig, "delete", "trainingjob", "iris-again", "-n", namespace, "--cascade=orphan")
+    # Both writes to the old Job done before it is read: the garbage collector's (owner gone)
+    # and the operator's own release (its TTL, patched just after the status it waited for).
     old = wait_for(
         lambda: (
             (j := trainer_job(kubeconfig, namespace, "iris-again"))
             and not j["metadata"].get("ownerReferences")
+            and j["spec"].get("ttlSecondsAfterFinished") is not None
             and j
         ),
         timeout=60,
-        what="the garbage collector to orphan the old Job",
+        what="the garbage collector to orphan the old Job, released by the operator",
     )
 
     apply(kubeconfig, training_job(namespace, "iris-again"))
