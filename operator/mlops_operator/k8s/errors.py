@@ -33,7 +33,8 @@ class ApiError(Exception):
 
 
 class Unauthorized(ApiError):
-    """401: the API server does not accept the credentials (a fresh token was asked for once)."""
+    """401: the API server does not accept the credentials (nor fresh ones, where a plugin
+    or token file could give them: `KubeClient` asks once more before raising this)."""
 
 
 class NotFound(ApiError):
