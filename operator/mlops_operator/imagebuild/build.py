@@ -8,6 +8,9 @@ packages and mirror, like the cluster binaries), imported into buildah's local s
 ``BASE_IMAGE`` asks for. buildah builds without a daemon; ``--isolation chroot`` runs the RUN
 steps in a chroot, which works where user namespaces and a container runtime do not. With
 ``--layers`` the stages are cached, so a rebuild after a code change only rebuilds the wheel.
+Each image then gets this build's labels and ``MLOPS_BUILD_COMMIT`` in a metadata-only
+commit (`_stamp`: buildah 1.28's cache would keep the first build's), and the images a
+rebuild left without a name are removed (`_remove_superseded`).
 
 Users with Docker build the same Dockerfile on ``python:3.11-slim`` (docs/install.md).
 """
@@ -24,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlops_operator.buildinfo import BUILD_COMMIT_ENV
 from mlops_operator.localcluster import progress
 from mlops_operator.localcluster.binaries import cache_root
 from mlops_operator.localcluster.prerequisites import ensure_packages
@@ -47,6 +51,9 @@ BASE_SUITE = "bookworm"
 BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates", "libgomp1")
 IMAGES = ("operator", "trainer", "server")
 BASE_REPOSITORY = "localhost/mlops-operator/base"
+# images/Dockerfile's runtime stage labels every image with it (the install stages' cache
+# images carry no label).
+_VENDOR_LABEL = "org.opencontainers.image.vendor=mlops-operator"
 _TOOLS = {"buildah": "buildah", "debootstrap": "debootstrap"}
 _REPO = Path(__file__).resolve().parents[3]
 
@@ -218,6 +225,7 @@ def build_images(
     ensure_tools()
     base = base or base_image()
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    revision = _revision()
     built = []
     for target in targets:
         name = f"{repo.rstrip('/')}/{target}:{tag}"
@@ -240,7 +248,7 @@ def build_images(
                 "--build-arg",
                 f"VERSION={tag}",
                 "--build-arg",
-                f"REVISION={_revision()}",
+                f"REVISION={revision}",
                 "--build-arg",
                 f"CREATED={created}",
                 *_trust_args(),
@@ -249,5 +257,51 @@ def build_images(
                 str(context),
             ],
         )
+        _stamp(
+            name,
+            labels={
+                "org.opencontainers.image.version": tag,
+                "org.opencontainers.image.revision": revision,
+                "org.opencontainers.image.created": created,
+            },
+            env={BUILD_COMMIT_ENV: revision},
+        )
         built.append(BuiltImage(target, name, _digest(name)))
+    _remove_superseded()
     return built
+
+
+def _stamp(name: str, *, labels: dict[str, str], env: dict[str, str]) -> None:
+    """Set this build's own labels and environment on `name`, in a metadata-only commit.
+
+    The Dockerfile sets them from build arguments, which is right with Docker. buildah 1.28
+    (Debian bookworm's) keys its layer cache on a step's text, not on the build arguments the
+    step expands: the LABEL and ENV steps were taken from the first build that ran them, so
+    every later image carried that build's commit, version and date (and a model trained by
+    it recorded the wrong ``lineage.codeVersion``).
+    """
+    container = _buildah("from", "--pull-never", "--quiet", name)
+    try:
+        settings = [f"--label={k}={v}" for k, v in labels.items()]
+        settings += [f"--env={k}={v}" for k, v in env.items()]
+        _buildah("config", *settings, container)
+        _buildah("commit", "--quiet", container, name)
+    finally:
+        subprocess.run(["buildah", "rm", container], capture_output=True, check=False)
+
+
+def _remove_superseded() -> None:
+    """Remove the project's images that no name points to any more (earlier builds').
+
+    Every build leaves the image its names pointed to before without a name; each holds
+    its own copy of the Python environment (hundreds of MB), and repeated builds filled the
+    disk. Only images with the project's label are candidates: the install stages' layer
+    cache carries none and stays. An image a local node still runs (a working container of
+    `localcluster.images`) is refused by buildah and removed by a later build.
+    """
+    superseded = _buildah(
+        "images", "--quiet", "--no-trunc", "--filter", "dangling=true",
+        "--filter", f"label={_VENDOR_LABEL}",
+    ).split()  # fmt: skip
+    for image in superseded:
+        subprocess.run(["buildah", "rmi", image], capture_output=True, check=False)
