@@ -58,6 +58,9 @@ async def _serve(settings: ServingSettings, model: ServedModel, worker: int) -> 
         shutdown_timeout=settings.shutdown_timeout_seconds,
     )
     await runner.setup()
+    # gRPC first: the kubelet's readiness probe asks HTTP, and a pod it calls ready gets
+    # gRPC traffic from the Service at once, so HTTP answers only once gRPC listens.
+    endpoint = await _start_grpc(server, settings, worker)
     sock = _listen_socket(settings.host, settings.port)
     await web.SockSite(runner, sock, backlog=1024).start()
     stop = asyncio.Event()
@@ -73,7 +76,6 @@ async def _serve(settings: ServingSettings, model: ServedModel, worker: int) -> 
         host,
         port,
     )
-    endpoint = await _start_grpc(server, settings, worker)
     _settle_garbage_collector()
     await stop.wait()
     log.info("worker %d stopping: not ready, draining for %.1fs", worker, settings.drain_seconds)

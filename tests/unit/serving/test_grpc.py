@@ -4,14 +4,18 @@ Aspects: liveness, readiness and metadata; typed and raw contents infer what the
 parity sample says, numeric and categorical (BYTES) models alike, and what HTTP infers;
 refusals carry the HTTP endpoints' messages with gRPC status codes; requests are counted
 under ``grpc_infer`` and their ids take ``/feedback``; the checked-in messages are what
-``make protos`` generates from the .proto.
+``make protos`` generates from the .proto; ``mlops serve`` listens on HTTP (which the
+kubelet's probe asks) only once its gRPC port takes calls.
 """
 
 from __future__ import annotations
 
+import asyncio
 import filecmp
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -230,3 +234,45 @@ def test_generated_messages_match_the_proto(tmp_path: Path) -> None:
         assert filecmp.cmp(generated / name, package / name, shallow=False), (
             f"{name} is stale: run `make protos`"
         )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def test_http_listens_only_once_grpc_takes_calls(iris_lr: ModelDir) -> None:
+    """The Service sends gRPC to a pod as soon as its HTTP readiness probe passes."""
+    http, grpc_port = _free_port(), _free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mlops_operator.cli", "serve", "--model-dir", str(iris_lr.path),
+        "--host", "127.0.0.1", "--port", str(http), "--grpc-port", str(grpc_port),
+        "--workers", "1", "--log-level", "WARNING",
+    )  # fmt: skip
+    try:
+        # The moment HTTP accepts a connection (a probe could pass from then on), gRPC must
+        # accept one too: connect() takes microseconds, far less than any gap between them.
+        deadline = time.monotonic() + 120
+        while not _accepts(http):
+            assert process.returncode is None, "the server exited"
+            assert time.monotonic() < deadline, "the server never listened"
+        assert _accepts(grpc_port), "HTTP listened before gRPC did"
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            ready = channel.unary_unary(
+                "/inference.GRPCInferenceService/ServerReady",
+                request_serializer=pb.ServerReadyRequest.SerializeToString,
+                response_deserializer=pb.ServerReadyResponse.FromString,
+            )
+            # No waiting for a connection: a port that does not take calls fails the call.
+            reply = await ready(pb.ServerReadyRequest(), timeout=10, wait_for_ready=False)
+        assert reply.ready
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
