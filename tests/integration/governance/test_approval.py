@@ -93,6 +93,14 @@ def test_approval_status_and_promotion_are_the_api_servers_decisions(
             "--resource=modelversions.mlops.dev/status,modeldeployments.mlops.dev/status")  # fmt: skip
     kubectl(governed.kubeconfig, "create", "rolebinding", "status-writer", "-n", ns,
             "--role=status-writer", f"--user={writer}")  # fmt: skip
+    # RBAC must allow the writer (the API server's RBAC cache fills from a watch) before the
+    # refusal below can only be the policy's.
+    wait_for(
+        lambda: kubectl(governed.kubeconfig, "auth", "can-i", "patch", "modelversions.mlops.dev",
+                        "--subresource=status", "-n", ns, f"--as={writer}",
+                        check=False).returncode == 0,
+        timeout=30, what="the status-writer RoleBinding to take effect",
+    )  # fmt: skip
     for user in (writer, "cluster-admin@example"):
         extra = ("--as-group=system:masters",) if user.startswith("cluster-admin") else ()
         refusal = governed.refused(user, *extra, *_status_patch("modelversion", "iris-v1"))

@@ -287,8 +287,13 @@ def test_narrow_role_denies_everything_else(
         )
     )
 
-    allowed = kubectl(reader_config, "-n", namespace, "get", "pods", check=False)
-    assert allowed.returncode == 0, allowed.stderr
+    # Allowed once the API server's RBAC cache has the new RoleBinding (it is filled from a
+    # watch, so a request at once may still be judged without it).
+    wait_for(
+        lambda: kubectl(reader_config, "-n", namespace, "get", "pods", check=False).returncode == 0,
+        timeout=30,
+        what="the reader's RoleBinding to allow listing pods",
+    )
     for args in (
         ("-n", namespace, "get", "secrets"),
         ("-n", "default", "get", "pods"),

@@ -1,6 +1,6 @@
 """Leader election against the real API server: one holder, a standby that takes over, no split.
 
-Aspects (timings shortened to a 3 s lease, 2 s renew deadline, 0.5 s retry): a candidate
+Aspects (timings shortened to a 6 s lease, 4 s renew deadline, 1 s retry): a candidate
 takes a missing Lease and renews it, while a second candidate stays standby through several
 lease durations; when the holder stops renewing (killed: no release) the standby takes over
 within a lease duration plus a few retries and the Lease counts one transition; the old
@@ -23,7 +23,10 @@ from mlops_operator.k8s import KubeClient
 from mlops_operator.runtime.leadership import LEASE_API_VERSION, LeaderElection, LeaseTiming
 from tests.integration.operator.conftest import operator_client
 
-TIMING = LeaseTiming(lease_seconds=3.0, renew_seconds=2.0, retry_seconds=0.5)
+# Short, for a short test; not shorter, since the tests run beside the parallel phase's load
+# and the deadlines asserted below are these values' multiples (a renewal that took longer
+# than the lease on a loaded API server would let the standby in).
+TIMING = LeaseTiming(lease_seconds=6.0, renew_seconds=4.0, retry_seconds=1.0)
 
 
 @asynccontextmanager
@@ -54,7 +57,7 @@ async def test_a_standby_takes_over_only_when_the_holder_stops_renewing(
         await asyncio.wait_for(a.acquire(), timeout=10)
         first = await _lease(a.kube, namespace, "lead")
         assert first["spec"]["holderIdentity"] == "a"
-        assert first["spec"]["leaseDurationSeconds"] == 3
+        assert first["spec"]["leaseDurationSeconds"] == TIMING.lease_seconds
 
         holding = asyncio.create_task(a.hold())
         waiting = asyncio.create_task(b.acquire())
