@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.operator.conftest import free_port
 from tests.kube import kubectl
+from tests.ports import free_port
 
 __all__ = [
     "CHROMIUM",

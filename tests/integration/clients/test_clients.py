@@ -29,6 +29,7 @@ from benchmarks.serving.venvs import VENVS, ensure_venv
 from mlops_operator.modelcard import ModelCard
 from mlops_operator.trainer.run import train
 from mlops_operator.trainer.settings import TrainerSettings
+from tests.ports import free_port
 from tests.unit.serving.conftest import ModelDir
 
 HERE = Path(__file__).resolve().parent
@@ -36,15 +37,6 @@ HERE = Path(__file__).resolve().parent
 # One worker makes the module's clients venv (created in a shared cache when missing: two
 # workers creating it at once would race) and its trained models once.
 pytestmark = pytest.mark.xdist_group("competitor-clients")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +80,7 @@ def served(
     request: pytest.FixtureRequest, models: dict[str, ModelDir]
 ) -> Iterator[tuple[ModelDir, int, int]]:
     model = models[request.param]
-    http, grpc = _free_port(), _free_port()
+    http, grpc = free_port(), free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "mlops_operator.cli", "serve", "--model-dir", str(model.path),
          "--host", "127.0.0.1", "--port", str(http), "--grpc-port", str(grpc), "--workers", "1",

@@ -30,10 +30,10 @@ from mlops_operator.resources.common import (
 from tests.integration.operator.conftest import (  # noqa: F401  (fixtures)
     RunningOperator,
     crds,
-    free_port,
     operator_for_test,
 )
 from tests.kube import get_json, kubectl, wait_for
+from tests.ports import free_port
 
 MODEL = "iris"
 TRAIN = [

@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -37,6 +36,7 @@ import pytest
 from mlops_operator import DEFAULT_IMAGE_REPO, __version__
 from mlops_operator.buildinfo import BUILD_COMMIT_ENV
 from mlops_operator.imagebuild.build import IMAGES, BuiltImage, build_images
+from tests.ports import free_port
 
 # One worker builds the images (with test_built_images.py): buildah builds of the same
 # layers from several workers at once would only wait on each other's storage locks.
@@ -168,13 +168,6 @@ def _run_in_image(
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(
         url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
@@ -254,7 +247,7 @@ def test_the_trainer_image_trains_and_the_server_image_serves(
     assert result["libraries"]["python"].startswith("3.11.")
 
     server = mounted["server"]
-    port = _free_port()
+    port = free_port()
     args, environment = _command(
         server,
         tmp_path,

@@ -32,8 +32,9 @@ import pytest
 import yaml
 
 from tests.integration.execplugins import exec_user, plugin, runs
-from tests.integration.operator.conftest import MLOPS, REPO, free_port, operator_for_test
+from tests.integration.operator.conftest import MLOPS, REPO, operator_for_test
 from tests.kube import get_json, kubectl, wait_for
+from tests.ports import free_port
 
 CERTIFICATE_SECONDS = 20
 """How long each certificate the plugin mints is valid (its notAfter)."""

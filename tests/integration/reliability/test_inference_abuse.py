@@ -27,8 +27,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.integration.operator.conftest import MLOPS, free_port, http_get
+from tests.integration.operator.conftest import MLOPS, http_get
 from tests.kube import wait_for
+from tests.ports import free_port
 
 # One worker starts the module's inference server once.
 pytestmark = [pytest.mark.reliability, pytest.mark.xdist_group("inference-abuse")]

@@ -8,19 +8,13 @@ someone, which Kopf's watches cannot do, is refused before anything starts, nami
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.ports import free_port
 
 
 def _run(tmp_path: Path, *flags: str) -> subprocess.CompletedProcess[str]:
@@ -32,8 +26,8 @@ def _run(tmp_path: Path, *flags: str) -> subprocess.CompletedProcess[str]:
             "operator",
             "run",
             "--bind-address=127.0.0.1",
-            f"--liveness-port={_free_port()}",
-            f"--metrics-port={_free_port()}",
+            f"--liveness-port={free_port()}",
+            f"--metrics-port={free_port()}",
             *flags,
         ],
         env=env,

@@ -28,6 +28,7 @@ from mlops_operator.serving import oip
 from mlops_operator.serving.binary import tensor_bytes
 from mlops_operator.serving.grpc_endpoint import GrpcEndpoint
 from mlops_operator.serving.oip import grpc_predict_v2_pb2 as pb
+from tests.ports import free_port
 from tests.unit.serving.conftest import ModelDir, Running, Serve
 
 Call = Callable[[str, Any], Any]
@@ -236,16 +237,9 @@ def test_generated_messages_match_the_proto(tmp_path: Path) -> None:
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 async def test_http_listens_only_once_grpc_takes_calls(iris_lr: ModelDir) -> None:
     """The Service sends gRPC to a pod as soon as its HTTP readiness probe passes."""
-    http, grpc_port = _free_port(), _free_port()
+    http, grpc_port = free_port(), free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "mlops_operator.cli", "serve", "--model-dir", str(iris_lr.path),
         "--host", "127.0.0.1", "--port", str(http), "--grpc-port", str(grpc_port),

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -22,18 +21,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.ports import free_port
 from tests.unit.serving.conftest import ModelDir
 
 CLIENTS = 16
 MAX_REQUESTS_PER_CLIENT = 400
 SIGTERM_AFTER = 300
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def _wait_for_lines(stream: asyncio.StreamReader, needle: str, count: int) -> list[str]:
@@ -50,7 +43,7 @@ async def _wait_for_lines(stream: asyncio.StreamReader, needle: str, count: int)
 async def test_sigterm_mid_load_loses_no_request(
     iris_lr: ModelDir, tmp_path: Path, workers: int
 ) -> None:
-    port = _free_port()
+    port = free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "mlops_operator.cli", "serve",
         "--model-dir", str(iris_lr.path), "--host", "127.0.0.1", "--port", str(port),
