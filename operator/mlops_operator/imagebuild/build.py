@@ -237,6 +237,8 @@ def build_images(
                 "--isolation",
                 "chroot",
                 "--layers",
+                # A failed build's working containers would stay in buildah's storage.
+                "--force-rm",
                 "--format",
                 "oci",
                 "-f",

@@ -35,7 +35,14 @@ import pytest
 
 from mlops_operator import DEFAULT_IMAGE_REPO, __version__
 from mlops_operator.buildinfo import BUILD_COMMIT_ENV
-from mlops_operator.imagebuild.build import IMAGES, BuiltImage, build_images
+from mlops_operator.imagebuild.build import (
+    BASE_REPOSITORY,
+    IMAGES,
+    BuiltImage,
+    base_image,
+    build_images,
+)
+from mlops_operator.localcluster.progress import StepFailed
 from tests.ports import free_port
 
 # One worker builds the images (with test_built_images.py): buildah builds of the same
@@ -80,6 +87,22 @@ def _head() -> str:
 
 def _image_ids() -> set[str]:
     return set(_buildah("images", "--all", "--quiet", "--no-trunc").split())
+
+
+def test_a_failed_build_leaves_no_working_container() -> None:
+    def containers() -> set[str]:
+        return set(_buildah("containers", "--quiet", "--notruncate").split())
+
+    base_image()  # made when missing
+    (tagged, *_) = _buildah(
+        "images", "--noheading", "--format", "{{.Name}}:{{.Tag}}",
+        "--filter", f"reference={BASE_REPOSITORY}",
+    ).split()  # fmt: skip
+    before = containers()
+    # The base by tag, not digest: the Dockerfile's first RUN step fails the build.
+    with pytest.raises(StepFailed, match="must be pinned by digest"):
+        build_images("localhost/mlops-operator-test", "failed", ["operator"], base=tagged)
+    assert containers() - before == set()
 
 
 def test_each_build_stamps_its_own_metadata_and_removes_the_image_it_replaces() -> None:
