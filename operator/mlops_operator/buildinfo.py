@@ -4,7 +4,8 @@
 comes from the trainer's). The commit comes from, in order:
 
 1. ``MLOPS_BUILD_COMMIT`` (`BUILD_COMMIT_ENV`), which the images bake in at build time
-   (``images/Dockerfile``: build argument ``REVISION``);
+   (``images/Dockerfile``: build argument ``REVISION``; `mlops images build` writes
+   `checkout_revision`, so an image built from a changed tree says ``<commit>.dirty``);
 2. the git checkout the package runs from (a development install, and the local
    cluster's pods, which run the project's own environment), marked ``.dirty`` when
    tracked files differ from that commit.
@@ -24,10 +25,12 @@ from pathlib import Path
 
 from mlops_operator import __version__
 
-__all__ = ["BUILD_COMMIT_ENV", "code_version"]
+__all__ = ["BUILD_COMMIT_ENV", "checkout_revision", "code_version"]
 
 BUILD_COMMIT_ENV = "MLOPS_BUILD_COMMIT"
 _COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
+_DIRTY = ".dirty"
+_BAKED = re.compile(rf"^(?P<commit>[0-9a-f]{{7,64}})(?P<dirty>{re.escape(_DIRTY)})?$")
 _SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -53,14 +56,21 @@ def _checkout_commit() -> tuple[str, bool] | None:
     return head.stdout.strip(), dirty
 
 
+def checkout_revision() -> str | None:
+    """The checkout's commit, ``<40 hex>`` or ``<40 hex>.dirty``; None outside a git checkout."""
+    found = _checkout_commit()
+    if found is None:
+        return None
+    commit, dirty = found
+    return commit + (_DIRTY if dirty else "")
+
+
 @functools.cache
 def code_version() -> str:
     """The package version plus the commit (``+g<12 hex>[.dirty]``) where one is known."""
-    baked = os.environ.get(BUILD_COMMIT_ENV, "").strip().lower()
-    if _COMMIT.match(baked):
-        return f"{__version__}+g{baked[:12]}"
-    found = _checkout_commit()
-    if found is None:
+    baked = _BAKED.match(os.environ.get(BUILD_COMMIT_ENV, "").strip().lower())
+    revision = baked.group(0) if baked else checkout_revision()
+    if revision is None:
         return __version__
-    commit, dirty = found
-    return f"{__version__}+g{commit[:12]}" + (".dirty" if dirty else "")
+    commit, dirty, _ = revision.partition(_DIRTY)
+    return f"{__version__}+g{commit[:12]}{dirty}"

@@ -1,6 +1,7 @@
 """codeVersion: the package version plus the commit, from the image or from the checkout.
 
-Aspects: a commit baked into the image wins; in a git checkout (this repository) it is
+Aspects: a commit baked into the image wins, marked dirty when the image was built from a
+changed tree; in a git checkout (this repository) it is
 HEAD, marked dirty exactly when tracked files differ; without either it is the package
 version alone (tests/unit/trainer/test_code_version.py: the trainer records it).
 """
@@ -32,9 +33,12 @@ def _git(*args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def test_a_commit_baked_into_the_image_wins(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(buildinfo.BUILD_COMMIT_ENV, "0123456789abcdef0123456789abcdef01234567")
-    assert buildinfo.code_version() == f"{__version__}+g0123456789ab"
+@pytest.mark.parametrize("suffix", ["", ".dirty"])
+def test_a_commit_baked_into_the_image_wins(monkeypatch: pytest.MonkeyPatch, suffix: str) -> None:
+    # An image built from a tree with changes says so (`mlops images build`).
+    baked = "0123456789abcdef0123456789abcdef01234567" + suffix
+    monkeypatch.setenv(buildinfo.BUILD_COMMIT_ENV, baked)
+    assert buildinfo.code_version() == f"{__version__}+g0123456789ab{suffix}"
 
 
 def test_in_a_checkout_it_is_head_and_says_when_it_differs(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -45,6 +49,7 @@ def test_in_a_checkout_it_is_head_and_says_when_it_differs(monkeypatch: pytest.M
     dirty = _git("diff", "--quiet", "HEAD", "--").returncode == 1
     expected = f"{__version__}+g{head.stdout.strip()[:12]}" + (".dirty" if dirty else "")
     assert buildinfo.code_version() == expected
+    assert buildinfo.checkout_revision() == head.stdout.strip() + (".dirty" if dirty else "")
 
 
 def test_without_a_commit_it_is_the_package_version(

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlops_operator.buildinfo import BUILD_COMMIT_ENV
+from mlops_operator.buildinfo import BUILD_COMMIT_ENV, checkout_revision
 from mlops_operator.localcluster import progress
 from mlops_operator.localcluster.binaries import cache_root
 from mlops_operator.localcluster.prerequisites import ensure_packages
@@ -203,13 +203,6 @@ def _trust_args() -> list[str]:
     return []
 
 
-def _revision() -> str:
-    found = subprocess.run(
-        ["git", "-C", str(_REPO), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
-    )
-    return found.stdout.strip() if found.returncode == 0 else "unknown"
-
-
 def build_images(
     repo: str,
     tag: str,
@@ -225,7 +218,7 @@ def build_images(
     ensure_tools()
     base = base or base_image()
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    revision = _revision()
+    revision = checkout_revision() or "unknown"
     built = []
     for target in targets:
         name = f"{repo.rstrip('/')}/{target}:{tag}"

@@ -78,11 +78,12 @@ def _buildah(*args: str) -> str:
     return done.stdout.strip()
 
 
-def _head() -> str:
-    root = Path(__file__).resolve().parents[3]
-    return subprocess.run(
-        ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-    ).stdout.strip()
+def _revision() -> str:
+    """This checkout's commit, with ``.dirty`` when tracked files differ from it."""
+    git = ["git", "-C", str(Path(__file__).resolve().parents[3])]
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+    changed = subprocess.run([*git, "diff", "--quiet", "HEAD", "--"], check=False).returncode == 1
+    return head.stdout.strip() + (".dirty" if changed else "")
 
 
 def _image_ids() -> set[str]:
@@ -123,7 +124,8 @@ def test_each_build_stamps_its_own_metadata_and_removes_the_image_it_replaces() 
             config = json.loads(_buildah("inspect", "--type", "image", built.name))["OCIv1"]
             assert config["config"]["Labels"]["org.opencontainers.image.version"] == tag
             assert (
-                dict(e.split("=", 1) for e in config["config"]["Env"])[BUILD_COMMIT_ENV] == _head()
+                dict(e.split("=", 1) for e in config["config"]["Env"])[BUILD_COMMIT_ENV]
+                == _revision()
             )
         # The image "stamp-a" named before the rebuild is gone, not left nameless on the disk.
         assert again.digest != first.digest
@@ -210,8 +212,8 @@ def test_each_entrypoint_answers_help_from_its_own_root(
     assert image.config["User"] == "65532:65532"
     # The commit lineage.codeVersion records for every model the image trains (buildinfo):
     # this checkout's, not an earlier build's.
-    assert image.environment()[BUILD_COMMIT_ENV] == _head()
-    assert image.config["Labels"]["org.opencontainers.image.revision"] == _head()
+    assert image.environment()[BUILD_COMMIT_ENV] == _revision()
+    assert image.config["Labels"]["org.opencontainers.image.revision"] == _revision()
     done = _run_in_image(image, tmp_path, [*image.entrypoint, "--help"])
     assert "ModuleNotFoundError" not in done.stderr, done.stderr[-3000:]
     if target == "trainer":
