@@ -13,6 +13,7 @@ import pytest
 
 from mlops_operator.localcluster import diskimages
 from mlops_operator.localcluster.cluster import LocalCluster
+from tests.kube import wait_for
 
 
 @pytest.fixture
@@ -34,6 +35,16 @@ def _attached(root: Path) -> list[str]:
         check=True,
     )
     return [line.strip() for line in listing.stdout.splitlines() if str(root) in line]
+
+
+def _wait_detached(root: Path) -> None:
+    """No loop device left behind an image under `root`.
+
+    Waited for: a device that still backs the mounted filesystem when it is detached is
+    only marked to clear itself, and the kernel lets it go once the unmounted filesystem's
+    last reference is dropped, which may be a moment after umount returns (seen under load).
+    """
+    wait_for(lambda: not _attached(root), timeout=30, what=f"no loop device under {root}")
 
 
 def _write_until_full(out: BinaryIO) -> None:
@@ -71,7 +82,7 @@ def test_a_volume_holds_its_size_survives_a_remount_and_is_removed_without_trace
     # The node stopped (or was killed): nothing stays mounted or attached...
     assert diskimages.unmount_all(root) == [volume]
     assert not os.path.ismount(volume)
-    assert not _attached(root)
+    _wait_detached(root)
     # ...and the data is there again once it mounts the image.
     diskimages.ensure_mounted(volume)
     assert (volume / "fill").stat().st_size == kept
@@ -79,7 +90,7 @@ def test_a_volume_holds_its_size_survives_a_remount_and_is_removed_without_trace
     diskimages.remove(volume)
     diskimages.remove(volume)  # again, as after a crash before the PV was deleted
     assert list(root.iterdir()) == []
-    assert not _attached(root)
+    _wait_detached(root)
 
 
 def test_a_missing_image_is_not_mounted_over_its_bare_mount_point(root: Path) -> None:
@@ -99,5 +110,5 @@ def test_cluster_down_unmounts_what_a_killed_node_left(root: Path) -> None:
     cluster.down()
 
     assert not os.path.ismount(volume)
-    assert not _attached(root)
+    _wait_detached(root)
     assert not cluster.layout.data_root.exists()
