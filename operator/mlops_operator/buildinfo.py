@@ -30,7 +30,7 @@ __all__ = ["BUILD_COMMIT_ENV", "checkout_revision", "code_version"]
 BUILD_COMMIT_ENV = "MLOPS_BUILD_COMMIT"
 _COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
 _DIRTY = ".dirty"
-_BAKED = re.compile(rf"^(?P<commit>[0-9a-f]{{7,64}})(?P<dirty>{re.escape(_DIRTY)})?$")
+_BAKED = re.compile(rf"^[0-9a-f]{{7,64}}({re.escape(_DIRTY)})?$")
 _SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
 
