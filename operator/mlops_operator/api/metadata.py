@@ -60,6 +60,8 @@ class MetadataKey:
 
 ANNOTATION_PREFIX = "mlops.dev"
 """Kopf's own bookkeeping (progress, last-handled configuration, finalizer) uses this prefix."""
+FINALIZER = f"{ANNOTATION_PREFIX}/finalizer"
+"""The operator's finalizer on every object it handles (Kopf's, under our prefix)."""
 
 # Labels.
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"

@@ -40,7 +40,7 @@ from typing import Any
 
 import kopf
 
-from mlops_operator.api.metadata import ANNOTATION_PREFIX
+from mlops_operator.api.metadata import ANNOTATION_PREFIX, FINALIZER
 from mlops_operator.handlers.bookkeeping import SpecDigestStorage
 from mlops_operator.handlers.context import OperatorContext
 from mlops_operator.k8s import Connection
@@ -70,7 +70,7 @@ def configure_kopf(settings: kopf.OperatorSettings, ours: OperatorSettings) -> N
         prefix=ANNOTATION_PREFIX, v1=False
     )
     settings.persistence.diffbase_storage = SpecDigestStorage(prefix=ANNOTATION_PREFIX)
-    settings.persistence.finalizer = f"{ANNOTATION_PREFIX}/finalizer"
+    settings.persistence.finalizer = FINALIZER
 
     settings.watching.server_timeout = ours.watch_server_timeout
     settings.watching.client_timeout = ours.watch_client_timeout
