@@ -47,7 +47,7 @@ from pathlib import Path
 import pytest
 
 from mlops_operator.localcluster.cluster import LocalCluster
-from tests.kube import kubectl, wait_for
+from tests.kube import exists, kubectl, wait_for
 
 _TIERS = ("unit", "integration", "e2e")
 # Longest first: xdist hands tests out in collection order, so the loop and the
@@ -134,9 +134,7 @@ def namespace(kubeconfig: Path) -> Iterator[str]:
     name = f"t-{uuid.uuid4().hex[:8]}"
     kubectl(kubeconfig, "create", "namespace", name)
     wait_for(
-        lambda: (
-            kubectl(kubeconfig, "-n", name, "get", "sa", "default", check=False).returncode == 0
-        ),
+        lambda: exists(kubeconfig, "-n", name, "sa", "default"),
         what="the namespace's default ServiceAccount",
     )
     yield name

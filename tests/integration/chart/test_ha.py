@@ -25,7 +25,7 @@ import yaml
 from mlops_operator.resources.modeldeployment import SERVER_COMPONENT
 from tests.integration.chart.conftest import CHART, Helm
 from tests.integration.chart.test_install import _trained, release, watched
-from tests.kube import get_json, kubectl, wait_for
+from tests.kube import find_json, get_json, kubectl, wait_for
 from tests.unit.chart.rendered import REPO
 
 __all__ = ["release", "watched"]  # fixtures shared with test_install
@@ -65,10 +65,10 @@ def _role(pod: dict[str, Any]) -> str | None:
 
 def _holder(kubeconfig: Path, namespace: str, lease: str) -> str | None:
     """The pod whose process holds the Lease (its identity is ``<pod>_<random>``)."""
-    found = kubectl(kubeconfig, "get", "lease", lease, "-n", namespace, "-o", "json", check=False)
-    if found.returncode != 0:
+    found = find_json(kubeconfig, "lease", lease, "-n", namespace)
+    if found is None:
         return None
-    holder: str | None = json.loads(found.stdout)["spec"].get("holderIdentity")
+    holder: str | None = found["spec"].get("holderIdentity")
     return holder.rpartition("_")[0] if holder else None
 
 

@@ -35,7 +35,7 @@ from tests.integration.operator.conftest import (
     crds,
     start_operator,
 )
-from tests.kube import get_json, kubectl, wait_for
+from tests.kube import find_json, get_json, kubectl, wait_for
 from tests.unit.chart.rendered import documents
 
 __all__ = ["CLAIM", "Governed", "crds", "governed", "helm", "helm_binary"]
@@ -93,20 +93,17 @@ class Governed:
         assert answer.returncode == 0, answer.stdout + answer.stderr
         return answer.stdout
 
-    def get(self, kind: str, name: str) -> dict[str, Any]:
-        """The object as the admin reads it."""
-        found: dict[str, Any] = get_json(self.kubeconfig, kind, name, "-n", self.namespace)
+    def get(self, kind: str, name: str, *flags: str) -> dict[str, Any]:
+        """The object as the admin reads it (`flags`: kubectl get's)."""
+        found: dict[str, Any] = get_json(self.kubeconfig, kind, name, "-n", self.namespace, *flags)
         return found
 
     def phase(self, name: str) -> str | None:
         """A ModelVersion's phase; None while it has none, or does not exist yet."""
-        answer = kubectl(
-            self.kubeconfig, "get", "modelversion", name, "-n", self.namespace, "-o", "json",
-            check=False,
-        )  # fmt: skip
-        if answer.returncode != 0:
+        found = find_json(self.kubeconfig, "modelversion", name, "-n", self.namespace)
+        if found is None:
             return None
-        phase = (json.loads(answer.stdout).get("status") or {}).get("phase")
+        phase = (found.get("status") or {}).get("phase")
         return str(phase) if phase else None
 
     def store(self) -> Path:

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from mlops_operator.localcluster.binaries import KUBERNETES_VERSION
-from tests.kube import KUBECTL, get_json, kubectl, wait_established, wait_for
+from tests.kube import KUBECTL, exists, get_json, kubectl, wait_established, wait_for
 
 
 def test_readyz_and_versions(kubeconfig: Path) -> None:
@@ -191,7 +191,7 @@ def test_deleted_namespace_goes_away(kubeconfig: Path) -> None:
     kubectl(kubeconfig, "-n", name, "create", "configmap", "x", "--from-literal=a=b")
     kubectl(kubeconfig, "delete", "namespace", name, "--wait=false")
     wait_for(
-        lambda: kubectl(kubeconfig, "get", "namespace", name, check=False).returncode != 0,
+        lambda: not exists(kubeconfig, "namespace", name),
         what="the namespace controller to finish the deletion",
     )
 
@@ -290,7 +290,7 @@ def test_narrow_role_denies_everything_else(
     # Allowed once the API server's RBAC cache has the new RoleBinding (it is filled from a
     # watch, so a request at once may still be judged without it).
     wait_for(
-        lambda: kubectl(reader_config, "-n", namespace, "get", "pods", check=False).returncode == 0,
+        lambda: exists(reader_config, "-n", namespace, "pods"),
         timeout=30,
         what="the reader's RoleBinding to allow listing pods",
     )

@@ -21,7 +21,7 @@ import pytest
 from mlops_operator.localcluster.binaries import gateway_api_crds
 from tests.integration.modeldeployment.conftest import model_version, serve_first_of_two
 from tests.integration.operator.conftest import RunningOperator
-from tests.kube import get_json, kubectl, wait_established, wait_for
+from tests.kube import exists, get_json, kubectl, wait_established, wait_for
 
 CRD = "httproutes.gateway.networking.k8s.io"
 MDEP = {
@@ -93,11 +93,8 @@ def test_the_canary_weights_are_written_as_an_owned_http_route(
 ) -> None:
     ns = restricted
     _, (k2, c2) = serve_first_of_two(kubeconfig, ns, store, MDEP)
-    wait_for(
-        lambda: kubectl(kubeconfig, "-n", ns, "get", "httproute", "iris",
-                        check=False).returncode == 0,
-        timeout=60, what="the champion's HTTPRoute",
-    )  # fmt: skip
+    wait_for(lambda: exists(kubeconfig, "-n", ns, "httproute", "iris"),
+             timeout=60, what="the champion's HTTPRoute")  # fmt: skip
     kubectl(kubeconfig, "-n", ns, "apply", "-f", "-",
             stdin=json.dumps(model_version("iris-v2", "iris", 2, k2, c2)))  # fmt: skip
 

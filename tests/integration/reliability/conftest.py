@@ -17,7 +17,7 @@ from mlops_operator.localcluster.cluster import LocalCluster
 from tests.integration.modeldeployment.conftest import restricted, store  # noqa: F401  # fixtures
 from tests.integration.operator.conftest import CRDS, crds  # noqa: F401  # a fixture
 from tests.integration.trainingjob.conftest import namespace, operator  # noqa: F401  # fixtures
-from tests.kube import kubectl, wait_established, wait_for
+from tests.kube import exists, kubectl, wait_established, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def private_namespace(private_cluster: LocalCluster) -> str:
     kubectl(config, "create", "namespace", name)
     kubectl(config, "label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted")
     wait_for(
-        lambda: kubectl(config, "-n", name, "get", "sa", "default", check=False).returncode == 0,
+        lambda: exists(config, "-n", name, "sa", "default"),
         what="the namespace's default ServiceAccount",
     )
     return name

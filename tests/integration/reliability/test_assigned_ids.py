@@ -59,7 +59,7 @@ from tests.integration.trainingjob.conftest import (
     training_job,
     wait_finished,
 )
-from tests.kube import get_json, kubectl, wait_for
+from tests.kube import find_json, get_json, kubectl, wait_for
 
 pytestmark = pytest.mark.reliability
 
@@ -225,11 +225,10 @@ def _refusals(kubeconfig: Path, namespace: str, ids: WorkloadSecurityContext) ->
 
 def _ready_replicas(kubeconfig: Path, namespace: str, name: str) -> int:
     """Ready pods of Deployment `name`; 0 while it does not exist (refused, or not made yet)."""
-    found = kubectl(kubeconfig, "get", "deployment", name, "-n", namespace, "-o", "json",
-                    check=False)  # fmt: skip
-    if found.returncode:
+    found = find_json(kubeconfig, "deployment", name, "-n", namespace)
+    if found is None:
         return 0
-    return int(json.loads(found.stdout).get("status", {}).get("readyReplicas") or 0)
+    return int(found.get("status", {}).get("readyReplicas") or 0)
 
 
 def _files_under(root: Path) -> list[Path]:

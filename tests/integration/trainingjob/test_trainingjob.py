@@ -37,7 +37,7 @@ from tests.integration.trainingjob.conftest import (
     training_job,
     wait_finished,
 )
-from tests.kube import get_json, kubectl, wait_for
+from tests.kube import exists, get_json, kubectl, wait_for
 
 MLOPS = Path(sys.executable).with_name("mlops")
 # Other controllers run Jobs too (e.g. validation of a ModelVersion): count the trainers only.
@@ -136,11 +136,8 @@ def test_iris_trains_into_a_version_matching_its_model_card(
     # ttlSecondsAfterFinished stays editable once finished: the kept Job follows it.
     kubectl(kubeconfig, "-n", namespace, "patch", "trainingjob", "iris-initial", "--type=merge",
             "-p", json.dumps({"spec": {"ttlSecondsAfterFinished": 0}}))  # fmt: skip
-    wait_for(
-        lambda: kubectl(kubeconfig, "-n", namespace, "get", "job", "iris-initial",
-                        check=False).returncode != 0,
-        timeout=120, what="the trainer Job removed by its new TTL",
-    )  # fmt: skip
+    wait_for(lambda: not exists(kubeconfig, "-n", namespace, "job", "iris-initial"),
+             timeout=120, what="the trainer Job removed by its new TTL")  # fmt: skip
     kept = get_json(kubeconfig, "trainingjob", "iris-initial", "-n", namespace)
     assert kept["status"]["phase"] == "Succeeded"
     get_json(kubeconfig, "modelversion", "iris-v1", "-n", namespace)
