@@ -236,12 +236,12 @@ def test_a_deployment_named_like_unrelated_objects_leaves_them_alone(
     for (kind, name), old in zip(
         (("deployment", "web-v1"), ("service", "web")), before.values(), strict=True
     ):
-        now = governed.get(kind, name)
+        now = governed.get(kind, name, "--show-managed-fields")
         # Not the resourceVersion: the Deployment controller writes the status of web-v1 (and its
         # revision annotation) whenever it gets to it, maybe after `before` was read. What the
         # operator would leave behind is its field manager, an owner, or another object.
         assert now["metadata"]["uid"] == old["metadata"]["uid"], kind
-        managers = {entry["manager"] for entry in now["metadata"].get("managedFields", [])}
+        managers = {entry["manager"] for entry in now["metadata"]["managedFields"]}
         assert FIELD_MANAGER not in managers, (kind, managers)
         assert now["metadata"].get("labels") == old["metadata"].get("labels"), kind
         assert now["spec"] == old["spec"]
