@@ -54,7 +54,6 @@ from tests.integration.trainingjob.conftest import (
     finished,
     items,
     kill,
-    trainer_job,
     trainer_pods,
     training_job,
     wait_finished,
@@ -77,9 +76,12 @@ def _pod_running(config: Path, namespace: str, name: str) -> bool:
 
 
 def _job_complete(config: Path, namespace: str, name: str) -> bool:
-    job = trainer_job(config, namespace, name)
-    conditions = (job.get("status") or {}).get("conditions") or []
-    return any(c["type"] == "Complete" and c["status"] == "True" for c in conditions)
+    # No Job yet (the operator makes it after the apply this waits from) is not complete.
+    return any(
+        c["type"] == "Complete" and c["status"] == "True"
+        for job in items(config, namespace, "jobs", *trainer_pods(name))
+        for c in (job.get("status") or {}).get("conditions") or []
+    )
 
 
 Stage = Callable[[Path, str, str], bool]
