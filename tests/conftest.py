@@ -47,7 +47,7 @@ from pathlib import Path
 import pytest
 
 from mlops_operator.localcluster.cluster import LocalCluster
-from tests.kube import exists, kubectl, wait_for
+from tests.kube import delete_namespace, exists, kubectl, wait_for
 
 _TIERS = ("unit", "integration", "e2e")
 # Longest first: xdist hands tests out in collection order, so the loop and the
@@ -138,4 +138,4 @@ def namespace(kubeconfig: Path) -> Iterator[str]:
         what="the namespace's default ServiceAccount",
     )
     yield name
-    kubectl(kubeconfig, "delete", "namespace", name, "--wait=false", check=False)
+    delete_namespace(kubeconfig, name)

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.kube import kubectl
+from tests.kube import delete_namespace, kubectl
 from tests.ports import free_port
 
 __all__ = [
@@ -145,4 +145,4 @@ def scratch_namespace(kubeconfig: Path, prefix: str) -> Iterator[str]:
     try:
         yield name
     finally:
-        kubectl(kubeconfig, "delete", "namespace", name, "--wait=false", check=False)
+        delete_namespace(kubeconfig, name)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from mlops_operator.demo.loop import Demo, Stage
-from tests.kube import kubectl
+from tests.kube import delete_namespace
 
 
 @dataclass
@@ -53,4 +53,4 @@ def closed_loop(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     finally:
         # The operator releases its finalizers, so the namespace can go afterwards.
         demo.finish(remove=True)
-        kubectl(kubeconfig, "delete", "namespace", demo.namespace, "--wait=false", check=False)
+        delete_namespace(kubeconfig, demo.namespace)

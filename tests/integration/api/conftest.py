@@ -10,7 +10,7 @@ import pytest
 
 from mlops_operator.api import KINDS
 from tests.integration.api.support import ROOT
-from tests.kube import kubectl, wait_established
+from tests.kube import delete_namespace, kubectl, wait_established
 
 
 @pytest.fixture(scope="session")
@@ -28,4 +28,4 @@ def namespace(crds: Path) -> Iterator[str]:
     name = f"api-{uuid.uuid4().hex[:8]}"
     kubectl(crds, "create", "namespace", name)
     yield name
-    kubectl(crds, "delete", "namespace", name, "--wait=false", check=False)
+    delete_namespace(crds, name)

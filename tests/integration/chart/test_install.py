@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from tests.integration.chart.conftest import CHART, Helm
-from tests.kube import KUBECTL, get_json, kubectl, wait_for
+from tests.kube import KUBECTL, delete_namespace, get_json, kubectl, wait_for
 from tests.unit.chart.rendered import REPO
 
 EXAMPLE = REPO / "manifests" / "examples" / "iris" / "trainingjob.yaml"
@@ -44,7 +44,7 @@ def watched(kubeconfig: Path) -> Iterator[str]:
     kubectl(kubeconfig, "create", "namespace", name)
     kubectl(kubeconfig, "label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted")
     yield name
-    kubectl(kubeconfig, "delete", "namespace", name, "--wait=false", check=False)
+    delete_namespace(kubeconfig, name)
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ from mlops_operator.k8s.kubeconfig import Overrides, load
 from mlops_operator.localcluster.pki import ClientIdentity, ensure_client_cert
 from tests.integration.execplugins import exec_user, plugin, runs
 from tests.integration.operator.conftest import MLOPS
-from tests.kube import KUBECTL, get_json, kubectl
+from tests.kube import KUBECTL, delete_namespace, get_json, kubectl
 from tests.unit.cli.objects import load as load_object
 
 
@@ -144,7 +144,7 @@ def cluster(kubeconfig: Path, crds: list[Path], tmp_path: Path) -> Iterator[Clus
         admin = yaml.safe_load(kubeconfig.read_text())
         yield Cluster(kubeconfig, namespace, admin["clusters"][0], tmp_path)
     finally:
-        kubectl(kubeconfig, "delete", "namespace", namespace, "--wait=false", check=False)
+        delete_namespace(kubeconfig, namespace)
 
 
 def _plugin(cluster: Cluster, *, first_token: str | None = None, lifetime: float = 3600) -> Path:

@@ -35,7 +35,7 @@ from tests.integration.operator.conftest import (
     crds,
     start_operator,
 )
-from tests.kube import find_json, get_json, kubectl, wait_for
+from tests.kube import delete_namespace, find_json, get_json, kubectl, wait_for
 from tests.unit.chart.rendered import documents
 
 __all__ = ["CLAIM", "Governed", "crds", "governed", "helm", "helm_binary"]
@@ -244,7 +244,7 @@ def governed(kubeconfig: Path, crds: list[Path], helm: Helm, tmp_path: Path) -> 
         for doc in cluster_scoped:
             kubectl(kubeconfig, "delete", doc["kind"], doc["metadata"]["name"],
                     "--ignore-not-found", check=False)  # fmt: skip
-        kubectl(kubeconfig, "delete", "namespace", namespace, "--wait=false", check=False)
+        delete_namespace(kubeconfig, namespace)
 
 
 @pytest.fixture

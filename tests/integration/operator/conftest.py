@@ -19,7 +19,7 @@ import pytest
 
 from mlops_operator.k8s import Connection, KubeClient
 from mlops_operator.k8s.kubeconfig import Overrides, load
-from tests.kube import kubectl, wait_established, wait_for
+from tests.kube import delete_namespace, kubectl, wait_established, wait_for
 from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[3]
@@ -44,7 +44,7 @@ def namespace(kubeconfig: Path) -> Iterator[str]:
     name = f"op-it-{uuid.uuid4().hex[:8]}"
     kubectl(kubeconfig, "create", "namespace", name)
     yield name
-    kubectl(kubeconfig, "delete", "namespace", name, "--wait=false", check=False)
+    delete_namespace(kubeconfig, name)
 
 
 def http_get(url: str) -> tuple[int, str] | None:

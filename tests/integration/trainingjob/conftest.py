@@ -23,7 +23,7 @@ from tests.integration.operator.conftest import (  # noqa: F401  # `crds` is a f
     crds,
     operator_for_test,
 )
-from tests.kube import get_json, kubectl, wait_for
+from tests.kube import delete_namespace, get_json, kubectl, wait_for
 
 EXAMPLE = REPO / "manifests" / "examples" / "iris" / "trainingjob.yaml"
 TRAINING_TIMEOUT = 240
@@ -36,7 +36,7 @@ def namespace(kubeconfig: Path) -> Iterator[str]:
     kubectl(kubeconfig, "create", "namespace", name)
     kubectl(kubeconfig, "label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted")
     yield name
-    kubectl(kubeconfig, "delete", "namespace", name, "--wait=false", check=False)
+    delete_namespace(kubeconfig, name)
 
 
 @pytest.fixture
