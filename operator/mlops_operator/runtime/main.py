@@ -1,11 +1,15 @@
 """Run the operator: logging, its probes and metrics, leader election, then Kopf with the handlers.
 
-Kopf owns the process's lifetime while it runs: it installs the SIGINT/SIGTERM handlers, and
-on a signal stops watching, lets running handlers finish (bounded by its own timeouts) and
-returns; the probe and metrics endpoints are closed after it. With leader election, a
-replica first waits as a standby (its own signal handlers stop it) and runs Kopf only once
-it holds the Lease; a leader that loses the Lease stops Kopf at once and the process exits
-with status 1, so its pod restarts as a standby (`mlops_operator.runtime.leadership`).
+SIGINT and SIGTERM, at any point of the run, are one stop request (`_Stop`): a standby stops
+waiting, and Kopf, handed it as its stop flag, stops watching, lets running handlers finish
+(bounded by its own timeouts) and returns; the probe and metrics endpoints are closed after
+it. Kopf puts in signal handlers of its own when it starts; ours replace them at once, so
+that a stop asked for stays known here: Kopf stopped during its start-up can fail on
+requests its own shutdown cut (its API discovery in flight when its session closes), and
+such a failure after a stop request is a clean exit, not a crash. With leader election, a
+replica first waits as a standby and runs Kopf only once it holds the Lease; a leader that
+loses the Lease stops Kopf at once and the process exits with status 1, so its pod restarts
+as a standby (`mlops_operator.runtime.leadership`).
 The probes are the operator's own (`mlops_operator.runtime.health`), not Kopf's.
 
 The credentials are found once, before anything starts, by the one kubeconfig loader
@@ -52,6 +56,26 @@ class LeadershipLost(RuntimeError):
     """This replica stopped renewing its Lease: another may lead now, so it must stop."""
 
 
+class _Stop:
+    """The process's stop request: set by SIGINT or SIGTERM, whoever installed handlers last."""
+
+    def __init__(self) -> None:
+        self.requested = asyncio.Event()
+        self.signal: signal.Signals | None = None
+
+    def listen(self) -> None:
+        """(Re)install the handlers: at the start, and again once Kopf has put in its own."""
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self._received, signum)
+
+    def _received(self, signum: signal.Signals) -> None:
+        if self.signal is None:
+            logger.info("signal received: stopping", extra={"signal": signum.name})
+        self.signal = signum
+        self.requested.set()
+
+
 def configure_logging(log_format: LogFormat, level: LogLevel) -> None:
     """One record per line; as JSON, each carries the object it is about under ``object``."""
     kopf.configure(
@@ -85,47 +109,51 @@ def _lease_namespace(settings: OperatorSettings) -> str:
     return found
 
 
-async def _kopf(settings: OperatorSettings, kube: KubeClient, health: Health) -> None:
+async def _kopf(settings: OperatorSettings, kube: KubeClient, health: Health, stop: _Stop) -> None:
+    if stop.requested.is_set():
+        return
     context = OperatorContext.create(settings, kube)
-    operator = asyncio.create_task(
-        kopf.operator(
+    # What runs already is not Kopf's to stop when it ends (kopf.operator's own rule).
+    existing = asyncio.all_tasks()
+    try:
+        tasks = await kopf.spawn_tasks(
             clusterwide=settings.clusterwide,
             namespaces=settings.namespaces,
             standalone=settings.peering is None,
             peering_name=settings.peering,
             memo=context,
-        ),
-        name="kopf",
-    )
-    health.watch("kopf", operator)
-    try:
-        await operator
+            stop_flag=stop.requested,
+        )
+        stop.listen()  # Kopf has just put in its own handlers; no await came in between
+        operator = asyncio.create_task(kopf.run_tasks(tasks, ignored=existing), name="kopf")
+        health.watch("kopf", operator)
+        try:
+            await operator
+        except Exception as error:
+            if stop.signal is None:
+                raise
+            # A request Kopf's own shutdown cut; one line, not a traceback: nothing is wrong.
+            logger.warning("Kopf failed while stopping on a signal: %r", error)
     finally:
         health.forget("kopf")
         await context.close()
 
 
-async def _standby(election: LeaderElection, health: Health) -> bool:
-    """Wait for the Lease; False when a signal stopped the wait first."""
-    stopped = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stopped.set)
+async def _standby(election: LeaderElection, health: Health, stop: _Stop) -> bool:
+    """Wait for the Lease; False when a stop was requested first."""
     acquiring = asyncio.create_task(election.acquire(), name="leader election")
     health.watch("leader election", acquiring)
-    stopping = asyncio.create_task(stopped.wait())
+    stopping = asyncio.create_task(stop.requested.wait())
     try:
         await asyncio.wait({acquiring, stopping}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         health.forget("leader election")
         for task in (acquiring, stopping):
             task.cancel()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
-    return not stopped.is_set()
+    return not stop.requested.is_set()
 
 
-async def _lead(settings: OperatorSettings, kube: KubeClient, health: Health) -> None:
+async def _lead(settings: OperatorSettings, kube: KubeClient, health: Health, stop: _Stop) -> None:
     timing = LeaseTiming(
         lease_seconds=settings.leader_election_lease_seconds,
         renew_seconds=settings.leader_election_renew_seconds,
@@ -147,12 +175,12 @@ async def _lead(settings: OperatorSettings, kube: KubeClient, health: Health) ->
     )
     try:
         health.role = "standby"
-        if not await _standby(election, health):
+        if not await _standby(election, health, stop):
             return
         health.role = "leader"
         holding = asyncio.create_task(election.hold(), name="lease renewal")
         health.watch("lease renewal", holding)
-        leading = asyncio.create_task(_kopf(settings, kube, health), name="leading")
+        leading = asyncio.create_task(_kopf(settings, kube, health, stop), name="leading")
         await asyncio.wait({holding, leading}, return_when=asyncio.FIRST_COMPLETED)
         health.forget("lease renewal")
         if holding.done():
@@ -173,6 +201,8 @@ async def _lead(settings: OperatorSettings, kube: KubeClient, health: Health) ->
 
 async def run_operator(settings: OperatorSettings) -> None:
     """Serve probes and metrics and run Kopf (once leading) until it is stopped or loses the Lease."""
+    stop = _Stop()
+    stop.listen()
     # Timers and daemons call the API outside the reconcile slots: room for them too.
     kube = KubeClient(
         connections=2 * settings.max_concurrent_reconciles,
@@ -219,10 +249,10 @@ async def run_operator(settings: OperatorSettings) -> None:
             },
         )
         if settings.leader_election:
-            await _lead(settings, kube, health)
+            await _lead(settings, kube, health, stop)
         else:
             health.role = "standalone"
-            await _kopf(settings, kube, health)
+            await _kopf(settings, kube, health, stop)
 
 
 def run(settings: OperatorSettings) -> int:

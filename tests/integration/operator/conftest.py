@@ -91,9 +91,11 @@ class RunningOperator:
             raise AssertionError(f"no exit {timeout:.0f}s after SIGTERM; log: {self.log}") from None
 
 
-def start_operator(kubeconfig: Path, namespace: str, log: Path) -> RunningOperator:
+def start_operator(
+    kubeconfig: Path, namespace: str, log: Path, *, logged: str | None = None
+) -> RunningOperator:
     """Start the operator watching `namespace`, logged in with `kubeconfig` (its ``KUBECONFIG``);
-    return once its readiness probe answers."""
+    return once its readiness probe answers (or, given `logged`, the moment its log has it)."""
     liveness, metrics = free_port(), free_port()
     env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
     command = [
@@ -119,10 +121,14 @@ def start_operator(kubeconfig: Path, namespace: str, log: Path) -> RunningOperat
             raise AssertionError(
                 f"the operator exited with {process.returncode}: {log.read_text()}"
             )
+        if logged is not None:
+            return logged in log.read_text()
         answer = http_get(running.readiness_url)
         return answer is not None and answer[0] == 200
 
-    wait_for(live, timeout=60, what="the operator's readiness probe")
+    # A log line is a moment, not a state: looked for often, to act right after it.
+    wait_for(live, timeout=60, interval=0.25 if logged is None else 0.005,
+             what=f"the operator to log {logged!r}" if logged else "the operator's readiness probe")  # fmt: skip
     return running
 
 
