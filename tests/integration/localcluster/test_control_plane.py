@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from mlops_operator.localcluster.binaries import KUBERNETES_VERSION
-from tests.kube import KUBECTL, exists, get_json, kubectl, wait_established, wait_for
+from tests.kube import KUBECTL, exists, get_json, gone, kubectl, wait_established, wait_for
 
 
 def test_readyz_and_versions(kubeconfig: Path) -> None:
@@ -191,7 +191,7 @@ def test_deleted_namespace_goes_away(kubeconfig: Path) -> None:
     kubectl(kubeconfig, "-n", name, "create", "configmap", "x", "--from-literal=a=b")
     kubectl(kubeconfig, "delete", "namespace", name, "--wait=false")
     wait_for(
-        lambda: not exists(kubeconfig, "namespace", name),
+        lambda: gone(kubeconfig, "namespace", name),
         what="the namespace controller to finish the deletion",
     )
 

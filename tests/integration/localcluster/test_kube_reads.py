@@ -1,6 +1,7 @@
-"""The suite's reads (`tests.kube.get_json`, `exists`) answer as kubectl does.
+"""The suite's reads (`tests.kube.get_json`, `exists`, `gone`) answer as kubectl does, and
+its namespaces go even when their operator is gone (`delete_namespace`).
 
-They go to the API server in-process (one kept-alive connection per thread, not a
+The reads go to the API server in-process (one kept-alive connection per thread, not a
 kubectl process per poll); every test that polls rests on them answering exactly as
 ``kubectl get -o json`` would, so each argument shape the suite uses is compared with
 kubectl itself, on the same objects.
@@ -9,13 +10,17 @@ kubectl itself, on the same objects.
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 import tests.kube
-from tests.kube import exists, get_json, kubectl, wait_for
+from mlops_operator.api.metadata import FINALIZER
+from tests.integration.operator.conftest import REPO, crds  # noqa: F401  # a fixture
+from tests.kube import delete_namespace, exists, get_json, gone, kubectl, wait_for
 
 SHAPES = [
     ("one by name", ("-n", "{ns}", "configmap", "a")),
@@ -81,6 +86,9 @@ def test_a_missing_object_fails_with_kubectls_sentence(kubeconfig: Path, objects
     assert sentence in str(failure.value)
     assert not exists(kubeconfig, *args)
     assert not exists(kubeconfig, "-n", objects, "role", "nope")
+    assert not gone(kubeconfig, *args)  # "a" is there
+    assert gone(kubeconfig, "-n", objects, "role", "nope")
+    assert gone(kubeconfig, "-n", objects, "configmap", "nope", "nada")
 
 
 def test_what_the_reader_does_not_take_goes_to_kubectl(kubeconfig: Path, objects: str) -> None:
@@ -88,3 +96,16 @@ def test_what_the_reader_does_not_take_goes_to_kubectl(kubeconfig: Path, objects
     args = ("-n", objects, "configmaps,roles", "-l", "suite=reads")
     assert get_json(kubeconfig, *args) == _kubectl_json(kubeconfig, *args)
     assert exists(kubeconfig, *args)
+
+
+@pytest.mark.usefixtures("crds")
+def test_a_namespace_whose_operator_is_gone_is_deleted_all_the_same(kubeconfig: Path) -> None:
+    # What a stopped operator leaves: an object still carrying its finalizer.
+    name = f"reads-{uuid.uuid4().hex[:8]}"
+    kubectl(kubeconfig, "create", "namespace", name)
+    held = yaml.safe_load((REPO / "manifests" / "examples" / "modelversion.yaml").read_text())
+    held["metadata"] |= {"namespace": name, "finalizers": [FINALIZER]}
+    kubectl(kubeconfig, "apply", "-f", "-", stdin=json.dumps(held))
+    delete_namespace(kubeconfig, name)
+    wait_for(lambda: gone(kubeconfig, "namespace", name), timeout=60,
+             what="the namespace to go")  # fmt: skip

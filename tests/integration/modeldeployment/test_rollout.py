@@ -22,7 +22,7 @@ from tests.integration.modeldeployment.conftest import model_version, train_into
 from tests.integration.modeldeployment.slow import slow_copy
 from tests.integration.modeldeployment.traffic import Traffic, predict
 from tests.integration.operator.conftest import MLOPS, RunningOperator
-from tests.kube import exists, get_json, kubectl, wait_for
+from tests.kube import get_json, gone, kubectl, wait_for
 
 # Serial: the good versions must pass the canary's p99 limit of 200 ms (the slow one must
 # not), a latency the suite's own load on two cores would push past the limit.
@@ -191,6 +191,6 @@ def test_canary_promotion_withdrawal_and_rollback(
     kubectl(kubeconfig, "-n", ns, "delete", "mdep", MDEP, "--wait=true", timeout=120)
     wait_for(lambda: _deployments(kubeconfig, ns) == [], timeout=120, what="Deployments gone")
     wait_for(
-        lambda: not exists(kubeconfig, "-n", ns, "service", MDEP),
+        lambda: gone(kubeconfig, "-n", ns, "service", MDEP),
         timeout=120, what="Service gone",
     )  # fmt: skip

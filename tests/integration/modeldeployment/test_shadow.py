@@ -9,7 +9,7 @@ from typing import Any
 from tests.integration.modeldeployment.conftest import model_version, serve_first_of_two
 from tests.integration.modeldeployment.traffic import Traffic
 from tests.integration.operator.conftest import RunningOperator
-from tests.kube import exists, get_json, kubectl, wait_for
+from tests.kube import get_json, gone, kubectl, wait_for
 
 SHADOW = {
     "apiVersion": "mlops.dev/v1alpha1",
@@ -62,6 +62,6 @@ def test_shadow_measures_agreement_without_changing_responses(
     wait_for(lambda: (_status(kubeconfig, ns).get("champion") or {}).get("version") == 2,
              timeout=180, what="v2 serving")  # fmt: skip
     # The old champion goes with its own Service; the new one's stays.
-    wait_for(lambda: not exists(kubeconfig, "-n", ns, "service", "iris-v1"),
+    wait_for(lambda: gone(kubeconfig, "-n", ns, "service", "iris-v1"),
              timeout=60, what="v1's Service removed")  # fmt: skip
     kubectl(kubeconfig, "-n", ns, "get", "service", "iris-v2")

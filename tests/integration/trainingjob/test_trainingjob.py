@@ -37,7 +37,7 @@ from tests.integration.trainingjob.conftest import (
     training_job,
     wait_finished,
 )
-from tests.kube import exists, get_json, kubectl, wait_for
+from tests.kube import get_json, gone, kubectl, wait_for
 
 MLOPS = Path(sys.executable).with_name("mlops")
 # Other controllers run Jobs too (e.g. validation of a ModelVersion): count the trainers only.
@@ -134,9 +134,10 @@ def test_iris_trains_into_a_version_matching_its_model_card(
     assert "DIFFERS" not in reproduced.stdout
 
     # ttlSecondsAfterFinished stays editable once finished: the kept Job follows it.
+    kept_job = trainer_job(kubeconfig, namespace, "iris-initial")["metadata"]["name"]
     kubectl(kubeconfig, "-n", namespace, "patch", "trainingjob", "iris-initial", "--type=merge",
             "-p", json.dumps({"spec": {"ttlSecondsAfterFinished": 0}}))  # fmt: skip
-    wait_for(lambda: not exists(kubeconfig, "-n", namespace, "job", "iris-initial"),
+    wait_for(lambda: gone(kubeconfig, "-n", namespace, "job", kept_job),
              timeout=120, what="the trainer Job removed by its new TTL")  # fmt: skip
     kept = get_json(kubeconfig, "trainingjob", "iris-initial", "-n", namespace)
     assert kept["status"]["phase"] == "Succeeded"
