@@ -1,9 +1,9 @@
 """Run the operator: logging, its probes and metrics, leader election, then Kopf with the handlers.
 
-SIGINT and SIGTERM, at any point of the run, are one stop request (`_Stop`): a standby stops
-waiting, and Kopf, handed it as its stop flag, stops watching, lets running handlers finish
-(bounded by its own timeouts) and returns; the probe and metrics endpoints are closed after
-it. Kopf puts in signal handlers of its own when it starts; ours replace them at once, so
+SIGINT and SIGTERM, once the probes are served, are one stop request (`_Stop`; a second signal
+exits at once): a standby stops waiting, and Kopf, handed it as its stop flag, stops
+watching, lets running handlers finish (bounded by its own timeouts) and returns; the probe
+and metrics endpoints are closed after it. Kopf puts in signal handlers of its own when it starts; ours replace them at once, so
 that a stop asked for stays known here: Kopf stopped during its start-up can fail on
 requests its own shutdown cut (its API discovery in flight when its session closes), and
 such a failure after a stop request is a clean exit, not a crash. With leader election, a
@@ -30,6 +30,7 @@ import sys
 import uuid
 from pathlib import Path
 
+import aiohttp
 import kopf
 
 from mlops_operator import handlers
@@ -70,8 +71,12 @@ class _Stop:
             loop.add_signal_handler(signum, self._received, signum)
 
     def _received(self, signum: signal.Signals) -> None:
-        if self.signal is None:
-            logger.info("signal received: stopping", extra={"signal": signum.name})
+        if self.signal is not None:
+            # A second signal while a stop hangs (Kopf's own forced exit is off when it is
+            # stopped by a flag): go now, as Ctrl+C twice means.
+            logger.warning("second signal: exiting at once", extra={"signal": signum.name})
+            os._exit(128 + signum)
+        logger.info("signal received: stopping", extra={"signal": signum.name})
         self.signal = signum
         self.requested.set()
 
@@ -129,10 +134,12 @@ async def _kopf(settings: OperatorSettings, kube: KubeClient, health: Health, st
         health.watch("kopf", operator)
         try:
             await operator
-        except Exception as error:
+        except (aiohttp.ClientError, AssertionError) as error:
+            # What a request Kopf's own shutdown cut raises (aiohttp asserts on a closed
+            # session). After a signal it is the stop, in one line; any other failure, a
+            # refused login included, still ends the process with its own status.
             if stop.signal is None:
                 raise
-            # A request Kopf's own shutdown cut; one line, not a traceback: nothing is wrong.
             logger.warning("Kopf failed while stopping on a signal: %r", error)
     finally:
         health.forget("kopf")
@@ -202,7 +209,6 @@ async def _lead(settings: OperatorSettings, kube: KubeClient, health: Health, st
 async def run_operator(settings: OperatorSettings) -> None:
     """Serve probes and metrics and run Kopf (once leading) until it is stopped or loses the Lease."""
     stop = _Stop()
-    stop.listen()
     # Timers and daemons call the API outside the reconcile slots: room for them too.
     kube = KubeClient(
         connections=2 * settings.max_concurrent_reconciles,
@@ -232,6 +238,9 @@ async def run_operator(settings: OperatorSettings) -> None:
             "logged in",
             extra={"server": connection.server, "credentials": connection.source, "user": user},
         )
+        # From here a signal is a clean stop; before, it ends the process at once, as it would
+        # have to wait for a plugin or a login still under way.
+        stop.listen()
         health = Health(kube.readiness_problem)
         stack.push_async_callback(
             (await health.serve(settings.bind_address, settings.liveness_port)).cleanup
