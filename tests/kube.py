@@ -323,19 +323,16 @@ def gone(kubeconfig: Path, *args: str) -> bool:
 def _with_finalizer(kubeconfig: Path, namespace: str) -> list[tuple[str, dict[str, Any]]]:
     """The namespace's mlops.dev objects that carry the operator's finalizer (none while the
     CRDs are not installed: this asks the reader only, never kubectl)."""
-    reader = _reader(kubeconfig)
-    if reader is None:
-        return []
     found = []
     for kind in KINDS:
         try:
-            query = reader.query((kind.crd.name, "-n", namespace))
+            answers = list(_read(kubeconfig, (kind.crd.name, "-n", namespace)))
         except (_Unsupported, AssertionError):
-            continue
-        status, body = reader.get(_url(query))
-        for item in body.get("items", []) if status == 200 else []:
-            if FINALIZER in (item["metadata"].get("finalizers") or []):
-                found.append((kind.crd.name, item))
+            continue  # no such CRD yet, or the API server away: nothing to release here
+        for status, body, _ in answers:
+            for item in body.get("items", []) if status == 200 else []:
+                if FINALIZER in (item["metadata"].get("finalizers") or []):
+                    found.append((kind.crd.name, item))
     return found
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from mlops_operator.api import KINDS
 from mlops_operator.k8s import Connection, KubeClient
 from mlops_operator.k8s.kubeconfig import Overrides, load
 from tests.kube import delete_namespace, kubectl, wait_established, wait_for
@@ -132,7 +133,7 @@ def start_operator(
     return running
 
 
-MLOPS_KINDS = "trainingjobs,modelversions,modeldeployments,driftpolicies"
+MLOPS_KINDS = ",".join(kind.crd.name for kind in KINDS)
 
 
 @contextmanager
