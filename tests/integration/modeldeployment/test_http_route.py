@@ -21,7 +21,7 @@ import pytest
 from mlops_operator.localcluster.binaries import gateway_api_crds
 from tests.integration.modeldeployment.conftest import model_version, serve_first_of_two
 from tests.integration.operator.conftest import RunningOperator
-from tests.kube import exists, get_json, kubectl, wait_established, wait_for
+from tests.kube import exists, find_json, get_json, kubectl, wait_established, wait_for
 
 CRD = "httproutes.gateway.networking.k8s.io"
 MDEP = {
@@ -118,7 +118,11 @@ def test_the_canary_weights_are_written_as_an_owned_http_route(
     }
     assert backends == {"iris-v1": ("Service", 80, 80), "iris-v2": ("Service", 80, 20)}
     for version in (1, 2):
-        service = get_json(kubeconfig, "-n", ns, "service", f"iris-v{version}")
+        # The route may be written before the canary's Service: wait for it, then check it.
+        service = wait_for(
+            lambda: find_json(kubeconfig, "-n", ns, "service", f"iris-v{version}"),  # noqa: B023
+            timeout=60, what=f"the Service of v{version}",
+        )  # fmt: skip
         assert service["spec"]["selector"]["mlops.dev/version"] == str(version)
     # Nobody implements the route here: the champion's servers forward the canary's share.
     wait_for(
