@@ -33,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from mlops_operator import DEFAULT_IMAGE_REPO, __version__
+from mlops_operator import __version__
 from mlops_operator.buildinfo import BUILD_COMMIT_ENV
 from mlops_operator.imagebuild.build import (
     BASE_REPOSITORY,
@@ -65,12 +65,19 @@ exec chroot --userspec=65532:65532 "$root" "$@"
 """
 
 
+LOCAL_REPO = "localhost/mlops-operator"
+"""Where the images are built for the tests: the local node runs images named under
+localhost/ from their own root file systems (tests/integration/localnode/test_built_images.py)."""
+
+
 @pytest.fixture(scope="session")
 def images() -> dict[str, BuiltImage]:
-    """The three images, built (or found up to date in buildah's layer cache)."""
+    """The three images, built (or found up to date in buildah's layer cache) once per worker
+    for this module and test_built_images.py: a rebuild of the three takes half a minute even
+    when every layer is cached."""
     if shutil.which("buildah") is None:
         pytest.fail("buildah is missing: `make images` installs it (and builds the images)")
-    return {image.target: image for image in build_images(DEFAULT_IMAGE_REPO, __version__)}
+    return {image.target: image for image in build_images(LOCAL_REPO, __version__)}
 
 
 def _buildah(*args: str) -> str:

@@ -21,26 +21,18 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops_operator import __version__
-from mlops_operator.imagebuild.build import build_images
+from mlops_operator.imagebuild.build import BuiltImage
 from tests.integration.chart.conftest import CHART, Helm, helm, helm_binary
 from tests.integration.chart.test_install import _trained, release, watched
+from tests.integration.images.test_image_run import images
 from tests.integration.operator.conftest import crds
 from tests.kube import get_json, kubectl, wait_for
 from tests.unit.chart.rendered import REPO
 
-__all__ = ["crds", "helm", "helm_binary", "release", "watched"]  # fixtures used here
+__all__ = ["crds", "helm", "helm_binary", "images", "release", "watched"]  # fixtures used here
 
-# Builds the images: on the worker that builds them for tests/integration/images too.
+# Uses the images tests/integration/images builds, on the worker that builds them.
 pytestmark = [pytest.mark.timeout(1800), pytest.mark.xdist_group("images")]
-
-REPO_PREFIX = "localhost/mlops-operator"
-
-
-@pytest.fixture(scope="module")
-def built() -> None:
-    """The three images under localhost/ (layers shared with `make images`)."""
-    build_images(REPO_PREFIX, __version__)
 
 
 def _process_of(pod: str) -> int:
@@ -82,7 +74,12 @@ def _operator_pod(kubeconfig: Path, namespace: str) -> dict[str, Any] | None:
 
 
 def test_the_node_runs_the_built_images_read_only(
-    built: None, helm: Helm, kubeconfig: Path, namespace: str, watched: str, release: str
+    images: dict[str, BuiltImage],
+    helm: Helm,
+    kubeconfig: Path,
+    namespace: str,
+    watched: str,
+    release: str,
 ) -> None:
     helm(
         "install",
@@ -106,7 +103,7 @@ def test_the_node_runs_the_built_images_read_only(
     pod = wait_for(
         lambda: _operator_pod(kubeconfig, namespace), timeout=240, what="a Ready operator pod"
     )
-    assert pod["spec"]["containers"][0]["image"] == f"{REPO_PREFIX}/operator:{__version__}"
+    assert pod["spec"]["containers"][0]["image"] == images["operator"].name
 
     pid = _process_of(pod["metadata"]["name"])
     # /proc/<pid>/root is the process's own root, seen from here through its mount namespace.
@@ -145,10 +142,10 @@ def test_the_node_runs_the_built_images_read_only(
         what="the validator (trainer image) to judge the ModelVersion",
     )
     assert validated["status"]["phase"] == "Validated", validated["status"]
-    assert validated["spec"]["lineage"]["image"] == f"{REPO_PREFIX}/trainer:{__version__}"
-    images = {
+    assert validated["spec"]["lineage"]["image"] == images["trainer"].name
+    ran = {
         c["image"]
         for p in get_json(kubeconfig, "pods", "-n", watched)["items"]
         for c in p["spec"]["containers"]
     }
-    assert images == {f"{REPO_PREFIX}/trainer:{__version__}"}, images
+    assert ran == {images["trainer"].name}, ran
