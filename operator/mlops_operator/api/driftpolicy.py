@@ -215,9 +215,10 @@ class Triggers(CamelModel):
     schedule: Schedule | None = Field(
         default=None,
         description="Retrain on a cron schedule (5 fields, UTC) regardless of drift, e.g."
-        " `0 3 * * 0`; cooldown and budget still apply. A schedule the API server admits but"
-        " that can never fire (a reversed range, 30 February) sets `Ready` to False with"
-        " reason `InvalidSchedule`.",
+        " `0 3 * * 0`; cooldown and budget still apply. The policy is also evaluated at each"
+        " of its times, so it fires then, not at the next `interval`. A schedule the API"
+        " server admits but that can never fire (a reversed range, 30 February) sets `Ready`"
+        " to False with reason `InvalidSchedule`.",
     )
 
 
@@ -320,7 +321,11 @@ class DriftPolicySpec(CamelModel):
     )
 
     deployment: ObjectName = Field(description="The ModelDeployment to watch.")
-    interval: Duration = Field(default="5m", description="How often to evaluate (at least 10s).")
+    interval: Duration = Field(
+        default="5m",
+        description="How often to evaluate (at least 10s); also at each time of"
+        " `triggers.schedule`.",
+    )
     window: Duration = Field(
         default="1h", description="Time range each evaluation looks back over."
     )

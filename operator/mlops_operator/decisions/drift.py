@@ -43,6 +43,7 @@ __all__ = [
     "evaluate",
     "headline",
     "schedule_problem",
+    "seconds_until_due",
 ]
 
 SCHEDULE = "schedule"
@@ -135,6 +136,18 @@ def schedule_problem(expression: str | None, now: datetime) -> str | None:
     except ValueError as error:
         return f"spec.triggers.schedule {expression!r}: {error}"
     return None
+
+
+def seconds_until_due(spec: DriftPolicySpec, now: datetime) -> float | None:
+    """Seconds from `now` to the schedule's next occurrence; None without a usable schedule.
+
+    The daemon sleeps no longer than this, so a schedule fires at its time and not up to an
+    ``interval`` later (an evaluation finds an occurrence since the one before it).
+    """
+    if spec.triggers.schedule is None or schedule_problem(spec.triggers.schedule, now):
+        return None
+    upcoming = CronSchedule.parse(spec.triggers.schedule).next_after(now)
+    return (upcoming - now).total_seconds()
 
 
 def _schedule_state(spec: DriftPolicySpec, start: datetime, now: datetime) -> TriggerState | None:

@@ -1,4 +1,5 @@
-"""The DriftPolicy controller: one Kopf daemon per policy evaluates it every ``interval``.
+"""The DriftPolicy controller: one Kopf daemon per policy evaluates it every ``interval``,
+and at each time of its schedule.
 
 A daemon rather than a ``kopf.timer``: a timer's interval is fixed when it is
 registered, while each policy has its own. Each round gathers (`drift.gather`),
@@ -31,6 +32,7 @@ from mlops_operator.decisions.drift import (
     Retrain,
     evaluate,
     schedule_problem,
+    seconds_until_due,
 )
 from mlops_operator.decisions.drift_status import (
     evaluated_status,
@@ -60,6 +62,8 @@ _PLURAL = DriftPolicy.crd.plural
 _RETRY_SECONDS = 10.0
 _REDECIDE_SECONDS = 1.0
 """How soon an evaluation whose status was dropped (decided from an old copy) is made again."""
+_PAST_DUE_SECONDS = 0.5
+"""How long after a schedule's occurrence the daemon wakes for it."""
 
 
 @reconciles(DriftPolicy)
@@ -128,7 +132,10 @@ async def _round(context: OperatorContext, body: kopf.Body, gatherer: Gatherer) 
     except ApiError as error:
         log.warning("DriftPolicy %s/%s: API error: %s", policy.namespace, policy.name, error)
         return min(interval, _RETRY_SECONDS)
-    return interval if recorded else min(interval, _REDECIDE_SECONDS)
+    delay = interval if recorded else min(interval, _REDECIDE_SECONDS)
+    due = seconds_until_due(policy.spec, now())
+    # Woken just after the occurrence: the evaluation then finds it in (last evaluation, now].
+    return delay if due is None else min(delay, due + _PAST_DUE_SECONDS)
 
 
 async def _evaluate(

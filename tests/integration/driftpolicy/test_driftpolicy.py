@@ -266,22 +266,23 @@ def test_scrape_fallback_and_prometheus_measure_the_same_psi(
     assert from_expression[PETAL] == pytest.approx(from_scrape, rel=1e-6)
 
 
-# Serial: "on time" is the first evaluation after the minute starts, within 12 s of it;
-# the suite's own load would delay the operator's 10 s evaluation loop past that.
-@pytest.mark.serial
-def test_schedule_fires_on_time(
+def test_schedule_fires_at_its_time_not_at_the_next_evaluation(
     kubeconfig: Path, restricted: str, model_deployment: str, operator_for: RunningOperator
 ) -> None:
     namespace = restricted
-    apply(kubeconfig, policy(namespace, "weekly", {"schedule": "* * * * *"}, cooldown="10s"))
+    # Daily, at the start of a minute 15 to 75 s from now: the first evaluation (at creation,
+    # looking back one interval) finds no occurrence, and the next one by the interval comes
+    # 5 minutes after it, long past the time and this test's wait.
+    at = (datetime.now(UTC) + timedelta(seconds=75)).replace(second=0, microsecond=0)
+    daily = {"schedule": f"{at.minute} {at.hour} * * *"}
+    apply(kubeconfig, policy(namespace, "daily", daily, interval="5m", window="5m"))
     job = wait_for(
-        lambda: retraining_jobs(kubeconfig, namespace, "weekly"),
-        timeout=90,
-        what="a scheduled retrain",
+        lambda: retraining_jobs(kubeconfig, namespace, "daily"),
+        timeout=150,
+        what="the scheduled retrain",
     )[0]
     created = datetime.fromisoformat(job["metadata"]["creationTimestamp"])
-    # Due at the start of a minute; found by the first evaluation after it (interval 10 s).
-    assert created.second <= 12, created
+    assert at <= created < at + timedelta(seconds=15), (at.isoformat(), created.isoformat())
     assert job["metadata"]["annotations"]["mlops.dev/retrain-reason"].startswith(
         "triggered by schedule"
     )

@@ -17,7 +17,13 @@ import pytest
 from mlops_operator.api.conditions import Reason
 from mlops_operator.api.driftpolicy import DriftPolicySpec, TriggerState
 from mlops_operator.api.gates import ComparisonOp
-from mlops_operator.decisions.drift import Decision, Evaluation, Retrain, evaluate
+from mlops_operator.decisions.drift import (
+    Decision,
+    Evaluation,
+    Retrain,
+    evaluate,
+    seconds_until_due,
+)
 from mlops_operator.decisions.triggers import Reading
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -215,6 +221,18 @@ def test_schedule_fires_once_when_due_without_data() -> None:
         )
     )
     assert unreachable.retrain
+
+
+def test_the_daemon_sleeps_no_longer_than_the_next_occurrence() -> None:
+    # The interval (5 minutes by default) no longer decides when a schedule is found.
+    policy = spec(triggers={"schedule": "*/5 * * * *"})
+    assert seconds_until_due(policy, T0 + timedelta(minutes=3, seconds=30)) == 90
+    # Strictly after: at an occurrence, the next one.
+    assert seconds_until_due(policy, T0 + timedelta(minutes=5)) == 300
+    # No schedule, or one that never comes: the interval alone.
+    assert seconds_until_due(spec(), T0) is None
+    never = spec(triggers={"schedule": "0 0 30 2 *", "predictionDrift": {"minSamples": 50}})
+    assert seconds_until_due(never, T0) is None
 
 
 def test_schedule_respects_the_cooldown() -> None:
