@@ -1,6 +1,7 @@
 """DriftPolicy (``dp``): watch a ModelDeployment and retrain when its data or quality drifts.
 
-Every `interval` the operator evaluates the triggers over the last `window`
+Every `interval`, and at each time of its schedule, the operator evaluates the triggers over
+the last `window`
 (feature and prediction drift as PSI against the training distribution), the
 target's realized accuracy or RMSE (labels joined with predictions, judged by
 prediction time once enough labels arrived), its estimated accuracy before labels

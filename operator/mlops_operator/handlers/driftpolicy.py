@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
@@ -93,7 +93,8 @@ async def reconcile_drift_policy(
 async def evaluate_drift_policy(
     stopped: kopf.DaemonStopped, body: kopf.Body, memo: OperatorContext, **_: Any
 ) -> None:
-    """Evaluate the policy every `spec.interval` until it is deleted or the operator stops."""
+    """Evaluate the policy every `spec.interval`, and at each time of its schedule, until it is
+    deleted or the operator stops."""
     uid = body.metadata.uid or ""
     wakeup = memo.wakeups.setdefault(uid, asyncio.Event())
     settings = memo.settings
@@ -127,23 +128,33 @@ async def _round(context: OperatorContext, body: kopf.Body, gatherer: Gatherer) 
     except ValidationError:
         return _RETRY_SECONDS  # the reconcile handler reports it; wait for a fixed spec
     interval = policy.spec.interval_seconds
+    at = now()
     try:
-        recorded = await _evaluate(context, policy, body, gatherer)
+        recorded = await _evaluate(context, policy, body, gatherer, at)
     except ApiError as error:
         log.warning("DriftPolicy %s/%s: API error: %s", policy.namespace, policy.name, error)
         return min(interval, _RETRY_SECONDS)
-    delay = interval if recorded else min(interval, _REDECIDE_SECONDS)
-    due = seconds_until_due(policy.spec, now())
-    # Woken just after the occurrence: the evaluation then finds it in (last evaluation, now].
-    return delay if due is None else min(delay, due + _PAST_DUE_SECONDS)
+    if not recorded:
+        return min(interval, _REDECIDE_SECONDS)
+    # The next occurrence after the time this evaluation looked up to, not after the round's
+    # end: one that fell during the round is still ahead of it. Woken just after the
+    # occurrence, the next evaluation finds it in (last evaluation, now].
+    due = seconds_until_due(policy.spec, at)
+    if due is None:
+        return interval
+    elapsed = (datetime.now(UTC) - at).total_seconds()
+    return max(0.0, min(interval, due - elapsed + _PAST_DUE_SECONDS))
 
 
 async def _evaluate(
-    context: OperatorContext, policy: DriftPolicy, body: kopf.Body, gatherer: Gatherer
+    context: OperatorContext,
+    policy: DriftPolicy,
+    body: kopf.Body,
+    gatherer: Gatherer,
+    at: datetime,
 ) -> bool:
-    """One evaluation; False when its status was dropped (`kit.write_status`): the policy
-    changed since `body` was read, so the evaluation is made again from the new one."""
-    at = now()
+    """One evaluation as of `at`; False when its status was dropped (`kit.write_status`): the
+    policy changed since `body` was read, so the evaluation is made again from the new one."""
     conditions = current_conditions(body)
     if policy.spec.suspend:
         message = "spec.suspend is true: not evaluating"

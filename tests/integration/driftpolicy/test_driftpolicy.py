@@ -271,8 +271,8 @@ def test_schedule_fires_at_its_time_not_at_the_next_evaluation(
 ) -> None:
     namespace = restricted
     # Daily, at the start of a minute 15 to 75 s from now: the first evaluation (at creation,
-    # looking back one interval) finds no occurrence, and the next one by the interval comes
-    # 5 minutes after it, long past the time and this test's wait.
+    # looking back to it) finds no occurrence, and the next one by the interval comes 5 minutes
+    # after it, long past the time and this test's wait.
     at = (datetime.now(UTC) + timedelta(seconds=75)).replace(second=0, microsecond=0)
     daily = {"schedule": f"{at.minute} {at.hour} * * *"}
     apply(kubeconfig, policy(namespace, "daily", daily, interval="5m", window="5m"))
