@@ -19,6 +19,7 @@ the commit it was built from in MLOPS_BUILD_COMMIT.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -70,14 +71,21 @@ LOCAL_REPO = "localhost/mlops-operator"
 localhost/ from their own root file systems (tests/integration/localnode/test_built_images.py)."""
 
 
-@pytest.fixture(scope="session")
-def images() -> dict[str, BuiltImage]:
+@functools.cache
+def local_images() -> dict[str, BuiltImage]:
     """The three images, built (or found up to date in buildah's layer cache) once per worker
-    for this module and test_built_images.py: a rebuild of the three takes half a minute even
-    when every layer is cached."""
+    process for this module and test_built_images.py: a rebuild of the three costs half a
+    minute even when every layer is cached. A function, not a shared fixture: a fixture
+    imported into another module is a fixture of its own there, with its own session cache."""
     if shutil.which("buildah") is None:
         pytest.fail("buildah is missing: `make images` installs it (and builds the images)")
     return {image.target: image for image in build_images(LOCAL_REPO, __version__)}
+
+
+@pytest.fixture(scope="session")
+def images() -> dict[str, BuiltImage]:
+    """`local_images()`."""
+    return local_images()
 
 
 def _buildah(*args: str) -> str:

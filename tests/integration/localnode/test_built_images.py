@@ -24,15 +24,22 @@ import yaml
 from mlops_operator.imagebuild.build import BuiltImage
 from tests.integration.chart.conftest import CHART, Helm, helm, helm_binary
 from tests.integration.chart.test_install import _trained, release, watched
-from tests.integration.images.test_image_run import images
+from tests.integration.images.test_image_run import local_images
 from tests.integration.operator.conftest import crds
 from tests.kube import get_json, kubectl, wait_for
 from tests.unit.chart.rendered import REPO
 
-__all__ = ["crds", "helm", "helm_binary", "images", "release", "watched"]  # fixtures used here
+__all__ = ["crds", "helm", "helm_binary", "release", "watched"]  # fixtures used here
 
 # Uses the images tests/integration/images builds, on the worker that builds them.
 pytestmark = [pytest.mark.timeout(1800), pytest.mark.xdist_group("images")]
+
+
+@pytest.fixture(scope="module")
+def images() -> dict[str, BuiltImage]:
+    """The images under localhost/ (the chart below is installed with
+    ``images.registry=localhost``), built once per worker with tests/integration/images'."""
+    return local_images()
 
 
 def _process_of(pod: str) -> int:
