@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+import time
+from datetime import datetime
 from typing import Any
 
 import kopf
@@ -63,7 +64,9 @@ _RETRY_SECONDS = 10.0
 _REDECIDE_SECONDS = 1.0
 """How soon an evaluation whose status was dropped (decided from an old copy) is made again."""
 _PAST_DUE_SECONDS = 0.5
-"""How long after a schedule's occurrence the daemon wakes for it."""
+"""How long after a schedule's occurrence, at least, the daemon wakes for it (up to a second
+more: an evaluation's time is cut to whole seconds, and the wait is counted from the round's
+start)."""
 
 
 @reconciles(DriftPolicy)
@@ -128,7 +131,7 @@ async def _round(context: OperatorContext, body: kopf.Body, gatherer: Gatherer) 
     except ValidationError:
         return _RETRY_SECONDS  # the reconcile handler reports it; wait for a fixed spec
     interval = policy.spec.interval_seconds
-    at = now()
+    started, at = time.monotonic(), now()
     try:
         recorded = await _evaluate(context, policy, body, gatherer, at)
     except ApiError as error:
@@ -142,7 +145,7 @@ async def _round(context: OperatorContext, body: kopf.Body, gatherer: Gatherer) 
     due = seconds_until_due(policy.spec, at)
     if due is None:
         return interval
-    elapsed = (datetime.now(UTC) - at).total_seconds()
+    elapsed = time.monotonic() - started
     return max(0.0, min(interval, due - elapsed + _PAST_DUE_SECONDS))
 
 
