@@ -144,9 +144,12 @@ def seconds_until_due(spec: DriftPolicySpec, now: datetime) -> float | None:
     The daemon sleeps no longer than this, so a schedule fires at its time and not up to an
     ``interval`` later (an evaluation finds an occurrence since the one before it).
     """
-    if spec.triggers.schedule is None or schedule_problem(spec.triggers.schedule, now):
+    if spec.triggers.schedule is None:
         return None
-    upcoming = CronSchedule.parse(spec.triggers.schedule).next_after(now)
+    try:
+        upcoming = CronSchedule.parse(spec.triggers.schedule).next_after(now)
+    except ValueError:
+        return None  # never comes: `schedule_problem` reports it
     return (upcoming - now).total_seconds()
 
 
