@@ -47,7 +47,7 @@ from mlops_operator.podcontract import (
     SCRATCH_VOLUME,
     STORE_URI_ENV,
 )
-from mlops_operator.resources.pods import with_overrides
+from mlops_operator.resources.pods import with_cpu_threads, with_overrides
 
 __all__ = [
     "ARTIFACT_MOUNT",
@@ -192,12 +192,14 @@ def restricted_job(
     overrides: Sequence[PodOverrides | None] = (),
     *,
     security: WorkloadSecurityContext,
+    cpu_threads: bool = False,
 ) -> dict[str, Any]:
     """The ``batch/v1`` Job of one container the operator runs (trainer, validator, audit
     appender), the one template of all three: the Job's `spec` with a pod labelled as the Job
     (`metadata`), never restarted, no API token, no service links in its environment,
     ``restricted`` down to the container with `security`'s ids, and `overrides` merged over
-    the pod in order."""
+    the pod in order; with `cpu_threads`, the numeric thread pools sized to the CPUs the
+    container may use (`with_cpu_threads`)."""
     pod = {
         "metadata": {"labels": metadata["labels"]},
         "spec": {
@@ -212,6 +214,8 @@ def restricted_job(
         },
     }
     template = with_overrides(pod, container["name"], overrides)
+    if cpu_threads:
+        template = with_cpu_threads(template, container["name"])
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

@@ -8,13 +8,15 @@ semantics in `mlops_operator.api.pods`). Pure: a template in, a new one out.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from mlops_operator.api.fields import ResourceRequirements, quantity_value
 from mlops_operator.api.pods import PodOverrides
+from mlops_operator.podcontract import THREAD_ENV
 
-__all__ = ["with_overrides"]
+__all__ = ["with_cpu_threads", "with_overrides"]
 
 
 def _dump(items: Iterable[Any]) -> list[dict[str, Any]]:
@@ -94,4 +96,28 @@ def with_overrides(
         metadata["labels"] = labels | dict(metadata.get("labels") or {})
     if annotations:
         metadata["annotations"] = annotations | dict(metadata.get("annotations") or {})
+    return result
+
+
+def with_cpu_threads(template: Mapping[str, Any], container: str) -> dict[str, Any]:
+    """`template` with `container`'s numeric thread pools (`THREAD_ENV`) sized to the CPUs it
+    may use: its whole CPUs of a limit (as the inference server counts them: more threads than
+    the quota only get throttled), or without one its CPU request rounded up; at least one. An
+    override that names either variable has both to itself; with no CPU figure the libraries
+    keep their own default."""
+    result = copy.deepcopy(dict(template))
+    main = next(c for c in result["spec"]["containers"] if c["name"] == container)
+    resources = main.get("resources") or {}
+    limit = (resources.get("limits") or {}).get("cpu")
+    request = (resources.get("requests") or {}).get("cpu")
+    env = main.get("env") or []
+    if any(e["name"] in THREAD_ENV for e in env):
+        return result
+    if limit is not None:
+        cpus = math.floor(quantity_value(limit))
+    elif request is not None:
+        cpus = math.ceil(quantity_value(request))
+    else:
+        return result
+    main["env"] = [*env, *({"name": name, "value": str(max(1, cpus))} for name in THREAD_ENV)]
     return result

@@ -337,7 +337,9 @@ def build_job(
         "ownerReferences": [owner_reference(training)],
     }
     layers = (defaults, spec.pod_overrides, resources)
-    return restricted_job(metadata, container, volumes, job_spec, layers, security=security)
+    return restricted_job(
+        metadata, container, volumes, job_spec, layers, security=security, cpu_threads=True
+    )
 
 
 def owner_uid(job: Mapping[str, Any]) -> str | None:

@@ -110,7 +110,9 @@ def validation_job(
     job_spec = {"backoffLimit": 0, "activeDeadlineSeconds": deadline_seconds}
     volumes = [scratch_volume(), *storage.volumes()]
     layers = (defaults, spec.validator_pod_overrides)
-    return restricted_job(metadata, container, volumes, job_spec, layers, security=security)
+    return restricted_job(
+        metadata, container, volumes, job_spec, layers, security=security, cpu_threads=True
+    )
 
 
 def read_report(pods: Sequence[Mapping[str, Any]]) -> ValidationReport | str:

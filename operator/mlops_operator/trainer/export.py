@@ -24,6 +24,7 @@ from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 from sklearn.pipeline import Pipeline
 
 from mlops_operator.modelcard import Feature, Parity, Signature, TensorSpec
+from mlops_operator.serving.loading import session_options
 from mlops_operator.trainer.errors import Reason, TrainingError
 from mlops_operator.trainer.estimators import Task
 from mlops_operator.trainer.features import FeatureTable
@@ -145,7 +146,11 @@ def check_parity(
 
     ``target_scale`` is the largest absolute training target (regression tolerance).
     """
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    # One thread that does not spin, as the validator scores: onnxruntime ignores THREAD_ENV
+    # and would start a spinning thread per core of the node for one pass over the holdout.
+    session = ort.InferenceSession(
+        model.SerializeToString(), session_options(1), providers=["CPUExecutionProvider"]
+    )
     outputs = session.run(None, feeds(model, table, x_test))
     expected_labels = pipeline.predict(model_input(table, x_test))
     if task == "classification":

@@ -4,7 +4,9 @@ Aspects: layers merge in order (maps by key, env/volumes/pull secrets by name,
 tolerations by value, affinity and single values replaced), the operator's labels
 and annotations win, a request raised above an inherited limit raises the limit;
 every builder (trainer, validator, audit, server) applies its defaults, then the
-object's overrides, then the legacy ``resources``; a TrainingJob's validator
+object's overrides, then the legacy ``resources``; the trainer's and validator's numeric
+thread pools follow the CPUs they may use (a limit's whole CPUs, else the request rounded
+up), unless an override names one; a TrainingJob's validator
 overrides travel in its ModelVersion; overrides that step on the pod contract are
 refused by the operator's settings; the chart's workload values (pod defaults and the
 pods' ids) are the operator's defaults, in values.yaml and in the rendered base.
@@ -32,6 +34,7 @@ from mlops_operator.api.pods import (
 )
 from mlops_operator.api.trainingjob import TrainingJob
 from mlops_operator.audit.entry import make_entry
+from mlops_operator.podcontract import THREAD_ENV
 from mlops_operator.resources.audit import audit_job
 from mlops_operator.resources.common import ArtifactStorage
 from mlops_operator.resources.modeldeployment import serving_deployment
@@ -194,6 +197,61 @@ def test_the_validator_gets_the_versions_overrides() -> None:
     pod, main = _main(job, "validator")
     assert pod["tolerations"] == [{"key": "ml", "operator": "Exists"}]
     assert main["resources"]["limits"] == {"memory": "2Gi"}
+
+
+def _threads(container: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container.get("env", []) if e["name"] in THREAD_ENV}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "threads"),
+    [
+        ({}, "1"),  # the operator's default request, 100m
+        ({"resources": {"requests": {"cpu": "2500m"}}}, "3"),
+        ({"resources": {"requests": {"cpu": 2}}}, "2"),
+        ({"resources": {"limits": {"cpu": "4"}}}, "4"),  # a limit: what the pod may use
+        ({"resources": {"limits": {"cpu": "1500m"}}}, "1"),  # its whole CPUs, as the server's
+        ({"resources": {"limits": {"cpu": "500m"}}}, "1"),
+    ],
+)  # fmt: skip
+def test_numeric_threads_follow_the_cpus_the_trainer_may_use(
+    overrides: dict[str, Any], threads: str
+) -> None:
+    job = build_job(_training(podOverrides=overrides), STORAGE, "t:1",
+                    defaults=WORKLOAD_DEFAULTS["trainer"])  # fmt: skip
+    assert _threads(_main(job, "trainer")[1]) == dict.fromkeys(THREAD_ENV, threads)
+
+
+def test_threads_named_by_an_override_or_not_sized_are_left_alone() -> None:
+    # One named, the other left to the operator, would be overruled: OpenBLAS reads its own.
+    named = {"env": [{"name": "OMP_NUM_THREADS", "value": "8"}],
+             "resources": {"requests": {"cpu": "2"}}}  # fmt: skip
+    job = build_job(_training(podOverrides=named), STORAGE, "t:1",
+                    defaults=WORKLOAD_DEFAULTS["trainer"])  # fmt: skip
+    assert _threads(_main(job, "trainer")[1]) == {"OMP_NUM_THREADS": "8"}
+    # Nothing to size them by: the libraries keep their own default.
+    _, unsized = _main(build_job(_training(), STORAGE, "t:1", defaults=_o()), "trainer")
+    assert _threads(unsized) == {}
+    # The audit appender does no numeric work.
+    entry = make_entry(kind="ModelDeployment", namespace="ml", name="iris", uid="u",
+                       time=datetime(2026, 1, 1, tzinfo=UTC), action="Deploy",
+                       version=1, reason="RolloutStarted")  # fmt: skip
+    audit = audit_job([entry], key="audit/ml/iris.jsonl", model="iris", image="t:1",
+                      storage=STORAGE, defaults=WORKLOAD_DEFAULTS["audit"])  # fmt: skip
+    assert _threads(_main(audit, "audit")[1]) == {}
+
+
+def test_the_validators_threads_follow_its_cpu_request() -> None:
+    version = ModelVersion.model_validate(
+        {"metadata": {"name": "iris-v1", "namespace": "ml", "uid": "u-3"},
+         "spec": {"modelName": "iris", "version": 1,
+                  "artifact": {"uri": "pvc://c/k", "sha256": "a" * 64, "sizeBytes": 1, "opset": 17},
+                  "metrics": {"accuracy": 1.0}, "primaryMetric": {"name": "accuracy", "value": 1.0},
+                  "validatorPodOverrides": {"resources": {"requests": {"cpu": "2"}}}}}
+    )  # fmt: skip
+    job = validation_job(version, image="t:1", storage=STORAGE, gates=Gates(), champions={},
+                         defaults=WORKLOAD_DEFAULTS["validator"])  # fmt: skip
+    assert _threads(_main(job, "validator")[1]) == dict.fromkeys(THREAD_ENV, "2")
 
 
 @pytest.mark.parametrize(
