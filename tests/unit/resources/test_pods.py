@@ -135,6 +135,27 @@ def _main(manifest: dict[str, Any], container: str) -> tuple[dict[str, Any], dic
     return pod, next(c for c in pod["containers"] if c["name"] == container)
 
 
+def _audit(defaults: PodOverrides) -> dict[str, Any]:
+    entry = make_entry(kind="ModelDeployment", namespace="ml", name="iris", uid="u",
+                       time=datetime(2026, 1, 1, tzinfo=UTC), action="Deploy",
+                       version=1, reason="RolloutStarted")  # fmt: skip
+    return audit_job([entry], key="audit/ml/iris.jsonl", model="iris", image="t:1",
+                     storage=STORAGE, defaults=defaults)  # fmt: skip
+
+
+def _validation(validator_pod_overrides: dict[str, Any]) -> dict[str, Any]:
+    """The validation Job of a version carrying `validator_pod_overrides`, under the defaults."""
+    version = ModelVersion.model_validate(
+        {"metadata": {"name": "iris-v1", "namespace": "ml", "uid": "u-3"},
+         "spec": {"modelName": "iris", "version": 1,
+                  "artifact": {"uri": "pvc://c/k", "sha256": "a" * 64, "sizeBytes": 1, "opset": 17},
+                  "metrics": {"accuracy": 1.0}, "primaryMetric": {"name": "accuracy", "value": 1.0},
+                  "validatorPodOverrides": validator_pod_overrides}}
+    )  # fmt: skip
+    return validation_job(version, image="t:1", storage=STORAGE, gates=Gates(), champions={},
+                          defaults=WORKLOAD_DEFAULTS["validator"])  # fmt: skip
+
+
 def test_each_workload_takes_its_defaults_then_the_objects_overrides() -> None:
     overrides = {"nodeSelector": {"pool": "ml"}, "resources": {"requests": {"cpu": "2"}}}
     trainer, main = _main(
@@ -167,14 +188,7 @@ def test_each_workload_takes_its_defaults_then_the_objects_overrides() -> None:
     assert server["nodeSelector"] == {"pool": "ml"}
     assert main["resources"]["requests"] == {"cpu": "2", "memory": "256Mi"}
 
-    entry = make_entry(kind="ModelDeployment", namespace="ml", name="iris", uid="u",
-                       time=datetime(2026, 1, 1, tzinfo=UTC), action="Deploy",
-                       version=1, reason="RolloutStarted")  # fmt: skip
-    audit, main = _main(
-        audit_job([entry], key="audit/ml/iris.jsonl", model="iris", image="t:1",
-                  storage=STORAGE, defaults=_o(**overrides)),
-        "audit",
-    )  # fmt: skip
+    audit, main = _main(_audit(_o(**overrides)), "audit")
     assert audit["nodeSelector"] == {"pool": "ml"}
     assert main["resources"] == {"requests": {"cpu": "2"}}
 
@@ -184,16 +198,9 @@ def test_the_validator_gets_the_versions_overrides() -> None:
         validatorPodOverrides={"tolerations": [{"key": "ml", "operator": "Exists"}]}
     )
     assert training.spec.validator_pod_overrides is not None
-    version = ModelVersion.model_validate(
-        {"metadata": {"name": "iris-v1", "namespace": "ml", "uid": "u-3"},
-         "spec": {"modelName": "iris", "version": 1,
-                  "artifact": {"uri": "pvc://c/k", "sha256": "a" * 64, "sizeBytes": 1, "opset": 17},
-                  "metrics": {"accuracy": 1.0}, "primaryMetric": {"name": "accuracy", "value": 1.0},
-                  "validatorPodOverrides": training.spec.validator_pod_overrides.model_dump(
-                      by_alias=True, exclude_none=True)}}
-    )  # fmt: skip
-    job = validation_job(version, image="t:1", storage=STORAGE, gates=Gates(), champions={},
-                         defaults=WORKLOAD_DEFAULTS["validator"])  # fmt: skip
+    job = _validation(
+        training.spec.validator_pod_overrides.model_dump(by_alias=True, exclude_none=True)
+    )
     pod, main = _main(job, "validator")
     assert pod["tolerations"] == [{"key": "ml", "operator": "Exists"}]
     assert main["resources"]["limits"] == {"memory": "2Gi"}
@@ -233,24 +240,11 @@ def test_threads_named_by_an_override_or_not_sized_are_left_alone() -> None:
     _, unsized = _main(build_job(_training(), STORAGE, "t:1", defaults=_o()), "trainer")
     assert _threads(unsized) == {}
     # The audit appender does no numeric work.
-    entry = make_entry(kind="ModelDeployment", namespace="ml", name="iris", uid="u",
-                       time=datetime(2026, 1, 1, tzinfo=UTC), action="Deploy",
-                       version=1, reason="RolloutStarted")  # fmt: skip
-    audit = audit_job([entry], key="audit/ml/iris.jsonl", model="iris", image="t:1",
-                      storage=STORAGE, defaults=WORKLOAD_DEFAULTS["audit"])  # fmt: skip
-    assert _threads(_main(audit, "audit")[1]) == {}
+    assert _threads(_main(_audit(WORKLOAD_DEFAULTS["audit"]), "audit")[1]) == {}
 
 
 def test_the_validators_threads_follow_its_cpu_request() -> None:
-    version = ModelVersion.model_validate(
-        {"metadata": {"name": "iris-v1", "namespace": "ml", "uid": "u-3"},
-         "spec": {"modelName": "iris", "version": 1,
-                  "artifact": {"uri": "pvc://c/k", "sha256": "a" * 64, "sizeBytes": 1, "opset": 17},
-                  "metrics": {"accuracy": 1.0}, "primaryMetric": {"name": "accuracy", "value": 1.0},
-                  "validatorPodOverrides": {"resources": {"requests": {"cpu": "2"}}}}}
-    )  # fmt: skip
-    job = validation_job(version, image="t:1", storage=STORAGE, gates=Gates(), champions={},
-                         defaults=WORKLOAD_DEFAULTS["validator"])  # fmt: skip
+    job = _validation({"resources": {"requests": {"cpu": "2"}}})
     assert _threads(_main(job, "validator")[1]) == dict.fromkeys(THREAD_ENV, "2")
 
 
