@@ -27,11 +27,15 @@ __all__ = [
     "PredictionReference",
     "Signature",
     "SourceRecord",
+    "Task",
     "TensorSpec",
 ]
 
 MODEL_FILE = "model.onnx"
 MODEL_CARD_FILE = "model-card.json"
+
+Task = Literal["classification", "regression"]
+"""What a model predicts: a class, or a number."""
 
 
 class _Strict(BaseModel):
@@ -102,7 +106,7 @@ class Calibration(_Strict):
 class Signature(_Strict):
     """What the model takes and returns."""
 
-    task: Literal["classification", "regression"]
+    task: Task
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
     features: list[Feature]

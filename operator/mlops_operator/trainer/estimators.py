@@ -10,17 +10,16 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import InvalidParameterError
 
 from mlops_operator.api.estimators import CATALOGUE, EstimatorEntry
+from mlops_operator.modelcard import Task
 from mlops_operator.trainer.errors import Reason, TrainingError
 
-__all__ = ["ESTIMATORS", "EstimatorSpec", "Task", "build_estimator", "resolve_estimator"]
-
-Task = Literal["classification", "regression"]
+__all__ = ["ESTIMATORS", "EstimatorSpec", "build_estimator", "resolve_estimator"]
 
 
 @dataclass(frozen=True)

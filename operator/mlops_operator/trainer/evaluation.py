@@ -13,8 +13,8 @@ from sklearn.base import clone
 from sklearn.model_selection import KFold, StratifiedKFold, cross_validate, train_test_split
 from sklearn.pipeline import Pipeline
 
+from mlops_operator.modelcard import Task
 from mlops_operator.trainer.errors import Reason, TrainingError
-from mlops_operator.trainer.estimators import Task
 from mlops_operator.trainer.features import FeatureTable
 from mlops_operator.trainer.pipeline import model_input
 

@@ -23,10 +23,9 @@ from skl2onnx import to_onnx
 from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 from sklearn.pipeline import Pipeline
 
-from mlops_operator.modelcard import Feature, Parity, Signature, TensorSpec
+from mlops_operator.modelcard import Feature, Parity, Signature, Task, TensorSpec
 from mlops_operator.serving.loading import session_options
 from mlops_operator.trainer.errors import Reason, TrainingError
-from mlops_operator.trainer.estimators import Task
 from mlops_operator.trainer.features import FeatureTable
 from mlops_operator.trainer.pipeline import model_input
 

@@ -18,8 +18,8 @@ import numpy.typing as npt
 import pandas as pd
 from pandas.api import types as ptypes
 
+from mlops_operator.modelcard import Task
 from mlops_operator.trainer.errors import Reason, TrainingError
-from mlops_operator.trainer.estimators import Task
 
 __all__ = ["MISSING_TEXT", "FeatureTable", "prepare"]
 

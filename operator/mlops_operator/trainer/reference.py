@@ -16,8 +16,12 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from mlops_operator.modelcard import CategoricalReference, NumericReference, PredictionReference
-from mlops_operator.trainer.estimators import Task
+from mlops_operator.modelcard import (
+    CategoricalReference,
+    NumericReference,
+    PredictionReference,
+    Task,
+)
 from mlops_operator.trainer.features import FeatureTable
 
 __all__ = [

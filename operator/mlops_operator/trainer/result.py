@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from mlops_operator.modelcard import Signature, TensorSpec
+from mlops_operator.modelcard import Signature, Task, TensorSpec
 
 __all__ = [
     "MAX_TERMINATION_MESSAGE_BYTES",
@@ -48,7 +48,7 @@ def _digest(tensors: list[TensorSpec]) -> list[TensorDigest]:
 class SignatureDigest(_Message):
     """The model card's signature in short: what a ModelVersion's signature summary holds."""
 
-    task: Literal["classification", "regression"]
+    task: Task
     features: list[str]
     """Feature columns in order."""
     categorical: list[str] = Field(default_factory=list)
