@@ -29,6 +29,7 @@ from sklearn.pipeline import Pipeline
 
 from mlops_operator.modelcard import Calibration
 from mlops_operator.trainer.features import FeatureTable
+from mlops_operator.trainer.holdout import Split
 from mlops_operator.trainer.pipeline import model_input
 
 __all__ = ["calibration_of", "fit_calibration"]
@@ -51,7 +52,7 @@ def fit_calibration(top_probability: npt.NDArray[Any], correct: npt.NDArray[Any]
 def calibration_of(
     pipeline: Pipeline,
     table: FeatureTable,
-    split: tuple[Any, Any, npt.NDArray[Any], npt.NDArray[Any]],
+    split: Split,
     *,
     seed: int,
 ) -> Calibration:

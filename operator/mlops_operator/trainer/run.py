@@ -36,9 +36,10 @@ from mlops_operator.storage import ArtifactStore, StorageError, join_key, sha256
 from mlops_operator.trainer.calibration import calibration_of
 from mlops_operator.trainer.errors import Reason, TrainingError
 from mlops_operator.trainer.estimators import build_estimator, resolve_estimator
-from mlops_operator.trainer.evaluation import cross_validation_metrics, held_out_metrics, split
+from mlops_operator.trainer.evaluation import cross_validation_metrics, held_out_metrics
 from mlops_operator.trainer.export import check_parity, export_onnx, signature_of
 from mlops_operator.trainer.features import prepare
+from mlops_operator.trainer.holdout import split
 from mlops_operator.trainer.pipeline import build_pipeline, model_input
 from mlops_operator.trainer.reference import feature_references, prediction_reference
 from mlops_operator.trainer.result import (

@@ -25,8 +25,9 @@ from mlops_operator.serving.loading import load_model, read_artifact
 from mlops_operator.serving.model import NUMPY_DTYPES, ServedModel
 from mlops_operator.storage import ArtifactStore, StorageError, join_key
 from mlops_operator.trainer.errors import TrainingError
-from mlops_operator.trainer.evaluation import scores, split
 from mlops_operator.trainer.features import prepare
+from mlops_operator.trainer.holdout import split
+from mlops_operator.trainer.scoring import scores
 from mlops_operator.trainer.snapshot import DATASET_SNAPSHOT_FILE
 from mlops_operator.validator.report import Check, CheckName, ValidationReport
 from mlops_operator.validator.settings import ValidatorSettings

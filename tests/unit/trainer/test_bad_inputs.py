@@ -10,6 +10,7 @@ that disagrees with scikit-learn. Nothing is written when the training fails.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -264,7 +265,9 @@ def test_an_onnx_model_that_disagrees_with_scikit_learn(
     )
 
     assert result.reason == Reason.PARITY_FAILED
-    assert result.message == (
-        "the ONNX model disagrees with scikit-learn on the held-out rows: 2 of 360 labels differ"
-        " and probabilities differ by up to 1 (allowed 0.0001)"
-    )
+    # How many digits cross a threshold depends on which rows are held out.
+    assert re.fullmatch(
+        r"the ONNX model disagrees with scikit-learn on the held-out rows: [1-9]\d* of 360 labels"
+        r" differ and probabilities differ by up to 1 \(allowed 0\.0001\)",
+        result.message,
+    ), result.message

@@ -64,7 +64,8 @@ def _most_frequent(card: ModelCard, feature: str) -> str:
         for category, share in zip(reference.categories, reference.proportions, strict=False)
         if category
     ]
-    return max(counted)[1]
+    # On a tie the imputer takes the category that sorts first.
+    return min(counted, key=lambda entry: (-entry[0], entry[1]))[1]
 
 
 def test_a_missing_category_becomes_the_most_frequent_one(

@@ -60,7 +60,7 @@ def test_a_sound_model_passes_every_check(store: Path, good: tuple[str, str]) ->
     ]
     assert report.passed, report.checks
     assert report.rows == 30  # iris, test_size 0.2
-    assert report.candidate_metrics["accuracy"] > 0.9
+    assert report.candidate_metrics["accuracy"] > 0.85
 
 
 def test_champion_is_measured_on_the_same_rows(
@@ -78,10 +78,12 @@ def test_champion_is_measured_on_the_same_rows(
     assert report.passed, report.checks
     # A depth-1 tree separates one class of three: at most 2/3 right, the champion far more.
     assert report.candidate_metrics["accuracy"] <= 0.67
-    assert report.champion_metrics["iris-v1"]["accuracy"] > 0.9
-    # The candidate's own metrics on those rows equal what the trainer recorded.
+    assert report.champion_metrics["iris-v1"]["accuracy"] > 0.85
+    # The candidate's own metrics on those rows equal what the trainer recorded: the same
+    # split and the same scoring on both sides (ONNX scores in float32, so log loss is close).
     card = json.loads((Path(uri) / "model-card.json").read_text())
-    assert report.candidate_metrics["accuracy"] == pytest.approx(card["metrics"]["accuracy"])
+    recorded = {k: v for k, v in card["metrics"].items() if not k.startswith("cv_")}
+    assert report.candidate_metrics == pytest.approx(recorded, rel=1e-5)
 
 
 def test_a_checksum_other_than_recorded_is_refused(good: tuple[str, str]) -> None:
