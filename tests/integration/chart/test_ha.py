@@ -4,7 +4,8 @@ Aspects: with `operator.replicas=2` both pods become Ready, the release's Lease 
 them and exactly that one reports `leader` on /readyz (the other `standby`); `helm test`
 passes; the iris TrainingJob and its ModelDeployment are applied and the leader's process is
 killed (SIGKILL, as a crash or an OOM kill would: no release of the Lease); the standby holds
-the Lease within 20 s; the loop completes under the new leader with exactly one trainer Job,
+the Lease within the release's lease and retry times (shortened here, so they are shown to
+be honoured) and a margin; the loop completes under the new leader with exactly one trainer Job,
 one ModelVersion and one serving Deployment (two active replicas would race for them); the
 killed pod restarts and stands by.
 """
@@ -30,11 +31,15 @@ from tests.unit.chart.rendered import REPO
 
 __all__ = ["release", "watched"]  # fixtures shared with test_install
 
-# Serial: the 20 s takeover is a deadline, which a machine busy with the parallel phase
+# Serial: the takeover is a deadline, which a machine busy with the parallel phase
 # could stretch (the standby's renewal loop and the test's polling both need the CPU).
 pytestmark = pytest.mark.serial
 
-TAKEOVER_SECONDS = 20
+# The release's leaderElection timings: a killed leader's Lease expires after LEASE_SECONDS
+# and the standby retries every RETRY_SECONDS (the chart's defaults, 15 and 2, would add seven
+# seconds of waiting to the serial phase and could not show the values are used).
+LEASE_SECONDS, RENEW_SECONDS, RETRY_SECONDS = 8, 6, 1
+TAKEOVER_SECONDS = LEASE_SECONDS + RETRY_SECONDS + 3
 EXAMPLES = REPO / "manifests" / "examples" / "iris"
 
 
@@ -118,6 +123,12 @@ def test_two_replicas_one_leader_and_a_takeover_without_duplicates(
         "operator.replicas=2",
         "--set",
         "operator.logFormat=text",
+        "--set",
+        f"operator.leaderElection.leaseSeconds={LEASE_SECONDS}",
+        "--set",
+        f"operator.leaderElection.renewSeconds={RENEW_SECONDS}",
+        "--set",
+        f"operator.leaderElection.retrySeconds={RETRY_SECONDS}",
         "--wait",
         "--timeout",
         "4m",
@@ -157,6 +168,8 @@ def test_two_replicas_one_leader_and_a_takeover_without_duplicates(
     )
     took = time.monotonic() - killed_at
     assert took < TAKEOVER_SECONDS, f"the standby led {took:.1f}s after the leader was killed"
+    # Not before the Lease ran out: the holder renewed at most RETRY_SECONDS before the kill.
+    assert took > LEASE_SECONDS - RETRY_SECONDS - 0.5, f"the standby led after only {took:.1f}s"
 
     job = wait_for(
         lambda: _trained(kubeconfig, watched, "iris-initial"),
