@@ -10,6 +10,7 @@ import pytest
 
 from mlops_operator.localcluster.binaries import HELM, KUBERNETES, ensure_binaries
 from tests.integration.operator.conftest import crds
+from tests.kube import GO_SHORT_LIVED
 from tests.unit.chart.rendered import REPO
 
 CHART = REPO / "charts" / "mlops-operator"
@@ -54,6 +55,7 @@ def helm(helm_binary: Path, tmp_path_factory: pytest.TempPathFactory) -> Helm:
         "HELM_CACHE_HOME": str(home / "cache"),
         "HELM_DATA_HOME": str(home / "data"),
         "PATH": "/usr/bin:/bin",
+        **GO_SHORT_LIVED,
     }
 
     def helm(
