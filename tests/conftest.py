@@ -9,7 +9,7 @@ started is stopped at the end unless ``MLOPS_KEEP_CLUSTER=1``.
 
 **Parallel unless marked.** ``make test`` (``tests/suite.py``) runs the suite on
 pytest-xdist workers that share that one cluster, then the tests marked ``serial``
-alone. ``pytest -n 4`` by hand runs both at once, the serial tests one after another on
+by themselves. ``pytest -n 4`` by hand runs both at once, the serial tests one after another on
 one worker. So a test must be
 safe beside any other test at any moment:
 
@@ -25,9 +25,11 @@ safe beside any other test at any moment:
 **Mark a test ``serial``** (``@pytest.mark.serial`` or a module's ``pytestmark``) only
 when what it asserts depends on the machine's latency (a p99 limit in a canary's
 analysis, failures counted within a drain delay, a deadline on a schedule), and say
-why beside the mark. Serial tests run one after another once the parallel ones are
-done, with nothing else of the suite running; each one lengthens the run by its whole
-duration, so prefer a test that does not depend on timing.
+why beside the mark. Serial tests run once the parallel ones are done, with nothing else
+of the suite running, two at a time: each in its lane (``@pytest.mark.serial(lane=2)``;
+lane 1 unless it says), a lane's tests one after another. The lanes are balanced by
+hand (test_rollout alone in lane 1, the shorter ones in lane 2), since a serial test
+lengthens its lane by its whole duration; prefer a test that does not depend on timing.
 
 Tests that must take turns, but not alone, carry ``pytest.mark.xdist_group(name)``:
 with ``--dist=loadgroup`` (set in pyproject.toml) a group runs on one worker. Tests that
@@ -48,6 +50,7 @@ import pytest
 
 from mlops_operator.localcluster.cluster import LocalCluster
 from tests.kube import delete_namespace, exists, kubectl, wait_for
+from tests.suite import SERIAL_LANES
 
 _TIERS = ("unit", "integration", "e2e")
 # Longest first: xdist hands tests out in collection order, so the loop and the
@@ -112,6 +115,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         kept = {id(item) for item in keep}
         config.hook.pytest_deselected(items=[item for item in items if id(item) not in kept])
         items[:] = keep
+    if serial:
+        # Each lane is a group: its tests run one after another on one of the phase's workers.
+        for item in items:
+            item.add_marker(pytest.mark.xdist_group(f"serial-lane-{_lane(item)}"))
+
+
+def _lane(item: pytest.Item) -> int:
+    """The serial lane `item` runs in (``@pytest.mark.serial(lane=2)``; 1 unless it says)."""
+    marker = item.get_closest_marker("serial")
+    lane = marker.kwargs.get("lane", 1) if marker else 1
+    if lane not in range(1, SERIAL_LANES + 1):
+        raise pytest.UsageError(f"{item.nodeid}: serial lane {lane!r} is not 1 to {SERIAL_LANES}")
+    return int(lane)
 
 
 @pytest.fixture(scope="session")

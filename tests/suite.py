@@ -2,9 +2,12 @@
 
 1. Every test not marked ``serial``, on ``MLOPS_TEST_WORKERS`` pytest-xdist workers
    (default 4: most of a test's time is spent waiting on the cluster, not on a CPU).
-2. The ``serial`` tests, one after another, with nothing else of the suite running:
-   what they assert depends on the machine's latency, or they change what every test
-   shares (see ``tests/conftest.py``).
+2. The ``serial`` tests, with nothing else of the suite running, in ``SERIAL_LANES``
+   lanes: two at a time, each lane's tests one after another. What they assert depends on
+   the machine's latency (see ``tests/conftest.py``): the parallel phase's load would push
+   it past their limits, one other such test beside them leaves it far inside (a good
+   canary's p99 3-7 ms against its 200 ms limit, a killed pod's failures over within
+   0.5 s against the 5 s drain delay).
 
 Both phases run on the one local cluster this brings up first, so no worker waits on a
 cold start inside a test's timeout. A cluster that already ran (``make demo`` leaves
@@ -25,6 +28,8 @@ from mlops_operator.localcluster.cluster import LocalCluster
 
 # pytest's exit status when the selection is empty.
 _NO_TESTS = 5
+# Serial tests run this many at a time, each lane's one after another (tests/conftest.py).
+SERIAL_LANES = 2
 
 
 def _phase(name: str, arguments: list[str]) -> int:
@@ -47,7 +52,7 @@ def main(arguments: list[str]) -> int:
     cluster.up()
     try:
         parallel = _phase("parallel", ["--numprocesses", workers, *arguments])
-        serial = _phase("serial", arguments)
+        serial = _phase("serial", ["--numprocesses", str(SERIAL_LANES), *arguments])
     finally:
         if not was_running and os.environ.get("MLOPS_KEEP_CLUSTER") != "1":
             cluster.down()

@@ -33,7 +33,7 @@ __all__ = ["release", "watched"]  # fixtures shared with test_install
 
 # Serial: the takeover is a deadline, which a machine busy with the parallel phase
 # could stretch (the standby's renewal loop and the test's polling both need the CPU).
-pytestmark = pytest.mark.serial
+pytestmark = pytest.mark.serial(lane=2)
 
 # The release's leaderElection timings: a killed leader's Lease expires after LEASE_SECONDS
 # and the standby retries every RETRY_SECONDS (the chart's defaults, 15 and 2, would add seven

@@ -355,7 +355,7 @@ def test_deployment_pods_serve_on_their_own_ips_and_are_collected(
 
 # Serial: no request may fail while the rollout replaces pods, which holds while kube-proxy
 # drops an old pod's endpoint within its drain time; the suite's own load stretches that.
-@pytest.mark.serial
+@pytest.mark.serial(lane=2)
 def test_service_routes_to_ready_pods_and_a_rollout_loses_nothing(
     kubeconfig: Path, namespace: str
 ) -> None:

@@ -23,7 +23,7 @@ from tests.integration.operator.conftest import RunningOperator, start_operator
 from tests.kube import get_json, kubectl
 
 # Serial: the canary's analysis holds v2 to a p99 of 200 ms (test_rollout's CANARY).
-pytestmark = pytest.mark.serial
+pytestmark = pytest.mark.serial(lane=2)
 
 
 def _status(kubeconfig: Path, ns: str) -> dict[str, Any]:

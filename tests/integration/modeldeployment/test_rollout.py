@@ -25,7 +25,8 @@ from tests.integration.operator.conftest import MLOPS, RunningOperator
 from tests.kube import get_json, gone, kubectl, wait_for
 
 # Serial: the good versions must pass the canary's p99 limit of 200 ms (the slow one must
-# not), a latency the suite's own load on two cores would push past the limit.
+# not), a latency the suite's own load on two cores would push past the limit. Lane 1 holds
+# it alone: it lasts about as long as lane 2's serial tests together.
 pytestmark = pytest.mark.serial
 
 MDEP = "iris"

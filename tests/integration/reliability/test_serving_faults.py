@@ -57,7 +57,7 @@ from tests.kube import get_json, kubectl, wait_for
 
 # Serial: plain clients may fail only within the drain delay after a kill, a deadline the
 # suite's own load on the node would stretch (kube-proxy and the servers share two cores).
-pytestmark = [pytest.mark.reliability, pytest.mark.serial]
+pytestmark = [pytest.mark.reliability, pytest.mark.serial(lane=2)]
 
 CLIENTS = int(os.environ.get("MLOPS_SERVING_FAULT_CLIENTS", "4"))
 ROUNDS = int(os.environ.get("MLOPS_SERVING_FAULT_ROUNDS", "1"))
