@@ -22,7 +22,7 @@ demo: $(STAMP) binaries ## The main job: the closed MLOps loop, end to end, on t
 	$(MLOPS) demo
 
 # The suite brings the local cluster up once, then runs every test not marked serial on
-# MLOPS_TEST_WORKERS pytest-xdist workers (default 4) and the serial ones alone after them
+# MLOPS_TEST_WORKERS pytest-xdist workers (default 6) and the serial ones after them, two at a time
 # (tests/suite.py, tests/conftest.py).
 .PHONY: test
 test: $(STAMP) binaries helm images browser lint typecheck ## The whole suite: lint, types, unit, integration and e2e tests.
