@@ -18,14 +18,14 @@ IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 ##@ The two commands
 
 .PHONY: demo
-demo: $(STAMP) binaries ## The main job: the closed MLOps loop, end to end, on the local cluster.
+demo: $(STAMP) binaries bytecode ## The main job: the closed MLOps loop, end to end, on the local cluster.
 	$(MLOPS) demo
 
-# The suite brings the local cluster up once, then runs every test not marked serial on
-# MLOPS_TEST_WORKERS pytest-xdist workers (default 6) and the serial ones after them, two at a time
-# (tests/suite.py, tests/conftest.py).
+# The suite brings the local cluster up once, then runs the cluster tests not marked serial
+# on MLOPS_TEST_WORKERS pytest-xdist workers (default 6), and after them the serial ones,
+# two at a time, with the unit tests beside them at a low priority (tests/suite.py).
 .PHONY: test
-test: $(STAMP) binaries helm images browser lint typecheck ## The whole suite: lint, types, unit, integration and e2e tests.
+test: $(STAMP) binaries helm images browser lint typecheck bytecode ## The whole suite: lint, types, unit, integration and e2e tests.
 	$(PY) -m tests.suite $(PYTEST_ARGS)
 
 ##@ Development
@@ -73,6 +73,13 @@ manifests: crds helm ## Render the kustomize base (manifests/base) from the Helm
 .PHONY: binaries
 binaries: $(STAMP) ## Build (first run only) and cache the cluster binaries and its object store.
 	$(MLOPS) cluster build --object-store
+
+# The local node's pods run this checkout's package as a non-root user, who cannot write
+# its __pycache__: without the bytecode written here, each pod compiles every module it
+# imports on each start (30 ms for a server or a trainer, 76 ms for an operator).
+.PHONY: bytecode
+bytecode: $(STAMP) ## Compile the package's and the suite's bytecode (only what changed).
+	$(PY) -m compileall -q operator tests >/dev/null
 
 .PHONY: images
 images: $(STAMP) ## Build the operator, trainer and server images with buildah (IMAGE_REPO, IMAGE_TAG).
