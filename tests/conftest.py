@@ -54,9 +54,10 @@ from tests.suite import SERIAL_LANES
 
 _TIERS = ("unit", "integration", "e2e")
 # Longest first: xdist hands tests out in collection order, so the loop and the
-# integration tests start at once and the many short unit tests fill the gaps at the end.
+# integration tests start at once (`make test` runs the unit tests in a phase of their own;
+# in a run by hand, the many short ones fill the gaps at the end).
 _ORDER = {"e2e": 0, "integration": 1, "unit": 2}
-_PHASES = ("all", "parallel", "serial")
+_PHASES = ("all", "parallel", "serial", "unit")
 _CLUSTER_WAS_RUNNING = pytest.StashKey[bool]()
 
 
@@ -65,8 +66,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--suite-phase",
         choices=_PHASES,
         default="all",
-        help="run only the tests not marked serial (parallel), only those marked serial "
-        "(serial), or both (all, the default); tests/suite.py runs the two phases",
+        help="run only the integration and e2e tests not marked serial (parallel), only "
+        "those marked serial (serial), only the unit tests not marked serial (unit), or all "
+        "(the default); tests/suite.py runs the three phases",
     )
 
 
@@ -109,16 +111,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if item.get_closest_marker("serial"):
                 item.add_marker(pytest.mark.xdist_group("serial"))
         return
-    serial = phase == "serial"
-    keep = [item for item in items if bool(item.get_closest_marker("serial")) == serial]
+    keep = [item for item in items if _phase_of(item) == phase]
     if len(keep) < len(items):
         kept = {id(item) for item in keep}
         config.hook.pytest_deselected(items=[item for item in items if id(item) not in kept])
         items[:] = keep
-    if serial:
+    if phase == "serial":
         # Each lane is a group: its tests run one after another on one of the phase's workers.
         for item in items:
             item.add_marker(pytest.mark.xdist_group(f"serial-lane-{_lane(item)}"))
+
+
+def _phase_of(item: pytest.Item) -> str:
+    """The phase of `make test` that runs `item` (tests/suite.py)."""
+    if item.get_closest_marker("serial"):
+        return "serial"
+    return "unit" if item.get_closest_marker("unit") else "parallel"
 
 
 def _lane(item: pytest.Item) -> int:

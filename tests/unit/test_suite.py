@@ -53,3 +53,30 @@ def test_tests_of_one_group_share_a_worker_and_its_session_fixtures(tmp_path: Pa
     assert answer.returncode == 0, answer.stdout + answer.stderr
     workers = made.read_text().split()
     assert len(workers) == 1, f"the grouped tests' session fixture was made on {workers}"
+
+
+ROOT = Path(__file__).resolve().parents[2]
+# One module of each kind: unit, a cluster test run in parallel, a serial one (its lane 1).
+MODULES = {
+    "unit": "tests/unit/test_suite.py",
+    "parallel": "tests/integration/localcluster/test_kube_reads.py",
+    "serial": "tests/integration/modeldeployment/test_rollout.py",
+}
+
+
+def _collected(*arguments: str) -> set[str]:
+    answer = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q",
+         *arguments, *MODULES.values()],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert answer.returncode == 0, answer.stdout + answer.stderr
+    return {line.split("::")[0] for line in answer.stdout.splitlines() if "::" in line}
+
+
+def test_each_phase_of_make_test_runs_its_own_tests_and_all_of_them_run() -> None:
+    # make test's phases (tests/suite.py) split the suite: a test in none is never run, a
+    # test in two runs twice, and a cluster test in the unit phase runs beside the serial ones.
+    assert _collected() == set(MODULES.values())
+    for phase, module in MODULES.items():
+        assert _collected(f"--suite-phase={phase}") == {module}, phase
