@@ -10,10 +10,10 @@
    canary's p99 3-7 ms against its 200 ms limit, a killed pod's failures over within
    0.5 s against the 5 s drain delay).
 
-   Beside them, the ``unit`` tests (no cluster, about 70 CPU-seconds) run at the lowest
-   share of the CPU (``UNIT_NICENESS``, their own scheduling group), taking what the
-   serial tests leave idle (about half of two cores) rather than adding to the parallel
-   phase's saturated cores.
+   Beside them, the ``unit`` tests (no cluster, about 75 CPU-seconds) run at a low share
+   of the CPU (niceness ``UNIT_NICENESS`` on a scheduling group of their own), taking what
+   the serial tests leave idle (about half of two cores) rather than adding to the
+   parallel phase's saturated cores. A good canary's p99 stayed at 7 ms beside them.
 
 Both cluster phases run on the one local cluster this brings up first, so no worker waits on a
 cold start inside a test's timeout. A cluster that already ran (``make demo`` leaves
@@ -63,7 +63,7 @@ def _phase(name: str, arguments: list[str]) -> int:
 
 
 def _second_to_all(pid: int) -> None:
-    """Give the unit phase's session, `pid`'s, the niceness of its scheduling group: under
+    """Give the session of `pid` (the unit phase's) its niceness as a scheduling group: under
     the kernel's autogroup scheduler a session is a group, and a process's own niceness
     weighs only against the processes of its group, never against the cluster's or the
     serial tests'. Set once, it holds for every process of the session, the pytest-xdist
