@@ -32,6 +32,7 @@ import tempfile
 import time
 
 from mlops_operator.localcluster.cluster import LocalCluster
+from tests.ports import PORT_BLOCKS_SKIPPED
 
 # pytest's exit status when the selection is empty.
 _NO_TESTS = 5
@@ -80,10 +81,15 @@ def _serial_beside_unit(arguments: list[str]) -> tuple[int, int]:
     and printed once it ends so that the two never interleave."""
     with tempfile.TemporaryFile("w+") as output:
         started = time.monotonic()
+        # Loopback ports come in blocks by worker name (tests/ports.py), and both phases
+        # have a gw0 and a gw1: the unit phase takes the blocks after the serial one's
+        # (its controller's, then one per lane).
+        skipped = {PORT_BLOCKS_SKIPPED: str(1 + SERIAL_LANES)}
         unit = subprocess.Popen(
             ["nice", "-n", str(UNIT_NICENESS),
              *_command("unit", ["--numprocesses", str(UNIT_WORKERS), *arguments])],
             stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, **skipped},
         )  # fmt: skip
         _second_to_all(unit.pid)
         try:
