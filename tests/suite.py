@@ -29,6 +29,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from mlops_operator.localcluster.cluster import LocalCluster
@@ -41,6 +42,10 @@ SERIAL_LANES = 2
 # The unit phase's pytest-xdist workers, and the nice value of its scheduling group.
 UNIT_WORKERS = 2
 UNIT_NICENESS = 10
+# Loopback ports come in blocks by worker name (tests/ports.py), and both the serial and
+# the unit phase have a gw0 and a gw1: the unit phase takes the blocks after the serial
+# one's (its controller's, then one per lane).
+UNIT_PORTS = {PORT_BLOCKS_SKIPPED: str(1 + SERIAL_LANES)}
 
 
 def _command(name: str, arguments: list[str]) -> list[str]:
@@ -49,10 +54,9 @@ def _command(name: str, arguments: list[str]) -> list[str]:
     return command
 
 
-def _finished(name: str, status: int, started: float) -> int:
+def _finished(name: str, status: int, took: float) -> int:
     # The machine's load beside the time: on a shared machine the time alone says little.
     load = "/".join(f"{x:.1f}" for x in os.getloadavg())
-    took = time.monotonic() - started
     print(f"==> {name} tests: exit {status} after {took:.0f} s (load {load})", flush=True)
     return 0 if status == _NO_TESTS else status
 
@@ -60,7 +64,7 @@ def _finished(name: str, status: int, started: float) -> int:
 def _phase(name: str, arguments: list[str]) -> int:
     started = time.monotonic()
     status = subprocess.run(_command(name, arguments), check=False).returncode
-    return _finished(name, status, started)
+    return _finished(name, status, time.monotonic() - started)
 
 
 def _second_to_all(pid: int) -> None:
@@ -81,27 +85,32 @@ def _serial_beside_unit(arguments: list[str]) -> tuple[int, int]:
     and printed once it ends so that the two never interleave."""
     with tempfile.TemporaryFile("w+") as output:
         started = time.monotonic()
-        # Loopback ports come in blocks by worker name (tests/ports.py), and both phases
-        # have a gw0 and a gw1: the unit phase takes the blocks after the serial one's
-        # (its controller's, then one per lane).
-        skipped = {PORT_BLOCKS_SKIPPED: str(1 + SERIAL_LANES)}
         unit = subprocess.Popen(
             ["nice", "-n", str(UNIT_NICENESS),
              *_command("unit", ["--numprocesses", str(UNIT_WORKERS), *arguments])],
             stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, **skipped},
+            env={**os.environ, **UNIT_PORTS},
         )  # fmt: skip
         _second_to_all(unit.pid)
+        # Its own time, whichever phase ends first.
+        ended: list[float] = []
+
+        def wait_for_unit() -> None:
+            unit.wait()
+            ended.append(time.monotonic())
+
+        waiter = threading.Thread(target=wait_for_unit, daemon=True)
+        waiter.start()
         try:
             serial = _phase("serial", ["--numprocesses", str(SERIAL_LANES), *arguments])
-            status = unit.wait()
+            waiter.join()
         finally:
             if unit.poll() is None:  # interrupted: its own session hears no Ctrl-C
                 unit.terminate()
                 unit.wait()
         output.seek(0)
         sys.stdout.write(output.read())
-        return serial, _finished("unit", status, started)
+        return serial, _finished("unit", unit.returncode, ended[0] - started)
 
 
 def main(arguments: list[str]) -> int:

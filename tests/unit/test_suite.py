@@ -14,6 +14,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from tests.ports import free_port
+from tests.suite import UNIT_PORTS
+
 CONFTEST = """
 import os
 import pytest
@@ -80,3 +85,25 @@ def test_each_phase_of_make_test_runs_its_own_tests_and_all_of_them_run() -> Non
     assert _collected() == set(MODULES.values())
     for phase, module in MODULES.items():
         assert _collected(f"--suite-phase={phase}") == {module}, phase
+
+
+def test_the_unit_phase_takes_ports_the_serial_phase_is_never_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Both phases have workers gw0 and gw1 and run at once: the blocks they pick from must
+    # not meet, or one phase's server finds its port taken (Address already in use).
+    def blocks(environment: dict[str, str]) -> set[int]:
+        for name in UNIT_PORTS:
+            monkeypatch.delenv(name, raising=False)
+        for name, value in environment.items():
+            monkeypatch.setenv(name, value)
+        found = set()
+        for worker in ("gw0", "gw1"):
+            monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+            found |= {free_port() // 1_000 for _ in range(3)}
+        return found
+
+    serial = blocks({})
+    unit = blocks(UNIT_PORTS)  # what tests/suite.py gives the unit phase
+    assert len(serial) == len(unit) == 2
+    assert not serial & unit
