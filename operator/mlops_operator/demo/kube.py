@@ -81,9 +81,13 @@ class Kubectl:
 
 
 def wait_until(
-    probe: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.5
+    probe: Callable[[], T | None], *, timeout: float, what: str, interval: float = 1.0
 ) -> T:
-    """Poll `probe` until it returns something truthy; DemoError naming `what` after `timeout` s."""
+    """Poll `probe` until it returns something truthy; DemoError naming `what` after `timeout` s.
+
+    Once a second by default: a probe is a kubectl process or two (a Go program's start and
+    a TLS handshake the API server pays for too), and the loop's waits last minutes; twice a
+    second, they were about 200 kubectl runs of each demo."""
     deadline = time.monotonic() + timeout
     last: T | None = None
     while time.monotonic() < deadline:
