@@ -132,3 +132,18 @@ print(json.dumps(sorted(m for m in {list(WORKLOAD_STACK)!r} if m in sys.modules)
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_the_cli_parser_loads_no_heavy_library() -> None:
+    # `mlops cluster env` answers at once, and every `mlops` process builds the parser first:
+    # the API models (pydantic) in it cost each server pod 0.12 CPU-seconds it never used.
+    code = """
+import json, sys
+from mlops_operator.cli.main import build_parser
+build_parser()
+print(json.dumps(sorted(m for m in ("aiohttp", "kopf", "numpy", "pydantic") if m in sys.modules)))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []

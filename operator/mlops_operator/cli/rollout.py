@@ -15,7 +15,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mlops_operator.api.metadata import APPROVED_BY_ANNOTATION, REQUESTED_BY_ANNOTATION
 from mlops_operator.cli.session import Command, add_cluster_flags, run
 
 __all__ = ["live_at", "register"]
@@ -38,6 +37,7 @@ async def _mdep(kube: Any, name: str, namespace: str) -> dict[str, Any]:
 
 
 async def _pin(kube: Any, args: argparse.Namespace, namespace: str, version: int) -> None:
+    from mlops_operator.api.metadata import REQUESTED_BY_ANNOTATION
     from mlops_operator.api.resource import API_VERSION
 
     user = await kube.whoami()
@@ -195,6 +195,7 @@ async def _review(kube: Any, namespace: str, args: argparse.Namespace) -> int:
     annotation names that user (the chart's admission policy): the name is the caller's own.
     """
     from mlops_operator.api.metadata import (
+        APPROVED_BY_ANNOTATION,
         REJECTED_BY_ANNOTATION,
         REVOKED_BY_ANNOTATION,
     )
