@@ -61,11 +61,13 @@ def test_tests_of_one_group_share_a_worker_and_its_session_fixtures(tmp_path: Pa
 
 
 ROOT = Path(__file__).resolve().parents[2]
-# One module of each kind: unit, a cluster test run in parallel, a serial one (its lane 1).
+# One module of each kind: unit, a cluster test run in parallel, a serial one. Each has
+# light imports: the phases' collections run four times, in the unit phase (a module under
+# modeldeployment/ would import scikit-learn each time, 2 CPU-s).
 MODULES = {
     "unit": "tests/unit/test_suite.py",
     "parallel": "tests/integration/localcluster/test_kube_reads.py",
-    "serial": "tests/integration/modeldeployment/test_rollout.py",
+    "serial": "tests/integration/chart/test_ha.py",
 }
 
 
