@@ -18,6 +18,7 @@ import re
 import subprocess
 import sys
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -116,9 +117,22 @@ def test_the_operator_process_is_forbidden_the_ml_stack() -> None:
     assert missing == []
 
 
-def test_the_operator_and_the_whole_cli_load_none_of_the_workload_stack() -> None:
+def _loaded(statements: str, modules: Sequence[str]) -> list[str]:
+    """Which of `modules` a fresh interpreter has imported after running `statements`."""
     code = f"""
 import json, sys
+{statements}
+print(json.dumps(sorted(m for m in {list(modules)!r} if m in sys.modules)))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    loaded: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
+    return loaded
+
+
+def test_the_operator_and_the_whole_cli_load_none_of_the_workload_stack() -> None:
+    statements = """
 import mlops_operator.runtime.main, mlops_operator.runtime.commands
 import mlops_operator.console.app, mlops_operator.crdgen.render
 from mlops_operator import cli
@@ -126,24 +140,12 @@ try:
     cli.main(["--help"])  # registers every command's module
 except SystemExit:
     pass
-print(json.dumps(sorted(m for m in {list(WORKLOAD_STACK)!r} if m in sys.modules)))
 """
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
-    )
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+    assert _loaded(statements, WORKLOAD_STACK) == []
 
 
 def test_the_cli_parser_loads_no_heavy_library() -> None:
     # `mlops cluster env` answers at once, and every `mlops` process builds the parser first:
     # the API models (pydantic) in it cost each server pod 0.12 CPU-seconds it never used.
-    code = """
-import json, sys
-from mlops_operator.cli.main import build_parser
-build_parser()
-print(json.dumps(sorted(m for m in ("aiohttp", "kopf", "numpy", "pydantic") if m in sys.modules)))
-"""
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
-    )
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+    statements = "from mlops_operator.cli.main import build_parser\nbuild_parser()"
+    assert _loaded(statements, ("aiohttp", "kopf", "numpy", "pydantic")) == []
